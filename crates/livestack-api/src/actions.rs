@@ -1,0 +1,8 @@
+//! Action handlers, one module per resource family, one function per action.
+//!
+//! A handler converts its typed request into domain values (choosing the
+//! Tencent code for each invalid value), calls the store, and builds the
+//! typed response. Handlers must not spawn tasks, open media sockets or
+//! talk to the client directly.
+
+pub mod domain;

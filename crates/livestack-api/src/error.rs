@@ -1,0 +1,297 @@
+//! The one home of Tencent error codes: [`ErrorCode`], [`ApiError`] and the
+//! mapping from library errors to codes.
+//!
+//! Owns: every code string livestack can answer with, and its default
+//! message in both languages. Must not: be bypassed. Store and media errors
+//! arrive as typed errors and are turned into codes here or by the handler
+//! that knows better; an unexpected failure becomes `InternalError` and its
+//! cause goes to the log with the RequestId, never to the client.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use livestack_store::StoreError;
+
+/// The language of `Error.Message`, from `X-TC-Language` or `Language`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// `zh-CN`, the API's default.
+    #[default]
+    Zh,
+    /// `en-US`.
+    En,
+}
+
+impl Lang {
+    /// Parses a language tag; anything but `en-US` means Chinese, the default.
+    pub fn parse(tag: &str) -> Lang {
+        if tag.eq_ignore_ascii_case("en-US") {
+            Lang::En
+        } else {
+            Lang::Zh
+        }
+    }
+}
+
+/// A message in both languages the API speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text {
+    /// English.
+    pub en: Cow<'static, str>,
+    /// Chinese.
+    pub zh: Cow<'static, str>,
+}
+
+impl Text {
+    /// A message from its English and Chinese forms.
+    pub fn new(en: impl Into<Cow<'static, str>>, zh: impl Into<Cow<'static, str>>) -> Text {
+        Text {
+            en: en.into(),
+            zh: zh.into(),
+        }
+    }
+
+    /// The form for `lang`.
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::En => &self.en,
+            Lang::Zh => &self.zh,
+        }
+    }
+}
+
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal, $en:literal, $zh:literal;)*) => {
+        /// Every error code livestack answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $(#[doc = $en] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for tests that check the table against the spec.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The code's general description, used when a handler gives no
+            /// more specific message.
+            pub fn description(self) -> Text {
+                match self { $(ErrorCode::$variant => Text::new($en, $zh),)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // Public codes of the API 3.0 protocol (seed, "公共错误码").
+    AuthFailureInvalidAuthorization => "AuthFailure.InvalidAuthorization",
+        "The Authorization header does not follow the Tencent Cloud standard.",
+        "请求头部的 Authorization 不符合腾讯云标准。";
+    AuthFailureInvalidSecretId => "AuthFailure.InvalidSecretId",
+        "Invalid key (not a Cloud API key).",
+        "密钥非法（不是云 API 密钥类型）。";
+    AuthFailureMfaFailure => "AuthFailure.MFAFailure",
+        "MFA failed.",
+        "MFA 错误。";
+    AuthFailureSecretIdNotFound => "AuthFailure.SecretIdNotFound",
+        "The key does not exist or is disabled. Check the SecretId, with no leading or trailing spaces.",
+        "密钥不存在。请在控制台检查密钥是否已被删除或者禁用，如状态正常，请检查密钥是否填写正确，注意前后不得有空格。";
+    AuthFailureSignatureExpire => "AuthFailure.SignatureExpire",
+        "The signature has expired: the Timestamp may differ from the server time by at most five minutes. Check that the local clock is in sync.",
+        "签名过期。Timestamp 和服务器时间相差不得超过五分钟，请检查本地时间是否和标准时间同步。";
+    AuthFailureSignatureFailure => "AuthFailure.SignatureFailure",
+        "The provided credentials could not be validated. Please check your signature is correct.",
+        "签名错误。签名计算错误，请对照调用方式中的接口鉴权文档检查签名计算过程。";
+    AuthFailureTokenFailure => "AuthFailure.TokenFailure",
+        "The token is invalid or has expired.",
+        "token 错误。";
+    AuthFailureUnauthorizedOperation => "AuthFailure.UnauthorizedOperation",
+        "The request is not authorized by CAM.",
+        "请求未 CAM 授权。";
+    DryRunOperation => "DryRunOperation",
+        "DryRun operation: the request would have succeeded, but the DryRun parameter was passed.",
+        "DryRun 操作，代表请求将会是成功的，只是多传了 DryRun 参数。";
+    FailedOperation => "FailedOperation", "The operation failed.", "操作失败。";
+    InternalError => "InternalError", "Internal error.", "内部错误。";
+    InvalidAction => "InvalidAction", "The action does not exist.", "接口不存在。";
+    InvalidParameter => "InvalidParameter", "Invalid parameter.", "参数错误。";
+    InvalidParameterValue => "InvalidParameterValue", "Invalid parameter value.", "参数取值错误。";
+    LimitExceeded => "LimitExceeded", "Quota limit exceeded.", "超过配额限制。";
+    MissingParameter => "MissingParameter", "A required parameter is missing.", "缺少参数错误。";
+    NoSuchVersion => "NoSuchVersion", "The API version does not exist.", "接口版本不存在。";
+    RequestLimitExceeded => "RequestLimitExceeded",
+        "The request rate exceeds the frequency limit.",
+        "请求的次数超过了频率限制。";
+    RequestSizeLimitExceeded => "RequestSizeLimitExceeded",
+        "The request body exceeds the size limit.",
+        "请求包超过限制大小。";
+    ResourceInUse => "ResourceInUse", "The resource is in use.", "资源被占用。";
+    ResourceInsufficient => "ResourceInsufficient", "Insufficient resources.", "资源不足。";
+    ResourceNotFound => "ResourceNotFound", "The resource does not exist.", "资源不存在。";
+    ResourceUnavailable => "ResourceUnavailable", "The resource is unavailable.", "资源不可用。";
+    UnauthorizedOperation => "UnauthorizedOperation", "Unauthorized operation.", "未授权操作。";
+    UnknownParameter => "UnknownParameter",
+        "Unknown parameter: the request passes a parameter the action does not define.",
+        "未知参数错误，用户多传未定义的参数会导致错误。";
+    UnsupportedOperation => "UnsupportedOperation", "The operation is not supported.", "操作不支持。";
+    UnsupportedProtocol => "UnsupportedProtocol",
+        "HTTP(S) request protocol error: only GET and POST requests are supported.",
+        "http(s) 请求协议错误，只支持 GET 和 POST 请求。";
+    UnsupportedRegion => "UnsupportedRegion", "The action does not support this region.", "接口不支持所传地域。";
+    // Live business codes (seed, "业务错误码").
+    InternalErrorConnectDbError => "InternalError.ConnectDbError", "Database connection error.", "DB连接错误。";
+    InternalErrorDbError => "InternalError.DBError", "Database execution error.", "DB执行错误。";
+    InternalErrorSystemError => "InternalError.SystemError", "Internal system error.", "系统内部错误。";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed request: the code and message the client gets, and for
+/// unexpected failures the cause that only the log gets.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The code sent to the client.
+    pub code: ErrorCode,
+    /// A specific message; `None` sends the code's description.
+    pub message: Option<Text>,
+    /// What really happened, logged with the RequestId, never sent.
+    pub cause: Option<anyhow::Error>,
+}
+
+/// Result of every handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with a specific message.
+    pub fn new(
+        code: ErrorCode,
+        en: impl Into<Cow<'static, str>>,
+        zh: impl Into<Cow<'static, str>>,
+    ) -> ApiError {
+        ApiError {
+            code,
+            message: Some(Text::new(en, zh)),
+            cause: None,
+        }
+    }
+
+    /// An error with the code's general description.
+    pub fn bare(code: ErrorCode) -> ApiError {
+        ApiError {
+            code,
+            message: None,
+            cause: None,
+        }
+    }
+
+    /// An unexpected failure: the client sees `code` with its generic
+    /// description; `cause` goes to the log.
+    pub fn internal(code: ErrorCode, cause: impl Into<anyhow::Error>) -> ApiError {
+        ApiError {
+            code,
+            message: None,
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// The message to send in `lang`.
+    pub fn message(&self, lang: Lang) -> Cow<'_, str> {
+        match &self.message {
+            Some(text) => Cow::Borrowed(text.get(lang)),
+            None => Cow::Owned(self.code.description().get(lang).to_owned()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        let code = match &e {
+            StoreError::Connect { .. } => ErrorCode::InternalErrorConnectDbError,
+            StoreError::Query(_) | StoreError::Conflict { .. } | StoreError::Migration { .. } => {
+                ErrorCode::InternalErrorDbError
+            }
+            StoreError::Io { .. } | StoreError::Task(_) => ErrorCode::InternalError,
+        };
+        ApiError::internal(code, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_code_is_unique_and_shaped_like_category_dot_sub() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} appears twice");
+            let parts: Vec<_> = s.split('.').collect();
+            assert!(
+                parts.len() <= 2 && parts.iter().all(|p| !p.is_empty()),
+                "{s}"
+            );
+            assert!(
+                s.chars().next().is_some_and(|c| c.is_ascii_uppercase()),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_code_is_a_documented_tencent_code() {
+        let live: serde_json::Value =
+            serde_json::from_str(include_str!("../../../spec/live-error-codes.json"))
+                .expect("spec/live-error-codes.json parses");
+        let seed_public = [
+            "AuthFailure.InvalidAuthorization",
+            "AuthFailure.InvalidSecretId",
+            "AuthFailure.MFAFailure",
+            "AuthFailure.SecretIdNotFound",
+            "AuthFailure.SignatureExpire",
+            "AuthFailure.SignatureFailure",
+            "AuthFailure.TokenFailure",
+            "AuthFailure.UnauthorizedOperation",
+            "InvalidAction",
+            "NoSuchVersion",
+            "RequestLimitExceeded",
+            "RequestSizeLimitExceeded",
+            "UnsupportedProtocol",
+            "UnsupportedRegion",
+            "FailedOperation",
+            "InternalError",
+            "LimitExceeded",
+            "ResourceInUse",
+            "ResourceInsufficient",
+            "ResourceNotFound",
+            "ResourceUnavailable",
+            "UnauthorizedOperation",
+        ];
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(
+                live.get(s).is_some() || seed_public.contains(&s),
+                "{s} is neither a Live code nor a public API 3.0 code"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_follow_the_requested_language() {
+        let e = ApiError::bare(ErrorCode::InvalidAction);
+        assert_eq!(e.message(Lang::Zh), "接口不存在。");
+        assert_eq!(e.message(Lang::En), "The action does not exist.");
+        assert_eq!(Lang::parse("en-US"), Lang::En);
+        assert_eq!(Lang::parse("zh-CN"), Lang::Zh);
+        assert_eq!(Lang::parse("fr-FR"), Lang::Zh);
+    }
+}

@@ -1,0 +1,93 @@
+//! The wire schema as data: which actions exist, which struct each takes and
+//! returns, and each member's wire name, type and input `required` flag.
+//!
+//! This is what a data-driven parameter validator walks; the tables
+//! themselves are generated (see `generated.rs`), the types here are not.
+
+use crate::generated::tables;
+
+/// A member's wire type, as the spec declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// A signed 64-bit integer (`int64`).
+    Int,
+    /// An unsigned 64-bit integer (`uint64`).
+    Uint,
+    /// A floating-point number.
+    Float,
+    /// A boolean.
+    Bool,
+    /// A string (including the spec's `datetime`, which is a string on the
+    /// wire).
+    String,
+    /// A nested object, named as in [`STRUCTS`] (resolve it with
+    /// [`find_struct`]).
+    Object(&'static str),
+    /// An array of the given element type.
+    List(&'static Ty),
+}
+
+/// One member of a struct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberSchema {
+    /// The wire name, e.g. `PageSize`.
+    pub name: &'static str,
+    /// The wire type.
+    pub ty: Ty,
+    /// Whether callers must send it (the spec's input `required` flag;
+    /// `false` when the spec does not say).
+    pub required: bool,
+}
+
+/// One object of the spec: an action's request or response, or a nested
+/// object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StructSchema {
+    /// The spec's object name, which is also the Rust struct's name.
+    pub name: &'static str,
+    /// The members in spec order (a response's `RequestId` is left out: the
+    /// envelope adds it).
+    pub members: &'static [MemberSchema],
+}
+
+impl StructSchema {
+    /// The member with this exact wire name.
+    pub fn member(&self, name: &str) -> Option<&'static MemberSchema> {
+        self.members.iter().find(|m| m.name == name)
+    }
+}
+
+/// One action of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionSchema {
+    /// The action name, e.g. `DescribeLiveDomains`.
+    pub name: &'static str,
+    /// The name of its request struct.
+    pub input: &'static str,
+    /// The name of its response struct.
+    pub output: &'static str,
+    /// Whether it comes from `spec/legacy-api.json` (removed from the
+    /// current model but still called by older clients).
+    pub legacy: bool,
+}
+
+/// Every struct of the model, sorted by name.
+pub static STRUCTS: &[StructSchema] = tables::STRUCTS;
+
+/// Every action, current and legacy, sorted by name.
+pub static ACTIONS: &[ActionSchema] = tables::ACTIONS;
+
+/// Every action name, current and legacy, sorted.
+pub const ALL_ACTIONS: &[&str] = tables::ALL_ACTIONS;
+
+/// The struct with this exact name.
+pub fn find_struct(name: &str) -> Option<&'static StructSchema> {
+    let index = STRUCTS.binary_search_by(|s| s.name.cmp(name)).ok()?;
+    Some(&STRUCTS[index])
+}
+
+/// The action with this exact name.
+pub fn find_action(name: &str) -> Option<&'static ActionSchema> {
+    let index = ACTIONS.binary_search_by(|a| a.name.cmp(name)).ok()?;
+    Some(&ACTIONS[index])
+}

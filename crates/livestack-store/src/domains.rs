@@ -1,0 +1,193 @@
+//! Live domains: push and play hostnames, each owned by one account.
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::{AccountId, StoreError, StoreResult};
+
+/// A live domain as stored. Enumerations keep their wire numbers; the API
+/// layer validates them before they get here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// The owning account.
+    pub account_id: AccountId,
+    /// The DNS name, lower-case.
+    pub name: String,
+    /// 0 push, 1 play.
+    pub domain_type: i64,
+    /// 0 disabled, 1 enabled.
+    pub status: i64,
+    /// 1 mainland, 2 global, 3 outside the mainland.
+    pub play_type: i64,
+    /// 0 normal, 1 delayed ("slow") live.
+    pub is_delay_live: i64,
+    /// 0 standard, 1 mini-program live.
+    pub is_mini_program_live: i64,
+    /// When it was added (Unix seconds).
+    pub created_at: i64,
+}
+
+/// A domain about to be stored.
+pub type NewDomain = Domain;
+
+/// Filters of `DescribeLiveDomains`; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct DomainFilter {
+    /// Only this type.
+    pub domain_type: Option<i64>,
+    /// Only this status.
+    pub status: Option<i64>,
+    /// Only this play type.
+    pub play_type: Option<i64>,
+    /// Only this delay flag.
+    pub is_delay_live: Option<i64>,
+    /// Only names starting with this.
+    pub prefix: Option<String>,
+}
+
+impl Domain {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
+        Ok(Domain {
+            account_id: AccountId(row.get(0)?),
+            name: row.get(1)?,
+            domain_type: row.get(2)?,
+            status: row.get(3)?,
+            play_type: row.get(4)?,
+            is_delay_live: row.get(5)?,
+            is_mini_program_live: row.get(6)?,
+            created_at: row.get(7)?,
+        })
+    }
+}
+
+const COLUMNS: &str = "account_id, name, domain_type, status, play_type, is_delay_live, \
+                       is_mini_program_live, created_at";
+
+/// One page of an account's domains matching `filter`, ordered by name, and
+/// the number of matches in all.
+pub fn list(
+    conn: &Connection,
+    account: AccountId,
+    filter: &DomainFilter,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<(u64, Vec<Domain>)> {
+    let mut clauses = vec!["account_id = ?1".to_owned()];
+    let mut args: Vec<Value> = vec![Value::Integer(account.0)];
+    let mut add = |column: &str, value: Value| {
+        args.push(value);
+        clauses.push(format!("{column} ?{}", args.len()));
+    };
+    if let Some(v) = filter.domain_type {
+        add("domain_type =", Value::Integer(v));
+    }
+    if let Some(v) = filter.status {
+        add("status =", Value::Integer(v));
+    }
+    if let Some(v) = filter.play_type {
+        add("play_type =", Value::Integer(v));
+    }
+    if let Some(v) = filter.is_delay_live {
+        add("is_delay_live =", Value::Integer(v));
+    }
+    if let Some(prefix) = &filter.prefix {
+        // Compare on a substring rather than LIKE so that `_` and `%` in
+        // the prefix are literal on every database.
+        add(
+            &format!("substr(name, 1, {}) =", prefix.chars().count()),
+            Value::Text(prefix.clone()),
+        );
+    }
+    let where_clause = clauses.join(" AND ");
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM domains WHERE {where_clause}"),
+        rusqlite::params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    let n = args.len();
+    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM domains WHERE {where_clause} ORDER BY name LIMIT ?{} OFFSET ?{}",
+        n + 1,
+        n + 2
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), Domain::from_row)?;
+    Ok((
+        u64::try_from(total).unwrap_or(0),
+        rows.collect::<Result<_, _>>()?,
+    ))
+}
+
+/// How many domains an account has (for the per-account quota).
+pub fn count(conn: &Connection, account: AccountId) -> StoreResult<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM domains WHERE account_id = ?1",
+        [account.0],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// How many enabled play domains an account has in each area: mainland,
+/// global, outside the mainland (`PlayType` 1, 2, 3).
+pub fn enabled_play_domains_by_area(
+    conn: &Connection,
+    account: AccountId,
+) -> StoreResult<[i64; 3]> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT play_type, COUNT(*) FROM domains
+         WHERE account_id = ?1 AND domain_type = 1 AND status = 1
+         GROUP BY play_type",
+    )?;
+    let mut out = [0_i64; 3];
+    let rows = stmt.query_map([account.0], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (play_type, n) = row?;
+        if let Some(slot) = usize::try_from(play_type - 1)
+            .ok()
+            .and_then(|i| out.get_mut(i))
+        {
+            *slot = n;
+        }
+    }
+    Ok(out)
+}
+
+/// Finds a domain by name, whoever owns it.
+pub fn find_any(conn: &Connection, name: &str) -> StoreResult<Option<Domain>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM domains WHERE name = ?1"),
+            [name],
+            Domain::from_row,
+        )
+        .optional()?)
+}
+
+/// Stores a new domain; `Conflict` if the name is taken by any account.
+pub fn insert(conn: &Connection, d: &NewDomain) -> StoreResult<()> {
+    conn.execute(
+        &format!("INSERT INTO domains ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        (
+            d.account_id.0,
+            &d.name,
+            d.domain_type,
+            d.status,
+            d.play_type,
+            d.is_delay_live,
+            d.is_mini_program_live,
+            d.created_at,
+        ),
+    )
+    .map_err(|e| {
+        if crate::sqlite::is_unique_violation(&e) {
+            StoreError::Conflict { what: "domain" }
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! API keys (SecretId / SecretKey pairs), permanent or temporary.
+
+use rand::distributions::{Alphanumeric, DistString};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::{AccountId, StoreError, StoreResult};
+
+/// An API key as stored. `secret_key` is a secret: never log this struct.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The public key id (`AKID…`).
+    pub secret_id: String,
+    /// The signing secret.
+    pub secret_key: String,
+    /// The account the key acts for.
+    pub account_id: AccountId,
+    /// Disabled keys authenticate nothing.
+    pub enabled: bool,
+    /// The session token of a temporary key; `None` for a permanent key.
+    pub token: Option<String>,
+    /// When a temporary key stops working (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// When the key was made (Unix seconds).
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for ApiKey {
+    // Hand-written so that a stray `{:?}` never prints a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("secret_id", &self.secret_id)
+            .field("account_id", &self.account_id)
+            .field("enabled", &self.enabled)
+            .field("temporary", &self.token.is_some())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key about to be stored.
+#[derive(Clone)]
+pub struct NewKey {
+    /// The public key id.
+    pub secret_id: String,
+    /// The signing secret.
+    pub secret_key: String,
+    /// The owning account.
+    pub account_id: AccountId,
+    /// Session token and expiry, for a temporary key.
+    pub temporary: Option<(String, i64)>,
+}
+
+impl NewKey {
+    /// A fresh random key in Tencent's shapes: a 36-character `AKID…` id and
+    /// a 32-character secret. With `ttl_secs`, the key is temporary and gets
+    /// a session token that requests must carry (`X-TC-Token`).
+    pub fn generate(account_id: AccountId, ttl_secs: Option<i64>) -> NewKey {
+        let mut rng = rand::thread_rng();
+        NewKey {
+            secret_id: format!("AKID{}", Alphanumeric.sample_string(&mut rng, 32)),
+            secret_key: Alphanumeric.sample_string(&mut rng, 32),
+            account_id,
+            temporary: ttl_secs.map(|ttl| {
+                (
+                    Alphanumeric.sample_string(&mut rng, 64),
+                    crate::now_unix() + ttl,
+                )
+            }),
+        }
+    }
+}
+
+/// True when `id` has the shape of a Tencent Cloud API key id: `AKID`
+/// followed by letters and digits (real ids are 36 characters long; any
+/// length from 8 to 64 in all is accepted for keys users bring).
+pub fn is_well_formed_secret_id(id: &str) -> bool {
+    id.len() >= 8
+        && id.len() <= 64
+        && id.starts_with("AKID")
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl ApiKey {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+        Ok(ApiKey {
+            secret_id: row.get(0)?,
+            secret_key: row.get(1)?,
+            account_id: AccountId(row.get(2)?),
+            enabled: row.get(3)?,
+            token: row.get(4)?,
+            expires_at: row.get(5)?,
+            created_at: row.get(6)?,
+        })
+    }
+}
+
+const COLUMNS: &str = "secret_id, secret_key, account_id, enabled, token, expires_at, created_at";
+
+/// Looks a key up by its id.
+pub fn find(conn: &Connection, secret_id: &str) -> StoreResult<Option<ApiKey>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE secret_id = ?1"
+    ))?;
+    Ok(stmt.query_row([secret_id], ApiKey::from_row).optional()?)
+}
+
+/// Stores a new key; `Conflict` if the id is taken.
+pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
+    let (token, expires_at) = match &key.temporary {
+        Some((token, expires_at)) => (Some(token.as_str()), Some(*expires_at)),
+        None => (None, None),
+    };
+    conn.execute(
+        &format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, TRUE, ?4, ?5, ?6)"),
+        (
+            &key.secret_id,
+            &key.secret_key,
+            key.account_id.0,
+            token,
+            expires_at,
+            crate::now_unix(),
+        ),
+    )
+    .map_err(|e| {
+        if crate::sqlite::is_unique_violation(&e) {
+            StoreError::Conflict { what: "API key" }
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(())
+}
+
+/// Makes sure a permanent key with this id and secret exists, enabled, for
+/// `account_id` (used for keys given through the environment). Returns true
+/// when anything changed.
+pub fn upsert(conn: &Connection, key: &NewKey) -> StoreResult<bool> {
+    match find(conn, &key.secret_id)? {
+        Some(existing)
+            if existing.secret_key == key.secret_key
+                && existing.account_id == key.account_id
+                && existing.enabled
+                && existing.token.is_none() =>
+        {
+            Ok(false)
+        }
+        Some(_) => {
+            conn.execute(
+                "UPDATE api_keys SET secret_key = ?2, account_id = ?3, enabled = TRUE,
+                     token = NULL, expires_at = NULL
+                 WHERE secret_id = ?1",
+                (&key.secret_id, &key.secret_key, key.account_id.0),
+            )?;
+            Ok(true)
+        }
+        None => {
+            insert(conn, key)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Every key, oldest first.
+pub fn list(conn: &Connection) -> StoreResult<Vec<ApiKey>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM api_keys ORDER BY created_at, secret_id"
+    ))?;
+    let rows = stmt.query_map([], ApiKey::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Enables or disables a key; false when there is no such key.
+pub fn set_enabled(conn: &Connection, secret_id: &str, enabled: bool) -> StoreResult<bool> {
+    let n = conn.execute(
+        "UPDATE api_keys SET enabled = ?2 WHERE secret_id = ?1",
+        (secret_id, enabled),
+    )?;
+    Ok(n > 0)
+}
+
+/// How many keys exist (zero on a brand-new data directory).
+pub fn count(conn: &Connection) -> StoreResult<i64> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?)
+}

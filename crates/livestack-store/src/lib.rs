@@ -1,0 +1,128 @@
+//! Persistence for livestack: accounts, API keys and every configured resource.
+//!
+//! Owns: the database schema (embedded migrations), the connection pool and
+//! one repository module per resource family. Returns typed [`StoreError`]s.
+//! Must not: know Tencent error codes or wire names (the API layer maps
+//! errors), or hold a connection across an `.await` (every query runs on the
+//! blocking pool through [`Store::run`]).
+//!
+//! The SQL in the repository modules is kept to the subset that SQLite and
+//! PostgreSQL share (placeholders are written `?N`, which a PostgreSQL
+//! backend rewrites to `$N`); everything SQLite-specific (pragmas, file permissions,
+//! busy handling) lives in [`sqlite`], so a PostgreSQL backend only has to
+//! replace that module.
+
+pub mod accounts;
+pub mod domains;
+pub mod keys;
+mod migrate;
+pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use accounts::Account;
+pub use domains::{Domain, DomainFilter, NewDomain};
+pub use keys::{ApiKey, NewKey};
+pub use livestack_core::AccountId;
+
+/// What can go wrong in the store. The API layer decides what a client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or a connection could not be made.
+    #[error("cannot open the database at {path}: {source}")]
+    Connect {
+        /// The database file.
+        path: String,
+        /// The driver's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query failed (I/O error, corrupt file, constraint the caller did not expect).
+    #[error("database query failed: {0}")]
+    Query(#[from] rusqlite::Error),
+    /// A row with the same unique key already exists.
+    #[error("{what} already exists")]
+    Conflict {
+        /// What collided, for the message.
+        what: &'static str,
+    },
+    /// A migration could not be applied.
+    #[error("database migration {version} failed: {source}")]
+    Migration {
+        /// The migration that failed.
+        version: u32,
+        /// The driver's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Setting up the data directory failed.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blocking task running the query died (a panic inside the query code).
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A handle on the database; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Store {
+    pool: Arc<sqlite::Pool>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file `livestack.db` in `data_dir`
+    /// and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> StoreResult<Store> {
+        let pool = sqlite::Pool::open(data_dir)?;
+        pool.with_conn(migrate::run)?;
+        Ok(Store {
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// The database file this store uses.
+    pub fn path(&self) -> &Path {
+        self.pool.path()
+    }
+
+    /// Runs `f` with a pooled connection on tokio's blocking pool.
+    ///
+    /// This is the only way async code reaches the database: the connection
+    /// never crosses an `.await`, and a slow disk never stalls a runtime worker.
+    pub async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.pool);
+        tokio::task::spawn_blocking(move || pool.with_conn(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` synchronously; for the offline CLI commands and start-up.
+    pub fn run_blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&rusqlite::Connection) -> StoreResult<T>,
+    {
+        self.pool.with_conn(f)
+    }
+}
+
+/// Seconds since the Unix epoch, from the system clock.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,42 @@
+//! Embedded schema migrations, applied in order at start-up.
+//!
+//! Applied versions are recorded in `schema_migrations` (portable SQL, not
+//! SQLite's `user_version`) so the same list can run on PostgreSQL.
+
+use rusqlite::Connection;
+
+use crate::{StoreError, StoreResult};
+
+/// Every migration, in order. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[(u32, &str)] =
+    &[(1, include_str!("migrations/0001_accounts_keys_domains.sql"))];
+
+pub(crate) fn run(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             applied_at BIGINT NOT NULL
+         )",
+    )?;
+    for &(version, sql) in MIGRATIONS {
+        let done: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |row| row.get(0),
+        )?;
+        if done {
+            continue;
+        }
+        let fail = |source| StoreError::Migration { version, source };
+        let tx = conn.unchecked_transaction().map_err(fail)?;
+        tx.execute_batch(sql).map_err(fail)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            (version, crate::now_unix()),
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        tracing::info!(version, "applied database migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The configuration file and its defaults.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config`),
+//! `LIVESTACK_*` environment variables, command-line flags (clap merges the
+//! last two). `livestack.example.toml` at the repository root documents every
+//! option and must parse to [`Config::default`] (a test holds it to that).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// Everything livestack can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// Where the database (and later recordings) live.
+    pub(crate) data_dir: PathBuf,
+    /// The Tencent Cloud Live API.
+    pub(crate) api: ApiConfig,
+    /// RTMP ingest and playback.
+    pub(crate) rtmp: ListenConfig,
+    /// HTTP-FLV and HLS playback.
+    pub(crate) http: ListenConfig,
+    /// Logging.
+    pub(crate) log: LogConfig,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApiConfig {
+    /// Address of the API listener.
+    pub(crate) listen: SocketAddr,
+    /// Requests per second per account per action, for every action; unset
+    /// means each action's documented default.
+    pub(crate) rate_limit: Option<u32>,
+    /// Regions a request may name.
+    pub(crate) regions: Vec<String>,
+}
+
+/// A listener of the media plane.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenConfig {
+    /// The address to bind.
+    pub(crate) listen: SocketAddr,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogConfig {
+    /// A `tracing` filter: `info`, `debug`, `livestack_api=debug,info`, …
+    /// (`RUST_LOG` wins when set).
+    pub(crate) level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./livestack-data"),
+            api: ApiConfig::default(),
+            rtmp: ListenConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 1935)),
+            },
+            http: ListenConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            },
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        let defaults = livestack_api::ApiSettings::default();
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            rate_limit: defaults.rate_limit,
+            regions: defaults.regions,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when there is none.
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        Config::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
+        Ok(toml::from_str(text)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let text = include_str!("../../../livestack.example.toml");
+        assert_eq!(Config::parse(text).expect("parses"), Config::default());
+    }
+
+    #[test]
+    fn unknown_options_are_refused_rather_than_ignored() {
+        assert!(Config::parse("[api]\nlisten_addr = \"127.0.0.1:1\"\n").is_err());
+        assert!(Config::parse("datadir = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let c = Config::parse("[api]\nrate_limit = 5\n").expect("parses");
+        assert_eq!(c.api.rate_limit, Some(5));
+        assert_eq!(c.api.listen, Config::default().api.listen);
+        assert_eq!(c.data_dir, Config::default().data_dir);
+    }
+}

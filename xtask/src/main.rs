@@ -1,0 +1,47 @@
+//! Repository automation for livestack, run as `cargo xtask <command>`
+//! (the alias lives in `.cargo/config.toml`).
+//!
+//! Commands:
+//! - `codegen`: regenerate `crates/livestack-model/src/generated.rs` from
+//!   `spec/api.json` and `spec/legacy-api.json`.
+//! - `codegen --check`: fail if the committed file is stale.
+
+mod codegen;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let root = codegen::workspace_root();
+    match args.as_slice() {
+        ["codegen"] => {
+            let changed = codegen::write(&root)?;
+            let verb = if changed { "wrote" } else { "unchanged:" };
+            println!("{verb} {}", codegen::OUTPUT);
+            Ok(ExitCode::SUCCESS)
+        }
+        ["codegen", "--check"] => {
+            if codegen::is_up_to_date(&root)? {
+                println!("{} is up to date", codegen::OUTPUT);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{} is stale; run `cargo xtask codegen`", codegen::OUTPUT);
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        _ => bail!("usage: cargo xtask codegen [--check]"),
+    }
+}
