@@ -55,12 +55,15 @@ pub struct Exceeded {
     pub limit: u32,
 }
 
+/// A window: which Unix second it counts, and how many requests so far.
+type Window = (i64, u32);
+
 /// Fixed one-second windows per (account, action).
 pub struct RateLimiter {
     /// `Some(n)`: one limit for every action (`--api-rate-limit`); `None`:
     /// each action's documented default.
     override_limit: Option<u32>,
-    windows: Mutex<HashMap<(AccountId, &'static str), (i64, u32)>>,
+    windows: Mutex<HashMap<(AccountId, &'static str), Window>>,
 }
 
 impl RateLimiter {

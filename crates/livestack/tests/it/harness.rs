@@ -1,0 +1,567 @@
+//! The test harness: a real `livestack serve` on 127.0.0.1 port 0, and the
+//! official clients (Python SDK, tccli, Node SDK) driven through the small
+//! translators in `tests/clients/`.
+//!
+//! Nothing here fakes the server or the clients: each test starts the
+//! binary cargo built, in a fresh data directory, and talks to it over TCP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A fresh random key id and secret in Tencent's shapes.
+pub fn random_key() -> (String, String) {
+    let id = format!("AKID{}", uuid::Uuid::new_v4().simple());
+    let key = uuid::Uuid::new_v4().simple().to_string();
+    (id, key)
+}
+
+/// How to start a server.
+#[derive(Default)]
+pub struct ServerOptions {
+    /// Extra arguments after `serve`.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Set LIVESTACK_SECRET_ID/KEY (the default) or let the server generate a key.
+    pub generate_key: bool,
+}
+
+/// A running `livestack serve`, killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    /// The API address.
+    pub addr: SocketAddr,
+    /// The data directory (kept for restarts and inspection).
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// The root key.
+    pub secret_id: String,
+    /// The root key's secret.
+    pub secret_key: String,
+    /// Everything the server printed on stdout before it was ready.
+    pub banner: Vec<String>,
+    options_env: Vec<(String, String)>,
+    options_args: Vec<String>,
+}
+
+impl Server {
+    /// A server with a known root key and default settings.
+    pub fn start() -> Server {
+        Server::start_with(ServerOptions::default())
+    }
+
+    /// A server with extra arguments.
+    pub fn start_with_args(args: &[&str]) -> Server {
+        Server::start_with(ServerOptions {
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            ..ServerOptions::default()
+        })
+    }
+
+    /// A server started from `options` in a new temporary data directory.
+    pub fn start_with(options: ServerOptions) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let (id, key) = if options.generate_key {
+            (String::new(), String::new())
+        } else {
+            random_key()
+        };
+        let mut env = options.env;
+        if !options.generate_key {
+            env.push(("LIVESTACK_SECRET_ID".into(), id.clone()));
+            env.push(("LIVESTACK_SECRET_KEY".into(), key.clone()));
+        }
+        let mut server = Server::spawn(&data_dir, &options.args, &env);
+        server._tmp = Some(tmp);
+        if !options.generate_key {
+            server.secret_id = id;
+            server.secret_key = key;
+        }
+        server
+    }
+
+    fn spawn(data_dir: &Path, args: &[String], env: &[(String, String)]) -> Server {
+        std::fs::create_dir_all(data_dir.parent().expect("parent")).expect("mkdir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestack"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--api-listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("LIVESTACK_SECRET_ID")
+            .env_remove("LIVESTACK_SECRET_KEY")
+            .env_remove("LIVESTACK_API_RATE_LIMIT")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = cmd.spawn().expect("start livestack");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads stdout until the server says where it listens; the thread
+        // ends with the server's stdout.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+                panic!("livestack did not report its API address; output so far: {banner:?}\nlog:\n{log}");
+            };
+            banner.push(line.clone());
+            if let Some(addr) = line.strip_prefix("api listening on http://") {
+                break addr.parse::<SocketAddr>().expect("address");
+            }
+        };
+        let server = Server {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+            secret_id: String::new(),
+            secret_key: String::new(),
+            banner,
+            options_env: env.to_vec(),
+            options_args: args.to_vec(),
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(resp) = http(
+                self.addr,
+                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".as_bytes(),
+            ) {
+                if resp.status == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "livestack never became healthy");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `127.0.0.1:PORT`, as SDK endpoints are written.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Stops the server gracefully (SIGTERM) and starts it again on the same
+    /// data directory, with the same options.
+    pub fn restart(mut self) -> Server {
+        self.stop("-TERM");
+        self.respawn()
+    }
+
+    /// Kills the server with SIGKILL and starts it again on the same data.
+    pub fn crash_and_restart(mut self) -> Server {
+        self.stop("-KILL");
+        self.respawn()
+    }
+
+    fn respawn(mut self) -> Server {
+        let mut next = Server::spawn(&self.data_dir, &self.options_args, &self.options_env);
+        next._tmp = self._tmp.take();
+        next.secret_id = std::mem::take(&mut self.secret_id);
+        next.secret_key = std::mem::take(&mut self.secret_key);
+        next
+    }
+
+    fn stop(&mut self, signal: &str) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+            child.wait().expect("wait");
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// Runs `livestack <args>` against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestack"));
+        cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        cmd.output().expect("run livestack")
+    }
+
+    /// The base call description for the client translators.
+    pub fn call(&self, action: &str, params: Value) -> Value {
+        json!({
+            "endpoint": self.endpoint(),
+            "secret_id": self.secret_id,
+            "secret_key": self.secret_key,
+            "action": action,
+            "params": params,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Merges `extra` into the object `base`.
+pub fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+/// One answer as a client reports it.
+#[derive(Debug, Clone)]
+pub struct Outcome(pub Value);
+
+impl Outcome {
+    /// The error code, `None` on success.
+    pub fn code(&self) -> Option<&str> {
+        self.0["error"]["code"].as_str()
+    }
+
+    /// The error message.
+    pub fn message(&self) -> &str {
+        self.0["error"]["message"].as_str().unwrap_or("")
+    }
+
+    /// The RequestId, on success or failure.
+    pub fn request_id(&self) -> &str {
+        self.0["request_id"]
+            .as_str()
+            .or_else(|| self.0["error"]["request_id"].as_str())
+            .unwrap_or("")
+    }
+
+    /// The response (without RequestId); panics with the error otherwise.
+    pub fn ok(&self) -> &Value {
+        assert!(
+            self.0.get("ok").is_some(),
+            "expected success, got {}",
+            self.0
+        );
+        &self.0["ok"]
+    }
+
+    /// Asserts the error code and returns self.
+    #[track_caller]
+    pub fn expect_code(&self, code: &str) -> &Self {
+        assert_eq!(self.code(), Some(code), "full answer: {}", self.0);
+        assert!(is_uuid(self.request_id()), "RequestId missing: {}", self.0);
+        self
+    }
+}
+
+/// True for a canonical lower-case UUID.
+pub fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
+}
+
+fn venv_bin(name: &str) -> PathBuf {
+    let path = repo_root().join(".venv/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test, which installs the official clients",
+        path.display()
+    );
+    path
+}
+
+fn run_translator(program: &Path, script: &str, spec: &Value) -> Vec<Outcome> {
+    let mut child = Command::new(program)
+        .arg(repo_root().join("tests/clients").join(script))
+        .current_dir(repo_root().join("tests/clients"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(spec.to_string().as_bytes())
+        .expect("write spec");
+    let out = child.wait_with_output().expect("client output");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| Outcome(serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"))))
+        .collect()
+}
+
+/// Runs a call description through the official Python SDK.
+pub fn python(spec: &Value) -> Vec<Outcome> {
+    run_translator(&venv_bin("python"), "py_client.py", spec)
+}
+
+/// One call through the Python SDK.
+pub fn python1(spec: &Value) -> Outcome {
+    python(spec).remove(0)
+}
+
+/// Runs a call description through the official Node.js SDK.
+pub fn node(spec: &Value) -> Vec<Outcome> {
+    let modules = repo_root().join("tests/clients/node_modules/tencentcloud-sdk-nodejs");
+    assert!(
+        modules.exists(),
+        "the Node SDK is missing: run scripts/test, which installs the official clients"
+    );
+    run_translator(Path::new("node"), "node_client.js", spec)
+}
+
+/// One call through the Node.js SDK.
+pub fn node1(spec: &Value) -> Outcome {
+    node(spec).remove(0)
+}
+
+/// What tccli did.
+#[derive(Debug)]
+pub struct Tccli {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `tccli live <args> --endpoint http://ADDR` with the given key.
+pub fn tccli(server: &Server, secret_id: &str, secret_key: &str, args: &[&str]) -> Tccli {
+    let home = tempfile::tempdir().expect("home");
+    let out = Command::new(venv_bin("tccli"))
+        .arg("live")
+        .args(args)
+        .args(["--endpoint", &format!("http://{}", server.endpoint())])
+        .env("HOME", home.path())
+        .env("TENCENTCLOUD_SECRET_ID", secret_id)
+        .env("TENCENTCLOUD_SECRET_KEY", secret_key)
+        .env("TENCENTCLOUD_REGION", "ap-guangzhou")
+        .output()
+        .expect("run tccli");
+    Tccli {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A raw HTTP/1.1 response.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// `Response.Error.Code`.
+    pub fn code(&self) -> Option<String> {
+        self.json()["Response"]["Error"]["Code"]
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
+/// Sends raw bytes (one request with `Connection: close`) and reads the answer.
+pub fn http(addr: SocketAddr, request: &[u8]) -> std::io::Result<RawResponse> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(request)?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if let Some(te) = head.to_ascii_lowercase().find("transfer-encoding: chunked") {
+        let _ = te;
+        body = dechunk(&body);
+    }
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
+        data = &data[pos + 2 + size + 2..];
+    }
+    out
+}
+
+/// A TC3-signed request, built the way the SDKs build it, with the
+/// signature computed over exactly the bytes sent.
+pub struct Tc3Request<'a> {
+    /// Server.
+    pub server: &'a Server,
+    /// Action header.
+    pub action: &'a str,
+    /// Raw body.
+    pub body: &'a [u8],
+    /// Content-Type.
+    pub content_type: &'a str,
+    /// Signed header names, in order (lower-case).
+    pub signed_headers: &'a [&'a str],
+    /// Lower-case the signed header values (as the doc example does).
+    pub lower_values: bool,
+    /// Host header as sent.
+    pub host: String,
+}
+
+impl<'a> Tc3Request<'a> {
+    /// A JSON POST of `body` signed like the Python SDK.
+    pub fn new(server: &'a Server, action: &'a str, body: &'a [u8]) -> Self {
+        Tc3Request {
+            server,
+            action,
+            body,
+            content_type: "application/json",
+            signed_headers: &["content-type", "host"],
+            lower_values: false,
+            host: server.endpoint(),
+        }
+    }
+
+    /// The raw HTTP request.
+    pub fn build(&self) -> Vec<u8> {
+        use livestack_api::auth::tc3;
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let date = livestack_api::time::utc_date(ts);
+        let ts_s = ts.to_string();
+        let value = |name: &str| -> String {
+            let v = match name {
+                "content-type" => self.content_type.to_owned(),
+                "host" => self.host.clone(),
+                "x-tc-action" => self.action.to_owned(),
+                other => panic!("cannot sign {other}"),
+            };
+            if self.lower_values {
+                v.to_ascii_lowercase()
+            } else {
+                v
+            }
+        };
+        let values: Vec<(String, String)> = self
+            .signed_headers
+            .iter()
+            .map(|n| ((*n).to_owned(), value(n)))
+            .collect();
+        let pairs: Vec<(&str, &str)> = values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let canonical = tc3::canonical_request("POST", "", &pairs, &tc3::sha256_hex(self.body));
+        let sts = tc3::string_to_sign(&ts_s, &date, "live", &canonical);
+        let sig = tc3::signature(
+            &tc3::signing_key(&self.server.secret_key, &date, "live"),
+            &sts,
+        );
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nX-TC-Action: {}\r\n\
+             X-TC-Version: 2018-08-01\r\nX-TC-Timestamp: {ts_s}\r\nX-TC-TraceId: trace-me\r\n\
+             Authorization: TC3-HMAC-SHA256 Credential={}/{date}/live/tc3_request, SignedHeaders={}, Signature={sig}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.host,
+            self.content_type,
+            self.action,
+            self.server.secret_id,
+            self.signed_headers.join(";"),
+            self.body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(self.body);
+        req
+    }
+
+    /// Sends it.
+    pub fn send(&self) -> RawResponse {
+        http(self.server.addr, &self.build()).expect("request")
+    }
+}

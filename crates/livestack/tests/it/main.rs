@@ -1,0 +1,13 @@
+//! Whole-app tests: the real `livestack` binary on 127.0.0.1 port 0, called
+//! through the official Tencent Cloud clients (Python SDK, tccli, Node SDK)
+//! and, where no client can send the request, through raw HTTP.
+//!
+//! `scripts/test` installs the clients before running these.
+
+// Test helpers are `pub` for the sibling modules; the binary exports nothing.
+#![allow(unreachable_pub)]
+
+mod clients;
+mod errors;
+mod harness;
+mod operations;
