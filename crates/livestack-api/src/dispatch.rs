@@ -68,6 +68,45 @@ actions! {
     DescribeLiveDomains => domain::describe_live_domains,
 }
 
+/// `docs/api-coverage.md`: every action of the model, and whether
+/// livestack implements it, generated from the same tables the gateway uses.
+pub fn coverage_markdown() -> String {
+    use std::fmt::Write as _;
+    let actions = livestack_model::schema::ACTIONS;
+    let done = actions
+        .iter()
+        .filter(|a| IMPLEMENTED.contains(&a.name))
+        .count();
+    let mut out = String::new();
+    let _ = writeln!(out, "# API coverage\n");
+    let _ = writeln!(
+        out,
+        "<!-- Generated from the dispatch table by `UPDATE_EXPECT=1 cargo test -p livestack-api coverage`. Do not edit. -->\n"
+    );
+    let _ = writeln!(
+        out,
+        "livestack implements {done} of the {} actions of the Live API model (current and legacy). \
+         Every other action is known: its parameters are checked against the model, then it answers \
+         `UnsupportedOperation`.\n",
+        actions.len()
+    );
+    let _ = writeln!(out, "| Action | Implemented | Note |\n|---|---|---|");
+    for a in actions {
+        let mark = if IMPLEMENTED.contains(&a.name) {
+            "yes"
+        } else {
+            ""
+        };
+        let note = if a.legacy {
+            "legacy (no longer in the current model)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "| {} | {mark} | {note} |", a.name);
+    }
+    out
+}
+
 async fn call<Req, Resp, F, Fut>(cx: Cx, params: Value, handler: F) -> ApiResult<Value>
 where
     Req: DeserializeOwned,
@@ -99,6 +138,21 @@ mod tests {
                 livestack_model::schema::find_action(name).is_some(),
                 "{name} is not an action of the Live API model"
             );
+        }
+    }
+
+    #[test]
+    fn api_coverage_doc_is_up_to_date() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api-coverage.md");
+        let want = coverage_markdown();
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        if have != want {
+            if std::env::var_os("UPDATE_EXPECT").is_some() {
+                std::fs::write(&path, &want).expect("write docs/api-coverage.md");
+            } else {
+                panic!("docs/api-coverage.md is stale: run `UPDATE_EXPECT=1 cargo test -p livestack-api coverage`");
+            }
         }
     }
 
