@@ -118,6 +118,14 @@ impl Pool {
     }
 }
 
+/// Starts a transaction that takes the write lock at once
+/// (`BEGIN IMMEDIATE`), waiting up to the busy timeout for it. A deferred
+/// transaction that reads first would instead fail with `SQLITE_BUSY` at its
+/// first write if another connection wrote in between.
+pub(crate) fn begin_write(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+}
+
 /// True when `err` is a UNIQUE or PRIMARY KEY violation.
 pub(crate) fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(
