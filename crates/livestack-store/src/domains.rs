@@ -1,9 +1,57 @@
-//! Live domains: push and play hostnames, each owned by one account.
+//! Live domains: push and play hostnames, each owned by one account, with
+//! their URL-signing keys and (for play domains) referer rules.
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::{AccountId, StoreError, StoreResult};
+
+/// The URL-signing settings of a domain (`txSecret`/`txTime`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AuthKeys {
+    /// Whether URLs must be signed.
+    pub enabled: bool,
+    /// The master key (push) or key (play).
+    pub key: String,
+    /// The backup key; empty when unset. Both keys are accepted.
+    pub backup_key: String,
+    /// Seconds a URL stays valid after its `txTime`.
+    pub delta: i64,
+}
+
+impl std::fmt::Debug for AuthKeys {
+    // The keys are secrets: keep them out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthKeys")
+            .field("enabled", &self.enabled)
+            .field("delta", &self.delta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Referer allow/deny list of a play domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referer {
+    /// Whether the list is checked.
+    pub enabled: bool,
+    /// 0 deny list, 1 allow list.
+    pub list_type: i64,
+    /// Whether requests without a Referer pass.
+    pub allow_empty: bool,
+    /// The rules, `;`-separated, as the API stores them.
+    pub rules: String,
+}
+
+impl Default for Referer {
+    fn default() -> Self {
+        Referer {
+            enabled: false,
+            list_type: 0,
+            allow_empty: true,
+            rules: String::new(),
+        }
+    }
+}
 
 /// A live domain as stored. Enumerations keep their wire numbers; the API
 /// layer validates them before they get here.
@@ -25,6 +73,10 @@ pub struct Domain {
     pub is_mini_program_live: i64,
     /// When it was added (Unix seconds).
     pub created_at: i64,
+    /// Push keys on a push domain, play keys on a play domain.
+    pub auth: AuthKeys,
+    /// Referer rules (play domains).
+    pub referer: Referer,
 }
 
 /// A domain about to be stored.
@@ -56,12 +108,26 @@ impl Domain {
             is_delay_live: row.get(5)?,
             is_mini_program_live: row.get(6)?,
             created_at: row.get(7)?,
+            auth: AuthKeys {
+                enabled: row.get::<_, i64>(8)? != 0,
+                key: row.get(9)?,
+                backup_key: row.get(10)?,
+                delta: row.get(11)?,
+            },
+            referer: Referer {
+                enabled: row.get::<_, i64>(12)? != 0,
+                list_type: row.get(13)?,
+                allow_empty: row.get::<_, i64>(14)? != 0,
+                rules: row.get(15)?,
+            },
         })
     }
 }
 
 const COLUMNS: &str = "account_id, name, domain_type, status, play_type, is_delay_live, \
-                       is_mini_program_live, created_at";
+                       is_mini_program_live, created_at, auth_enabled, auth_key, \
+                       auth_backup_key, auth_delta, referer_enabled, referer_type, \
+                       referer_allow_empty, referer_rules";
 
 /// One page of an account's domains matching `filter`, ordered by name, and
 /// the number of matches in all.
@@ -156,7 +222,18 @@ pub fn enabled_play_domains_by_area(
     Ok(out)
 }
 
-/// Finds a domain by name, whoever owns it.
+/// Finds one of `account`'s domains by name.
+pub fn find(conn: &Connection, account: AccountId, name: &str) -> StoreResult<Option<Domain>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM domains WHERE account_id = ?1 AND name = ?2"
+    ))?;
+    Ok(stmt
+        .query_row((account.0, name), Domain::from_row)
+        .optional()?)
+}
+
+/// Finds a domain by name, whoever owns it (names are unique across
+/// accounts; the media plane and the `url` command look domains up by name).
 pub fn find_any(conn: &Connection, name: &str) -> StoreResult<Option<Domain>> {
     Ok(conn
         .query_row(
@@ -167,20 +244,38 @@ pub fn find_any(conn: &Connection, name: &str) -> StoreResult<Option<Domain>> {
         .optional()?)
 }
 
+/// Every domain of every account (for the media plane's policy).
+pub fn all(conn: &Connection) -> StoreResult<Vec<Domain>> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM domains ORDER BY name"))?;
+    let rows = stmt.query_map([], Domain::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Stores a new domain; `Conflict` if the name is taken by any account.
 pub fn insert(conn: &Connection, d: &NewDomain) -> StoreResult<()> {
     conn.execute(
-        &format!("INSERT INTO domains ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-        (
+        &format!(
+            "INSERT INTO domains ({COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ),
+        rusqlite::params![
             d.account_id.0,
-            &d.name,
+            d.name,
             d.domain_type,
             d.status,
             d.play_type,
             d.is_delay_live,
             d.is_mini_program_live,
             d.created_at,
-        ),
+            i64::from(d.auth.enabled),
+            d.auth.key,
+            d.auth.backup_key,
+            d.auth.delta,
+            i64::from(d.referer.enabled),
+            d.referer.list_type,
+            i64::from(d.referer.allow_empty),
+            d.referer.rules,
+        ],
     )
     .map_err(|e| {
         if crate::sqlite::is_unique_violation(&e) {
@@ -190,4 +285,48 @@ pub fn insert(conn: &Connection, d: &NewDomain) -> StoreResult<()> {
         }
     })?;
     Ok(())
+}
+
+/// Writes every mutable field of an existing domain (matched by owner and
+/// name); false when there is no such domain.
+pub fn update(conn: &Connection, d: &Domain) -> StoreResult<bool> {
+    let n = conn.execute(
+        "UPDATE domains SET status = ?3, play_type = ?4, is_delay_live = ?5,
+             is_mini_program_live = ?6, auth_enabled = ?7, auth_key = ?8,
+             auth_backup_key = ?9, auth_delta = ?10, referer_enabled = ?11,
+             referer_type = ?12, referer_allow_empty = ?13, referer_rules = ?14
+         WHERE account_id = ?1 AND name = ?2",
+        rusqlite::params![
+            d.account_id.0,
+            d.name,
+            d.status,
+            d.play_type,
+            d.is_delay_live,
+            d.is_mini_program_live,
+            i64::from(d.auth.enabled),
+            d.auth.key,
+            d.auth.backup_key,
+            d.auth.delta,
+            i64::from(d.referer.enabled),
+            d.referer.list_type,
+            i64::from(d.referer.allow_empty),
+            d.referer.rules,
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// Deletes one of `account`'s domains of the given type; false when there
+/// is no such domain.
+pub fn delete(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+    domain_type: i64,
+) -> StoreResult<bool> {
+    let n = conn.execute(
+        "DELETE FROM domains WHERE account_id = ?1 AND name = ?2 AND domain_type = ?3",
+        (account.0, name, domain_type),
+    )?;
+    Ok(n > 0)
 }

@@ -1,14 +1,39 @@
-//! Live domains: `DescribeLiveDomains` (the rest of the family arrives with
-//! the domain issue).
+//! Live domains and their URL-signing keys and referer rules:
+//! `AddLiveDomain`, `DeleteLiveDomain`, `DescribeLiveDomain(s)`,
+//! `EnableLiveDomain`, `ForbidLiveDomain`, `ModifyLivePlayDomain`,
+//! `Describe/ModifyLiveDomainReferer`, `Describe/ModifyLivePushAuthKey`,
+//! `Describe/ModifyLivePlayAuthKey`.
+//!
+//! Owns: validation of domain names and of the documented enumerations,
+//! and the choice of error code for each failure. Must not: resolve DNS or
+//! verify domain ownership (a self-hosted platform has nothing to verify
+//! against; `VerifyOwnerType` is accepted and checked for its values only).
 
-use livestack_model::{DescribeLiveDomainsRequest, DescribeLiveDomainsResponse, DomainInfo};
-use livestack_store::domains::{self, Domain, DomainFilter};
+use livestack_model::{
+    AddLiveDomainRequest, AddLiveDomainResponse, DeleteLiveDomainRequest, DeleteLiveDomainResponse,
+    DescribeLiveDomainRefererRequest, DescribeLiveDomainRefererResponse, DescribeLiveDomainRequest,
+    DescribeLiveDomainResponse, DescribeLiveDomainsRequest, DescribeLiveDomainsResponse,
+    DescribeLivePlayAuthKeyRequest, DescribeLivePlayAuthKeyResponse,
+    DescribeLivePushAuthKeyRequest, DescribeLivePushAuthKeyResponse, DomainInfo,
+    EnableLiveDomainRequest, EnableLiveDomainResponse, ForbidLiveDomainRequest,
+    ForbidLiveDomainResponse, ModifyLiveDomainRefererRequest, ModifyLiveDomainRefererResponse,
+    ModifyLivePlayAuthKeyRequest, ModifyLivePlayAuthKeyResponse, ModifyLivePlayDomainRequest,
+    ModifyLivePlayDomainResponse, ModifyLivePushAuthKeyRequest, ModifyLivePushAuthKeyResponse,
+    PlayAuthKeyInfo, PushAuthKeyInfo, RefererAuthConfig,
+};
+use livestack_store::domains::{self, AuthKeys, Domain, DomainFilter, Referer};
+use livestack_store::StoreError;
 
 use crate::dispatch::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// How many domains one account may have (`FailedOperation.HostOutLimit`).
 pub const DOMAIN_QUOTA: u64 = 100;
+
+/// `DomainType` of push domains.
+const PUSH: i64 = 0;
+/// `DomainType` of play domains.
+const PLAY: i64 = 1;
 
 /// `InvalidParameterValue` unless `value` is in `allowed`.
 pub(crate) fn check_enum(
@@ -39,6 +64,290 @@ pub(crate) fn check_range(name: &str, value: i64, min: i64, max: i64) -> ApiResu
     }
 }
 
+fn to_i64<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+/// Checks a domain name and returns it in lower case.
+///
+/// A name is 1–253 characters of ASCII letters, digits, `-` and `.`, with
+/// at least two labels of 1–63 characters that neither start nor end with
+/// `-`, and a top-level label that is not all digits (an IP address is not
+/// a domain).
+pub(crate) fn parse_domain_name(raw: &str) -> ApiResult<String> {
+    if !raw.is_ascii() {
+        return Err(ApiError::new(
+            ErrorCode::InternalErrorChineseCharacterDetected,
+            format!("`{raw}` contains non-ASCII characters: internationalised domain names are not supported; use the punycode (xn--) form."),
+            format!("`{raw}` 含有非 ASCII 字符：暂不支持中文域名，请使用 punycode（xn--）形式。"),
+        ));
+    }
+    if raw.len() > 253 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterDomainTooLong,
+            format!(
+                "The domain name is {} characters long; at most 253 are allowed.",
+                raw.len()
+            ),
+            format!("域名长度为 {} 个字符，超过上限 253。", raw.len()),
+        ));
+    }
+    let name = raw.to_ascii_lowercase();
+    let labels: Vec<&str> = name.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let tld_ok = labels
+        .last()
+        .is_some_and(|t| !t.bytes().all(|b| b.is_ascii_digit()));
+    if labels.len() < 2 || !labels.iter().all(label_ok) || !tld_ok {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterDomainFormatError,
+            format!("`{raw}` is not a valid domain name (letters, digits and hyphens in dot-separated labels, such as play.example.com)."),
+            format!("`{raw}` 不是合法的域名（由字母、数字和连字符组成、以点分隔，例如 play.example.com）。"),
+        ));
+    }
+    Ok(name)
+}
+
+/// A domain name as a lookup key: lower-cased; a name that cannot be a
+/// domain simply matches nothing.
+fn lookup_name(raw: &str) -> String {
+    raw.trim().to_ascii_lowercase()
+}
+
+fn push_domain_missing(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::InternalErrorPushDomainNoRecord,
+        format!("The push domain `{name}` does not exist."),
+        format!("推流域名 `{name}` 不存在。"),
+    )
+}
+
+fn play_domain_missing(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::InternalErrorPlayDomainNoRecord,
+        format!("The play domain `{name}` does not exist."),
+        format!("播放域名 `{name}` 不存在。"),
+    )
+}
+
+fn domain_missing(code: ErrorCode, name: &str) -> ApiError {
+    ApiError::new(
+        code,
+        format!("The domain `{name}` does not exist."),
+        format!("域名 `{name}` 不存在。"),
+    )
+}
+
+/// Loads one of the caller's domains of the given type, or the error for
+/// a missing one (`PushDomainNoRecord` / `PlayDomainNoRecord`).
+async fn load_typed(cx: &Cx, raw: &str, domain_type: i64) -> ApiResult<Domain> {
+    let name = lookup_name(raw);
+    let account = cx.account;
+    let key = name.clone();
+    let found = cx
+        .store
+        .run(move |c| domains::find(c, account, &key))
+        .await?;
+    match found {
+        Some(d) if d.domain_type == domain_type => Ok(d),
+        _ if domain_type == PUSH => Err(push_domain_missing(&name)),
+        _ => Err(play_domain_missing(&name)),
+    }
+}
+
+/// Loads one of the caller's domains of any type; `missing` is the code
+/// the action documents for an absent domain.
+async fn load_any(cx: &Cx, raw: &str, missing: ErrorCode) -> ApiResult<Domain> {
+    let name = lookup_name(raw);
+    let account = cx.account;
+    let key = name.clone();
+    cx.store
+        .run(move |c| domains::find(c, account, &key))
+        .await?
+        .ok_or_else(|| domain_missing(missing, &name))
+}
+
+/// Writes a changed domain back, after the dry-run commit point.
+async fn save(cx: &Cx, domain: Domain) -> ApiResult<()> {
+    cx.commit_point()?;
+    let name = domain.name.clone();
+    let updated = cx.store.run(move |c| domains::update(c, &domain)).await?;
+    if updated {
+        cx.publish_policy().await
+    } else {
+        // Deleted by a concurrent request between load and save.
+        Err(domain_missing(
+            ErrorCode::ResourceNotFoundDomainNotExist,
+            &name,
+        ))
+    }
+}
+
+/// A fresh random signing key: 32 hex digits.
+fn random_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Adds a push or play domain.
+///
+/// Push domains start with push authentication on and a generated master
+/// key, as CSS creates them (read it with `DescribeLivePushAuthKey` or sign
+/// URLs with `livestack url`); play domains start without play
+/// authentication.
+pub async fn add_live_domain(
+    cx: Cx,
+    req: AddLiveDomainRequest,
+) -> ApiResult<AddLiveDomainResponse> {
+    let name = parse_domain_name(&req.domain_name)?;
+    let domain_type =
+        check_enum("DomainType", Some(to_i64(req.domain_type)), &[PUSH, PLAY])?.unwrap_or(PUSH);
+    let play_type = check_enum(
+        "PlayType",
+        Some(req.play_type.map_or(1, to_i64)),
+        &[1, 2, 3],
+    )?
+    .unwrap_or(1);
+    let is_delay_live =
+        check_enum("IsDelayLive", Some(req.is_delay_live.unwrap_or(0)), &[0, 1])?.unwrap_or(0);
+    let is_mini_program_live = check_enum(
+        "IsMiniProgramLive",
+        Some(req.is_mini_program_live.unwrap_or(0)),
+        &[0, 1],
+    )?
+    .unwrap_or(0);
+    if let Some(v) = req.verify_owner_type.as_deref() {
+        if !["dnsCheck", "fileCheck", "dbCheck"].contains(&v) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("VerifyOwnerType must be dnsCheck, fileCheck or dbCheck, not `{v}`."),
+                format!(
+                    "VerifyOwnerType 的取值须为 dnsCheck、fileCheck 或 dbCheck，当前为 `{v}`。"
+                ),
+            ));
+        }
+    }
+    let domain = Domain {
+        account_id: cx.account,
+        name: name.clone(),
+        domain_type,
+        status: 1,
+        play_type,
+        is_delay_live,
+        is_mini_program_live,
+        created_at: cx.now,
+        auth: if domain_type == PUSH {
+            AuthKeys {
+                enabled: true,
+                key: random_key(),
+                backup_key: String::new(),
+                delta: 0,
+            }
+        } else {
+            AuthKeys::default()
+        },
+        referer: Referer::default(),
+    };
+
+    enum Outcome {
+        Added,
+        Mine,
+        Theirs,
+        Full,
+        DryRun,
+    }
+    let dry_run = cx.dry_run;
+    let outcome = cx
+        .store
+        .run(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let outcome = match domains::find_any(&tx, &domain.name)? {
+                Some(existing) if existing.account_id == domain.account_id => Outcome::Mine,
+                Some(_) => Outcome::Theirs,
+                None if domains::count(&tx, domain.account_id)? >= DOMAIN_QUOTA => Outcome::Full,
+                None if dry_run => Outcome::DryRun,
+                None => match domains::insert(&tx, &domain) {
+                    Ok(()) => Outcome::Added,
+                    // Another account took it between the check and the insert.
+                    Err(StoreError::Conflict { .. }) => Outcome::Theirs,
+                    Err(e) => return Err(e),
+                },
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await?;
+    match outcome {
+        Outcome::Added => {
+            cx.publish_policy().await?;
+            Ok(AddLiveDomainResponse {})
+        }
+        Outcome::DryRun => Err(ApiError::bare(ErrorCode::DryRunOperation)),
+        Outcome::Mine => Err(ApiError::new(
+            ErrorCode::FailedOperationDomainAdded,
+            format!("The domain `{name}` has already been added to this account."),
+            format!("域名 `{name}` 已添加。"),
+        )),
+        Outcome::Theirs => Err(ApiError::new(
+            ErrorCode::InvalidParameterDomainAlreadyExist,
+            format!("The domain `{name}` is already in use by another account."),
+            format!("域名 `{name}` 已在其他处接入，请检查域名是否输入正确。"),
+        )),
+        Outcome::Full => Err(ApiError::new(
+            ErrorCode::FailedOperationHostOutLimit,
+            format!("This account already has {DOMAIN_QUOTA} domains, the limit."),
+            format!("域名数量超过限制（{DOMAIN_QUOTA} 个）。"),
+        )),
+    }
+}
+
+/// Deletes a domain of the given type.
+pub async fn delete_live_domain(
+    cx: Cx,
+    req: DeleteLiveDomainRequest,
+) -> ApiResult<DeleteLiveDomainResponse> {
+    let domain_type =
+        check_enum("DomainType", Some(to_i64(req.domain_type)), &[PUSH, PLAY])?.unwrap_or(PUSH);
+    let domain = load_typed(&cx, &req.domain_name, domain_type).await?;
+    cx.commit_point()?;
+    let account = cx.account;
+    let deleted = cx
+        .store
+        .run(move |c| domains::delete(c, account, &domain.name, domain_type))
+        .await?;
+    if !deleted {
+        let name = lookup_name(&req.domain_name);
+        return Err(if domain_type == PUSH {
+            push_domain_missing(&name)
+        } else {
+            play_domain_missing(&name)
+        });
+    }
+    cx.publish_policy().await?;
+    Ok(DeleteLiveDomainResponse {})
+}
+
+/// Describes one domain.
+pub async fn describe_live_domain(
+    cx: Cx,
+    req: DescribeLiveDomainRequest,
+) -> ApiResult<DescribeLiveDomainResponse> {
+    let domain = load_any(
+        &cx,
+        &req.domain_name,
+        ErrorCode::ResourceNotFoundDomainNotExist,
+    )
+    .await?;
+    Ok(DescribeLiveDomainResponse {
+        domain_info: domain_info(domain),
+    })
+}
+
 /// Lists the caller's domains, filtered and paged.
 pub async fn describe_live_domains(
     cx: Cx,
@@ -48,10 +357,13 @@ pub async fn describe_live_domains(
     let page_num = check_range("PageNum", req.page_num.map_or(1, to_i64), 1, 100_000)?;
     let filter = DomainFilter {
         status: check_enum("DomainStatus", req.domain_status.map(to_i64), &[0, 1])?,
-        domain_type: check_enum("DomainType", req.domain_type.map(to_i64), &[0, 1])?,
+        domain_type: check_enum("DomainType", req.domain_type.map(to_i64), &[PUSH, PLAY])?,
         is_delay_live: check_enum("IsDelayLive", req.is_delay_live.map(to_i64), &[0, 1])?,
         play_type: check_enum("PlayType", req.play_type.map(to_i64), &[1, 2, 3])?,
-        prefix: req.domain_prefix.filter(|p| !p.is_empty()),
+        prefix: req
+            .domain_prefix
+            .map(|p| p.to_ascii_lowercase())
+            .filter(|p| !p.is_empty()),
     };
     let account = cx.account;
     let offset = (page_num as u64 - 1) * page_size as u64;
@@ -72,24 +384,304 @@ pub async fn describe_live_domains(
     })
 }
 
+/// Enables a domain: pushes and plays on it are accepted again.
+pub async fn enable_live_domain(
+    cx: Cx,
+    req: EnableLiveDomainRequest,
+) -> ApiResult<EnableLiveDomainResponse> {
+    let mut domain = load_any(&cx, &req.domain_name, ErrorCode::ResourceNotFound).await?;
+    domain.status = 1;
+    save(&cx, domain).await?;
+    Ok(EnableLiveDomainResponse {})
+}
+
+/// Disables a domain: pushes and plays on it are refused.
+pub async fn forbid_live_domain(
+    cx: Cx,
+    req: ForbidLiveDomainRequest,
+) -> ApiResult<ForbidLiveDomainResponse> {
+    let mut domain = load_any(&cx, &req.domain_name, ErrorCode::ResourceNotFound).await?;
+    domain.status = 0;
+    save(&cx, domain).await?;
+    Ok(ForbidLiveDomainResponse {})
+}
+
+/// Changes a play domain's area.
+pub async fn modify_live_play_domain(
+    cx: Cx,
+    req: ModifyLivePlayDomainRequest,
+) -> ApiResult<ModifyLivePlayDomainResponse> {
+    let play_type = check_enum("PlayType", Some(req.play_type), &[1, 2, 3])?.unwrap_or(1);
+    let mut domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    domain.play_type = play_type;
+    save(&cx, domain).await?;
+    Ok(ModifyLivePlayDomainResponse {})
+}
+
+/// A play domain's referer rules.
+pub async fn describe_live_domain_referer(
+    cx: Cx,
+    req: DescribeLiveDomainRefererRequest,
+) -> ApiResult<DescribeLiveDomainRefererResponse> {
+    let domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    Ok(DescribeLiveDomainRefererResponse {
+        referer_auth_config: Some(RefererAuthConfig {
+            domain_name: domain.name,
+            enable: i64::from(domain.referer.enabled),
+            r#type: domain.referer.list_type,
+            allow_empty: i64::from(domain.referer.allow_empty),
+            rules: domain.referer.rules,
+        }),
+    })
+}
+
+/// Sets a play domain's referer rules.
+pub async fn modify_live_domain_referer(
+    cx: Cx,
+    req: ModifyLiveDomainRefererRequest,
+) -> ApiResult<ModifyLiveDomainRefererResponse> {
+    check_enum("Enable", Some(req.enable), &[0, 1])?;
+    check_enum("Type", Some(req.r#type), &[0, 1])?;
+    check_enum("AllowEmpty", Some(req.allow_empty), &[0, 1])?;
+    let rules = parse_referer_rules(&req.rules)?;
+    let mut domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    domain.referer = Referer {
+        enabled: req.enable == 1,
+        list_type: req.r#type,
+        allow_empty: req.allow_empty == 1,
+        rules,
+    };
+    save(&cx, domain).await?;
+    Ok(ModifyLiveDomainRefererResponse {})
+}
+
+/// Normalises a `;`-separated referer list: each entry a host name,
+/// optionally with a leading `*.` wildcard.
+fn parse_referer_rules(raw: &str) -> ApiResult<String> {
+    let mut rules = Vec::new();
+    for rule in raw.split(';').map(str::trim).filter(|r| !r.is_empty()) {
+        let host = rule.strip_prefix("*.").unwrap_or(rule);
+        let ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':');
+        if !ok {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!(
+                    "Rules: `{rule}` is not a host name (such as example.com or *.example.com)."
+                ),
+                format!(
+                    "Rules 中的 `{rule}` 不是合法的主机名（例如 example.com 或 *.example.com）。"
+                ),
+            ));
+        }
+        rules.push(rule.to_ascii_lowercase());
+    }
+    Ok(rules.join(";"))
+}
+
+/// Checks a signing key given to a Modify*AuthKey action.
+fn check_key(name: &str, key: &str) -> ApiResult<()> {
+    if key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            format!("{name} must be at most 128 printable ASCII characters without spaces."),
+            format!("{name} 须为不超过 128 个可打印 ASCII 字符，且不含空格。"),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the optional fields of a Modify*AuthKey request ("absent means
+/// unchanged") and checks the result can sign URLs when enabled.
+fn apply_auth(
+    mut auth: AuthKeys,
+    enable: Option<i64>,
+    key: Option<(&str, String)>,
+    backup: Option<(&str, String)>,
+    delta: Option<u64>,
+) -> ApiResult<AuthKeys> {
+    if let Some(enable) = check_enum("Enable", enable, &[0, 1])? {
+        auth.enabled = enable == 1;
+    }
+    if let Some((name, key)) = key {
+        check_key(name, &key)?;
+        auth.key = key;
+    }
+    if let Some((name, backup)) = backup {
+        check_key(name, &backup)?;
+        auth.backup_key = backup;
+    }
+    if let Some(delta) = delta {
+        // Ten years: anything longer is a typo, and it must fit the store.
+        auth.delta = check_range("AuthDelta", to_i64(delta), 0, 10 * 365 * 86_400)?;
+    }
+    if auth.enabled && auth.key.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            "Authentication cannot be enabled without a key: set the master key too.",
+            "启用鉴权时必须设置主鉴权 Key。",
+        ));
+    }
+    Ok(auth)
+}
+
+/// A push domain's signing keys.
+pub async fn describe_live_push_auth_key(
+    cx: Cx,
+    req: DescribeLivePushAuthKeyRequest,
+) -> ApiResult<DescribeLivePushAuthKeyResponse> {
+    let domain = load_typed(&cx, &req.domain_name, PUSH).await?;
+    Ok(DescribeLivePushAuthKeyResponse {
+        push_auth_key_info: PushAuthKeyInfo {
+            domain_name: domain.name,
+            enable: i64::from(domain.auth.enabled),
+            master_auth_key: domain.auth.key,
+            backup_auth_key: domain.auth.backup_key,
+            auth_delta: u64::try_from(domain.auth.delta).unwrap_or(0),
+        },
+    })
+}
+
+/// Changes a push domain's signing keys.
+pub async fn modify_live_push_auth_key(
+    cx: Cx,
+    req: ModifyLivePushAuthKeyRequest,
+) -> ApiResult<ModifyLivePushAuthKeyResponse> {
+    let mut domain = load_typed(&cx, &req.domain_name, PUSH).await?;
+    domain.auth = apply_auth(
+        domain.auth,
+        req.enable,
+        req.master_auth_key.map(|k| ("MasterAuthKey", k)),
+        req.backup_auth_key.map(|k| ("BackupAuthKey", k)),
+        req.auth_delta,
+    )?;
+    save(&cx, domain).await?;
+    Ok(ModifyLivePushAuthKeyResponse {})
+}
+
+/// A play domain's signing keys.
+pub async fn describe_live_play_auth_key(
+    cx: Cx,
+    req: DescribeLivePlayAuthKeyRequest,
+) -> ApiResult<DescribeLivePlayAuthKeyResponse> {
+    let domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    Ok(DescribeLivePlayAuthKeyResponse {
+        play_auth_key_info: PlayAuthKeyInfo {
+            domain_name: domain.name,
+            enable: i64::from(domain.auth.enabled),
+            auth_key: domain.auth.key,
+            auth_delta: u64::try_from(domain.auth.delta).unwrap_or(0),
+            auth_back_key: domain.auth.backup_key,
+        },
+    })
+}
+
+/// Changes a play domain's signing keys.
+pub async fn modify_live_play_auth_key(
+    cx: Cx,
+    req: ModifyLivePlayAuthKeyRequest,
+) -> ApiResult<ModifyLivePlayAuthKeyResponse> {
+    let mut domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    domain.auth = apply_auth(
+        domain.auth,
+        req.enable,
+        req.auth_key.map(|k| ("AuthKey", k)),
+        req.auth_back_key.map(|k| ("AuthBackKey", k)),
+        req.auth_delta,
+    )?;
+    save(&cx, domain).await?;
+    Ok(ModifyLivePlayAuthKeyResponse {})
+}
+
 /// A stored domain on the wire.
+///
+/// livestack serves domains itself, so there is no CNAME to point at:
+/// `BCName` is 0 and the CNAME fields are empty.
 pub(crate) fn domain_info(d: Domain) -> DomainInfo {
     DomainInfo {
-        name: d.name.clone(),
+        name: d.name,
         r#type: d.domain_type as u64,
         status: d.status as u64,
         create_time: crate::time::beijing(d.created_at),
         bc_name: 0,
-        target_domain: d.name.clone(),
+        target_domain: String::new(),
         play_type: d.play_type,
         is_delay_live: d.is_delay_live,
-        current_c_name: d.name,
+        current_c_name: String::new(),
         rent_tag: 0,
         rent_expire_time: "0000-00-00 00:00:00".to_owned(),
         is_mini_program_live: d.is_mini_program_live,
     }
 }
 
-fn to_i64<T: TryInto<i64>>(v: T) -> i64 {
-    v.try_into().unwrap_or(i64::MAX)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names_are_checked_and_lower_cased() {
+        assert_eq!(
+            parse_domain_name("Play.Example.COM").ok(),
+            Some("play.example.com".to_owned())
+        );
+        assert_eq!(
+            parse_domain_name("a-b.example.com").ok(),
+            Some("a-b.example.com".to_owned())
+        );
+        for (bad, code) in [
+            ("example", "InvalidParameter.DomainFormatError"),
+            ("-a.example.com", "InvalidParameter.DomainFormatError"),
+            ("a..example.com", "InvalidParameter.DomainFormatError"),
+            ("a_b.example.com", "InvalidParameter.DomainFormatError"),
+            ("127.0.0.1", "InvalidParameter.DomainFormatError"),
+            ("play.example.com ", "InvalidParameter.DomainFormatError"),
+            ("直播.example.com", "InternalError.ChineseCharacterDetected"),
+        ] {
+            let err = parse_domain_name(bad).expect_err(bad);
+            assert_eq!(err.code.as_str(), code, "{bad}");
+        }
+        let long = format!("{}.com", "a.".repeat(130));
+        assert_eq!(
+            parse_domain_name(&long).expect_err("long").code.as_str(),
+            "InvalidParameter.DomainTooLong"
+        );
+        let long_label = format!("{}.com", "a".repeat(64));
+        assert!(parse_domain_name(&long_label).is_err());
+    }
+
+    #[test]
+    fn referer_rules_are_normalised_and_checked() {
+        assert_eq!(
+            parse_referer_rules(" A.com; *.b.com;;").ok(),
+            Some("a.com;*.b.com".to_owned())
+        );
+        assert_eq!(parse_referer_rules("").ok(), Some(String::new()));
+        assert!(parse_referer_rules("a.com;bad host").is_err());
+    }
+
+    #[test]
+    fn absent_auth_fields_are_left_unchanged_and_enabling_needs_a_key() {
+        let base = AuthKeys {
+            enabled: false,
+            key: "k".into(),
+            backup_key: "b".into(),
+            delta: 10,
+        };
+        let same = apply_auth(base.clone(), None, None, None, None).expect("ok");
+        assert_eq!(same, base);
+        let on = apply_auth(
+            base.clone(),
+            Some(1),
+            None,
+            Some(("B", String::new())),
+            Some(5),
+        )
+        .expect("ok");
+        assert!(on.enabled && on.key == "k" && on.backup_key.is_empty() && on.delta == 5);
+        let no_key = AuthKeys::default();
+        assert!(apply_auth(no_key, Some(1), None, None, None).is_err());
+        assert!(apply_auth(base, Some(2), None, None, None).is_err());
+    }
 }

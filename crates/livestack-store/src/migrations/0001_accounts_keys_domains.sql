@@ -28,6 +28,17 @@ CREATE TABLE domains (
     play_type            BIGINT  NOT NULL,
     is_delay_live        BIGINT  NOT NULL,
     is_mini_program_live BIGINT  NOT NULL,
-    created_at           BIGINT  NOT NULL
+    created_at           BIGINT  NOT NULL,
+    -- URL signing (txSecret/txTime): the push key pair on push domains,
+    -- the play key pair on play domains.
+    auth_enabled         BIGINT  NOT NULL DEFAULT 0,
+    auth_key             TEXT    NOT NULL DEFAULT '',
+    auth_backup_key      TEXT    NOT NULL DEFAULT '',
+    auth_delta           BIGINT  NOT NULL DEFAULT 0,
+    -- Referer allow/deny list of play domains.
+    referer_enabled      BIGINT  NOT NULL DEFAULT 0,
+    referer_type         BIGINT  NOT NULL DEFAULT 0,
+    referer_allow_empty  BIGINT  NOT NULL DEFAULT 1,
+    referer_rules        TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX domains_by_account ON domains (account_id, name);
