@@ -1,0 +1,113 @@
+//! Recording what the media plane reports: push sessions for the event
+//! and published lists.
+//!
+//! Owns: turning [`MediaEvent`]s into `stream_sessions` rows. Must not:
+//! block the media plane (events arrive on a bounded channel the media
+//! plane never waits on).
+
+use livestack_core::media::MediaEvent;
+use livestack_store::{streams, Store};
+use tokio::sync::mpsc;
+
+/// Records events until the channel closes (the media plane has shut down).
+pub async fn record(store: Store, mut rx: mpsc::Receiver<MediaEvent>) {
+    while let Some(event) = rx.recv().await {
+        if let Err(e) = record_one(&store, event).await {
+            tracing::error!("cannot record a stream event: {e}");
+        }
+    }
+}
+
+async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreResult<()> {
+    match event {
+        MediaEvent::PublishStarted {
+            key,
+            domain,
+            client,
+            params,
+            at,
+            session,
+        } => {
+            let row = streams::PushSession {
+                account_id: key.account,
+                session: session as i64,
+                domain,
+                app: key.app,
+                stream: key.stream,
+                client_ip: client.ip().to_string(),
+                params,
+                started_at: at,
+                ended_at: None,
+                stop_reason: String::new(),
+                errcode: 0,
+                sub_errcode: 0,
+                resolution: String::new(),
+                succeeded: true,
+            };
+            store.run(move |c| streams::insert_session(c, &row)).await
+        }
+        MediaEvent::PublishStopped {
+            reason,
+            at,
+            session,
+            resolution,
+            ..
+        } => {
+            let (code, sub) = reason.code();
+            let res = if resolution.0 > 0 {
+                format!("{}x{}", resolution.0, resolution.1)
+            } else {
+                String::new()
+            };
+            store
+                .run(move |c| {
+                    streams::close_session(
+                        c,
+                        session as i64,
+                        at,
+                        reason.describe(),
+                        (i64::from(code), i64::from(sub)),
+                        &res,
+                    )
+                    .map(|_| ())
+                })
+                .await
+        }
+        MediaEvent::PublishRefused {
+            domain,
+            app,
+            stream,
+            client,
+            reason,
+            at,
+        } => {
+            // Refusals are recorded only for domains that belong to an
+            // account; an unknown domain has no owner to show them to.
+            let lookup = domain.clone();
+            let Some(d) = store
+                .run(move |c| livestack_store::domains::find_any(c, &lookup))
+                .await?
+            else {
+                return Ok(());
+            };
+            let (code, sub) = reason.code();
+            let row = streams::PushSession {
+                account_id: d.account_id,
+                session: -1,
+                domain,
+                app,
+                stream,
+                client_ip: client.ip().to_string(),
+                params: String::new(),
+                started_at: at,
+                ended_at: Some(at),
+                stop_reason: reason.describe().to_owned(),
+                errcode: i64::from(code),
+                sub_errcode: i64::from(sub),
+                resolution: String::new(),
+                succeeded: false,
+            };
+            store.run(move |c| streams::insert_session(c, &row)).await
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! What the control plane and the media plane say to each other.
+//!
+//! The control plane publishes an immutable [`Policy`] (domains, keys,
+//! forbidden streams) that the media plane reads on its hot path without
+//! locks or database calls; it asks the media plane questions and gives it
+//! orders through [`MediaControl`]; the media plane reports what happened
+//! as [`MediaEvent`]s. Nothing here does I/O.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::rules::Processing;
+use crate::{AccountId, DomainKind};
+
+/// A stream as CSS names it: streams belong to an account and are named by
+/// AppName and StreamName; any push domain of the account can publish them
+/// and any play domain of the account can play them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// The owning account.
+    pub account: AccountId,
+    /// AppName (`live` by default).
+    pub app: String,
+    /// StreamName.
+    pub stream: String,
+}
+
+/// URL signing settings of one domain.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UrlAuth {
+    /// Accepted keys (master/backup); empty ones are left out.
+    pub keys: Vec<String>,
+    /// Seconds a URL stays valid past its `txTime`.
+    pub delta: i64,
+}
+
+impl std::fmt::Debug for UrlAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are secrets.
+        f.debug_struct("UrlAuth")
+            .field("delta", &self.delta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Referer rules of a play domain (HTTP playback only, as CSS applies them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RefererPolicy {
+    /// Whether the rules apply.
+    pub enabled: bool,
+    /// `true`: only listed referers pass; `false`: listed referers are refused.
+    pub allow_list: bool,
+    /// Whether a request without a Referer passes.
+    pub allow_empty: bool,
+    /// Host patterns: `example.com` or `*.example.com`.
+    pub rules: Vec<String>,
+}
+
+impl RefererPolicy {
+    /// Whether a request with this `Referer` header value may play.
+    pub fn allows(&self, referer: Option<&str>) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let Some(referer) = referer.filter(|r| !r.is_empty()) else {
+            return self.allow_empty;
+        };
+        let host = referer_host(referer);
+        let listed = self.rules.iter().any(|rule| match rule.strip_prefix("*.") {
+            Some(base) => {
+                host.len() > base.len()
+                    && host.ends_with(base)
+                    && host[..host.len() - base.len()].ends_with('.')
+            }
+            None => host == *rule,
+        });
+        listed == self.allow_list
+    }
+}
+
+/// The host of a Referer URL, lower-cased, without port or credentials.
+fn referer_host(referer: &str) -> String {
+    let rest = referer.split_once("://").map_or(referer, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or("");
+    host.to_ascii_lowercase()
+}
+
+/// The certificate a play domain serves HTTPS with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsMaterial {
+    /// The PEM chain, leaf first.
+    pub chain_pem: String,
+    /// The PEM private key (a secret).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret.
+        f.debug_struct("TlsMaterial")
+            .field("chain_len", &self.chain_pem.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the media plane needs to know about one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainPolicy {
+    /// The owner.
+    pub account: AccountId,
+    /// Push or play.
+    pub kind: DomainKind,
+    /// `false` after ForbidLiveDomain.
+    pub enabled: bool,
+    /// URL signing, when enabled.
+    pub auth: Option<UrlAuth>,
+    /// Referer rules (play domains).
+    pub referer: RefererPolicy,
+    /// The bound certificate of a play domain with HTTPS on.
+    pub tls: Option<std::sync::Arc<TlsMaterial>>,
+}
+
+/// An immutable snapshot of the configuration the media plane enforces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Domains by lower-case name.
+    pub domains: HashMap<String, DomainPolicy>,
+    /// Forbidden streams and the Unix time they may push again.
+    pub forbidden: HashMap<StreamKey, i64>,
+    /// Streams played with a delay (`AddDelayLiveStream`): seconds, and
+    /// the Unix time the delay ends.
+    pub delays: HashMap<StreamKey, (u32, i64)>,
+    /// Processing templates and the rules that bind them to streams;
+    /// resolve a stream with [`Processing::for_push`] and
+    /// [`Processing::transcode_request`].
+    pub processing: Processing,
+}
+
+impl Policy {
+    /// The domain called `name` (any case).
+    pub fn domain(&self, name: &str) -> Option<&DomainPolicy> {
+        self.domains.get(&name.to_ascii_lowercase())
+    }
+
+    /// The playback delay of `key` at Unix time `now`, in seconds (0: none).
+    pub fn delay(&self, key: &StreamKey, now: i64) -> u32 {
+        match self.delays.get(key) {
+            Some((secs, until)) if now < *until => *secs,
+            _ => 0,
+        }
+    }
+
+    /// Whether `key` is forbidden to push at Unix time `now`.
+    pub fn is_forbidden(&self, key: &StreamKey, now: i64) -> bool {
+        self.forbidden.get(key).is_some_and(|until| now < *until)
+    }
+}
+
+/// Why a push ended or was refused, with the CSS error codes that stream
+/// callbacks and event lists report (`live-semantics.md` §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The publisher closed the connection (1/0..4/0: client closed).
+    ClientClosed,
+    /// The push domain is not configured (18/301).
+    UnknownDomain,
+    /// The push domain is disabled (18/303).
+    DomainDisabled,
+    /// The stream is forbidden (18/305).
+    StreamForbidden,
+    /// Illegal characters in the stream name (18/308) or app name (18/309).
+    BadName,
+    /// `txTime` missing (18/500).
+    NoTxTime,
+    /// `txTime` expired (18/501).
+    Expired,
+    /// No auth parameters (18/502).
+    NoAuthParams,
+    /// Signature check failed (18/503).
+    BadSignature,
+    /// Dropped by `DropLiveStream` (21/100).
+    Dropped,
+    /// Forbidden by `ForbidLiveStream` while live (21/101).
+    ForbiddenWhileLive,
+    /// Replaced by a newer push of the same stream (21/102).
+    Replaced,
+    /// No data for too long (20/0).
+    Idle,
+    /// The connection broke or sent malformed data.
+    ProtocolError,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// The CSS (`errcode`, `sub`) pair.
+    pub fn code(self) -> (u32, u32) {
+        match self {
+            EndReason::ClientClosed => (1, 0),
+            EndReason::UnknownDomain => (18, 301),
+            EndReason::DomainDisabled => (18, 303),
+            EndReason::StreamForbidden => (18, 305),
+            EndReason::BadName => (18, 308),
+            EndReason::NoTxTime => (18, 500),
+            EndReason::Expired => (18, 501),
+            EndReason::NoAuthParams => (18, 502),
+            EndReason::BadSignature => (18, 503),
+            EndReason::Dropped => (21, 100),
+            EndReason::ForbiddenWhileLive => (21, 101),
+            EndReason::Replaced => (21, 102),
+            EndReason::Idle => (20, 0),
+            EndReason::ProtocolError => (4, 0),
+            EndReason::Shutdown => (3, 0),
+        }
+    }
+
+    /// A short English description for logs and event lists.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EndReason::ClientClosed => "publisher closed the connection",
+            EndReason::UnknownDomain => "push domain not configured",
+            EndReason::DomainDisabled => "push domain disabled",
+            EndReason::StreamForbidden => "stream forbidden",
+            EndReason::BadName => "illegal characters in the app or stream name",
+            EndReason::NoTxTime => "txTime missing",
+            EndReason::Expired => "txTime expired",
+            EndReason::NoAuthParams => "txSecret and txTime missing",
+            EndReason::BadSignature => "txSecret does not match",
+            EndReason::Dropped => "dropped by DropLiveStream",
+            EndReason::ForbiddenWhileLive => "forbidden by ForbidLiveStream",
+            EndReason::Replaced => "replaced by a newer push of the same stream",
+            EndReason::Idle => "no data received for too long",
+            EndReason::ProtocolError => "connection error",
+            EndReason::Shutdown => "server shutting down",
+        }
+    }
+}
+
+/// Something that happened in the media plane.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// A push was accepted and is live.
+    PublishStarted {
+        /// The stream.
+        key: StreamKey,
+        /// The push domain used.
+        domain: String,
+        /// The publisher's address.
+        client: SocketAddr,
+        /// The push URL's query string (`stream_param` in callbacks).
+        params: String,
+        /// Unix time.
+        at: i64,
+        /// Pairs the start with its end.
+        session: u64,
+    },
+    /// A live push ended.
+    PublishStopped {
+        /// The stream.
+        key: StreamKey,
+        /// The push domain used.
+        domain: String,
+        /// The publisher's address.
+        client: SocketAddr,
+        /// Why.
+        reason: EndReason,
+        /// Unix time.
+        at: i64,
+        /// When it started (Unix time).
+        started: i64,
+        /// Pairs the end with its start.
+        session: u64,
+        /// Picture size seen, (0, 0) without video.
+        resolution: (u32, u32),
+    },
+    /// A push was refused before it went live.
+    PublishRefused {
+        /// The domain the push named (may be unknown).
+        domain: String,
+        /// AppName.
+        app: String,
+        /// StreamName.
+        stream: String,
+        /// The publisher's address.
+        client: SocketAddr,
+        /// Why.
+        reason: EndReason,
+        /// Unix time.
+        at: i64,
+    },
+}
+
+/// What the media plane measures about a live push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineStream {
+    /// The stream.
+    pub key: StreamKey,
+    /// The push domain.
+    pub domain: String,
+    /// The publisher's address.
+    pub client: SocketAddr,
+    /// The server's address the publisher connected to.
+    pub server: SocketAddr,
+    /// When the push started (Unix time).
+    pub started: i64,
+    /// The push URL's query string.
+    pub params: String,
+    /// Video codec name (`h264`, `h265`), empty without video.
+    pub video_codec: String,
+    /// Audio codec name (`aac`, …), empty without audio.
+    pub audio_codec: String,
+    /// Picture width and height from the sequence header.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Measured video frames per second (last few seconds).
+    pub fps: f64,
+    /// Measured video bitrate, bits per second.
+    pub video_bps: u64,
+    /// Measured audio bitrate, bits per second.
+    pub audio_bps: u64,
+    /// Measured audio frames per second.
+    pub audio_fps: f64,
+    /// Audio sample rate (Hz), 0 without audio.
+    pub sample_rate: u32,
+    /// Players currently attached.
+    pub players: u64,
+}
+
+/// How the control plane asks the media plane about, and acts on, live
+/// streams. Implemented by the media plane; calls are cheap and never block
+/// on I/O.
+pub trait MediaControl: Send + Sync {
+    /// Every live push of `account`.
+    fn online(&self, account: AccountId) -> Vec<OnlineStream>;
+    /// Disconnects the live push of `key` with `reason`; false when it is
+    /// not live. Takes effect on the connection at once.
+    fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn referer(allow_list: bool, allow_empty: bool) -> RefererPolicy {
+        RefererPolicy {
+            enabled: true,
+            allow_list,
+            allow_empty,
+            rules: vec!["a.com".into(), "*.b.com".into()],
+        }
+    }
+
+    #[test]
+    fn referer_lists_allow_or_deny_by_host_with_one_level_wildcards() {
+        let allow = referer(true, false);
+        assert!(allow.allows(Some("https://a.com/page")));
+        assert!(allow.allows(Some("http://x.b.com:8080/")));
+        assert!(allow.allows(Some("http://y.x.b.com/")));
+        assert!(!allow.allows(Some("http://b.com/")));
+        assert!(!allow.allows(Some("http://evil-a.com/")));
+        assert!(!allow.allows(None));
+        let deny = referer(false, true);
+        assert!(!deny.allows(Some("https://a.com/")));
+        assert!(deny.allows(Some("https://c.com/")));
+        assert!(deny.allows(None));
+        assert!(RefererPolicy::default().allows(Some("http://anything/")));
+    }
+
+    #[test]
+    fn forbidden_streams_resume_at_their_time() {
+        let key = StreamKey {
+            account: AccountId(1),
+            app: "live".into(),
+            stream: "s".into(),
+        };
+        let mut p = Policy::default();
+        p.forbidden.insert(key.clone(), 100);
+        assert!(p.is_forbidden(&key, 99));
+        assert!(!p.is_forbidden(&key, 100));
+    }
+}

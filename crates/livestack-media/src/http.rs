@@ -1,0 +1,401 @@
+//! HTTP playback: HTTP-FLV and HLS, routed by the Host header to the play
+//! domain.
+//!
+//! Owns: a small HTTP/1.1 server (request heads parsed with `httparse`,
+//! keep-alive for playlists and segments), CORS for browser players, play
+//! authentication and referer rules, and the HTTP-FLV stream. A hand-made
+//! server rather than a framework because an HTTP-FLV response is an
+//! endless body that wants the same batched vectored writes as RTMP
+//! players, straight to the socket. Must not: serve anything but playback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use livestack_core::media::StreamKey;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::access::{self, PlayRefusal};
+use crate::live::Live;
+use crate::output;
+use crate::Inner;
+
+/// Largest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long an idle keep-alive connection is kept.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    crate::accept_loop(inner, listener, "HTTP", |inner, socket, peer| async move {
+        if let Err(e) = connection(inner, socket, peer).await {
+            tracing::debug!(%peer, "HTTP connection ended: {e}");
+        }
+    })
+    .await;
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    host: Option<String>,
+    referer: Option<String>,
+    keep_alive: bool,
+}
+
+fn parse_head(head: &[u8]) -> Option<Request> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let target = req.path?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_owned)
+    };
+    let connection = header("connection")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let keep_alive = match req.version {
+        Some(0) => connection.contains("keep-alive"),
+        _ => !connection.contains("close"),
+    };
+    Some(Request {
+        method: req.method?.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        host: header("host"),
+        referer: header("referer"),
+        keep_alive,
+    })
+}
+
+/// Accepts HTTPS connections: TLS with the play domain's certificate by
+/// SNI, then the same HTTP handling.
+pub(crate) async fn accept_tls_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    crate::accept_loop(inner, listener, "HTTPS", move |inner, socket, peer| {
+        let acceptor = acceptor.clone();
+        async move {
+            let stream = match tokio::time::timeout(
+                Duration::from_secs(10),
+                acceptor.accept(socket),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            if let Err(e) = connection(inner, stream, peer).await {
+                tracing::debug!(%peer, "HTTPS connection ended: {e}");
+            }
+        }
+    })
+    .await;
+}
+
+async fn connection<S>(inner: Arc<Inner>, mut socket: S, peer: SocketAddr) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        // Read one request head.
+        let head_len = loop {
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+            if buf.len() > MAX_HEAD {
+                respond(
+                    &mut socket,
+                    431,
+                    "text/plain",
+                    Bytes::from_static(b"request header too large\n"),
+                    false,
+                    false,
+                )
+                .await?;
+                return Ok(());
+            }
+            let read = tokio::select! {
+                r = tokio::time::timeout(KEEP_ALIVE, socket.read_buf(&mut buf)) => r,
+                () = inner.shutdown.cancelled() => return Ok(()),
+            };
+            match read {
+                Ok(Ok(0)) | Err(_) => return Ok(()),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+            }
+        };
+        let head = buf.split_to(head_len);
+        let Some(req) = parse_head(&head) else {
+            respond(
+                &mut socket,
+                400,
+                "text/plain",
+                Bytes::from_static(b"bad request\n"),
+                false,
+                false,
+            )
+            .await?;
+            return Ok(());
+        };
+        let keep_alive = req.keep_alive;
+        if !handle(&inner, &mut socket, peer, req).await? || !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+/// Answers one request; false when the connection must close.
+async fn handle<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    peer: SocketAddr,
+    req: Request,
+) -> std::io::Result<bool> {
+    let head_only = req.method == "HEAD";
+    match req.method.as_str() {
+        "GET" | "HEAD" => {}
+        "OPTIONS" => {
+            // CORS preflight for browser players.
+            respond(
+                socket,
+                204,
+                "text/plain",
+                Bytes::new(),
+                req.keep_alive,
+                true,
+            )
+            .await?;
+            return Ok(true);
+        }
+        _ => {
+            respond(
+                socket,
+                405,
+                "text/plain",
+                Bytes::from_static(b"method not allowed\n"),
+                req.keep_alive,
+                head_only,
+            )
+            .await?;
+            return Ok(true);
+        }
+    }
+    let Some((app, file)) = req.path.trim_start_matches('/').split_once('/') else {
+        return not_found(socket, &req, head_only).await;
+    };
+    let (stream, kind) = match file.rsplit_once('.') {
+        Some((s, "flv")) => (s, Kind::Flv),
+        Some((s, "m3u8")) => (s, Kind::Playlist),
+        Some((s, "ts")) => match s.rsplit_once('-') {
+            Some((stream, _)) => (stream, Kind::Segment),
+            None => return not_found(socket, &req, head_only).await,
+        },
+        _ => return not_found(socket, &req, head_only).await,
+    };
+    let host = req.host.as_deref().map(access::strip_port);
+    let domain = access::resolve_domain(host, &[&req.query]).unwrap_or_default();
+    let policy = inner.policy();
+    let decision = access::authorize_play(
+        &policy,
+        &domain,
+        app,
+        stream,
+        &req.query,
+        Some(req.referer.as_deref()),
+        unix_now(),
+    );
+    let account = match decision {
+        Ok(a) => a,
+        Err(PlayRefusal::Forbidden) => {
+            tracing::info!(%peer, domain, app, stream, "HTTP play refused: forbidden");
+            respond(
+                socket,
+                403,
+                "text/plain",
+                Bytes::from_static(b"forbidden\n"),
+                req.keep_alive,
+                head_only,
+            )
+            .await?;
+            return Ok(true);
+        }
+        Err(PlayRefusal::NotFound) => return not_found(socket, &req, head_only).await,
+    };
+    let key = StreamKey {
+        account,
+        app: app.to_owned(),
+        stream: stream.to_owned(),
+    };
+    let Some(live) = inner.live(&key) else {
+        return not_found(socket, &req, head_only).await;
+    };
+    match kind {
+        Kind::Playlist => {
+            if !live.has_segments() {
+                // The first segment is still being cut: players retry.
+                return not_found(socket, &req, head_only).await;
+            }
+            let body = Bytes::from(live.playlist(&req.query));
+            respond(
+                socket,
+                200,
+                "application/vnd.apple.mpegurl",
+                body,
+                req.keep_alive,
+                head_only,
+            )
+            .await?;
+            Ok(true)
+        }
+        Kind::Segment => match live.segment(file) {
+            Some(data) => {
+                respond(socket, 200, "video/mp2t", data, req.keep_alive, head_only).await?;
+                Ok(true)
+            }
+            None => not_found(socket, &req, head_only).await,
+        },
+        Kind::Flv => {
+            flv(inner, socket, live, head_only).await?;
+            Ok(false)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Flv,
+    Playlist,
+    Segment,
+}
+
+async fn flv<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    live: Arc<Live>,
+    head_only: bool,
+) -> std::io::Result<()> {
+    // No Content-Length and `Connection: close`: the body runs until the
+    // stream ends, written raw (no chunked framing to pay for per write).
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nConnection: close\r\n\
+         Cache-Control: no-cache\r\n{CORS}\r\n"
+    );
+    if head_only {
+        socket.write_all(head.as_bytes()).await?;
+        return Ok(());
+    }
+    let sub = live.hub.subscribe();
+    drop(live);
+    let prelude = vec![
+        Bytes::from(head),
+        livestack_formats::flv::encode_header(true, true),
+    ];
+    let cancel = inner.shutdown.child_token();
+    let end = output::play(
+        socket,
+        prelude,
+        sub,
+        |f| &f.flv,
+        inner.config.merge_write,
+        &cancel,
+    )
+    .await;
+    tracing::debug!("HTTP-FLV play ended: {end:?}");
+    Ok(())
+}
+
+const CORS: &str = "Access-Control-Allow-Origin: *\r\n\
+                    Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
+                    Access-Control-Allow-Headers: *\r\n\
+                    Access-Control-Expose-Headers: *\r\n";
+
+async fn not_found<S: AsyncWrite + Unpin>(
+    socket: &mut S,
+    req: &Request,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    respond(
+        socket,
+        404,
+        "text/plain",
+        Bytes::from_static(b"not found\n"),
+        req.keep_alive,
+        head_only,
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn respond<S: AsyncWrite + Unpin>(
+    socket: &mut S,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    keep_alive: bool,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Request Header Fields Too Large",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-cache\r\nConnection: {}\r\n{CORS}\r\n",
+        body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    let mut queue = std::collections::VecDeque::from([Bytes::from(head)]);
+    if !head_only && !body.is_empty() {
+        queue.push_back(body);
+    }
+    output::write_queue(socket, &mut queue).await
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_heads_give_path_query_host_and_keep_alive() {
+        let r = parse_head(b"GET /live/cam.flv?txSecret=a&txTime=b HTTP/1.1\r\nHost: play.example.com:8080\r\nReferer: http://a.com/\r\n\r\n").expect("parses");
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.query.as_str()),
+            ("GET", "/live/cam.flv", "txSecret=a&txTime=b")
+        );
+        assert_eq!(r.host.as_deref(), Some("play.example.com:8080"));
+        assert_eq!(r.referer.as_deref(), Some("http://a.com/"));
+        assert!(r.keep_alive);
+        let r = parse_head(b"GET / HTTP/1.0\r\n\r\n").expect("parses");
+        assert!(!r.keep_alive);
+        assert!(parse_head(b"garbage\r\n\r\n").is_none());
+    }
+}

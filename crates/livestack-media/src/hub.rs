@@ -1,0 +1,231 @@
+//! The hub of one live stream: the publisher's frames in, every player's
+//! bytes out.
+//!
+//! Owns: the stream's sequence headers, metadata and GOP cache (so a new
+//! player starts on a keyframe at once), and the fan-out channel. Each
+//! frame is encoded once, as RTMP chunks and as an FLV tag, when it
+//! arrives; players share those `Bytes` (reference-counted, never copied
+//! per player). Must not: touch sockets or sleep: connection tasks do the
+//! I/O, and the lock here is held only for in-memory updates.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Audio (FLV tag type 8).
+    Audio,
+    /// Video (FLV tag type 9).
+    Video,
+    /// Script data: `onMetaData` (FLV tag type 18).
+    Script,
+}
+
+/// One media message of the stream, pre-encoded for every output.
+#[derive(Debug)]
+pub struct Frame {
+    /// Audio, video or script.
+    pub kind: FrameKind,
+    /// Milliseconds, as the publisher stamped it.
+    pub timestamp: u32,
+    /// A video keyframe.
+    pub keyframe: bool,
+    /// An AVC/HEVC/AAC sequence header (decoder configuration).
+    pub sequence_header: bool,
+    /// The FLV tag body / RTMP message payload as received.
+    pub payload: Bytes,
+    /// The whole message as RTMP chunks (type-0 header, absolute timestamp).
+    pub rtmp: Bytes,
+    /// The whole message as an FLV tag (header, body, previous tag size).
+    pub flv: Bytes,
+}
+
+/// How many frames a player may fall behind before it is dropped as too
+/// slow (about a minute of a 25 fps stream with audio).
+pub const CHANNEL_FRAMES: usize = 4096;
+
+#[derive(Default)]
+struct State {
+    metadata: Option<Arc<Frame>>,
+    video_header: Option<Arc<Frame>>,
+    audio_header: Option<Arc<Frame>>,
+    /// Frames since the last video keyframe (audio-only: since the last
+    /// audio header, bounded).
+    gop: Vec<Arc<Frame>>,
+    has_video: bool,
+}
+
+/// What a player gets when it attaches: everything needed to start
+/// decoding, then the live frames.
+pub struct Subscription {
+    /// Metadata, sequence headers and the current GOP, in order.
+    pub start: Vec<Arc<Frame>>,
+    /// Live frames after `start`.
+    pub live: broadcast::Receiver<Arc<Frame>>,
+}
+
+/// One live stream's hub. Shared by the publisher task and player tasks.
+pub struct Hub {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Frame>>,
+}
+
+/// The most frames the GOP cache keeps (a stream without keyframes must
+/// not grow it without bound).
+const MAX_GOP_FRAMES: usize = 2048;
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new()
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Hub {
+        let (tx, _) = broadcast::channel(CHANNEL_FRAMES);
+        Hub {
+            state: Mutex::new(State::default()),
+            tx,
+        }
+    }
+
+    /// Adds a frame from the publisher and sends it to every player.
+    pub fn push(&self, frame: Frame) {
+        let frame = Arc::new(frame);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match frame.kind {
+            FrameKind::Script => state.metadata = Some(Arc::clone(&frame)),
+            FrameKind::Video if frame.sequence_header => {
+                state.has_video = true;
+                state.video_header = Some(Arc::clone(&frame));
+            }
+            FrameKind::Audio if frame.sequence_header => {
+                state.audio_header = Some(Arc::clone(&frame));
+            }
+            FrameKind::Video => {
+                state.has_video = true;
+                if frame.keyframe {
+                    state.gop.clear();
+                }
+                if state.gop.len() < MAX_GOP_FRAMES && (frame.keyframe || !state.gop.is_empty()) {
+                    state.gop.push(Arc::clone(&frame));
+                }
+            }
+            FrameKind::Audio => {
+                if state.has_video {
+                    // Audio rides with the GOP it belongs to; before the
+                    // first keyframe there is nothing to start from.
+                    if !state.gop.is_empty() && state.gop.len() < MAX_GOP_FRAMES {
+                        state.gop.push(Arc::clone(&frame));
+                    }
+                } else {
+                    // Audio-only: keep about the last second.
+                    if state.gop.len() >= 64 {
+                        state.gop.remove(0);
+                    }
+                    state.gop.push(Arc::clone(&frame));
+                }
+            }
+        }
+        // Sent under the lock so that a subscriber's snapshot and its
+        // channel position agree: no frame is missed or seen twice.
+        let _ = self.tx.send(frame);
+    }
+
+    /// Attaches a player.
+    pub fn subscribe(&self) -> Subscription {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut start = Vec::with_capacity(state.gop.len() + 3);
+        start.extend(state.metadata.iter().cloned());
+        start.extend(state.video_header.iter().cloned());
+        start.extend(state.audio_header.iter().cloned());
+        start.extend(state.gop.iter().cloned());
+        Subscription {
+            start,
+            live: self.tx.subscribe(),
+        }
+    }
+
+    /// How many players are attached.
+    pub fn players(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// The current sequence headers (video, audio), for measurements.
+    pub fn headers(&self) -> (Option<Arc<Frame>>, Option<Arc<Frame>>) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (state.video_header.clone(), state.audio_header.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: FrameKind, ts: u32, keyframe: bool, header: bool) -> Frame {
+        Frame {
+            kind,
+            timestamp: ts,
+            keyframe,
+            sequence_header: header,
+            payload: Bytes::new(),
+            rtmp: Bytes::from(format!("r{ts}")),
+            flv: Bytes::from(format!("f{ts}")),
+        }
+    }
+
+    fn timestamps(frames: &[Arc<Frame>]) -> Vec<u32> {
+        frames.iter().map(|f| f.timestamp).collect()
+    }
+
+    #[test]
+    fn a_new_player_starts_with_headers_and_the_gop_from_the_last_keyframe() {
+        let hub = Hub::new();
+        hub.push(frame(FrameKind::Script, 0, false, false));
+        hub.push(frame(FrameKind::Video, 1, true, true));
+        hub.push(frame(FrameKind::Audio, 2, false, true));
+        hub.push(frame(FrameKind::Video, 10, true, false));
+        hub.push(frame(FrameKind::Audio, 11, false, false));
+        hub.push(frame(FrameKind::Video, 20, false, false));
+        hub.push(frame(FrameKind::Video, 30, true, false));
+        hub.push(frame(FrameKind::Audio, 31, false, false));
+        let sub = hub.subscribe();
+        assert_eq!(timestamps(&sub.start), vec![0, 1, 2, 30, 31]);
+    }
+
+    #[test]
+    fn frames_before_the_first_keyframe_are_not_cached() {
+        let hub = Hub::new();
+        hub.push(frame(FrameKind::Video, 1, true, true));
+        hub.push(frame(FrameKind::Video, 5, false, false));
+        hub.push(frame(FrameKind::Audio, 6, false, false));
+        assert_eq!(timestamps(&hub.subscribe().start), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn live_frames_follow_the_snapshot_without_gaps_or_repeats() {
+        let hub = Hub::new();
+        hub.push(frame(FrameKind::Video, 1, true, true));
+        hub.push(frame(FrameKind::Video, 10, true, false));
+        let mut sub = hub.subscribe();
+        hub.push(frame(FrameKind::Video, 20, false, false));
+        assert_eq!(timestamps(&sub.start), vec![1, 10]);
+        let next = sub.live.recv().await.expect("frame");
+        assert_eq!(next.timestamp, 20);
+        assert_eq!(hub.players(), 1);
+    }
+
+    #[test]
+    fn players_share_the_encoded_bytes() {
+        let hub = Hub::new();
+        hub.push(frame(FrameKind::Video, 10, true, false));
+        let a = hub.subscribe();
+        let b = hub.subscribe();
+        assert!(Arc::ptr_eq(&a.start[0], &b.start[0]));
+        assert_eq!(a.start[0].rtmp.as_ptr(), b.start[0].rtmp.as_ptr());
+    }
+}

@@ -1,0 +1,217 @@
+//! livestack's media plane: RTMP ingest, RTMP / HTTP-FLV / HLS playback.
+//!
+//! Owns: the listeners and connection tasks, the registry of live streams
+//! and their hubs, push and play authorization against the [`Policy`] the
+//! control plane publishes, and the measurements `DescribeLiveStream*`
+//! report. Must not: touch the database or know Tencent wire names: it
+//! reads the policy snapshot, answers [`MediaControl`] calls and emits
+//! [`MediaEvent`]s.
+//!
+//! Every connection task is spawned on the server's `TaskTracker` and
+//! watches its `CancellationToken`; [`MediaServer::shutdown`] cancels them
+//! all and waits for them.
+
+mod access;
+mod http;
+pub mod hub;
+mod live;
+pub mod output;
+mod rtmp;
+pub mod stats;
+mod tls;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use livestack_core::media::{EndReason, MediaControl, MediaEvent, OnlineStream, Policy, StreamKey};
+use livestack_core::AccountId;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::live::Live;
+
+/// Settings of the media plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// How long a player's frames are gathered before one vectored write
+    /// (SRS's merged-write latency). Longer is cheaper, shorter is lower
+    /// latency.
+    pub merge_write: Duration,
+    /// A publisher that sends nothing for this long is disconnected.
+    pub idle_timeout: Duration,
+    /// Target HLS segment duration.
+    pub hls_segment: Duration,
+    /// HLS segments kept in the playlist.
+    pub hls_window: usize,
+    /// RTMP chunk size for what livestack sends.
+    pub chunk_size: u32,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            merge_write: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(20),
+            hls_segment: Duration::from_secs(2),
+            hls_window: 6,
+            chunk_size: 60_000,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: MediaConfig,
+    pub(crate) policy: watch::Receiver<Arc<Policy>>,
+    events: mpsc::Sender<MediaEvent>,
+    pub(crate) streams: Mutex<HashMap<StreamKey, Arc<Live>>>,
+    next_session: AtomicU64,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+impl Inner {
+    /// The current policy snapshot.
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.borrow())
+    }
+
+    /// Reports an event; never waits (a full channel drops the event and
+    /// says so in the log rather than stalling a stream).
+    pub(crate) fn emit(&self, event: MediaEvent) {
+        if let Err(e) = self.events.try_send(event) {
+            tracing::warn!("media event dropped: {e}");
+        }
+    }
+
+    pub(crate) fn next_session(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn live(&self, key: &StreamKey) -> Option<Arc<Live>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+}
+
+/// Accepts connections on `listener` until shutdown, running `handle` for
+/// each on the server's task tracker. Accept errors (out of descriptors,
+/// say) pause the loop briefly instead of spinning.
+pub(crate) async fn accept_loop<F, Fut>(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    what: &'static str,
+    handle: F,
+) where
+    F: Fn(Arc<Inner>, tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = inner.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                // Media is latency-sensitive and written in batches already.
+                let _ = socket.set_nodelay(true);
+                inner.tasks.spawn(handle(Arc::clone(&inner), socket, peer));
+            }
+            Err(e) => {
+                tracing::warn!("{what} accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The media plane. Cheap to clone.
+#[derive(Clone)]
+pub struct MediaServer {
+    inner: Arc<Inner>,
+}
+
+impl MediaServer {
+    /// A media plane enforcing `policy` and reporting on `events`; it stops
+    /// when `shutdown` is cancelled.
+    pub fn new(
+        config: MediaConfig,
+        policy: watch::Receiver<Arc<Policy>>,
+        events: mpsc::Sender<MediaEvent>,
+        shutdown: CancellationToken,
+    ) -> MediaServer {
+        MediaServer {
+            inner: Arc::new(Inner {
+                config,
+                policy,
+                events,
+                streams: Mutex::new(HashMap::new()),
+                next_session: AtomicU64::new(0),
+                shutdown,
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Accepts RTMP connections on `listener` until shutdown.
+    pub fn serve_rtmp(&self, listener: TcpListener) {
+        let inner = Arc::clone(&self.inner);
+        self.inner.tasks.spawn(rtmp::accept_loop(inner, listener));
+    }
+
+    /// Accepts HTTP playback connections (HTTP-FLV, HLS) on `listener`
+    /// until shutdown.
+    pub fn serve_http(&self, listener: TcpListener) {
+        let inner = Arc::clone(&self.inner);
+        self.inner.tasks.spawn(http::accept_loop(inner, listener));
+    }
+
+    /// Accepts HTTPS playback connections on `listener` until shutdown,
+    /// serving each play domain's bound certificate by SNI.
+    pub fn serve_https(&self, listener: TcpListener) -> Result<(), rustls::Error> {
+        let config = tls::server_config(Arc::clone(&self.inner))?;
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .tasks
+            .spawn(http::accept_tls_loop(inner, listener, config));
+        Ok(())
+    }
+
+    /// Cancels every connection and waits until all tasks have ended.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+impl MediaControl for MediaServer {
+    fn online(&self, account: AccountId) -> Vec<OnlineStream> {
+        let lives: Vec<Arc<Live>> = self
+            .inner
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|l| l.publisher.key.account == account)
+            .cloned()
+            .collect();
+        lives.iter().map(|l| l.snapshot()).collect()
+    }
+
+    fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool {
+        match self.inner.live(key) {
+            Some(live) => {
+                live.stop(reason);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! One live push: its hub, its HLS segmenter, what it measures, and how it
+//! is stopped.
+//!
+//! Owns: the per-stream state shared between the publisher's task (which
+//! feeds it), player tasks and HTTP requests (which read it), and the
+//! control plane (which stops it). Must not: do I/O; the locks are held for
+//! in-memory updates only.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use livestack_core::media::{EndReason, OnlineStream, StreamKey};
+use livestack_formats::aac::AudioSpecificConfig;
+use livestack_formats::avc::AvcConfig;
+use livestack_formats::flv::{self, AudioCodec, AudioInfo, TagKind, VideoCodecId, VideoInfo};
+use livestack_formats::hevc::HevcConfig;
+use livestack_formats::hls::{Segmenter, SegmenterConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Frame, FrameKind, Hub};
+use crate::stats::Meter;
+
+/// Codec facts from the sequence headers.
+#[derive(Debug, Clone, Default)]
+struct CodecInfo {
+    video_codec: &'static str,
+    audio_codec: &'static str,
+    width: u32,
+    height: u32,
+    sample_rate: u32,
+}
+
+/// A live push.
+pub(crate) struct Live {
+    /// Who is pushing what.
+    pub(crate) publisher: Publisher,
+    pub(crate) hub: Arc<Hub>,
+    cancel: CancellationToken,
+    end_reason: Mutex<Option<EndReason>>,
+    meter: Mutex<Meter>,
+    info: Mutex<CodecInfo>,
+    hls: Mutex<Segmenter>,
+    chunk_size: u32,
+}
+
+/// Who is pushing, for [`Live::new`].
+pub(crate) struct Publisher {
+    pub(crate) key: StreamKey,
+    pub(crate) domain: String,
+    pub(crate) client: SocketAddr,
+    pub(crate) server: SocketAddr,
+    pub(crate) started: i64,
+    pub(crate) params: String,
+    pub(crate) session: u64,
+}
+
+impl Live {
+    /// A live push feeding `hub` (a new one, or the hub of the push it
+    /// replaces, so that players stay attached).
+    pub(crate) fn new(
+        p: Publisher,
+        hub: Arc<Hub>,
+        cancel: CancellationToken,
+        hls: SegmenterConfig,
+        chunk_size: u32,
+    ) -> Live {
+        Live {
+            publisher: p,
+            hub,
+            cancel,
+            end_reason: Mutex::new(None),
+            meter: Mutex::new(Meter::new(Instant::now())),
+            info: Mutex::new(CodecInfo::default()),
+            hls: Mutex::new(Segmenter::new(hls)),
+            chunk_size,
+        }
+    }
+
+    /// Ends the push: the publisher's task sees the token and closes the
+    /// connection. The first reason given is the one reported.
+    pub(crate) fn stop(&self, reason: EndReason) {
+        let mut r = self.end_reason.lock().unwrap_or_else(|e| e.into_inner());
+        r.get_or_insert(reason);
+        self.cancel.cancel();
+    }
+
+    /// Why the push was stopped from outside, if it was.
+    pub(crate) fn end_reason(&self) -> Option<EndReason> {
+        *self.end_reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The token the publisher's task watches.
+    pub(crate) fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// Takes one message from the publisher: measures it, feeds the HLS
+    /// segmenter, encodes it once for every output and hands it to the hub.
+    pub(crate) fn publish(&self, kind: FrameKind, timestamp: u32, payload: Bytes) {
+        let now = Instant::now();
+        let (tag_kind, msg_type, csid) = match kind {
+            FrameKind::Audio => (TagKind::Audio, 8, 4),
+            FrameKind::Video => (TagKind::Video, 9, 6),
+            FrameKind::Script => (TagKind::Script, 18, 5),
+        };
+        let mut keyframe = false;
+        let mut sequence_header = false;
+        match kind {
+            FrameKind::Video => {
+                if let Ok(v) = VideoInfo::parse(&payload) {
+                    keyframe = v.is_keyframe();
+                    sequence_header = v.is_sequence_header();
+                    if sequence_header {
+                        self.learn_video(&v, v.data(&payload));
+                    }
+                }
+                self.meter
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .video(payload.len(), now);
+            }
+            FrameKind::Audio => {
+                if let Ok(a) = AudioInfo::parse(&payload) {
+                    sequence_header = a.is_sequence_header();
+                    self.learn_audio(&a, a.data(&payload));
+                }
+                self.meter
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .audio(payload.len(), now);
+            }
+            FrameKind::Script => {}
+        }
+        {
+            let mut hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = hls.push(tag_kind, timestamp, &payload) {
+                tracing::debug!(stream = %self.publisher.key.stream, "HLS dropped a frame: {e}");
+            }
+        }
+        let rtmp = livestack_rtmp::chunk::encode_message_fmt0(
+            csid,
+            msg_type,
+            1,
+            timestamp,
+            &payload,
+            self.chunk_size,
+        );
+        let flv = flv::encode_tag(tag_kind, timestamp, &payload).unwrap_or_default();
+        self.hub.push(Frame {
+            kind,
+            timestamp,
+            keyframe,
+            sequence_header,
+            payload,
+            rtmp,
+            flv,
+        });
+    }
+
+    fn learn_video(&self, v: &VideoInfo, config: &[u8]) {
+        let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
+        match v.codec {
+            VideoCodecId::Avc => {
+                info.video_codec = "h264";
+                if let Ok(sps) = AvcConfig::parse(config).and_then(|c| c.parse_sps()) {
+                    (info.width, info.height) = (sps.width, sps.height);
+                }
+            }
+            VideoCodecId::Hevc => {
+                info.video_codec = "h265";
+                if let Ok(sps) = HevcConfig::parse(config)
+                    .map_err(|_| ())
+                    .and_then(|c| c.parse_sps().map_err(|_| ()))
+                {
+                    (info.width, info.height) = (sps.width, sps.height);
+                }
+            }
+            VideoCodecId::Av1 => info.video_codec = "av1",
+            VideoCodecId::Vp9 => info.video_codec = "vp9",
+            _ => info.video_codec = "other",
+        }
+    }
+
+    fn learn_audio(&self, a: &AudioInfo, data: &[u8]) {
+        let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
+        info.audio_codec = match a.codec {
+            AudioCodec::Aac => "aac",
+            AudioCodec::Mp3 => "mp3",
+            AudioCodec::Opus => "opus",
+            _ => "other",
+        };
+        if a.codec == AudioCodec::Aac && a.is_sequence_header() {
+            if let Ok(asc) = AudioSpecificConfig::parse(data) {
+                info.sample_rate = asc.sample_rate;
+            }
+        } else if info.sample_rate == 0 {
+            info.sample_rate = a.legacy_sample_rate();
+        }
+    }
+
+    /// Closes the last HLS segment when the push ends.
+    pub(crate) fn finish_hls(&self) {
+        self.hls.lock().unwrap_or_else(|e| e.into_inner()).finish();
+    }
+
+    /// The HLS playlist, with `query` (the player's signature) appended to
+    /// every segment URI so the segments pass play authentication too.
+    pub(crate) fn playlist(&self, query: &str) -> String {
+        let hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
+        if query.is_empty() {
+            hls.playlist()
+        } else {
+            let suffix = format!("?{query}");
+            hls.playlist_with(|s| format!("{}{suffix}", hls.segment_name(s.sequence)))
+        }
+    }
+
+    /// A segment by file name (`<stream>-<n>.ts`).
+    pub(crate) fn segment(&self, file_name: &str) -> Option<Bytes> {
+        let hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
+        let sequence = hls.parse_segment_name(file_name)?;
+        hls.segment(sequence).map(|s| s.data.clone())
+    }
+
+    /// Whether any HLS segment is ready.
+    pub(crate) fn has_segments(&self) -> bool {
+        self.hls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .segments()
+            .next()
+            .is_some()
+    }
+
+    /// What `DescribeLiveStream*` report.
+    pub(crate) fn snapshot(&self) -> OnlineStream {
+        let rates = self
+            .meter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .rates(Instant::now());
+        let info = self.info.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let p = &self.publisher;
+        OnlineStream {
+            key: p.key.clone(),
+            domain: p.domain.clone(),
+            client: p.client,
+            server: p.server,
+            started: p.started,
+            params: p.params.clone(),
+            video_codec: info.video_codec.to_owned(),
+            audio_codec: info.audio_codec.to_owned(),
+            width: info.width,
+            height: info.height,
+            fps: rates.fps,
+            video_bps: rates.video_bps,
+            audio_bps: rates.audio_bps,
+            audio_fps: rates.audio_fps,
+            sample_rate: info.sample_rate,
+            players: self.hub.players() as u64,
+        }
+    }
+
+    /// The picture size seen so far.
+    pub(crate) fn resolution(&self) -> (u32, u32) {
+        let info = self.info.lock().unwrap_or_else(|e| e.into_inner());
+        (info.width, info.height)
+    }
+}

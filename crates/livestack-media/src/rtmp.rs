@@ -1,0 +1,422 @@
+//! RTMP connections: ingest (publish) and playback (play) on one port.
+//!
+//! Owns: the accept loop and one task per connection driving a sans-IO
+//! `ServerSession`, push and play authorization at the `publish`/`play`
+//! commands, registering live pushes, the publisher's read loop (with the
+//! idle timeout, `DropLiveStream`/`ForbidLiveStream` cancellation and the
+//! playback delay), and handing players to [`crate::output::play`].
+//! Must not: touch the database or block the runtime.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use livestack_core::media::{EndReason, MediaEvent, StreamKey};
+use livestack_formats::hls::SegmenterConfig;
+use livestack_rtmp::{strip_set_data_frame, ServerConfig, ServerSession, SessionEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::access::{self, PlayRefusal};
+use crate::hub::{FrameKind, Hub};
+use crate::live::{Live, Publisher};
+use crate::output::{self, PlayEnd};
+use crate::Inner;
+
+/// How long a connection may take to get to `publish` or `play`.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    crate::accept_loop(inner, listener, "RTMP", |inner, socket, peer| async move {
+        if let Err(e) = connection(inner, socket, peer).await {
+            tracing::debug!(%peer, "RTMP connection ended: {e}");
+        }
+    })
+    .await;
+}
+
+/// A connection: read until the client asks to publish or play.
+async fn connection(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+    let local = socket.local_addr()?;
+    let (mut rd, mut wr) = socket.into_split();
+    let mut session = ServerSession::new(ServerConfig {
+        chunk_size: inner.config.chunk_size,
+        ..ServerConfig::default()
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tc_url: Option<String> = None;
+    let mut app = String::new();
+    let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
+    loop {
+        let n = tokio::select! {
+            r = tokio::time::timeout_at(deadline, rd.read(&mut buf)) => match r {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
+            },
+            () = inner.shutdown.cancelled() => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        if let Err(e) = session.feed(&buf[..n]) {
+            tracing::debug!(%peer, "malformed RTMP input: {e}");
+            return Ok(());
+        }
+        flush(&mut session, &mut wr).await?;
+        while let Some(event) = session.poll_event() {
+            match event {
+                SessionEvent::Connect {
+                    app: a, tc_url: t, ..
+                } => {
+                    app = a;
+                    tc_url = t;
+                }
+                SessionEvent::Publish {
+                    stream_id, name, ..
+                } => {
+                    let target = Target::new(tc_url.as_deref(), &app, &name);
+                    return publish(inner, session, rd, wr, buf, peer, local, stream_id, target)
+                        .await;
+                }
+                SessionEvent::Play {
+                    stream_id, name, ..
+                } => {
+                    let target = Target::new(tc_url.as_deref(), &app, &name);
+                    return play(inner, session, rd, wr, peer, stream_id, target).await;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn flush(session: &mut ServerSession, wr: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    while let Some(out) = session.take_output() {
+        wr.write_all(&out).await?;
+    }
+    Ok(())
+}
+
+/// What a publish or play names.
+#[derive(Debug)]
+struct Target {
+    domain: Option<String>,
+    app: String,
+    stream: String,
+    /// The stream name's query (`txSecret`, `txTime`, …).
+    query: String,
+}
+
+impl Target {
+    fn new(tc_url: Option<&str>, app: &str, name: &str) -> Target {
+        let (host, tc_query) = tc_url
+            .map(access::tc_url_parts)
+            .unwrap_or((None, String::new()));
+        let (app, app_query) = access::split_query(app);
+        let (stream, query) = access::split_query(name);
+        // Signatures usually ride on the stream name; some clients put the
+        // query on the app (tcUrl) instead.
+        let query = if query.is_empty() {
+            if app_query.is_empty() {
+                tc_query.clone()
+            } else {
+                app_query.to_owned()
+            }
+        } else {
+            query.to_owned()
+        };
+        Target {
+            domain: access::resolve_domain(host.as_deref(), &[&query, app_query, &tc_query]),
+            app: app.to_owned(),
+            stream: stream.to_owned(),
+            query,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    inner: Arc<Inner>,
+    mut session: ServerSession,
+    mut rd: OwnedReadHalf,
+    mut wr: OwnedWriteHalf,
+    mut buf: Vec<u8>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    stream_id: u32,
+    target: Target,
+) -> std::io::Result<()> {
+    let now = unix_now();
+    let policy = inner.policy();
+    let domain = target.domain.clone().unwrap_or_default();
+    let decision = access::authorize_push(
+        &policy,
+        &domain,
+        &target.app,
+        &target.stream,
+        &target.query,
+        now,
+    );
+    let account = match decision {
+        Ok(account) => account,
+        Err(reason) => {
+            tracing::info!(%peer, domain, app = target.app, stream = target.stream, "push refused: {}", reason.describe());
+            let code = match reason {
+                EndReason::BadName => "NetStream.Publish.BadName",
+                _ => "NetStream.Publish.Denied",
+            };
+            let (errcode, sub) = reason.code();
+            session.reject_publish(
+                stream_id,
+                code,
+                &format!("{} ({errcode}/{sub})", reason.describe()),
+            );
+            let _ = flush(&mut session, &mut wr).await;
+            inner.emit(MediaEvent::PublishRefused {
+                domain,
+                app: target.app,
+                stream: target.stream,
+                client: peer,
+                reason,
+                at: now,
+            });
+            return Ok(());
+        }
+    };
+    let key = StreamKey {
+        account,
+        app: target.app.clone(),
+        stream: target.stream.clone(),
+    };
+    let session_id = inner.next_session();
+    let cancel = inner.shutdown.child_token();
+    let live = {
+        let mut streams = inner.streams.lock().unwrap_or_else(|e| e.into_inner());
+        // A second push of a live stream replaces the first, as CSS does
+        // (21/102); players stay attached to the same hub.
+        let hub = match streams.get(&key) {
+            Some(old) => {
+                old.stop(EndReason::Replaced);
+                Arc::clone(&old.hub)
+            }
+            None => Arc::new(Hub::new()),
+        };
+        let live = Arc::new(Live::new(
+            Publisher {
+                key: key.clone(),
+                domain: domain.clone(),
+                client: peer,
+                server: local,
+                started: now,
+                params: target.query.clone(),
+                session: session_id,
+            },
+            hub,
+            cancel,
+            SegmenterConfig {
+                target_duration_ms: inner.config.hls_segment.as_millis() as u64,
+                window: inner.config.hls_window,
+                name: target.stream.clone(),
+                ..SegmenterConfig::default()
+            },
+            inner.config.chunk_size,
+        ));
+        streams.insert(key.clone(), Arc::clone(&live));
+        live
+    };
+    session.accept_publish(stream_id);
+    flush(&mut session, &mut wr).await?;
+    tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push started");
+    inner.emit(MediaEvent::PublishStarted {
+        key: key.clone(),
+        domain: domain.clone(),
+        client: peer,
+        params: target.query.clone(),
+        at: now,
+        session: session_id,
+    });
+
+    let reason = ingest(&inner, &live, &mut session, &mut rd, &mut wr, &mut buf).await;
+    let reason = live.end_reason().unwrap_or(reason);
+    live.finish_hls();
+    {
+        let mut streams = inner.streams.lock().unwrap_or_else(|e| e.into_inner());
+        // A replacement push may already own the key.
+        if streams
+            .get(&key)
+            .is_some_and(|l| l.publisher.session == session_id)
+        {
+            streams.remove(&key);
+        }
+    }
+    tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push ended: {}", reason.describe());
+    inner.emit(MediaEvent::PublishStopped {
+        key,
+        domain,
+        client: peer,
+        reason,
+        at: unix_now(),
+        started: now,
+        session: session_id,
+        resolution: live.resolution(),
+    });
+    Ok(())
+}
+
+/// Frames held back for a playback delay (`AddDelayLiveStream`).
+struct Delayed {
+    due: Instant,
+    kind: FrameKind,
+    timestamp: u32,
+    payload: Bytes,
+}
+
+/// The publisher's read loop; returns why it ended.
+async fn ingest(
+    inner: &Inner,
+    live: &Live,
+    session: &mut ServerSession,
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    buf: &mut [u8],
+) -> EndReason {
+    let mut delayed: VecDeque<Delayed> = VecDeque::new();
+    loop {
+        // Events already decoded (possibly with the publish command).
+        while let Some(event) = session.poll_event() {
+            let (kind, timestamp, payload) = match event {
+                SessionEvent::Audio {
+                    timestamp, payload, ..
+                } => (FrameKind::Audio, timestamp, payload),
+                SessionEvent::Video {
+                    timestamp, payload, ..
+                } => (FrameKind::Video, timestamp, payload),
+                SessionEvent::Metadata { payload, .. } => {
+                    (FrameKind::Script, 0, strip_set_data_frame(&payload))
+                }
+                SessionEvent::DeleteStream { .. } => return EndReason::ClientClosed,
+                _ => continue,
+            };
+            let delay = inner.policy().delay(&live.publisher.key, unix_now());
+            if delay == 0 && delayed.is_empty() {
+                live.publish(kind, timestamp, payload);
+            } else {
+                delayed.push_back(Delayed {
+                    due: Instant::now() + Duration::from_secs(u64::from(delay)),
+                    kind,
+                    timestamp,
+                    payload,
+                });
+            }
+        }
+        while delayed.front().is_some_and(|d| d.due <= Instant::now()) {
+            if let Some(d) = delayed.pop_front() {
+                live.publish(d.kind, d.timestamp, d.payload);
+            }
+        }
+        if flush(session, wr).await.is_err() {
+            return EndReason::ProtocolError;
+        }
+        let next_due = delayed
+            .front()
+            .map(|d| tokio::time::Instant::from_std(d.due));
+        let n = tokio::select! {
+            r = tokio::time::timeout(inner.config.idle_timeout, rd.read(buf)) => match r {
+                Ok(Ok(0)) => return EndReason::ClientClosed,
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) => return EndReason::ProtocolError,
+                Err(_) => return EndReason::Idle,
+            },
+            () = live.cancelled() => return live.end_reason().unwrap_or(EndReason::Shutdown),
+            () = async { match next_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => continue,
+        };
+        if session.feed(&buf[..n]).is_err() {
+            return EndReason::ProtocolError;
+        }
+    }
+}
+
+async fn play(
+    inner: Arc<Inner>,
+    mut session: ServerSession,
+    mut rd: OwnedReadHalf,
+    mut wr: OwnedWriteHalf,
+    peer: SocketAddr,
+    stream_id: u32,
+    target: Target,
+) -> std::io::Result<()> {
+    let policy = inner.policy();
+    let domain = target.domain.clone().unwrap_or_default();
+    let decision = access::authorize_play(
+        &policy,
+        &domain,
+        &target.app,
+        &target.stream,
+        &target.query,
+        None,
+        unix_now(),
+    );
+    let live = decision.ok().and_then(|account| {
+        inner.live(&StreamKey {
+            account,
+            app: target.app.clone(),
+            stream: target.stream.clone(),
+        })
+    });
+    let Some(live) = live else {
+        let (code, why) = match decision {
+            Err(PlayRefusal::Forbidden) => ("NetStream.Play.Failed", "play authentication failed"),
+            Err(PlayRefusal::NotFound) => ("NetStream.Play.StreamNotFound", "no such play domain"),
+            Ok(_) => ("NetStream.Play.StreamNotFound", "the stream is not live"),
+        };
+        tracing::info!(%peer, domain, app = target.app, stream = target.stream, "RTMP play refused: {why}");
+        session.reject_play(stream_id, code, why);
+        let _ = flush(&mut session, &mut wr).await;
+        return Ok(());
+    };
+    session.accept_play(stream_id);
+    let mut prelude = Vec::new();
+    while let Some(out) = session.take_output() {
+        prelude.push(out);
+    }
+    let sub = live.hub.subscribe();
+    let cancel = inner.shutdown.child_token();
+    drop(live);
+    let mut read_buf = vec![0u8; 4096];
+    // Keep reading so that a player that leaves is noticed at once; what a
+    // player sends after `play` (acknowledgements, pings) needs no answer
+    // that cannot wait for the connection's end.
+    let reader = async {
+        loop {
+            match rd.read(&mut read_buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if session.feed(&read_buf[..n]).is_err() {
+                        return;
+                    }
+                    while let Some(event) = session.poll_event() {
+                        if matches!(event, SessionEvent::DeleteStream { .. }) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let end = tokio::select! {
+        end = output::play(&mut wr, prelude, sub, |f| &f.rtmp, inner.config.merge_write, &cancel) => end,
+        () = reader => PlayEnd::Disconnected,
+    };
+    tracing::debug!(%peer, stream = target.stream, "RTMP play ended: {end:?}");
+    Ok(())
+}
