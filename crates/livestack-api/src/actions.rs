@@ -5,4 +5,12 @@
 //! typed response. Handlers must not spawn tasks, open media sockets or
 //! talk to the client directly.
 
+pub mod callback;
+pub mod cert;
 pub mod domain;
+pub mod processing;
+pub mod record;
+pub mod snapshot;
+pub mod stream;
+pub mod transcode;
+pub mod watermark;

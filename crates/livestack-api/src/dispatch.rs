@@ -8,20 +8,26 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use livestack_core::media::MediaControl;
 use livestack_core::AccountId;
 use livestack_store::Store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::actions::domain;
+use crate::actions::{domain, stream};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::policy::PolicyPublisher;
 
 /// What a handler gets besides its request: the caller and shared services.
 #[derive(Clone)]
 pub struct Cx {
     /// The database.
     pub store: Store,
+    /// The media plane, for live-stream questions and orders.
+    pub media: Arc<dyn MediaControl>,
+    /// Publishes configuration changes to the media plane.
+    pub policy: Arc<PolicyPublisher>,
     /// The calling account; every query a handler makes is scoped by it.
     pub account: AccountId,
     /// The request's id, for log lines.
@@ -33,6 +39,12 @@ pub struct Cx {
 }
 
 impl Cx {
+    /// Puts a configuration change in force on the media plane (call after
+    /// the store write, before answering).
+    pub async fn publish_policy(&self) -> ApiResult<()> {
+        self.policy.refresh().await.map_err(ApiError::from)
+    }
+
     /// Marks the point where a handler starts changing state. A dry run
     /// stops here with `DryRunOperation`: everything before it was checked,
     /// nothing after it happens.
@@ -65,7 +77,90 @@ macro_rules! actions {
 }
 
 actions! {
+    // domains
+    AddLiveDomain => domain::add_live_domain,
+    DeleteLiveDomain => domain::delete_live_domain,
+    DescribeLiveDomain => domain::describe_live_domain,
     DescribeLiveDomains => domain::describe_live_domains,
+    EnableLiveDomain => domain::enable_live_domain,
+    ForbidLiveDomain => domain::forbid_live_domain,
+    ModifyLivePlayDomain => domain::modify_live_play_domain,
+    DescribeLiveDomainReferer => domain::describe_live_domain_referer,
+    ModifyLiveDomainReferer => domain::modify_live_domain_referer,
+    // push and play URL signing keys
+    DescribeLivePushAuthKey => domain::describe_live_push_auth_key,
+    ModifyLivePushAuthKey => domain::modify_live_push_auth_key,
+    DescribeLivePlayAuthKey => domain::describe_live_play_auth_key,
+    ModifyLivePlayAuthKey => domain::modify_live_play_auth_key,
+    // live streams
+    DescribeLiveStreamOnlineList => stream::describe_live_stream_online_list,
+    DescribeLiveStreamPublishedList => stream::describe_live_stream_published_list,
+    DescribeLiveStreamState => stream::describe_live_stream_state,
+    DescribeLiveStreamEventList => stream::describe_live_stream_event_list,
+    DescribeLiveStreamPushInfoList => stream::describe_live_stream_push_info_list,
+    DropLiveStream => stream::drop_live_stream,
+    ForbidLiveStream => stream::forbid_live_stream,
+    ResumeLiveStream => stream::resume_live_stream,
+    AddDelayLiveStream => stream::add_delay_live_stream,
+    ResumeDelayLiveStream => stream::resume_delay_live_stream,
+    DescribeLiveDelayInfoList => stream::describe_live_delay_info_list,
+    // certificates
+    CreateLiveCert => crate::actions::cert::create_live_cert,
+    ModifyLiveCert => crate::actions::cert::modify_live_cert,
+    DeleteLiveCert => crate::actions::cert::delete_live_cert,
+    DescribeLiveCert => crate::actions::cert::describe_live_cert,
+    DescribeLiveCerts => crate::actions::cert::describe_live_certs,
+    BindLiveDomainCert => crate::actions::cert::bind_live_domain_cert,
+    ModifyLiveDomainCert => crate::actions::cert::modify_live_domain_cert,
+    UnBindLiveDomainCert => crate::actions::cert::un_bind_live_domain_cert,
+    DescribeLiveDomainCert => crate::actions::cert::describe_live_domain_cert,
+    ModifyLiveDomainCertBindings => crate::actions::cert::modify_live_domain_cert_bindings,
+    DescribeLiveDomainCertBindings => crate::actions::cert::describe_live_domain_cert_bindings,
+    // templates and rules: transcode
+    CreateLiveTranscodeTemplate => crate::actions::transcode::create_live_transcode_template,
+    ModifyLiveTranscodeTemplate => crate::actions::transcode::modify_live_transcode_template,
+    DeleteLiveTranscodeTemplate => crate::actions::transcode::delete_live_transcode_template,
+    DescribeLiveTranscodeTemplate => crate::actions::transcode::describe_live_transcode_template,
+    DescribeLiveTranscodeTemplates => crate::actions::transcode::describe_live_transcode_templates,
+    CreateLiveTranscodeRule => crate::actions::transcode::create_live_transcode_rule,
+    DeleteLiveTranscodeRule => crate::actions::transcode::delete_live_transcode_rule,
+    DescribeLiveTranscodeRules => crate::actions::transcode::describe_live_transcode_rules,
+    // templates and rules: watermark
+    AddLiveWatermark => crate::actions::watermark::add_live_watermark,
+    UpdateLiveWatermark => crate::actions::watermark::update_live_watermark,
+    DeleteLiveWatermark => crate::actions::watermark::delete_live_watermark,
+    DescribeLiveWatermark => crate::actions::watermark::describe_live_watermark,
+    DescribeLiveWatermarks => crate::actions::watermark::describe_live_watermarks,
+    CreateLiveWatermarkRule => crate::actions::watermark::create_live_watermark_rule,
+    DeleteLiveWatermarkRule => crate::actions::watermark::delete_live_watermark_rule,
+    DescribeLiveWatermarkRules => crate::actions::watermark::describe_live_watermark_rules,
+    // templates and rules: record
+    CreateLiveRecordTemplate => crate::actions::record::create_live_record_template,
+    ModifyLiveRecordTemplate => crate::actions::record::modify_live_record_template,
+    DeleteLiveRecordTemplate => crate::actions::record::delete_live_record_template,
+    DescribeLiveRecordTemplate => crate::actions::record::describe_live_record_template,
+    DescribeLiveRecordTemplates => crate::actions::record::describe_live_record_templates,
+    CreateLiveRecordRule => crate::actions::record::create_live_record_rule,
+    DeleteLiveRecordRule => crate::actions::record::delete_live_record_rule,
+    DescribeLiveRecordRules => crate::actions::record::describe_live_record_rules,
+    // templates and rules: snapshot
+    CreateLiveSnapshotTemplate => crate::actions::snapshot::create_live_snapshot_template,
+    ModifyLiveSnapshotTemplate => crate::actions::snapshot::modify_live_snapshot_template,
+    DeleteLiveSnapshotTemplate => crate::actions::snapshot::delete_live_snapshot_template,
+    DescribeLiveSnapshotTemplate => crate::actions::snapshot::describe_live_snapshot_template,
+    DescribeLiveSnapshotTemplates => crate::actions::snapshot::describe_live_snapshot_templates,
+    CreateLiveSnapshotRule => crate::actions::snapshot::create_live_snapshot_rule,
+    DeleteLiveSnapshotRule => crate::actions::snapshot::delete_live_snapshot_rule,
+    DescribeLiveSnapshotRules => crate::actions::snapshot::describe_live_snapshot_rules,
+    // templates and rules: callback
+    CreateLiveCallbackTemplate => crate::actions::callback::create_live_callback_template,
+    ModifyLiveCallbackTemplate => crate::actions::callback::modify_live_callback_template,
+    DeleteLiveCallbackTemplate => crate::actions::callback::delete_live_callback_template,
+    DescribeLiveCallbackTemplate => crate::actions::callback::describe_live_callback_template,
+    DescribeLiveCallbackTemplates => crate::actions::callback::describe_live_callback_templates,
+    CreateLiveCallbackRule => crate::actions::callback::create_live_callback_rule,
+    DeleteLiveCallbackRule => crate::actions::callback::delete_live_callback_rule,
+    DescribeLiveCallbackRules => crate::actions::callback::describe_live_callback_rules,
 }
 
 /// `docs/api-coverage.md`: every action of the model, and whether

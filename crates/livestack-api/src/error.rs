@@ -142,7 +142,61 @@ error_codes! {
         "HTTP(S) request protocol error: only GET and POST requests are supported.",
         "http(s) 请求协议错误，只支持 GET 和 POST 请求。";
     UnsupportedRegion => "UnsupportedRegion", "The action does not support this region.", "接口不支持所传地域。";
-    // Live business codes (seed, "业务错误码").
+    // Live business codes (seed, "业务错误码", and per-action codes of
+    // spec/live-action-errors.json where the seed has none).
+    FailedOperationDomainAdded => "FailedOperation.DomainAdded", "The domain has already been added.", "域名已添加。";
+    FailedOperationHasNotLivingStream => "FailedOperation.HasNotLivingStream", "No stream is live.", "无在线流。";
+    FailedOperationHostOutLimit => "FailedOperation.HostOutLimit",
+        "The number of domains exceeds the limit (100).", "域名数量超过限制(100个）。";
+    InternalErrorChineseCharacterDetected => "InternalError.ChineseCharacterDetected",
+        "Chinese (non-ASCII) domain names are not supported; check the domain name.",
+        "暂不支持添加中文域名，请核对域名格式。";
+    InternalErrorConfigNotExist => "InternalError.ConfigNotExist", "The configuration does not exist.", "配置不存在。";
+    InternalErrorStreamStatusError => "InternalError.StreamStatusError", "The stream is in an unexpected state.", "流状态异常。";
+    InternalErrorCrtDateInUsing => "InternalError.CrtDateInUsing", "The certificate is in use.", "证书使用中。";
+    InternalErrorCrtDateNotFound => "InternalError.CrtDateNotFound", "The certificate does not exist.", "证书不存在。";
+    InternalErrorCrtDateNotLegal => "InternalError.CrtDateNotLegal", "The certificate is not valid.", "证书不合法。";
+    InternalErrorCrtDateOverdue => "InternalError.CrtDateOverdue", "The certificate has expired.", "证书过期。";
+    InternalErrorCrtDomainNotFound => "InternalError.CrtDomainNotFound", "No matching domain.", "没有相关域名。";
+    InternalErrorCrtKeyNotMatch => "InternalError.CrtKeyNotMatch",
+        "The private key does not match the certificate.", "证书Key不匹配。";
+    InternalErrorProcessorAlreadyExist => "InternalError.ProcessorAlreadyExist",
+        "A template with this name already exists.", "转码模板名称已经存在。";
+    InternalErrorConfNotFound => "InternalError.ConfNotFound", "The template does not exist.", "模版不存在。";
+    InternalErrorConfInUsed => "InternalError.ConfInUsed", "The template is in use by a rule.", "模版使用中。";
+    InternalErrorConfOutLimit => "InternalError.ConfOutLimit", "The number of templates exceeds the limit.", "模版数量超过限制。";
+    InternalErrorArgsNotMatch => "InternalError.ArgsNotMatch",
+        "The transcoding template's arguments contradict each other.", "转码模板参数不匹配。";
+    InternalErrorRuleAlreadyExist => "InternalError.RuleAlreadyExist", "The rule is already configured.", "规则已经配置。";
+    InternalErrorRuleNotFound => "InternalError.RuleNotFound", "The rule does not exist.", "规则不存在。";
+    InternalErrorRuleInUsing => "InternalError.RuleInUsing", "The rule is in use.", "规则使用中。";
+    InternalErrorRuleOutLimit => "InternalError.RuleOutLimit", "The number of rules exceeds the limit.", "规则超过限制。";
+    InternalErrorWatermarkNotExist => "InternalError.WatermarkNotExist", "The watermark does not exist.", "水印不存在。";
+    InternalErrorWatermarkEditError => "InternalError.WatermarkEditError",
+        "The watermark could not be changed.", "水印修改内部错误。";
+    InternalErrorGetWatermarkError => "InternalError.GetWatermarkError",
+        "The watermark picture could not be fetched.", "获取水印错误。";
+    InvalidParameterArgsNotMatch => "InvalidParameter.ArgsNotMatch",
+        "The template name is not allowed.", "错误的模板名。";
+    InvalidParameterGopMustEqualAndExists => "InvalidParameter.GopMustEqualAndExists",
+        "Every adaptive-bitrate child template must give the same Gop.",
+        "自适应码率子模板gop值必须存在且相等。";
+    FailedOperationInvokeVideoApiFail => "FailedOperation.InvokeVideoApiFail",
+        "The storage (VOD) operation failed.", "操作点播接口异常。";
+    ResourceNotFoundTaskId => "ResourceNotFound.TaskId", "The TaskId does not exist.", "TaskId 不存在。";
+    InternalErrorInvalidInput => "InternalError.InvalidInput", "The parameters failed validation.", "参数检校不通过。";
+    InternalErrorPlayDomainNoRecord => "InternalError.PlayDomainNoRecord", "The play domain does not exist.", "播放域名不存在。";
+    InternalErrorPushDomainNoRecord => "InternalError.PushDomainNoRecord", "The push domain does not exist.", "推流域名不存在。";
+    InvalidParameterCloudCrtIdError => "InvalidParameter.CloudCrtIdError",
+        "The hosted certificate id (CloudCertId) is wrong.", "腾讯云证书托管 ID 错误。";
+    InvalidParameterDomainAlreadyExist => "InvalidParameter.DomainAlreadyExist",
+        "The domain is already in use elsewhere; check that it is typed correctly.",
+        "该域名已在其他处接入，请检查域名是否输入正确。";
+    InvalidParameterDomainFormatError => "InvalidParameter.DomainFormatError",
+        "The domain name is not well formed; enter a valid domain name.", "域名格式错误，请输入合法格式域名。";
+    InvalidParameterDomainTooLong => "InvalidParameter.DomainTooLong", "The domain name is too long.", "域名长度超过限制。";
+    ResourceNotFoundDomainNotExist => "ResourceNotFound.DomainNotExist",
+        "The domain does not exist or does not match.", "域名不存在或不匹配。";
     InternalErrorConnectDbError => "InternalError.ConnectDbError", "Database connection error.", "DB连接错误。";
     InternalErrorDbError => "InternalError.DBError", "Database execution error.", "DB执行错误。";
     InternalErrorSystemError => "InternalError.SystemError", "Internal system error.", "系统内部错误。";

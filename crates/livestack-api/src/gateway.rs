@@ -27,7 +27,9 @@ use crate::auth::{self, tc3, v1, NonceCache, Principal};
 use crate::dispatch::{self, Cx};
 use crate::error::{ApiError, ApiResult, ErrorCode, Lang};
 use crate::params;
+use crate::policy::PolicyPublisher;
 use crate::ratelimit::RateLimiter;
+use livestack_core::media::MediaControl;
 
 /// The only API version there is.
 pub const VERSION: &str = "2018-08-01";
@@ -86,6 +88,8 @@ impl Default for ApiSettings {
 /// Shared state of the gateway.
 pub struct Gateway {
     store: Store,
+    media: Arc<dyn MediaControl>,
+    policy: Arc<PolicyPublisher>,
     limiter: RateLimiter,
     regions: HashSet<String>,
     nonces: NonceCache,
@@ -93,10 +97,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `store`, using the system clock.
-    pub fn new(store: Store, settings: &ApiSettings) -> Gateway {
+    /// A gateway over `store` that asks `media` about live streams and
+    /// keeps `policy` up to date, using the system clock.
+    pub fn new(
+        store: Store,
+        settings: &ApiSettings,
+        media: Arc<dyn MediaControl>,
+        policy: Arc<PolicyPublisher>,
+    ) -> Gateway {
         Gateway {
             store,
+            media,
+            policy,
             limiter: RateLimiter::new(settings.rate_limit),
             regions: settings.regions.iter().cloned().collect(),
             nonces: NonceCache::default(),
@@ -125,7 +137,7 @@ impl Gateway {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -396,6 +408,8 @@ async fn pipeline(
     };
     let cx = Cx {
         store: gw.store.clone(),
+        media: Arc::clone(&gw.media),
+        policy: Arc::clone(&gw.policy),
         account: principal.account,
         request_id: Arc::from(request_id),
         dry_run,

@@ -12,9 +12,12 @@ pub mod actions;
 pub mod auth;
 pub mod dispatch;
 pub mod error;
+pub mod events;
 pub mod gateway;
 mod params;
+pub mod policy;
 pub mod ratelimit;
 pub mod time;
 
 pub use gateway::{ApiSettings, Gateway, DEFAULT_REGIONS, VERSION};
+pub use policy::PolicyPublisher;

@@ -14,6 +14,19 @@ pub fn beijing(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `yyyy-mm-ddTHH:MM:SSZ` holding Beijing (UTC+8) wall-clock time: the
+/// fields the API documents as "UTC 格式" that are "北京时间" all the same
+/// (`CertInfo.CreateTime`, `2018-11-30T15:50:12Z` in the official example).
+/// The `Z` is the API's, not a claim that the value is UTC.
+pub fn beijing_iso(unix: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(offset!(+8))
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
 /// `YYYY-MM-DD` of a Unix time in UTC: the date of a TC3 credential scope.
 pub fn utc_date(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day]");
@@ -21,6 +34,29 @@ pub fn utc_date(unix: i64) -> String {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
         .format(&fmt)
         .unwrap_or_default()
+}
+
+/// `2018-11-29T19:00:00Z`: the UTC ISO-8601 form of most stream fields.
+pub fn utc_iso(unix: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+/// Parses a time parameter: ISO-8601 with `Z` or an offset
+/// (`2018-11-29T19:00:00Z`, `2018-11-30T03:00:00+08:00`), or Beijing time
+/// written `yyyy-mm-dd HH:MM:SS`, as the API documents them.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .ok()
+        .map(|t| t.assume_offset(offset!(+8)).unix_timestamp())
 }
 
 #[cfg(test)]
@@ -31,6 +67,21 @@ mod tests {
     fn beijing_time_is_eight_hours_ahead_of_utc() {
         assert_eq!(beijing(0), "1970-01-01 08:00:00");
         assert_eq!(beijing(1551113065), "2019-02-26 00:44:25");
+    }
+
+    #[test]
+    fn the_iso_form_carries_beijing_wall_clock_time() {
+        assert_eq!(beijing_iso(0), "1970-01-01T08:00:00Z");
+        assert_eq!(beijing_iso(1551113065), "2019-02-26T00:44:25Z");
+    }
+
+    #[test]
+    fn times_parse_in_every_documented_form() {
+        assert_eq!(parse_time("2018-11-29T19:00:00Z"), Some(1543518000));
+        assert_eq!(parse_time("2018-11-30T03:00:00+08:00"), Some(1543518000));
+        assert_eq!(parse_time("2018-11-30 03:00:00"), Some(1543518000));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(utc_iso(1543518000), "2018-11-29T19:00:00Z");
     }
 
     #[test]

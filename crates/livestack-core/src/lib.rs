@@ -5,6 +5,10 @@
 //! database. Every other crate may depend on this one; this one depends on
 //! nothing of ours, so it stays small and cheap to compile.
 
+pub mod media;
+pub mod rules;
+pub mod urlsign;
+
 use std::fmt;
 
 /// The numeric id of an account: the owner of every resource.

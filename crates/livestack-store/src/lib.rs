@@ -13,10 +13,13 @@
 //! replace that module.
 
 pub mod accounts;
+pub mod certs;
 pub mod domains;
 pub mod keys;
 mod migrate;
 pub mod sqlite;
+pub mod streams;
+pub mod templates;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -108,6 +111,36 @@ impl Store {
         tokio::task::spawn_blocking(move || pool.with_conn(f))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` inside one write transaction on the blocking pool: the
+    /// reads, checks and writes of one API action see and leave one
+    /// consistent state. `Ok` commits; `Err` (a store failure or a caller's
+    /// business error such as "in use") rolls everything back.
+    ///
+    /// The transaction takes the write lock when it starts, so a
+    /// read-check-write sequence never fails half-way because another
+    /// writer got in between; it waits for its turn instead.
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    {
+        let outcome = self
+            .run(move |conn| {
+                let tx = sqlite::begin_write(conn)?;
+                let out = f(&tx);
+                if out.is_ok() {
+                    tx.commit()?;
+                }
+                Ok(out)
+            })
+            .await;
+        match outcome {
+            Ok(out) => out,
+            Err(e) => Err(E::from(e)),
+        }
     }
 
     /// Runs `f` synchronously; for the offline CLI commands and start-up.

@@ -8,8 +8,12 @@ use rusqlite::Connection;
 use crate::{StoreError, StoreResult};
 
 /// Every migration, in order. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[(u32, &str)] =
-    &[(1, include_str!("migrations/0001_accounts_keys_domains.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/0001_accounts_keys_domains.sql")),
+    (2, include_str!("migrations/0002_certificates.sql")),
+    (3, include_str!("migrations/0003_streams.sql")),
+    (4, include_str!("migrations/0004_templates_rules.sql")),
+];
 
 pub(crate) fn run(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch(

@@ -23,6 +23,10 @@ pub(crate) struct Config {
     pub(crate) rtmp: ListenConfig,
     /// HTTP-FLV and HLS playback.
     pub(crate) http: ListenConfig,
+    /// The same over HTTPS, with each play domain's bound certificate.
+    pub(crate) https: ListenConfig,
+    /// Media plane tuning.
+    pub(crate) media: MediaConfig,
     /// Logging.
     pub(crate) log: LogConfig,
 }
@@ -48,6 +52,46 @@ pub(crate) struct ListenConfig {
     pub(crate) listen: SocketAddr,
 }
 
+/// `[media]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MediaConfig {
+    /// Milliseconds a player's frames are gathered before one write.
+    pub(crate) merge_write_ms: u64,
+    /// Seconds without data before a publisher is disconnected.
+    pub(crate) idle_timeout_secs: u64,
+    /// Target HLS segment length in seconds.
+    pub(crate) hls_segment_secs: u64,
+    /// HLS segments in the playlist.
+    pub(crate) hls_window: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        let d = livestack_media::MediaConfig::default();
+        MediaConfig {
+            merge_write_ms: d.merge_write.as_millis() as u64,
+            idle_timeout_secs: d.idle_timeout.as_secs(),
+            hls_segment_secs: d.hls_segment.as_secs(),
+            hls_window: d.hls_window,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The media plane's settings.
+    pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
+        use std::time::Duration;
+        livestack_media::MediaConfig {
+            merge_write: Duration::from_millis(self.merge_write_ms),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            hls_segment: Duration::from_secs(self.hls_segment_secs.max(1)),
+            hls_window: self.hls_window.max(1),
+            ..livestack_media::MediaConfig::default()
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -68,6 +112,10 @@ impl Default for Config {
             http: ListenConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             },
+            https: ListenConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            },
+            media: MediaConfig::default(),
             log: LogConfig::default(),
         }
     }

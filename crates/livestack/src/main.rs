@@ -29,11 +29,64 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server (the API now; RTMP and HTTP playback with the media plane).
+    /// Run the server: the API, RTMP ingest and playback, HTTP(S)-FLV and HLS.
     Serve(ServeArgs),
     /// Manage API keys in the data directory (works with the server running or not).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the push or play URLs of a stream, signed with the domain's current key.
+    Url(UrlArgs),
+}
+
+/// Which URLs `livestack url` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum UrlKind {
+    /// The RTMP URL publishers push to (push domain, push key).
+    Push,
+    /// The RTMP, HTTP-FLV and HLS URLs players pull (play domain, play key).
+    Play,
+}
+
+#[derive(Debug, Args)]
+struct UrlArgs {
+    /// push or play.
+    kind: UrlKind,
+    #[command(flatten)]
+    location: Location,
+    /// The push or play domain.
+    #[arg(long)]
+    domain: String,
+    /// The AppName (the path segment before the stream name).
+    #[arg(long, default_value = "live")]
+    app: String,
+    /// The StreamName.
+    #[arg(long)]
+    stream: String,
+    /// How long the URL stays valid: seconds, or a number with s, m, h or d.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    expires: i64,
+}
+
+/// Parses `90`, `90s`, `30m`, `24h` or `7d` into seconds.
+fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 3600, 30m, 24h or 7d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is out of range"))
 }
 
 /// Where the configuration and data live; shared by every command.
@@ -54,12 +107,15 @@ struct ServeArgs {
     /// API listen address [default: 127.0.0.1:9100]; port 0 picks a free port.
     #[arg(long, env = "LIVESTACK_API_LISTEN", value_name = "ADDR")]
     api_listen: Option<SocketAddr>,
-    /// RTMP listen address [default: 127.0.0.1:1935] (not served yet: media plane pending).
+    /// RTMP ingest and playback listen address [default: 127.0.0.1:1935].
     #[arg(long, env = "LIVESTACK_RTMP_LISTEN", value_name = "ADDR")]
     rtmp_listen: Option<SocketAddr>,
-    /// HTTP playback listen address [default: 127.0.0.1:8080] (not served yet: media plane pending).
+    /// HTTP-FLV/HLS playback listen address [default: 127.0.0.1:8080].
     #[arg(long, env = "LIVESTACK_HTTP_LISTEN", value_name = "ADDR")]
     http_listen: Option<SocketAddr>,
+    /// HTTPS playback listen address [default: 127.0.0.1:8443].
+    #[arg(long, env = "LIVESTACK_HTTPS_LISTEN", value_name = "ADDR")]
+    https_listen: Option<SocketAddr>,
     /// Requests per second per account per action, for every action
     /// [default: each action's documented limit, 20/s where none is documented].
     #[arg(long, env = "LIVESTACK_API_RATE_LIMIT", value_name = "N")]
@@ -109,6 +165,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Keys(cmd) => keys_command(cmd),
+        Command::Url(args) => url_command(args),
     }
 }
 
@@ -139,6 +196,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(a) = args.http_listen {
         config.http.listen = a;
+    }
+    if let Some(a) = args.https_listen {
+        config.https.listen = a;
     }
     if let Some(n) = args.api_rate_limit {
         config.api.rate_limit = Some(n);
@@ -221,30 +281,102 @@ fn bootstrap_root_key(store: &Store) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config, store: Store) -> anyhow::Result<()> {
+    use livestack_core::media::MediaControl;
+
+    // Nothing is live when the server starts: close what a crash left open.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let closed = store
+        .run(move |c| livestack_store::streams::close_all_open(c, now, "server restarted"))
+        .await
+        .context("cannot tidy the stream history")?;
+    if closed > 0 {
+        tracing::info!(closed, "closed push sessions left open by the last run");
+    }
+
+    let policy = Arc::new(livestack_api::PolicyPublisher::new(store.clone()));
+    policy
+        .refresh()
+        .await
+        .context("cannot load the configuration for the media plane")?;
+
+    let shutdown = CancellationToken::new();
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+    let media = livestack_media::MediaServer::new(
+        config.media.to_media(),
+        policy.subscribe(),
+        events_tx,
+        shutdown.clone(),
+    );
+    let recorder = tokio::spawn(livestack_api::events::record(store.clone(), events_rx));
+
+    let rtmp = tokio::net::TcpListener::bind(config.rtmp.listen)
+        .await
+        .with_context(|| format!("cannot listen for RTMP on {}", config.rtmp.listen))?;
+    let http = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP playback on {}", config.http.listen))?;
+    let https = tokio::net::TcpListener::bind(config.https.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTPS playback on {}",
+                config.https.listen
+            )
+        })?;
+    let api = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", config.api.listen))?;
+    let rtmp_addr = rtmp.local_addr().context("RTMP listener has no address")?;
+    let http_addr = http.local_addr().context("HTTP listener has no address")?;
+    let https_addr = https
+        .local_addr()
+        .context("HTTPS listener has no address")?;
+    let api_addr = api.local_addr().context("API listener has no address")?;
+    media.serve_rtmp(rtmp);
+    media.serve_http(http);
+    media
+        .serve_https(https)
+        .context("cannot set up TLS for HTTPS playback")?;
+
     let settings = livestack_api::ApiSettings {
         rate_limit: config.api.rate_limit,
         regions: config.api.regions.clone(),
     };
-    let gateway = Arc::new(livestack_api::Gateway::new(store, &settings));
-    let listener = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .with_context(|| format!("cannot listen for the API on {}", config.api.listen))?;
-    let addr = listener
-        .local_addr()
-        .context("API listener has no address")?;
-    // One line per bound address, on stdout, so scripts and tests can read it.
-    println!("api listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "livestack API ready");
+    let control: Arc<dyn MediaControl> = Arc::new(media.clone());
+    let gateway = Arc::new(livestack_api::Gateway::new(
+        store, &settings, control, policy,
+    ));
 
-    let shutdown = CancellationToken::new();
+    // One line per bound address, on stdout, so scripts and tests can read
+    // them; the API line comes last and means everything is ready.
+    println!("rtmp listening on rtmp://{rtmp_addr}");
+    println!("http listening on http://{http_addr}");
+    println!("https listening on https://{https_addr}");
+    println!("api listening on http://{api_addr}");
+    tracing::info!(%api_addr, %rtmp_addr, %http_addr, data_dir = %config.data_dir.display(), "livestack ready");
+
     let signals = shutdown.clone();
-    let server = gateway.serve(listener, async move { signals.cancelled().await });
+    let server = gateway.serve(api, async move { signals.cancelled().await });
+    tokio::pin!(server);
     tokio::select! {
-        result = server => result.context("API server failed")?,
+        result = &mut server => result.context("API server failed")?,
         () = wait_for_signal() => {
             tracing::info!("shutting down");
             shutdown.cancel();
+            // Requests in flight finish; no new ones are accepted.
+            server.await.context("API server failed")?;
         }
+    }
+    shutdown.cancel();
+    media.shutdown().await;
+    // The media plane's event sender goes with its last handle; the
+    // recorder then drains what is left and ends.
+    drop(media);
+    if let Err(e) = recorder.await {
+        tracing::error!("event recorder failed: {e}");
     }
     Ok(())
 }
@@ -336,4 +468,81 @@ fn set_key_enabled(location: &Location, secret_id: &str, enabled: bool) -> anyho
         if enabled { "enabled" } else { "disabled" }
     );
     Ok(())
+}
+
+fn url_command(args: UrlArgs) -> anyhow::Result<()> {
+    use livestack_core::urlsign;
+    use livestack_store::domains;
+
+    let config = load(&args.location)?;
+    let store = open_store(&config)?;
+    let name = args.domain.to_ascii_lowercase();
+    let lookup = name.clone();
+    let Some(domain) = store.run_blocking(move |conn| domains::find_any(conn, &lookup))? else {
+        bail!("there is no domain {name}: add it first with AddLiveDomain");
+    };
+    let want = match args.kind {
+        UrlKind::Push => 0,
+        UrlKind::Play => 1,
+    };
+    if domain.domain_type != want {
+        let (is, needs) = if want == 0 {
+            ("a play", "push")
+        } else {
+            ("a push", "play")
+        };
+        bail!("{name} is {is} domain; {needs} URLs need a {needs} domain");
+    }
+    if domain.status == 0 {
+        eprintln!("note: {name} is disabled (ForbidLiveDomain); enable it with EnableLiveDomain");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let stream = &args.stream;
+    let query = if domain.auth.enabled {
+        format!(
+            "?{}",
+            urlsign::query(&domain.auth.key, stream, now + args.expires)
+        )
+    } else {
+        eprintln!("note: URL authentication is off for {name}; the URLs are not signed");
+        String::new()
+    };
+    let port = |addr: SocketAddr, default: u16| {
+        if addr.port() == default {
+            String::new()
+        } else {
+            format!(":{}", addr.port())
+        }
+    };
+    let rtmp = port(config.rtmp.listen, 1935);
+    let http = port(config.http.listen, 80);
+    let app = &args.app;
+    match args.kind {
+        UrlKind::Push => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
+        UrlKind::Play => {
+            println!("rtmp://{name}{rtmp}/{app}/{stream}{query}");
+            println!("http://{name}{http}/{app}/{stream}.flv{query}");
+            println!("http://{name}{http}/{app}/{stream}.m3u8{query}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("24h"), Ok(86_400));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
 }

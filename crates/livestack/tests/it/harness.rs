@@ -42,6 +42,12 @@ pub struct Server {
     child: Option<Child>,
     /// The API address.
     pub addr: SocketAddr,
+    /// The RTMP address.
+    pub rtmp: SocketAddr,
+    /// The HTTP playback address.
+    pub http: SocketAddr,
+    /// The HTTPS playback address.
+    pub https: SocketAddr,
     /// The data directory (kept for restarts and inspection).
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -104,6 +110,9 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--api-listen", "127.0.0.1:0"])
+            .args(["--rtmp-listen", "127.0.0.1:0"])
+            .args(["--http-listen", "127.0.0.1:0"])
+            .args(["--https-listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("LIVESTACK_SECRET_ID")
             .env_remove("LIVESTACK_SECRET_KEY")
@@ -128,6 +137,7 @@ impl Server {
         });
         let mut banner = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut rtmp, mut http_addr, mut https_addr) = (None, None, None);
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
@@ -137,6 +147,15 @@ impl Server {
                 panic!("livestack did not report its API address; output so far: {banner:?}\nlog:\n{log}");
             };
             banner.push(line.clone());
+            if let Some(a) = line.strip_prefix("rtmp listening on rtmp://") {
+                rtmp = a.parse::<SocketAddr>().ok();
+            }
+            if let Some(a) = line.strip_prefix("http listening on http://") {
+                http_addr = a.parse::<SocketAddr>().ok();
+            }
+            if let Some(a) = line.strip_prefix("https listening on https://") {
+                https_addr = a.parse::<SocketAddr>().ok();
+            }
             if let Some(addr) = line.strip_prefix("api listening on http://") {
                 break addr.parse::<SocketAddr>().expect("address");
             }
@@ -144,6 +163,9 @@ impl Server {
         let server = Server {
             child: Some(child),
             addr,
+            rtmp: rtmp.expect("RTMP address printed before the API address"),
+            http: http_addr.expect("HTTP address printed before the API address"),
+            https: https_addr.expect("HTTPS address printed before the API address"),
             data_dir: data_dir.to_owned(),
             _tmp: None,
             secret_id: String::new(),
@@ -219,6 +241,26 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestack"));
         cmd.args(args).arg("--data-dir").arg(&self.data_dir);
         cmd.output().expect("run livestack")
+    }
+
+    /// Creates a key for account `name` (created if new) with the offline
+    /// `keys create` command; returns (SecretId, SecretKey).
+    pub fn account_key(&self, name: &str) -> (String, String) {
+        let out = self.cli(&["keys", "create", "--account", name]);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let get = |field: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| panic!("no {field} in {text}"))
+        };
+        (get("SecretId:"), get("SecretKey:"))
+    }
+
+    /// One call through the Python SDK with the root key.
+    pub fn py(&self, action: &str, params: Value) -> Outcome {
+        python1(&self.call(action, params))
     }
 
     /// The base call description for the client translators.

@@ -7,7 +7,11 @@
 // Test helpers are `pub` for the sibling modules; the binary exports nothing.
 #![allow(unreachable_pub)]
 
+mod certs;
 mod clients;
+mod domains;
 mod errors;
 mod harness;
+mod media;
 mod operations;
+mod templates;
