@@ -729,3 +729,41 @@ fn https_playback_serves_the_certificate_bound_to_the_play_domain_by_sni() {
         .status
         .success());
 }
+
+#[test]
+fn malformed_input_ends_only_the_offending_connection() {
+    use std::io::{Read, Write};
+    let server = setup();
+    server
+        .py(
+            "ModifyLivePushAuthKey",
+            json!({"DomainName": "push.example.com", "Enable": 0}),
+        )
+        .ok();
+    let _p = Publisher::start(&push_url(&server, "m1", ""), 20);
+    assert!(wait_until(Duration::from_secs(10), || state(&server, "m1") == "active"));
+    // Garbage after a valid-looking RTMP version byte, garbage HTTP, and an
+    // oversized HTTP head: each connection is closed, nothing else is hurt.
+    let mut junk = vec![3u8];
+    junk.extend((0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    for (addr, bytes) in [
+        (server.rtmp, junk.clone()),
+        (
+            server.http,
+            b"\x16\x03\x01 not http at all\r\n\r\n".to_vec(),
+        ),
+        (server.http, vec![b'A'; 40_000]),
+    ] {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let _ = s.write_all(&bytes);
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    }
+    assert_eq!(state(&server, "m1"), "active", "the live push survived");
+    assert_h264_aac(&format!(
+        "http://{}/live/m1.flv?domain=play.example.com",
+        server.http
+    ));
+}
