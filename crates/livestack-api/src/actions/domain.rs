@@ -262,24 +262,21 @@ pub async fn add_live_domain(
         DryRun,
     }
     let dry_run = cx.dry_run;
+    // One write transaction: the uniqueness and quota checks and the insert
+    // see the same state.
     let outcome = cx
         .store
-        .run(move |c| {
-            let tx = c.unchecked_transaction()?;
-            let outcome = match domains::find_any(&tx, &domain.name)? {
+        .transaction(move |c| -> Result<Outcome, StoreError> {
+            Ok(match domains::find_any(c, &domain.name)? {
                 Some(existing) if existing.account_id == domain.account_id => Outcome::Mine,
                 Some(_) => Outcome::Theirs,
-                None if domains::count(&tx, domain.account_id)? >= DOMAIN_QUOTA => Outcome::Full,
+                None if domains::count(c, domain.account_id)? >= DOMAIN_QUOTA => Outcome::Full,
                 None if dry_run => Outcome::DryRun,
-                None => match domains::insert(&tx, &domain) {
-                    Ok(()) => Outcome::Added,
-                    // Another account took it between the check and the insert.
-                    Err(StoreError::Conflict { .. }) => Outcome::Theirs,
-                    Err(e) => return Err(e),
-                },
-            };
-            tx.commit()?;
-            Ok(outcome)
+                None => {
+                    domains::insert(c, &domain)?;
+                    Outcome::Added
+                }
+            })
         })
         .await?;
     match outcome {
