@@ -11,6 +11,7 @@ pub mod v1;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use livestack_core::AccountId;
 use livestack_store::keys::{self, ApiKey};
@@ -31,10 +32,44 @@ pub struct Principal {
     pub secret_id: String,
 }
 
+/// How long a key read from the store is trusted. The offline `keys`
+/// commands write from another process, so a disabled key stops working
+/// within this time rather than at once.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Recently used keys, so that a busy client does not cost a database
+/// round trip per request.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (Instant, ApiKey)>>,
+}
+
+impl KeyCache {
+    fn get(&self, secret_id: &str) -> Option<ApiKey> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(secret_id) {
+            Some((at, key)) if at.elapsed() < KEY_CACHE_TTL => Some(key.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: ApiKey) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= 10_000 {
+            entries.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        entries.insert(key.secret_id.clone(), (Instant::now(), key));
+    }
+}
+
 /// Finds the key for `secret_id`: `InvalidSecretId` when the id is not
 /// shaped like an API key id, `SecretIdNotFound` when it is unknown or
 /// disabled.
-pub(crate) async fn lookup_key(store: &Store, secret_id: &str) -> ApiResult<ApiKey> {
+pub(crate) async fn lookup_key(
+    store: &Store,
+    cache: &KeyCache,
+    secret_id: &str,
+) -> ApiResult<ApiKey> {
     if !keys::is_well_formed_secret_id(secret_id) {
         return Err(ApiError::new(
             ErrorCode::AuthFailureInvalidSecretId,
@@ -42,8 +77,17 @@ pub(crate) async fn lookup_key(store: &Store, secret_id: &str) -> ApiResult<ApiK
             "密钥非法（不是云 API 密钥类型）：SecretId 须以 AKID 开头，仅含字母和数字。",
         ));
     }
-    let id = secret_id.to_owned();
-    let key = store.run(move |c| keys::find(c, &id)).await?;
+    let key = match cache.get(secret_id) {
+        Some(key) => Some(key),
+        None => {
+            let id = secret_id.to_owned();
+            let key = store.run(move |c| keys::find(c, &id)).await?;
+            if let Some(key) = &key {
+                cache.put(key.clone());
+            }
+            key
+        }
+    };
     match key {
         Some(key) if key.enabled => Ok(key),
         _ => Err(ApiError::bare(ErrorCode::AuthFailureSecretIdNotFound)),

@@ -23,7 +23,7 @@ use livestack_model::schema::{find_action, find_struct, ActionSchema};
 use livestack_store::Store;
 use serde_json::{Map, Value};
 
-use crate::auth::{self, tc3, v1, NonceCache, Principal};
+use crate::auth::{self, tc3, v1, KeyCache, NonceCache, Principal};
 use crate::dispatch::{self, Cx};
 use crate::error::{ApiError, ApiResult, ErrorCode, Lang};
 use crate::params;
@@ -93,6 +93,7 @@ pub struct Gateway {
     limiter: RateLimiter,
     regions: HashSet<String>,
     nonces: NonceCache,
+    keys: KeyCache,
     clock: Box<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -112,6 +113,7 @@ impl Gateway {
             limiter: RateLimiter::new(settings.rate_limit),
             regions: settings.regions.iter().cloned().collect(),
             nonces: NonceCache::default(),
+            keys: KeyCache::default(),
             clock: Box::new(unix_now),
         }
     }
@@ -480,7 +482,7 @@ async fn authenticate_tc3(
             format!("请求头部的 Authorization 不符合腾讯云标准：{why}。"),
         )
     })?;
-    let key = auth::lookup_key(&gw.store, auth.secret_id).await?;
+    let key = auth::lookup_key(&gw.store, &gw.keys, auth.secret_id).await?;
     let timestamp =
         header_str(headers, "x-tc-timestamp").ok_or_else(|| missing("X-TC-Timestamp"))?;
     auth::check_timestamp(timestamp, now)?;
@@ -582,7 +584,7 @@ async fn authenticate_v1(
             "SignatureMethod 的取值须为 HmacSHA1 或 HmacSHA256。",
         )
     })?;
-    let key = auth::lookup_key(&gw.store, secret_id).await?;
+    let key = auth::lookup_key(&gw.store, &gw.keys, secret_id).await?;
     auth::check_timestamp(timestamp, now)?;
     let signed: Vec<(&str, &str)> = pairs
         .iter()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use livestack_core::media::{DomainPolicy, Policy, RefererPolicy, StreamKey, TlsMaterial, UrlAuth};
 use livestack_core::rules::Processing;
 use livestack_core::DomainKind;
+use livestack_store::domains::Domain;
 use livestack_store::{certs, domains, streams, templates, Store, StoreResult};
 use tokio::sync::watch;
 
@@ -19,6 +20,11 @@ use tokio::sync::watch;
 pub struct PolicyPublisher {
     store: Store,
     tx: watch::Sender<Arc<Policy>>,
+    /// Every domain row as of the last refresh: the read model that
+    /// `DescribeLiveDomains` answers from without a database round trip.
+    /// The API is the only writer of domains and refreshes after every
+    /// write, so it is never behind what a client has been told.
+    domains: std::sync::RwLock<Arc<Vec<Domain>>>,
 }
 
 impl PolicyPublisher {
@@ -26,7 +32,16 @@ impl PolicyPublisher {
     /// before serving.
     pub fn new(store: Store) -> PolicyPublisher {
         let (tx, _) = watch::channel(Arc::new(Policy::default()));
-        PolicyPublisher { store, tx }
+        PolicyPublisher {
+            store,
+            tx,
+            domains: std::sync::RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+
+    /// Every domain of every account, as of the last refresh, by name.
+    pub fn domains(&self) -> Arc<Vec<Domain>> {
+        Arc::clone(&self.domains.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A receiver for the media plane.
@@ -80,6 +95,7 @@ impl PolicyPublisher {
             delays: HashMap::with_capacity(delays.len()),
             processing: self.processing().await?,
         };
+        *self.domains.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(domains.clone());
         for d in domains {
             let keys: Vec<String> = [d.auth.key, d.auth.backup_key]
                 .into_iter()

@@ -1,7 +1,6 @@
 //! Live domains: push and play hostnames, each owned by one account, with
 //! their URL-signing keys and (for play domains) referer rules.
 
-use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::{AccountId, StoreError, StoreResult};
@@ -82,7 +81,8 @@ pub struct Domain {
 /// A domain about to be stored.
 pub type NewDomain = Domain;
 
-/// Filters of `DescribeLiveDomains`; `None` matches everything.
+/// Filters of `DescribeLiveDomains`; `None` matches everything. The API
+/// answers that action from its in-memory read model of the domains.
 #[derive(Debug, Clone, Default)]
 pub struct DomainFilter {
     /// Only this type.
@@ -95,6 +95,17 @@ pub struct DomainFilter {
     pub is_delay_live: Option<i64>,
     /// Only names starting with this.
     pub prefix: Option<String>,
+}
+
+impl DomainFilter {
+    /// Whether `d` passes the filter (the same test `list` makes in SQL).
+    pub fn matches(&self, d: &Domain) -> bool {
+        self.domain_type.is_none_or(|v| d.domain_type == v)
+            && self.status.is_none_or(|v| d.status == v)
+            && self.play_type.is_none_or(|v| d.play_type == v)
+            && self.is_delay_live.is_none_or(|v| d.is_delay_live == v)
+            && self.prefix.as_deref().is_none_or(|p| d.name.starts_with(p))
+    }
 }
 
 impl Domain {
@@ -129,62 +140,6 @@ const COLUMNS: &str = "account_id, name, domain_type, status, play_type, is_dela
                        auth_backup_key, auth_delta, referer_enabled, referer_type, \
                        referer_allow_empty, referer_rules";
 
-/// One page of an account's domains matching `filter`, ordered by name, and
-/// the number of matches in all.
-pub fn list(
-    conn: &Connection,
-    account: AccountId,
-    filter: &DomainFilter,
-    offset: u64,
-    limit: u64,
-) -> StoreResult<(u64, Vec<Domain>)> {
-    let mut clauses = vec!["account_id = ?1".to_owned()];
-    let mut args: Vec<Value> = vec![Value::Integer(account.0)];
-    let mut add = |column: &str, value: Value| {
-        args.push(value);
-        clauses.push(format!("{column} ?{}", args.len()));
-    };
-    if let Some(v) = filter.domain_type {
-        add("domain_type =", Value::Integer(v));
-    }
-    if let Some(v) = filter.status {
-        add("status =", Value::Integer(v));
-    }
-    if let Some(v) = filter.play_type {
-        add("play_type =", Value::Integer(v));
-    }
-    if let Some(v) = filter.is_delay_live {
-        add("is_delay_live =", Value::Integer(v));
-    }
-    if let Some(prefix) = &filter.prefix {
-        // Compare on a substring rather than LIKE so that `_` and `%` in
-        // the prefix are literal on every database.
-        add(
-            &format!("substr(name, 1, {}) =", prefix.chars().count()),
-            Value::Text(prefix.clone()),
-        );
-    }
-    let where_clause = clauses.join(" AND ");
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM domains WHERE {where_clause}"),
-        rusqlite::params_from_iter(args.iter()),
-        |r| r.get(0),
-    )?;
-    let n = args.len();
-    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-    args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM domains WHERE {where_clause} ORDER BY name LIMIT ?{} OFFSET ?{}",
-        n + 1,
-        n + 2
-    ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), Domain::from_row)?;
-    Ok((
-        u64::try_from(total).unwrap_or(0),
-        rows.collect::<Result<_, _>>()?,
-    ))
-}
-
 /// How many domains an account has (for the per-account quota).
 pub fn count(conn: &Connection, account: AccountId) -> StoreResult<u64> {
     let n: i64 = conn.query_row(
@@ -193,33 +148,6 @@ pub fn count(conn: &Connection, account: AccountId) -> StoreResult<u64> {
         |r| r.get(0),
     )?;
     Ok(u64::try_from(n).unwrap_or(0))
-}
-
-/// How many enabled play domains an account has in each area: mainland,
-/// global, outside the mainland (`PlayType` 1, 2, 3).
-pub fn enabled_play_domains_by_area(
-    conn: &Connection,
-    account: AccountId,
-) -> StoreResult<[i64; 3]> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT play_type, COUNT(*) FROM domains
-         WHERE account_id = ?1 AND domain_type = 1 AND status = 1
-         GROUP BY play_type",
-    )?;
-    let mut out = [0_i64; 3];
-    let rows = stmt.query_map([account.0], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-    })?;
-    for row in rows {
-        let (play_type, n) = row?;
-        if let Some(slot) = usize::try_from(play_type - 1)
-            .ok()
-            .and_then(|i| out.get_mut(i))
-        {
-            *slot = n;
-        }
-    }
-    Ok(out)
 }
 
 /// Finds one of `account`'s domains by name.

@@ -179,7 +179,9 @@ pub fn verify(req: &Signed<'_>, auth: &Authorization<'_>, secret_key: &str) -> b
     let key = signing_key(secret_key, auth.date, auth.service);
     let raw_host = (req.header)("host").unwrap_or("");
     let hosts = host_variants(raw_host);
-    let mut matched = false;
+    // The variants are tried in order and the first match wins: which
+    // variant a client needs is no secret, and each comparison itself is
+    // constant-time. Most clients match the first (as sent).
     for lower in [false, true] {
         for host in &hosts {
             let mut owned: Vec<(String, String)> = Vec::with_capacity(auth.signed_headers.len());
@@ -207,12 +209,12 @@ pub fn verify(req: &Signed<'_>, auth: &Authorization<'_>, secret_key: &str) -> b
             let canonical = canonical_request(req.method, req.query, &pairs, &req.payload_hash);
             let sts = string_to_sign(req.timestamp, auth.date, auth.service, &canonical);
             let expected = signature(&key, &sts);
-            // Evaluate every variant (no early exit) so timing does not tell
-            // which one matched.
-            matched |= bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes()));
+            if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+                return true;
+            }
         }
     }
-    matched
+    false
 }
 
 /// The Host as sent, then without `http(s)://`, then without the port.

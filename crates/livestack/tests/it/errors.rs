@@ -354,7 +354,10 @@ fn a_database_failure_is_internal_error_db_error_logged_with_its_request_id() {
     let server = Server::start();
     let conn = rusqlite::Connection::open(server.data_dir.join("livestack.db")).expect("open db");
     conn.execute_batch("DROP TABLE domains").expect("drop");
-    let outcome = python1(&server.call("DescribeLiveDomains", json!({})));
+    let outcome = python1(&server.call(
+        "AddLiveDomain",
+        json!({"DomainName": "a.example.com", "DomainType": 0}),
+    ));
     outcome.expect_code("InternalError.DBError");
     assert!(
         !outcome.message().contains("domains"),

@@ -76,20 +76,6 @@ fn ffmpeg_bin(name: &str) -> String {
     path
 }
 
-/// Polls `check` every 50 ms until it holds or `limit` passes.
-fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Streams as ffprobe sees them: (codec_type, codec_name, width, height).
 fn probe(url: &str) -> Vec<(String, String, u64, u64)> {
     let out = Command::new(ffmpeg_bin("ffprobe"))

@@ -79,10 +79,22 @@ fn keys_can_be_created_listed_disabled_and_enabled_while_the_server_runs() {
         "no secrets listed"
     );
 
+    // The server trusts a key it has read for up to a second
+    // (`KEY_CACHE_TTL`), so the change shows within that.
     assert!(server.cli(&["keys", "disable", &id]).status.success());
-    python1(&spec).expect_code("AuthFailure.SecretIdNotFound");
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || {
+            python1(&spec).code() == Some("AuthFailure.SecretIdNotFound")
+        }),
+        "a disabled key kept working"
+    );
     assert!(server.cli(&["keys", "enable", &id]).status.success());
-    python1(&spec).ok();
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || python1(&spec)
+            .code()
+            .is_none()),
+        "an enabled key stayed refused"
+    );
 
     let missing = server.cli(&["keys", "disable", "AKIDnosuchkey0000"]);
     assert!(!missing.status.success());
