@@ -5,7 +5,14 @@
 //! - `codegen`: regenerate `crates/livestack-model/src/generated.rs` from
 //!   `spec/api.json` and `spec/legacy-api.json`.
 //! - `codegen --check`: fail if the committed file is stale.
+//! - `bench-api [--duration SECS] [--connections N] [--rounds R]
+//!   [--livestack PATH] [--no-build]`: signed `DescribeLiveDomains`
+//!   throughput of livestack against a bare hyper server (see
+//!   `docs/benchmarks.md`). Its helpers `bare-server` and `load` are hidden
+//!   subcommands.
 
+mod bench;
+mod bench_media;
 mod codegen;
 
 use std::process::ExitCode;
@@ -42,6 +49,13 @@ fn run() -> Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        _ => bail!("usage: cargo xtask codegen [--check]"),
+        ["bench-api", options @ ..] => bench::bench_api(&root, options),
+        ["bare-server"] => bench::bare_server(),
+        ["load", options @ ..] => bench::load(options),
+        ["bench-media", options @ ..] => bench_media::main(&root, options),
+        _ => bail!(
+            "usage: cargo xtask codegen [--check]\n       cargo xtask bench-api [--duration SECS] \
+             [--connections N] [--rounds R] [--livestack PATH] [--no-build]"
+        ),
     }
 }

@@ -1,0 +1,2131 @@
+//! `cargo xtask bench-media`: the media plane's fan-out cost. One ~880 kbps
+//! stream is published with ffmpeg and played by N RTMP or N HTTP-FLV
+//! players, against livestack and, in the same run, against Debian's
+//! nginx-rtmp (`libnginx-mod-rtmp`) on the same stream.
+//!
+//! The method follows `shared/reference/media-plane.md` §3: the server runs
+//! on CPU 0 (`taskset -c 0`), the publisher and the load generator on CPU 1.
+//! The load generator starts the players over ~2 s; after the warm-up it
+//! marks a measured window, and the orchestrator samples the server's CPU
+//! time (`utime + stime` of every process of the server, all threads), the
+//! busy time of both CPUs (`/proc/stat`) and the server's `VmRSS` at the
+//! window's edges. Players count bytes, tags and keyframes (not only
+//! bytes), the time from connect to the first video keyframe, the longest
+//! gap between tags inside the window, and whether they were disconnected.
+//!
+//! Processes:
+//! - the server (`livestack serve`, or `nginx -g 'daemon off;'` with a
+//!   generated configuration in a temporary prefix);
+//! - the publisher: `ffmpeg -re -stream_loop -1 -i SRC -c copy -f flv URL`;
+//! - the load generator: this program again as `xtask bench-media --load …`
+//!   (hidden), an optimised build, one tokio thread;
+//! - this orchestrator, which kills everything at the end of each run, on
+//!   error and on Ctrl-C/SIGTERM (children are killed on drop, started with
+//!   a parent-death signal where `setpriv` exists, and the load generator
+//!   exits when its stdin, held here, closes).
+//!
+//! Everything stays on 127.0.0.1 and every step has a time limit. This is a
+//! benchmark, not a test: it prints tables and verdicts, it asserts nothing.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use livestack_api::auth::tc3;
+use livestack_formats::flv::{FlvReader, TagKind, VideoInfo};
+use livestack_rtmp::{ClientConfig, ClientEvent, ClientSession};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--warmup SECS] \
+[--window SECS] [--proto rtmp,flv] [--servers livestack,nginx] [--merge-write-ms MS] \
+[--quiet-wait SECS] [--livestack PATH] [--no-build]";
+
+/// The root key livestack is started with.
+const SECRET_ID: &str = "AKIDmediabench00000000000000000000000";
+const SECRET_KEY: &str = "mediabenchsecretmediabenchsecret";
+const API_VERSION: &str = "2018-08-01";
+const PUSH_DOMAIN: &str = "push.bench.local";
+const PLAY_DOMAIN: &str = "play.bench.local";
+const APP: &str = "live";
+const STREAM: &str = "bench";
+
+/// Players are started evenly over this long.
+const RAMP: Duration = Duration::from_secs(2);
+/// How long a server may take to come up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the load generator waits for the stream to be playable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// One player's TCP connect limit.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read buffer per player: large, so the client stays cheap.
+const READ_BUF: usize = 64 * 1024;
+/// A player got "the full bitrate" when it received at least this share of
+/// the source's payload rate and of its tag rate over the window.
+const FULL_SHARE: f64 = 0.95;
+/// Before each run, both CPUs must be below this busy share (other people's
+/// builds on a shared machine skew every figure) for a few seconds, or
+/// `--quiet-wait` must run out.
+const QUIET_BUSY: f64 = 0.15;
+
+// The issue's targets.
+const TARGET_CPU_RATIO: f64 = 0.5;
+const TARGET_RSS_MB: f64 = 150.0;
+const TARGET_RSS_AT: usize = 2000;
+const TARGET_FIRST_FRAME_MS: f64 = 100.0;
+
+// ---------------------------------------------------------------------------
+// Options.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Proto {
+    Rtmp,
+    Flv,
+}
+
+impl Proto {
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Rtmp => "RTMP",
+            Proto::Flv => "HTTP-FLV",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Proto> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rtmp" => Ok(Proto::Rtmp),
+            "flv" | "http-flv" | "httpflv" => Ok(Proto::Flv),
+            other => bail!("unknown protocol {other:?} (rtmp, flv)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ServerKind {
+    Livestack,
+    Nginx,
+}
+
+impl ServerKind {
+    fn name(self) -> &'static str {
+        match self {
+            ServerKind::Livestack => "livestack",
+            ServerKind::Nginx => "nginx-rtmp",
+        }
+    }
+
+    fn parse(s: &str) -> Result<ServerKind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "livestack" => Ok(ServerKind::Livestack),
+            "nginx" | "nginx-rtmp" => Ok(ServerKind::Nginx),
+            other => bail!("unknown server {other:?} (livestack, nginx)"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Options {
+    players: Vec<usize>,
+    warmup: u64,
+    window: u64,
+    protos: Vec<Proto>,
+    servers: Vec<ServerKind>,
+    /// `[media] merge_write_ms` for livestack; `None` keeps the default.
+    merge_write_ms: Option<u64>,
+    /// Longest wait for a quiet machine before each run, seconds.
+    quiet_wait: u64,
+    livestack: Option<PathBuf>,
+    build: bool,
+}
+
+fn list<T>(value: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    let items: Vec<T> = value
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(parse)
+        .collect::<Result<_>>()?;
+    if items.is_empty() {
+        bail!("empty list {value:?}");
+    }
+    Ok(items)
+}
+
+fn parse_options(args: &[&str]) -> Result<Options> {
+    let mut opts = Options {
+        players: vec![1000, 2000],
+        warmup: 10,
+        window: 20,
+        protos: vec![Proto::Rtmp, Proto::Flv],
+        servers: vec![ServerKind::Livestack, ServerKind::Nginx],
+        merge_write_ms: None,
+        quiet_wait: 300,
+        livestack: None,
+        build: true,
+    };
+    let mut it = args.iter();
+    while let Some(&arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (arg, None),
+        };
+        if name == "--no-build" && inline.is_none() {
+            opts.build = false;
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .copied()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))?,
+        };
+        let positive = |v: &str| -> Result<u64> {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("{name}: {v:?} is not a positive integer"))
+        };
+        match name {
+            "--players" => {
+                opts.players = list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
+            }
+            "--warmup" => opts.warmup = positive(value)?.clamp(RAMP.as_secs() + 1, 600),
+            "--window" => opts.window = positive(value)?.min(600),
+            "--proto" => opts.protos = list(value, Proto::parse)?,
+            "--servers" => opts.servers = list(value, ServerKind::parse)?,
+            "--merge-write-ms" => {
+                opts.merge_write_ms = Some(value.trim().parse::<u64>().with_context(|| {
+                    format!("--merge-write-ms: {value:?} is not a number of milliseconds")
+                })?);
+            }
+            "--quiet-wait" => {
+                opts.quiet_wait = value
+                    .trim()
+                    .parse::<u64>()
+                    .with_context(|| format!("--quiet-wait: {value:?} is not a number"))?
+                    .min(3600);
+            }
+            "--livestack" => opts.livestack = Some(PathBuf::from(value)),
+            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+        }
+    }
+    opts.protos.sort();
+    opts.protos.dedup();
+    opts.servers.sort();
+    opts.servers.dedup();
+    Ok(opts)
+}
+
+// ---------------------------------------------------------------------------
+// Entry point.
+
+/// `cargo xtask bench-media …`, and the hidden `… --load …` helper.
+pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
+    if args.first() == Some(&"--load") {
+        return load_main(&args[1..]);
+    }
+    let opts = parse_options(args)?;
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            std::path::absolute(PathBuf::from(dir)).context("cannot resolve CARGO_TARGET_DIR")?
+        }
+        _ => root.join("target"),
+    };
+    if opts.build {
+        build(root, &target_dir)?;
+    }
+    let livestack = opts
+        .livestack
+        .clone()
+        .unwrap_or_else(|| target_dir.join("release").join("livestack"));
+    if opts.servers.contains(&ServerKind::Livestack) && !livestack.is_file() {
+        bail!(
+            "no livestack binary at {} (build it with `cargo build --release -p livestack`, \
+             or point --livestack at it)",
+            livestack.display()
+        );
+    }
+    let ffmpeg = which("ffmpeg").context(
+        "ffmpeg is needed to make and publish the source stream: apt-get install ffmpeg",
+    )?;
+    let nginx = if opts.servers.contains(&ServerKind::Nginx) {
+        match find_nginx() {
+            Ok(n) => Some(n),
+            Err(why) => {
+                println!(
+                    "NOTE: skipping nginx-rtmp: {why}. Install it with \
+                     `apt-get install nginx libnginx-mod-rtmp`."
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let pinning = detect_pinning();
+    let source = ensure_source(&ffmpeg, &target_dir.join("bench-media"), pinning.client)?;
+    let env = Env {
+        livestack,
+        helper: helper_binary(&target_dir)?,
+        ffmpeg,
+        nginx,
+        setpriv: which("setpriv").filter(|p| {
+            std::process::Command::new(p)
+                .args(["--pdeathsig", "KILL", "true"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        }),
+        pinning,
+        clock_ticks: clock_ticks(),
+        nofile: nofile_limit(),
+        source,
+        merge_write_ms: opts.merge_write_ms,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = run_matrix(&opts, &env) => result,
+            signal = interrupted() => Err(anyhow!("interrupted by {signal}; processes stopped")),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds livestack as a user would (its own cargo invocation), then the
+/// optimised xtask that serves as the load generator.
+fn build(root: &Path, target_dir: &Path) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for package in ["livestack", "xtask"] {
+        println!("building: cargo build --release -p {package}");
+        let status = std::process::Command::new(&cargo)
+            .current_dir(root)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .args(["build", "--release", "-p", package])
+            .status()
+            .context("cannot run cargo")?;
+        if !status.success() {
+            bail!("cargo build --release -p {package} failed ({status})");
+        }
+    }
+    Ok(())
+}
+
+/// The load generator must be optimised: this binary when it is, else the
+/// release build next to it.
+fn helper_binary(target_dir: &Path) -> Result<PathBuf> {
+    if !cfg!(debug_assertions) {
+        return std::env::current_exe().context("cannot find the running xtask binary");
+    }
+    let release = target_dir.join("release").join("xtask");
+    if release.is_file() {
+        Ok(release)
+    } else {
+        bail!(
+            "the load generator must be optimised, but {} does not exist \
+             (run without --no-build, or `cargo build --release -p xtask`)",
+            release.display()
+        )
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+// ---------------------------------------------------------------------------
+// The machine.
+
+struct Pinning {
+    server: Option<usize>,
+    client: Option<usize>,
+    note: String,
+}
+
+/// The CPUs this process may run on, from `Cpus_allowed_list`.
+fn allowed_cpus() -> Vec<usize> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let Some(list) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+    else {
+        return Vec::new();
+    };
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(lo), Ok(hi)) = (lo.trim().parse::<usize>(), hi.trim().parse::<usize>()) {
+            cpus.extend(lo..=hi);
+        }
+    }
+    cpus
+}
+
+fn detect_pinning() -> Pinning {
+    let unpinned = |why: String| Pinning {
+        server: None,
+        client: None,
+        note: format!("UNPINNED ({why}): server and load share the CPUs"),
+    };
+    if which("taskset").is_none() {
+        return unpinned("taskset not found".to_owned());
+    }
+    match allowed_cpus().as_slice() {
+        [server, client, ..] => Pinning {
+            server: Some(*server),
+            client: Some(*client),
+            note: format!(
+                "server on CPU {server}; publisher and load generator on CPU {client} (taskset -c)"
+            ),
+        },
+        cpus => unpinned(format!("{} CPU(s) available, 2 needed", cpus.len())),
+    }
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// The hard RLIMIT_NOFILE, which children raise their soft limit to.
+fn nofile_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        })
+        .and_then(|hard| hard.parse::<u64>().ok())
+        .unwrap_or(1024)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn machine() -> String {
+    let n = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    format!("{}, nproc {n}, Linux {kernel}", cpu_model())
+}
+
+// ---------------------------------------------------------------------------
+// /proc sampling.
+
+fn proc_stat_fields(pid: u32) -> Result<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    // The command may contain spaces and parentheses: fields after the
+    // last ')' start with the state (field 3).
+    let (_, after) = stat
+        .rsplit_once(')')
+        .with_context(|| format!("malformed /proc/{pid}/stat"))?;
+    Ok(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// User + system CPU seconds of every thread of `pid`.
+fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
+    let f = proc_stat_fields(pid)?;
+    let field = |i: usize| -> Result<u64> {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("malformed /proc/{pid}/stat"))
+    };
+    Ok((field(11)? + field(12)?) as f64 / ticks)
+}
+
+/// Busy seconds (all but idle and iowait) of one CPU.
+fn cpu_busy_seconds(cpu: usize, ticks: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let prefix = format!("cpu{cpu} ");
+    let line = stat.lines().find(|l| l.starts_with(&prefix))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    Some(busy as f64 / ticks)
+}
+
+/// A `/proc/PID/status` field in kB.
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// Processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            proc_stat_fields(p)
+                .ok()
+                .and_then(|f| f.get(1).and_then(|v| v.parse::<u32>().ok()))
+                == Some(pid)
+        })
+        .collect()
+}
+
+fn process_name(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+/// SIGKILL by process id, through kill(1) (this crate has no unsafe code).
+fn kill_pid(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+// ---------------------------------------------------------------------------
+// The source stream.
+
+/// What the publisher sends, measured from the file.
+#[derive(Debug, Clone)]
+struct Source {
+    path: PathBuf,
+    /// Media duration, seconds.
+    secs: f64,
+    /// Audio + video tag bodies, kbit/s.
+    payload_kbps: f64,
+    /// Audio + video tags per second.
+    tags_per_sec: f64,
+    video_fps: f64,
+    audio_per_sec: f64,
+    keyframes: usize,
+    /// Lowest and highest payload rate over any window of the benchmark's
+    /// length (the file loops), kbit/s.
+    window_kbps: Option<(f64, f64)>,
+}
+
+fn ensure_source(ffmpeg: &Path, dir: &Path, cpu: Option<usize>) -> Result<Source> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("src-880k-640x360-25fps-60s.flv");
+    if !path.is_file() {
+        let tmp = dir.join("src.tmp.flv");
+        println!("generating the source stream (once): {}", path.display());
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut c = std::process::Command::new("taskset");
+                c.args(["-c", &cpu.to_string()]).arg(ffmpeg);
+                c
+            }
+            None => std::process::Command::new(ffmpeg),
+        };
+        // testsrc2 with temporal noise keeps the encoder at its rate cap
+        // for the whole file, so every 20 s window carries ~880 kbps.
+        let status = cmd
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args(["-t", "60", "-vf", "noise=alls=10:allf=t"])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
+            .args(["-b:v", "800k", "-maxrate", "800k", "-bufsize", "1600k"])
+            .args(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+            .args(["-c:a", "aac", "-b:a", "64k", "-ac", "2"])
+            .args(["-f", "flv"])
+            .arg(&tmp)
+            .status()
+            .context("cannot run ffmpeg")?;
+        if !status.success() {
+            bail!("ffmpeg could not make the source stream ({status})");
+        }
+        std::fs::rename(&tmp, &path).context("cannot move the source into place")?;
+    }
+    source_stats(&path)
+}
+
+fn source_stats(path: &Path) -> Result<Source> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = FlvReader::new();
+    reader.push(&data);
+    let (mut video, mut audio, mut keyframes) = (0usize, 0usize, 0usize);
+    let mut payload = 0u64;
+    let (mut first_ts, mut last_ts) = (u32::MAX, 0u32);
+    // Payload bytes per media second, for the windowed rates.
+    let mut per_sec: Vec<u64> = Vec::new();
+    while let Some(tag) = reader.next_tag().context("the source is not valid FLV")? {
+        if tag.kind == TagKind::Script {
+            continue;
+        }
+        match tag.kind {
+            TagKind::Video => {
+                video += 1;
+                if VideoInfo::parse(&tag.payload)
+                    .is_ok_and(|v| v.is_keyframe() && !v.is_sequence_header())
+                {
+                    keyframes += 1;
+                }
+            }
+            _ => audio += 1,
+        }
+        payload += tag.payload.len() as u64;
+        first_ts = first_ts.min(tag.timestamp_ms);
+        last_ts = last_ts.max(tag.timestamp_ms);
+        let sec = tag.timestamp_ms as usize / 1000;
+        if per_sec.len() <= sec {
+            per_sec.resize(sec + 1, 0);
+        }
+        per_sec[sec] += tag.payload.len() as u64;
+    }
+    if video == 0 || last_ts <= first_ts {
+        bail!("the source {} has no usable video", path.display());
+    }
+    // One frame interval past the last timestamp.
+    let secs = f64::from(last_ts - first_ts) / 1000.0 + 0.04;
+    Ok(Source {
+        path: path.to_owned(),
+        secs,
+        payload_kbps: payload as f64 * 8.0 / secs / 1000.0,
+        tags_per_sec: (video + audio) as f64 / secs,
+        video_fps: video as f64 / secs,
+        audio_per_sec: audio as f64 / secs,
+        keyframes,
+        window_kbps: None,
+    }
+    .with_windows(&per_sec))
+}
+
+impl Source {
+    /// Fills `window_kbps` for 20 s windows over the looping file (whole
+    /// seconds; the last, partial second is left out).
+    fn with_windows(mut self, per_sec: &[u64]) -> Source {
+        let full = &per_sec[..per_sec.len().saturating_sub(1)];
+        let w = 20;
+        if full.len() >= w {
+            let rates: Vec<f64> = (0..full.len())
+                .map(|start| {
+                    let bytes: u64 = (0..w).map(|k| full[(start + k) % full.len()]).sum();
+                    bytes as f64 * 8.0 / w as f64 / 1000.0
+                })
+                .collect();
+            let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = rates.iter().copied().fold(0.0, f64::max);
+            self.window_kbps = Some((lo, hi));
+        }
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Orchestration.
+
+struct NginxInstall {
+    binary: PathBuf,
+    module: PathBuf,
+    version: String,
+}
+
+fn find_nginx() -> Result<NginxInstall, String> {
+    let binary = which("nginx").ok_or("nginx is not installed")?;
+    let module = [
+        "/usr/lib/nginx/modules/ngx_rtmp_module.so",
+        "/usr/share/nginx/modules/ngx_rtmp_module.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+    .ok_or("the nginx RTMP module (ngx_rtmp_module.so) is not installed")?;
+    let version = std::process::Command::new(&binary)
+        .arg("-v")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned())
+        .unwrap_or_default();
+    Ok(NginxInstall {
+        binary,
+        module,
+        version,
+    })
+}
+
+struct Env {
+    livestack: PathBuf,
+    helper: PathBuf,
+    ffmpeg: PathBuf,
+    nginx: Option<NginxInstall>,
+    setpriv: Option<PathBuf>,
+    pinning: Pinning,
+    clock_ticks: f64,
+    nofile: u64,
+    source: Source,
+    merge_write_ms: Option<u64>,
+}
+
+impl Env {
+    /// `program` with the soft RLIMIT_NOFILE raised to the hard one, a
+    /// parent-death SIGKILL where `setpriv` exists, and pinned to `cpu`.
+    fn command(&self, cpu: Option<usize>, program: &Path) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@""#,
+            "sh",
+        ]);
+        if let Some(setpriv) = &self.setpriv {
+            cmd.arg(setpriv).args(["--pdeathsig", "KILL", "--"]);
+        }
+        if let Some(cpu) = cpu {
+            cmd.args(["taskset", "-c", &cpu.to_string()]);
+        }
+        cmd.arg(program);
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
+        cmd
+    }
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    async fn recv(kind: SignalKind) {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        () = recv(SignalKind::terminate()) => "SIGTERM",
+        () = recv(SignalKind::hangup()) => "SIGHUP",
+    }
+}
+
+/// A running server: its main process (killed on drop) and, for nginx,
+/// the worker processes (killed by id on drop).
+struct RunningServer {
+    kind: ServerKind,
+    child: Child,
+    pid: u32,
+    workers: Vec<u32>,
+    rtmp: SocketAddr,
+    http: Option<SocketAddr>,
+    api: Option<SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningServer {
+    fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.pid)
+            .chain(self.workers.iter().copied())
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        self.kill_workers();
+    }
+
+    fn kill_workers(&mut self) {
+        for pid in self.workers.drain(..) {
+            if process_name(pid).is_some_and(|n| n.starts_with("nginx")) {
+                kill_pid(pid);
+            }
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // The child itself is killed by `kill_on_drop`.
+        self.kill_workers();
+    }
+}
+
+async fn start_livestack(env: &Env) -> Result<RunningServer> {
+    let dir = tempfile::Builder::new()
+        .prefix("livestack-mbench-")
+        .tempdir()
+        .context("cannot create a data directory")?;
+    let mut cmd = env.command(env.pinning.server, &env.livestack);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--api-listen", "127.0.0.1:0"])
+        .args(["--rtmp-listen", "127.0.0.1:0"])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .args(["--https-listen", "127.0.0.1:0"])
+        .args(["--log", "warn"])
+        .env("LIVESTACK_SECRET_ID", SECRET_ID)
+        .env("LIVESTACK_SECRET_KEY", SECRET_KEY)
+        .env_remove("RUST_LOG")
+        .env_remove("LIVESTACK_CONFIG")
+        .current_dir(dir.path());
+    if let Some(ms) = env.merge_write_ms {
+        let config = dir.path().join("livestack.toml");
+        std::fs::write(&config, format!("[media]\nmerge_write_ms = {ms}\n"))
+            .context("cannot write the livestack config")?;
+        cmd.arg("--config").arg(&config);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().context("cannot start livestack")?;
+    let pid = child.id().context("livestack exited at once")?;
+    let stdout = child.stdout.take().context("stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut rtmp, mut http, mut api) = (None, None, None);
+    tokio::time::timeout(STARTUP_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            let addr = |prefix: &str| -> Result<Option<SocketAddr>> {
+                match line.strip_prefix(prefix) {
+                    Some(a) => {
+                        Ok(Some(a.trim().parse().with_context(|| {
+                            format!("unreadable address in {line:?}")
+                        })?))
+                    }
+                    None => Ok(None),
+                }
+            };
+            rtmp = rtmp.or(addr("rtmp listening on rtmp://")?);
+            http = http.or(addr("http listening on http://")?);
+            if let Some(a) = addr("api listening on http://")? {
+                api = Some(a);
+                return Ok(());
+            }
+        }
+        bail!("livestack exited before it was ready")
+    })
+    .await
+    .context("livestack did not print its addresses in time")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let rtmp = rtmp.context("livestack printed no RTMP address")?;
+    let http = http.context("livestack printed no HTTP address")?;
+    let server = RunningServer {
+        kind: ServerKind::Livestack,
+        child,
+        pid,
+        workers: Vec::new(),
+        rtmp,
+        http: Some(http),
+        api,
+        _dir: dir,
+    };
+    let api = server.api.context("no API address")?;
+    for (action, body) in [
+        (
+            "AddLiveDomain",
+            format!(r#"{{"DomainName":"{PUSH_DOMAIN}","DomainType":0}}"#),
+        ),
+        (
+            "AddLiveDomain",
+            format!(r#"{{"DomainName":"{PLAY_DOMAIN}","DomainType":1}}"#),
+        ),
+        (
+            "ModifyLivePushAuthKey",
+            format!(r#"{{"DomainName":"{PUSH_DOMAIN}","Enable":0}}"#),
+        ),
+    ] {
+        api_call(api, action, &body)
+            .await
+            .with_context(|| format!("livestack API {action} {body}"))?;
+    }
+    Ok(server)
+}
+
+/// A TC3-signed API call; fails on an HTTP error or an `"Error"` answer.
+async fn api_call(addr: SocketAddr, action: &str, body: &str) -> Result<String> {
+    let host = addr.to_string();
+    let unix = unix_now();
+    let date = livestack_api::time::utc_date(unix);
+    let timestamp = unix.to_string();
+    let content_type = "application/json";
+    let canonical = tc3::canonical_request(
+        "POST",
+        "",
+        &[("content-type", content_type), ("host", &host)],
+        &tc3::sha256_hex(body.as_bytes()),
+    );
+    let to_sign = tc3::string_to_sign(&timestamp, &date, "live", &canonical);
+    let signature = tc3::signature(&tc3::signing_key(SECRET_KEY, &date, "live"), &to_sign);
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\nX-TC-Action: {action}\r\n\
+         X-TC-Version: {API_VERSION}\r\nX-TC-Timestamp: {timestamp}\r\n\
+         Authorization: {} Credential={SECRET_ID}/{date}/live/tc3_request, \
+         SignedHeaders=content-type;host, Signature={signature}\r\n\r\n{body}",
+        body.len(),
+        tc3::ALGORITHM
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(request.as_bytes()).await?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await?;
+        std::io::Result::Ok(out)
+    })
+    .await
+    .context("no answer in 10 s")??;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    if !head.starts_with("HTTP/1.1 200") || body.contains("\"Error\"") {
+        bail!("{}", answer.trim());
+    }
+    Ok(body.to_owned())
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Whether the current user is root (nginx then needs `user root;` or its
+/// worker drops to `nobody`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn nginx_config(module: &Path, dir: &Path, port: u16, nofile: u64, players: usize) -> String {
+    let user = if is_root() { "user root;\n" } else { "" };
+    let connections = (2 * players + 100).max(10_000);
+    format!(
+        "load_module {module};\n\
+         {user}worker_processes 1;\n\
+         worker_rlimit_nofile {nofile};\n\
+         pid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log warn;\n\
+         events {{ worker_connections {connections}; }}\n\
+         rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    chunk_size 4096;\n\
+         \x20   application {APP} {{ live on; }}\n  }}\n}}\n",
+        module = module.display(),
+        dir = dir.display(),
+    )
+}
+
+async fn start_nginx(env: &Env, install: &NginxInstall, players: usize) -> Result<RunningServer> {
+    let dir = tempfile::Builder::new()
+        .prefix("nginx-mbench-")
+        .tempdir()
+        .context("cannot create the nginx prefix")?;
+    let port = free_port()?;
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        nginx_config(&install.module, dir.path(), port, env.nofile, players),
+    )
+    .context("cannot write nginx.conf")?;
+    let mut cmd = env.command(env.pinning.server, &install.binary);
+    cmd.arg("-p")
+        .arg(dir.path())
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .arg("-c")
+        .arg(&conf)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let child = cmd.spawn().context("cannot start nginx")?;
+    let pid = child.id().context("nginx exited at once")?;
+    let mut server = RunningServer {
+        kind: ServerKind::Nginx,
+        child,
+        pid,
+        workers: Vec::new(),
+        rtmp: SocketAddr::from(([127, 0, 0, 1], port)),
+        http: None,
+        api: None,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            let log =
+                std::fs::read_to_string(server._dir.path().join("error.log")).unwrap_or_default();
+            bail!("nginx exited ({status}): {}", log.trim());
+        }
+        server.workers = children_of(pid);
+        if !server.workers.is_empty() && TcpStream::connect(server.rtmp).await.is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("nginx did not come up in {} s", STARTUP_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(server)
+}
+
+/// Where a run publishes and plays.
+struct Urls {
+    publish: String,
+    rtmp_tc_url: String,
+    rtmp_name: String,
+    http_addr: Option<SocketAddr>,
+    http_path: String,
+}
+
+fn urls(server: &RunningServer) -> Urls {
+    let rtmp = server.rtmp;
+    match server.kind {
+        ServerKind::Livestack => Urls {
+            publish: format!("rtmp://{rtmp}/{APP}/{STREAM}?domain={PUSH_DOMAIN}"),
+            rtmp_tc_url: format!("rtmp://{rtmp}/{APP}"),
+            rtmp_name: format!("{STREAM}?domain={PLAY_DOMAIN}"),
+            http_addr: server.http,
+            http_path: format!("/{APP}/{STREAM}.flv?domain={PLAY_DOMAIN}"),
+        },
+        ServerKind::Nginx => Urls {
+            publish: format!("rtmp://{rtmp}/{APP}/{STREAM}"),
+            rtmp_tc_url: format!("rtmp://{rtmp}/{APP}"),
+            rtmp_name: STREAM.to_owned(),
+            http_addr: None,
+            http_path: String::new(),
+        },
+    }
+}
+
+/// One measurement: a server, a protocol, a number of players.
+#[derive(Debug, Clone)]
+struct RunResult {
+    server: ServerKind,
+    label: String,
+    proto: Proto,
+    players: usize,
+    /// Wall seconds between the window's start and end samples.
+    wall: f64,
+    server_cpu: f64,
+    core0: Option<f64>,
+    core1: Option<f64>,
+    load_cpu: Option<f64>,
+    publisher_cpu: Option<f64>,
+    rss_mb: f64,
+    hwm_mb: Option<f64>,
+    report: LoadReport,
+    source_kbps: f64,
+    source_tags_per_sec: f64,
+    /// Whether the machine was quiet when the run started.
+    quiet_before: bool,
+}
+
+/// Per-run figures derived from the players' records.
+#[derive(Debug, Clone)]
+struct Derived {
+    kbps_min: f64,
+    kbps_median: f64,
+    tags_min_share: f64,
+    full: usize,
+    disconnects: usize,
+    ff_p50: f64,
+    ff_p99: f64,
+    ff_max: f64,
+    /// Players that never saw a keyframe.
+    no_frame: usize,
+    max_stall_ms: f64,
+    /// Players whose longest gap between tags exceeded 500 ms.
+    stalled: usize,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+impl RunResult {
+    fn derive(&self) -> Derived {
+        let secs = self.report.window_secs;
+        let expected_tags = self.source_tags_per_sec * secs;
+        let mut kbps: Vec<f64> = self
+            .report
+            .players
+            .iter()
+            .map(|p| p.payload as f64 * 8.0 / secs / 1000.0)
+            .collect();
+        kbps.sort_by(f64::total_cmp);
+        let tags_min = self
+            .report
+            .players
+            .iter()
+            .map(|p| f64::from(p.audio + p.video))
+            .fold(f64::INFINITY, f64::min);
+        let full = self
+            .report
+            .players
+            .iter()
+            .filter(|p| {
+                p.error.is_none()
+                    && p.payload as f64 * 8.0 / secs / 1000.0 >= FULL_SHARE * self.source_kbps
+                    && f64::from(p.audio + p.video) >= FULL_SHARE * expected_tags
+            })
+            .count();
+        let mut ff: Vec<f64> = self
+            .report
+            .players
+            .iter()
+            .filter_map(|p| p.first_frame_ms)
+            .collect();
+        ff.sort_by(f64::total_cmp);
+        Derived {
+            kbps_min: kbps.first().copied().unwrap_or(0.0),
+            kbps_median: quantile(&kbps, 0.5),
+            tags_min_share: if expected_tags > 0.0 {
+                tags_min / expected_tags
+            } else {
+                0.0
+            },
+            full,
+            disconnects: self
+                .report
+                .players
+                .iter()
+                .filter(|p| p.error.is_some())
+                .count(),
+            ff_p50: quantile(&ff, 0.5),
+            ff_p99: quantile(&ff, 0.99),
+            ff_max: ff.last().copied().unwrap_or(f64::NAN),
+            no_frame: self.report.players.len() - ff.len(),
+            max_stall_ms: self
+                .report
+                .players
+                .iter()
+                .map(|p| p.max_gap_ms)
+                .fold(0.0, f64::max),
+            stalled: self
+                .report
+                .players
+                .iter()
+                .filter(|p| p.max_gap_ms > 500.0)
+                .count(),
+        }
+    }
+
+    fn pct(&self, cpu: Option<f64>) -> String {
+        cpu.filter(|_| self.wall > 0.0)
+            .map_or("?".to_owned(), |c| format!("{:.1}", c / self.wall * 100.0))
+    }
+
+    fn server_pct(&self) -> f64 {
+        self.server_cpu / self.wall * 100.0
+    }
+
+    /// CPU time others spent on the server's core, as % of the window.
+    fn others_pct(&self) -> Option<f64> {
+        self.core0
+            .map(|c| ((c - self.server_cpu) / self.wall * 100.0).max(0.0))
+    }
+
+    /// Server CPU microseconds per player-second.
+    fn us_per_player_sec(&self) -> f64 {
+        self.server_cpu * 1e6 / (self.wall * self.players as f64)
+    }
+}
+
+fn print_run(r: &RunResult) {
+    let d = r.derive();
+    println!(
+        "  {} {} N={}: server CPU {:.1}% of one core ({:.0} µs per player-second), \
+         core0 busy {}% (others {}), core1 busy {}% (load {}%, ffmpeg {}%)",
+        r.label,
+        r.proto.name(),
+        r.players,
+        r.server_pct(),
+        r.us_per_player_sec(),
+        r.pct(r.core0),
+        r.others_pct()
+            .map_or("?".to_owned(), |o| format!("{o:.1}%")),
+        r.pct(r.core1),
+        r.pct(r.load_cpu),
+        r.pct(r.publisher_cpu),
+    );
+    println!(
+        "    RSS {:.1} MB (peak {}), delivered kbps per player min {:.0} / median {:.0} \
+         (source {:.0}), tags min {:.1}% of the source's, full bitrate {}/{}",
+        r.rss_mb,
+        r.hwm_mb.map_or("?".to_owned(), |h| format!("{h:.1} MB")),
+        d.kbps_min,
+        d.kbps_median,
+        r.source_kbps,
+        d.tags_min_share * 100.0,
+        d.full,
+        r.players
+    );
+    println!(
+        "    disconnects {}, first frame p50 {:.1} ms / p99 {:.1} ms / max {:.1} ms \
+         (no keyframe: {}), max stall {:.0} ms ({} players > 500 ms), probe {:.0} ms",
+        d.disconnects,
+        d.ff_p50,
+        d.ff_p99,
+        d.ff_max,
+        d.no_frame,
+        d.max_stall_ms,
+        d.stalled,
+        r.report.probe_ms
+    );
+    let mut errors: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &r.report.players {
+        if let Some(e) = &p.error {
+            *errors.entry(e.as_str()).or_default() += 1;
+        }
+    }
+    for (e, n) in errors {
+        println!("    {n} player(s): {e}");
+    }
+}
+
+async fn run_matrix(opts: &Options, env: &Env) -> Result<()> {
+    let s = &env.source;
+    println!();
+    println!("bench-media: one ~880 kbps stream to N players");
+    println!("  machine:   {}", machine());
+    println!("  pinning:   {}", env.pinning.note);
+    println!(
+        "  source:    {} ({:.1} s, {:.0} kbps payload, {:.2} fps video, {:.2} audio tags/s, \
+         {} keyframes{})",
+        s.path.display(),
+        s.secs,
+        s.payload_kbps,
+        s.video_fps,
+        s.audio_per_sec,
+        s.keyframes,
+        s.window_kbps.map_or(String::new(), |(lo, hi)| format!(
+            "; any 20 s window {lo:.0}..{hi:.0} kbps"
+        ))
+    );
+    println!(
+        "  load:      {:?} players, started over {} s, {} s warm-up, {} s window",
+        opts.players,
+        RAMP.as_secs(),
+        opts.warmup,
+        opts.window
+    );
+    println!(
+        "  livestack: {}{}",
+        env.livestack.display(),
+        env.merge_write_ms
+            .map_or(String::new(), |ms| format!(" (merge_write_ms = {ms})"))
+    );
+    match &env.nginx {
+        Some(n) => println!(
+            "  nginx:     {} ({}), {}",
+            n.binary.display(),
+            n.version,
+            n.module.display()
+        ),
+        None => println!("  nginx:     not measured"),
+    }
+    println!("  RLIMIT_NOFILE for children: {}", env.nofile);
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("  loadavg:   {} (before start)", load.trim());
+    }
+    let need_fds = opts.players.iter().max().copied().unwrap_or(0) as u64 + 64;
+    if env.nofile < need_fds {
+        println!(
+            "  WARNING: the open-file limit ({}) is below what {} players need",
+            env.nofile, need_fds
+        );
+    }
+
+    let mut results = Vec::new();
+    for &n in &opts.players {
+        for &server in &opts.servers {
+            for &proto in &opts.protos {
+                if server == ServerKind::Nginx && proto == Proto::Flv {
+                    continue; // nginx-rtmp has no HTTP-FLV.
+                }
+                if server == ServerKind::Nginx && env.nginx.is_none() {
+                    continue;
+                }
+                println!();
+                println!("run: {} {} N={n}", server.name(), proto.name());
+                let quiet = wait_for_quiet(env, Duration::from_secs(opts.quiet_wait)).await;
+                let mut r = run_once(server, proto, n, opts, env)
+                    .await
+                    .with_context(|| format!("{} {} N={n}", server.name(), proto.name()))?;
+                r.quiet_before = quiet;
+                print_run(&r);
+                results.push(r);
+            }
+        }
+    }
+    print_summary(env, opts, &results);
+    Ok(())
+}
+
+async fn run_once(
+    kind: ServerKind,
+    proto: Proto,
+    players: usize,
+    opts: &Options,
+    env: &Env,
+) -> Result<RunResult> {
+    let server = match kind {
+        ServerKind::Livestack => start_livestack(env).await?,
+        ServerKind::Nginx => {
+            let install = env.nginx.as_ref().context("nginx is not installed")?;
+            start_nginx(env, install, players).await?
+        }
+    };
+    let result = measure(&server, proto, players, opts, env).await;
+    server.stop().await;
+    result
+}
+
+async fn measure(
+    server: &RunningServer,
+    proto: Proto,
+    players: usize,
+    opts: &Options,
+    env: &Env,
+) -> Result<RunResult> {
+    let urls = urls(server);
+    let log_dir = server._dir.path();
+    let ffmpeg_log = std::fs::File::create(log_dir.join("ffmpeg.log"))
+        .context("cannot create the ffmpeg log")?;
+    let mut publisher = env
+        .command(env.pinning.client, &env.ffmpeg)
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "warning",
+            "-nostats",
+        ])
+        .args(["-re", "-stream_loop", "-1", "-i"])
+        .arg(&env.source.path)
+        .args(["-c", "copy", "-f", "flv", &urls.publish])
+        .stdout(Stdio::null())
+        .stderr(ffmpeg_log)
+        .spawn()
+        .context("cannot start the ffmpeg publisher")?;
+    let publisher_pid = publisher.id().context("ffmpeg exited at once")?;
+
+    let mut load_cmd = env.command(env.pinning.client, &env.helper);
+    load_cmd
+        .args(["bench-media", "--load"])
+        .args(["--proto", if proto == Proto::Rtmp { "rtmp" } else { "flv" }])
+        .args(["--players", &players.to_string()])
+        .args(["--warmup", &opts.warmup.to_string()])
+        .args(["--window", &opts.window.to_string()]);
+    match proto {
+        Proto::Rtmp => {
+            load_cmd
+                .args(["--addr", &server.rtmp.to_string()])
+                .args(["--app", APP])
+                .args(["--tc-url", &urls.rtmp_tc_url])
+                .args(["--name", &urls.rtmp_name]);
+        }
+        Proto::Flv => {
+            let addr = urls
+                .http_addr
+                .context("this server has no HTTP-FLV listener")?;
+            load_cmd
+                .args(["--addr", &addr.to_string()])
+                .args(["--path", &urls.http_path]);
+        }
+    }
+    load_cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut load = load_cmd
+        .spawn()
+        .context("cannot start the load generator")?;
+    let load_pid = load.id().context("the load generator exited at once")?;
+    let stdout = load.stdout.take().context("stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+
+    let ticks = env.clock_ticks;
+    let server_pids = server.pids();
+    let sample = || Sample {
+        at: Instant::now(),
+        server: server_pids
+            .iter()
+            .map(|&p| cpu_seconds(p, ticks))
+            .sum::<Result<f64>>(),
+        core0: env.pinning.server.and_then(|c| cpu_busy_seconds(c, ticks)),
+        core1: env.pinning.client.and_then(|c| cpu_busy_seconds(c, ticks)),
+        load: cpu_seconds(load_pid, ticks).ok(),
+        publisher: cpu_seconds(publisher_pid, ticks).ok(),
+    };
+    let limit = PROBE_TIMEOUT
+        + RAMP
+        + Duration::from_secs(opts.warmup + opts.window)
+        + Duration::from_secs(30);
+    let mut rss_kb = None;
+    let mut hwm_kb = None;
+    let (start, end, report) = tokio::time::timeout(limit, async {
+        let (mut start, mut end, mut report) = (None, None, None);
+        while let Some(line) = lines.next_line().await? {
+            match line.as_str() {
+                "measure-start" => start = Some(sample()),
+                "measure-end" => {
+                    end = Some(sample());
+                    rss_kb = Some(
+                        server_pids
+                            .iter()
+                            .filter_map(|&p| status_kb(p, "VmRSS"))
+                            .sum::<u64>(),
+                    );
+                    hwm_kb = status_kb(server.pid, "VmHWM");
+                }
+                l if l.starts_with('{') => {
+                    report = Some(
+                        serde_json::from_str::<LoadReport>(l)
+                            .context("unreadable load generator report")?,
+                    );
+                }
+                other => println!("  load: {other}"),
+            }
+        }
+        anyhow::Ok((start, end, report))
+    })
+    .await
+    .context("the load generator did not finish in time")??;
+    let status = load
+        .wait()
+        .await
+        .context("cannot wait for the load generator")?;
+    let publisher_alive = publisher.try_wait()?.is_none();
+    let _ = publisher.kill().await;
+    if !status.success() {
+        bail!("the load generator failed ({status})");
+    }
+    let (Some(start), Some(end), Some(report)) = (start, end, report) else {
+        bail!("the load generator ended without a complete report");
+    };
+    if !publisher_alive {
+        let log = std::fs::read_to_string(log_dir.join("ffmpeg.log")).unwrap_or_default();
+        bail!("the ffmpeg publisher died during the run: {}", log.trim());
+    }
+    let wall = end.at.duration_since(start.at).as_secs_f64();
+    let (server_start, server_end) = match (start.server, end.server) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => bail!("the server is gone: {e:#}"),
+    };
+    let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+    let label = match (server.kind, env.merge_write_ms) {
+        (ServerKind::Livestack, Some(ms)) => format!("livestack (merge {ms} ms)"),
+        (kind, _) => kind.name().to_owned(),
+    };
+    Ok(RunResult {
+        server: server.kind,
+        label,
+        proto,
+        players,
+        wall,
+        server_cpu: server_end - server_start,
+        core0: delta(start.core0, end.core0),
+        core1: delta(start.core1, end.core1),
+        load_cpu: delta(start.load, end.load),
+        publisher_cpu: delta(start.publisher, end.publisher),
+        rss_mb: rss_kb.unwrap_or(0) as f64 / 1024.0,
+        hwm_mb: hwm_kb.map(|k| k as f64 / 1024.0),
+        report,
+        source_kbps: env.source.payload_kbps,
+        source_tags_per_sec: env.source.tags_per_sec,
+        quiet_before: true,
+    })
+}
+
+struct Sample {
+    at: Instant,
+    server: Result<f64>,
+    core0: Option<f64>,
+    core1: Option<f64>,
+    load: Option<f64>,
+    publisher: Option<f64>,
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
+    println!();
+    println!("markdown:");
+    println!();
+    println!(
+        "| Server | Proto | Players | Server CPU (% of 1 core) | µs per player-s | core0 busy % | \
+         others on core0 % | core1 busy % | RSS MB | kbps/player min / median | full bitrate | disconnects | \
+         first frame p50 / p99 ms | max stall ms |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|");
+    for r in results {
+        let d = r.derive();
+        println!(
+            "| {} | {} | {} | {:.1} | {:.0} | {} | {} | {} | {:.1} | {:.0} / {:.0} | {}/{} | {} | \
+             {:.1} / {:.1} | {:.0} |",
+            r.label,
+            r.proto.name(),
+            r.players,
+            r.server_pct(),
+            r.us_per_player_sec(),
+            r.pct(r.core0),
+            r.others_pct().map_or("?".to_owned(), |o| format!("{o:.1}")),
+            r.pct(r.core1),
+            r.rss_mb,
+            d.kbps_min,
+            d.kbps_median,
+            d.full,
+            r.players,
+            d.disconnects,
+            d.ff_p50,
+            d.ff_p99,
+            d.max_stall_ms,
+        );
+    }
+    println!();
+    println!(
+        "source: {:.0} kbps payload, {:.1} tags/s; \"full bitrate\" = at least {:.0}% of both \
+         over the {} s window",
+        env.source.payload_kbps,
+        env.source.tags_per_sec,
+        FULL_SHARE * 100.0,
+        opts.window
+    );
+
+    println!();
+    println!("targets:");
+    let find = |server: ServerKind, proto: Proto, n: usize| {
+        results
+            .iter()
+            .find(|r| r.server == server && r.proto == proto && r.players == n)
+    };
+    for &n in &opts.players {
+        for proto in [Proto::Rtmp, Proto::Flv] {
+            let Some(ls) = find(ServerKind::Livestack, proto, n) else {
+                continue;
+            };
+            let d = ls.derive();
+            println!(
+                "  N={n} {}: full bitrate to every player, no disconnects: {} ({}/{} full, {} \
+                 disconnects)",
+                proto.name(),
+                verdict(d.full == n && d.disconnects == 0),
+                d.full,
+                n,
+                d.disconnects
+            );
+            println!(
+                "  N={n} {}: first frame < {TARGET_FIRST_FRAME_MS} ms (p99): {} (p99 {:.1} ms, \
+                 max {:.1} ms)",
+                proto.name(),
+                verdict(d.ff_p99 < TARGET_FIRST_FRAME_MS && d.no_frame == 0),
+                d.ff_p99,
+                d.ff_max
+            );
+            if n == TARGET_RSS_AT {
+                println!(
+                    "  N={n} {}: RSS <= {TARGET_RSS_MB} MB: {} ({:.1} MB)",
+                    proto.name(),
+                    verdict(ls.rss_mb <= TARGET_RSS_MB),
+                    ls.rss_mb
+                );
+            }
+            if let Some(ng) = find(ServerKind::Nginx, Proto::Rtmp, n) {
+                let ratio = ls.server_cpu / ls.wall / (ng.server_cpu / ng.wall);
+                if proto == Proto::Rtmp {
+                    println!(
+                        "  N={n} RTMP: CPU livestack / nginx-rtmp = {:.1}% / {:.1}% = {ratio:.2} \
+                         (target <= {TARGET_CPU_RATIO}): {}",
+                        ls.server_pct(),
+                        ng.server_pct(),
+                        verdict(ratio <= TARGET_CPU_RATIO)
+                    );
+                } else {
+                    println!(
+                        "  N={n} HTTP-FLV (for reference, against nginx-rtmp's RTMP): CPU ratio \
+                         {ratio:.2}"
+                    );
+                }
+            }
+        }
+    }
+    let disturbed: Vec<String> = results
+        .iter()
+        .filter(|r| r.others_pct().is_some_and(|o| o > 10.0))
+        .map(|r| format!("{} {} N={}", r.label, r.proto.name(), r.players))
+        .collect();
+    if !disturbed.is_empty() {
+        println!(
+            "  NOTE: other work used more than 10% of the server's core during: {}",
+            disturbed.join(", ")
+        );
+    }
+    let noisy: Vec<String> = results
+        .iter()
+        .filter(|r| !r.quiet_before)
+        .map(|r| format!("{} {} N={}", r.label, r.proto.name(), r.players))
+        .collect();
+    if !noisy.is_empty() {
+        println!(
+            "  NOTE: the machine was still busy when these runs started: {}",
+            noisy.join(", ")
+        );
+    }
+    let busy_client: Vec<String> = results
+        .iter()
+        .filter(|r| r.core1.is_some_and(|c| c / r.wall > 0.9))
+        .map(|r| format!("{} {} N={}", r.label, r.proto.name(), r.players))
+        .collect();
+    if !busy_client.is_empty() {
+        println!(
+            "  NOTE: the load generator's core was over 90% busy (the client may be the \
+             bottleneck) during: {}",
+            busy_client.join(", ")
+        );
+    }
+}
+
+/// Busy share of each of the two benchmark CPUs over `over`.
+async fn busy_share(env: &Env, over: Duration) -> Option<(f64, f64)> {
+    let (c0, c1) = (env.pinning.server?, env.pinning.client?);
+    let ticks = env.clock_ticks;
+    let a = (cpu_busy_seconds(c0, ticks)?, cpu_busy_seconds(c1, ticks)?);
+    tokio::time::sleep(over).await;
+    let b = (cpu_busy_seconds(c0, ticks)?, cpu_busy_seconds(c1, ticks)?);
+    let secs = over.as_secs_f64();
+    Some(((b.0 - a.0) / secs, (b.1 - a.1) / secs))
+}
+
+/// Waits, at most `limit`, until both CPUs are below [`QUIET_BUSY`] for
+/// three seconds; false if the machine stayed busy.
+async fn wait_for_quiet(env: &Env, limit: Duration) -> bool {
+    let began = Instant::now();
+    let mut said = false;
+    loop {
+        let Some((c0, c1)) = busy_share(env, Duration::from_secs(3)).await else {
+            return true; // Unpinned: nothing to compare.
+        };
+        if c0 < QUIET_BUSY && c1 < QUIET_BUSY {
+            if said {
+                println!(
+                    "  machine quiet after {:.0} s",
+                    began.elapsed().as_secs_f64()
+                );
+            }
+            return true;
+        }
+        if began.elapsed() >= limit {
+            println!(
+                "  WARNING: the machine is still busy (CPU {:.0}% / {:.0}%) after {} s; \
+                 measuring anyway",
+                c0 * 100.0,
+                c1 * 100.0,
+                limit.as_secs()
+            );
+            return false;
+        }
+        if !said {
+            println!(
+                "  waiting for a quiet machine (CPU {:.0}% / {:.0}% busy; at most {} s)",
+                c0 * 100.0,
+                c1 * 100.0,
+                limit.as_secs()
+            );
+            said = true;
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+// ---------------------------------------------------------------------------
+// The load generator: `xtask bench-media --load …`.
+
+/// What one player saw.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PlayerRecord {
+    /// Connect to the first video keyframe (not a sequence header), ms.
+    first_frame_ms: Option<f64>,
+    /// Bytes read inside the window.
+    bytes: u64,
+    /// Audio + video tag bodies received inside the window.
+    payload: u64,
+    audio: u32,
+    video: u32,
+    keyframes: u32,
+    /// Longest time without a tag inside the window, ms.
+    max_gap_ms: f64,
+    /// Why the player stopped before the window ended, if it did.
+    error: Option<String>,
+}
+
+/// The load generator's last line (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoadReport {
+    /// Length of the window, seconds.
+    window_secs: f64,
+    /// How long the stream took to become playable, ms.
+    probe_ms: f64,
+    players: Vec<PlayerRecord>,
+}
+
+#[derive(Debug, Clone)]
+struct LoadConfig {
+    proto: Proto,
+    addr: SocketAddr,
+    app: String,
+    tc_url: String,
+    name: String,
+    path: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: tokio::time::Instant,
+    end: tokio::time::Instant,
+}
+
+fn load_main(args: &[&str]) -> Result<ExitCode> {
+    const LOAD_USAGE: &str = "usage: xtask bench-media --load --proto rtmp|flv --addr ADDR \
+        --players N --warmup SECS --window SECS [--app APP --tc-url URL --name NAME] [--path PATH]";
+    let mut values: BTreeMap<&str, &str> = BTreeMap::new();
+    for pair in args.chunks(2) {
+        match pair {
+            [k, v] if k.starts_with("--") => {
+                values.insert(k, v);
+            }
+            _ => bail!("{LOAD_USAGE}"),
+        }
+    }
+    let get = |k: &str| values.get(k).copied().with_context(|| LOAD_USAGE);
+    let number = |k: &str| -> Result<u64> { get(k)?.parse().with_context(|| k.to_owned()) };
+    let config = LoadConfig {
+        proto: Proto::parse(get("--proto")?)?,
+        addr: get("--addr")?.parse().context("--addr")?,
+        app: values.get("--app").unwrap_or(&APP).to_string(),
+        tc_url: values.get("--tc-url").unwrap_or(&"").to_string(),
+        name: values.get("--name").unwrap_or(&"").to_string(),
+        path: values.get("--path").unwrap_or(&"").to_string(),
+    };
+    if !config.addr.ip().is_loopback() {
+        bail!(
+            "the load generator only targets loopback addresses, not {}",
+            config.addr
+        );
+    }
+    let players = usize::try_from(number("--players")?.clamp(1, 20_000))?;
+    let warmup = Duration::from_secs(number("--warmup")?);
+    let window = Duration::from_secs(number("--window")?);
+    exit_when_stdin_closes();
+    // One thread: the client is pinned to one CPU.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(run_load(Arc::new(config), players, warmup, window))?;
+    println!(
+        "{}",
+        serde_json::to_string(&report).context("cannot encode the report")?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exits when stdin reaches end of file: the orchestrator holds the other
+/// end, so the load generator never outlives it.
+fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0_u8; 64];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => std::process::exit(3),
+                Ok(_) => {}
+            }
+        }
+    });
+}
+
+async fn run_load(
+    config: Arc<LoadConfig>,
+    players: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Result<LoadReport> {
+    // Wait until the stream is playable: a player that gets a keyframe.
+    let probe_began = tokio::time::Instant::now();
+    let probe_deadline = probe_began + PROBE_TIMEOUT;
+    let mut last_error = String::new();
+    loop {
+        if tokio::time::Instant::now() > probe_deadline {
+            bail!(
+                "the stream was not playable within {} s: {last_error}",
+                PROBE_TIMEOUT.as_secs()
+            );
+        }
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let mut counter = Counter::new(Window {
+            start: far,
+            end: far,
+        });
+        counter.stop_at_first_frame = true;
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            play(
+                &config,
+                &mut counter,
+                tokio::time::Instant::now() + PROBE_TIMEOUT,
+            ),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(())) if counter.first_frame.is_some() => break,
+            Ok(Ok(())) => last_error = "ended without a keyframe".to_owned(),
+            Ok(Err(e)) => last_error = format!("{e:#}"),
+            Err(_) => last_error = "no keyframe within 5 s".to_owned(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let probe_ms = probe_began.elapsed().as_secs_f64() * 1000.0;
+    println!("probe-ok {probe_ms:.0}");
+
+    let begin = tokio::time::Instant::now();
+    let window = Window {
+        start: begin + warmup,
+        end: begin + warmup + window,
+    };
+    let marker = tokio::spawn(async move {
+        tokio::time::sleep_until(window.start).await;
+        println!("measure-start");
+        tokio::time::sleep_until(window.end).await;
+        println!("measure-end");
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..players {
+        let config = Arc::clone(&config);
+        let at = begin + RAMP.mul_f64(i as f64 / players as f64);
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let mut counter = Counter::new(window);
+            let outcome = play(&config, &mut counter, window.end).await;
+            let mut record = counter.finish();
+            record.error = match outcome {
+                Ok(()) if tokio::time::Instant::now() >= window.end => None,
+                Ok(()) => Some("ended early".to_owned()),
+                Err(e) => Some(format!("{e:#}")),
+            };
+            (i, record)
+        });
+    }
+    let mut records = vec![PlayerRecord::default(); players];
+    while let Some(joined) = tasks.join_next().await {
+        let (i, record) = joined.context("a player task panicked")?;
+        records[i] = record;
+    }
+    marker.await.context("the marker task panicked")?;
+    Ok(LoadReport {
+        window_secs: window.end.duration_since(window.start).as_secs_f64(),
+        probe_ms,
+        players: records,
+    })
+}
+
+/// A player's counts, kept per read (not per tag) where that suffices.
+struct Counter {
+    window: Window,
+    began: tokio::time::Instant,
+    first_frame: Option<Duration>,
+    last_tag: Option<tokio::time::Instant>,
+    max_gap: Duration,
+    record: PlayerRecord,
+    stop_at_first_frame: bool,
+}
+
+impl Counter {
+    fn new(window: Window) -> Counter {
+        Counter {
+            window,
+            began: tokio::time::Instant::now(),
+            first_frame: None,
+            last_tag: None,
+            max_gap: Duration::ZERO,
+            record: PlayerRecord::default(),
+            stop_at_first_frame: false,
+        }
+    }
+
+    fn in_window(&self, now: tokio::time::Instant) -> bool {
+        now >= self.window.start && now < self.window.end
+    }
+
+    fn bytes(&mut self, n: usize, now: tokio::time::Instant) {
+        if self.in_window(now) {
+            self.record.bytes += n as u64;
+        }
+    }
+
+    fn tag(&mut self, kind: TagKind, body: &[u8], now: tokio::time::Instant) {
+        let keyframe = kind == TagKind::Video
+            && VideoInfo::parse(body).is_ok_and(|v| v.is_keyframe() && !v.is_sequence_header());
+        if keyframe && self.first_frame.is_none() {
+            self.first_frame = Some(now.duration_since(self.began));
+        }
+        if kind == TagKind::Script {
+            return;
+        }
+        if self.in_window(now) {
+            let prev = self
+                .last_tag
+                .map_or(self.window.start, |t| t.max(self.window.start));
+            self.max_gap = self.max_gap.max(now.duration_since(prev));
+            self.record.payload += body.len() as u64;
+            match kind {
+                TagKind::Audio => self.record.audio += 1,
+                _ => self.record.video += 1,
+            }
+            if keyframe {
+                self.record.keyframes += 1;
+            }
+        }
+        self.last_tag = Some(now);
+    }
+
+    fn done(&self) -> bool {
+        self.stop_at_first_frame && self.first_frame.is_some()
+    }
+
+    fn finish(mut self) -> PlayerRecord {
+        let now = tokio::time::Instant::now();
+        if now >= self.window.end {
+            let prev = self
+                .last_tag
+                .map_or(self.window.start, |t| t.max(self.window.start));
+            self.max_gap = self
+                .max_gap
+                .max(self.window.end.saturating_duration_since(prev));
+        }
+        self.record.max_gap_ms = self.max_gap.as_secs_f64() * 1000.0;
+        self.record.first_frame_ms = self.first_frame.map(|d| d.as_secs_f64() * 1000.0);
+        self.record
+    }
+}
+
+/// Plays until `until`, counting into `counter`; `Ok` when it ran to
+/// `until` (or to the counter's stop condition).
+async fn play(
+    config: &LoadConfig,
+    counter: &mut Counter,
+    until: tokio::time::Instant,
+) -> Result<()> {
+    counter.began = tokio::time::Instant::now();
+    let deadline = tokio::time::sleep_until(until);
+    tokio::pin!(deadline);
+    let mut stream = tokio::select! {
+        r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(config.addr)) => {
+            r.context("connect timed out")?.context("connect failed")?
+        }
+        () = &mut deadline => return Ok(()),
+    };
+    stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
+    let mut buf = vec![0u8; READ_BUF];
+    match config.proto {
+        Proto::Rtmp => {
+            let mut session = ClientSession::new(ClientConfig::new(&config.app, &config.tc_url));
+            session.play(&config.name);
+            loop {
+                while let Some(out) = session.take_output() {
+                    stream.write_all(&out).await.context("write failed")?;
+                }
+                if counter.done() {
+                    return Ok(());
+                }
+                let n = tokio::select! {
+                    r = stream.read(&mut buf) => r.context("read failed")?,
+                    () = &mut deadline => return Ok(()),
+                };
+                if n == 0 {
+                    bail!("closed by the server");
+                }
+                let now = tokio::time::Instant::now();
+                counter.bytes(n, now);
+                session
+                    .feed(&buf[..n])
+                    .map_err(|e| anyhow!("RTMP error: {e}"))?;
+                while let Some(event) = session.poll_event() {
+                    match event {
+                        ClientEvent::Video { payload, .. } => {
+                            counter.tag(TagKind::Video, &payload, now);
+                        }
+                        ClientEvent::Audio { payload, .. } => {
+                            counter.tag(TagKind::Audio, &payload, now);
+                        }
+                        ClientEvent::Status { level, code, .. } if level == "error" => {
+                            bail!("play failed: {code}");
+                        }
+                        ClientEvent::CommandFailed { command, code, .. } => {
+                            bail!("{command} failed: {code}");
+                        }
+                        ClientEvent::StreamEof { .. } => bail!("StreamEOF"),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Proto::Flv => {
+            let request = format!(
+                "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: livestack-bench-media\r\n\
+                 Accept: */*\r\n\r\n",
+                config.path, config.addr
+            );
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .context("write failed")?;
+            let mut head: Vec<u8> = Vec::new();
+            let mut in_body = false;
+            let mut reader = FlvReader::new();
+            loop {
+                let n = tokio::select! {
+                    r = stream.read(&mut buf) => r.context("read failed")?,
+                    () = &mut deadline => return Ok(()),
+                };
+                if n == 0 {
+                    bail!("closed by the server");
+                }
+                let now = tokio::time::Instant::now();
+                counter.bytes(n, now);
+                if in_body {
+                    reader.push(&buf[..n]);
+                } else {
+                    head.extend_from_slice(&buf[..n]);
+                    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        if head.len() > 16 * 1024 {
+                            bail!("response head too large");
+                        }
+                        continue;
+                    };
+                    let status_line = head.split(|&b| b == b'\r').next().unwrap_or(&[]);
+                    if !status_line.starts_with(b"HTTP/1.1 200")
+                        && !status_line.starts_with(b"HTTP/1.0 200")
+                    {
+                        bail!("HTTP answer {}", String::from_utf8_lossy(status_line));
+                    }
+                    reader.push(&head[end + 4..]);
+                    head = Vec::new();
+                    in_body = true;
+                }
+                while let Some(tag) = reader.next_tag().context("bad FLV")? {
+                    counter.tag(tag.kind, &tag.payload, now);
+                }
+                if counter.done() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_with_defaults_and_lists() {
+        let o = parse_options(&[]).expect("defaults");
+        assert_eq!(o.players, vec![1000, 2000]);
+        assert_eq!((o.warmup, o.window, o.build), (10, 20, true));
+        assert_eq!(o.protos, vec![Proto::Rtmp, Proto::Flv]);
+        assert_eq!(o.servers, vec![ServerKind::Livestack, ServerKind::Nginx]);
+        let o = parse_options(&[
+            "--players=10,20",
+            "--proto",
+            "flv",
+            "--servers",
+            "livestack",
+            "--no-build",
+            "--merge-write-ms",
+            "50",
+        ])
+        .expect("ok");
+        assert_eq!(o.players, vec![10, 20]);
+        assert_eq!(o.protos, vec![Proto::Flv]);
+        assert_eq!(o.servers, vec![ServerKind::Livestack]);
+        assert_eq!((o.build, o.merge_write_ms), (false, Some(50)));
+        assert!(parse_options(&["--players", "0"]).is_err());
+        assert!(parse_options(&["--proto", "hls"]).is_err());
+        assert!(parse_options(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn quantiles_pick_ranks() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn the_nginx_config_has_the_rtmp_application() {
+        let c = nginx_config(
+            Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so"),
+            Path::new("/tmp/x"),
+            19350,
+            20000,
+            2000,
+        );
+        assert!(c.starts_with("load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n"));
+        assert!(c.contains("listen 127.0.0.1:19350;"));
+        assert!(c.contains("application live { live on; }"));
+        assert!(c.contains("worker_connections 10000;"));
+        assert!(c.contains("worker_rlimit_nofile 20000;"));
+    }
+}
