@@ -219,7 +219,7 @@ pub(crate) fn bench_api(root: &Path, args: &[&str]) -> Result<ExitCode> {
 /// Builds livestack exactly as a user would (its own cargo invocation, so
 /// the features xtask asks of shared dependencies do not leak into it), then
 /// the optimised helper.
-fn build(root: &Path, target_dir: &Path) -> Result<()> {
+pub(crate) fn build(root: &Path, target_dir: &Path) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for package in ["livestack", "xtask"] {
         println!("building: cargo build --release -p {package}");
@@ -255,7 +255,7 @@ fn helper_binary(target_dir: &Path) -> Result<PathBuf> {
 }
 
 /// The CPUs this process may run on, from `Cpus_allowed_list`.
-fn allowed_cpus() -> Vec<usize> {
+pub(crate) fn allowed_cpus() -> Vec<usize> {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return Vec::new();
     };
@@ -305,7 +305,7 @@ fn detect_pinning() -> Pinning {
     }
 }
 
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -342,7 +342,7 @@ fn has_pdeathsig() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     async fn recv(kind: SignalKind) {
         match signal(kind) {
@@ -868,7 +868,7 @@ async fn measure(
 
 /// Exits the process when stdin reaches end of file: the orchestrator holds
 /// the other end, so a helper never outlives it.
-fn exit_when_stdin_closes() {
+pub(crate) fn exit_when_stdin_closes() {
     std::thread::spawn(|| {
         let mut stdin = std::io::stdin();
         let mut buf = [0_u8; 64];
@@ -1128,7 +1128,7 @@ async fn worker(addr: SocketAddr, host: std::sync::Arc<str>, window: Window) -> 
     stats
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

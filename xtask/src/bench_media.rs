@@ -28,14 +28,18 @@
 //! benchmark, not a test: it prints tables and verdicts, it asserts nothing.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
+
+// Shared with the API benchmark: building, CPU lists, signals, the clock.
+use crate::bench::{
+    allowed_cpus, build, clock_ticks, exit_when_stdin_closes, interrupted, unix_now,
+};
 use livestack_api::auth::tc3;
 use livestack_formats::flv::{FlvReader, TagKind, VideoInfo};
 use livestack_rtmp::{ClientConfig, ClientEvent, ClientSession};
@@ -304,25 +308,6 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds livestack as a user would (its own cargo invocation), then the
-/// optimised xtask that serves as the load generator.
-fn build(root: &Path, target_dir: &Path) -> Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    for package in ["livestack", "xtask"] {
-        println!("building: cargo build --release -p {package}");
-        let status = std::process::Command::new(&cargo)
-            .current_dir(root)
-            .env("CARGO_TARGET_DIR", target_dir)
-            .args(["build", "--release", "-p", package])
-            .status()
-            .context("cannot run cargo")?;
-        if !status.success() {
-            bail!("cargo build --release -p {package} failed ({status})");
-        }
-    }
-    Ok(())
-}
-
 /// The load generator must be optimised: this binary when it is, else the
 /// release build next to it.
 fn helper_binary(target_dir: &Path) -> Result<PathBuf> {
@@ -358,27 +343,6 @@ struct Pinning {
     note: String,
 }
 
-/// The CPUs this process may run on, from `Cpus_allowed_list`.
-fn allowed_cpus() -> Vec<usize> {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return Vec::new();
-    };
-    let Some(list) = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-    else {
-        return Vec::new();
-    };
-    let mut cpus = Vec::new();
-    for part in list.trim().split(',') {
-        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        if let (Ok(lo), Ok(hi)) = (lo.trim().parse::<usize>(), hi.trim().parse::<usize>()) {
-            cpus.extend(lo..=hi);
-        }
-    }
-    cpus
-}
-
 fn detect_pinning() -> Pinning {
     let unpinned = |why: String| Pinning {
         server: None,
@@ -398,17 +362,6 @@ fn detect_pinning() -> Pinning {
         },
         cpus => unpinned(format!("{} CPU(s) available, 2 needed", cpus.len())),
     }
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
 }
 
 /// The hard RLIMIT_NOFILE, which children raise their soft limit to.
@@ -723,23 +676,6 @@ impl Env {
         cmd.arg(program);
         cmd.stdin(Stdio::null()).kill_on_drop(true);
         cmd
-    }
-}
-
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    async fn recv(kind: SignalKind) {
-        match signal(kind) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        () = recv(SignalKind::terminate()) => "SIGTERM",
-        () = recv(SignalKind::hangup()) => "SIGHUP",
     }
 }
 
@@ -1681,12 +1617,6 @@ async fn wait_for_quiet(env: &Env, limit: Duration) -> bool {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 // ---------------------------------------------------------------------------
 // The load generator: `xtask bench-media --load …`.
 
@@ -1777,21 +1707,6 @@ fn load_main(args: &[&str]) -> Result<ExitCode> {
         serde_json::to_string(&report).context("cannot encode the report")?
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Exits when stdin reaches end of file: the orchestrator holds the other
-/// end, so the load generator never outlives it.
-fn exit_when_stdin_closes() {
-    std::thread::spawn(|| {
-        let mut stdin = std::io::stdin();
-        let mut buf = [0_u8; 64];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => std::process::exit(3),
-                Ok(_) => {}
-            }
-        }
-    });
 }
 
 async fn run_load(
