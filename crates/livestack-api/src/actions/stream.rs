@@ -288,6 +288,22 @@ fn session_times(s: &PushSession) -> (String, String, u64) {
     )
 }
 
+/// Page `page_num` (1-based) of the caller's push sessions matching
+/// `filter`, and how many match in all.
+async fn session_page(
+    cx: &Cx,
+    filter: SessionFilter,
+    page_num: u64,
+    page_size: u64,
+) -> ApiResult<(u64, Vec<PushSession>)> {
+    let account = cx.account;
+    let offset = (page_num - 1).saturating_mul(page_size);
+    Ok(cx
+        .store
+        .run(move |c| streams::list_sessions(c, account, &filter, offset, page_size))
+        .await?)
+}
+
 /// A push session as a `StreamName` or `StreamEventInfo`: the model has
 /// two structs with the same fields for the published and event lists.
 macro_rules! session_row {
@@ -328,12 +344,7 @@ pub async fn describe_live_stream_published_list(
         ended_only: true,
         ascending: false,
     };
-    let account = cx.account;
-    let offset = (page_num - 1).saturating_mul(page_size);
-    let (total, rows) = cx
-        .store
-        .run(move |c| streams::list_sessions(c, account, &filter, offset, page_size))
-        .await?;
+    let (total, rows) = session_page(&cx, filter, page_num, page_size).await?;
     Ok(DescribeLiveStreamPublishedListResponse {
         publish_info: rows
             .into_iter()
@@ -375,12 +386,7 @@ pub async fn describe_live_stream_event_list(
         ended_only: true,
         ascending: is_asc,
     };
-    let account = cx.account;
-    let offset = (page_num - 1).saturating_mul(page_size);
-    let (total, rows) = cx
-        .store
-        .run(move |c| streams::list_sessions(c, account, &filter, offset, page_size))
-        .await?;
+    let (total, rows) = session_page(&cx, filter, page_num, page_size).await?;
     Ok(DescribeLiveStreamEventListResponse {
         event_list: rows
             .into_iter()
