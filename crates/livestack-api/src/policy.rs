@@ -52,14 +52,26 @@ impl PolicyPublisher {
     /// Every template and rule (read together, so every rule's template
     /// is there), for [`Policy::processing`].
     async fn processing(&self) -> StoreResult<Processing> {
-        let (all, rules) = self
+        let (all, rules, accounts) = self
             .store
-            .run(|c| Ok((templates::all(c)?, templates::all_rules(c)?)))
+            .run(|c| {
+                Ok((
+                    templates::all(c)?,
+                    templates::all_rules(c)?,
+                    livestack_store::accounts::list(c)?,
+                ))
+            })
             .await?;
         Ok(Processing {
             templates: all.into_iter().map(|t| (t.id, t)).collect(),
             rules,
             picture_dir: templates::picture_dir(&self.store),
+            // Filled from the store by the task actions' issue (#6).
+            tasks: Vec::new(),
+            app_ids: accounts
+                .into_iter()
+                .map(|a| (a.id, a.app_id))
+                .collect(),
         })
     }
 

@@ -7,6 +7,7 @@
 
 pub mod media;
 pub mod rules;
+pub mod tasks;
 pub mod urlsign;
 
 use std::fmt;

@@ -636,6 +636,11 @@ pub struct Processing {
     pub rules: Vec<Rule>,
     /// Where watermark pictures are kept ([`Picture::file`] is relative to it).
     pub picture_dir: PathBuf,
+    /// Record and screenshot tasks that have not ended, been stopped or
+    /// been deleted.
+    pub tasks: Vec<crate::tasks::Task>,
+    /// Each account's AppId (the `appid` of callbacks).
+    pub app_ids: HashMap<AccountId, i64>,
 }
 
 /// What applies to a pushed stream.
