@@ -16,11 +16,13 @@ mod http;
 pub mod hub;
 mod live;
 pub mod output;
+mod process;
 mod rtmp;
 pub mod stats;
 mod tls;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +51,8 @@ pub struct MediaConfig {
     pub hls_window: usize,
     /// RTMP chunk size for what livestack sends.
     pub chunk_size: u32,
+    /// The ffmpeg program processing jobs run.
+    pub ffmpeg: String,
 }
 
 impl Default for MediaConfig {
@@ -59,6 +63,7 @@ impl Default for MediaConfig {
             hls_segment: Duration::from_secs(2),
             hls_window: 6,
             chunk_size: 60_000,
+            ffmpeg: "ffmpeg".to_owned(),
         }
     }
 }
@@ -71,6 +76,7 @@ pub(crate) struct Inner {
     next_session: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    pub(crate) processor: process::Processor,
 }
 
 impl Inner {
@@ -98,6 +104,14 @@ impl Inner {
             .get(key)
             .cloned()
     }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Accepts connections on `listener` until shutdown, running `handle` for
@@ -146,7 +160,7 @@ impl MediaServer {
         events: mpsc::Sender<MediaEvent>,
         shutdown: CancellationToken,
     ) -> MediaServer {
-        MediaServer {
+        let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
                 policy,
@@ -155,12 +169,25 @@ impl MediaServer {
                 next_session: AtomicU64::new(0),
                 shutdown,
                 tasks: TaskTracker::new(),
+                processor: process::Processor::new(),
             }),
-        }
+        };
+        let inner = Arc::clone(&server.inner);
+        server.inner.tasks.spawn(process::Processor::run(inner));
+        server
     }
 
     /// Accepts RTMP connections on `listener` until shutdown.
     pub fn serve_rtmp(&self, listener: TcpListener) {
+        if let Ok(addr) = listener.local_addr() {
+            // Processing jobs reach the RTMP port on loopback.
+            let port = addr.port();
+            let _ = self
+                .inner
+                .processor
+                .rtmp_addr
+                .set(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
         let inner = Arc::clone(&self.inner);
         self.inner.tasks.spawn(rtmp::accept_loop(inner, listener));
     }
@@ -199,7 +226,7 @@ impl MediaControl for MediaServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|l| l.publisher.key.account == account)
+            .filter(|l| l.publisher.key.account == account && !l.publisher.internal)
             .cloned()
             .collect();
         lives.iter().map(|l| l.snapshot()).collect()

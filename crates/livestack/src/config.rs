@@ -64,6 +64,9 @@ pub(crate) struct MediaConfig {
     pub(crate) hls_segment_secs: u64,
     /// HLS segments in the playlist.
     pub(crate) hls_window: usize,
+    /// The ffmpeg program transcoding, watermark, recording and snapshot
+    /// jobs run (a name looked up on PATH, or a path).
+    pub(crate) ffmpeg: String,
 }
 
 impl Default for MediaConfig {
@@ -74,6 +77,7 @@ impl Default for MediaConfig {
             idle_timeout_secs: d.idle_timeout.as_secs(),
             hls_segment_secs: d.hls_segment.as_secs(),
             hls_window: d.hls_window,
+            ffmpeg: d.ffmpeg,
         }
     }
 }
@@ -87,6 +91,7 @@ impl MediaConfig {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             hls_segment: Duration::from_secs(self.hls_segment_secs.max(1)),
             hls_window: self.hls_window.max(1),
+            ffmpeg: self.ffmpeg.clone(),
             ..livestack_media::MediaConfig::default()
         }
     }

@@ -1,0 +1,155 @@
+//! Processing from rules end to end: transcode and watermark templates
+//! bound through the Python SDK, a generated stream pushed with ffmpeg,
+//! the outputs checked with ffprobe.
+
+use std::process::Command;
+use std::time::Duration;
+
+use livestack_core::urlsign;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+use crate::media::{ffmpeg_bin, now, probe, push_key, push_url, setup, state, Publisher};
+
+/// Format facts of `url` as ffprobe sees them after reading `seconds` of
+/// it: (width, height, frame rate, video bit rate in kbps from the bytes
+/// read).
+fn measure(url: &str, seconds: u32, dir: &std::path::Path, name: &str) -> (u64, u64, f64, u64) {
+    let file = dir.join(name);
+    let status = Command::new(ffmpeg_bin("ffmpeg"))
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rw_timeout",
+            "15000000",
+            "-i",
+            url,
+        ])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-y",
+        ])
+        .arg(&file)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "reading {url} failed");
+    let out = Command::new(ffmpeg_bin("ffprobe"))
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=width,height,avg_frame_rate:format=duration,size",
+        ])
+        .args(["-of", "json"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let s = &v["streams"][0];
+    let rate = s["avg_frame_rate"].as_str().unwrap_or("0/1");
+    let fps = match rate.split_once('/') {
+        Some((n, d)) => n.parse::<f64>().unwrap_or(0.0) / d.parse::<f64>().unwrap_or(1.0).max(1.0),
+        None => 0.0,
+    };
+    let duration: f64 = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    let size: f64 = v["format"]["size"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    let kbps = if duration > 0.0 {
+        (size * 8.0 / duration / 1000.0) as u64
+    } else {
+        0
+    };
+    (
+        s["width"].as_u64().unwrap_or(0),
+        s["height"].as_u64().unwrap_or(0),
+        fps,
+        kbps,
+    )
+}
+
+fn signed_push(server: &Server, stream: &str, seconds: u32) -> Publisher {
+    let key = push_key(server);
+    let p = Publisher::start(
+        &push_url(server, stream, &urlsign::query(&key, stream, now() + 600)),
+        seconds,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || state(server, stream)
+            == "active"),
+        "push of {stream} never went live"
+    );
+    p
+}
+
+#[test]
+fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
+    let server = setup();
+    let t = server.py(
+        "CreateLiveTranscodeTemplate",
+        json!({"TemplateName": "sd", "VideoBitrate": 300, "Height": 240, "Fps": 15, "Gop": 2,
+               "Vcodec": "h264", "Acodec": "aac", "AudioBitrate": 48}),
+    );
+    let id = t.ok()["TemplateId"].as_i64().expect("template id");
+    server
+        .py(
+            "CreateLiveTranscodeRule",
+            json!({"DomainName": "play.example.com", "AppName": "", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    let _publisher = signed_push(&server, "cam", 40);
+
+    let flv = format!(
+        "http://{}/live/cam_sd.flv?domain=play.example.com",
+        server.http
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let (w, h, fps, kbps) = measure(&flv, 8, dir.path(), "sd.flv");
+    assert_eq!((w, h), (426, 240), "transcoded size");
+    assert!((13.0..=17.0).contains(&fps), "transcoded frame rate {fps}");
+    assert!(
+        (180..=420).contains(&kbps),
+        "transcoded video bitrate {kbps} kbps"
+    );
+
+    // The same output over RTMP and HLS; the source is untouched.
+    let rtmp = format!("rtmp://{}/live/cam_sd?domain=play.example.com", server.rtmp);
+    assert!(probe(&rtmp).contains(&("video".into(), "h264".into(), 426, 240)));
+    let hls = format!(
+        "http://{}/live/cam_sd.m3u8?domain=play.example.com",
+        server.http
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || probe(&hls).contains(&(
+            "video".into(),
+            "h264".into(),
+            426,
+            240
+        ))),
+        "no transcoded HLS"
+    );
+    let src = format!(
+        "http://{}/live/cam.flv?domain=play.example.com",
+        server.http
+    );
+    assert!(probe(&src).contains(&("video".into(), "h264".into(), 640, 360)));
+
+    // Outputs are not streams of their own in the API.
+    let online = server.py("DescribeLiveStreamOnlineList", json!({}));
+    assert_eq!(online.ok()["TotalNum"], 1, "{:?}", online.ok());
+    // A name with no template bound is just a stream that is not live.
+    let none = format!(
+        "http://{}/live/cam_xx.flv?domain=play.example.com",
+        server.http
+    );
+    assert!(probe(&none).is_empty());
+}
