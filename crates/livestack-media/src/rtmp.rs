@@ -257,7 +257,13 @@ async fn publish(
             SegmenterConfig {
                 target_duration_ms: inner.config.hls_segment.as_millis() as u64,
                 window: inner.config.hls_window,
-                name: target.stream.clone(),
+                // A watermarked output's segments are named (and asked
+                // for) by the source's name.
+                name: target
+                    .stream
+                    .strip_suffix(crate::process::WATERMARKED)
+                    .unwrap_or(&target.stream)
+                    .to_owned(),
                 ..SegmenterConfig::default()
             },
             inner.config.chunk_size,

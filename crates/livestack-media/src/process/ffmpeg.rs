@@ -67,11 +67,14 @@ fn scale_filter(r: &Rendition) -> Option<String> {
 /// picture's own size; one side 0: that side keeps the picture's aspect
 /// ratio) at `x`%/`y`% from the top left. Then `after` (a scale, say).
 fn watermark_graph(w: &WatermarkSpec, after: Option<&str>) -> String {
+    // In scale2ref (ffmpeg 5.1 as Debian ships it) `iw`/`ih` are the
+    // reference's (the video's) size and `main_w`/`main_h` the scaled
+    // input's (the picture's): checked with showinfo.
     let scale = match (w.width, w.height) {
-        (0, 0) => "w=iw:h=ih".to_owned(),
-        (pw, 0) => format!("w=main_w*{pw}/100:h=ow*ih/iw"),
-        (0, ph) => format!("w=oh*iw/ih:h=main_h*{ph}/100"),
-        (pw, ph) => format!("w=main_w*{pw}/100:h=main_h*{ph}/100"),
+        (0, 0) => "w=main_w:h=main_h".to_owned(),
+        (pw, 0) => format!("w=iw*{pw}/100:h=ow*main_h/main_w"),
+        (0, ph) => format!("w=oh*main_w/main_h:h=ih*{ph}/100"),
+        (pw, ph) => format!("w=iw*{pw}/100:h=ih*{ph}/100"),
     };
     let tail = after.map(|a| format!(",{a}")).unwrap_or_default();
     format!(
@@ -95,12 +98,9 @@ fn profile_name(p: Profile) -> &'static str {
 /// VBV buffer of two seconds so the rate holds over short windows),
 /// frame rate and a keyframe every `gop` seconds.
 fn video_encoding(r: &Rendition, profile: Profile, out: &mut Vec<String>) {
+    // `Origin` ("the source's codec") is resolved by the caller; H.264
+    // when it was not.
     match r.video_codec {
-        VideoCodec::Origin => {
-            // The source's video, not re-encoded.
-            out.extend(strings(&["-c:v", "copy"]));
-            return;
-        }
         VideoCodec::H265 => out.extend(strings(&["-c:v", "libx265", "-preset", "veryfast"])),
         _ => {
             out.extend(strings(&["-c:v", "libx264", "-preset", "veryfast"]));
@@ -155,9 +155,7 @@ pub(crate) fn transcode(
     watermark: Option<(&WatermarkSpec, &str)>,
 ) -> Vec<String> {
     let mut a = common(&io.input);
-    let copy = r.video_codec == VideoCodec::Origin;
-    let scale = scale_filter(r).filter(|_| !copy);
-    let watermark = watermark.filter(|_| !copy);
+    let scale = scale_filter(r);
     match (watermark, r.video) {
         (Some((w, picture)), true) => {
             a.extend(["-i".to_owned(), picture.to_owned()]);
@@ -300,7 +298,7 @@ mod tests {
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
         assert_eq!(
             graph,
-            "[1:v][0:v]scale2ref=w=main_w*20/100:h=ow*ih/iw[wm][base];\
+            "[1:v][0:v]scale2ref=w=iw*20/100:h=ow*main_h/main_w[wm][base];\
              [base][wm]overlay=x=main_w*5/100:y=main_h*10/100,scale=-2:720[v]"
         );
         assert!(joined.contains("-map [v] -map 0:a:0?"), "{joined}");

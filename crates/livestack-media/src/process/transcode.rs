@@ -6,7 +6,7 @@
 //! templates. Must not: build command lines by hand (`ffmpeg` does) or
 //! decide when to run (the processor does).
 
-use livestack_core::rules::{Kind, Rendition, TemplateId, TemplateSpec};
+use livestack_core::rules::{Kind, Rendition, TemplateId, TemplateSpec, VideoCodec};
 
 use super::ffmpeg::{self, Io};
 use super::supervisor::{Ffmpeg, JobError};
@@ -48,11 +48,24 @@ pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result
         TemplateSpec::Transcode(t) => t.profile,
         _ => Default::default(),
     };
+    let mut rendition = rendition.clone();
+    if rendition.video_codec == VideoCodec::Origin {
+        // "The source's codec": re-encoded in it (sizes and rates still
+        // change).
+        let source = job
+            .inner
+            .live(&job.key.source)
+            .map(|l| l.snapshot().video_codec);
+        rendition.video_codec = match source.as_deref() {
+            Some("h265") => VideoCodec::H265,
+            _ => VideoCodec::H264,
+        };
+    }
     let io = Io {
         input: job.url(&job.source_name(false))?,
         output: job.url(output)?,
     };
-    let args = ffmpeg::transcode(&io, rendition, profile, None);
+    let args = ffmpeg::transcode(&io, &rendition, profile, None);
     let program = job.inner.config.ffmpeg.clone();
     let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
     p.run_until(&job.cancel).await

@@ -15,4 +15,4 @@ mod harness;
 mod media;
 mod operations;
 mod processing;
-mod templates;
+pub(crate) mod templates;
