@@ -180,8 +180,8 @@ fn mean_color(url: &str, size: (u32, u32), x: u32, y: u32, w: u32, h: u32) -> [f
     for row in y..y + h {
         for col in x..x + w {
             let i = ((row * width + col) * 3) as usize;
-            for c in 0..3 {
-                sum[c] += f64::from(out.stdout[i + c]);
+            for (c, total) in sum.iter_mut().enumerate() {
+                *total += f64::from(out.stdout[i + c]);
             }
         }
     }
