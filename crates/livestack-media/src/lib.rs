@@ -53,6 +53,8 @@ pub struct MediaConfig {
     pub chunk_size: u32,
     /// The ffmpeg program processing jobs run.
     pub ffmpeg: String,
+    /// Where processing jobs keep files they are still writing.
+    pub work_dir: std::path::PathBuf,
 }
 
 impl Default for MediaConfig {
@@ -64,6 +66,7 @@ impl Default for MediaConfig {
             hls_window: 6,
             chunk_size: 60_000,
             ffmpeg: "ffmpeg".to_owned(),
+            work_dir: std::env::temp_dir().join("livestack-processing"),
         }
     }
 }

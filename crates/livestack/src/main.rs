@@ -304,8 +304,12 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+    let media_config = livestack_media::MediaConfig {
+        work_dir: config.data_dir.join("processing"),
+        ..config.media.to_media()
+    };
     let media = livestack_media::MediaServer::new(
-        config.media.to_media(),
+        media_config,
         policy.subscribe(),
         events_tx,
         shutdown.clone(),

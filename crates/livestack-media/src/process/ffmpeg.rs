@@ -216,6 +216,35 @@ pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u
     a
 }
 
+/// A snapshot job: one JPEG of the source every `interval` seconds (the
+/// first at once), scaled to `width`×`height` (0 keeps the source's; one
+/// side 0 keeps the aspect ratio), written atomically (a temporary name,
+/// then a rename) as numbered files to `io.output` (a `%08d.jpg` pattern),
+/// so that a file with its final name is always whole.
+pub(crate) fn snapshot(io: &Io, interval: u32, width: u32, height: u32) -> Vec<String> {
+    let mut a = common(&io.input);
+    let size = Rendition {
+        width,
+        height,
+        ..Rendition::default()
+    };
+    let mut filter = format!("fps=1/{}", interval.max(1));
+    if let Some(scale) = scale_filter(&size) {
+        filter = format!("{filter},{scale}");
+    }
+    a.extend(strings(&["-map", "0:v:0", "-an", "-vf", &filter]));
+    a.extend(strings(&[
+        "-q:v",
+        "3",
+        "-f",
+        "image2",
+        "-atomic_writing",
+        "1",
+        &io.output,
+    ]));
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +331,22 @@ mod tests {
              [base][wm]overlay=x=main_w*5/100:y=main_h*10/100,scale=-2:720[v]"
         );
         assert!(joined.contains("-map [v] -map 0:a:0?"), "{joined}");
+    }
+
+    #[test]
+    fn a_snapshot_job_writes_one_scaled_jpeg_per_interval_atomically() {
+        let io = Io {
+            input: "rtmp://127.0.0.1:1935/live/cam?livestack_internal=T".into(),
+            output: "/w/%08d.jpg".into(),
+        };
+        assert_eq!(
+            snapshot(&io, 10, 320, 0).join(" "),
+            "-hide_banner -loglevel warning -nostats -rw_timeout 15000000 \
+             -i rtmp://127.0.0.1:1935/live/cam?livestack_internal=T \
+             -map 0:v:0 -an -vf fps=1/10,scale=320:-2 \
+             -q:v 3 -f image2 -atomic_writing 1 /w/%08d.jpg"
+        );
+        assert!(snapshot(&io, 5, 0, 0).join(" ").contains("-vf fps=1/5 "));
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! allowed in stream names).
 
 pub(crate) mod ffmpeg;
+mod snapshot;
 pub(crate) mod supervisor;
 mod transcode;
 
@@ -521,8 +522,9 @@ impl Job {
             JobWhat::Transcode { template, output } => {
                 transcode::transcode(self, *template, output).await
             }
-            JobWhat::Record { .. } | JobWhat::Snapshot { .. } => {
-                // Built by the recording and snapshot modules.
+            JobWhat::Snapshot { template, task } => snapshot::run(self, *template, *task).await,
+            JobWhat::Record { .. } => {
+                // Built by the recording module.
                 Err(supervisor::JobError::Work("not built yet".into()))
             }
         }
