@@ -15,6 +15,7 @@ mod access;
 mod http;
 pub mod hub;
 mod live;
+mod notify;
 pub mod output;
 mod rtmp;
 pub mod stats;
@@ -33,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::Live;
+pub use crate::notify::CallbackConfig;
+use crate::notify::Notifier;
 
 /// Settings of the media plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub struct MediaConfig {
     pub hls_window: usize,
     /// RTMP chunk size for what livestack sends.
     pub chunk_size: u32,
+    /// Delivery of event callbacks.
+    pub callbacks: CallbackConfig,
 }
 
 impl Default for MediaConfig {
@@ -59,6 +64,7 @@ impl Default for MediaConfig {
             hls_segment: Duration::from_secs(2),
             hls_window: 6,
             chunk_size: 60_000,
+            callbacks: CallbackConfig::default(),
         }
     }
 }
@@ -71,6 +77,8 @@ pub(crate) struct Inner {
     next_session: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    /// Event callbacks (push begin/end, record files, snapshots).
+    pub(crate) notifier: Notifier,
 }
 
 impl Inner {
@@ -139,13 +147,16 @@ pub struct MediaServer {
 
 impl MediaServer {
     /// A media plane enforcing `policy` and reporting on `events`; it stops
-    /// when `shutdown` is cancelled.
+    /// when `shutdown` is cancelled. Must be called inside a Tokio runtime
+    /// (it starts the callback dispatcher).
     pub fn new(
         config: MediaConfig,
         policy: watch::Receiver<Arc<Policy>>,
         events: mpsc::Sender<MediaEvent>,
         shutdown: CancellationToken,
     ) -> MediaServer {
+        let tasks = TaskTracker::new();
+        let notifier = Notifier::start(config.callbacks.clone(), &tasks, shutdown.clone());
         MediaServer {
             inner: Arc::new(Inner {
                 config,
@@ -154,7 +165,8 @@ impl MediaServer {
                 streams: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(0),
                 shutdown,
-                tasks: TaskTracker::new(),
+                tasks,
+                notifier,
             }),
         }
     }

@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::access::{self, PlayRefusal};
 use crate::hub::{FrameKind, Hub};
 use crate::live::{Live, Publisher};
+use crate::notify;
 use crate::output::{self, PlayEnd};
 use crate::Inner;
 
@@ -236,6 +237,7 @@ async fn publish(
     };
     session.accept_publish(stream_id);
     flush(&mut session, &mut wr).await?;
+    let went_live = Instant::now();
     tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push started");
     inner.emit(MediaEvent::PublishStarted {
         key: key.clone(),
@@ -245,6 +247,7 @@ async fn publish(
         at: now,
         session: session_id,
     });
+    notify::push_began(&inner, &live);
 
     let reason = ingest(&inner, &live, &mut session, &mut rd, &mut wr, &mut buf).await;
     let reason = live.end_reason().unwrap_or(reason);
@@ -260,6 +263,7 @@ async fn publish(
         }
     }
     tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push ended: {}", reason.describe());
+    notify::push_ended(&inner, &live, reason, went_live.elapsed());
     inner.emit(MediaEvent::PublishStopped {
         key,
         domain,

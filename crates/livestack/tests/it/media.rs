@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 /// A running `ffmpeg` publisher, killed on drop.
-struct Publisher {
+pub struct Publisher {
     child: Child,
 }
 
 impl Publisher {
     /// Publishes `seconds` of 640x360 25 fps H.264 (1 s GOP) + AAC to `url`.
-    fn start(url: &str, seconds: u32) -> Publisher {
+    pub fn start(url: &str, seconds: u32) -> Publisher {
         let child = Command::new(ffmpeg_bin("ffmpeg"))
             .args(["-hide_banner", "-loglevel", "error", "-re"])
             .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
@@ -46,7 +46,7 @@ impl Publisher {
     }
 
     /// Waits up to `limit` for ffmpeg to exit.
-    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -178,7 +178,8 @@ fn record(url: &str, seconds: u32, dir: &std::path::Path, name: &str) -> (f64, b
     (duration, v["frames"][0]["key_frame"] == 1)
 }
 
-fn add(server: &Server, name: &str, domain_type: u64) {
+/// Adds a push (0) or play (1) domain.
+pub fn add(server: &Server, name: &str, domain_type: u64) {
     server
         .py(
             "AddLiveDomain",
@@ -187,14 +188,16 @@ fn add(server: &Server, name: &str, domain_type: u64) {
         .ok();
 }
 
-fn now() -> i64 {
+/// Unix seconds.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64
 }
 
-fn push_key(server: &Server) -> String {
+/// The push key of push.example.com.
+pub fn push_key(server: &Server) -> String {
     server
         .py(
             "DescribeLivePushAuthKey",
@@ -207,7 +210,7 @@ fn push_key(server: &Server) -> String {
 }
 
 /// A push URL to the test server, naming the push domain with `domain=`.
-fn push_url(server: &Server, stream: &str, auth: &str) -> String {
+pub fn push_url(server: &Server, stream: &str, auth: &str) -> String {
     let sep = if auth.is_empty() { "" } else { "&" };
     format!(
         "rtmp://{}/live/{stream}?domain=push.example.com{sep}{auth}",
@@ -215,7 +218,8 @@ fn push_url(server: &Server, stream: &str, auth: &str) -> String {
     )
 }
 
-fn state(server: &Server, stream: &str) -> String {
+/// `StreamState` of live/`stream` on push.example.com.
+pub fn state(server: &Server, stream: &str) -> String {
     server
         .py(
             "DescribeLiveStreamState",
