@@ -15,6 +15,7 @@ mod access;
 mod http;
 pub mod hub;
 mod live;
+mod notify;
 pub mod output;
 mod process;
 mod rtmp;
@@ -35,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::Live;
+pub use crate::notify::CallbackConfig;
+use crate::notify::Notifier;
 
 /// Settings of the media plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,8 @@ pub struct MediaConfig {
     pub ffmpeg: String,
     /// Where processing jobs keep files they are still writing.
     pub work_dir: std::path::PathBuf,
+    /// Delivery of event callbacks.
+    pub callbacks: CallbackConfig,
 }
 
 impl Default for MediaConfig {
@@ -67,6 +72,7 @@ impl Default for MediaConfig {
             chunk_size: 60_000,
             ffmpeg: "ffmpeg".to_owned(),
             work_dir: std::env::temp_dir().join("livestack-processing"),
+            callbacks: CallbackConfig::default(),
         }
     }
 }
@@ -80,6 +86,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) processor: process::Processor,
+    /// Event callbacks (push begin/end, record files, snapshots).
+    pub(crate) notifier: Notifier,
 }
 
 impl Inner {
@@ -156,13 +164,16 @@ pub struct MediaServer {
 
 impl MediaServer {
     /// A media plane enforcing `policy` and reporting on `events`; it stops
-    /// when `shutdown` is cancelled.
+    /// when `shutdown` is cancelled. Must be called inside a Tokio runtime
+    /// (it starts the callback dispatcher).
     pub fn new(
         config: MediaConfig,
         policy: watch::Receiver<Arc<Policy>>,
         events: mpsc::Sender<MediaEvent>,
         shutdown: CancellationToken,
     ) -> MediaServer {
+        let tasks = TaskTracker::new();
+        let notifier = Notifier::start(config.callbacks.clone(), &tasks, shutdown.clone());
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
@@ -171,8 +182,9 @@ impl MediaServer {
                 streams: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(0),
                 shutdown,
-                tasks: TaskTracker::new(),
                 processor: process::Processor::new(),
+                tasks,
+                notifier,
             }),
         };
         let inner = Arc::clone(&server.inner);

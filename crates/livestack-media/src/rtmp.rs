@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::access::{self, PlayRefusal};
 use crate::hub::{FrameKind, Hub};
 use crate::live::{Live, Publisher};
+use crate::notify;
 use crate::output::{self, PlayEnd};
 use crate::Inner;
 
@@ -273,6 +274,7 @@ async fn publish(
     };
     session.accept_publish(stream_id);
     flush(&mut session, &mut wr).await?;
+    let went_live = Instant::now();
     if internal {
         tracing::debug!(app = key.app, stream = key.stream, "internal push started");
     } else {
@@ -285,6 +287,7 @@ async fn publish(
             at: now,
             session: session_id,
         });
+        notify::push_began(&inner, &live);
     }
     inner.processor.wake();
 
@@ -312,6 +315,7 @@ async fn publish(
         return Ok(());
     }
     tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push ended: {}", reason.describe());
+    notify::push_ended(&inner, &live, reason, went_live.elapsed());
     inner.emit(MediaEvent::PublishStopped {
         key,
         domain,

@@ -306,7 +306,7 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
     let media_config = livestack_media::MediaConfig {
         work_dir: config.data_dir.join("processing"),
-        ..config.media.to_media()
+        ..config.to_media()
     };
     let media = livestack_media::MediaServer::new(
         media_config,
