@@ -22,11 +22,11 @@ const KEY: &str = "adasda131312";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    content_type: String,
-    body: Value,
-    at: Instant,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
+    pub(crate) at: Instant,
 }
 
 #[derive(Default)]
@@ -37,7 +37,7 @@ struct Shared {
 }
 
 /// An HTTP receiver on 127.0.0.1; stops on drop.
-struct Receiver {
+pub(crate) struct Receiver {
     port: u16,
     shared: Arc<Mutex<Shared>>,
     stop: Arc<AtomicBool>,
@@ -46,7 +46,7 @@ struct Receiver {
 
 impl Receiver {
     /// A receiver answering `statuses` in turn, then 200.
-    fn start(statuses: &[u16]) -> Receiver {
+    pub(crate) fn start(statuses: &[u16]) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let shared = Arc::new(Mutex::new(Shared {
@@ -75,11 +75,11 @@ impl Receiver {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.shared
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -88,7 +88,7 @@ impl Receiver {
     }
 
     /// The requests to `path`.
-    fn to(&self, path: &str) -> Vec<Received> {
+    pub(crate) fn to(&self, path: &str) -> Vec<Received> {
         self.requests()
             .into_iter()
             .filter(|r| r.path == path)
@@ -97,7 +97,7 @@ impl Receiver {
 
     /// Waits until `n` requests reached `path`; returns them.
     #[track_caller]
-    fn wait_for(&self, path: &str, n: usize, limit: Duration) -> Vec<Received> {
+    pub(crate) fn wait_for(&self, path: &str, n: usize, limit: Duration) -> Vec<Received> {
         let arrived = wait_until(limit, || self.to(path).len() >= n);
         assert!(
             arrived,
@@ -179,12 +179,12 @@ fn serve_one(mut socket: TcpStream, shared: &Mutex<Shared>) {
 
 /// A server whose callbacks are retried every second, with
 /// push.example.com (push) and play.example.com (play).
-struct Setup {
-    server: Server,
+pub(crate) struct Setup {
+    pub(crate) server: Server,
     _config: tempfile::TempDir,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tmp");
     let config: PathBuf = dir.path().join("livestack.toml");
     std::fs::write(
@@ -206,7 +206,7 @@ fn setup() -> Setup {
 
 /// Creates a callback template with `urls` and binds it to `app` on the
 /// push domain.
-fn bind_callbacks(server: &Server, app: &str, urls: Value) {
+pub(crate) fn bind_callbacks(server: &Server, app: &str, urls: Value) {
     let mut params = json!({"TemplateName": "hooks", "CallbackKey": KEY});
     if let (Some(p), Value::Object(u)) = (params.as_object_mut(), urls) {
         p.extend(u);
@@ -222,7 +222,7 @@ fn bind_callbacks(server: &Server, app: &str, urls: Value) {
 }
 
 /// A signed push of live/`stream` for `seconds`.
-fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
+pub(crate) fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
     let auth = urlsign::query(&push_key(server), stream, now() + 600);
     Publisher::start(&push_url(server, stream, &auth), seconds)
 }
@@ -237,7 +237,7 @@ fn drop_stream(server: &Server, stream: &str) {
 }
 
 /// The root account's AppId, as the store keeps it.
-fn root_app_id(server: &Server) -> i64 {
+pub(crate) fn root_app_id(server: &Server) -> i64 {
     let db = rusqlite::Connection::open(server.data_dir.join("livestack.db")).expect("open db");
     db.query_row("SELECT app_id FROM accounts WHERE name = 'root'", [], |r| {
         r.get(0)
@@ -245,13 +245,13 @@ fn root_app_id(server: &Server) -> i64 {
     .expect("root account")
 }
 
-fn md5_hex(text: &str) -> String {
+pub(crate) fn md5_hex(text: &str) -> String {
     hex::encode(Md5::digest(text.as_bytes()))
 }
 
 /// Checks `t` (an expiry about ten minutes ahead) and `sign`.
 #[track_caller]
-fn assert_signed(body: &Value) {
+pub(crate) fn assert_signed(body: &Value) {
     let t = body["t"].as_i64().expect("t is an integer");
     let ahead = t - now();
     assert!((590..=610).contains(&ahead), "t is {ahead} s ahead: {body}");

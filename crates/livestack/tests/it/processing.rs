@@ -323,3 +323,63 @@ fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
     );
     assert!(probe(&flv).contains(&("video".into(), "h264".into(), 480, 270)));
 }
+
+#[test]
+fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
+    use crate::callbacks::{assert_signed, bind_callbacks, setup as with_callbacks, Receiver};
+    let receiver = Receiver::start(&[]);
+    let setup = with_callbacks();
+    let server = &setup.server;
+    bind_callbacks(server, "live", json!({"SnapshotNotifyUrl": receiver.url("/snap")}));
+    let t = server.py(
+        "CreateLiveSnapshotTemplate",
+        json!({"TemplateName": "snap", "SnapshotInterval": 2, "Width": 320, "Height": 0,
+               "CosAppId": 1250000000, "CosBucket": "shots", "CosRegion": "ap-guangzhou"}),
+    );
+    let id = t.ok()["TemplateId"].as_i64().expect("template id");
+    server
+        .py(
+            "CreateLiveSnapshotRule",
+            json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    let mut publisher = signed_push(server, "cam", 9);
+
+    let shots = receiver.wait_for("/snap", 3, Duration::from_secs(30));
+    assert!(shots.len() >= 3, "{} snapshot callbacks", shots.len());
+    for shot in &shots {
+        let body = &shot.body;
+        assert_signed(body);
+        assert_eq!(body["event_type"], 200, "{body}");
+        assert_eq!(body["stream_id"], "cam", "{body}");
+        assert_eq!((body["width"].clone(), body["height"].clone()), (json!(320), json!(180)), "{body}");
+        let pic = body["pic_url"].as_str().unwrap_or_default();
+        assert!(pic.contains("cam-screenshot-") && pic.ends_with("-320x180.jpg"), "{body}");
+        // The picture is where the callback says, a 320x180 JPEG.
+        let full = body["pic_full_url"].as_str().unwrap_or_default();
+        let out = Command::new("curl").args(["-sf", full]).output().expect("curl");
+        assert!(out.status.success(), "GET {full}");
+        assert!(out.stdout.starts_with(&[0xFF, 0xD8]), "{full} is not a JPEG");
+        assert_eq!(out.stdout.len() as u64, body["file_size"].as_u64().unwrap_or(0));
+        let size = probe_image(&out.stdout);
+        assert_eq!(size, (320, 180), "{full}");
+    }
+    assert!(publisher.wait(Duration::from_secs(30)).is_some());
+}
+
+/// The size of a picture, as ffprobe reads it.
+fn probe_image(data: &[u8]) -> (u64, u64) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("p.jpg");
+    std::fs::write(&file, data).expect("write");
+    let out = Command::new(ffmpeg_bin("ffprobe"))
+        .args(["-v", "error", "-show_entries", "stream=width,height", "-of", "json"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        v["streams"][0]["width"].as_u64().unwrap_or(0),
+        v["streams"][0]["height"].as_u64().unwrap_or(0),
+    )
+}
