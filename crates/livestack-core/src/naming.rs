@@ -466,53 +466,49 @@ mod tests {
 
     #[test]
     fn civil_times_are_right_on_both_sides_of_epochs_leap_days_and_zones() {
-        let cases: &[(i64, NamingZone, (i64, u32, u32, u32, u32, u32, u32))] = &[
-            (0, NamingZone::Utc, (1970, 1, 1, 0, 0, 0, 0)),
-            (0, NamingZone::Utc8, (1970, 1, 1, 8, 0, 0, 0)),
-            (-1, NamingZone::Utc, (1969, 12, 31, 23, 59, 59, 999)),
-            (T, NamingZone::Utc, (2018, 12, 17, 11, 6, 59, 123)),
-            (T, NamingZone::Utc8, (2018, 12, 17, 19, 6, 59, 123)),
+        let cases: &[(i64, NamingZone, &str)] = &[
+            (0, NamingZone::Utc, "1970-01-01 00:00:00.000"),
+            (0, NamingZone::Utc8, "1970-01-01 08:00:00.000"),
+            (-1, NamingZone::Utc, "1969-12-31 23:59:59.999"),
+            (T, NamingZone::Utc, "2018-12-17 11:06:59.123"),
+            (T, NamingZone::Utc8, "2018-12-17 19:06:59.123"),
             // 2024-02-29 16:00 UTC is already 1 March in Beijing.
             (
                 1_709_222_400_000,
                 NamingZone::Utc,
-                (2024, 2, 29, 16, 0, 0, 0),
+                "2024-02-29 16:00:00.000",
             ),
             (
                 1_709_222_400_000,
                 NamingZone::Utc8,
-                (2024, 3, 1, 0, 0, 0, 0),
+                "2024-03-01 00:00:00.000",
             ),
             // 2000 is a leap year (divisible by 400), 2100 is not.
-            (951_782_400_000, NamingZone::Utc, (2000, 2, 29, 0, 0, 0, 0)),
-            (4_107_542_400_000, NamingZone::Utc, (2100, 3, 1, 0, 0, 0, 0)),
+            (951_782_400_000, NamingZone::Utc, "2000-02-29 00:00:00.000"),
+            (
+                4_107_542_400_000,
+                NamingZone::Utc,
+                "2100-03-01 00:00:00.000",
+            ),
             // New Year's Eve in UTC is New Year's Day in Beijing.
             (
                 1_704_038_400_000,
                 NamingZone::Utc,
-                (2023, 12, 31, 16, 0, 0, 0),
+                "2023-12-31 16:00:00.000",
             ),
             (
                 1_704_038_400_000,
                 NamingZone::Utc8,
-                (2024, 1, 1, 0, 0, 0, 0),
+                "2024-01-01 00:00:00.000",
             ),
         ];
-        for &(ms, zone, (y, mo, d, h, mi, s, millis)) in cases {
+        for &(ms, zone, want) in cases {
             let t = CivilTime::from_unix_ms(ms, zone);
-            assert_eq!(
-                (
-                    t.year,
-                    t.month,
-                    t.day,
-                    t.hour,
-                    t.minute,
-                    t.second,
-                    t.millisecond
-                ),
-                (y, mo, d, h, mi, s, millis),
-                "{ms} in {zone:?}"
+            let got = format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+                t.year, t.month, t.day, t.hour, t.minute, t.second, t.millisecond
             );
+            assert_eq!(got, want, "{ms} in {zone:?}");
         }
     }
 

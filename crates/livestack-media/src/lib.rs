@@ -2,8 +2,8 @@
 //!
 //! Owns: the listeners and connection tasks, the registry of live streams
 //! and their hubs, push and play authorization against the [`Policy`] the
-//! control plane publishes, and the measurements `DescribeLiveStream*`
-//! report. Must not: touch the database or know Tencent wire names: it
+//! control plane publishes, the measurements `DescribeLiveStream*`
+//! report, and the storage of recordings and snapshots ([`storage`]). Must not: touch the database or know Tencent wire names: it
 //! reads the policy snapshot, answers [`MediaControl`] calls and emits
 //! [`MediaEvent`]s.
 //!
@@ -18,6 +18,7 @@ mod live;
 pub mod output;
 mod rtmp;
 pub mod stats;
+pub mod storage;
 mod tls;
 
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ pub struct MediaConfig {
     pub hls_window: usize,
     /// RTMP chunk size for what livestack sends.
     pub chunk_size: u32,
+    /// Where recordings and snapshots are kept.
+    pub storage: storage::StorageSettings,
 }
 
 impl Default for MediaConfig {
@@ -59,6 +62,7 @@ impl Default for MediaConfig {
             hls_segment: Duration::from_secs(2),
             hls_window: 6,
             chunk_size: 60_000,
+            storage: storage::StorageSettings::default(),
         }
     }
 }
@@ -71,6 +75,7 @@ pub(crate) struct Inner {
     next_session: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    pub(crate) storage: storage::Storage,
 }
 
 impl Inner {
@@ -146,9 +151,11 @@ impl MediaServer {
         events: mpsc::Sender<MediaEvent>,
         shutdown: CancellationToken,
     ) -> MediaServer {
+        let storage = storage::Storage::new(config.storage.clone());
         MediaServer {
             inner: Arc::new(Inner {
                 config,
+                storage,
                 policy,
                 events,
                 streams: Mutex::new(HashMap::new()),
@@ -181,6 +188,11 @@ impl MediaServer {
             .tasks
             .spawn(http::accept_tls_loop(inner, listener, config));
         Ok(())
+    }
+
+    /// Where recordings and snapshots are kept.
+    pub fn storage(&self) -> &storage::Storage {
+        &self.inner.storage
     }
 
     /// Cancels every connection and waits until all tasks have ended.
