@@ -2,8 +2,8 @@
 //!
 //! Owns: the listeners and connection tasks, the registry of live streams
 //! and their hubs, push and play authorization against the [`Policy`] the
-//! control plane publishes, and the measurements `DescribeLiveStream*`
-//! report. Must not: touch the database or know Tencent wire names: it
+//! control plane publishes, the measurements `DescribeLiveStream*`
+//! report, and the storage of recordings and snapshots ([`storage`]). Must not: touch the database or know Tencent wire names: it
 //! reads the policy snapshot, answers [`MediaControl`] calls and emits
 //! [`MediaEvent`]s.
 //!
@@ -20,6 +20,7 @@ pub mod output;
 mod process;
 mod rtmp;
 pub mod stats;
+pub mod storage;
 mod tls;
 
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub struct MediaConfig {
     pub work_dir: std::path::PathBuf,
     /// Delivery of event callbacks.
     pub callbacks: CallbackConfig,
+    /// Where recordings and snapshots are kept.
+    pub storage: storage::StorageSettings,
 }
 
 impl Default for MediaConfig {
@@ -73,6 +76,7 @@ impl Default for MediaConfig {
             ffmpeg: "ffmpeg".to_owned(),
             work_dir: std::env::temp_dir().join("livestack-processing"),
             callbacks: CallbackConfig::default(),
+            storage: storage::StorageSettings::default(),
         }
     }
 }
@@ -88,6 +92,7 @@ pub(crate) struct Inner {
     pub(crate) processor: process::Processor,
     /// Event callbacks (push begin/end, record files, snapshots).
     pub(crate) notifier: Notifier,
+    pub(crate) storage: storage::Storage,
 }
 
 impl Inner {
@@ -174,9 +179,11 @@ impl MediaServer {
     ) -> MediaServer {
         let tasks = TaskTracker::new();
         let notifier = Notifier::start(config.callbacks.clone(), &tasks, shutdown.clone());
+        let storage = storage::Storage::new(config.storage.clone());
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
+                storage,
                 policy,
                 events,
                 streams: Mutex::new(HashMap::new()),
@@ -223,6 +230,11 @@ impl MediaServer {
             .tasks
             .spawn(http::accept_tls_loop(inner, listener, config));
         Ok(())
+    }
+
+    /// Where recordings and snapshots are kept.
+    pub fn storage(&self) -> &storage::Storage {
+        &self.inner.storage
     }
 
     /// Cancels every connection and waits until all tasks have ended.

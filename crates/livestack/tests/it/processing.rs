@@ -330,7 +330,11 @@ fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
     let receiver = Receiver::start(&[]);
     let setup = with_callbacks();
     let server = &setup.server;
-    bind_callbacks(server, "live", json!({"SnapshotNotifyUrl": receiver.url("/snap")}));
+    bind_callbacks(
+        server,
+        "live",
+        json!({"SnapshotNotifyUrl": receiver.url("/snap")}),
+    );
     let t = server.py(
         "CreateLiveSnapshotTemplate",
         json!({"TemplateName": "snap", "SnapshotInterval": 2, "Width": 320, "Height": 0,
@@ -352,15 +356,31 @@ fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
         assert_signed(body);
         assert_eq!(body["event_type"], 200, "{body}");
         assert_eq!(body["stream_id"], "cam", "{body}");
-        assert_eq!((body["width"].clone(), body["height"].clone()), (json!(320), json!(180)), "{body}");
+        assert_eq!(
+            (body["width"].clone(), body["height"].clone()),
+            (json!(320), json!(180)),
+            "{body}"
+        );
         let pic = body["pic_url"].as_str().unwrap_or_default();
-        assert!(pic.contains("cam-screenshot-") && pic.ends_with("-320x180.jpg"), "{body}");
+        assert!(
+            pic.contains("cam-screenshot-") && pic.ends_with("-320x180.jpg"),
+            "{body}"
+        );
         // The picture is where the callback says, a 320x180 JPEG.
         let full = body["pic_full_url"].as_str().unwrap_or_default();
-        let out = Command::new("curl").args(["-sf", full]).output().expect("curl");
+        let out = Command::new("curl")
+            .args(["-sf", full])
+            .output()
+            .expect("curl");
         assert!(out.status.success(), "GET {full}");
-        assert!(out.stdout.starts_with(&[0xFF, 0xD8]), "{full} is not a JPEG");
-        assert_eq!(out.stdout.len() as u64, body["file_size"].as_u64().unwrap_or(0));
+        assert!(
+            out.stdout.starts_with(&[0xFF, 0xD8]),
+            "{full} is not a JPEG"
+        );
+        assert_eq!(
+            out.stdout.len() as u64,
+            body["file_size"].as_u64().unwrap_or(0)
+        );
         let size = probe_image(&out.stdout);
         assert_eq!(size, (320, 180), "{full}");
     }
@@ -373,7 +393,14 @@ fn probe_image(data: &[u8]) -> (u64, u64) {
     let file = dir.path().join("p.jpg");
     std::fs::write(&file, data).expect("write");
     let out = Command::new(ffmpeg_bin("ffprobe"))
-        .args(["-v", "error", "-show_entries", "stream=width,height", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "json",
+        ])
         .arg(&file)
         .output()
         .expect("ffprobe");
