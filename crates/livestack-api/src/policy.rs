@@ -68,10 +68,7 @@ impl PolicyPublisher {
             picture_dir: templates::picture_dir(&self.store),
             // Filled from the store by the task actions' issue (#6).
             tasks: Vec::new(),
-            app_ids: accounts
-                .into_iter()
-                .map(|a| (a.id, a.app_id))
-                .collect(),
+            app_ids: accounts.into_iter().map(|a| (a.id, a.app_id)).collect(),
         })
     }
 

@@ -61,7 +61,14 @@ pub struct Task {
 impl Task {
     /// Whether it wants `stream` of `account` pushed to `domain` at `now`
     /// (seconds): same stream, and `start <= now < end`.
-    pub fn wants(&self, account: AccountId, domain: &str, app: &str, stream: &str, now: i64) -> bool {
+    pub fn wants(
+        &self,
+        account: AccountId,
+        domain: &str,
+        app: &str,
+        stream: &str,
+        now: i64,
+    ) -> bool {
         self.account == account
             && self.domain.eq_ignore_ascii_case(domain)
             && self.app == app

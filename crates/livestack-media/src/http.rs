@@ -254,7 +254,21 @@ async fn handle<S: AsyncWrite + Unpin>(
         app: app.to_owned(),
         stream: stream.to_owned(),
     };
-    let Some(live) = inner.live(&key) else {
+    if matches!(kind, Kind::Playlist) {
+        if let Some(body) = adaptive_playlist(inner, &policy, &key, &domain, &req.query) {
+            respond(
+                socket,
+                200,
+                "application/vnd.apple.mpegurl",
+                Bytes::from(body),
+                req.keep_alive,
+                head_only,
+            )
+            .await?;
+            return Ok(true);
+        }
+    }
+    let Some(live) = inner.processor.resolve_play(inner, &key, &domain).await else {
         return not_found(socket, &req, head_only).await;
     };
     match kind {
@@ -286,6 +300,80 @@ async fn handle<S: AsyncWrite + Unpin>(
             flv(inner, socket, live, head_only).await?;
             Ok(false)
         }
+    }
+}
+
+/// The multi-variant playlist of an adaptive-bitrate transcode
+/// (`StreamName_Adaptive.m3u8`): one variant per child, each a transcoded
+/// output of its own (`StreamName_Child.m3u8`) started on demand. `None`
+/// when `key` does not name an adaptive template's output of a live
+/// stream.
+fn adaptive_playlist(
+    inner: &Arc<Inner>,
+    policy: &livestack_core::media::Policy,
+    key: &StreamKey,
+    domain: &str,
+    query: &str,
+) -> Option<String> {
+    use livestack_core::rules::{StreamRef, TemplateSpec};
+    let at = StreamRef {
+        account: key.account,
+        domain,
+        app: &key.app,
+        stream: &key.stream,
+    };
+    let (template, base) = policy.processing.transcode_request(&at)?;
+    let TemplateSpec::Transcode(spec) = &template.spec else {
+        return None;
+    };
+    let suffix = key.stream.rsplit_once('_').map(|(_, s)| s)?;
+    if !spec.adaptive || suffix != template.name || spec.children.is_empty() {
+        return None;
+    }
+    inner.live(&StreamKey {
+        stream: base.clone(),
+        ..key.clone()
+    })?;
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
+    for child in &spec.children {
+        let output = StreamKey {
+            stream: format!("{base}_{}", child.name),
+            ..key.clone()
+        };
+        inner.processor.ask(&output, template.id);
+        let r = &child.output;
+        let bandwidth = (u64::from(r.video_bitrate) + u64::from(r.audio_bitrate.max(1))) * 1000;
+        out.push_str(&format!("#EXT-X-STREAM-INF:BANDWIDTH={bandwidth}"));
+        if r.width > 0 && r.height > 0 {
+            out.push_str(&format!(",RESOLUTION={}x{}", r.width, r.height));
+        }
+        if r.fps > 0 {
+            out.push_str(&format!(",FRAME-RATE={}", r.fps));
+        }
+        out.push('\n');
+        let q = child_query(policy, domain, &output.stream, query);
+        out.push_str(&format!("{}.m3u8{q}\n", output.stream));
+    }
+    Some(out)
+}
+
+/// The query a variant URI of an adaptive playlist carries: the player's
+/// query re-signed for the child's name (play signatures cover the
+/// suffixed name, and livestack has the key), with the same expiry.
+fn child_query(
+    policy: &livestack_core::media::Policy,
+    domain: &str,
+    child: &str,
+    query: &str,
+) -> String {
+    let auth = policy.domain(domain).and_then(|d| d.auth.as_ref());
+    let expiry = access::query_get(query, "txTime").and_then(|t| i64::from_str_radix(&t, 16).ok());
+    match (auth.and_then(|a| a.keys.first()), expiry) {
+        (Some(key), Some(expiry)) => {
+            format!("?{}", livestack_core::urlsign::query(key, child, expiry))
+        }
+        _ if query.is_empty() => String::new(),
+        _ => format!("?{query}"),
     }
 }
 

@@ -15,13 +15,16 @@ mod access;
 mod http;
 pub mod hub;
 mod live;
+mod notify;
 pub mod output;
+mod process;
 mod rtmp;
 pub mod stats;
 pub mod storage;
 mod tls;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::Live;
+pub use crate::notify::CallbackConfig;
+use crate::notify::Notifier;
 
 /// Settings of the media plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +55,12 @@ pub struct MediaConfig {
     pub hls_window: usize,
     /// RTMP chunk size for what livestack sends.
     pub chunk_size: u32,
+    /// The ffmpeg program processing jobs run.
+    pub ffmpeg: String,
+    /// Where processing jobs keep files they are still writing.
+    pub work_dir: std::path::PathBuf,
+    /// Delivery of event callbacks.
+    pub callbacks: CallbackConfig,
     /// Where recordings and snapshots are kept.
     pub storage: storage::StorageSettings,
 }
@@ -62,6 +73,9 @@ impl Default for MediaConfig {
             hls_segment: Duration::from_secs(2),
             hls_window: 6,
             chunk_size: 60_000,
+            ffmpeg: "ffmpeg".to_owned(),
+            work_dir: std::env::temp_dir().join("livestack-processing"),
+            callbacks: CallbackConfig::default(),
             storage: storage::StorageSettings::default(),
         }
     }
@@ -76,6 +90,9 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) storage: storage::Storage,
+    pub(crate) processor: process::Processor,
+    /// Event callbacks (push begin/end, record files, snapshots).
+    pub(crate) notifier: Notifier,
 }
 
 impl Inner {
@@ -103,6 +120,14 @@ impl Inner {
             .get(key)
             .cloned()
     }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Accepts connections on `listener` until shutdown, running `handle` for
@@ -144,7 +169,8 @@ pub struct MediaServer {
 
 impl MediaServer {
     /// A media plane enforcing `policy` and reporting on `events`; it stops
-    /// when `shutdown` is cancelled.
+    /// when `shutdown` is cancelled. Must be called inside a Tokio runtime
+    /// (it starts the callback dispatcher).
     pub fn new(
         config: MediaConfig,
         policy: watch::Receiver<Arc<Policy>>,
@@ -152,7 +178,9 @@ impl MediaServer {
         shutdown: CancellationToken,
     ) -> MediaServer {
         let storage = storage::Storage::new(config.storage.clone());
-        MediaServer {
+        let tasks = TaskTracker::new();
+        let notifier = Notifier::start(config.callbacks.clone(), &tasks, shutdown.clone());
+        let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
                 storage,
@@ -161,13 +189,27 @@ impl MediaServer {
                 streams: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(0),
                 shutdown,
-                tasks: TaskTracker::new(),
+                processor: process::Processor::new(),
+                tasks,
+                notifier,
             }),
-        }
+        };
+        let inner = Arc::clone(&server.inner);
+        server.inner.tasks.spawn(process::Processor::run(inner));
+        server
     }
 
     /// Accepts RTMP connections on `listener` until shutdown.
     pub fn serve_rtmp(&self, listener: TcpListener) {
+        if let Ok(addr) = listener.local_addr() {
+            // Processing jobs reach the RTMP port on loopback.
+            let port = addr.port();
+            let _ = self
+                .inner
+                .processor
+                .rtmp_addr
+                .set(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
         let inner = Arc::clone(&self.inner);
         self.inner.tasks.spawn(rtmp::accept_loop(inner, listener));
     }
@@ -211,7 +253,7 @@ impl MediaControl for MediaServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|l| l.publisher.key.account == account)
+            .filter(|l| l.publisher.key.account == account && !l.publisher.internal)
             .cloned()
             .collect();
         lives.iter().map(|l| l.snapshot()).collect()

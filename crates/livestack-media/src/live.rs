@@ -54,6 +54,11 @@ pub(crate) struct Publisher {
     pub(crate) started: i64,
     pub(crate) params: String,
     pub(crate) session: u64,
+    /// A processing job's output (transcode, watermark) published back on
+    /// loopback: not listed, no events, no processing of its own.
+    pub(crate) internal: bool,
+    /// The watermark laid over this push's outputs, chosen when it started.
+    pub(crate) watermark: Option<livestack_core::rules::TemplateId>,
 }
 
 impl Live {

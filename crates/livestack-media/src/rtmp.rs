@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::access::{self, PlayRefusal};
 use crate::hub::{FrameKind, Hub};
 use crate::live::{Live, Publisher};
+use crate::notify;
 use crate::output::{self, PlayEnd};
 use crate::Inner;
 
@@ -159,14 +160,23 @@ async fn publish(
     let now = unix_now();
     let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
-    let decision = access::authorize_push(
-        &policy,
-        &domain,
-        &target.app,
-        &target.stream,
-        &target.query,
-        now,
-    );
+    let internal = inner.processor.is_internal(&target.query, peer);
+    let decision = if internal {
+        // A processing job's output: the domain names the account.
+        policy
+            .domain(&domain)
+            .map(|d| d.account)
+            .ok_or(EndReason::UnknownDomain)
+    } else {
+        access::authorize_push(
+            &policy,
+            &domain,
+            &target.app,
+            &target.stream,
+            &target.query,
+            now,
+        )
+    };
     let account = match decision {
         Ok(account) => account,
         Err(reason) => {
@@ -198,6 +208,21 @@ async fn publish(
         app: target.app.clone(),
         stream: target.stream.clone(),
     };
+    // Watermark rules apply to pushes that start after them (as CSS).
+    let watermark = (!internal)
+        .then(|| {
+            policy
+                .processing
+                .for_push(&livestack_core::rules::StreamRef {
+                    account,
+                    domain: &domain,
+                    app: &key.app,
+                    stream: &key.stream,
+                })
+                .watermark
+                .map(|t| t.id)
+        })
+        .flatten();
     let session_id = inner.next_session();
     let cancel = inner.shutdown.child_token();
     let live = {
@@ -218,15 +243,28 @@ async fn publish(
                 client: peer,
                 server: local,
                 started: now,
-                params: target.query.clone(),
+                // The internal token is not the user's parameters.
+                params: if internal {
+                    String::new()
+                } else {
+                    target.query.clone()
+                },
                 session: session_id,
+                internal,
+                watermark,
             },
             hub,
             cancel,
             SegmenterConfig {
                 target_duration_ms: inner.config.hls_segment.as_millis() as u64,
                 window: inner.config.hls_window,
-                name: target.stream.clone(),
+                // A watermarked output's segments are named (and asked
+                // for) by the source's name.
+                name: target
+                    .stream
+                    .strip_suffix(crate::process::WATERMARKED)
+                    .unwrap_or(&target.stream)
+                    .to_owned(),
                 ..SegmenterConfig::default()
             },
             inner.config.chunk_size,
@@ -236,15 +274,22 @@ async fn publish(
     };
     session.accept_publish(stream_id);
     flush(&mut session, &mut wr).await?;
-    tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push started");
-    inner.emit(MediaEvent::PublishStarted {
-        key: key.clone(),
-        domain: domain.clone(),
-        client: peer,
-        params: target.query.clone(),
-        at: now,
-        session: session_id,
-    });
+    let went_live = Instant::now();
+    if internal {
+        tracing::debug!(app = key.app, stream = key.stream, "internal push started");
+    } else {
+        tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push started");
+        inner.emit(MediaEvent::PublishStarted {
+            key: key.clone(),
+            domain: domain.clone(),
+            client: peer,
+            params: target.query.clone(),
+            at: now,
+            session: session_id,
+        });
+        notify::push_began(&inner, &live);
+    }
+    inner.processor.wake();
 
     let reason = ingest(&inner, &live, &mut session, &mut rd, &mut wr, &mut buf).await;
     let reason = live.end_reason().unwrap_or(reason);
@@ -259,7 +304,18 @@ async fn publish(
             streams.remove(&key);
         }
     }
+    inner.processor.wake();
+    if internal {
+        tracing::debug!(
+            app = key.app,
+            stream = key.stream,
+            "internal push ended: {}",
+            reason.describe()
+        );
+        return Ok(());
+    }
     tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push ended: {}", reason.describe());
+    notify::push_ended(&inner, &live, reason, went_live.elapsed());
     inner.emit(MediaEvent::PublishStopped {
         key,
         domain,
@@ -357,22 +413,40 @@ async fn play(
 ) -> std::io::Result<()> {
     let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
-    let decision = access::authorize_play(
-        &policy,
-        &domain,
-        &target.app,
-        &target.stream,
-        &target.query,
-        None,
-        unix_now(),
-    );
-    let live = decision.ok().and_then(|account| {
-        inner.live(&StreamKey {
-            account,
-            app: target.app.clone(),
-            stream: target.stream.clone(),
-        })
-    });
+    let internal = inner.processor.is_internal(&target.query, peer);
+    let decision = if internal {
+        policy
+            .domain(&domain)
+            .map(|d| d.account)
+            .ok_or(PlayRefusal::NotFound)
+    } else {
+        access::authorize_play(
+            &policy,
+            &domain,
+            &target.app,
+            &target.stream,
+            &target.query,
+            None,
+            unix_now(),
+        )
+    };
+    let live = match decision {
+        Ok(account) => {
+            let key = StreamKey {
+                account,
+                app: target.app.clone(),
+                stream: target.stream.clone(),
+            };
+            if internal {
+                // A job reads exactly what it names, and may start before
+                // its source (a watermarked output, say) is up.
+                inner.processor.wait_for(&inner, &key).await
+            } else {
+                inner.processor.resolve_play(&inner, &key, &domain).await
+            }
+        }
+        Err(_) => None,
+    };
     let Some(live) = live else {
         let (code, why) = match decision {
             Err(PlayRefusal::Forbidden) => ("NetStream.Play.Failed", "play authentication failed"),

@@ -27,6 +27,8 @@ pub(crate) struct Config {
     pub(crate) https: ListenConfig,
     /// Media plane tuning.
     pub(crate) media: MediaConfig,
+    /// Delivery of event callbacks.
+    pub(crate) callbacks: CallbacksConfig,
     /// Where recordings and snapshots are kept.
     pub(crate) storage: StorageConfig,
     /// Logging.
@@ -66,6 +68,9 @@ pub(crate) struct MediaConfig {
     pub(crate) hls_segment_secs: u64,
     /// HLS segments in the playlist.
     pub(crate) hls_window: usize,
+    /// The ffmpeg program transcoding, watermark, recording and snapshot
+    /// jobs run (a name looked up on PATH, or a path).
+    pub(crate) ffmpeg: String,
 }
 
 impl Default for MediaConfig {
@@ -76,6 +81,7 @@ impl Default for MediaConfig {
             idle_timeout_secs: d.idle_timeout.as_secs(),
             hls_segment_secs: d.hls_segment.as_secs(),
             hls_window: d.hls_window,
+            ffmpeg: d.ffmpeg,
         }
     }
 }
@@ -89,7 +95,47 @@ impl MediaConfig {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             hls_segment: Duration::from_secs(self.hls_segment_secs.max(1)),
             hls_window: self.hls_window.max(1),
+            ffmpeg: self.ffmpeg.clone(),
             ..livestack_media::MediaConfig::default()
+        }
+    }
+}
+
+/// `[callbacks]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CallbacksConfig {
+    /// Seconds a receiver has to answer one attempt.
+    pub(crate) timeout_secs: u64,
+    /// Seconds between attempts of push begin/end and record-file events.
+    pub(crate) retry_interval_secs: u64,
+    /// Seconds between attempts of snapshot events.
+    pub(crate) snapshot_retry_interval_secs: u64,
+    /// Notifications queued or being retried at most.
+    pub(crate) queue: usize,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        let d = livestack_media::CallbackConfig::default();
+        CallbacksConfig {
+            timeout_secs: d.timeout.as_secs(),
+            retry_interval_secs: d.retry_interval.as_secs(),
+            snapshot_retry_interval_secs: d.snapshot_retry_interval.as_secs(),
+            queue: d.queue,
+        }
+    }
+}
+
+impl CallbacksConfig {
+    /// The media plane's settings.
+    pub(crate) fn to_media(&self) -> livestack_media::CallbackConfig {
+        use std::time::Duration;
+        livestack_media::CallbackConfig {
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            retry_interval: Duration::from_secs(self.retry_interval_secs.max(1)),
+            snapshot_retry_interval: Duration::from_secs(self.snapshot_retry_interval_secs.max(1)),
+            queue: self.queue.max(1),
         }
     }
 }
@@ -269,6 +315,7 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             },
             media: MediaConfig::default(),
+            callbacks: CallbacksConfig::default(),
             storage: StorageConfig::default(),
             log: LogConfig::default(),
         }
@@ -295,6 +342,14 @@ impl Default for LogConfig {
 }
 
 impl Config {
+    /// The media plane's settings: `[media]` and `[callbacks]`.
+    pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
+        livestack_media::MediaConfig {
+            callbacks: self.callbacks.to_media(),
+            ..self.media.to_media()
+        }
+    }
+
     /// Reads `path`, or the defaults when there is none.
     pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let Some(path) = path else {
@@ -325,6 +380,23 @@ mod tests {
     fn unknown_options_are_refused_rather_than_ignored() {
         assert!(Config::parse("[api]\nlisten_addr = \"127.0.0.1:1\"\n").is_err());
         assert!(Config::parse("datadir = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn the_callback_section_sets_the_media_planes_retry_schedule() {
+        let c = Config::parse("[callbacks]\nretry_interval_secs = 1\ntimeout_secs = 2\n")
+            .expect("parses");
+        let media = c.to_media().callbacks;
+        assert_eq!(media.retry_interval, std::time::Duration::from_secs(1));
+        assert_eq!(media.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(
+            media.snapshot_retry_interval,
+            livestack_media::CallbackConfig::default().snapshot_retry_interval
+        );
+        assert_eq!(
+            Config::default().to_media(),
+            livestack_media::MediaConfig::default()
+        );
     }
 
     #[test]

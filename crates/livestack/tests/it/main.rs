@@ -7,6 +7,7 @@
 // Test helpers are `pub` for the sibling modules; the binary exports nothing.
 #![allow(unreachable_pub)]
 
+pub(crate) mod callbacks;
 mod certs;
 mod clients;
 mod domains;
@@ -14,4 +15,5 @@ mod errors;
 mod harness;
 mod media;
 mod operations;
-mod templates;
+mod processing;
+pub(crate) mod templates;

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 /// A running `ffmpeg` publisher, killed on drop.
-struct Publisher {
+pub(crate) struct Publisher {
     child: Child,
 }
 
 impl Publisher {
     /// Publishes `seconds` of 640x360 25 fps H.264 (1 s GOP) + AAC to `url`.
-    fn start(url: &str, seconds: u32) -> Publisher {
+    pub(crate) fn start(url: &str, seconds: u32) -> Publisher {
         let child = Command::new(ffmpeg_bin("ffmpeg"))
             .args(["-hide_banner", "-loglevel", "error", "-re"])
             .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
@@ -46,7 +46,7 @@ impl Publisher {
     }
 
     /// Waits up to `limit` for ffmpeg to exit.
-    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -67,7 +67,7 @@ impl Drop for Publisher {
     }
 }
 
-fn ffmpeg_bin(name: &str) -> String {
+pub(crate) fn ffmpeg_bin(name: &str) -> String {
     let path = format!("/usr/bin/{name}");
     assert!(
         std::path::Path::new(&path).exists(),
@@ -77,7 +77,7 @@ fn ffmpeg_bin(name: &str) -> String {
 }
 
 /// Streams as ffprobe sees them: (codec_type, codec_name, width, height).
-fn probe(url: &str) -> Vec<(String, String, u64, u64)> {
+pub(crate) fn probe(url: &str) -> Vec<(String, String, u64, u64)> {
     let out = Command::new(ffmpeg_bin("ffprobe"))
         .args([
             "-v",
@@ -120,7 +120,7 @@ fn assert_h264_aac(url: &str) {
 
 /// Records `seconds` of `url` with ffmpeg (stream copy) and returns the
 /// file's duration and whether its first video frame is a keyframe.
-fn record(url: &str, seconds: u32, dir: &std::path::Path, name: &str) -> (f64, bool) {
+pub(crate) fn record(url: &str, seconds: u32, dir: &std::path::Path, name: &str) -> (f64, bool) {
     let file = dir.join(name);
     let status = Command::new(ffmpeg_bin("ffmpeg"))
         .args([
@@ -178,7 +178,7 @@ fn record(url: &str, seconds: u32, dir: &std::path::Path, name: &str) -> (f64, b
     (duration, v["frames"][0]["key_frame"] == 1)
 }
 
-fn add(server: &Server, name: &str, domain_type: u64) {
+pub(crate) fn add(server: &Server, name: &str, domain_type: u64) {
     server
         .py(
             "AddLiveDomain",
@@ -187,14 +187,14 @@ fn add(server: &Server, name: &str, domain_type: u64) {
         .ok();
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64
 }
 
-fn push_key(server: &Server) -> String {
+pub(crate) fn push_key(server: &Server) -> String {
     server
         .py(
             "DescribeLivePushAuthKey",
@@ -207,7 +207,7 @@ fn push_key(server: &Server) -> String {
 }
 
 /// A push URL to the test server, naming the push domain with `domain=`.
-fn push_url(server: &Server, stream: &str, auth: &str) -> String {
+pub(crate) fn push_url(server: &Server, stream: &str, auth: &str) -> String {
     let sep = if auth.is_empty() { "" } else { "&" };
     format!(
         "rtmp://{}/live/{stream}?domain=push.example.com{sep}{auth}",
@@ -215,7 +215,7 @@ fn push_url(server: &Server, stream: &str, auth: &str) -> String {
     )
 }
 
-fn state(server: &Server, stream: &str) -> String {
+pub(crate) fn state(server: &Server, stream: &str) -> String {
     server
         .py(
             "DescribeLiveStreamState",
@@ -227,7 +227,7 @@ fn state(server: &Server, stream: &str) -> String {
         .to_owned()
 }
 
-fn setup() -> Server {
+pub(crate) fn setup() -> Server {
     let server = Server::start();
     add(&server, "push.example.com", 0);
     add(&server, "play.example.com", 1);

@@ -1,0 +1,378 @@
+//! The ffmpeg command lines livestack runs, as pure functions.
+//!
+//! Owns: every argument livestack passes to ffmpeg, built from templates
+//! and settings so that they can be read and snapshot-tested without
+//! running anything. Must not: spawn processes or touch files (the
+//! supervisor and the jobs do).
+//!
+//! Every job reads its source from livestack's own RTMP port and either
+//! publishes back to it (transcoding, watermarks) or writes files into a
+//! working directory (recording, snapshots). The arguments start with
+//! [`common`]: quiet logs (warnings and errors only, which the supervisor
+//! keeps for its messages), no stats line, and `stdin` read for the `q`
+//! command that ends a job cleanly (files finalized) rather than killed.
+
+use livestack_core::rules::{Profile, Rendition, VideoCodec, WatermarkSpec};
+
+/// Where a job reads and writes, and what it may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Io {
+    /// The source, an RTMP URL on loopback.
+    pub(crate) input: String,
+    /// The destination: an RTMP URL, a file or a file pattern.
+    pub(crate) output: String,
+}
+
+/// Arguments every job starts with.
+fn common(input: &str) -> Vec<String> {
+    strings(&[
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-nostats",
+        // Give up on a source that stalls rather than hang for ever; the
+        // supervisor restarts the job if the stream is still live.
+        "-rw_timeout",
+        "15000000",
+        "-i",
+        input,
+    ])
+}
+
+fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The `scale` filter for a rendition's size, if it changes the size.
+/// Zero keeps the source's; one side zero keeps the aspect ratio (`-2`:
+/// even, as encoders need).
+fn scale_filter(r: &Rendition) -> Option<String> {
+    match (r.width, r.height) {
+        (0, 0) => None,
+        (w, 0) => Some(format!("scale={w}:-2")),
+        (0, h) => Some(format!("scale=-2:{h}")),
+        (w, h) if r.short_edge_as_height => {
+            // The short edge gets `height`, whatever the orientation.
+            Some(format!(
+                "scale='if(gte(iw,ih),-2,{h})':'if(gte(iw,ih),{h},-2)'"
+            ))
+            .filter(|_| w > 0)
+        }
+        (w, h) => Some(format!("scale={w}:{h}")),
+    }
+}
+
+/// The filter graph that lays a watermark over input 0 from input 1:
+/// the picture scaled to `width`%/`height`% of the video (0: the
+/// picture's own size; one side 0: that side keeps the picture's aspect
+/// ratio) at `x`%/`y`% from the top left. Then `after` (a scale, say).
+fn watermark_graph(w: &WatermarkSpec, after: Option<&str>) -> String {
+    // In scale2ref (ffmpeg 5.1 as Debian ships it) `iw`/`ih` are the
+    // reference's (the video's) size and `main_w`/`main_h` the scaled
+    // input's (the picture's): checked with showinfo.
+    let scale = match (w.width, w.height) {
+        (0, 0) => "w=main_w:h=main_h".to_owned(),
+        (pw, 0) => format!("w=iw*{pw}/100:h=ow*main_h/main_w"),
+        (0, ph) => format!("w=oh*main_w/main_h:h=ih*{ph}/100"),
+        (pw, ph) => format!("w=iw*{pw}/100:h=ih*{ph}/100"),
+    };
+    let tail = after.map(|a| format!(",{a}")).unwrap_or_default();
+    format!(
+        "[1:v][0:v]scale2ref={scale}[wm][base];\
+         [base][wm]overlay=x=main_w*{x}/100:y=main_h*{y}/100{tail}[v]",
+        x = w.x,
+        y = w.y,
+    )
+}
+
+/// The `-profile:v` name of an H.264 profile.
+fn profile_name(p: Profile) -> &'static str {
+    match p {
+        Profile::Baseline => "baseline",
+        Profile::Main => "main",
+        Profile::High => "high",
+    }
+}
+
+/// Video encoding arguments for a rendition: codec, bitrate (kbps; with a
+/// VBV buffer of two seconds so the rate holds over short windows),
+/// frame rate and a keyframe every `gop` seconds.
+fn video_encoding(r: &Rendition, profile: Profile, out: &mut Vec<String>) {
+    // `Origin` ("the source's codec") is resolved by the caller; H.264
+    // when it was not.
+    match r.video_codec {
+        VideoCodec::H265 => out.extend(strings(&["-c:v", "libx265", "-preset", "veryfast"])),
+        _ => {
+            out.extend(strings(&["-c:v", "libx264", "-preset", "veryfast"]));
+            out.extend(strings(&["-profile:v", profile_name(profile)]));
+        }
+    }
+    out.extend(strings(&["-pix_fmt", "yuv420p"]));
+    if r.video_bitrate > 0 {
+        let b = r.video_bitrate;
+        out.extend([
+            "-b:v".to_owned(),
+            format!("{b}k"),
+            "-maxrate".to_owned(),
+            format!("{b}k"),
+            "-bufsize".to_owned(),
+            format!("{}k", b * 2),
+        ]);
+    }
+    if r.fps > 0 {
+        out.extend(["-r".to_owned(), r.fps.to_string()]);
+    }
+    let gop = if r.gop == 0 { 2 } else { r.gop };
+    out.extend([
+        "-force_key_frames".to_owned(),
+        format!("expr:gte(t,n_forced*{gop})"),
+        "-sc_threshold".to_owned(),
+        "0".to_owned(),
+    ]);
+}
+
+/// Audio encoding arguments for a rendition.
+fn audio_encoding(r: &Rendition, out: &mut Vec<String>) {
+    let rate = if r.audio_bitrate == 0 {
+        128
+    } else {
+        r.audio_bitrate
+    };
+    out.extend([
+        "-c:a".to_owned(),
+        "aac".to_owned(),
+        "-b:a".to_owned(),
+        format!("{rate}k"),
+    ]);
+}
+
+/// A transcode: the source re-encoded as `r` (with the watermark laid
+/// over it first, if any) and published as FLV to `io.output`.
+pub(crate) fn transcode(
+    io: &Io,
+    r: &Rendition,
+    profile: Profile,
+    watermark: Option<(&WatermarkSpec, &str)>,
+) -> Vec<String> {
+    let mut a = common(&io.input);
+    let scale = scale_filter(r);
+    match (watermark, r.video) {
+        (Some((w, picture)), true) => {
+            a.extend(["-i".to_owned(), picture.to_owned()]);
+            a.extend([
+                "-filter_complex".to_owned(),
+                watermark_graph(w, scale.as_deref()),
+                "-map".to_owned(),
+                "[v]".to_owned(),
+            ]);
+        }
+        (_, true) => {
+            a.extend(strings(&["-map", "0:v:0?"]));
+            if let Some(s) = scale {
+                a.extend(["-vf".to_owned(), s]);
+            }
+        }
+        (_, false) => {}
+    }
+    if r.audio {
+        a.extend(strings(&["-map", "0:a:0?"]));
+    }
+    if r.video {
+        video_encoding(r, profile, &mut a);
+    } else {
+        a.push("-vn".to_owned());
+    }
+    if r.audio {
+        audio_encoding(r, &mut a);
+    } else {
+        a.push("-an".to_owned());
+    }
+    a.extend(strings(&["-f", "flv", &io.output]));
+    a
+}
+
+/// A watermark job: the source with the picture laid over it, at the
+/// source's size, frame rate and (about) its video bitrate; audio copied.
+pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u32) -> Vec<String> {
+    let r = Rendition {
+        video: true,
+        audio: true,
+        video_bitrate: video_kbps.max(300),
+        gop: 2,
+        ..Rendition::default()
+    };
+    let mut a = common(&io.input);
+    a.extend(["-i".to_owned(), picture.to_owned()]);
+    a.extend([
+        "-filter_complex".to_owned(),
+        watermark_graph(w, None),
+        "-map".to_owned(),
+        "[v]".to_owned(),
+        "-map".to_owned(),
+        "0:a:0?".to_owned(),
+    ]);
+    video_encoding(&r, Profile::High, &mut a);
+    a.extend(strings(&["-c:a", "copy", "-f", "flv", &io.output]));
+    a
+}
+
+/// A snapshot job: one JPEG of the source every `interval` seconds (the
+/// first at once), scaled to `width`×`height` (0 keeps the source's; one
+/// side 0 keeps the aspect ratio), written atomically (a temporary name,
+/// then a rename) as numbered files to `io.output` (a `%08d.jpg` pattern),
+/// so that a file with its final name is always whole.
+pub(crate) fn snapshot(io: &Io, interval: u32, width: u32, height: u32) -> Vec<String> {
+    let mut a = common(&io.input);
+    let size = Rendition {
+        width,
+        height,
+        ..Rendition::default()
+    };
+    let mut filter = format!("fps=1/{}", interval.max(1));
+    if let Some(scale) = scale_filter(&size) {
+        filter = format!("{filter},{scale}");
+    }
+    a.extend(strings(&["-map", "0:v:0", "-an", "-vf", &filter]));
+    a.extend(strings(&[
+        "-q:v",
+        "3",
+        "-f",
+        "image2",
+        "-atomic_writing",
+        "1",
+        &io.output,
+    ]));
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livestack_core::rules::{Picture, PictureFormat};
+
+    fn io() -> Io {
+        Io {
+            input: "rtmp://127.0.0.1:1935/live/cam?livestack_internal=T".into(),
+            output: "rtmp://127.0.0.1:1935/live/cam_hd?livestack_internal=T".into(),
+        }
+    }
+
+    fn hd() -> Rendition {
+        Rendition {
+            video: true,
+            audio: true,
+            video_bitrate: 1000,
+            width: 0,
+            height: 720,
+            fps: 25,
+            gop: 2,
+            audio_bitrate: 64,
+            ..Rendition::default()
+        }
+    }
+
+    fn mark() -> WatermarkSpec {
+        WatermarkSpec {
+            source_url: "http://x/p.png".into(),
+            picture: Picture {
+                file: "1.png".into(),
+                format: PictureFormat::Png,
+                width: 64,
+                height: 32,
+                size: 10,
+            },
+            x: 5,
+            y: 10,
+            width: 20,
+            height: 0,
+            background_width: 0,
+            background_height: 0,
+        }
+    }
+
+    #[test]
+    fn a_transcode_scales_encodes_at_the_template_rates_and_publishes_flv() {
+        assert_eq!(
+            transcode(&io(), &hd(), Profile::Main, None).join(" "),
+            "-hide_banner -loglevel warning -nostats -rw_timeout 15000000 \
+             -i rtmp://127.0.0.1:1935/live/cam?livestack_internal=T \
+             -map 0:v:0? -vf scale=-2:720 -map 0:a:0? \
+             -c:v libx264 -preset veryfast -profile:v main -pix_fmt yuv420p \
+             -b:v 1000k -maxrate 1000k -bufsize 2000k -r 25 \
+             -force_key_frames expr:gte(t,n_forced*2) -sc_threshold 0 \
+             -c:a aac -b:a 64k \
+             -f flv rtmp://127.0.0.1:1935/live/cam_hd?livestack_internal=T"
+        );
+    }
+
+    #[test]
+    fn an_audio_only_transcode_drops_the_video() {
+        let r = Rendition {
+            video: false,
+            ..hd()
+        };
+        let args = transcode(&io(), &r, Profile::Main, None).join(" ");
+        assert!(
+            args.contains(" -map 0:a:0? -vn -c:a aac -b:a 64k -f flv "),
+            "{args}"
+        );
+        assert!(!args.contains("libx264"));
+    }
+
+    #[test]
+    fn a_transcode_with_a_watermark_overlays_before_scaling() {
+        let args = transcode(&io(), &hd(), Profile::High, Some((&mark(), "/p/1.png")));
+        let joined = args.join(" ");
+        assert!(joined.contains(" -i /p/1.png -filter_complex "), "{joined}");
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        assert_eq!(
+            graph,
+            "[1:v][0:v]scale2ref=w=iw*20/100:h=ow*main_h/main_w[wm][base];\
+             [base][wm]overlay=x=main_w*5/100:y=main_h*10/100,scale=-2:720[v]"
+        );
+        assert!(joined.contains("-map [v] -map 0:a:0?"), "{joined}");
+    }
+
+    #[test]
+    fn a_snapshot_job_writes_one_scaled_jpeg_per_interval_atomically() {
+        let io = Io {
+            input: "rtmp://127.0.0.1:1935/live/cam?livestack_internal=T".into(),
+            output: "/w/%08d.jpg".into(),
+        };
+        assert_eq!(
+            snapshot(&io, 10, 320, 0).join(" "),
+            "-hide_banner -loglevel warning -nostats -rw_timeout 15000000 \
+             -i rtmp://127.0.0.1:1935/live/cam?livestack_internal=T \
+             -map 0:v:0 -an -vf fps=1/10,scale=320:-2 \
+             -q:v 3 -f image2 -atomic_writing 1 /w/%08d.jpg"
+        );
+        assert!(snapshot(&io, 5, 0, 0).join(" ").contains("-vf fps=1/5 "));
+    }
+
+    #[test]
+    fn sizes_of_zero_keep_the_source_size_or_aspect() {
+        let mut r = hd();
+        (r.width, r.height) = (0, 0);
+        assert_eq!(scale_filter(&r), None);
+        (r.width, r.height) = (640, 0);
+        assert_eq!(scale_filter(&r).as_deref(), Some("scale=640:-2"));
+        (r.width, r.height) = (640, 360);
+        assert_eq!(scale_filter(&r).as_deref(), Some("scale=640:360"));
+    }
+
+    #[test]
+    fn a_watermark_job_keeps_the_source_size_and_copies_the_audio() {
+        let args = watermark(&io(), &mark(), "/p/1.png", 800).join(" ");
+        assert!(
+            args.contains("overlay=x=main_w*5/100:y=main_h*10/100[v]"),
+            "{args}"
+        );
+        assert!(args.contains("-b:v 800k"), "{args}");
+        assert!(
+            args.ends_with(
+                "-c:a copy -f flv rtmp://127.0.0.1:1935/live/cam_hd?livestack_internal=T"
+            ),
+            "{args}"
+        );
+    }
+}

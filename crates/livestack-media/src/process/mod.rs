@@ -1,0 +1,532 @@
+//! Processing of live streams by rules and tasks: transcoding, watermarks,
+//! recording and snapshots, each an ffmpeg job livestack supervises.
+//!
+//! Owns: which jobs should run now ([`plan`], a pure function of the
+//! policy, the live streams, the players' demand for transcoded outputs
+//! and the clock), starting and stopping them to match (the reconciler,
+//! once a second and whenever something changes), and finding what a
+//! player asked for ([`Processor::resolve_play`]: a watermarked stream, a
+//! transcoded output started on demand). Must not: touch the database or
+//! know wire names; a job's own work lives in its module (`transcode`,
+//! `record`, `snapshot`), its process handling in `supervisor`, its
+//! command line in `ffmpeg`.
+//!
+//! Jobs read the source from livestack's own RTMP port on loopback and
+//! publish outputs back the same way, authenticated by a random token
+//! only loopback connections may present (`?livestack_internal=`). Those
+//! internal pushes are live streams like any other for players, but are
+//! not in the online list, send no events and get no processing of their
+//! own. The name of a watermarked output is the source name with
+//! [`WATERMARKED`] appended, which no client can push or play (`@` is not
+//! allowed in stream names).
+
+pub(crate) mod ffmpeg;
+mod snapshot;
+pub(crate) mod supervisor;
+mod transcode;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use livestack_core::media::{Policy, StreamKey};
+use livestack_core::rules::{Kind, StreamRef, Template, TemplateId, TemplateSpec};
+use livestack_core::tasks::{active_tasks, Task, TaskKind};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::live::Live;
+use crate::Inner;
+use supervisor::JobStatus;
+
+/// Appended to a stream name for its watermarked output.
+pub(crate) const WATERMARKED: &str = "@wm";
+/// The query parameter carrying the internal token.
+pub(crate) const INTERNAL_PARAM: &str = "livestack_internal";
+/// How long a player waits for an output that is being started.
+const OUTPUT_WAIT: Duration = Duration::from_secs(15);
+/// A transcoded output nobody has asked for in this long is stopped.
+const DEMAND_IDLE: Duration = Duration::from_secs(60);
+/// How often the reconciler looks even when nothing told it to.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+/// What a job does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum JobWhat {
+    /// Lays the push domain's watermark over the source.
+    Watermark {
+        /// The watermark.
+        template: TemplateId,
+    },
+    /// Produces `output` (`StreamName_TemplateName`).
+    Transcode {
+        /// The transcode template (the adaptive parent for its children).
+        template: TemplateId,
+        /// The output stream name.
+        output: String,
+    },
+    /// Records one format.
+    Record {
+        /// The record template; `None` for a task without one.
+        template: Option<TemplateId>,
+        /// The format.
+        format: livestack_core::rules::RecordFormat,
+        /// The task asking, or `None` for a rule.
+        task: Option<i64>,
+    },
+    /// Takes snapshots.
+    Snapshot {
+        /// The snapshot template.
+        template: TemplateId,
+        /// The task asking, or `None` for a rule.
+        task: Option<i64>,
+    },
+}
+
+/// A job: what, for which live stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct JobKey {
+    /// The source stream (as pushed).
+    pub(crate) source: StreamKey,
+    /// What the job does.
+    pub(crate) what: JobWhat,
+}
+
+/// A live source stream as [`plan`] sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    /// The stream.
+    pub(crate) key: StreamKey,
+    /// The push domain it came in on.
+    pub(crate) domain: String,
+    /// The watermark chosen when the push started (CSS applies rule
+    /// changes to new pushes only).
+    pub(crate) watermark: Option<TemplateId>,
+}
+
+/// The jobs that should run now: for each live source, its watermark,
+/// the recording formats and snapshots of its rules and of the tasks
+/// active at `now`, and the transcoded outputs players asked for within
+/// [`DEMAND_IDLE`] (`demand`: output key → last asked) or are watching
+/// (`watched`).
+pub(crate) fn plan(
+    policy: &Policy,
+    sources: &[Source],
+    demand: &HashMap<StreamKey, (TemplateId, Instant)>,
+    watched: &dyn Fn(&StreamKey) -> bool,
+    now: i64,
+    clock: Instant,
+) -> Vec<JobKey> {
+    let p = &policy.processing;
+    let mut jobs = Vec::new();
+    for s in sources {
+        let job = |what| JobKey {
+            source: s.key.clone(),
+            what,
+        };
+        if let Some(template) = s.watermark {
+            jobs.push(job(JobWhat::Watermark { template }));
+        }
+        let at = StreamRef {
+            account: s.key.account,
+            domain: &s.domain,
+            app: &s.key.app,
+            stream: &s.key.stream,
+        };
+        let push = p.for_push(&at);
+        if let Some(t) = push.record {
+            for format in enabled_formats(Some(t)) {
+                jobs.push(job(JobWhat::Record {
+                    template: Some(t.id),
+                    format,
+                    task: None,
+                }));
+            }
+        }
+        if let Some(t) = push.snapshot {
+            jobs.push(job(JobWhat::Snapshot {
+                template: t.id,
+                task: None,
+            }));
+        }
+        for task in active_tasks(
+            &p.tasks,
+            s.key.account,
+            &s.domain,
+            &s.key.app,
+            &s.key.stream,
+            now,
+        ) {
+            jobs.extend(task_jobs(policy, task).into_iter().map(job));
+        }
+        for (output, (template, asked)) in demand {
+            let mine = output.account == s.key.account
+                && output.app == s.key.app
+                && output
+                    .stream
+                    .strip_prefix(s.key.stream.as_str())
+                    .is_some_and(|rest| rest.starts_with('_'));
+            if mine && (clock.duration_since(*asked) < DEMAND_IDLE || watched(output)) {
+                jobs.push(job(JobWhat::Transcode {
+                    template: *template,
+                    output: output.stream.clone(),
+                }));
+            }
+        }
+    }
+    jobs.sort();
+    jobs.dedup();
+    jobs
+}
+
+/// The formats a record template enables; HLS without one (CSS's default
+/// for a record task without a valid template).
+fn enabled_formats(t: Option<&Template>) -> Vec<livestack_core::rules::RecordFormat> {
+    match t.map(|t| &t.spec) {
+        Some(TemplateSpec::Record(r)) => r
+            .outputs
+            .iter()
+            .filter(|(_, o)| o.enabled)
+            .map(|(f, _)| *f)
+            .collect(),
+        _ => vec![livestack_core::rules::RecordFormat::Hls],
+    }
+}
+
+/// The jobs of an active task.
+fn task_jobs(policy: &Policy, task: &Task) -> Vec<JobWhat> {
+    let p = &policy.processing;
+    let template = task
+        .template
+        .and_then(|id| p.templates.get(&id))
+        .filter(|t| t.account == task.account);
+    match task.kind {
+        TaskKind::Record => {
+            let formats = match task.legacy {
+                Some(l) => vec![l.format],
+                None => enabled_formats(template.filter(|t| t.kind() == Kind::Record)),
+            };
+            formats
+                .into_iter()
+                .map(|format| JobWhat::Record {
+                    template: template.filter(|t| t.kind() == Kind::Record).map(|t| t.id),
+                    format,
+                    task: Some(task.id),
+                })
+                .collect()
+        }
+        TaskKind::Screenshot => template
+            .filter(|t| t.kind() == Kind::Snapshot)
+            .map(|t| JobWhat::Snapshot {
+                template: t.id,
+                task: Some(task.id),
+            })
+            .into_iter()
+            .collect(),
+    }
+}
+
+struct Running {
+    cancel: CancellationToken,
+    status: Arc<Mutex<JobStatus>>,
+}
+
+/// The processing jobs of a media server.
+pub(crate) struct Processor {
+    jobs: Mutex<HashMap<JobKey, Running>>,
+    /// Transcoded outputs asked for: output → (template, last asked).
+    demand: Mutex<HashMap<StreamKey, (TemplateId, Instant)>>,
+    wake: Notify,
+    /// The token internal connections present.
+    pub(crate) token: String,
+    /// Where livestack's RTMP port is, once it listens.
+    pub(crate) rtmp_addr: std::sync::OnceLock<SocketAddr>,
+}
+
+impl Processor {
+    pub(crate) fn new() -> Processor {
+        use rand::RngCore;
+        let mut bytes = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        Processor {
+            jobs: Mutex::new(HashMap::new()),
+            demand: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            rtmp_addr: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Asks the reconciler to look now (a push started or ended, the
+    /// policy changed, a player asked for an output).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Whether `query`, from `peer`, carries the internal token.
+    pub(crate) fn is_internal(&self, query: &str, peer: SocketAddr) -> bool {
+        peer.ip().is_loopback()
+            && crate::access::query_get(query, INTERNAL_PARAM).is_some_and(|t| {
+                use subtle::ConstantTimeEq;
+                bool::from(t.as_bytes().ct_eq(self.token.as_bytes()))
+            })
+    }
+
+    /// The RTMP URL a job uses for `stream` of `app`, on the push domain
+    /// `domain` (which names the account).
+    pub(crate) fn internal_url(&self, domain: &str, app: &str, stream: &str) -> Option<String> {
+        let addr = self.rtmp_addr.get()?;
+        Some(format!(
+            "rtmp://{addr}/{app}/{stream}?{INTERNAL_PARAM}={}&domain={domain}",
+            self.token
+        ))
+    }
+
+    /// The live stream a player asking for `key` on play domain `domain`
+    /// gets: a transcoded output (started if need be), the watermarked
+    /// output of a watermarked source, or the source. Waits up to
+    /// [`OUTPUT_WAIT`] for an output that is starting.
+    pub(crate) async fn resolve_play(
+        &self,
+        inner: &Inner,
+        key: &StreamKey,
+        domain: &str,
+    ) -> Option<Arc<Live>> {
+        let policy = inner.policy();
+        let at = StreamRef {
+            account: key.account,
+            domain,
+            app: &key.app,
+            stream: &key.stream,
+        };
+        if let Some((template, base)) = policy.processing.transcode_request(&at) {
+            let source = StreamKey {
+                stream: base,
+                ..key.clone()
+            };
+            inner.live(&source)?;
+            self.ask(key, template.id);
+            return self.wait_for(inner, key).await;
+        }
+        let live = inner.live(key)?;
+        if live.publisher.watermark.is_some() {
+            let marked = StreamKey {
+                stream: format!("{}{WATERMARKED}", key.stream),
+                ..key.clone()
+            };
+            return self.wait_for(inner, &marked).await;
+        }
+        Some(live)
+    }
+
+    /// Notes that a player asked for a transcoded output.
+    pub(crate) fn ask(&self, output: &StreamKey, template: TemplateId) {
+        let fresh = self
+            .demand
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(output.clone(), (template, Instant::now()))
+            .is_none();
+        if fresh {
+            self.wake();
+        }
+    }
+
+    /// Waits until `key` is live, up to [`OUTPUT_WAIT`].
+    pub(crate) async fn wait_for(&self, inner: &Inner, key: &StreamKey) -> Option<Arc<Live>> {
+        let deadline = tokio::time::Instant::now() + OUTPUT_WAIT;
+        loop {
+            if let Some(live) = inner.live(key) {
+                return Some(live);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = inner.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Runs the reconciler until shutdown.
+    pub(crate) async fn run(inner: Arc<Inner>) {
+        loop {
+            reconcile(&inner);
+            tokio::select! {
+                () = inner.processor.wake.notified() => {}
+                () = tokio::time::sleep(RECONCILE_EVERY) => {}
+                () = inner.shutdown.cancelled() => break,
+            }
+        }
+        // Jobs watch child tokens of the shutdown token: they are ending.
+        inner
+            .processor
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+/// Starts the jobs [`plan`] wants that are not running and cancels those
+/// running that it no longer wants.
+fn reconcile(inner: &Arc<Inner>) {
+    let p = &inner.processor;
+    if p.rtmp_addr.get().is_none() {
+        return;
+    }
+    let policy = inner.policy();
+    let sources: Vec<Source> = inner
+        .streams
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|l| !l.publisher.internal)
+        .map(|l| Source {
+            key: l.publisher.key.clone(),
+            domain: l.publisher.domain.clone(),
+            watermark: l.publisher.watermark,
+        })
+        .collect();
+    let clock = Instant::now();
+    let demand = {
+        let mut d = p.demand.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget demand for outputs nobody has asked for or watched lately.
+        d.retain(|k, (_, at)| {
+            clock.duration_since(*at) < DEMAND_IDLE
+                || inner.live(k).is_some_and(|l| l.hub.players() > 0)
+        });
+        d.clone()
+    };
+    let watched = |k: &StreamKey| inner.live(k).is_some_and(|l| l.hub.players() > 0);
+    let wanted = plan(
+        &policy,
+        &sources,
+        &demand,
+        &watched,
+        crate::unix_now(),
+        clock,
+    );
+    let mut jobs = p.jobs.lock().unwrap_or_else(|e| e.into_inner());
+    jobs.retain(|k, r| {
+        let keep = wanted.contains(k) && !r.cancel.is_cancelled();
+        if !keep {
+            r.cancel.cancel();
+            let s = r.status.lock().unwrap_or_else(|e| e.into_inner());
+            tracing::debug!(
+                source = %k.source.stream,
+                "stopping {:?} after {} attempts ({} failed{})",
+                k.what,
+                s.attempts,
+                s.failures,
+                s.last_error.as_deref().map(|e| format!(", last: {e}")).unwrap_or_default()
+            );
+        }
+        keep
+    });
+    for key in wanted {
+        if jobs.contains_key(&key) {
+            continue;
+        }
+        let Some(source) = sources.iter().find(|s| s.key == key.source) else {
+            continue;
+        };
+        let cancel = inner.shutdown.child_token();
+        let status = Arc::new(Mutex::new(JobStatus::default()));
+        let job = Job {
+            inner: Arc::clone(inner),
+            key: key.clone(),
+            domain: source.domain.clone(),
+            policy: Arc::clone(&policy),
+            cancel: cancel.clone(),
+        };
+        let label = job.label();
+        let s = Arc::clone(&status);
+        let c = cancel.clone();
+        inner.tasks.spawn(async move {
+            supervisor::supervise(label, s, c, || job.attempt()).await;
+        });
+        jobs.insert(key, Running { cancel, status });
+    }
+}
+
+/// One job's context for its attempts.
+pub(crate) struct Job {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) key: JobKey,
+    /// The push domain of the source.
+    pub(crate) domain: String,
+    /// The policy when the job started (templates as they were then).
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl Job {
+    /// `live/cam transcode cam_hd`, for logs.
+    pub(crate) fn label(&self) -> String {
+        let k = &self.key;
+        let what = match &k.what {
+            JobWhat::Watermark { .. } => "watermark".to_owned(),
+            JobWhat::Transcode { output, .. } => format!("transcode {output}"),
+            JobWhat::Record { format, task, .. } => match task {
+                Some(t) => format!("record {format:?} (task {t})"),
+                None => format!("record {format:?}"),
+            },
+            JobWhat::Snapshot { task, .. } => match task {
+                Some(t) => format!("snapshot (task {t})"),
+                None => "snapshot".to_owned(),
+            },
+        };
+        format!(
+            "{}/{}/{} {what}",
+            self.domain, k.source.app, k.source.stream
+        )
+    }
+
+    /// The template `id` of the job's account, as the job started.
+    pub(crate) fn template(&self, id: TemplateId) -> Option<&Template> {
+        self.policy
+            .processing
+            .templates
+            .get(&id)
+            .filter(|t| t.account == self.key.source.account)
+    }
+
+    /// The internal URL of `stream` (of the source's app and domain).
+    pub(crate) fn url(&self, stream: &str) -> Result<String, supervisor::JobError> {
+        self.inner
+            .processor
+            .internal_url(&self.domain, &self.key.source.app, stream)
+            .ok_or_else(|| supervisor::JobError::Work("the RTMP port is not listening".into()))
+    }
+
+    /// The name jobs read: the watermarked output if the source is
+    /// watermarked, unless `raw` (`RemoveWatermark`).
+    pub(crate) fn source_name(&self, raw: bool) -> String {
+        let marked = self
+            .inner
+            .live(&self.key.source)
+            .is_some_and(|l| l.publisher.watermark.is_some());
+        if marked && !raw {
+            format!("{}{WATERMARKED}", self.key.source.stream)
+        } else {
+            self.key.source.stream.clone()
+        }
+    }
+
+    async fn attempt(&self) -> Result<(), supervisor::JobError> {
+        match &self.key.what {
+            JobWhat::Watermark { template } => transcode::watermark(self, *template).await,
+            JobWhat::Transcode { template, output } => {
+                transcode::transcode(self, *template, output).await
+            }
+            JobWhat::Snapshot { template, task } => snapshot::run(self, *template, *task).await,
+            JobWhat::Record { .. } => {
+                // Built by the recording module.
+                Err(supervisor::JobError::Work("not built yet".into()))
+            }
+        }
+    }
+}
