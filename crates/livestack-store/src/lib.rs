@@ -19,6 +19,7 @@ pub mod keys;
 mod migrate;
 pub mod sqlite;
 pub mod streams;
+pub mod tasks;
 pub mod templates;
 
 use std::path::Path;
