@@ -283,7 +283,11 @@ pub struct TaskFilter {
 }
 
 /// `account`'s tasks matching `filter`, not deleted, in id order.
-pub fn list(conn: &Connection, account: AccountId, filter: &TaskFilter) -> StoreResult<Vec<TaskRow>> {
+pub fn list(
+    conn: &Connection,
+    account: AccountId,
+    filter: &TaskFilter,
+) -> StoreResult<Vec<TaskRow>> {
     let mut sql = format!(
         "SELECT {COLUMNS} FROM tasks
          WHERE account_id = ?1 AND kind = ?2 AND legacy = ?3 AND deleted_at IS NULL
@@ -407,12 +411,19 @@ mod tests {
                 });
                 legacy.stream_param = "record_interval=3600".into();
                 insert(c, &mut legacy)?;
-                assert_eq!(find(c, a, TaskKind::Record, false, t.task.id)?, Some(t.clone()));
+                assert_eq!(
+                    find(c, a, TaskKind::Record, false, t.task.id)?,
+                    Some(t.clone())
+                );
                 assert_eq!(
                     find(c, a, TaskKind::Record, true, legacy.task.id)?,
                     Some(legacy.clone())
                 );
-                assert_eq!(find(c, b, TaskKind::Record, false, t.task.id)?, None, "tenancy");
+                assert_eq!(
+                    find(c, b, TaskKind::Record, false, t.task.id)?,
+                    None,
+                    "tenancy"
+                );
                 assert_eq!(find(c, a, TaskKind::Screenshot, false, t.task.id)?, None);
                 assert_eq!(find(c, a, TaskKind::Record, true, t.task.id)?, None);
                 assert!(!stop(c, b, t.task.id, 150)?);
@@ -424,7 +435,11 @@ mod tests {
                 assert!(delete(c, a, t.task.id, 170)?);
                 assert!(!delete(c, a, t.task.id, 170)?, "already deleted");
                 assert_eq!(find(c, a, TaskKind::Record, false, t.task.id)?, None);
-                assert_eq!(created_since(c, a, &RECORD, 50)?, 0, "deleted ones do not count");
+                assert_eq!(
+                    created_since(c, a, &RECORD, 50)?,
+                    0,
+                    "deleted ones do not count"
+                );
                 let legacy_family = Family {
                     kind: TaskKind::Record,
                     legacy: true,
@@ -457,12 +472,28 @@ mod tests {
                 };
                 let s = Some(("push.example.com", "live", "s"));
                 assert_eq!(running(s, (0, 1000), 0)?, vec![ids[0], ids[1]]);
-                assert_eq!(running(s, (200, 1000), 0)?, vec![ids[1]], "[100,200) ends at 200");
-                assert_eq!(running(s, (0, 150), 0)?, vec![ids[0]], "[150,300) starts at 150");
-                assert_eq!(running(s, (0, 1000), 250)?, vec![ids[1]], "ended ones do not run");
+                assert_eq!(
+                    running(s, (200, 1000), 0)?,
+                    vec![ids[1]],
+                    "[100,200) ends at 200"
+                );
+                assert_eq!(
+                    running(s, (0, 150), 0)?,
+                    vec![ids[0]],
+                    "[150,300) starts at 150"
+                );
+                assert_eq!(
+                    running(s, (0, 1000), 250)?,
+                    vec![ids[1]],
+                    "ended ones do not run"
+                );
                 assert_eq!(running(None, (0, 1000), 0)?, ids);
                 stop(c, a, ids[1], 120)?;
-                assert_eq!(running(s, (0, 1000), 0)?, vec![ids[0]], "stopped ones do not run");
+                assert_eq!(
+                    running(s, (0, 1000), 0)?,
+                    vec![ids[0]],
+                    "stopped ones do not run"
+                );
 
                 let mut filter = TaskFilter {
                     family: RECORD,
@@ -477,7 +508,11 @@ mod tests {
                 let page = |f: &TaskFilter| {
                     list(c, a, f).map(|v| v.iter().map(|r| r.task.id).collect::<Vec<_>>())
                 };
-                assert_eq!(page(&filter)?, vec![ids[0], ids[2]], "inside the window only");
+                assert_eq!(
+                    page(&filter)?,
+                    vec![ids[0], ids[2]],
+                    "inside the window only"
+                );
                 filter.stream = Some("t".into());
                 assert_eq!(page(&filter)?, vec![ids[2]]);
                 filter.stream = None;
@@ -523,10 +558,13 @@ mod tests {
                 for t in [&live, &idle, &pending] {
                     delete(c, a, t.task.id, 200)?;
                 }
-                let ids = |now| {
-                    in_force(c, now).map(|v| v.iter().map(|t| t.id).collect::<Vec<_>>())
-                };
-                assert_eq!(ids(300)?, vec![live.task.id], "only the recording one lingers");
+                let ids =
+                    |now| in_force(c, now).map(|v| v.iter().map(|t| t.id).collect::<Vec<_>>());
+                assert_eq!(
+                    ids(300)?,
+                    vec![live.task.id],
+                    "only the recording one lingers"
+                );
                 assert!(deleted_while_running(c, a, "live", "s", 300)?);
                 assert!(deleted_while_running(c, a, "live", "t", 300)?);
                 assert!(!deleted_while_running(c, a, "live", "s", 1000)?);

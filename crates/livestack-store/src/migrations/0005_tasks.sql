@@ -28,6 +28,8 @@ CREATE TABLE tasks (
     stopped_at    BIGINT  NOT NULL,
     deleted_at    BIGINT
 );
-CREATE INDEX tasks_by_stream ON tasks (account_id, kind, legacy, app, stream);
-CREATE INDEX tasks_by_created ON tasks (account_id, legacy, created_at);
-CREATE INDEX tasks_by_end ON tasks (end_time);
+-- Running tasks of a family (the overlap limits), a day's tasks (the
+-- legacy daily limit), tasks in force (the media plane's policy).
+CREATE INDEX tasks_running ON tasks (account_id, kind, legacy, stopped_at, end_time);
+CREATE INDEX tasks_by_created ON tasks (account_id, kind, legacy, created_at);
+CREATE INDEX tasks_in_force ON tasks (stopped_at, end_time);

@@ -14,4 +14,5 @@ mod errors;
 mod harness;
 mod media;
 mod operations;
+mod tasks;
 mod templates;

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 /// A running `ffmpeg` publisher, killed on drop.
-struct Publisher {
+pub struct Publisher {
     child: Child,
 }
 
 impl Publisher {
     /// Publishes `seconds` of 640x360 25 fps H.264 (1 s GOP) + AAC to `url`.
-    fn start(url: &str, seconds: u32) -> Publisher {
+    pub fn start(url: &str, seconds: u32) -> Publisher {
         let child = Command::new(ffmpeg_bin("ffmpeg"))
             .args(["-hide_banner", "-loglevel", "error", "-re"])
             .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
