@@ -12,5 +12,6 @@ pub mod processing;
 pub mod record;
 pub mod snapshot;
 pub mod stream;
+pub mod task;
 pub mod transcode;
 pub mod watermark;

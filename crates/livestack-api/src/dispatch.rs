@@ -36,6 +36,8 @@ pub struct Cx {
     pub dry_run: bool,
     /// The server clock at the start of the request (Unix seconds).
     pub now: i64,
+    /// The limits of legacy recording tasks.
+    pub task_limits: crate::actions::task::TaskLimits,
 }
 
 impl Cx {
@@ -161,6 +163,18 @@ actions! {
     CreateLiveCallbackRule => crate::actions::callback::create_live_callback_rule,
     DeleteLiveCallbackRule => crate::actions::callback::delete_live_callback_rule,
     DescribeLiveCallbackRules => crate::actions::callback::describe_live_callback_rules,
+    // record and screenshot tasks
+    CreateRecordTask => crate::actions::task::create_record_task,
+    StopRecordTask => crate::actions::task::stop_record_task,
+    DeleteRecordTask => crate::actions::task::delete_record_task,
+    DescribeRecordTask => crate::actions::task::describe_record_task,
+    CreateScreenshotTask => crate::actions::task::create_screenshot_task,
+    StopScreenshotTask => crate::actions::task::stop_screenshot_task,
+    DeleteScreenshotTask => crate::actions::task::delete_screenshot_task,
+    DescribeScreenshotTask => crate::actions::task::describe_screenshot_task,
+    CreateLiveRecord => crate::actions::task::create_live_record,
+    StopLiveRecord => crate::actions::task::stop_live_record,
+    DeleteLiveRecord => crate::actions::task::delete_live_record,
 }
 
 /// `docs/api-coverage.md`: every action of the model, and whether

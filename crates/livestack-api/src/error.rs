@@ -184,6 +184,16 @@ error_codes! {
     FailedOperationInvokeVideoApiFail => "FailedOperation.InvokeVideoApiFail",
         "The storage (VOD) operation failed.", "操作点播接口异常。";
     ResourceNotFoundTaskId => "ResourceNotFound.TaskId", "The TaskId does not exist.", "TaskId 不存在。";
+    ResourceNotFoundChannelNotExist => "ResourceNotFound.ChannelNotExist",
+        "The channel (stream) does not exist.", "频道不存在。";
+    ResourceUnavailableStreamNotExist => "ResourceUnavailable.StreamNotExist",
+        "The stream is not being pushed.", "推流不存在。";
+    LimitExceededMaximumRunningTask => "LimitExceeded.MaximumRunningTask",
+        "Too many tasks would run at the same time.", "当前并发任务数超限制。";
+    LimitExceededMaximumTask => "LimitExceeded.MaximumTask",
+        "Too many tasks have been created today.", "当天已创建任务数超限制。";
+    FailedOperationAlterTaskState => "FailedOperation.AlterTaskState",
+        "The task's state cannot be changed.", "改变任务状态失败。";
     InternalErrorInvalidInput => "InternalError.InvalidInput", "The parameters failed validation.", "参数检校不通过。";
     InternalErrorPlayDomainNoRecord => "InternalError.PlayDomainNoRecord", "The play domain does not exist.", "播放域名不存在。";
     InternalErrorPushDomainNoRecord => "InternalError.PushDomainNoRecord", "The push domain does not exist.", "推流域名不存在。";

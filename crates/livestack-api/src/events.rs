@@ -1,21 +1,57 @@
 //! Recording what the media plane reports: push sessions for the event
 //! and published lists.
 //!
-//! Owns: turning [`MediaEvent`]s into `stream_sessions` rows. Must not:
-//! block the media plane (events arrive on a bounded channel the media
-//! plane never waits on).
+//! Owns: turning [`MediaEvent`]s into `stream_sessions` rows, and
+//! republishing the policy when the end of a push lets a task go (a task
+//! deleted while it recorded that push). Must not: block the media plane
+//! (events arrive on a bounded channel the media plane never waits on).
+
+use std::sync::Arc;
 
 use livestack_core::media::MediaEvent;
-use livestack_store::{streams, Store};
+use livestack_store::{streams, tasks, Store};
 use tokio::sync::mpsc;
 
+use crate::policy::PolicyPublisher;
+
 /// Records events until the channel closes (the media plane has shut down).
-pub async fn record(store: Store, mut rx: mpsc::Receiver<MediaEvent>) {
+pub async fn record(
+    store: Store,
+    policy: Arc<PolicyPublisher>,
+    mut rx: mpsc::Receiver<MediaEvent>,
+) {
     while let Some(event) = rx.recv().await {
+        // A push that ends may end a deleted task's last recording.
+        let ended = match &event {
+            MediaEvent::PublishStopped { key, .. } => Some(key.clone()),
+            _ => None,
+        };
         if let Err(e) = record_one(&store, event).await {
             tracing::error!("cannot record a stream event: {e}");
         }
+        if let Some(key) = ended {
+            if let Err(e) = release_deleted_tasks(&store, &policy, key).await {
+                tracing::error!("cannot republish the policy after a push ended: {e}");
+            }
+        }
     }
+}
+
+/// Republishes the policy when a task of the stream `key` was deleted
+/// while it ran: it stayed in force only while the push went on.
+async fn release_deleted_tasks(
+    store: &Store,
+    policy: &PolicyPublisher,
+    key: livestack_core::media::StreamKey,
+) -> livestack_store::StoreResult<()> {
+    let now = crate::gateway::unix_now();
+    let lingering = store
+        .run(move |c| tasks::deleted_while_running(c, key.account, &key.app, &key.stream, now))
+        .await?;
+    if lingering {
+        policy.refresh().await?;
+    }
+    Ok(())
 }
 
 async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreResult<()> {

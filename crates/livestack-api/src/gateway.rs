@@ -23,6 +23,7 @@ use livestack_model::schema::{find_action, find_struct, ActionSchema};
 use livestack_store::Store;
 use serde_json::{Map, Value};
 
+use crate::actions::task::TaskLimits;
 use crate::auth::{self, tc3, v1, KeyCache, NonceCache, Principal};
 use crate::dispatch::{self, Cx};
 use crate::error::{ApiError, ApiResult, ErrorCode, Lang};
@@ -74,6 +75,8 @@ pub struct ApiSettings {
     pub rate_limit: Option<u32>,
     /// Regions a request may name; an absent or empty region is always fine.
     pub regions: Vec<String>,
+    /// The limits of legacy recording tasks (`CreateLiveRecord`).
+    pub task_limits: TaskLimits,
 }
 
 impl Default for ApiSettings {
@@ -81,6 +84,7 @@ impl Default for ApiSettings {
         ApiSettings {
             rate_limit: None,
             regions: DEFAULT_REGIONS.iter().map(|r| (*r).to_owned()).collect(),
+            task_limits: TaskLimits::default(),
         }
     }
 }
@@ -94,6 +98,7 @@ pub struct Gateway {
     regions: HashSet<String>,
     nonces: NonceCache,
     keys: KeyCache,
+    task_limits: TaskLimits,
     clock: Box<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -114,6 +119,7 @@ impl Gateway {
             regions: settings.regions.iter().cloned().collect(),
             nonces: NonceCache::default(),
             keys: KeyCache::default(),
+            task_limits: settings.task_limits,
             clock: Box::new(unix_now),
         }
     }
@@ -416,6 +422,7 @@ async fn pipeline(
         request_id: Arc::from(request_id),
         dry_run,
         now,
+        task_limits: gw.task_limits,
     };
     dispatch::dispatch(cx, schema.name, value).await
 }

@@ -19,5 +19,6 @@ pub mod policy;
 pub mod ratelimit;
 pub mod time;
 
+pub use actions::task::TaskLimits;
 pub use gateway::{ApiSettings, Gateway, DEFAULT_REGIONS, VERSION};
 pub use policy::PolicyPublisher;

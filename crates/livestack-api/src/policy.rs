@@ -1,7 +1,8 @@
 //! Publishing the media plane's [`Policy`] from the store.
 //!
 //! Owns: building the immutable snapshot (domains with their keys and
-//! referer rules, forbidden streams, processing templates and rules) and handing it to the media plane
+//! referer rules, forbidden streams, processing templates, rules and
+//! tasks) and handing it to the media plane
 //! through a `watch` channel. Handlers that change any of it call
 //! [`PolicyPublisher::refresh`] before they answer, so a change is in force
 //! on the media plane by the time the client hears of it.
@@ -13,7 +14,7 @@ use livestack_core::media::{DomainPolicy, Policy, RefererPolicy, StreamKey, TlsM
 use livestack_core::rules::Processing;
 use livestack_core::DomainKind;
 use livestack_store::domains::Domain;
-use livestack_store::{certs, domains, streams, templates, Store, StoreResult};
+use livestack_store::{certs, domains, streams, tasks, templates, Store, StoreResult};
 use tokio::sync::watch;
 
 /// Keeps the media plane's policy in step with the store.
@@ -50,14 +51,15 @@ impl PolicyPublisher {
     }
 
     /// Every template and rule (read together, so every rule's template
-    /// is there), for [`Policy::processing`].
-    async fn processing(&self) -> StoreResult<Processing> {
-        let (all, rules, accounts) = self
+    /// is there) and the tasks in force at `now`, for [`Policy::processing`].
+    async fn processing(&self, now: i64) -> StoreResult<Processing> {
+        let (all, rules, tasks, accounts) = self
             .store
-            .run(|c| {
+            .run(move |c| {
                 Ok((
                     templates::all(c)?,
                     templates::all_rules(c)?,
+                    tasks::in_force(c, now)?,
                     livestack_store::accounts::list(c)?,
                 ))
             })
@@ -66,8 +68,10 @@ impl PolicyPublisher {
             templates: all.into_iter().map(|t| (t.id, t)).collect(),
             rules,
             picture_dir: templates::picture_dir(&self.store),
-            // Filled from the store by the task actions' issue (#6).
-            tasks: Vec::new(),
+            // The media plane checks each task's window itself
+            // (`Task::wants`), so one that ends after this refresh ends on
+            // time all the same.
+            tasks,
             app_ids: accounts.into_iter().map(|a| (a.id, a.app_id)).collect(),
         })
     }
@@ -102,7 +106,7 @@ impl PolicyPublisher {
             domains: HashMap::with_capacity(domains.len()),
             forbidden: HashMap::with_capacity(bans.len()),
             delays: HashMap::with_capacity(delays.len()),
-            processing: self.processing().await?,
+            processing: self.processing(now).await?,
         };
         *self.domains.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(domains.clone());
         for d in domains {

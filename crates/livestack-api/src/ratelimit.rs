@@ -21,7 +21,8 @@ pub fn documented_limit(action: &str) -> u32 {
         | "DescribeLiveRecordTemplates"
         | "DescribeLiveCallbackRules"
         | "DescribeLiveWatermark"
-        | "DescribeLivePushAuthKey" => 500,
+        | "DescribeLivePushAuthKey"
+        | "CreateLiveRecord" => 500,
         "DescribeLiveStreamState" | "DescribeLiveStreamPublishedList" => 300,
         "ForbidLiveStream"
         | "CreateLiveTranscodeTemplate"
@@ -31,6 +32,7 @@ pub fn documented_limit(action: &str) -> u32 {
         | "CreateLiveCallbackTemplate"
         | "CreateLiveCallbackRule"
         | "ModifyLivePushAuthKey"
+        | "DeleteLiveRecord"
         | "AddDelayLiveStream"
         | "ResumeDelayLiveStream"
         | "CreateCommonMixStream" => 200,

@@ -19,6 +19,7 @@ pub mod keys;
 mod migrate;
 pub mod sqlite;
 pub mod streams;
+pub mod tasks;
 pub mod templates;
 
 use std::path::Path;
@@ -28,6 +29,9 @@ pub use accounts::Account;
 pub use domains::{Domain, DomainFilter, NewDomain};
 pub use keys::{ApiKey, NewKey};
 pub use livestack_core::AccountId;
+/// The connection repository functions take (what [`Store::run`] and
+/// [`Store::transaction`] hand to their closures).
+pub use rusqlite::Connection;
 
 /// What can go wrong in the store. The API layer decides what a client sees.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("migrations/0002_certificates.sql")),
     (3, include_str!("migrations/0003_streams.sql")),
     (4, include_str!("migrations/0004_templates_rules.sql")),
+    (5, include_str!("migrations/0005_tasks.sql")),
 ];
 
 pub(crate) fn run(conn: &Connection) -> StoreResult<()> {

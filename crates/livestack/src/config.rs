@@ -46,6 +46,11 @@ pub(crate) struct ApiConfig {
     pub(crate) rate_limit: Option<u32>,
     /// Regions a request may name.
     pub(crate) regions: Vec<String>,
+    /// Legacy recording tasks (`CreateLiveRecord`) an account may create
+    /// in one Beijing day.
+    pub(crate) legacy_record_tasks_per_day: u64,
+    /// Legacy recording tasks of an account that may run at once.
+    pub(crate) legacy_record_tasks_running: u64,
 }
 
 /// A listener of the media plane.
@@ -329,6 +334,8 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
             rate_limit: defaults.rate_limit,
             regions: defaults.regions,
+            legacy_record_tasks_per_day: defaults.task_limits.legacy_per_day,
+            legacy_record_tasks_running: defaults.task_limits.legacy_running,
         }
     }
 }

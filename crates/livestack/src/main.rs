@@ -361,7 +361,11 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
         events_tx,
         shutdown.clone(),
     );
-    let recorder = tokio::spawn(livestack_api::events::record(store.clone(), events_rx));
+    let recorder = tokio::spawn(livestack_api::events::record(
+        store.clone(),
+        Arc::clone(&policy),
+        events_rx,
+    ));
     media.serve_rtmp(rtmp);
     media.serve_http(http);
     media
@@ -371,6 +375,10 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
     let settings = livestack_api::ApiSettings {
         rate_limit: config.api.rate_limit,
         regions: config.api.regions.clone(),
+        task_limits: livestack_api::TaskLimits {
+            legacy_per_day: config.api.legacy_record_tasks_per_day,
+            legacy_running: config.api.legacy_record_tasks_running,
+        },
     };
     let control: Arc<dyn MediaControl> = Arc::new(media.clone());
     let gateway = Arc::new(livestack_api::Gateway::new(

@@ -16,4 +16,5 @@ mod harness;
 mod media;
 mod operations;
 mod processing;
+mod tasks;
 pub(crate) mod templates;
