@@ -23,6 +23,7 @@ mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,6 +54,13 @@ pub struct MediaConfig {
     pub chunk_size: u32,
     /// The ffmpeg program processing jobs run.
     pub ffmpeg: String,
+    /// Where processing jobs keep their files until they are delivered
+    /// (recordings); files a crash left here are delivered at the next
+    /// start. The binary uses `<data dir>/processing`.
+    pub work_dir: PathBuf,
+    /// Caps the file interval of every recording (CSS's shortest is 60 s),
+    /// for tests and demonstrations; `None` keeps the templates'.
+    pub max_record_interval: Option<Duration>,
 }
 
 impl Default for MediaConfig {
@@ -64,6 +72,8 @@ impl Default for MediaConfig {
             hls_window: 6,
             chunk_size: 60_000,
             ffmpeg: "ffmpeg".to_owned(),
+            work_dir: std::env::temp_dir().join("livestack-processing"),
+            max_record_interval: None,
         }
     }
 }

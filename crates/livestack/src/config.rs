@@ -15,7 +15,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
-    /// Where the database (and later recordings) live.
+    /// Where the database lives, and recordings while they are made
+    /// (`processing/`).
     pub(crate) data_dir: PathBuf,
     /// The Tencent Cloud Live API.
     pub(crate) api: ApiConfig,
@@ -67,6 +68,10 @@ pub(crate) struct MediaConfig {
     /// The ffmpeg program transcoding, watermark, recording and snapshot
     /// jobs run (a name looked up on PATH, or a path).
     pub(crate) ffmpeg: String,
+    /// Caps every recording's file interval (seconds), below CSS's 60 s
+    /// minimum if need be: for tests and demonstrations. Unset: each
+    /// template's `RecordInterval`.
+    pub(crate) max_record_interval_secs: Option<u64>,
 }
 
 impl Default for MediaConfig {
@@ -78,13 +83,15 @@ impl Default for MediaConfig {
             hls_segment_secs: d.hls_segment.as_secs(),
             hls_window: d.hls_window,
             ffmpeg: d.ffmpeg,
+            max_record_interval_secs: d.max_record_interval.map(|d| d.as_secs()),
         }
     }
 }
 
 impl MediaConfig {
-    /// The media plane's settings.
-    pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
+    /// The media plane's settings; processing jobs work in
+    /// `<data_dir>/processing`.
+    pub(crate) fn to_media(&self, data_dir: &Path) -> livestack_media::MediaConfig {
         use std::time::Duration;
         livestack_media::MediaConfig {
             merge_write: Duration::from_millis(self.merge_write_ms),
@@ -92,6 +99,10 @@ impl MediaConfig {
             hls_segment: Duration::from_secs(self.hls_segment_secs.max(1)),
             hls_window: self.hls_window.max(1),
             ffmpeg: self.ffmpeg.clone(),
+            work_dir: data_dir.join("processing"),
+            max_record_interval: self
+                .max_record_interval_secs
+                .map(|s| Duration::from_secs(s.max(1))),
             ..livestack_media::MediaConfig::default()
         }
     }

@@ -305,7 +305,7 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
     let media = livestack_media::MediaServer::new(
-        config.media.to_media(),
+        config.media.to_media(&config.data_dir),
         policy.subscribe(),
         events_tx,
         shutdown.clone(),

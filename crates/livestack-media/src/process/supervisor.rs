@@ -87,6 +87,11 @@ impl Ffmpeg {
         })
     }
 
+    /// The process id, while it runs.
+    pub(crate) fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Waits for the process to exit, logging what it prints. Cancel-safe:
     /// it can be a branch of a `select!` and be called again.
     pub(crate) async fn wait(&mut self) -> Result<(), JobError> {
@@ -110,6 +115,23 @@ impl Ffmpeg {
                 },
                 status = self.child.wait() => {
                     let status = status.map_err(JobError::Wait)?;
+                    // What it printed last (the reason it failed) may still
+                    // be in the pipe: read it, briefly.
+                    let drain = async {
+                        while let Some(lines) = self.stderr.as_mut() {
+                            match lines.next_line().await {
+                                Ok(Some(line)) => {
+                                    tracing::debug!(job = %self.label, "ffmpeg: {line}");
+                                    if self.tail.len() == TAIL_LINES {
+                                        self.tail.remove(0);
+                                    }
+                                    self.tail.push(line);
+                                }
+                                _ => self.stderr = None,
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
                     return if status.success() {
                         Ok(())
                     } else {
@@ -157,6 +179,12 @@ pub(crate) struct JobStatus {
     pub(crate) last_error: Option<String>,
     /// Whether an attempt is running now.
     pub(crate) running: bool,
+    /// Files delivered to storage (recordings).
+    pub(crate) files: u32,
+    /// Files storage refused; they stay on local disk.
+    pub(crate) storage_failures: u32,
+    /// The last storage error, if any.
+    pub(crate) last_storage_error: Option<String>,
 }
 
 /// Runs `attempt` again and again until `cancel` fires: after a failure
