@@ -15,4 +15,5 @@ mod harness;
 mod media;
 mod operations;
 mod processing;
+mod recording;
 mod templates;
