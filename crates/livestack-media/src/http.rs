@@ -6,9 +6,15 @@
 //! authentication and referer rules, and the HTTP-FLV stream. A hand-made
 //! server rather than a framework because an HTTP-FLV response is an
 //! endless body that wants the same batched vectored writes as RTMP
-//! players, straight to the socket. Must not: serve anything but playback.
+//! players, straight to the socket. Also serves the files of the local
+//! record storage under `/records/<key>` (the `video_url`/`pic_url` of
+//! callbacks): read-only, regular files only, no listing, nothing outside
+//! the storage directory; a path that names no such file falls through to
+//! playback, so an app called `records` still plays. Must not: serve
+//! anything but playback and recorded files.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,6 +201,11 @@ async fn handle<S: AsyncWrite + Unpin>(
             )
             .await?;
             return Ok(true);
+        }
+    }
+    if let Some(key) = req.path.strip_prefix("/records/") {
+        if let Some(found) = record_file(inner.storage.local_dir(), key).await {
+            return serve_record(inner, socket, found, req.keep_alive, head_only).await;
         }
     }
     let Some((app, file)) = req.path.trim_start_matches('/').split_once('/') else {
@@ -407,6 +418,87 @@ async fn flv<S: AsyncWrite + Unpin>(
     .await;
     tracing::debug!("HTTP-FLV play ended: {end:?}");
     Ok(())
+}
+
+/// A file of the local record storage, opened.
+struct RecordFile {
+    file: tokio::fs::File,
+    len: u64,
+    content_type: &'static str,
+}
+
+/// The file `/records/<encoded>` names, when it is a regular file inside
+/// `root`: the key is percent-decoded and must be a safe key with no
+/// hidden level (copies in progress are `.name.partial`), and its real
+/// path, symlinks resolved, must stay inside `root`.
+async fn record_file(root: &Path, encoded: &str) -> Option<RecordFile> {
+    let key = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
+    livestack_core::naming::check_key(&key).ok()?;
+    if key.split('/').any(|level| level.starts_with('.')) {
+        return None;
+    }
+    let root = tokio::fs::canonicalize(root).await.ok()?;
+    let path = tokio::fs::canonicalize(root.join(&*key)).await.ok()?;
+    if !path.starts_with(&root) {
+        return None;
+    }
+    let file = tokio::fs::File::open(&path).await.ok()?;
+    let meta = file.metadata().await.ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let content_type = match ext.as_str() {
+        "flv" => "video/x-flv",
+        "mp4" => "video/mp4",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "ts" => "video/mp2t",
+        "aac" => "audio/aac",
+        "mp3" => "audio/mpeg",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        _ => "application/octet-stream",
+    };
+    Some(RecordFile {
+        file,
+        len: meta.len(),
+        content_type,
+    })
+}
+
+/// Sends a recorded file; false when the connection must close (the file
+/// changed size under us, or shutdown).
+async fn serve_record<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    found: RecordFile,
+    keep_alive: bool,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+         Connection: {}\r\n{CORS}\r\n",
+        found.content_type,
+        found.len,
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    socket.write_all(head.as_bytes()).await?;
+    if head_only {
+        return Ok(true);
+    }
+    let mut body = tokio::io::BufReader::with_capacity(64 * 1024, found.file.take(found.len));
+    let sent = tokio::select! {
+        r = tokio::io::copy_buf(&mut body, socket) => r?,
+        () = inner.shutdown.cancelled() => return Ok(false),
+    };
+    socket.flush().await?;
+    Ok(sent == found.len)
 }
 
 const CORS: &str = "Access-Control-Allow-Origin: *\r\n\

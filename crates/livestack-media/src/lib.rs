@@ -2,8 +2,8 @@
 //!
 //! Owns: the listeners and connection tasks, the registry of live streams
 //! and their hubs, push and play authorization against the [`Policy`] the
-//! control plane publishes, and the measurements `DescribeLiveStream*`
-//! report. Must not: touch the database or know Tencent wire names: it
+//! control plane publishes, the measurements `DescribeLiveStream*`
+//! report, and the storage of recordings and snapshots ([`storage`]). Must not: touch the database or know Tencent wire names: it
 //! reads the policy snapshot, answers [`MediaControl`] calls and emits
 //! [`MediaEvent`]s.
 //!
@@ -15,10 +15,12 @@ mod access;
 mod http;
 pub mod hub;
 mod live;
+mod notify;
 pub mod output;
 mod process;
 mod rtmp;
 pub mod stats;
+pub mod storage;
 mod tls;
 
 use std::collections::HashMap;
@@ -36,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::Live;
+pub use crate::notify::CallbackConfig;
+use crate::notify::Notifier;
 
 /// Settings of the media plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +58,18 @@ pub struct MediaConfig {
     pub chunk_size: u32,
     /// The ffmpeg program processing jobs run.
     pub ffmpeg: String,
-    /// Where processing jobs keep their files until they are delivered
-    /// (recordings); files a crash left here are delivered at the next
-    /// start. The binary uses `<data dir>/processing`.
+    /// Where processing jobs keep files they are still writing, and
+    /// recordings until they are delivered (files a crash left here are
+    /// delivered at the next start). The binary uses
+    /// `<data dir>/processing`.
     pub work_dir: PathBuf,
     /// Caps the file interval of every recording (CSS's shortest is 60 s),
     /// for tests and demonstrations; `None` keeps the templates'.
     pub max_record_interval: Option<Duration>,
+    /// Delivery of event callbacks.
+    pub callbacks: CallbackConfig,
+    /// Where recordings and snapshots are kept.
+    pub storage: storage::StorageSettings,
 }
 
 impl Default for MediaConfig {
@@ -74,6 +83,8 @@ impl Default for MediaConfig {
             ffmpeg: "ffmpeg".to_owned(),
             work_dir: std::env::temp_dir().join("livestack-processing"),
             max_record_interval: None,
+            callbacks: CallbackConfig::default(),
+            storage: storage::StorageSettings::default(),
         }
     }
 }
@@ -86,7 +97,10 @@ pub(crate) struct Inner {
     next_session: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    pub(crate) storage: storage::Storage,
     pub(crate) processor: process::Processor,
+    /// Event callbacks (push begin/end, record files, snapshots).
+    pub(crate) notifier: Notifier,
 }
 
 impl Inner {
@@ -163,23 +177,29 @@ pub struct MediaServer {
 
 impl MediaServer {
     /// A media plane enforcing `policy` and reporting on `events`; it stops
-    /// when `shutdown` is cancelled.
+    /// when `shutdown` is cancelled. Must be called inside a Tokio runtime
+    /// (it starts the callback dispatcher).
     pub fn new(
         config: MediaConfig,
         policy: watch::Receiver<Arc<Policy>>,
         events: mpsc::Sender<MediaEvent>,
         shutdown: CancellationToken,
     ) -> MediaServer {
+        let storage = storage::Storage::new(config.storage.clone());
+        let tasks = TaskTracker::new();
+        let notifier = Notifier::start(config.callbacks.clone(), &tasks, shutdown.clone());
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
+                storage,
                 policy,
                 events,
                 streams: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(0),
                 shutdown,
-                tasks: TaskTracker::new(),
                 processor: process::Processor::new(),
+                tasks,
+                notifier,
             }),
         };
         let inner = Arc::clone(&server.inner);
@@ -218,6 +238,11 @@ impl MediaServer {
             .tasks
             .spawn(http::accept_tls_loop(inner, listener, config));
         Ok(())
+    }
+
+    /// Where recordings and snapshots are kept.
+    pub fn storage(&self) -> &storage::Storage {
+        &self.inner.storage
     }
 
     /// Cancels every connection and waits until all tasks have ended.

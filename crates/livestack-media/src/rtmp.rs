@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::access::{self, PlayRefusal};
 use crate::hub::{FrameKind, Hub};
 use crate::live::{Live, Publisher};
+use crate::notify;
 use crate::output::{self, PlayEnd};
 use crate::Inner;
 
@@ -257,7 +258,13 @@ async fn publish(
             SegmenterConfig {
                 target_duration_ms: inner.config.hls_segment.as_millis() as u64,
                 window: inner.config.hls_window,
-                name: target.stream.clone(),
+                // A watermarked output's segments are named (and asked
+                // for) by the source's name.
+                name: target
+                    .stream
+                    .strip_suffix(crate::process::WATERMARKED)
+                    .unwrap_or(&target.stream)
+                    .to_owned(),
                 ..SegmenterConfig::default()
             },
             inner.config.chunk_size,
@@ -267,6 +274,7 @@ async fn publish(
     };
     session.accept_publish(stream_id);
     flush(&mut session, &mut wr).await?;
+    let went_live = Instant::now();
     if internal {
         tracing::debug!(app = key.app, stream = key.stream, "internal push started");
     } else {
@@ -279,6 +287,7 @@ async fn publish(
             at: now,
             session: session_id,
         });
+        notify::push_began(&inner, &live);
     }
     inner.processor.wake();
 
@@ -306,6 +315,7 @@ async fn publish(
         return Ok(());
     }
     tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push ended: {}", reason.describe());
+    notify::push_ended(&inner, &live, reason, went_live.elapsed());
     inner.emit(MediaEvent::PublishStopped {
         key,
         domain,

@@ -28,6 +28,10 @@ pub(crate) struct Config {
     pub(crate) https: ListenConfig,
     /// Media plane tuning.
     pub(crate) media: MediaConfig,
+    /// Delivery of event callbacks.
+    pub(crate) callbacks: CallbacksConfig,
+    /// Where recordings and snapshots are kept.
+    pub(crate) storage: StorageConfig,
     /// Logging.
     pub(crate) log: LogConfig,
 }
@@ -89,9 +93,9 @@ impl Default for MediaConfig {
 }
 
 impl MediaConfig {
-    /// The media plane's settings; processing jobs work in
-    /// `<data_dir>/processing`.
-    pub(crate) fn to_media(&self, data_dir: &Path) -> livestack_media::MediaConfig {
+    /// The media plane's settings (the binary adds where processing jobs
+    /// work: `<data_dir>/processing`).
+    pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
         use std::time::Duration;
         livestack_media::MediaConfig {
             merge_write: Duration::from_millis(self.merge_write_ms),
@@ -99,12 +103,201 @@ impl MediaConfig {
             hls_segment: Duration::from_secs(self.hls_segment_secs.max(1)),
             hls_window: self.hls_window.max(1),
             ffmpeg: self.ffmpeg.clone(),
-            work_dir: data_dir.join("processing"),
             max_record_interval: self
                 .max_record_interval_secs
                 .map(|s| Duration::from_secs(s.max(1))),
             ..livestack_media::MediaConfig::default()
         }
+    }
+}
+
+/// `[callbacks]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CallbacksConfig {
+    /// Seconds a receiver has to answer one attempt.
+    pub(crate) timeout_secs: u64,
+    /// Seconds between attempts of push begin/end and record-file events.
+    pub(crate) retry_interval_secs: u64,
+    /// Seconds between attempts of snapshot events.
+    pub(crate) snapshot_retry_interval_secs: u64,
+    /// Notifications queued or being retried at most.
+    pub(crate) queue: usize,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        let d = livestack_media::CallbackConfig::default();
+        CallbacksConfig {
+            timeout_secs: d.timeout.as_secs(),
+            retry_interval_secs: d.retry_interval.as_secs(),
+            snapshot_retry_interval_secs: d.snapshot_retry_interval.as_secs(),
+            queue: d.queue,
+        }
+    }
+}
+
+impl CallbacksConfig {
+    /// The media plane's settings.
+    pub(crate) fn to_media(&self) -> livestack_media::CallbackConfig {
+        use std::time::Duration;
+        livestack_media::CallbackConfig {
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            retry_interval: Duration::from_secs(self.retry_interval_secs.max(1)),
+            snapshot_retry_interval: Duration::from_secs(self.snapshot_retry_interval_secs.max(1)),
+            queue: self.queue.max(1),
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StorageConfig {
+    /// The local directory; unset means `<data_dir>/records`.
+    pub(crate) local_dir: Option<PathBuf>,
+    /// The URL of the local directory in callbacks; unset means the HTTP
+    /// playback port's `/records`.
+    pub(crate) public_url: Option<String>,
+    /// `UTC+8` or `UTC`: the time zone of file names.
+    pub(crate) time_zone: String,
+    /// Seconds an upload may take, plus one per MiB.
+    pub(crate) upload_timeout_secs: u64,
+    /// S3-compatible object storage for templates that name a bucket.
+    pub(crate) s3: S3Config,
+}
+
+/// `[storage.s3]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct S3Config {
+    /// `http(s)://host[:port]`; unset means no object storage.
+    pub(crate) endpoint: Option<String>,
+    /// The signing region; unset means each template's.
+    pub(crate) region: Option<String>,
+    /// Access key id; unset sends unsigned requests.
+    pub(crate) access_key_id: Option<String>,
+    /// Secret access key.
+    pub(crate) secret_access_key: Option<ConfigSecret>,
+    /// `<endpoint>/<bucket>/<key>` rather than `<bucket>.<host>/<key>`.
+    pub(crate) path_style: bool,
+    /// Allow a plain `http://` endpoint.
+    pub(crate) allow_http: bool,
+}
+
+/// A secret read from the configuration: never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct ConfigSecret(pub(crate) String);
+
+impl std::fmt::Debug for ConfigSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let d = livestack_media::storage::StorageSettings::default();
+        StorageConfig {
+            local_dir: None,
+            public_url: None,
+            time_zone: d.zone.as_str().to_owned(),
+            upload_timeout_secs: d.upload_timeout.as_secs(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            path_style: true,
+            allow_http: false,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The media plane's storage settings, for files under `data_dir` and
+    /// served by the HTTP playback port bound at `http`.
+    pub(crate) fn to_storage(
+        &self,
+        data_dir: &Path,
+        http: SocketAddr,
+    ) -> anyhow::Result<livestack_media::storage::StorageSettings> {
+        use livestack_core::naming::NamingZone;
+        use livestack_media::storage::{S3Settings, Secret, StorageSettings};
+        let zone = NamingZone::parse(&self.time_zone).with_context(|| {
+            format!(
+                "[storage] time_zone must be \"UTC+8\" or \"UTC\", not {:?}",
+                self.time_zone
+            )
+        })?;
+        let local_url = match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                // A wildcard address is no place to send anyone: name the
+                // loopback address with the same port instead.
+                let mut addr = http;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(match addr {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                format!("http://{addr}/records")
+            }
+        };
+        let s3 = match self.s3.endpoint.as_deref().filter(|e| !e.is_empty()) {
+            None => None,
+            Some(endpoint) => {
+                if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                    anyhow::bail!(
+                        "[storage.s3] endpoint must start with http:// or https://: {endpoint:?}"
+                    );
+                }
+                if endpoint.starts_with("http://") && !self.s3.allow_http {
+                    anyhow::bail!(
+                        "[storage.s3] endpoint {endpoint:?} is plain http: set allow_http = true"
+                    );
+                }
+                let key_id = self.s3.access_key_id.clone().unwrap_or_default();
+                let secret = self
+                    .s3
+                    .secret_access_key
+                    .as_ref()
+                    .map(|s| s.0.clone())
+                    .unwrap_or_default();
+                if key_id.is_empty() != secret.is_empty() {
+                    anyhow::bail!(
+                        "[storage.s3] set both access_key_id and secret_access_key, or neither"
+                    );
+                }
+                Some(S3Settings {
+                    endpoint: endpoint.trim_end_matches('/').to_owned(),
+                    region: self.s3.region.clone().unwrap_or_default(),
+                    access_key_id: key_id,
+                    secret_access_key: Secret::new(secret),
+                    path_style: self.s3.path_style,
+                    allow_http: self.s3.allow_http,
+                })
+            }
+        };
+        Ok(StorageSettings {
+            local_dir: self
+                .local_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("records")),
+            local_url,
+            s3,
+            upload_timeout: std::time::Duration::from_secs(self.upload_timeout_secs.max(1)),
+            zone,
+        })
     }
 }
 
@@ -132,6 +325,8 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             },
             media: MediaConfig::default(),
+            callbacks: CallbacksConfig::default(),
+            storage: StorageConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -157,6 +352,14 @@ impl Default for LogConfig {
 }
 
 impl Config {
+    /// The media plane's settings: `[media]` and `[callbacks]`.
+    pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
+        livestack_media::MediaConfig {
+            callbacks: self.callbacks.to_media(),
+            ..self.media.to_media()
+        }
+    }
+
     /// Reads `path`, or the defaults when there is none.
     pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let Some(path) = path else {
@@ -187,6 +390,73 @@ mod tests {
     fn unknown_options_are_refused_rather_than_ignored() {
         assert!(Config::parse("[api]\nlisten_addr = \"127.0.0.1:1\"\n").is_err());
         assert!(Config::parse("datadir = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn the_callback_section_sets_the_media_planes_retry_schedule() {
+        let c = Config::parse("[callbacks]\nretry_interval_secs = 1\ntimeout_secs = 2\n")
+            .expect("parses");
+        let media = c.to_media().callbacks;
+        assert_eq!(media.retry_interval, std::time::Duration::from_secs(1));
+        assert_eq!(media.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(
+            media.snapshot_retry_interval,
+            livestack_media::CallbackConfig::default().snapshot_retry_interval
+        );
+        assert_eq!(
+            Config::default().to_media(),
+            livestack_media::MediaConfig::default()
+        );
+    }
+
+    #[test]
+    fn storage_defaults_keep_files_under_the_data_dir_served_by_the_http_port() {
+        let s = Config::default()
+            .storage
+            .to_storage(Path::new("/data"), "0.0.0.0:8080".parse().expect("addr"))
+            .expect("valid");
+        assert_eq!(s.local_dir, Path::new("/data/records"));
+        assert_eq!(s.local_url, "http://127.0.0.1:8080/records");
+        assert_eq!(s.s3, None);
+        assert_eq!(s.zone, livestack_core::naming::NamingZone::Utc8);
+    }
+
+    #[test]
+    fn an_s3_section_configures_object_storage_and_hides_its_secret() {
+        let c = Config::parse(
+            "[storage]\ntime_zone = \"UTC\"\npublic_url = \"https://cdn.example.com/r/\"\n\
+             [storage.s3]\nendpoint = \"http://127.0.0.1:9000/\"\nallow_http = true\n\
+             access_key_id = \"AKID\"\nsecret_access_key = \"s3cr3t\"\n",
+        )
+        .expect("parses");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let s = c
+            .storage
+            .to_storage(Path::new("/data"), "127.0.0.1:8080".parse().expect("addr"))
+            .expect("valid");
+        assert_eq!(s.local_url, "https://cdn.example.com/r");
+        assert_eq!(s.zone, livestack_core::naming::NamingZone::Utc);
+        let s3 = s.s3.expect("configured");
+        assert_eq!(s3.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(s3.secret_access_key.expose(), "s3cr3t");
+        assert!(s3.path_style);
+    }
+
+    #[test]
+    fn bad_storage_settings_are_refused_at_start() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        for text in [
+            "[storage]\ntime_zone = \"UTC+9\"\n",
+            "[storage.s3]\nendpoint = \"http://127.0.0.1:9000\"\n",
+            "[storage.s3]\nendpoint = \"127.0.0.1:9000\"\n",
+            "[storage.s3]\nendpoint = \"https://s3.example.com\"\naccess_key_id = \"AKID\"\n",
+        ] {
+            let c = Config::parse(text).expect("parses");
+            assert!(
+                c.storage.to_storage(Path::new("/d"), addr).is_err(),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -206,6 +206,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(level) = args.log {
         config.log.level = level;
     }
+    // Object-storage credentials come from the environment, never a flag,
+    // which would show the secret in the process list.
+    if let Some(id) = env_nonempty("LIVESTACK_S3_ACCESS_KEY_ID") {
+        config.storage.s3.access_key_id = Some(id);
+    }
+    if let Some(secret) = env_nonempty("LIVESTACK_S3_SECRET_ACCESS_KEY") {
+        config.storage.s3.secret_access_key = Some(config::ConfigSecret(secret));
+    }
+    // Checked now so a mistake stops the start before anything is bound;
+    // `run` builds the settings again with the bound HTTP address.
+    config
+        .storage
+        .to_storage(&config.data_dir, config.http.listen)
+        .context("invalid [storage] configuration")?;
     init_tracing(&config.log.level)?;
 
     let store = open_store(&config)?;
@@ -216,6 +230,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(run(config, store))
+}
+
+/// The value of environment variable `name`, when set and not empty.
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -302,16 +321,6 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
         .await
         .context("cannot load the configuration for the media plane")?;
 
-    let shutdown = CancellationToken::new();
-    let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
-    let media = livestack_media::MediaServer::new(
-        config.media.to_media(&config.data_dir),
-        policy.subscribe(),
-        events_tx,
-        shutdown.clone(),
-    );
-    let recorder = tokio::spawn(livestack_api::events::record(store.clone(), events_rx));
-
     let rtmp = tokio::net::TcpListener::bind(config.rtmp.listen)
         .await
         .with_context(|| format!("cannot listen for RTMP on {}", config.rtmp.listen))?;
@@ -335,6 +344,26 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
         .local_addr()
         .context("HTTPS listener has no address")?;
     let api_addr = api.local_addr().context("API listener has no address")?;
+
+    // The media plane is made once the HTTP port is bound: the URLs of
+    // locally stored recordings name it.
+    let media_config = livestack_media::MediaConfig {
+        work_dir: config.data_dir.join("processing"),
+        storage: config
+            .storage
+            .to_storage(&config.data_dir, http_addr)
+            .context("invalid [storage] configuration")?,
+        ..config.to_media()
+    };
+    let shutdown = CancellationToken::new();
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+    let media = livestack_media::MediaServer::new(
+        media_config,
+        policy.subscribe(),
+        events_tx,
+        shutdown.clone(),
+    );
+    let recorder = tokio::spawn(livestack_api::events::record(store.clone(), events_rx));
     media.serve_rtmp(rtmp);
     media.serve_http(http);
     media

@@ -67,11 +67,14 @@ fn scale_filter(r: &Rendition) -> Option<String> {
 /// picture's own size; one side 0: that side keeps the picture's aspect
 /// ratio) at `x`%/`y`% from the top left. Then `after` (a scale, say).
 fn watermark_graph(w: &WatermarkSpec, after: Option<&str>) -> String {
+    // In scale2ref (ffmpeg 5.1 as Debian ships it) `iw`/`ih` are the
+    // reference's (the video's) size and `main_w`/`main_h` the scaled
+    // input's (the picture's): checked with showinfo.
     let scale = match (w.width, w.height) {
-        (0, 0) => "w=iw:h=ih".to_owned(),
-        (pw, 0) => format!("w=main_w*{pw}/100:h=ow*ih/iw"),
-        (0, ph) => format!("w=oh*iw/ih:h=main_h*{ph}/100"),
-        (pw, ph) => format!("w=main_w*{pw}/100:h=main_h*{ph}/100"),
+        (0, 0) => "w=main_w:h=main_h".to_owned(),
+        (pw, 0) => format!("w=iw*{pw}/100:h=ow*main_h/main_w"),
+        (0, ph) => format!("w=oh*main_w/main_h:h=ih*{ph}/100"),
+        (pw, ph) => format!("w=iw*{pw}/100:h=ih*{ph}/100"),
     };
     let tail = after.map(|a| format!(",{a}")).unwrap_or_default();
     format!(
@@ -95,12 +98,9 @@ fn profile_name(p: Profile) -> &'static str {
 /// VBV buffer of two seconds so the rate holds over short windows),
 /// frame rate and a keyframe every `gop` seconds.
 fn video_encoding(r: &Rendition, profile: Profile, out: &mut Vec<String>) {
+    // `Origin` ("the source's codec") is resolved by the caller; H.264
+    // when it was not.
     match r.video_codec {
-        VideoCodec::Origin => {
-            // The source's video, not re-encoded.
-            out.extend(strings(&["-c:v", "copy"]));
-            return;
-        }
         VideoCodec::H265 => out.extend(strings(&["-c:v", "libx265", "-preset", "veryfast"])),
         _ => {
             out.extend(strings(&["-c:v", "libx264", "-preset", "veryfast"]));
@@ -155,9 +155,7 @@ pub(crate) fn transcode(
     watermark: Option<(&WatermarkSpec, &str)>,
 ) -> Vec<String> {
     let mut a = common(&io.input);
-    let copy = r.video_codec == VideoCodec::Origin;
-    let scale = scale_filter(r).filter(|_| !copy);
-    let watermark = watermark.filter(|_| !copy);
+    let scale = scale_filter(r);
     match (watermark, r.video) {
         (Some((w, picture)), true) => {
             a.extend(["-i".to_owned(), picture.to_owned()]);
@@ -323,6 +321,35 @@ pub(crate) fn record(io: &RecordIo<'_>) -> Vec<String> {
     a
 }
 
+/// A snapshot job: one JPEG of the source every `interval` seconds (the
+/// first at once), scaled to `width`×`height` (0 keeps the source's; one
+/// side 0 keeps the aspect ratio), written atomically (a temporary name,
+/// then a rename) as numbered files to `io.output` (a `%08d.jpg` pattern),
+/// so that a file with its final name is always whole.
+pub(crate) fn snapshot(io: &Io, interval: u32, width: u32, height: u32) -> Vec<String> {
+    let mut a = common(&io.input);
+    let size = Rendition {
+        width,
+        height,
+        ..Rendition::default()
+    };
+    let mut filter = format!("fps=1/{}", interval.max(1));
+    if let Some(scale) = scale_filter(&size) {
+        filter = format!("{filter},{scale}");
+    }
+    a.extend(strings(&["-map", "0:v:0", "-an", "-vf", &filter]));
+    a.extend(strings(&[
+        "-q:v",
+        "3",
+        "-f",
+        "image2",
+        "-atomic_writing",
+        "1",
+        &io.output,
+    ]));
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,10 +432,26 @@ mod tests {
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
         assert_eq!(
             graph,
-            "[1:v][0:v]scale2ref=w=main_w*20/100:h=ow*ih/iw[wm][base];\
+            "[1:v][0:v]scale2ref=w=iw*20/100:h=ow*main_h/main_w[wm][base];\
              [base][wm]overlay=x=main_w*5/100:y=main_h*10/100,scale=-2:720[v]"
         );
         assert!(joined.contains("-map [v] -map 0:a:0?"), "{joined}");
+    }
+
+    #[test]
+    fn a_snapshot_job_writes_one_scaled_jpeg_per_interval_atomically() {
+        let io = Io {
+            input: "rtmp://127.0.0.1:1935/live/cam?livestack_internal=T".into(),
+            output: "/w/%08d.jpg".into(),
+        };
+        assert_eq!(
+            snapshot(&io, 10, 320, 0).join(" "),
+            "-hide_banner -loglevel warning -nostats -rw_timeout 15000000 \
+             -i rtmp://127.0.0.1:1935/live/cam?livestack_internal=T \
+             -map 0:v:0 -an -vf fps=1/10,scale=320:-2 \
+             -q:v 3 -f image2 -atomic_writing 1 /w/%08d.jpg"
+        );
+        assert!(snapshot(&io, 5, 0, 0).join(" ").contains("-vf fps=1/5 "));
     }
 
     #[test]
@@ -475,11 +518,10 @@ mod tests {
     #[test]
     fn audio_recordings_drop_the_video_and_mp3_is_encoded() {
         let aac = rec(RecordFormat::Aac, false);
-        assert!(
-            aac.contains(" -map 0:a:0 -vn -c copy -f segment "),
-            "{aac}"
-        );
-        assert!(aac.ends_with("-segment_format adts -segment_format_options flush_packets=1 /w/r1/part-%06d.aac"));
+        assert!(aac.contains(" -map 0:a:0 -vn -c copy -f segment "), "{aac}");
+        assert!(aac.ends_with(
+            "-segment_format adts -segment_format_options flush_packets=1 /w/r1/part-%06d.aac"
+        ));
         let mp3 = rec(RecordFormat::Mp3, false);
         assert!(
             mp3.contains(" -map 0:a:0 -vn -c:a libmp3lame -b:a 128k -f segment "),

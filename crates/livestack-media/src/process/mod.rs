@@ -22,6 +22,7 @@
 
 pub(crate) mod ffmpeg;
 mod record;
+mod snapshot;
 pub(crate) mod supervisor;
 mod transcode;
 
@@ -540,10 +541,7 @@ impl Job {
                 format,
                 task,
             } => record::run(self, *template, *format, *task).await,
-            JobWhat::Snapshot { .. } => {
-                // Built by the snapshot module.
-                Err(supervisor::JobError::Work("not built yet".into()))
-            }
+            JobWhat::Snapshot { template, task } => snapshot::run(self, *template, *task).await,
         }
     }
 }

@@ -30,13 +30,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use livestack_core::media::StreamKey;
+use livestack_core::naming::{RecordName, RECORD_SOURCE_ORIGIN};
 use livestack_core::rules::{RecordFormat, RecordOutput, TemplateId, TemplateSpec};
+use livestack_core::AccountId;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::ffmpeg::{self, RecordIo, HLS_PLAYLIST, SEGMENT_LIST};
 use super::supervisor::{Ffmpeg, JobError, JobStatus};
 use super::Job;
+use crate::notify::{CallbackTarget, RecordExt, RecordFileEvent};
+use crate::storage::{Destination, StorageError, Stored};
 use crate::Inner;
 
 /// The manifest's name in a recording's directory.
@@ -134,7 +139,8 @@ impl Playlist {
             } else if line == "#EXT-X-ENDLIST" {
                 p.ended = true;
             } else if !line.is_empty() && !line.starts_with('#') {
-                p.segments.push((duration.take().unwrap_or(0.0), line.to_owned()));
+                p.segments
+                    .push((duration.take().unwrap_or(0.0), line.to_owned()));
             }
         }
         p
@@ -170,71 +176,6 @@ pub(crate) fn finish_playlist(text: &str, rename: impl Fn(&str) -> String) -> St
     out
 }
 
-/// The default `VodFileName`: the stream and the file's start and end.
-const DEFAULT_FILE_NAME: &str = "{StreamID}_{StartYear}-{StartMonth}-{StartDay}-{StartHour}-{StartMinute}-{StartSecond}_{EndYear}-{EndMonth}-{EndDay}-{EndHour}-{EndMinute}-{EndSecond}";
-
-/// Year, month, day, hour, minute, second and millisecond of Unix
-/// milliseconds in Beijing time (UTC+8), as CSS names files.
-fn beijing_parts(ms: i64) -> [i64; 7] {
-    let ms = ms + 8 * 3_600_000;
-    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    [
-        year,
-        month,
-        day,
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000,
-    ]
-}
-
-/// A recorded file's name (without extension) from the `VodFileName`
-/// pattern (empty: the default) with its placeholders filled in:
-/// `{StreamID}` and `{Start|End}{Year|Month|Day|Hour|Minute|Second|Millisecond}`
-/// (Beijing time, two digits, three for milliseconds). Characters that
-/// cannot be in a file name become `_`.
-pub(crate) fn file_name(pattern: &str, stream: &str, start_ms: i64, end_ms: i64) -> String {
-    let pattern = if pattern.trim().is_empty() {
-        DEFAULT_FILE_NAME
-    } else {
-        pattern
-    };
-    let mut out = pattern.replace("{StreamID}", stream);
-    const UNITS: [&str; 7] = [
-        "Year",
-        "Month",
-        "Day",
-        "Hour",
-        "Minute",
-        "Second",
-        "Millisecond",
-    ];
-    for (prefix, ms) in [("Start", start_ms), ("End", end_ms)] {
-        for (unit, value) in UNITS.iter().zip(beijing_parts(ms)) {
-            let text = match *unit {
-                "Year" => format!("{value:04}"),
-                "Millisecond" => format!("{value:03}"),
-                _ => format!("{value:02}"),
-            };
-            out = out.replace(&format!("{{{prefix}{unit}}}"), &text);
-        }
-    }
-    out.chars()
-        .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
-        .collect()
-}
-
 /// What a job records, from its template (or the task's defaults).
 struct Settings {
     output: RecordOutput,
@@ -254,12 +195,7 @@ impl Settings {
         let spec = match template {
             Some(id) => match job.template(id).map(|t| &t.spec) {
                 Some(TemplateSpec::Record(r)) => Some(r),
-                _ => {
-                    return Err(JobError::Work(format!(
-                        "record template {} is gone",
-                        id.0
-                    )))
-                }
+                _ => return Err(JobError::Work(format!("record template {} is gone", id.0))),
             },
             None => None,
         };
@@ -443,16 +379,25 @@ impl Recording {
         }
     }
 
-    fn note(&self, result: &Result<(), String>) {
+    /// Counts a delivery in the job's status.
+    fn note(&self, result: &Result<(), Failure>) {
         let Some(status) = &self.status else { return };
         let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(()) => s.files += 1,
             Err(e) => {
                 s.storage_failures += 1;
-                s.last_storage_error = Some(e.clone());
+                s.last_storage_error = Some(e.message.clone());
             }
         }
+    }
+
+    /// The directory's name: the recording's id (`{RecordId}`).
+    fn id(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// The segment list so far.
@@ -479,7 +424,12 @@ impl Recording {
             if self.done.contains(&seg.file) {
                 continue;
             }
-            if !all && self.retry_at.get(&seg.file).is_some_and(|t| Instant::now() < *t) {
+            if !all
+                && self
+                    .retry_at
+                    .get(&seg.file)
+                    .is_some_and(|t| Instant::now() < *t)
+            {
                 clean = false;
                 continue;
             }
@@ -490,38 +440,48 @@ impl Recording {
                 continue;
             }
             let (start, end) = (self.wall(base, seg.start), self.wall(base, seg.end));
-            if self.deliver_file(inner, &path, start, end).await {
-                self.done.insert(seg.file.clone());
-                self.retry_at.remove(&seg.file);
-            } else {
-                self.retry_at
-                    .insert(seg.file.clone(), Instant::now() + RETRY_AFTER);
-                clean = false;
+            match self.deliver_file(inner, &seg.file, start, end).await {
+                Ok(()) => {
+                    self.done.insert(seg.file.clone());
+                    self.retry_at.remove(&seg.file);
+                }
+                Err(again) => {
+                    if again {
+                        self.retry_at
+                            .insert(seg.file.clone(), Instant::now() + RETRY_AFTER);
+                        clean = false;
+                    } else {
+                        self.done.insert(seg.file.clone());
+                    }
+                }
             }
         }
         clean
     }
 
-    /// Names, stores and announces one file; whether it was stored.
-    async fn deliver_file(&self, inner: &Inner, path: &Path, start_ms: i64, end_ms: i64) -> bool {
-        let name = format!(
-            "{}.{}",
-            file_name(&self.m.output.vod_file_name, &self.m.stream, start_ms, end_ms),
-            ffmpeg::record_extension(self.m.format)
-        );
-        let result = deliver(
-            inner,
-            &self.m,
-            &[(path.to_owned(), name)],
-            start_ms,
-            end_ms,
-        )
-        .await;
-        if let Err(e) = &result {
-            tracing::warn!(job = %self.label, "cannot deliver {}: {e}; it stays in {}", path.display(), self.dir.display());
+    /// Names, stores and announces the file `file` of the directory;
+    /// `Err(true)` when it failed and is still there to try again.
+    async fn deliver_file(
+        &self,
+        inner: &Inner,
+        file: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<(), bool> {
+        let path = self.dir.join(file);
+        let ext = ffmpeg::record_extension(self.m.format);
+        let result = async {
+            let (dest, key) = placement(inner, &self.m, &self.id(), file, start_ms, end_ms, ext)?;
+            let stored = store(inner, &dest, &key, &path).await?;
+            announce(inner, &self.m, &stored, stored.size, start_ms, end_ms);
+            Ok(())
         }
+        .await;
         self.note(&result);
-        result.is_ok()
+        result.map_err(|e| {
+            tracing::warn!(job = %self.label, "{}", e.message);
+            e.again
+        })
     }
 
     /// Delivers what is left once ffmpeg has ended, and removes the
@@ -563,9 +523,8 @@ impl Recording {
         parts.sort_by(|a, b| a.0.cmp(&b.0));
         let mut clean = true;
         for (name, meta) in parts {
-            let path = self.dir.join(&name);
             if meta.len() < MIN_PARTIAL {
-                let _ = tokio::fs::remove_file(&path).await;
+                let _ = tokio::fs::remove_file(self.dir.join(&name)).await;
                 continue;
             }
             let end = meta
@@ -574,10 +533,11 @@ impl Recording {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(start, |d| d.as_millis() as i64)
                 .max(start);
-            if self.deliver_file(inner, &path, start, end).await {
-                self.done.insert(name);
-            } else {
-                clean = false;
+            match self.deliver_file(inner, &name, start, end).await {
+                Ok(()) | Err(false) => {
+                    self.done.insert(name);
+                }
+                Err(true) => clean = false,
             }
             start = end;
         }
@@ -585,7 +545,8 @@ impl Recording {
     }
 
     /// Delivers the playlist of an HLS recording and its segments, under
-    /// the recording's name; whether all of it was stored.
+    /// the recording's name (the segments as `<name>_<n>.ts` next to it);
+    /// whether nothing is left to try again.
     async fn finish_hls(&mut self, inner: &Inner) -> bool {
         let text = tokio::fs::read_to_string(self.dir.join(HLS_PLAYLIST))
             .await
@@ -597,84 +558,198 @@ impl Recording {
         }
         let start = self.m.started_ms;
         let end = start + (playlist.duration() * 1000.0).round() as i64;
-        let name = file_name(&self.m.output.vod_file_name, &self.m.stream, start, end);
-        let segment_name = |uri: &str| {
-            let n = uri
-                .trim_start_matches("seg-")
-                .trim_end_matches(".ts")
-                .to_owned();
-            format!("{name}_{n}.ts")
-        };
-        let mut files: Vec<(PathBuf, String)> = playlist
-            .segments
-            .iter()
-            .map(|(_, uri)| (self.dir.join(uri), segment_name(uri)))
-            .collect();
-        let closed = self.dir.join("final.m3u8");
-        if let Err(e) = tokio::fs::write(&closed, finish_playlist(&text, segment_name)).await {
-            tracing::warn!(job = %self.label, "cannot write the final playlist: {e}");
-            return false;
-        }
-        // The playlist last: it is what the callback announces.
-        files.push((closed, format!("{name}.m3u8")));
-        let result = deliver(inner, &self.m, &files, start, end).await;
-        if let Err(e) = &result {
-            tracing::warn!(job = %self.label, "cannot deliver the HLS recording: {e}; it stays in {}", self.dir.display());
-        }
+        let result = self.deliver_hls(inner, &text, &playlist, start, end).await;
         self.note(&result);
-        result.is_ok()
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(job = %self.label, "{}", e.message);
+                !e.again
+            }
+        }
+    }
+
+    async fn deliver_hls(
+        &self,
+        inner: &Inner,
+        text: &str,
+        playlist: &Playlist,
+        start: i64,
+        end: i64,
+    ) -> Result<(), Failure> {
+        let (dest, key) = placement(inner, &self.m, &self.id(), HLS_PLAYLIST, start, end, "m3u8")?;
+        let stem = key.strip_suffix(".m3u8").unwrap_or(&key).to_owned();
+        let segment_key = |uri: &str| {
+            let n = uri.trim_start_matches("seg-").trim_end_matches(".ts");
+            format!("{stem}_{n}.ts")
+        };
+        let mut size = 0;
+        for (_, uri) in &playlist.segments {
+            let local = self.dir.join(uri);
+            if !local.exists() {
+                // Stored by an earlier attempt at delivering it.
+                continue;
+            }
+            size += store(inner, &dest, &segment_key(uri), &local).await?.size;
+        }
+        let closed = self.dir.join("final.m3u8");
+        let body = finish_playlist(text, |uri| {
+            let key = segment_key(uri);
+            key.rsplit('/').next().unwrap_or(&key).to_owned()
+        });
+        tokio::fs::write(&closed, body).await.map_err(|e| Failure {
+            message: format!("cannot write the final playlist: {e}"),
+            again: true,
+        })?;
+        let stored = store(inner, &dest, &key, &closed).await?;
+        announce(inner, &self.m, &stored, size + stored.size, start, end);
+        Ok(())
     }
 }
 
-/// Hands a finished recording to storage and announces it: `files` are
-/// (local path, file name) pairs, the last the one announced (the file
-/// itself, or an HLS playlist after its segments); the recording spans
-/// `start_ms`..`end_ms`. A stored file is removed from the working
-/// directory; one that could not be stored stays there.
-///
-/// For now the destination is the local recordings directory next to
-/// the working directory (`<data dir>/recordings/<domain>/<app>/<stream>/`)
-/// and the announcement is a log line: the storage backends and callbacks
-/// come in here.
-async fn deliver(
+/// A delivery that did not happen.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    /// The file is still in the working directory, to be tried again
+    /// (otherwise storage kept it elsewhere on local disk, or it is gone).
+    again: bool,
+}
+
+/// Where a file of the recording `m` goes and under which key: the
+/// template's bucket (`CosBucketPath`) when it stores to object storage
+/// and livestack has one, else livestack's local directory
+/// (`<domain>/<app>/<VodFileName>`). `file` (the working file's name)
+/// seeds `{RandomID}`, so that a retried delivery gets the same key.
+fn placement(
     inner: &Inner,
     m: &Manifest,
-    files: &[(PathBuf, String)],
+    record_id: &str,
+    file: &str,
     start_ms: i64,
     end_ms: i64,
-) -> Result<(), String> {
-    let work_dir = &inner.config.work_dir;
-    let root = work_dir
-        .parent()
-        .map_or_else(|| work_dir.join("recordings"), |p| p.join("recordings"));
-    let folder = root.join(&m.domain).join(&m.app).join(&m.stream);
-    tokio::fs::create_dir_all(&folder)
+    ext: &str,
+) -> Result<(Destination, String), Failure> {
+    use md5::{Digest, Md5};
+    let random = hex::encode(&Md5::digest(format!("{record_id}/{file}"))[..4]);
+    let name = RecordName {
+        domain: &m.domain,
+        app: &m.app,
+        stream: &m.stream,
+        record_source: RECORD_SOURCE_ORIGIN,
+        record_id,
+        random_id: &random,
+        start_ms,
+        end_ms,
+        zone: inner.storage.zone(),
+    };
+    let dest = if m.to_cos {
+        inner
+            .storage
+            .destination(&m.output.cos_bucket, &m.output.cos_region)
+    } else {
+        Destination::Local
+    };
+    let key = match dest {
+        Destination::Bucket { .. } => name.cos_key(&m.output.cos_path, ext),
+        Destination::Local => name.vod_key(&m.output.vod_file_name, ext),
+    };
+    let key = key.map_err(|e| Failure {
+        message: format!("cannot name {file}: {e}; it stays in the working directory"),
+        again: false,
+    })?;
+    Ok((dest, key))
+}
+
+/// Hands `local` to storage as `key` at `dest`. A file storage could not
+/// take stays in the working directory (to be tried again); one whose
+/// upload failed is kept in the local directory (see `storage`).
+async fn store(
+    inner: &Inner,
+    dest: &Destination,
+    key: &str,
+    local: &Path,
+) -> Result<Stored, Failure> {
+    inner
+        .storage
+        .put(dest, key, local)
         .await
-        .map_err(|e| format!("{}: {e}", folder.display()))?;
-    let mut size = 0;
-    let mut url = String::new();
-    for (local, name) in files {
-        let dest = folder.join(name);
-        if tokio::fs::rename(local, &dest).await.is_err() {
-            tokio::fs::copy(local, &dest)
-                .await
-                .map_err(|e| format!("{}: {e}", dest.display()))?;
-            let _ = tokio::fs::remove_file(local).await;
-        }
-        size += tokio::fs::metadata(&dest).await.map_or(0, |m| m.len());
-        url = dest.to_string_lossy().into_owned();
-    }
+        .map_err(|e: StorageError| {
+            let again = e.kept() == Some(local) && local.exists();
+            Failure {
+                message: format!("cannot store {}: {e}", local.display()),
+                again,
+            }
+        })
+}
+
+/// Announces a stored recording (event 100) to the stream's callback
+/// template, if it has a record URL.
+fn announce(inner: &Inner, m: &Manifest, stored: &Stored, size: u64, start_ms: i64, end_ms: i64) {
     tracing::info!(
         domain = %m.domain,
         app = %m.app,
         stream = %m.stream,
         format = ?m.format,
-        start_ms,
-        end_ms,
         size,
-        "recorded file stored at {url}"
+        "recorded {}",
+        stored.url
     );
-    Ok(())
+    let policy = inner.policy();
+    let at = livestack_core::rules::StreamRef {
+        account: AccountId(m.account),
+        domain: &m.domain,
+        app: &m.app,
+        stream: &m.stream,
+    };
+    let Some(target) = CallbackTarget::for_push(&policy, &at) else {
+        return;
+    };
+    // The stream's codec and size, when the push recorded is still live.
+    let live = inner
+        .live(&StreamKey {
+            account: AccountId(m.account),
+            app: m.app.clone(),
+            stream: m.stream.clone(),
+        })
+        .filter(|l| l.publisher.session == m.session)
+        .map(|l| l.snapshot());
+    let duration_ms = (end_ms - start_ms).max(0);
+    let ev = RecordFileEvent {
+        domain: m.domain.clone(),
+        app: m.app.clone(),
+        stream: m.stream.clone(),
+        file_id: stored.key.clone(),
+        record_file_id: stored.key.clone(),
+        task_id: m.task.map(|t| t.to_string()).unwrap_or_default(),
+        start_us: start_ms * 1000,
+        end_us: end_ms * 1000,
+        duration: (duration_ms + 500) / 1000,
+        file_size: size,
+        // Recordings of `CreateRecordTask` leave it out, as CSS does.
+        stream_param: m.task.is_none().then(|| m.stream_param.clone()),
+        video_url: stored.url.clone(),
+        media_start_time: 0,
+        record_bps: if duration_ms > 0 {
+            size * 8 * 1000 / duration_ms as u64
+        } else {
+            0
+        },
+        callback_ext: Some(RecordExt {
+            video_codec: live
+                .as_ref()
+                .map(|l| l.video_codec.to_ascii_lowercase())
+                .unwrap_or_default(),
+            resolution: live
+                .as_ref()
+                .filter(|l| l.width > 0)
+                .map(|l| format!("{}x{}", l.width, l.height))
+                .unwrap_or_default(),
+            session_id: m.session.to_string(),
+        }),
+        ..RecordFileEvent::new(m.format)
+    };
+    inner.notifier.record_file(&target, &ev);
 }
 
 /// The recording directories a previous run left (every one there when
@@ -706,7 +781,10 @@ fn still_writing(pid: u32, dir: &Path) -> bool {
 /// file not yet delivered, closing an HLS playlist.
 pub(crate) async fn recover(inner: Arc<Inner>, dirs: Vec<PathBuf>) {
     if !dirs.is_empty() {
-        tracing::info!(count = dirs.len(), "delivering recordings left by the last run");
+        tracing::info!(
+            count = dirs.len(),
+            "delivering recordings left by the last run"
+        );
     }
     for dir in dirs {
         if inner.shutdown.is_cancelled() {
@@ -718,7 +796,10 @@ pub(crate) async fn recover(inner: Arc<Inner>, dirs: Vec<PathBuf>) {
         let m = match manifest {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!("left {} alone: its manifest is unreadable ({e})", dir.display());
+                tracing::warn!(
+                    "left {} alone: its manifest is unreadable ({e})",
+                    dir.display()
+                );
                 continue;
             }
         };
@@ -777,7 +858,10 @@ mod tests {
         let p = Playlist::parse(text);
         assert_eq!(
             p.segments,
-            vec![(10.0, "seg-000000.ts".into()), (4.5, "seg-000001.ts".into())]
+            vec![
+                (10.0, "seg-000000.ts".into()),
+                (4.5, "seg-000001.ts".into())
+            ]
         );
         assert!(!p.ended);
         assert_eq!(p.duration(), 14.5);
@@ -787,30 +871,12 @@ mod tests {
         assert!(Playlist::parse(&done).ended);
         // A closed playlist is not closed twice.
         assert_eq!(done.matches("ENDLIST").count(), 1);
-        assert_eq!(finish_playlist(&done, str::to_owned).matches("ENDLIST").count(), 1);
-    }
-
-    #[test]
-    fn the_default_file_name_is_the_stream_and_its_beijing_start_and_end() {
-        // 2019-02-25 16:44:25.123 UTC is 2019-02-26 00:44:25 in Beijing.
-        let start = 1_551_113_065_123;
         assert_eq!(
-            file_name("", "cam", start, start + 3_600_000),
-            "cam_2019-02-26-00-44-25_2019-02-26-01-44-25"
+            finish_playlist(&done, str::to_owned)
+                .matches("ENDLIST")
+                .count(),
+            1
         );
-        assert_eq!(
-            file_name("{StreamID}/{StartMillisecond}-{EndYear}", "cam", start, start),
-            "cam_123-2019"
-        );
-    }
-
-    #[test]
-    fn beijing_dates_cross_years_and_leap_days() {
-        // 2023-12-31 16:00:00 UTC is New Year's midnight in Beijing.
-        assert_eq!(beijing_parts(1_704_038_400_000), [2024, 1, 1, 0, 0, 0, 0]);
-        // 2024-02-29 12:00:00 UTC.
-        assert_eq!(beijing_parts(1_709_208_000_000), [2024, 2, 29, 20, 0, 0, 0]);
-        assert_eq!(beijing_parts(0), [1970, 1, 1, 8, 0, 0, 0]);
     }
 
     #[test]

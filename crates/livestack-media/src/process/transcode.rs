@@ -6,7 +6,8 @@
 //! templates. Must not: build command lines by hand (`ffmpeg` does) or
 //! decide when to run (the processor does).
 
-use livestack_core::rules::{Kind, Rendition, TemplateId, TemplateSpec};
+use livestack_core::media::OnlineStream;
+use livestack_core::rules::{Kind, Rendition, TemplateId, TemplateSpec, VideoCodec};
 
 use super::ffmpeg::{self, Io};
 use super::supervisor::{Ffmpeg, JobError};
@@ -31,6 +32,39 @@ fn rendition_for<'t>(
         .map(|c| &c.output)
 }
 
+/// The rendition as it applies to a source measured as `source`:
+/// `Origin` ("the source's codec") becomes the source's codec (re-encoded
+/// in it: sizes and rates still change), and the "never above the
+/// source" switches cap the bitrate, height and frame rate.
+fn fit_to_source(r: &Rendition, source: Option<&OnlineStream>) -> Rendition {
+    let mut r = r.clone();
+    if r.video_codec == VideoCodec::Origin {
+        r.video_codec = match source.map(|s| s.video_codec.as_str()) {
+            Some("h265") => VideoCodec::H265,
+            _ => VideoCodec::H264,
+        };
+    }
+    let Some(s) = source else {
+        return r;
+    };
+    let source_kbps = u32::try_from(s.video_bps / 1000).unwrap_or(u32::MAX);
+    if r.bitrate_to_source
+        && source_kbps > 0
+        && (r.video_bitrate == 0 || source_kbps < r.video_bitrate)
+    {
+        r.video_bitrate = source_kbps;
+    }
+    if r.height_to_source && s.height > 0 && r.height > s.height {
+        // The width follows, keeping the aspect ratio.
+        (r.width, r.height) = (0, s.height);
+    }
+    let source_fps = s.fps.round() as u32;
+    if r.fps_to_source && source_fps > 0 && r.fps > source_fps {
+        r.fps = source_fps;
+    }
+    r
+}
+
 /// Produces `output` from the source with the transcode template `id`.
 pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result<(), JobError> {
     let template = job
@@ -48,11 +82,13 @@ pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result
         TemplateSpec::Transcode(t) => t.profile,
         _ => Default::default(),
     };
+    let source = job.inner.live(&job.key.source).map(|l| l.snapshot());
+    let rendition = fit_to_source(rendition, source.as_ref());
     let io = Io {
         input: job.url(&job.source_name(false))?,
         output: job.url(output)?,
     };
-    let args = ffmpeg::transcode(&io, rendition, profile, None);
+    let args = ffmpeg::transcode(&io, &rendition, profile, None);
     let program = job.inner.config.ffmpeg.clone();
     let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
     p.run_until(&job.cancel).await
@@ -89,4 +125,83 @@ pub(super) async fn watermark(job: &Job, id: TemplateId) -> Result<(), JobError>
     let program = job.inner.config.ffmpeg.clone();
     let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
     p.run_until(&job.cancel).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livestack_core::media::StreamKey;
+    use livestack_core::AccountId;
+
+    fn source(codec: &str) -> OnlineStream {
+        OnlineStream {
+            key: StreamKey {
+                account: AccountId(1),
+                app: "live".into(),
+                stream: "cam".into(),
+            },
+            domain: "push.example.com".into(),
+            client: ([127, 0, 0, 1], 1).into(),
+            server: ([127, 0, 0, 1], 2).into(),
+            started: 0,
+            params: String::new(),
+            video_codec: codec.into(),
+            audio_codec: "aac".into(),
+            width: 640,
+            height: 360,
+            fps: 25.0,
+            video_bps: 600_000,
+            audio_bps: 64_000,
+            audio_fps: 43.0,
+            sample_rate: 44_100,
+            players: 0,
+        }
+    }
+
+    #[test]
+    fn never_above_the_source_caps_bitrate_height_and_frame_rate() {
+        let r = Rendition {
+            video_bitrate: 2000,
+            height: 720,
+            width: 1280,
+            fps: 30,
+            bitrate_to_source: true,
+            height_to_source: true,
+            fps_to_source: true,
+            ..Rendition::default()
+        };
+        let fit = fit_to_source(&r, Some(&source("h264")));
+        assert_eq!(
+            (fit.video_bitrate, fit.width, fit.height, fit.fps),
+            (600, 0, 360, 25)
+        );
+        let free = Rendition {
+            bitrate_to_source: false,
+            height_to_source: false,
+            fps_to_source: false,
+            ..r
+        };
+        let fit = fit_to_source(&free, Some(&source("h264")));
+        assert_eq!(
+            (fit.video_bitrate, fit.width, fit.height, fit.fps),
+            (2000, 1280, 720, 30)
+        );
+    }
+
+    #[test]
+    fn the_origin_codec_is_the_sources() {
+        let r = Rendition {
+            video_codec: VideoCodec::Origin,
+            ..Rendition::default()
+        };
+        assert_eq!(
+            fit_to_source(&r, Some(&source("h265"))).video_codec,
+            VideoCodec::H265
+        );
+        assert_eq!(
+            fit_to_source(&r, Some(&source("h264"))).video_codec,
+            VideoCodec::H264
+        );
+        assert_eq!(fit_to_source(&r, None).video_codec, VideoCodec::H264);
+    }
 }

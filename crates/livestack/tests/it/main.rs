@@ -7,6 +7,7 @@
 // Test helpers are `pub` for the sibling modules; the binary exports nothing.
 #![allow(unreachable_pub)]
 
+pub(crate) mod callbacks;
 mod certs;
 mod clients;
 mod domains;
@@ -16,4 +17,4 @@ mod media;
 mod operations;
 mod processing;
 mod recording;
-mod templates;
+pub(crate) mod templates;

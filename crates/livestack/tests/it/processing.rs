@@ -153,3 +153,260 @@ fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
     );
     assert!(probe(&none).is_empty());
 }
+
+/// The mean colour of the `w`×`h` box at (`x`, `y`) of the first frame
+/// `url` gives (as ffmpeg decodes it to RGB).
+fn mean_color(url: &str, size: (u32, u32), x: u32, y: u32, w: u32, h: u32) -> [f64; 3] {
+    let out = Command::new(ffmpeg_bin("ffmpeg"))
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rw_timeout",
+            "15000000",
+            "-i",
+            url,
+        ])
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    let (width, height) = size;
+    assert_eq!(
+        out.stdout.len(),
+        (width * height * 3) as usize,
+        "one {width}x{height} frame"
+    );
+    let mut sum = [0.0; 3];
+    for row in y..y + h {
+        for col in x..x + w {
+            let i = ((row * width + col) * 3) as usize;
+            for (c, total) in sum.iter_mut().enumerate() {
+                *total += f64::from(out.stdout[i + c]);
+            }
+        }
+    }
+    sum.map(|s| s / f64::from(w * h))
+}
+
+#[test]
+fn a_watermark_rule_lays_the_picture_over_every_output_of_new_pushes() {
+    let pictures = crate::templates::Pictures::start();
+    let server = setup();
+    let added = server.py(
+        "AddLiveWatermark",
+        json!({"PictureUrl": pictures.url("/red.png"), "WatermarkName": "red",
+               "XPosition": 50, "YPosition": 50, "Width": 25, "Height": 25}),
+    );
+    let id = added.ok()["WatermarkId"].as_i64().expect("watermark id");
+    server
+        .py(
+            "CreateLiveWatermarkRule",
+            json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    let _publisher = signed_push(&server, "cam", 40);
+
+    // The picture covers 25 % × 25 % of the 640x360 picture from its
+    // centre (160x90 at (320, 180)); what is outside it is the source's.
+    for url in [
+        format!(
+            "http://{}/live/cam.flv?domain=play.example.com",
+            server.http
+        ),
+        format!("rtmp://{}/live/cam?domain=play.example.com", server.rtmp),
+    ] {
+        let inside = mean_color(&url, (640, 360), 340, 200, 120, 50);
+        assert!(
+            inside[0] > 200.0 && inside[1] < 60.0 && inside[2] < 60.0,
+            "{url}: inside the watermark {inside:?}"
+        );
+        let outside = mean_color(&url, (640, 360), 20, 20, 120, 50);
+        assert!(
+            !(outside[0] > 200.0 && outside[1] < 60.0 && outside[2] < 60.0),
+            "{url}: outside the watermark {outside:?}"
+        );
+    }
+    let hls = format!(
+        "http://{}/live/cam.m3u8?domain=play.example.com",
+        server.http
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || !probe(&hls).is_empty()),
+        "no watermarked HLS"
+    );
+    let inside = mean_color(&hls, (640, 360), 340, 200, 120, 50);
+    assert!(
+        inside[0] > 200.0 && inside[1] < 60.0,
+        "HLS: inside the watermark {inside:?}"
+    );
+    let online = server.py("DescribeLiveStreamOnlineList", json!({}));
+    assert_eq!(online.ok()["TotalNum"], 1, "{:?}", online.ok());
+}
+
+#[test]
+fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
+    let server = setup();
+    server
+        .py(
+            "ModifyLivePlayAuthKey",
+            json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "playkey", "AuthDelta": 3600}),
+        )
+        .ok();
+    let t = server.py(
+        "CreateLiveTranscodeTemplate",
+        json!({"TemplateName": "abr", "VideoBitrate": 0, "IsAdaptiveBitRate": 1,
+        "AdaptiveChildren": [
+            {"TemplateName": "low", "VideoBitrate": 200, "Width": 320, "Height": 180, "Gop": 2},
+            {"TemplateName": "mid", "VideoBitrate": 400, "Width": 480, "Height": 270, "Gop": 2},
+        ]}),
+    );
+    let id = t.ok()["TemplateId"].as_i64().expect("template id");
+    server
+        .py(
+            "CreateLiveTranscodeRule",
+            json!({"DomainName": "play.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    let _publisher = signed_push(&server, "cam", 40);
+
+    // Play signatures cover the suffixed name.
+    let base = format!("http://{}/live", server.http);
+    let unsigned = format!("{base}/cam_abr.m3u8?domain=play.example.com");
+    let body = |url: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", url])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(body(&unsigned).ends_with("403"), "unsigned master playlist");
+    let wrong = format!(
+        "{base}/cam_abr.m3u8?domain=play.example.com&{}",
+        urlsign::query("playkey", "cam", now() + 600)
+    );
+    assert!(
+        body(&wrong).ends_with("403"),
+        "signed over the unsuffixed name"
+    );
+    let signed = format!(
+        "{base}/cam_abr.m3u8?domain=play.example.com&{}",
+        urlsign::query("playkey", "cam_abr", now() + 600)
+    );
+    let master = body(&signed);
+    assert!(master.starts_with("#EXTM3U"), "{master}");
+    assert!(
+        master.contains("RESOLUTION=320x180") && master.contains("RESOLUTION=480x270"),
+        "{master}"
+    );
+    assert!(
+        master.contains("cam_low.m3u8?txSecret=") && master.contains("cam_mid.m3u8?txSecret="),
+        "{master}"
+    );
+
+    // Each variant plays at its rung's size (ffprobe follows the master).
+    let low = format!(
+        "{base}/cam_low.m3u8?domain=play.example.com&{}",
+        urlsign::query("playkey", "cam_low", now() + 600)
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || probe(&low).contains(&(
+            "video".into(),
+            "h264".into(),
+            320,
+            180
+        ))),
+        "the low rung never played"
+    );
+    let flv = format!(
+        "{base}/cam_mid.flv?domain=play.example.com&{}",
+        urlsign::query("playkey", "cam_mid", now() + 600)
+    );
+    assert!(probe(&flv).contains(&("video".into(), "h264".into(), 480, 270)));
+}
+
+#[test]
+fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
+    use crate::callbacks::{assert_signed, bind_callbacks, setup as with_callbacks, Receiver};
+    let receiver = Receiver::start(&[]);
+    let setup = with_callbacks();
+    let server = &setup.server;
+    bind_callbacks(
+        server,
+        "live",
+        json!({"SnapshotNotifyUrl": receiver.url("/snap")}),
+    );
+    let t = server.py(
+        "CreateLiveSnapshotTemplate",
+        json!({"TemplateName": "snap", "SnapshotInterval": 2, "Width": 320, "Height": 0,
+               "CosAppId": 1250000000, "CosBucket": "shots", "CosRegion": "ap-guangzhou"}),
+    );
+    let id = t.ok()["TemplateId"].as_i64().expect("template id");
+    server
+        .py(
+            "CreateLiveSnapshotRule",
+            json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    let mut publisher = signed_push(server, "cam", 9);
+
+    let shots = receiver.wait_for("/snap", 3, Duration::from_secs(30));
+    assert!(shots.len() >= 3, "{} snapshot callbacks", shots.len());
+    for shot in &shots {
+        let body = &shot.body;
+        assert_signed(body);
+        assert_eq!(body["event_type"], 200, "{body}");
+        assert_eq!(body["stream_id"], "cam", "{body}");
+        assert_eq!(
+            (body["width"].clone(), body["height"].clone()),
+            (json!(320), json!(180)),
+            "{body}"
+        );
+        let pic = body["pic_url"].as_str().unwrap_or_default();
+        assert!(
+            pic.contains("cam-screenshot-") && pic.ends_with("-320x180.jpg"),
+            "{body}"
+        );
+        // The picture is where the callback says, a 320x180 JPEG.
+        let full = body["pic_full_url"].as_str().unwrap_or_default();
+        let out = Command::new("curl")
+            .args(["-sf", full])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "GET {full}");
+        assert!(
+            out.stdout.starts_with(&[0xFF, 0xD8]),
+            "{full} is not a JPEG"
+        );
+        assert_eq!(
+            out.stdout.len() as u64,
+            body["file_size"].as_u64().unwrap_or(0)
+        );
+        let size = probe_image(&out.stdout);
+        assert_eq!(size, (320, 180), "{full}");
+    }
+    assert!(publisher.wait(Duration::from_secs(30)).is_some());
+}
+
+/// The size of a picture, as ffprobe reads it.
+fn probe_image(data: &[u8]) -> (u64, u64) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("p.jpg");
+    std::fs::write(&file, data).expect("write");
+    let out = Command::new(ffmpeg_bin("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "json",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        v["streams"][0]["width"].as_u64().unwrap_or(0),
+        v["streams"][0]["height"].as_u64().unwrap_or(0),
+    )
+}

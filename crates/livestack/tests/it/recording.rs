@@ -1,7 +1,8 @@
 //! Recording from rules end to end: a record template and rule created
 //! through the Python SDK, a generated stream pushed with ffmpeg, the
 //! stored files checked with ffprobe: format, duration, name, one HLS
-//! playlist per push, and files that survive a kill -9 of the server.
+//! playlist per push, a signed record callback (100) for each, and files
+//! that survive a kill -9 of the server.
 //!
 //! The server runs with `max_record_interval_secs = 5` so that files are
 //! cut every 5 s rather than CSS's shortest 60 s.
@@ -13,6 +14,7 @@ use std::time::Duration;
 use livestack_core::urlsign;
 use serde_json::{json, Value};
 
+use crate::callbacks::{assert_signed, bind_callbacks, root_app_id, Receiver};
 use crate::harness::*;
 use crate::media::{add, ffmpeg_bin, now, push_key, push_url, state, Publisher};
 
@@ -72,7 +74,7 @@ fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
     p
 }
 
-/// Every stored recording file under the server's data directory.
+/// Every stored recording file in the server's local storage directory.
 fn stored(server: &Server) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -85,7 +87,7 @@ fn stored(server: &Server) -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    walk(&server.data_dir.join("recordings"), &mut out);
+    walk(&server.data_dir.join("records"), &mut out);
     out.sort();
     out
 }
@@ -103,7 +105,11 @@ fn with_ext(files: &[PathBuf], ext: &str) -> Vec<PathBuf> {
 fn probe_file(path: &Path) -> (String, f64, Vec<String>) {
     let out = Command::new(ffmpeg_bin("ffprobe"))
         .args(["-v", "error", "-show_entries"])
-        .args(["format=format_name,duration:stream=codec_type", "-of", "json"])
+        .args([
+            "format=format_name,duration:stream=codec_type",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe");
@@ -119,10 +125,7 @@ fn probe_file(path: &Path) -> (String, f64, Vec<String>) {
         .filter_map(|s| s["codec_type"].as_str().map(str::to_owned))
         .collect();
     (
-        v["format"]["format_name"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned(),
+        v["format"]["format_name"].as_str().unwrap_or("").to_owned(),
         duration,
         kinds,
     )
@@ -153,7 +156,12 @@ fn default_name(name: &str, stream: &str, ext: &str) -> bool {
 fn names(files: &[PathBuf]) -> Vec<String> {
     files
         .iter()
-        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
@@ -194,6 +202,12 @@ fn check_segments(files: &[PathBuf], ext: &str, format_name: &str, kinds: &[&str
 #[test]
 fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_push() {
     let (server, _config) = recording_server();
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        &server,
+        "live",
+        json!({"RecordNotifyUrl": receiver.url("/record")}),
+    );
     record_rule(
         &server,
         json!({"FlvParam": enabled(), "Mp4Param": enabled(), "AacParam": enabled(),
@@ -215,7 +229,11 @@ fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_p
                 .all(|e| with_ext(&files, e).len() >= 3)
     });
     let files = stored(&server);
-    assert!(delivered, "not everything was delivered: {:?}", names(&files));
+    assert!(
+        delivered,
+        "not everything was delivered: {:?}",
+        names(&files)
+    );
     // Nothing is left behind in the working directory.
     assert!(
         wait_until(Duration::from_secs(5), || std::fs::read_dir(
@@ -247,6 +265,67 @@ fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_p
         assert!(uri.starts_with(stem), "{uri}");
         assert!(playlists[0].with_file_name(uri).exists(), "{uri} missing");
     }
+
+    // One signed record callback per stored file (segments aside), whose
+    // video_url serves it.
+    let announced = files.len() - with_ext(&files, "ts").len();
+    let calls = receiver.wait_for("/record", announced, Duration::from_secs(10));
+    assert_eq!(calls.len(), announced, "{calls:?}");
+    let app_id = root_app_id(&server);
+    for call in &calls {
+        let b = &call.body;
+        assert_signed(b);
+        assert_eq!(b["event_type"], 100, "{b}");
+        assert_eq!(b["appid"], app_id, "{b}");
+        assert_eq!(
+            (
+                b["app"].as_str(),
+                b["appname"].as_str(),
+                b["stream_id"].as_str()
+            ),
+            (Some("push.example.com"), Some("live"), Some("cam")),
+            "{b}"
+        );
+        let url = b["video_url"].as_str().unwrap_or("");
+        let file = files
+            .iter()
+            .find(|f| url.ends_with(&*f.file_name().unwrap_or_default().to_string_lossy()))
+            .unwrap_or_else(|| panic!("{url} is not a stored file"));
+        let ext = file.extension().unwrap_or_default().to_string_lossy();
+        let format = if ext == "m3u8" { "hls" } else { &ext };
+        assert_eq!(b["file_format"], format, "{b}");
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        if format != "hls" {
+            assert_eq!(b["file_size"], size, "{b}");
+        }
+        let (start, end) = (b["start_time"].as_i64(), b["end_time"].as_i64());
+        assert!(
+            start.is_some_and(|s| end.is_some_and(|e| s <= e && e <= now())),
+            "{b}"
+        );
+        assert!(
+            b["duration"]
+                .as_i64()
+                .is_some_and(|d| (1..=15).contains(&d)),
+            "{b}"
+        );
+        assert!(
+            b["stream_param"]
+                .as_str()
+                .is_some_and(|p| p.contains("txSecret")),
+            "{b}"
+        );
+    }
+    let mp4 = calls
+        .iter()
+        .find(|c| c.body["file_format"] == "mp4")
+        .expect("an mp4 callback");
+    let url = mp4.body["video_url"].as_str().unwrap_or("");
+    let (format, duration, _) = probe_file(Path::new(url));
+    assert!(
+        format.contains("mp4") && duration > 1.0,
+        "{url}: {format} {duration}"
+    );
 }
 
 #[test]
@@ -255,7 +334,12 @@ fn ending_the_rule_while_the_stream_is_live_delivers_the_last_file() {
     record_rule(&server, json!({"FlvParam": enabled()}));
     let _publisher = push(&server, "cam", 60);
     assert!(
-        wait_until(Duration::from_secs(15), || with_ext(&stored(&server), "flv").len() == 1),
+        wait_until(Duration::from_secs(15), || with_ext(
+            &stored(&server),
+            "flv"
+        )
+        .len()
+            == 1),
         "no first file"
     );
     server
@@ -265,7 +349,12 @@ fn ending_the_rule_while_the_stream_is_live_delivers_the_last_file() {
         )
         .ok();
     assert!(
-        wait_until(Duration::from_secs(10), || with_ext(&stored(&server), "flv").len() == 2),
+        wait_until(Duration::from_secs(10), || with_ext(
+            &stored(&server),
+            "flv"
+        )
+        .len()
+            == 2),
         "the file being recorded was not delivered: {:?}",
         names(&stored(&server))
     );
@@ -273,7 +362,11 @@ fn ending_the_rule_while_the_stream_is_live_delivers_the_last_file() {
     // Names start with the start time: the last is the one cut short.
     let (_, last, _) = probe_file(&files[1]);
     let all: Vec<_> = files.iter().map(|f| (f.clone(), probe_file(f).1)).collect();
-    assert!((0.5..INTERVAL).contains(&last), "last file {last} s: {all:?}\n{}", server.log());
+    assert!(
+        (0.5..INTERVAL).contains(&last),
+        "last file {last} s: {all:?}\n{}",
+        server.log()
+    );
     // Nothing more is recorded once the rule is gone.
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(with_ext(&stored(&server), "flv").len(), 2);
@@ -283,10 +376,18 @@ fn ending_the_rule_while_the_stream_is_live_delivers_the_last_file() {
 #[test]
 fn a_kill_of_the_server_leaves_playable_files_delivered_at_the_next_start() {
     let (server, _config) = recording_server();
-    record_rule(&server, json!({"Mp4Param": enabled(), "HlsParam": enabled()}));
+    record_rule(
+        &server,
+        json!({"Mp4Param": enabled(), "HlsParam": enabled()}),
+    );
     let _publisher = push(&server, "cam", 60);
     assert!(
-        wait_until(Duration::from_secs(15), || with_ext(&stored(&server), "mp4").len() == 1),
+        wait_until(Duration::from_secs(15), || with_ext(
+            &stored(&server),
+            "mp4"
+        )
+        .len()
+            == 1),
         "no first file"
     );
     std::thread::sleep(Duration::from_secs(3));

@@ -862,14 +862,14 @@ fn callback_templates_round_trip_with_one_url_per_event() {
 
 /// A tiny HTTP server on 127.0.0.1:0 serving generated pictures (and
 /// answers that are not pictures), one connection at a time, until dropped.
-struct Pictures {
+pub(crate) struct Pictures {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Pictures {
-    fn start() -> Pictures {
+    pub(crate) fn start() -> Pictures {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("address");
         let stop = Arc::new(AtomicBool::new(false));
@@ -891,7 +891,7 @@ impl Pictures {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }
@@ -922,6 +922,7 @@ fn serve_picture(conn: &mut TcpStream) -> std::io::Result<()> {
     let path = text.split_whitespace().nth(1).unwrap_or("/");
     let (status, kind, body) = match path {
         "/logo.png" => ("200 OK", "image/png", png(4, 2)),
+        "/red.png" => ("200 OK", "image/png", png_with(32, 16, |_, _| [255, 0, 0])),
         "/badge.png" => ("200 OK", "image/png", png(8, 8)),
         "/photo.jpg" => ("200 OK", "image/jpeg", jpeg_header(3, 2)),
         "/page.html" => (
@@ -956,11 +957,16 @@ fn crc32(data: &[u8]) -> u32 {
 
 /// A real RGB PNG of `width`×`height` (zlib "stored" blocks, no compression).
 fn png(width: u32, height: u32) -> Vec<u8> {
+    png_with(width, height, |x, y| [(x * 30) as u8, (y * 30) as u8, 200])
+}
+
+/// A PNG whose pixel at (x, y) is `color(x, y)`.
+fn png_with(width: u32, height: u32, color: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
     let mut raw = Vec::new();
     for y in 0..height {
         raw.push(0);
         for x in 0..width {
-            raw.extend_from_slice(&[(x * 30) as u8, (y * 30) as u8, 200]);
+            raw.extend_from_slice(&color(x, y));
         }
     }
     let len = u16::try_from(raw.len()).expect("small picture");
