@@ -5,11 +5,12 @@
 //! Owns: the working directory of each recording attempt
 //! (`<work_dir>/record/<id>/`: a [`Manifest`] saying what is recorded and
 //! where it goes, ffmpeg's files, its segment list or playlist), finding
-//! complete files, naming them by the template's patterns, handing them
-//! to [`deliver`], and the startup recovery that delivers what a crash
+//! complete files, naming them by the template's patterns
+//! (`livestack_core::naming`), handing them to `storage` and announcing
+//! them (`notify`), and the startup recovery that delivers what a crash
 //! left behind ([`leftovers`], [`recover`]). Must not: build command
-//! lines (`ffmpeg` does) or decide when a recording runs (the processor
-//! does).
+//! lines (`ffmpeg` does), decide when a recording runs (the processor
+//! does), or move files itself (storage does).
 //!
 //! FLV, MP4, AAC and MP3 are cut every `RecordInterval` seconds; ffmpeg
 //! adds a line to the segment list when a file is complete, which the
@@ -21,9 +22,14 @@
 //! fragmented, so a file cut short still plays. If livestack dies,
 //! ffmpeg loses its input and closes its files; the next start finds the
 //! directory, waits for that ffmpeg to be gone, and delivers every file
-//! not yet delivered (a delivered file is removed from the directory). A
-//! file whose delivery fails stays on local disk, is tried again later in
-//! the job and at the next start, and is counted in the job's status.
+//! not yet delivered (a delivered file is removed from the directory).
+//!
+//! A failed delivery never loses the file, and is logged and counted in
+//! the job's status: a file storage could not take stays in the working
+//! directory and is tried again (every [`RETRY_AFTER`] while the job runs,
+//! then at the next start); a file whose upload to a bucket failed is
+//! kept by storage in its local directory (`buckets/<bucket>/<key>`) and
+//! not announced.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -513,7 +519,8 @@ impl Recording {
         if let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await {
             while let Ok(Some(e)) = entries.next_entry().await {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("part-") && !self.done.contains(&name) {
+                let listed = list.iter().any(|s| s.file == name);
+                if name.starts_with("part-") && !listed && !self.done.contains(&name) {
                     if let Ok(meta) = e.metadata().await {
                         parts.push((name, meta));
                     }
@@ -584,13 +591,23 @@ impl Recording {
             format!("{stem}_{n}.ts")
         };
         let mut size = 0;
+        // A segment storage kept in the local directory instead (its
+        // upload failed) does not stop the others: the failure is
+        // reported once they are all placed.
+        let mut kept_elsewhere = None;
         for (_, uri) in &playlist.segments {
             let local = self.dir.join(uri);
             if !local.exists() {
                 // Stored by an earlier attempt at delivering it.
                 continue;
             }
-            size += store(inner, &dest, &segment_key(uri), &local).await?.size;
+            match store(inner, &dest, &segment_key(uri), &local).await {
+                Ok(stored) => size += stored.size,
+                Err(f) if f.again => return Err(f),
+                Err(f) => {
+                    kept_elsewhere.get_or_insert(f);
+                }
+            }
         }
         let closed = self.dir.join("final.m3u8");
         let body = finish_playlist(text, |uri| {
@@ -602,8 +619,13 @@ impl Recording {
             again: true,
         })?;
         let stored = store(inner, &dest, &key, &closed).await?;
-        announce(inner, &self.m, &stored, size + stored.size, start, end);
-        Ok(())
+        match kept_elsewhere {
+            Some(f) => Err(f),
+            None => {
+                announce(inner, &self.m, &stored, size + stored.size, start, end);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -650,20 +672,36 @@ fn placement(
     } else {
         Destination::Local
     };
-    let key = match dest {
-        Destination::Bucket { .. } => name.cos_key(&m.output.cos_path, ext),
-        Destination::Local => name.vod_key(&m.output.vod_file_name, ext),
+    let key = |pattern: &str| match dest {
+        Destination::Bucket { .. } => name.cos_key(pattern, ext),
+        Destination::Local => name.vod_key(pattern, ext),
     };
+    let pattern = match dest {
+        Destination::Bucket { .. } => &m.output.cos_path,
+        Destination::Local => &m.output.vod_file_name,
+    };
+    // A pattern that makes no usable key (empty, too long, `..`) gives
+    // way to the default rather than leave the file unnamed.
+    let key = key(pattern).or_else(|e| {
+        tracing::warn!(
+            "the name pattern {pattern:?} of {}/{}/{} makes no key ({e}); using the default",
+            m.domain,
+            m.app,
+            m.stream
+        );
+        key("")
+    });
     let key = key.map_err(|e| Failure {
         message: format!("cannot name {file}: {e}; it stays in the working directory"),
-        again: false,
+        again: true,
     })?;
     Ok((dest, key))
 }
 
 /// Hands `local` to storage as `key` at `dest`. A file storage could not
 /// take stays in the working directory (to be tried again); one whose
-/// upload failed is kept in the local directory (see `storage`).
+/// upload failed is kept in the local directory (see `storage`), and
+/// counts as a failure not to retry.
 async fn store(
     inner: &Inner,
     dest: &Destination,
@@ -674,12 +712,11 @@ async fn store(
         .storage
         .put(dest, key, local)
         .await
-        .map_err(|e: StorageError| {
-            let again = e.kept() == Some(local) && local.exists();
-            Failure {
-                message: format!("cannot store {}: {e}", local.display()),
-                again,
-            }
+        .map_err(|e: StorageError| Failure {
+            message: format!("cannot store {}: {e}", local.display()),
+            // Still in the working directory: not delivered, try again.
+            // (A failed upload was moved to the local directory instead.)
+            again: local.exists(),
         })
 }
 

@@ -24,11 +24,19 @@ const INTERVAL: f64 = 5.0;
 /// A server cutting recordings every [`INTERVAL`] seconds, with a push and
 /// a play domain; the config file lives in the returned directory.
 fn recording_server() -> (Server, tempfile::TempDir) {
+    recording_server_with("")
+}
+
+/// The same with more configuration (`[storage]` sections, say).
+fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("livestack.toml");
     std::fs::write(
         &config,
-        format!("[media]\nmax_record_interval_secs = {}\n", INTERVAL as u64),
+        format!(
+            "[media]\nmax_record_interval_secs = {}\n{extra}",
+            INTERVAL as u64
+        ),
     )
     .expect("config");
     let server = Server::start_with(ServerOptions {
@@ -423,4 +431,60 @@ fn a_kill_of_the_server_leaves_playable_files_delivered_at_the_next_start() {
         .unwrap_or(true)),
         "recording directories left behind"
     );
+}
+
+#[test]
+fn files_a_bucket_refuses_stay_on_local_disk_and_the_recording_goes_on() {
+    // Object storage that cannot be reached: nothing listens on port 9.
+    let (server, _config) = recording_server_with(
+        "[storage]\nupload_timeout_secs = 2\n\
+         [storage.s3]\nendpoint = \"http://127.0.0.1:9\"\nallow_http = true\n",
+    );
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        &server,
+        "live",
+        json!({"RecordNotifyUrl": receiver.url("/record")}),
+    );
+    record_rule(
+        &server,
+        json!({"CosStore": 1, "FlvParam": {"Enable": 1, "RecordInterval": 60,
+               "CosBucketName": "vids", "CosBucketRegion": "ap-guangzhou",
+               "CosBucketPath": "/rec/{StreamID}/{StartHour}{StartMinute}{StartSecond}"}}),
+    );
+    let mut publisher = push(&server, "cam", 12);
+    assert!(publisher
+        .wait(Duration::from_secs(30))
+        .is_some_and(|s| s.success()));
+    // Each file is kept under buckets/<bucket>/<its key>, whole.
+    let kept = |server: &Server| {
+        with_ext(&stored(server), "flv")
+            .into_iter()
+            .filter(|p| p.starts_with(server.data_dir.join("records/buckets/vids/rec/cam")))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || kept(&server).len() >= 2),
+        "{:?}\n{}",
+        names(&stored(&server)),
+        server.log()
+    );
+    let files = kept(&server);
+    let mut total = 0.0;
+    for f in &files {
+        let (format, duration, _) = probe_file(f);
+        assert!(
+            format.contains("flv") && duration > 0.5,
+            "{f:?}: {format} {duration}"
+        );
+        total += duration;
+    }
+    assert!(total >= 9.0, "{total} s kept of a 12 s push");
+    assert!(
+        server.log().contains("upload of rec/cam/"),
+        "the failure is logged"
+    );
+    // Nothing is announced for a file that did not reach its bucket.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(receiver.to("/record").is_empty());
 }
