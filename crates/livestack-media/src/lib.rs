@@ -97,10 +97,10 @@ pub(crate) struct Inner {
     next_session: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
-    pub(crate) storage: storage::Storage,
     pub(crate) processor: process::Processor,
     /// Event callbacks (push begin/end, record files, snapshots).
     pub(crate) notifier: Notifier,
+    pub(crate) storage: storage::Storage,
 }
 
 impl Inner {
@@ -185,9 +185,9 @@ impl MediaServer {
         events: mpsc::Sender<MediaEvent>,
         shutdown: CancellationToken,
     ) -> MediaServer {
-        let storage = storage::Storage::new(config.storage.clone());
         let tasks = TaskTracker::new();
         let notifier = Notifier::start(config.callbacks.clone(), &tasks, shutdown.clone());
+        let storage = storage::Storage::new(config.storage.clone());
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,

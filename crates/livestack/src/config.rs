@@ -137,19 +137,6 @@ impl Default for CallbacksConfig {
     }
 }
 
-impl CallbacksConfig {
-    /// The media plane's settings.
-    pub(crate) fn to_media(&self) -> livestack_media::CallbackConfig {
-        use std::time::Duration;
-        livestack_media::CallbackConfig {
-            timeout: Duration::from_secs(self.timeout_secs.max(1)),
-            retry_interval: Duration::from_secs(self.retry_interval_secs.max(1)),
-            snapshot_retry_interval: Duration::from_secs(self.snapshot_retry_interval_secs.max(1)),
-            queue: self.queue.max(1),
-        }
-    }
-}
-
 /// `[storage]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -205,6 +192,19 @@ impl Default for StorageConfig {
             time_zone: d.zone.as_str().to_owned(),
             upload_timeout_secs: d.upload_timeout.as_secs(),
             s3: S3Config::default(),
+        }
+    }
+}
+
+impl CallbacksConfig {
+    /// The media plane's settings.
+    pub(crate) fn to_media(&self) -> livestack_media::CallbackConfig {
+        use std::time::Duration;
+        livestack_media::CallbackConfig {
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            retry_interval: Duration::from_secs(self.retry_interval_secs.max(1)),
+            snapshot_retry_interval: Duration::from_secs(self.snapshot_retry_interval_secs.max(1)),
+            queue: self.queue.max(1),
         }
     }
 }

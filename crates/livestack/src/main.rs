@@ -347,14 +347,12 @@ async fn run(config: Config, store: Store) -> anyhow::Result<()> {
 
     // The media plane is made once the HTTP port is bound: the URLs of
     // locally stored recordings name it.
-    let media_config = livestack_media::MediaConfig {
-        work_dir: config.data_dir.join("processing"),
-        storage: config
-            .storage
-            .to_storage(&config.data_dir, http_addr)
-            .context("invalid [storage] configuration")?,
-        ..config.to_media()
-    };
+    let mut media_config = config.to_media();
+    media_config.work_dir = config.data_dir.join("processing");
+    media_config.storage = config
+        .storage
+        .to_storage(&config.data_dir, http_addr)
+        .context("invalid [storage] configuration")?;
     let shutdown = CancellationToken::new();
     let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
     let media = livestack_media::MediaServer::new(

@@ -9,11 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use livestack_core::rules::{SnapshotSpec, TemplateId, TemplateSpec};
+use livestack_core::naming::SnapshotName;
+use livestack_core::rules::{SnapshotSpec, StreamRef, TemplateId, TemplateSpec};
 
 use super::ffmpeg::{self, Io};
 use super::supervisor::{Ffmpeg, JobError};
 use super::Job;
+use crate::notify::{CallbackTarget, SnapshotEvent};
+use crate::storage::{Destination, StorageError};
 
 /// How often the working directory is looked at.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
@@ -123,8 +126,9 @@ pub(super) async fn run(job: &Job, id: TemplateId, task: Option<i64>) -> Result<
     result
 }
 
-/// Names, stores and announces one picture, then removes it from the
-/// working directory (unless it could not be stored anywhere).
+/// Names, stores and announces one picture. The working-directory file
+/// is moved by storage; if it cannot be stored anywhere it stays there
+/// and the next scan tries again.
 async fn deliver(job: &Job, spec: &SnapshotSpec, task: Option<i64>, path: &Path) {
     let data = match tokio::fs::read(path).await {
         Ok(d) => d,
@@ -134,7 +138,94 @@ async fn deliver(job: &Job, spec: &SnapshotSpec, task: Option<i64>, path: &Path)
         }
     };
     let (width, height) = jpeg_size(&data).unwrap_or((spec.width, spec.height));
-    let _ = (task, width, height);
-    // Storage and callbacks are wired in next; until then the picture
-    // stays in the working directory.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let source = &job.key.source;
+    let storage = &job.inner.storage;
+    let name = SnapshotName {
+        domain: &job.domain,
+        app: &source.app,
+        stream: &source.stream,
+        width,
+        height,
+        ext: ".jpg",
+        time_ms: now_ms,
+        zone: storage.zone(),
+    };
+    let dest = storage.destination(&spec.cos_bucket, &spec.cos_region);
+    // The key in the bucket is what CSS's `pic_url` names; locally one
+    // directory serves every domain and app, so they lead the key.
+    let (cos_key, key) = match (&dest, name.cos_key(&spec.cos_prefix, &spec.cos_file_name)) {
+        (Destination::Local, Ok(cos)) => {
+            (cos, name.local_key(&spec.cos_prefix, &spec.cos_file_name))
+        }
+        (_, Ok(cos)) => (cos.clone(), Ok(cos)),
+        (_, Err(e)) => (String::new(), Err(e)),
+    };
+    let key = match key {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(job = %job.label(), "snapshot name refused: {e}; the picture is dropped");
+            let _ = tokio::fs::remove_file(path).await;
+            return;
+        }
+    };
+    let stored = match storage.put(&dest, &key, path).await {
+        Ok(s) => s,
+        Err(e) => match e {
+            StorageError::Upload { kept, source, .. } => {
+                tracing::warn!(job = %job.label(), "snapshot upload failed, kept locally: {source}");
+                *kept
+            }
+            e => {
+                tracing::warn!(job = %job.label(), "snapshot not stored: {e}");
+                if e.kept().is_none() {
+                    // Nothing will change on a retry (a bad key, a
+                    // vanished file): do not scan it again and again.
+                    let _ = tokio::fs::remove_file(path).await;
+                }
+                return;
+            }
+        },
+    };
+    tracing::debug!(job = %job.label(), task, key = stored.key, "snapshot stored");
+    let policy = job.inner.policy();
+    let at = StreamRef {
+        account: source.account,
+        domain: &job.domain,
+        app: &source.app,
+        stream: &source.stream,
+    };
+    if let Some(target) = CallbackTarget::for_push(&policy, &at) {
+        job.inner.notifier.snapshot(
+            &target,
+            &SnapshotEvent {
+                stream: source.stream.clone(),
+                create_time: now_ms / 1000,
+                file_size: stored.size,
+                width,
+                height,
+                pic_url: format!("/{cos_key}"),
+                pic_full_url: stored.url.clone(),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jpegs_size_comes_from_its_frame_header() {
+        // SOI, APP0 (16 bytes), SOF0 with height 180 and width 320.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+        jpeg.extend_from_slice(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+        jpeg.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08, 0x00, 0xB4, 0x01, 0x40]);
+        assert_eq!(jpeg_size(&jpeg), Some((320, 180)));
+        assert_eq!(jpeg_size(b"not a jpeg"), None);
+        assert_eq!(jpeg_size(&jpeg[..8]), None);
+    }
 }

@@ -109,34 +109,13 @@ impl Ffmpeg {
             };
             tokio::select! {
                 line = line => match line {
-                    Ok(Some(line)) => {
-                        tracing::debug!(job = %self.label, "ffmpeg: {line}");
-                        if self.tail.len() == TAIL_LINES {
-                            self.tail.remove(0);
-                        }
-                        self.tail.push(line);
-                    }
+                    Ok(Some(line)) => self.keep(line),
                     _ => self.stderr = None,
                 },
                 status = self.child.wait() => {
                     let status = status.map_err(JobError::Wait)?;
-                    // What it printed last (the reason it failed) may still
-                    // be in the pipe: read it, briefly.
-                    let drain = async {
-                        while let Some(lines) = self.stderr.as_mut() {
-                            match lines.next_line().await {
-                                Ok(Some(line)) => {
-                                    tracing::debug!(job = %self.label, "ffmpeg: {line}");
-                                    if self.tail.len() == TAIL_LINES {
-                                        self.tail.remove(0);
-                                    }
-                                    self.tail.push(line);
-                                }
-                                _ => self.stderr = None,
-                            }
-                        }
-                    };
-                    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+                    // What it printed last may still be in the pipe.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.drain()).await;
                     return if status.success() {
                         Ok(())
                     } else {
@@ -145,6 +124,24 @@ impl Ffmpeg {
                 }
             }
         }
+    }
+
+    /// Reads what is left of the process's output, to its end.
+    async fn drain(&mut self) {
+        while let Some(lines) = self.stderr.as_mut() {
+            match lines.next_line().await {
+                Ok(Some(line)) => self.keep(line),
+                _ => self.stderr = None,
+            }
+        }
+    }
+
+    fn keep(&mut self, line: String) {
+        tracing::debug!(job = %self.label, "ffmpeg: {line}");
+        if self.tail.len() == TAIL_LINES {
+            self.tail.remove(0);
+        }
+        self.tail.push(line);
     }
 
     /// Asks ffmpeg to finish (`q`), waits up to the grace period, then
