@@ -25,6 +25,7 @@ mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,8 +58,14 @@ pub struct MediaConfig {
     pub chunk_size: u32,
     /// The ffmpeg program processing jobs run.
     pub ffmpeg: String,
-    /// Where processing jobs keep files they are still writing.
-    pub work_dir: std::path::PathBuf,
+    /// Where processing jobs keep files they are still writing, and
+    /// recordings until they are delivered (files a crash left here are
+    /// delivered at the next start). The binary uses
+    /// `<data dir>/processing`.
+    pub work_dir: PathBuf,
+    /// Caps the file interval of every recording (CSS's shortest is 60 s),
+    /// for tests and demonstrations; `None` keeps the templates'.
+    pub max_record_interval: Option<Duration>,
     /// Delivery of event callbacks.
     pub callbacks: CallbackConfig,
     /// Where recordings and snapshots are kept.
@@ -75,6 +82,7 @@ impl Default for MediaConfig {
             chunk_size: 60_000,
             ffmpeg: "ffmpeg".to_owned(),
             work_dir: std::env::temp_dir().join("livestack-processing"),
+            max_record_interval: None,
             callbacks: CallbackConfig::default(),
             storage: storage::StorageSettings::default(),
         }

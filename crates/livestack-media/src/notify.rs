@@ -261,8 +261,6 @@ pub(crate) struct RecordFileEvent {
 impl RecordFileEvent {
     /// An event of `format` with every other field empty or zero, to fill
     /// with struct-update syntax.
-    // Called by the recording and snapshot jobs (issue 6), which land separately.
-    #[allow(dead_code)]
     pub(crate) fn new(format: RecordFormat) -> RecordFileEvent {
         RecordFileEvent {
             domain: String::new(),
@@ -286,8 +284,6 @@ impl RecordFileEvent {
 }
 
 /// `callback_ext` of a record-file event.
-// Built by the recording and snapshot jobs (issue 6), which land separately.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RecordExt {
     /// `video_codec` (`h264`, `h265`).
@@ -530,8 +526,6 @@ impl Notifier {
 
     /// Sends a record-file event (100) to `target`, when its template has
     /// a `RecordNotifyUrl`.
-    // Called by the recording and snapshot jobs (issue 6), which land separately.
-    #[allow(dead_code)]
     pub(crate) fn record_file(&self, target: &CallbackTarget, ev: &RecordFileEvent) {
         let retry = Retry {
             retries: STREAM_RETRIES,

@@ -15,7 +15,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
-    /// Where the database (and later recordings) live.
+    /// Where the database lives, and recordings while they are made
+    /// (`processing/`).
     pub(crate) data_dir: PathBuf,
     /// The Tencent Cloud Live API.
     pub(crate) api: ApiConfig,
@@ -76,6 +77,10 @@ pub(crate) struct MediaConfig {
     /// The ffmpeg program transcoding, watermark, recording and snapshot
     /// jobs run (a name looked up on PATH, or a path).
     pub(crate) ffmpeg: String,
+    /// Caps every recording's file interval (seconds), below CSS's 60 s
+    /// minimum if need be: for tests and demonstrations. Unset: each
+    /// template's `RecordInterval`.
+    pub(crate) max_record_interval_secs: Option<u64>,
 }
 
 impl Default for MediaConfig {
@@ -87,12 +92,14 @@ impl Default for MediaConfig {
             hls_segment_secs: d.hls_segment.as_secs(),
             hls_window: d.hls_window,
             ffmpeg: d.ffmpeg,
+            max_record_interval_secs: d.max_record_interval.map(|d| d.as_secs()),
         }
     }
 }
 
 impl MediaConfig {
-    /// The media plane's settings.
+    /// The media plane's settings (the binary adds where processing jobs
+    /// work: `<data_dir>/processing`).
     pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
         use std::time::Duration;
         livestack_media::MediaConfig {
@@ -101,6 +108,9 @@ impl MediaConfig {
             hls_segment: Duration::from_secs(self.hls_segment_secs.max(1)),
             hls_window: self.hls_window.max(1),
             ffmpeg: self.ffmpeg.clone(),
+            max_record_interval: self
+                .max_record_interval_secs
+                .map(|s| Duration::from_secs(s.max(1))),
             ..livestack_media::MediaConfig::default()
         }
     }

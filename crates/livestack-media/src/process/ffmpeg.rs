@@ -12,7 +12,7 @@
 //! keeps for its messages), no stats line, and `stdin` read for the `q`
 //! command that ends a job cleanly (files finalized) rather than killed.
 
-use livestack_core::rules::{Profile, Rendition, VideoCodec, WatermarkSpec};
+use livestack_core::rules::{Profile, RecordFormat, Rendition, VideoCodec, WatermarkSpec};
 
 /// Where a job reads and writes, and what it may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +216,111 @@ pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u
     a
 }
 
+/// The segment list a recording writes in its directory: one CSV line
+/// (`file,start,end`, seconds) as each file is complete.
+pub(crate) const SEGMENT_LIST: &str = "segments.csv";
+/// The playlist of an HLS recording, in its directory.
+pub(crate) const HLS_PLAYLIST: &str = "index.m3u8";
+/// Seconds per segment of an HLS recording.
+const HLS_SEGMENT_SECS: u32 = 10;
+
+/// The extension of a recorded file of `format` (HLS: its segments).
+pub(crate) fn record_extension(format: RecordFormat) -> &'static str {
+    match format {
+        RecordFormat::Flv => "flv",
+        RecordFormat::Mp4 => "mp4",
+        RecordFormat::Aac => "aac",
+        RecordFormat::Mp3 => "mp3",
+        RecordFormat::Hls => "ts",
+    }
+}
+
+/// What a recording writes, for [`record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordIo<'a> {
+    /// The source, an RTMP URL on loopback.
+    pub(crate) input: &'a str,
+    /// The job's working directory (files are written inside it).
+    pub(crate) dir: &'a str,
+    /// The format.
+    pub(crate) format: RecordFormat,
+    /// Seconds per file (not used for HLS: one playlist per push).
+    pub(crate) interval: u32,
+    /// Sound only (`RecordType` audio of a legacy task).
+    pub(crate) audio_only: bool,
+}
+
+/// A recording: the source's streams copied (MP3: the sound encoded) into
+/// `dir`.
+///
+/// FLV, MP4, AAC and MP3 go through the segment muxer, one file every
+/// `interval` seconds (cut at the next keyframe) named `part-NNNNNN.ext`,
+/// each with its own timestamps from zero, and a line in
+/// [`SEGMENT_LIST`] when a file is complete: that is how livestack learns
+/// it can deliver it. Every file is written through packet by packet
+/// (`flush_packets`) and MP4 is fragmented at each keyframe with the
+/// (empty) `moov` first, so a file cut short by a crash plays up to its
+/// last keyframe. HLS is one event playlist ([`HLS_PLAYLIST`]) listing
+/// every segment of the push.
+pub(crate) fn record(io: &RecordIo<'_>) -> Vec<String> {
+    let mut a = common(io.input);
+    let audio_only = io.audio_only || matches!(io.format, RecordFormat::Aac | RecordFormat::Mp3);
+    if audio_only {
+        a.extend(strings(&["-map", "0:a:0", "-vn"]));
+    } else {
+        // Leaves out the data stream an RTMP source also has.
+        a.extend(strings(&["-map", "0:v:0?", "-map", "0:a:0?"]));
+    }
+    match io.format {
+        RecordFormat::Mp3 => a.extend(strings(&["-c:a", "libmp3lame", "-b:a", "128k"])),
+        _ => a.extend(strings(&["-c", "copy"])),
+    }
+    let ext = record_extension(io.format);
+    if io.format == RecordFormat::Hls {
+        a.extend([
+            "-f".to_owned(),
+            "hls".to_owned(),
+            "-hls_time".to_owned(),
+            HLS_SEGMENT_SECS.to_string(),
+            "-hls_list_size".to_owned(),
+            "0".to_owned(),
+            "-hls_playlist_type".to_owned(),
+            "event".to_owned(),
+            "-hls_segment_filename".to_owned(),
+            format!("{}/seg-%06d.{ext}", io.dir),
+            format!("{}/{HLS_PLAYLIST}", io.dir),
+        ]);
+        return a;
+    }
+    let (muxer, options) = match io.format {
+        RecordFormat::Mp4 => (
+            "mp4",
+            "movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1",
+        ),
+        RecordFormat::Aac => ("adts", "flush_packets=1"),
+        RecordFormat::Mp3 => ("mp3", "flush_packets=1"),
+        _ => ("flv", "flush_packets=1"),
+    };
+    a.extend([
+        "-f".to_owned(),
+        "segment".to_owned(),
+        "-segment_time".to_owned(),
+        io.interval.max(1).to_string(),
+        "-reset_timestamps".to_owned(),
+        "1".to_owned(),
+        "-segment_list".to_owned(),
+        format!("{}/{SEGMENT_LIST}", io.dir),
+        "-segment_list_type".to_owned(),
+        "csv".to_owned(),
+        "-segment_format".to_owned(),
+        muxer.to_owned(),
+        "-segment_format_options".to_owned(),
+        options.to_owned(),
+        format!("{}/part-%06d.{ext}", io.dir),
+    ]);
+    a
+}
+
 /// A snapshot job: one JPEG of the source every `interval` seconds (the
 /// first at once), scaled to `width`×`height` (0 keeps the source's; one
 /// side 0 keeps the aspect ratio), written atomically (a temporary name,
@@ -373,6 +478,74 @@ mod tests {
                 "-c:a copy -f flv rtmp://127.0.0.1:1935/live/cam_hd?livestack_internal=T"
             ),
             "{args}"
+        );
+    }
+
+    fn rec(format: RecordFormat, audio_only: bool) -> String {
+        record(&RecordIo {
+            input: "rtmp://127.0.0.1:1935/live/cam?livestack_internal=T",
+            dir: "/w/r1",
+            format,
+            interval: 1800,
+            audio_only,
+        })
+        .join(" ")
+    }
+
+    #[test]
+    fn an_flv_recording_copies_the_streams_into_segments_listed_as_they_complete() {
+        assert_eq!(
+            rec(RecordFormat::Flv, false),
+            "-hide_banner -loglevel warning -nostats -rw_timeout 15000000 \
+             -i rtmp://127.0.0.1:1935/live/cam?livestack_internal=T \
+             -map 0:v:0? -map 0:a:0? -c copy \
+             -f segment -segment_time 1800 -reset_timestamps 1 \
+             -segment_list /w/r1/segments.csv -segment_list_type csv \
+             -segment_format flv -segment_format_options flush_packets=1 \
+             /w/r1/part-%06d.flv"
+        );
+    }
+
+    #[test]
+    fn an_mp4_recording_is_fragmented_so_that_a_cut_file_still_plays() {
+        assert!(rec(RecordFormat::Mp4, false).ends_with(
+            "-segment_format mp4 -segment_format_options \
+             movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1 \
+             /w/r1/part-%06d.mp4"
+        ));
+    }
+
+    #[test]
+    fn audio_recordings_drop_the_video_and_mp3_is_encoded() {
+        let aac = rec(RecordFormat::Aac, false);
+        assert!(aac.contains(" -map 0:a:0 -vn -c copy -f segment "), "{aac}");
+        assert!(aac.ends_with(
+            "-segment_format adts -segment_format_options flush_packets=1 /w/r1/part-%06d.aac"
+        ));
+        let mp3 = rec(RecordFormat::Mp3, false);
+        assert!(
+            mp3.contains(" -map 0:a:0 -vn -c:a libmp3lame -b:a 128k -f segment "),
+            "{mp3}"
+        );
+        assert!(mp3.ends_with("/w/r1/part-%06d.mp3"), "{mp3}");
+    }
+
+    #[test]
+    fn an_audio_only_task_records_flv_without_video() {
+        let flv = rec(RecordFormat::Flv, true);
+        assert!(flv.contains(" -map 0:a:0 -vn -c copy -f segment "), "{flv}");
+        assert!(flv.ends_with("/w/r1/part-%06d.flv"), "{flv}");
+    }
+
+    #[test]
+    fn an_hls_recording_is_one_event_playlist_listing_every_segment() {
+        assert_eq!(
+            rec(RecordFormat::Hls, false),
+            "-hide_banner -loglevel warning -nostats -rw_timeout 15000000 \
+             -i rtmp://127.0.0.1:1935/live/cam?livestack_internal=T \
+             -map 0:v:0? -map 0:a:0? -c copy \
+             -f hls -hls_time 10 -hls_list_size 0 -hls_playlist_type event \
+             -hls_segment_filename /w/r1/seg-%06d.ts /w/r1/index.m3u8"
         );
     }
 }

@@ -21,6 +21,7 @@
 //! allowed in stream names).
 
 pub(crate) mod ffmpeg;
+mod record;
 mod snapshot;
 pub(crate) mod supervisor;
 mod transcode;
@@ -350,8 +351,16 @@ impl Processor {
         }
     }
 
-    /// Runs the reconciler until shutdown.
+    /// Runs the reconciler until shutdown. First, before any job starts,
+    /// it hands the recordings a previous run left in the working
+    /// directory to a recovery task that delivers them.
     pub(crate) async fn run(inner: Arc<Inner>) {
+        let leftovers = record::leftovers(&inner.config.work_dir);
+        if !leftovers.is_empty() {
+            inner
+                .tasks
+                .spawn(record::recover(Arc::clone(&inner), leftovers));
+        }
         loop {
             reconcile(&inner);
             tokio::select! {
@@ -417,11 +426,13 @@ fn reconcile(inner: &Arc<Inner>) {
             let s = r.status.lock().unwrap_or_else(|e| e.into_inner());
             tracing::debug!(
                 source = %k.source.stream,
-                "stopping {:?} after {} attempts ({} failed{})",
+                "stopping {:?} after {} attempts ({} failed{}); {} files stored, {} not",
                 k.what,
                 s.attempts,
                 s.failures,
-                s.last_error.as_deref().map(|e| format!(", last: {e}")).unwrap_or_default()
+                s.last_error.as_deref().map(|e| format!(", last: {e}")).unwrap_or_default(),
+                s.files,
+                s.storage_failures,
             );
         }
         keep
@@ -441,6 +452,7 @@ fn reconcile(inner: &Arc<Inner>) {
             domain: source.domain.clone(),
             policy: Arc::clone(&policy),
             cancel: cancel.clone(),
+            status: Arc::clone(&status),
         };
         let label = job.label();
         let s = Arc::clone(&status);
@@ -461,6 +473,8 @@ pub(crate) struct Job {
     /// The policy when the job started (templates as they were then).
     pub(crate) policy: Arc<Policy>,
     pub(crate) cancel: CancellationToken,
+    /// What the job has done, for logs and the Describe actions.
+    pub(crate) status: Arc<Mutex<JobStatus>>,
 }
 
 impl Job {
@@ -522,11 +536,12 @@ impl Job {
             JobWhat::Transcode { template, output } => {
                 transcode::transcode(self, *template, output).await
             }
+            JobWhat::Record {
+                template,
+                format,
+                task,
+            } => record::run(self, *template, *format, *task).await,
             JobWhat::Snapshot { template, task } => snapshot::run(self, *template, *task).await,
-            JobWhat::Record { .. } => {
-                // Built by the recording module.
-                Err(supervisor::JobError::Work("not built yet".into()))
-            }
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, Command};
 use tokio_util::sync::CancellationToken;
 
 /// How long ffmpeg gets to finish its files after `q` before it is killed.
@@ -58,6 +58,9 @@ pub(crate) enum JobError {
 /// A running ffmpeg, killed if dropped.
 pub(crate) struct Ffmpeg {
     child: Child,
+    /// Kept apart from `child`: `Child::wait` closes the stdin it holds,
+    /// and ffmpeg must still be able to read `q` while it is waited on.
+    stdin: Option<ChildStdin>,
     stderr: Option<tokio::io::Lines<BufReader<ChildStderr>>>,
     tail: Vec<String>,
     label: String,
@@ -79,12 +82,19 @@ impl Ffmpeg {
                 source,
             })?;
         let stderr = child.stderr.take().map(|e| BufReader::new(e).lines());
+        let stdin = child.stdin.take();
         Ok(Ffmpeg {
             child,
+            stdin,
             stderr,
             tail: Vec::new(),
             label: label.to_owned(),
         })
+    }
+
+    /// The process id, while it runs.
+    pub(crate) fn id(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Waits for the process to exit, logging what it prints. Cancel-safe:
@@ -137,7 +147,7 @@ impl Ffmpeg {
     /// Asks ffmpeg to finish (`q`), waits up to the grace period, then
     /// kills it. Files it was writing get their trailers when it listens.
     pub(crate) async fn stop(&mut self) -> Result<(), JobError> {
-        if let Some(mut stdin) = self.child.stdin.take() {
+        if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.write_all(b"q").await;
             let _ = stdin.flush().await;
         }
@@ -171,6 +181,12 @@ pub(crate) struct JobStatus {
     pub(crate) last_error: Option<String>,
     /// Whether an attempt is running now.
     pub(crate) running: bool,
+    /// Files delivered to storage (recordings).
+    pub(crate) files: u32,
+    /// Files storage refused; they stay on local disk.
+    pub(crate) storage_failures: u32,
+    /// The last storage error, if any.
+    pub(crate) last_storage_error: Option<String>,
 }
 
 /// Runs `attempt` again and again until `cancel` fires: after a failure
@@ -265,6 +281,26 @@ mod tests {
         let cancel = CancellationToken::new();
         cancel.cancel();
         p.run_until(&cancel).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_process_being_waited_on_still_gets_the_quit_command() {
+        // Exits 0 on reading `q`, 1 on anything else (end of input).
+        let mut p = Ffmpeg::spawn(
+            "sh",
+            &["-c".into(), "c=$(head -c 1); test \"$c\" = q".into()],
+            "sh",
+        )
+        .unwrap();
+        let cancel = CancellationToken::new();
+        let later = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            later.cancel();
+        });
+        let started = Instant::now();
+        p.run_until(&cancel).await.unwrap();
+        assert!(started.elapsed() < STOP_GRACE, "it was killed, not asked");
     }
 
     #[tokio::test]

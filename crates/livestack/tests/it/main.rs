@@ -16,5 +16,6 @@ mod harness;
 mod media;
 mod operations;
 mod processing;
+mod recording;
 mod tasks;
 pub(crate) mod templates;

@@ -1,0 +1,490 @@
+//! Recording from rules end to end: a record template and rule created
+//! through the Python SDK, a generated stream pushed with ffmpeg, the
+//! stored files checked with ffprobe: format, duration, name, one HLS
+//! playlist per push, a signed record callback (100) for each, and files
+//! that survive a kill -9 of the server.
+//!
+//! The server runs with `max_record_interval_secs = 5` so that files are
+//! cut every 5 s rather than CSS's shortest 60 s.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use livestack_core::urlsign;
+use serde_json::{json, Value};
+
+use crate::callbacks::{assert_signed, bind_callbacks, root_app_id, Receiver};
+use crate::harness::*;
+use crate::media::{add, ffmpeg_bin, now, push_key, push_url, state, Publisher};
+
+/// Seconds per recorded file in these tests.
+const INTERVAL: f64 = 5.0;
+
+/// A server cutting recordings every [`INTERVAL`] seconds, with a push and
+/// a play domain; the config file lives in the returned directory.
+fn recording_server() -> (Server, tempfile::TempDir) {
+    recording_server_with("")
+}
+
+/// The same with more configuration (`[storage]` sections, say).
+fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("livestack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[media]\nmax_record_interval_secs = {}\n{extra}",
+            INTERVAL as u64
+        ),
+    )
+    .expect("config");
+    let server = Server::start_with(ServerOptions {
+        args: vec!["--config".into(), config.to_string_lossy().into_owned()],
+        ..ServerOptions::default()
+    });
+    add(&server, "push.example.com", 0);
+    add(&server, "play.example.com", 1);
+    (server, dir)
+}
+
+/// A record template with `params` (FlvParam, …) bound to the push domain.
+fn record_rule(server: &Server, params: Value) -> i64 {
+    let t = server.py(
+        "CreateLiveRecordTemplate",
+        with(json!({"TemplateName": "rec"}), params),
+    );
+    let id = t.ok()["TemplateId"].as_i64().expect("template id");
+    server
+        .py(
+            "CreateLiveRecordRule",
+            json!({"DomainName": "push.example.com", "AppName": "", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    id
+}
+
+fn enabled() -> Value {
+    json!({"Enable": 1, "RecordInterval": 60})
+}
+
+fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
+    let key = push_key(server);
+    let p = Publisher::start(
+        &push_url(server, stream, &urlsign::query(&key, stream, now() + 600)),
+        seconds,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || state(server, stream)
+            == "active"),
+        "push of {stream} never went live"
+    );
+    p
+}
+
+/// Every stored recording file in the server's local storage directory.
+fn stored(server: &Server) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&server.data_dir.join("records"), &mut out);
+    out.sort();
+    out
+}
+
+fn with_ext(files: &[PathBuf], ext: &str) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .cloned()
+        .collect()
+}
+
+/// What ffprobe says of a file: (format name, duration in seconds, codec
+/// types of its streams).
+fn probe_file(path: &Path) -> (String, f64, Vec<String>) {
+    let out = Command::new(ffmpeg_bin("ffprobe"))
+        .args(["-v", "error", "-show_entries"])
+        .args([
+            "format=format_name,duration:stream=codec_type",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    let kinds = v["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["codec_type"].as_str().map(str::to_owned))
+        .collect();
+    (
+        v["format"]["format_name"].as_str().unwrap_or("").to_owned(),
+        duration,
+        kinds,
+    )
+}
+
+/// Whether `name` is `cam_YYYY-MM-DD-HH-MM-SS_YYYY-MM-DD-HH-MM-SS.ext`
+/// (the default `VodFileName`) with a start no later than the end.
+fn default_name(name: &str, stream: &str, ext: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix(&format!("{stream}_"))
+        .and_then(|r| r.strip_suffix(&format!(".{ext}")))
+    else {
+        return false;
+    };
+    let Some((start, end)) = rest.split_once('_') else {
+        return false;
+    };
+    let stamp = |s: &str| {
+        let parts: Vec<&str> = s.split('-').collect();
+        parts.len() == 6
+            && parts[0].len() == 4
+            && parts[1..].iter().all(|p| p.len() == 2)
+            && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    stamp(start) && stamp(end) && start <= end
+}
+
+fn names(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Checks that `files` cut every [`INTERVAL`] s cover about `seconds` of
+/// `format_name` media with the stream `kinds`, named by the default
+/// pattern.
+fn check_segments(files: &[PathBuf], ext: &str, format_name: &str, kinds: &[&str], seconds: f64) {
+    assert!(
+        files.len() >= 2,
+        "{ext}: expected several files, got {:?}",
+        names(files)
+    );
+    let mut total = 0.0;
+    for f in files {
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        assert!(default_name(&name, "cam", ext), "{ext}: bad name {name}");
+        let (format, duration, streams) = probe_file(f);
+        assert!(
+            format.split(',').any(|n| n == format_name),
+            "{name}: format {format}"
+        );
+        assert!(
+            duration > 0.5 && duration <= INTERVAL + 1.5,
+            "{name}: {duration} s"
+        );
+        let mut streams = streams;
+        streams.sort();
+        assert_eq!(streams, kinds, "{name}");
+        total += duration;
+    }
+    assert!(
+        (seconds - 4.0..=seconds + 2.0).contains(&total),
+        "{ext}: {total} s recorded of a {seconds} s push ({:?})",
+        names(files)
+    );
+}
+
+#[test]
+fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_push() {
+    let (server, _config) = recording_server();
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        &server,
+        "live",
+        json!({"RecordNotifyUrl": receiver.url("/record")}),
+    );
+    record_rule(
+        &server,
+        json!({"FlvParam": enabled(), "Mp4Param": enabled(), "AacParam": enabled(),
+               "HlsParam": enabled()}),
+    );
+    let mut publisher = push(&server, "cam", 13);
+    assert!(
+        publisher
+            .wait(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "push failed"
+    );
+    // Every file is delivered once its recording ends with the push.
+    let delivered = wait_until(Duration::from_secs(20), || {
+        let files = stored(&server);
+        !with_ext(&files, "m3u8").is_empty()
+            && ["flv", "mp4", "aac"]
+                .iter()
+                .all(|e| with_ext(&files, e).len() >= 3)
+    });
+    let files = stored(&server);
+    assert!(
+        delivered,
+        "not everything was delivered: {:?}",
+        names(&files)
+    );
+    // Nothing is left behind in the working directory.
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_dir(
+            server.data_dir.join("processing/record")
+        )
+        .map(|d| d.count() == 0)
+        .unwrap_or(true)),
+        "recording directories left behind"
+    );
+
+    let av = ["audio", "video"];
+    check_segments(&with_ext(&files, "flv"), "flv", "flv", &av, 13.0);
+    check_segments(&with_ext(&files, "mp4"), "mp4", "mp4", &av, 13.0);
+    check_segments(&with_ext(&files, "aac"), "aac", "aac", &["audio"], 13.0);
+
+    let playlists = with_ext(&files, "m3u8");
+    assert_eq!(playlists.len(), 1, "one playlist per push: {playlists:?}");
+    let name = names(&playlists).remove(0);
+    assert!(default_name(&name, "cam", "m3u8"), "{name}");
+    let text = std::fs::read_to_string(&playlists[0]).expect("playlist");
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    let (_, duration, mut streams) = probe_file(&playlists[0]);
+    streams.sort();
+    assert_eq!(streams, av);
+    assert!((10.0..=15.0).contains(&duration), "HLS: {duration} s");
+    // Its segments are stored next to it, under its name.
+    let stem = name.trim_end_matches(".m3u8");
+    for uri in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(uri.starts_with(stem), "{uri}");
+        assert!(playlists[0].with_file_name(uri).exists(), "{uri} missing");
+    }
+
+    // One signed record callback per stored file (segments aside), whose
+    // video_url serves it.
+    let announced = files.len() - with_ext(&files, "ts").len();
+    let calls = receiver.wait_for("/record", announced, Duration::from_secs(10));
+    assert_eq!(calls.len(), announced, "{calls:?}");
+    let app_id = root_app_id(&server);
+    for call in &calls {
+        let b = &call.body;
+        assert_signed(b);
+        assert_eq!(b["event_type"], 100, "{b}");
+        assert_eq!(b["appid"], app_id, "{b}");
+        assert_eq!(
+            (
+                b["app"].as_str(),
+                b["appname"].as_str(),
+                b["stream_id"].as_str()
+            ),
+            (Some("push.example.com"), Some("live"), Some("cam")),
+            "{b}"
+        );
+        let url = b["video_url"].as_str().unwrap_or("");
+        let file = files
+            .iter()
+            .find(|f| url.ends_with(&*f.file_name().unwrap_or_default().to_string_lossy()))
+            .unwrap_or_else(|| panic!("{url} is not a stored file"));
+        let ext = file.extension().unwrap_or_default().to_string_lossy();
+        let format = if ext == "m3u8" { "hls" } else { &ext };
+        assert_eq!(b["file_format"], format, "{b}");
+        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        if format != "hls" {
+            assert_eq!(b["file_size"], size, "{b}");
+        }
+        let (start, end) = (b["start_time"].as_i64(), b["end_time"].as_i64());
+        assert!(
+            start.is_some_and(|s| end.is_some_and(|e| s <= e && e <= now())),
+            "{b}"
+        );
+        assert!(
+            b["duration"]
+                .as_i64()
+                .is_some_and(|d| (1..=15).contains(&d)),
+            "{b}"
+        );
+        assert!(
+            b["stream_param"]
+                .as_str()
+                .is_some_and(|p| p.contains("txSecret")),
+            "{b}"
+        );
+    }
+    let mp4 = calls
+        .iter()
+        .find(|c| c.body["file_format"] == "mp4")
+        .expect("an mp4 callback");
+    let url = mp4.body["video_url"].as_str().unwrap_or("");
+    let (format, duration, _) = probe_file(Path::new(url));
+    assert!(
+        format.contains("mp4") && duration > 1.0,
+        "{url}: {format} {duration}"
+    );
+}
+
+#[test]
+fn ending_the_rule_while_the_stream_is_live_delivers_the_last_file() {
+    let (server, _config) = recording_server();
+    record_rule(&server, json!({"FlvParam": enabled()}));
+    let _publisher = push(&server, "cam", 60);
+    assert!(
+        wait_until(Duration::from_secs(15), || with_ext(
+            &stored(&server),
+            "flv"
+        )
+        .len()
+            == 1),
+        "no first file"
+    );
+    server
+        .py(
+            "DeleteLiveRecordRule",
+            json!({"DomainName": "push.example.com", "AppName": "", "StreamName": ""}),
+        )
+        .ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || with_ext(
+            &stored(&server),
+            "flv"
+        )
+        .len()
+            == 2),
+        "the file being recorded was not delivered: {:?}",
+        names(&stored(&server))
+    );
+    let files = with_ext(&stored(&server), "flv");
+    // Names start with the start time: the last is the one cut short.
+    let (_, last, _) = probe_file(&files[1]);
+    let all: Vec<_> = files.iter().map(|f| (f.clone(), probe_file(f).1)).collect();
+    assert!(
+        (0.5..INTERVAL).contains(&last),
+        "last file {last} s: {all:?}\n{}",
+        server.log()
+    );
+    // Nothing more is recorded once the rule is gone.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(with_ext(&stored(&server), "flv").len(), 2);
+    assert_eq!(state(&server, "cam"), "active");
+}
+
+#[test]
+fn a_kill_of_the_server_leaves_playable_files_delivered_at_the_next_start() {
+    let (server, _config) = recording_server();
+    record_rule(
+        &server,
+        json!({"Mp4Param": enabled(), "HlsParam": enabled()}),
+    );
+    let _publisher = push(&server, "cam", 60);
+    assert!(
+        wait_until(Duration::from_secs(15), || with_ext(
+            &stored(&server),
+            "mp4"
+        )
+        .len()
+            == 1),
+        "no first file"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let server = server.crash_and_restart();
+
+    // After the restart the recordings cut short are delivered: the MP4
+    // being written and the HLS playlist.
+    let delivered = wait_until(Duration::from_secs(40), || {
+        let files = stored(&server);
+        with_ext(&files, "mp4").len() == 2 && with_ext(&files, "m3u8").len() == 1
+    });
+    let files = stored(&server);
+    assert!(delivered, "{:?}\n{}", names(&files), server.log());
+    let mut total = 0.0;
+    for f in with_ext(&files, "mp4") {
+        let (format, duration, _) = probe_file(&f);
+        assert!(format.contains("mp4"), "{f:?}: {format}");
+        assert!(duration > 0.5, "{f:?}: {duration} s");
+        total += duration;
+    }
+    assert!(total >= 7.0, "{total} s of MP4 before the kill");
+    let playlist = &with_ext(&files, "m3u8")[0];
+    let (_, duration, _) = probe_file(playlist);
+    assert!(duration >= 5.0, "HLS {duration} s");
+    assert!(std::fs::read_to_string(playlist)
+        .unwrap_or_default()
+        .contains("#EXT-X-ENDLIST"));
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_dir(
+            server.data_dir.join("processing/record")
+        )
+        .map(|d| d.count() == 0)
+        .unwrap_or(true)),
+        "recording directories left behind"
+    );
+}
+
+#[test]
+fn files_a_bucket_refuses_stay_on_local_disk_and_the_recording_goes_on() {
+    // Object storage that cannot be reached: nothing listens on port 9.
+    let (server, _config) = recording_server_with(
+        "[storage]\nupload_timeout_secs = 2\n\
+         [storage.s3]\nendpoint = \"http://127.0.0.1:9\"\nallow_http = true\n",
+    );
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        &server,
+        "live",
+        json!({"RecordNotifyUrl": receiver.url("/record")}),
+    );
+    record_rule(
+        &server,
+        json!({"CosStore": 1, "FlvParam": {"Enable": 1, "RecordInterval": 60,
+               "CosBucketName": "vids", "CosBucketRegion": "ap-guangzhou",
+               "CosBucketPath": "/rec/{StreamID}/{StartHour}{StartMinute}{StartSecond}"}}),
+    );
+    let mut publisher = push(&server, "cam", 12);
+    assert!(publisher
+        .wait(Duration::from_secs(30))
+        .is_some_and(|s| s.success()));
+    // Each file is kept under buckets/<bucket>/<its key>, whole.
+    let kept = |server: &Server| {
+        with_ext(&stored(server), "flv")
+            .into_iter()
+            .filter(|p| p.starts_with(server.data_dir.join("records/buckets/vids/rec/cam")))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || kept(&server).len() >= 2),
+        "{:?}\n{}",
+        names(&stored(&server)),
+        server.log()
+    );
+    let files = kept(&server);
+    let mut total = 0.0;
+    for f in &files {
+        let (format, duration, _) = probe_file(f);
+        assert!(
+            format.contains("flv") && duration > 0.5,
+            "{f:?}: {format} {duration}"
+        );
+        total += duration;
+    }
+    assert!(total >= 9.0, "{total} s kept of a 12 s push");
+    assert!(
+        server.log().contains("upload of rec/cam/"),
+        "the failure is logged"
+    );
+    // Nothing is announced for a file that did not reach its bucket.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(receiver.to("/record").is_empty());
+}
