@@ -220,6 +220,11 @@ impl Server {
         next
     }
 
+    /// Stops the server gracefully (SIGTERM) and waits until it has exited.
+    pub fn terminate(&mut self) {
+        self.stop("-TERM");
+    }
+
     fn stop(&mut self, signal: &str) {
         if let Some(mut child) = self.child.take() {
             let status = Command::new("kill")

@@ -410,3 +410,51 @@ fn probe_image(data: &[u8]) -> (u64, u64) {
         v["streams"][0]["height"].as_u64().unwrap_or(0),
     )
 }
+
+/// Processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn stopping_the_server_leaves_no_processing_job_running() {
+    let mut server = setup();
+    let t = server.py(
+        "CreateLiveTranscodeTemplate",
+        json!({"TemplateName": "sd", "VideoBitrate": 300, "Height": 240}),
+    );
+    let id = t.ok()["TemplateId"].as_i64().expect("template id");
+    server
+        .py(
+            "CreateLiveTranscodeRule",
+            json!({"DomainName": "play.example.com", "AppName": "", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    let _publisher = signed_push(&server, "cam", 60);
+    let flv = format!(
+        "http://{}/live/cam_sd.flv?domain=play.example.com",
+        server.http
+    );
+    assert!(!probe(&flv).is_empty(), "the transcode never played");
+    // Jobs reach the server's RTMP port with the internal token.
+    let needle = format!("127.0.0.1:{}", server.rtmp.port());
+    let jobs = processes_mentioning(&format!("{needle}/live/cam_sd?livestack_internal="));
+    assert_eq!(jobs.len(), 1, "one transcode process: {jobs:?}");
+
+    server.terminate();
+    let left = processes_mentioning("livestack_internal=")
+        .into_iter()
+        .filter(|c| c.contains(&needle))
+        .collect::<Vec<_>>();
+    assert!(left.is_empty(), "left running after shutdown: {left:?}");
+}
