@@ -485,16 +485,15 @@ impl Notifier {
             .build()
             .map_err(|e| tracing::error!("callbacks disabled: no HTTP client: {e}"))
             .ok();
-        tasks.spawn(dispatch(
-            rx,
-            client,
-            tasks.clone(),
-            shutdown,
-            config.timeout,
-        ));
+        // Deliveries outlive the shutdown signal briefly, so that the end
+        // events of the pushes it cuts off still go out.
+        let stop = CancellationToken::new();
+        let slots = Arc::new(Semaphore::new(queue));
+        tasks.spawn(drain(shutdown, stop.clone(), Arc::clone(&slots), queue));
+        tasks.spawn(dispatch(rx, client, tasks.clone(), stop, config.timeout));
         Notifier {
             tx,
-            slots: Arc::new(Semaphore::new(queue)),
+            slots,
             config,
             boot: unix_now().max(0) as u64,
         }
@@ -597,6 +596,36 @@ impl Notifier {
             tracing::debug!("callback dropped: {e}");
         }
     }
+}
+
+/// How long after shutdown deliveries may go on.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Waits for `shutdown`, then gives what is queued or in flight (and the
+/// end events of the pushes shutdown ends, sent a moment later) up to
+/// [`DRAIN`] to be delivered before `stop` ends every delivery. Retries
+/// still waiting then are dropped and logged.
+async fn drain(
+    shutdown: CancellationToken,
+    stop: CancellationToken,
+    slots: Arc<Semaphore>,
+    queue: usize,
+) {
+    shutdown.cancelled().await;
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    // Pushes end a moment after the signal and queue their end events.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while slots.available_permits() < queue && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pending = queue - slots.available_permits();
+    if pending > 0 {
+        tracing::warn!(
+            pending,
+            "callbacks still undelivered at shutdown are dropped"
+        );
+    }
+    stop.cancel();
 }
 
 /// Takes notifications off the queue and delivers each on its own task,

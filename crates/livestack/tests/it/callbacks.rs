@@ -411,3 +411,30 @@ fn a_stream_without_a_callback_rule_notifies_nobody() {
         ]
     );
 }
+
+#[test]
+fn a_push_cut_off_by_a_server_shutdown_still_notifies_its_end() {
+    let Setup {
+        mut server,
+        _config,
+    } = setup();
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        &server,
+        "live",
+        json!({
+            "StreamBeginNotifyUrl": receiver.url("/begin"),
+            "StreamEndNotifyUrl": receiver.url("/end"),
+        }),
+    );
+    let _publisher = push(&server, "cam", 30);
+    let begin = receiver.wait_for("/begin", 1, Duration::from_secs(15));
+    assert_eq!(begin.len(), 1);
+    server.terminate();
+    // The server has exited: whatever it delivered has arrived.
+    let end = receiver.to("/end");
+    assert_eq!(end.len(), 1, "end events: {end:?}");
+    assert_signed(&end[0].body);
+    assert_eq!(end[0].body["event_type"], 0);
+    assert_eq!(end[0].body["sequence"], begin[0].body["sequence"]);
+}
