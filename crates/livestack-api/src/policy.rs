@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use livestack_core::media::{DomainPolicy, Policy, RefererPolicy, StreamKey, TlsMaterial, UrlAuth};
 use livestack_core::rules::Processing;
+use livestack_core::tasks::Task;
 use livestack_core::DomainKind;
 use livestack_store::domains::Domain;
 use livestack_store::{certs, domains, streams, tasks, templates, Store, StoreResult};
@@ -70,8 +71,18 @@ impl PolicyPublisher {
             picture_dir: templates::picture_dir(&self.store),
             // The media plane checks each task's window itself
             // (`Task::wants`), so one that ends after this refresh ends on
-            // time all the same.
-            tasks,
+            // time all the same. Each carries the id its creator was
+            // given, for the record callbacks (`task_id`).
+            tasks: tasks
+                .into_iter()
+                .map(|row| {
+                    let public_id = crate::actions::task::public_id(&row);
+                    Task {
+                        public_id,
+                        ..row.task
+                    }
+                })
+                .collect(),
             app_ids: accounts.into_iter().map(|a| (a.id, a.app_id)).collect(),
         })
     }

@@ -329,15 +329,26 @@ pub struct OnlineStream {
     pub players: u64,
 }
 
+/// An answer the media plane gives later: boxed, so that
+/// [`MediaControl`] stays usable as a trait object and this crate needs no
+/// async runtime.
+pub type MediaFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
 /// How the control plane asks the media plane about, and acts on, live
 /// streams. Implemented by the media plane; calls are cheap and never block
-/// on I/O.
+/// on I/O (the one that needs I/O returns a [`MediaFuture`]).
 pub trait MediaControl: Send + Sync {
     /// Every live push of `account`.
     fn online(&self, account: AccountId) -> Vec<OnlineStream>;
     /// Disconnects the live push of `key` with `reason`; false when it is
     /// not live. Takes effect on the connection at once.
     fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool;
+    /// Whether recordings and snapshots for the object-storage bucket
+    /// `bucket` (in `region`) can be stored there now: asks the storage,
+    /// within a few seconds. `Ok` too when the files would be kept in the
+    /// local directory anyway (no object storage configured, no bucket
+    /// named); `Err` with a short reason for people otherwise.
+    fn check_bucket(&self, bucket: &str, region: &str) -> MediaFuture<Result<(), String>>;
 }
 
 #[cfg(test)]

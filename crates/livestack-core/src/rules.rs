@@ -153,6 +153,28 @@ impl TemplateSpec {
             TemplateSpec::Callback(_) => Kind::Callback,
         }
     }
+
+    /// The object-storage buckets (name, region) its files go to, each
+    /// once, in order: those of a recording template's enabled formats
+    /// when it stores to object storage (`to_cos`), a snapshot template's
+    /// bucket. Empty for other families and for files kept in the media
+    /// library (livestack's local directory).
+    pub fn buckets(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = match self {
+            TemplateSpec::Record(r) if r.to_cos => r
+                .outputs
+                .values()
+                .filter(|o| o.enabled)
+                .map(|o| (o.cos_bucket.as_str(), o.cos_region.as_str()))
+                .collect(),
+            TemplateSpec::Snapshot(s) => vec![(s.cos_bucket.as_str(), s.cos_region.as_str())],
+            _ => Vec::new(),
+        };
+        out.retain(|(bucket, _)| !bucket.is_empty());
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// Video codec of a transcoded output.
@@ -935,5 +957,47 @@ mod tests {
         assert!(
             matches!(old, TemplateSpec::Snapshot(s) if s.interval == 10 && s.cos_bucket.is_empty())
         );
+    }
+
+    #[test]
+    fn buckets_are_those_of_enabled_formats_stored_to_object_storage_or_of_snapshots() {
+        let out = |enabled, bucket: &str| RecordOutput {
+            enabled,
+            cos_bucket: bucket.into(),
+            cos_region: "ap-guangzhou".into(),
+            ..RecordOutput::default()
+        };
+        let mut r = RecordSpec {
+            outputs: [
+                (RecordFormat::Flv, out(true, "vids")),
+                (RecordFormat::Mp4, out(true, "vids")),
+                (RecordFormat::Hls, out(false, "other")),
+                (RecordFormat::Aac, out(true, "")),
+            ]
+            .into_iter()
+            .collect(),
+            ..RecordSpec::default()
+        };
+        assert!(
+            TemplateSpec::Record(r.clone()).buckets().is_empty(),
+            "media library"
+        );
+        r.to_cos = true;
+        assert_eq!(
+            TemplateSpec::Record(r).buckets(),
+            vec![("vids", "ap-guangzhou")]
+        );
+        let snap = SnapshotSpec {
+            cos_bucket: "shots".into(),
+            cos_region: "ap-beijing".into(),
+            ..SnapshotSpec::default()
+        };
+        assert_eq!(
+            TemplateSpec::Snapshot(snap).buckets(),
+            vec![("shots", "ap-beijing")]
+        );
+        assert!(TemplateSpec::Snapshot(SnapshotSpec::default())
+            .buckets()
+            .is_empty());
     }
 }

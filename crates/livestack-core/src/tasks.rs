@@ -32,9 +32,13 @@ pub struct LegacyRecord {
 /// A task as the media plane needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
-    /// The row id: unique across kinds and accounts; the public `TaskId`
-    /// is derived from it by the API layer.
+    /// The row id: unique across kinds and accounts.
     pub id: i64,
+    /// The id the API gave the caller for it (`TaskId`): what record
+    /// callbacks report as `task_id`. Filled by the control plane when it
+    /// publishes the policy (the store leaves it empty); the media plane
+    /// treats it as opaque text.
+    pub public_id: String,
     /// The owner.
     pub account: AccountId,
     /// Recording or snapshots.
@@ -103,6 +107,7 @@ mod tests {
     fn task(id: i64, start: i64, end: i64) -> Task {
         Task {
             id,
+            public_id: format!("T{id}"),
             account: AccountId(1),
             kind: TaskKind::Record,
             domain: "push.example.com".into(),

@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use livestack_core::media::{EndReason, MediaControl, MediaEvent, OnlineStream, Policy, StreamKey};
+use livestack_core::media::{
+    EndReason, MediaControl, MediaEvent, MediaFuture, OnlineStream, Policy, StreamKey,
+};
 use livestack_core::AccountId;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -275,5 +277,23 @@ impl MediaControl for MediaServer {
             }
             None => false,
         }
+    }
+
+    fn check_bucket(&self, bucket: &str, region: &str) -> MediaFuture<Result<(), String>> {
+        let storage = self.inner.storage.clone();
+        let (bucket, region) = (bucket.to_owned(), region.to_owned());
+        // Runs on the asking request's task, bounded by the probe's
+        // timeout: nothing is left behind when the request goes away.
+        Box::pin(async move {
+            storage.probe(&bucket, &region).await.map_err(|e| {
+                tracing::warn!(
+                    bucket,
+                    region,
+                    "object storage check failed: {}",
+                    storage::error_chain(&e)
+                );
+                e.to_string()
+            })
+        })
     }
 }

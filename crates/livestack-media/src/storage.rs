@@ -5,10 +5,12 @@
 //! Owns: moving a finished local file to a key, in one of the two
 //! backends; the URL a callback reports for it (`video_url`, `pic_url`);
 //! the object-storage clients (one per bucket and region, built on first
-//! use); and keeping a file whose upload failed. Must not: choose keys
+//! use); keeping a file whose upload failed; and asking whether a bucket
+//! can take files now ([`Storage::probe`]). Must not: choose keys
 //! (`livestack_core::naming` expands the templates' name patterns), know
-//! Tencent error codes (the API layer maps [`StorageError`] to
-//! `FailedOperation.InvokeVideoApiFail`), or log secrets.
+//! Tencent error codes (the API layer answers
+//! `FailedOperation.InvokeVideoApiFail` when a probe fails), or log
+//! secrets.
 //!
 //! # Use
 //!
@@ -185,6 +187,30 @@ pub enum UploadError {
     Read(io::Error),
 }
 
+/// Why [`Storage::probe`] found a bucket unusable. The message is short
+/// and names no address (it reaches API callers); the cause is in the
+/// error's source, for logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No answer in time.
+    #[error("the object storage did not answer within {0:?}")]
+    TimedOut(Duration),
+    /// The object storage says the bucket does not exist.
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    /// The object storage refused the credentials (HTTP 401 or 403).
+    #[error("the object storage refused livestack's credentials")]
+    Refused(#[source] object_store::Error),
+    /// It cannot be reached, or it failed.
+    #[error("the object storage cannot be reached or failed to answer")]
+    Unreachable(#[source] UploadError),
+}
+
+/// How long [`Storage::probe`] waits for the object storage.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The key [`Storage::probe`] asks for: one that is not there.
+const PROBE_KEY: &str = "livestack-probe/does-not-exist";
+
 /// Why [`Storage::put`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -315,6 +341,56 @@ impl Storage {
                 bucket: bucket.to_owned(),
                 region: region.to_owned(),
             }
+        }
+    }
+
+    /// Whether files for `bucket` (in `region`) can go to it now: asks
+    /// the object storage for an object that is not there, within
+    /// [`PROBE_TIMEOUT`]. "Not found" is the healthy answer (the storage
+    /// answered and took the credentials), unless it says the bucket
+    /// itself does not exist. `Ok` without asking when the files would
+    /// go to the local directory anyway ([`Storage::destination`]).
+    ///
+    /// The credentials need read access (S3's `GetObject`, and
+    /// `ListBucket` for a missing key to read as 404 rather than 403).
+    pub async fn probe(&self, bucket: &str, region: &str) -> Result<(), ProbeError> {
+        if self.destination(bucket, region) == Destination::Local {
+            return Ok(());
+        }
+        let s3 = self
+            .inner
+            .settings
+            .s3
+            .as_ref()
+            .ok_or(ProbeError::Unreachable(UploadError::NotConfigured))?;
+        let (store, _) = self
+            .client(s3, bucket, region)
+            .map_err(ProbeError::Unreachable)?;
+        let key = object_store::path::Path::from(PROBE_KEY);
+        let asked = tokio::time::timeout(PROBE_TIMEOUT, async {
+            // The body of an object that happens to be there is never read.
+            store
+                .get_opts(&key, object_store::GetOptions::default())
+                .await
+                .map(drop)
+        })
+        .await
+        .map_err(|_| ProbeError::TimedOut(PROBE_TIMEOUT))?;
+        match asked {
+            Ok(()) => Ok(()),
+            // S3's error body names the case; a missing key is fine.
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                if error_chain(&e).contains("NoSuchBucket") {
+                    Err(ProbeError::NoSuchBucket)
+                } else {
+                    Ok(())
+                }
+            }
+            Err(
+                e @ (object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }),
+            ) => Err(ProbeError::Refused(e)),
+            Err(e) => Err(ProbeError::Unreachable(UploadError::Store(e))),
         }
     }
 
@@ -541,6 +617,22 @@ impl Storage {
     }
 }
 
+/// `e` and its sources, `: `-separated, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        // Wrappers often repeat their source's text.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// Streams `local` into `writer` part by part, never more than
 /// [`PARTS_IN_FLIGHT`] parts in memory.
 async fn send_parts(writer: &mut WriteMultipart, local: &Path) -> Result<(), UploadError> {
@@ -728,5 +820,26 @@ mod tests {
         let path = dir.path().join("records/buckets/pics/2018-12-17/a.jpg");
         assert_eq!(err.kept(), Some(path.as_path()));
         assert_eq!(std::fs::read(&path).expect("kept"), b"JPEG");
+    }
+
+    #[tokio::test]
+    async fn a_probe_asks_nothing_when_files_stay_local_and_fails_on_a_closed_port() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = storage(dir.path(), None);
+        assert!(plain.probe("vids", "ap-guangzhou").await.is_ok());
+        // Nothing listens on port 9 of loopback.
+        let s3 = storage(dir.path(), Some(s3_at("http://127.0.0.1:9")));
+        assert!(s3.probe("", "").await.is_ok(), "no bucket: local");
+        let started = std::time::Instant::now();
+        let err = s3.probe("vids", "ap-guangzhou").await.unwrap_err();
+        assert!(matches!(err, ProbeError::Unreachable(_)), "{err}");
+        assert!(started.elapsed() <= PROBE_TIMEOUT + Duration::from_secs(1));
+        // The message names no address; the chain (for logs) does.
+        assert!(!err.to_string().contains("127.0.0.1"), "{err}");
+        assert!(
+            error_chain(&err).contains("127.0.0.1:9"),
+            "{}",
+            error_chain(&err)
+        );
     }
 }

@@ -184,6 +184,29 @@ async fn a_file_put_in_a_bucket_can_be_read_back_and_leaves_no_local_copy() {
 }
 
 #[tokio::test]
+async fn a_probe_passes_for_a_bucket_that_exists_and_names_one_that_does_not() {
+    let moto = Moto::start().await;
+    moto.create_bucket("records").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = storage(dir.path(), Some(moto.settings()), Duration::from_secs(30));
+    s.probe("records", "us-east-1").await.expect("reachable");
+    let err = s.probe("missing", "us-east-1").await.unwrap_err();
+    assert!(
+        matches!(err, livestack_media::storage::ProbeError::NoSuchBucket),
+        "{err}"
+    );
+    // Nothing was written by asking.
+    let listed = http(moto.addr, "GET", "/records", b"")
+        .await
+        .expect("moto answers");
+    assert!(
+        !String::from_utf8_lossy(&listed.1).contains("<Key>"),
+        "{}",
+        String::from_utf8_lossy(&listed.1)
+    );
+}
+
+#[tokio::test]
 async fn a_large_file_goes_up_in_parts_and_arrives_whole() {
     let moto = Moto::start().await;
     moto.create_bucket("big").await;

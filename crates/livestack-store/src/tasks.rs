@@ -91,6 +91,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
         task: Task {
             id: r.get(0)?,
+            // The API encodes it from the id and the token.
+            public_id: String::new(),
             account: AccountId(r.get(1)?),
             kind,
             domain: r.get(5)?,
@@ -321,8 +323,9 @@ pub fn list(
 /// Every account's tasks the media plane must know at `now`: not stopped,
 /// not ended, and either not deleted or deleted while recording a push
 /// that is still live (a push of the task's stream that started before the
-/// deletion, inside the task's window, and has not ended). In id order.
-pub fn in_force(conn: &Connection, now: i64) -> StoreResult<Vec<Task>> {
+/// deletion, inside the task's window, and has not ended). In id order,
+/// with their tokens (the API makes their public ids from them).
+pub fn in_force(conn: &Connection, now: i64) -> StoreResult<Vec<TaskRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM tasks t
          WHERE t.stopped_at = 0 AND t.end_time > ?1
@@ -335,7 +338,7 @@ pub fn in_force(conn: &Connection, now: i64) -> StoreResult<Vec<Task>> {
                                   AND s.started_at <= t.deleted_at)))
          ORDER BY t.id"
     ))?;
-    let rows = stmt.query_map([now], |r| from_row(r).map(|row| row.task))?;
+    let rows = stmt.query_map([now], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -368,6 +371,7 @@ mod tests {
         TaskRow {
             task: Task {
                 id: 0,
+                public_id: String::new(),
                 account,
                 kind,
                 domain: "push.example.com".into(),
@@ -559,7 +563,7 @@ mod tests {
                     delete(c, a, t.task.id, 200)?;
                 }
                 let ids =
-                    |now| in_force(c, now).map(|v| v.iter().map(|t| t.id).collect::<Vec<_>>());
+                    |now| in_force(c, now).map(|v| v.iter().map(|t| t.task.id).collect::<Vec<_>>());
                 assert_eq!(
                     ids(300)?,
                     vec![live.task.id],

@@ -3,9 +3,17 @@
 //! `CreateLiveRecord`, `StopLiveRecord`, `DeleteLiveRecord`.
 //!
 //! Owns: the documented windows and limits of tasks, the public TaskIds
-//! and ScrollTokens, and the codes of these actions. Must not: record or
+//! and ScrollTokens (and the ids the media plane's callbacks report,
+//! [`public_id`]), and the codes of these actions. Must not: record or
 //! take snapshots; the media plane does, for the tasks in its policy
 //! (`Processing::tasks`), which every change here republishes.
+//!
+//! A task whose template stores files in an object-storage bucket is
+//! created only if the media plane can reach that bucket now
+//! (`MediaControl::check_bucket`); otherwise the answer is
+//! `FailedOperation.InvokeVideoApiFail`. Legacy tasks have no template
+//! and always record into the media library (the local directory), so
+//! they need no check.
 //!
 //! The documented rules:
 //! - current tasks (<https://cloud.tencent.com/document/product/267/45983>,
@@ -32,7 +40,7 @@
 //!   one-day span of scheduled mode is the older API's
 //!   (<https://cloud.tencent.com/doc/api/258/4723>).
 
-use livestack_core::rules::{Kind, RecordFormat, TemplateId};
+use livestack_core::rules::{Kind, RecordFormat, Template, TemplateId};
 use livestack_core::tasks::{LegacyRecord, Task, TaskKind};
 use livestack_model::{
     CreateLiveRecordRequest, CreateLiveRecordResponse, CreateRecordTaskRequest,
@@ -45,7 +53,7 @@ use livestack_model::{
     StopScreenshotTaskRequest, StopScreenshotTaskResponse,
 };
 use livestack_store::tasks::{self, Family, TaskFilter, TaskRow};
-use livestack_store::{domains, templates, Connection};
+use livestack_store::{domains, templates, Connection, StoreResult};
 
 use crate::dispatch::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -124,6 +132,17 @@ pub fn task_id(id: i64, token: i64) -> String {
     push_base62((id as u64) ^ mask(token), &mut out);
     push_base62(token as u64, &mut out);
     out
+}
+
+/// The id a caller was given for the task `row`: the TaskId of a current
+/// task ([`task_id`]), the integer TaskId of a legacy one
+/// (`CreateLiveRecord` answers the row id).
+pub fn public_id(row: &TaskRow) -> String {
+    if row.task.legacy.is_some() {
+        row.task.id.to_string()
+    } else {
+        task_id(row.task.id, row.token)
+    }
 }
 
 /// The row id and token of a TaskId made by [`task_id`].
@@ -205,6 +224,23 @@ fn check_name(code: ErrorCode, label: &str, value: &str) -> ApiResult<()> {
     }
 }
 
+/// Whether `domain` (lower-case) is one of the caller's push domains.
+fn is_push_domain(
+    c: &Connection,
+    account: livestack_core::AccountId,
+    domain: &str,
+) -> StoreResult<bool> {
+    Ok(domains::find(c, account, domain)?.is_some_and(|d| d.domain_type == 0))
+}
+
+fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {
+    ApiError::new(
+        code,
+        format!("`{domain}` is not a push domain of this account."),
+        format!("`{domain}` 不是本账号的推流域名。"),
+    )
+}
+
 /// Checks, in a transaction, that `domain` (lower-case) is one of the
 /// caller's push domains.
 fn check_push_domain(
@@ -213,14 +249,36 @@ fn check_push_domain(
     domain: &str,
     code: ErrorCode,
 ) -> ApiResult<()> {
-    match domains::find(c, account, domain)? {
-        Some(d) if d.domain_type == 0 => Ok(()),
-        _ => Err(ApiError::new(
-            code,
-            format!("`{domain}` is not a push domain of this account."),
-            format!("`{domain}` 不是本账号的推流域名。"),
-        )),
+    if is_push_domain(c, account, domain)? {
+        Ok(())
+    } else {
+        Err(not_push_domain(domain, code))
     }
+}
+
+/// Asks the media plane whether the buckets `template` stores files in
+/// can take them now. A task whose files would pile up on local disk,
+/// unseen, because their bucket cannot be reached is refused with
+/// `FailedOperation.InvokeVideoApiFail` (the seed's code for a failed
+/// call to the storage service); files kept in the media library
+/// (livestack's local directory) need no check.
+async fn check_storage(cx: &Cx, template: &Template) -> ApiResult<()> {
+    for (bucket, region) in template.spec.buckets() {
+        if let Err(reason) = cx.media.check_bucket(bucket, region).await {
+            let id = template.id.0;
+            return Err(ApiError::new(
+                ErrorCode::FailedOperationInvokeVideoApiFail,
+                format!(
+                    "Template {id} stores files in the bucket `{bucket}`, which cannot take them now: {reason}. \
+                     Check the object storage settings, or store to the media library; no task was created."
+                ),
+                format!(
+                    "模板 {id} 的存储桶 `{bucket}` 当前无法写入（{reason}）。请检查对象存储配置或改为存储到点播；任务未创建。"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn dry_run_stop(dry_run: bool) -> ApiResult<()> {
@@ -348,6 +406,7 @@ async fn create_task(cx: &Cx, req: NewTask) -> ApiResult<String> {
     let mut row = TaskRow {
         task: Task {
             id: 0,
+            public_id: String::new(),
             account,
             kind,
             domain,
@@ -366,6 +425,30 @@ async fn create_task(cx: &Cx, req: NewTask) -> ApiResult<String> {
         stopped_at: 0,
     };
     let requested = req.template.filter(|&t| t != 0).map(to_i64);
+    // Before anything is written: the domain (so that a wrong one is
+    // said first), then where the template's files would go. Both are
+    // checked again in the transaction.
+    let (is_push, template) = {
+        let domain = row.task.domain.clone();
+        cx.store
+            .run(move |c| {
+                let template = match requested {
+                    Some(id) => templates::find(c, account, template_kind, TemplateId(id))?,
+                    None => None,
+                };
+                Ok((is_push_domain(c, account, &domain)?, template))
+            })
+            .await?
+    };
+    if !is_push {
+        return Err(not_push_domain(
+            &row.task.domain,
+            ErrorCode::InvalidParameter,
+        ));
+    }
+    if let Some(t) = &template {
+        check_storage(cx, t).await?;
+    }
     let row = cx
         .store
         .transaction(move |c| {
@@ -850,6 +933,7 @@ pub async fn create_live_record(
     let mut row = TaskRow {
         task: Task {
             id: 0,
+            public_id: String::new(),
             account,
             kind: TaskKind::Record,
             domain,
@@ -1139,6 +1223,7 @@ mod tests {
                     let mut row = TaskRow {
                         task: Task {
                             id: 0,
+                            public_id: String::new(),
                             account,
                             kind: TaskKind::Record,
                             domain: "push.example.com".into(),
@@ -1160,9 +1245,9 @@ mod tests {
                         stopped_at: 0,
                     };
                     tasks::insert(c, &mut row)?;
-                    ids.push((row.task.id, account));
+                    ids.push((row.task.id, account, row.token));
                 }
-                let (d, account) = ids[3];
+                let (d, account, _) = ids[3];
                 tasks::stop(c, account, d, now)?;
                 Ok(ids)
             })
@@ -1179,6 +1264,18 @@ mod tests {
         assert_eq!(
             policy.processing.tasks[1].legacy.map(|l| l.format),
             Some(RecordFormat::Hls)
+        );
+        // Each carries the id its creator was given: the TaskId of a
+        // current task, the integer of a legacy one.
+        let public: Vec<&str> = policy
+            .processing
+            .tasks
+            .iter()
+            .map(|t| t.public_id.as_str())
+            .collect();
+        assert_eq!(
+            public,
+            vec![task_id(ids[0].0, ids[0].2), ids[1].0.to_string()]
         );
     }
 }

@@ -81,6 +81,10 @@ pub(crate) struct Manifest {
     pub(crate) template: Option<i64>,
     /// The task recording, or `None` for a rule.
     pub(crate) task: Option<i64>,
+    /// The id the task's creator was given (`task_id` of callbacks);
+    /// empty for a rule.
+    #[serde(default)]
+    pub(crate) task_id: String,
     /// The format's settings (file-name pattern, bucket).
     pub(crate) output: RecordOutput,
     /// Files go to object storage (`CosStore`).
@@ -185,6 +189,8 @@ pub(crate) fn finish_playlist(text: &str, rename: impl Fn(&str) -> String) -> St
 /// What a job records, from its template (or the task's defaults).
 struct Settings {
     output: RecordOutput,
+    /// The task's public id; empty for a rule.
+    task_id: String,
     to_cos: bool,
     raw: bool,
     audio_only: bool,
@@ -209,14 +215,8 @@ impl Settings {
             .and_then(|s| s.outputs.get(&format))
             .cloned()
             .unwrap_or_default();
-        let legacy = task.and_then(|id| {
-            job.policy
-                .processing
-                .tasks
-                .iter()
-                .find(|t| t.id == id)
-                .and_then(|t| t.legacy)
-        });
+        let task = task.and_then(|id| job.policy.processing.tasks.iter().find(|t| t.id == id));
+        let legacy = task.and_then(|t| t.legacy);
         let mut interval = if output.interval == 0 {
             1800
         } else {
@@ -231,6 +231,7 @@ impl Settings {
             audio_only: legacy.is_some_and(|l| l.audio_only),
             interval,
             output,
+            task_id: task.map(|t| t.public_id.clone()).unwrap_or_default(),
         })
     }
 }
@@ -295,6 +296,7 @@ pub(super) async fn run(
         format,
         template: template.map(|t| t.0),
         task,
+        task_id: s.task_id.clone(),
         output: s.output.clone(),
         to_cos: s.to_cos,
         raw: s.raw,
@@ -758,7 +760,11 @@ fn announce(inner: &Inner, m: &Manifest, stored: &Stored, size: u64, start_ms: i
         stream: m.stream.clone(),
         file_id: stored.key.clone(),
         record_file_id: stored.key.clone(),
-        task_id: m.task.map(|t| t.to_string()).unwrap_or_default(),
+        // The id the task's creator was given. CSS documents `task_id`
+        // as meaningful only for recordings asked for by API (event 332:
+        // "仅 API 创建的录制任务有意义，即 CreateRecordTask 返回的任务
+        // ID", 267/102192), so a rule's recordings leave it empty.
+        task_id: m.task_id.clone(),
         start_us: start_ms * 1000,
         end_us: end_ms * 1000,
         duration: (duration_ms + 500) / 1000,
@@ -927,6 +933,7 @@ mod tests {
             format: RecordFormat::Mp4,
             template: Some(3),
             task: None,
+            task_id: String::new(),
             output: RecordOutput {
                 enabled: true,
                 interval: 60,
@@ -945,6 +952,15 @@ mod tests {
             serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
         assert_eq!(back, m);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_written_before_public_task_ids_reads_with_an_empty_one() {
+        let text = r#"{"account":1,"domain":"push.example.com","app":"live","stream":"cam",
+            "format":"flv","template":null,"task":7,"output":{},"to_cos":false,"raw":false,
+            "started_ms":5,"session":2,"stream_param":"","pid":null}"#;
+        let m: Manifest = serde_json::from_str(text).expect("an older manifest reads");
+        assert_eq!((m.task, m.task_id.as_str()), (Some(7), ""));
     }
 
     fn tempfile_dir() -> PathBuf {

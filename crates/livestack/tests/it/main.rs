@@ -16,6 +16,7 @@ mod harness;
 mod media;
 mod operations;
 mod processing;
-mod recording;
+pub(crate) mod recording;
+mod task_processing;
 mod tasks;
 pub(crate) mod templates;

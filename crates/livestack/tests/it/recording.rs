@@ -19,7 +19,7 @@ use crate::harness::*;
 use crate::media::{add, ffmpeg_bin, now, push_key, push_url, state, Publisher};
 
 /// Seconds per recorded file in these tests.
-const INTERVAL: f64 = 5.0;
+pub(crate) const INTERVAL: f64 = 5.0;
 
 /// A server cutting recordings every [`INTERVAL`] seconds, with a push and
 /// a play domain; the config file lives in the returned directory.
@@ -28,7 +28,7 @@ fn recording_server() -> (Server, tempfile::TempDir) {
 }
 
 /// The same with more configuration (`[storage]` sections, say).
-fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) {
+pub(crate) fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("livestack.toml");
     std::fs::write(
@@ -49,7 +49,7 @@ fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) {
 }
 
 /// A record template with `params` (FlvParam, …) bound to the push domain.
-fn record_rule(server: &Server, params: Value) -> i64 {
+pub(crate) fn record_rule(server: &Server, params: Value) -> i64 {
     let t = server.py(
         "CreateLiveRecordTemplate",
         with(json!({"TemplateName": "rec"}), params),
@@ -64,11 +64,11 @@ fn record_rule(server: &Server, params: Value) -> i64 {
     id
 }
 
-fn enabled() -> Value {
+pub(crate) fn enabled() -> Value {
     json!({"Enable": 1, "RecordInterval": 60})
 }
 
-fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
+pub(crate) fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
     let key = push_key(server);
     let p = Publisher::start(
         &push_url(server, stream, &urlsign::query(&key, stream, now() + 600)),
@@ -83,7 +83,7 @@ fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
 }
 
 /// Every stored recording file in the server's local storage directory.
-fn stored(server: &Server) -> Vec<PathBuf> {
+pub(crate) fn stored(server: &Server) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
@@ -100,7 +100,7 @@ fn stored(server: &Server) -> Vec<PathBuf> {
     out
 }
 
-fn with_ext(files: &[PathBuf], ext: &str) -> Vec<PathBuf> {
+pub(crate) fn with_ext(files: &[PathBuf], ext: &str) -> Vec<PathBuf> {
     files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == ext))
@@ -110,7 +110,7 @@ fn with_ext(files: &[PathBuf], ext: &str) -> Vec<PathBuf> {
 
 /// What ffprobe says of a file: (format name, duration in seconds, codec
 /// types of its streams).
-fn probe_file(path: &Path) -> (String, f64, Vec<String>) {
+pub(crate) fn probe_file(path: &Path) -> (String, f64, Vec<String>) {
     let out = Command::new(ffmpeg_bin("ffprobe"))
         .args(["-v", "error", "-show_entries"])
         .args([
@@ -141,7 +141,7 @@ fn probe_file(path: &Path) -> (String, f64, Vec<String>) {
 
 /// Whether `name` is `cam_YYYY-MM-DD-HH-MM-SS_YYYY-MM-DD-HH-MM-SS.ext`
 /// (the default `VodFileName`) with a start no later than the end.
-fn default_name(name: &str, stream: &str, ext: &str) -> bool {
+pub(crate) fn default_name(name: &str, stream: &str, ext: &str) -> bool {
     let Some(rest) = name
         .strip_prefix(&format!("{stream}_"))
         .and_then(|r| r.strip_suffix(&format!(".{ext}")))
@@ -161,7 +161,7 @@ fn default_name(name: &str, stream: &str, ext: &str) -> bool {
     stamp(start) && stamp(end) && start <= end
 }
 
-fn names(files: &[PathBuf]) -> Vec<String> {
+pub(crate) fn names(files: &[PathBuf]) -> Vec<String> {
     files
         .iter()
         .map(|p| {
