@@ -215,6 +215,24 @@ pub(crate) fn push_url(server: &Server, stream: &str, auth: &str) -> String {
     )
 }
 
+/// A signed push of live/`stream` for `seconds`, once it is live.
+pub(crate) fn live_push(server: &Server, stream: &str, seconds: u32) -> Publisher {
+    let p = Publisher::start(
+        &push_url(
+            server,
+            stream,
+            &urlsign::query(&push_key(server), stream, now() + 600),
+        ),
+        seconds,
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || state(server, stream)
+            == "active"),
+        "push of {stream} never went live"
+    );
+    p
+}
+
 pub(crate) fn state(server: &Server, stream: &str) -> String {
     server
         .py(

@@ -9,7 +9,7 @@ use livestack_core::urlsign;
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::media::{ffmpeg_bin, now, probe, push_key, push_url, setup, state, Publisher};
+use crate::media::{ffmpeg_bin, live_push, now, probe, setup};
 
 /// Format facts of `url` as ffprobe sees them after reading `seconds` of
 /// it: (width, height, frame rate, video bit rate in kbps from the bytes
@@ -77,28 +77,10 @@ fn measure(url: &str, seconds: u32, dir: &std::path::Path, name: &str) -> (u64, 
     )
 }
 
-fn signed_push(server: &Server, stream: &str, seconds: u32) -> Publisher {
-    let key = push_key(server);
-    let p = Publisher::start(
-        &push_url(server, stream, &urlsign::query(&key, stream, now() + 600)),
-        seconds,
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || state(server, stream)
-            == "active"),
-        "push of {stream} never went live"
-    );
-    p
-}
-
-#[test]
-fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
-    let server = setup();
-    let t = server.py(
-        "CreateLiveTranscodeTemplate",
-        json!({"TemplateName": "sd", "VideoBitrate": 300, "Height": 240, "Fps": 15, "Gop": 2,
-               "Vcodec": "h264", "Acodec": "aac", "AudioBitrate": 48}),
-    );
+/// Creates a transcode template from `params` and binds it to every
+/// stream played from play.example.com.
+fn transcode_rule(server: &Server, params: Value) -> i64 {
+    let t = server.py("CreateLiveTranscodeTemplate", params);
     let id = t.ok()["TemplateId"].as_i64().expect("template id");
     server
         .py(
@@ -106,7 +88,18 @@ fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
             json!({"DomainName": "play.example.com", "AppName": "", "StreamName": "", "TemplateId": id}),
         )
         .ok();
-    let _publisher = signed_push(&server, "cam", 40);
+    id
+}
+
+#[test]
+fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
+    let server = setup();
+    transcode_rule(
+        &server,
+        json!({"TemplateName": "sd", "VideoBitrate": 300, "Height": 240, "Fps": 15, "Gop": 2,
+               "Vcodec": "h264", "Acodec": "aac", "AudioBitrate": 48}),
+    );
+    let _publisher = live_push(&server, "cam", 40);
 
     let flv = format!(
         "http://{}/live/cam_sd.flv?domain=play.example.com",
@@ -204,7 +197,7 @@ fn a_watermark_rule_lays_the_picture_over_every_output_of_new_pushes() {
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
         )
         .ok();
-    let _publisher = signed_push(&server, "cam", 40);
+    let _publisher = live_push(&server, "cam", 40);
 
     // The picture covers 25 % × 25 % of the 640x360 picture from its
     // centre (160x90 at (320, 180)); what is outside it is the source's.
@@ -267,7 +260,7 @@ fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
             json!({"DomainName": "play.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
         )
         .ok();
-    let _publisher = signed_push(&server, "cam", 40);
+    let _publisher = live_push(&server, "cam", 40);
 
     // Play signatures cover the suffixed name.
     let base = format!("http://{}/live", server.http);
@@ -347,7 +340,7 @@ fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
         )
         .ok();
-    let mut publisher = signed_push(server, "cam", 9);
+    let mut publisher = live_push(server, "cam", 9);
 
     let shots = receiver.wait_for("/snap", 3, Duration::from_secs(30));
     assert!(shots.len() >= 3, "{} snapshot callbacks", shots.len());
@@ -429,18 +422,11 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 #[test]
 fn stopping_the_server_leaves_no_processing_job_running() {
     let mut server = setup();
-    let t = server.py(
-        "CreateLiveTranscodeTemplate",
+    transcode_rule(
+        &server,
         json!({"TemplateName": "sd", "VideoBitrate": 300, "Height": 240}),
     );
-    let id = t.ok()["TemplateId"].as_i64().expect("template id");
-    server
-        .py(
-            "CreateLiveTranscodeRule",
-            json!({"DomainName": "play.example.com", "AppName": "", "StreamName": "", "TemplateId": id}),
-        )
-        .ok();
-    let _publisher = signed_push(&server, "cam", 60);
+    let _publisher = live_push(&server, "cam", 60);
     let flv = format!(
         "http://{}/live/cam_sd.flv?domain=play.example.com",
         server.http

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use livestack_core::urlsign;
 use serde_json::{json, Value};
 
 use crate::callbacks::{assert_signed, bind_callbacks, root_app_id, Receiver};
 use crate::harness::*;
-use crate::media::{add, ffmpeg_bin, now, push_key, push_url, state, Publisher};
+use crate::media::{add, ffmpeg_bin, now, state};
 
 /// Seconds per recorded file in these tests.
 pub(crate) const INTERVAL: f64 = 5.0;
@@ -68,19 +67,7 @@ pub(crate) fn enabled() -> Value {
     json!({"Enable": 1, "RecordInterval": 60})
 }
 
-pub(crate) fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
-    let key = push_key(server);
-    let p = Publisher::start(
-        &push_url(server, stream, &urlsign::query(&key, stream, now() + 600)),
-        seconds,
-    );
-    assert!(
-        wait_until(Duration::from_secs(10), || state(server, stream)
-            == "active"),
-        "push of {stream} never went live"
-    );
-    p
-}
+pub(crate) use crate::media::live_push as push;
 
 /// Every stored recording file in the server's local storage directory.
 pub(crate) fn stored(server: &Server) -> Vec<PathBuf> {
