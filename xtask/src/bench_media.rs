@@ -26,6 +26,10 @@
 //!
 //! Everything stays on 127.0.0.1 and every step has a time limit. This is a
 //! benchmark, not a test: it prints tables and verdicts, it asserts nothing.
+//!
+//! `bench-transcode` reuses the pieces marked `pub(crate)`: the machine and
+//! its pinning, `/proc` sampling, the source, livestack's start and its
+//! signed API client, the publisher, the load generator and the quiet gate.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
