@@ -26,6 +26,10 @@
 //!
 //! Everything stays on 127.0.0.1 and every step has a time limit. This is a
 //! benchmark, not a test: it prints tables and verdicts, it asserts nothing.
+//!
+//! `bench-transcode` reuses the pieces marked `pub(crate)`: the machine and
+//! its pinning, `/proc` sampling, the source, livestack's start and its
+//! signed API client, the publisher, the load generator and the quiet gate.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -56,10 +60,10 @@ const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--war
 const SECRET_ID: &str = "AKIDmediabench00000000000000000000000";
 const SECRET_KEY: &str = "mediabenchsecretmediabenchsecret";
 const API_VERSION: &str = "2018-08-01";
-const PUSH_DOMAIN: &str = "push.bench.local";
-const PLAY_DOMAIN: &str = "play.bench.local";
-const APP: &str = "live";
-const STREAM: &str = "bench";
+pub(crate) const PUSH_DOMAIN: &str = "push.bench.local";
+pub(crate) const PLAY_DOMAIN: &str = "play.bench.local";
+pub(crate) const APP: &str = "live";
+pub(crate) const STREAM: &str = "bench";
 
 /// Players are started evenly over this long.
 const RAMP: Duration = Duration::from_secs(2);
@@ -89,7 +93,7 @@ const TARGET_FIRST_FRAME_MS: f64 = 100.0;
 // Options.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-enum Proto {
+pub(crate) enum Proto {
     Rtmp,
     Flv,
 }
@@ -112,7 +116,7 @@ impl Proto {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum ServerKind {
+pub(crate) enum ServerKind {
     Livestack,
     Nginx,
 }
@@ -237,12 +241,7 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
         return load_main(&args[1..]);
     }
     let opts = parse_options(args)?;
-    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => {
-            std::path::absolute(PathBuf::from(dir)).context("cannot resolve CARGO_TARGET_DIR")?
-        }
-        _ => root.join("target"),
-    };
+    let target_dir = target_dir(root)?;
     if opts.build {
         build(root, &target_dir)?;
     }
@@ -257,9 +256,6 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
             livestack.display()
         );
     }
-    let ffmpeg = which("ffmpeg").context(
-        "ffmpeg is needed to make and publish the source stream: apt-get install ffmpeg",
-    )?;
     let nginx = if opts.servers.contains(&ServerKind::Nginx) {
         match find_nginx() {
             Ok(n) => Some(n),
@@ -274,27 +270,9 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     } else {
         None
     };
-    let pinning = detect_pinning();
-    let source = ensure_source(&ffmpeg, &target_dir.join("bench-media"), pinning.client)?;
-    let env = Env {
-        livestack,
-        helper: helper_binary(&target_dir)?,
-        ffmpeg,
-        nginx,
-        setpriv: which("setpriv").filter(|p| {
-            std::process::Command::new(p)
-                .args(["--pdeathsig", "KILL", "true"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        }),
-        pinning,
-        clock_ticks: clock_ticks(),
-        nofile: nofile_limit(),
-        source,
-        merge_write_ms: opts.merge_write_ms,
-    };
+    let mut env = Env::prepare(&target_dir, livestack)?;
+    env.nginx = nginx;
+    env.merge_write_ms = opts.merge_write_ms;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -308,9 +286,19 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else `<root>/target`.
+pub(crate) fn target_dir(root: &Path) -> Result<PathBuf> {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            std::path::absolute(PathBuf::from(dir)).context("cannot resolve CARGO_TARGET_DIR")
+        }
+        _ => Ok(root.join("target")),
+    }
+}
+
 /// The load generator must be optimised: this binary when it is, else the
 /// release build next to it.
-fn helper_binary(target_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn helper_binary(target_dir: &Path) -> Result<PathBuf> {
     if !cfg!(debug_assertions) {
         return std::env::current_exe().context("cannot find the running xtask binary");
     }
@@ -326,7 +314,7 @@ fn helper_binary(target_dir: &Path) -> Result<PathBuf> {
     }
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
@@ -337,13 +325,13 @@ fn which(program: &str) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------
 // The machine.
 
-struct Pinning {
-    server: Option<usize>,
-    client: Option<usize>,
-    note: String,
+pub(crate) struct Pinning {
+    pub(crate) server: Option<usize>,
+    pub(crate) client: Option<usize>,
+    pub(crate) note: String,
 }
 
-fn detect_pinning() -> Pinning {
+pub(crate) fn detect_pinning() -> Pinning {
     let unpinned = |why: String| Pinning {
         server: None,
         client: None,
@@ -365,7 +353,7 @@ fn detect_pinning() -> Pinning {
 }
 
 /// The hard RLIMIT_NOFILE, which children raise their soft limit to.
-fn nofile_limit() -> u64 {
+pub(crate) fn nofile_limit() -> u64 {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|l| {
@@ -389,7 +377,7 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned())
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let n = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
@@ -412,7 +400,7 @@ fn proc_stat_fields(pid: u32) -> Result<Vec<String>> {
 }
 
 /// User + system CPU seconds of every thread of `pid`.
-fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
     let f = proc_stat_fields(pid)?;
     let field = |i: usize| -> Result<u64> {
         f.get(i)
@@ -423,7 +411,7 @@ fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
 }
 
 /// Busy seconds (all but idle and iowait) of one CPU.
-fn cpu_busy_seconds(cpu: usize, ticks: f64) -> Option<f64> {
+pub(crate) fn cpu_busy_seconds(cpu: usize, ticks: f64) -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let prefix = format!("cpu{cpu} ");
     let line = stat.lines().find(|l| l.starts_with(&prefix))?;
@@ -437,8 +425,9 @@ fn cpu_busy_seconds(cpu: usize, ticks: f64) -> Option<f64> {
     Some(busy as f64 / ticks)
 }
 
-/// A `/proc/PID/status` field in kB.
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
+/// The number a `/proc/PID/status` field starts with (kB for the memory
+/// fields, a count for `Threads`).
+pub(crate) fn status_number(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|l| {
         l.strip_prefix(field)?
@@ -451,7 +440,7 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// Processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -465,7 +454,7 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-fn process_name(pid: u32) -> Option<String> {
+pub(crate) fn process_name(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
         .map(|s| s.trim().to_owned())
@@ -485,23 +474,23 @@ fn kill_pid(pid: u32) {
 
 /// What the publisher sends, measured from the file.
 #[derive(Debug, Clone)]
-struct Source {
-    path: PathBuf,
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
     /// Media duration, seconds.
-    secs: f64,
+    pub(crate) secs: f64,
     /// Audio + video tag bodies, kbit/s.
-    payload_kbps: f64,
+    pub(crate) payload_kbps: f64,
     /// Audio + video tags per second.
-    tags_per_sec: f64,
-    video_fps: f64,
-    audio_per_sec: f64,
-    keyframes: usize,
+    pub(crate) tags_per_sec: f64,
+    pub(crate) video_fps: f64,
+    pub(crate) audio_per_sec: f64,
+    pub(crate) keyframes: usize,
     /// Lowest and highest payload rate over any window of the benchmark's
     /// length (the file loops), kbit/s.
-    window_kbps: Option<(f64, f64)>,
+    pub(crate) window_kbps: Option<(f64, f64)>,
 }
 
-fn ensure_source(ffmpeg: &Path, dir: &Path, cpu: Option<usize>) -> Result<Source> {
+pub(crate) fn ensure_source(ffmpeg: &Path, dir: &Path, cpu: Option<usize>) -> Result<Source> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("src-880k-640x360-25fps-60s.flv");
     if !path.is_file() {
@@ -615,7 +604,7 @@ impl Source {
 // ---------------------------------------------------------------------------
 // Orchestration.
 
-struct NginxInstall {
+pub(crate) struct NginxInstall {
     binary: PathBuf,
     module: PathBuf,
     version: String,
@@ -644,23 +633,53 @@ fn find_nginx() -> Result<NginxInstall, String> {
     })
 }
 
-struct Env {
-    livestack: PathBuf,
-    helper: PathBuf,
-    ffmpeg: PathBuf,
-    nginx: Option<NginxInstall>,
-    setpriv: Option<PathBuf>,
-    pinning: Pinning,
-    clock_ticks: f64,
-    nofile: u64,
-    source: Source,
-    merge_write_ms: Option<u64>,
+pub(crate) struct Env {
+    pub(crate) livestack: PathBuf,
+    pub(crate) helper: PathBuf,
+    pub(crate) ffmpeg: PathBuf,
+    pub(crate) nginx: Option<NginxInstall>,
+    pub(crate) setpriv: Option<PathBuf>,
+    pub(crate) pinning: Pinning,
+    pub(crate) clock_ticks: f64,
+    pub(crate) nofile: u64,
+    pub(crate) source: Source,
+    pub(crate) merge_write_ms: Option<u64>,
 }
 
 impl Env {
+    /// Finds ffmpeg, `setpriv` and the load generator, chooses the CPUs and
+    /// makes the source stream (once, cached under `<target>/bench-media`).
+    /// No nginx and livestack's default `merge_write_ms` until set.
+    pub(crate) fn prepare(target_dir: &Path, livestack: PathBuf) -> Result<Env> {
+        let ffmpeg = which("ffmpeg").context(
+            "ffmpeg is needed to make and publish the source stream: apt-get install ffmpeg",
+        )?;
+        let pinning = detect_pinning();
+        let source = ensure_source(&ffmpeg, &target_dir.join("bench-media"), pinning.client)?;
+        Ok(Env {
+            livestack,
+            helper: helper_binary(target_dir)?,
+            ffmpeg,
+            nginx: None,
+            setpriv: which("setpriv").filter(|p| {
+                std::process::Command::new(p)
+                    .args(["--pdeathsig", "KILL", "true"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            }),
+            pinning,
+            clock_ticks: clock_ticks(),
+            nofile: nofile_limit(),
+            source,
+            merge_write_ms: None,
+        })
+    }
+
     /// `program` with the soft RLIMIT_NOFILE raised to the hard one, a
     /// parent-death SIGKILL where `setpriv` exists, and pinned to `cpu`.
-    fn command(&self, cpu: Option<usize>, program: &Path) -> Command {
+    pub(crate) fn command(&self, cpu: Option<usize>, program: &Path) -> Command {
         let mut cmd = Command::new("sh");
         cmd.args([
             "-c",
@@ -681,15 +700,15 @@ impl Env {
 
 /// A running server: its main process (killed on drop) and, for nginx,
 /// the worker processes (killed by id on drop).
-struct RunningServer {
-    kind: ServerKind,
-    child: Child,
-    pid: u32,
-    workers: Vec<u32>,
-    rtmp: SocketAddr,
-    http: Option<SocketAddr>,
-    api: Option<SocketAddr>,
-    _dir: tempfile::TempDir,
+pub(crate) struct RunningServer {
+    pub(crate) kind: ServerKind,
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    pub(crate) workers: Vec<u32>,
+    pub(crate) rtmp: SocketAddr,
+    pub(crate) http: Option<SocketAddr>,
+    pub(crate) api: Option<SocketAddr>,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl RunningServer {
@@ -699,7 +718,7 @@ impl RunningServer {
             .collect()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.kill().await;
         self.kill_workers();
     }
@@ -720,7 +739,7 @@ impl Drop for RunningServer {
     }
 }
 
-async fn start_livestack(env: &Env) -> Result<RunningServer> {
+pub(crate) async fn start_livestack(env: &Env) -> Result<RunningServer> {
     let dir = tempfile::Builder::new()
         .prefix("livestack-mbench-")
         .tempdir()
@@ -810,7 +829,7 @@ async fn start_livestack(env: &Env) -> Result<RunningServer> {
 }
 
 /// A TC3-signed API call; fails on an HTTP error or an `"Error"` answer.
-async fn api_call(addr: SocketAddr, action: &str, body: &str) -> Result<String> {
+pub(crate) async fn api_call(addr: SocketAddr, action: &str, body: &str) -> Result<String> {
     let host = addr.to_string();
     let unix = unix_now();
     let date = livestack_api::time::utc_date(unix);
@@ -1264,64 +1283,24 @@ async fn measure(
 ) -> Result<RunResult> {
     let urls = urls(server);
     let log_dir = server._dir.path();
-    let ffmpeg_log = std::fs::File::create(log_dir.join("ffmpeg.log"))
-        .context("cannot create the ffmpeg log")?;
-    let mut publisher = env
-        .command(env.pinning.client, &env.ffmpeg)
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "warning",
-            "-nostats",
-        ])
-        .args(["-re", "-stream_loop", "-1", "-i"])
-        .arg(&env.source.path)
-        .args(["-c", "copy", "-f", "flv", &urls.publish])
-        .stdout(Stdio::null())
-        .stderr(ffmpeg_log)
-        .spawn()
-        .context("cannot start the ffmpeg publisher")?;
+    let mut publisher = start_publisher(env, &urls.publish, &log_dir.join("ffmpeg.log"))?;
     let publisher_pid = publisher.id().context("ffmpeg exited at once")?;
-
-    let mut load_cmd = env.command(env.pinning.client, &env.helper);
-    load_cmd
-        .args(["bench-media", "--load"])
-        .args(["--proto", if proto == Proto::Rtmp { "rtmp" } else { "flv" }])
-        .args(["--players", &players.to_string()])
-        .args(["--warmup", &opts.warmup.to_string()])
-        .args(["--window", &opts.window.to_string()]);
-    match proto {
-        Proto::Rtmp => {
-            load_cmd
-                .args(["--addr", &server.rtmp.to_string()])
-                .args(["--app", APP])
-                .args(["--tc-url", &urls.rtmp_tc_url])
-                .args(["--name", &urls.rtmp_name]);
-        }
-        Proto::Flv => {
-            let addr = urls
+    let target = match proto {
+        Proto::Rtmp => PlayTarget::Rtmp {
+            addr: server.rtmp,
+            tc_url: urls.rtmp_tc_url.clone(),
+            name: urls.rtmp_name.clone(),
+        },
+        Proto::Flv => PlayTarget::Flv {
+            addr: urls
                 .http_addr
-                .context("this server has no HTTP-FLV listener")?;
-            load_cmd
-                .args(["--addr", &addr.to_string()])
-                .args(["--path", &urls.http_path]);
-        }
-    }
-    load_cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut load = load_cmd
-        .spawn()
-        .context("cannot start the load generator")?;
-    let load_pid = load.id().context("the load generator exited at once")?;
-    let stdout = load.stdout.take().context("stdout is not piped")?;
-    let mut lines = BufReader::new(stdout).lines();
-
+                .context("this server has no HTTP-FLV listener")?,
+            path: urls.http_path.clone(),
+        },
+    };
     let ticks = env.clock_ticks;
     let server_pids = server.pids();
-    let sample = || Sample {
+    let sample = |load_pid: u32| Sample {
         at: Instant::now(),
         server: server_pids
             .iter()
@@ -1331,53 +1310,16 @@ async fn measure(
         core1: env.pinning.client.and_then(|c| cpu_busy_seconds(c, ticks)),
         load: cpu_seconds(load_pid, ticks).ok(),
         publisher: cpu_seconds(publisher_pid, ticks).ok(),
+        rss_kb: server_pids
+            .iter()
+            .filter_map(|&p| status_number(p, "VmRSS"))
+            .sum::<u64>(),
+        hwm_kb: status_number(server.pid, "VmHWM"),
     };
-    let limit = PROBE_TIMEOUT
-        + RAMP
-        + Duration::from_secs(opts.warmup + opts.window)
-        + Duration::from_secs(30);
-    let mut rss_kb = None;
-    let mut hwm_kb = None;
-    let (start, end, report) = tokio::time::timeout(limit, async {
-        let (mut start, mut end, mut report) = (None, None, None);
-        while let Some(line) = lines.next_line().await? {
-            match line.as_str() {
-                "measure-start" => start = Some(sample()),
-                "measure-end" => {
-                    end = Some(sample());
-                    rss_kb = Some(
-                        server_pids
-                            .iter()
-                            .filter_map(|&p| status_kb(p, "VmRSS"))
-                            .sum::<u64>(),
-                    );
-                    hwm_kb = status_kb(server.pid, "VmHWM");
-                }
-                l if l.starts_with('{') => {
-                    report = Some(
-                        serde_json::from_str::<LoadReport>(l)
-                            .context("unreadable load generator report")?,
-                    );
-                }
-                other => println!("  load: {other}"),
-            }
-        }
-        anyhow::Ok((start, end, report))
-    })
-    .await
-    .context("the load generator did not finish in time")??;
-    let status = load
-        .wait()
-        .await
-        .context("cannot wait for the load generator")?;
+    let outcome = run_load_generator(env, &target, players, opts.warmup, opts.window, sample).await;
     let publisher_alive = publisher.try_wait()?.is_none();
     let _ = publisher.kill().await;
-    if !status.success() {
-        bail!("the load generator failed ({status})");
-    }
-    let (Some(start), Some(end), Some(report)) = (start, end, report) else {
-        bail!("the load generator ended without a complete report");
-    };
+    let (start, end, report) = outcome?;
     if !publisher_alive {
         let log = std::fs::read_to_string(log_dir.join("ffmpeg.log")).unwrap_or_default();
         bail!("the ffmpeg publisher died during the run: {}", log.trim());
@@ -1403,8 +1345,8 @@ async fn measure(
         core1: delta(start.core1, end.core1),
         load_cpu: delta(start.load, end.load),
         publisher_cpu: delta(start.publisher, end.publisher),
-        rss_mb: rss_kb.unwrap_or(0) as f64 / 1024.0,
-        hwm_mb: hwm_kb.map(|k| k as f64 / 1024.0),
+        rss_mb: end.rss_kb as f64 / 1024.0,
+        hwm_mb: end.hwm_kb.map(|k| k as f64 / 1024.0),
         report,
         source_kbps: env.source.payload_kbps,
         source_tags_per_sec: env.source.tags_per_sec,
@@ -1419,6 +1361,121 @@ struct Sample {
     core1: Option<f64>,
     load: Option<f64>,
     publisher: Option<f64>,
+    rss_kb: u64,
+    hwm_kb: Option<u64>,
+}
+
+/// Starts the publisher, pinned to the client's CPU:
+/// `ffmpeg -re -stream_loop -1 -i SRC -c copy -f flv URL`, its messages in
+/// `log`.
+pub(crate) fn start_publisher(env: &Env, url: &str, log: &Path) -> Result<Child> {
+    let log =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    env.command(env.pinning.client, &env.ffmpeg)
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "warning",
+            "-nostats",
+        ])
+        .args(["-re", "-stream_loop", "-1", "-i"])
+        .arg(&env.source.path)
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start the ffmpeg publisher")
+}
+
+/// What the load generator's players play.
+pub(crate) enum PlayTarget {
+    /// RTMP `play` of `name` (with its query) on `tc_url`.
+    Rtmp {
+        addr: SocketAddr,
+        tc_url: String,
+        name: String,
+    },
+    /// An HTTP-FLV `GET path`.
+    Flv { addr: SocketAddr, path: String },
+}
+
+/// Runs the load generator (`xtask bench-media --load`, pinned to the
+/// client's CPU) with `players` players of `target`, and calls
+/// `sample(load generator's pid)` when its measured window opens and when
+/// it closes. Returns both samples and the players' report.
+pub(crate) async fn run_load_generator<S>(
+    env: &Env,
+    target: &PlayTarget,
+    players: usize,
+    warmup: u64,
+    window: u64,
+    mut sample: impl FnMut(u32) -> S,
+) -> Result<(S, S, LoadReport)> {
+    let mut load_cmd = env.command(env.pinning.client, &env.helper);
+    load_cmd
+        .args(["bench-media", "--load"])
+        .args(["--players", &players.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--window", &window.to_string()]);
+    match target {
+        PlayTarget::Rtmp { addr, tc_url, name } => {
+            load_cmd
+                .args(["--proto", "rtmp"])
+                .args(["--addr", &addr.to_string()])
+                .args(["--app", APP])
+                .args(["--tc-url", tc_url])
+                .args(["--name", name]);
+        }
+        PlayTarget::Flv { addr, path } => {
+            load_cmd
+                .args(["--proto", "flv"])
+                .args(["--addr", &addr.to_string()])
+                .args(["--path", path]);
+        }
+    }
+    load_cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut load = load_cmd
+        .spawn()
+        .context("cannot start the load generator")?;
+    let load_pid = load.id().context("the load generator exited at once")?;
+    let stdout = load.stdout.take().context("stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let limit =
+        PROBE_TIMEOUT + RAMP + Duration::from_secs(warmup + window) + Duration::from_secs(30);
+    let (start, end, report) = tokio::time::timeout(limit, async {
+        let (mut start, mut end, mut report) = (None, None, None);
+        while let Some(line) = lines.next_line().await? {
+            match line.as_str() {
+                "measure-start" => start = Some(sample(load_pid)),
+                "measure-end" => end = Some(sample(load_pid)),
+                l if l.starts_with('{') => {
+                    report = Some(
+                        serde_json::from_str::<LoadReport>(l)
+                            .context("unreadable load generator report")?,
+                    );
+                }
+                other => println!("  load: {other}"),
+            }
+        }
+        anyhow::Ok((start, end, report))
+    })
+    .await
+    .context("the load generator did not finish in time")??;
+    let status = load
+        .wait()
+        .await
+        .context("cannot wait for the load generator")?;
+    if !status.success() {
+        bail!("the load generator failed ({status})");
+    }
+    let (Some(start), Some(end), Some(report)) = (start, end, report) else {
+        bail!("the load generator ended without a complete report");
+    };
+    Ok((start, end, report))
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -1579,7 +1636,7 @@ async fn busy_share(env: &Env, over: Duration) -> Option<(f64, f64)> {
 
 /// Waits, at most `limit`, until both CPUs are below [`QUIET_BUSY`] for
 /// three seconds; false if the machine stayed busy.
-async fn wait_for_quiet(env: &Env, limit: Duration) -> bool {
+pub(crate) async fn wait_for_quiet(env: &Env, limit: Duration) -> bool {
     let began = Instant::now();
     let mut said = false;
     loop {
@@ -1622,30 +1679,30 @@ async fn wait_for_quiet(env: &Env, limit: Duration) -> bool {
 
 /// What one player saw.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PlayerRecord {
+pub(crate) struct PlayerRecord {
     /// Connect to the first video keyframe (not a sequence header), ms.
-    first_frame_ms: Option<f64>,
+    pub(crate) first_frame_ms: Option<f64>,
     /// Bytes read inside the window.
-    bytes: u64,
+    pub(crate) bytes: u64,
     /// Audio + video tag bodies received inside the window.
-    payload: u64,
-    audio: u32,
-    video: u32,
-    keyframes: u32,
+    pub(crate) payload: u64,
+    pub(crate) audio: u32,
+    pub(crate) video: u32,
+    pub(crate) keyframes: u32,
     /// Longest time without a tag inside the window, ms.
-    max_gap_ms: f64,
+    pub(crate) max_gap_ms: f64,
     /// Why the player stopped before the window ended, if it did.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// The load generator's last line (JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct LoadReport {
+pub(crate) struct LoadReport {
     /// Length of the window, seconds.
-    window_secs: f64,
+    pub(crate) window_secs: f64,
     /// How long the stream took to become playable, ms.
-    probe_ms: f64,
-    players: Vec<PlayerRecord>,
+    pub(crate) probe_ms: f64,
+    pub(crate) players: Vec<PlayerRecord>,
 }
 
 #[derive(Debug, Clone)]

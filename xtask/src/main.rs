@@ -10,9 +10,16 @@
 //!   throughput of livestack against a bare hyper server (see
 //!   `docs/benchmarks.md`). Its helpers `bare-server` and `load` are hidden
 //!   subcommands.
+//! - `bench-media [--players LIST] …`: one stream fanned out to N RTMP or
+//!   HTTP-FLV players, livestack against nginx-rtmp (its load generator is
+//!   the hidden `bench-media --load`).
+//! - `bench-transcode [--rounds N] [--window SECS] …`: the CPU of a
+//!   transcode run by livestack against the same transcode as a bare
+//!   ffmpeg command.
 
 mod bench;
 mod bench_media;
+mod bench_transcode;
 mod codegen;
 
 use std::process::ExitCode;
@@ -53,9 +60,12 @@ fn run() -> Result<ExitCode> {
         ["bare-server"] => bench::bare_server(),
         ["load", options @ ..] => bench::load(options),
         ["bench-media", options @ ..] => bench_media::main(&root, options),
+        ["bench-transcode", options @ ..] => bench_transcode::main(&root, options),
         _ => bail!(
             "usage: cargo xtask codegen [--check]\n       cargo xtask bench-api [--duration SECS] \
-             [--connections N] [--rounds R] [--livestack PATH] [--no-build]"
+             [--connections N] [--rounds R] [--livestack PATH] [--no-build]\n       \
+             cargo xtask bench-media [--players LIST] [...]\n       \
+             cargo xtask bench-transcode [--rounds N] [...]"
         ),
     }
 }
