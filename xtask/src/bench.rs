@@ -93,23 +93,9 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         livestack: None,
         build: true,
     };
-    let mut it = args.iter();
-    while let Some(&arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (arg, None),
-        };
-        if name == "--no-build" && inline.is_none() {
-            opts.build = false;
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .copied()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))?,
-        };
+    let parsed = crate::cli::parse(args, USAGE)?;
+    opts.build = parsed.build;
+    for crate::cli::Opt { arg, name, value } in parsed.options {
         let number = |what: &str| -> Result<u64> {
             value
                 .parse::<u64>()

@@ -177,30 +177,10 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         livestack: None,
         build: true,
     };
-    let mut it = args.iter();
-    while let Some(&arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (arg, None),
-        };
-        if name == "--no-build" && inline.is_none() {
-            opts.build = false;
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .copied()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))?,
-        };
-        let positive = |v: &str| -> Result<u64> {
-            v.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .with_context(|| format!("{name}: {v:?} is not a positive integer"))
-        };
+    let parsed = crate::cli::parse(args, USAGE)?;
+    opts.build = parsed.build;
+    for crate::cli::Opt { arg, name, value } in parsed.options {
+        let positive = |v: &str| crate::cli::positive(name, v);
         match name {
             "--players" => {
                 opts.players = list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;

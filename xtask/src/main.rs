@@ -20,6 +20,7 @@
 mod bench;
 mod bench_media;
 mod bench_transcode;
+mod cli;
 mod codegen;
 
 use std::process::ExitCode;

@@ -1,0 +1,95 @@
+//! The command-line options of the benchmark commands, read one way:
+//! `--name value`, `--name=value`, and the `--no-build` switch.
+//!
+//! Owns: splitting the arguments into options; each command keeps its own
+//! names, bounds and messages.
+
+use anyhow::{Context, Result};
+
+/// One option with a value.
+pub(crate) struct Opt<'a> {
+    /// The argument as given (`--rounds=3`), for "unknown option" messages.
+    pub(crate) arg: &'a str,
+    /// `--rounds`.
+    pub(crate) name: &'a str,
+    /// `3`.
+    pub(crate) value: &'a str,
+}
+
+/// The options of a command line.
+pub(crate) struct Options<'a> {
+    /// `false` when `--no-build` was given.
+    pub(crate) build: bool,
+    /// Every other option, in order.
+    pub(crate) options: Vec<Opt<'a>>,
+}
+
+/// Reads `args`; an option without its value is an error naming it, with
+/// `usage`.
+pub(crate) fn parse<'a>(args: &[&'a str], usage: &str) -> Result<Options<'a>> {
+    let mut out = Options {
+        build: true,
+        options: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(&arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (arg, None),
+        };
+        if name == "--no-build" && inline.is_none() {
+            out.build = false;
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .copied()
+                .with_context(|| format!("{name} needs a value\n{usage}"))?,
+        };
+        out.options.push(Opt { arg, name, value });
+    }
+    Ok(out)
+}
+
+/// `v` as a positive integer, for option `name`.
+pub(crate) fn positive(name: &str, v: &str) -> Result<u64> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("{name}: {v:?} is not a positive integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_come_spaced_or_with_an_equals_sign_and_no_build_is_a_switch() {
+        let o = parse(&["--rounds", "3", "--window=20", "--no-build"], "usage").expect("ok");
+        assert!(!o.build);
+        let got: Vec<(&str, &str, &str)> =
+            o.options.iter().map(|o| (o.arg, o.name, o.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("--rounds", "--rounds", "3"),
+                ("--window=20", "--window", "20")
+            ]
+        );
+        let err = parse(&["--rounds"], "usage")
+            .err()
+            .expect("missing value")
+            .to_string();
+        assert!(err.starts_with("--rounds needs a value"), "{err}");
+    }
+
+    #[test]
+    fn positive_refuses_zero_and_words() {
+        assert_eq!(positive("--n", " 7 ").expect("ok"), 7);
+        assert!(positive("--n", "0").is_err());
+        assert!(positive("--n", "x").is_err());
+    }
+}
