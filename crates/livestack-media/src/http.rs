@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use crate::access::{self, PlayRefusal};
 use crate::live::Live;
 use crate::output;
+use crate::unix_now;
 use crate::Inner;
 
 /// Largest request head accepted.
@@ -551,13 +552,6 @@ async fn respond<S: AsyncWrite + Unpin>(
         queue.push_back(body);
     }
     output::write_queue(socket, &mut queue).await
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@
 //! retry is dropped, the end events of pushes cut by the shutdown too.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use livestack_core::media::{EndReason, Policy};
 use livestack_core::rules::{CallbackEvent, CallbackSpec, RecordFormat, StreamRef, TemplateSpec};
@@ -87,6 +87,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::Live;
+use crate::unix_now;
 use crate::Inner;
 
 /// Seconds a notification's signature stays valid: `t` = now + this
@@ -741,13 +742,6 @@ async fn post(
     } else {
         Err(format!("HTTP {}", resp.status()))
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// The push begin or end event of `live`, as the policy now says.

@@ -25,6 +25,7 @@ use crate::hub::{FrameKind, Hub};
 use crate::live::{Live, Publisher};
 use crate::notify;
 use crate::output::{self, PlayEnd};
+use crate::unix_now;
 use crate::Inner;
 
 /// How long a connection may take to get to `publish` or `play`.
@@ -136,13 +137,6 @@ impl Target {
             query,
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[allow(clippy::too_many_arguments)]

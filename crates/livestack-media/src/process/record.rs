@@ -236,14 +236,6 @@ impl Settings {
     }
 }
 
-/// Unix milliseconds now.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Where the recordings' directories are.
 fn record_root(work_dir: &Path) -> PathBuf {
     work_dir.join("record")
@@ -257,7 +249,7 @@ fn new_dir(work_dir: &Path) -> std::io::Result<PathBuf> {
     let mut tag = [0u8; 4];
     rand::thread_rng().fill_bytes(&mut tag);
     let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let dir = root.join(format!("{}-{tag}", now_ms()));
+    let dir = root.join(format!("{}-{tag}", crate::unix_now_ms()));
     std::fs::create_dir(&dir)?;
     Ok(dir)
 }
@@ -300,7 +292,7 @@ pub(super) async fn run(
         output: s.output.clone(),
         to_cos: s.to_cos,
         raw: s.raw,
-        started_ms: now_ms(),
+        started_ms: crate::unix_now_ms(),
         session: live.publisher.session,
         stream_param: live.publisher.params.clone(),
         pid: None,
@@ -964,7 +956,8 @@ mod tests {
     }
 
     fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("livestack-record-test-{}", now_ms()));
+        let dir =
+            std::env::temp_dir().join(format!("livestack-record-test-{}", crate::unix_now_ms()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
