@@ -162,12 +162,15 @@ pub(crate) fn plan(
             jobs.extend(task_jobs(policy, task).into_iter().map(job));
         }
         for (output, (template, asked)) in demand {
+            // The source is the name before the last `_`, as
+            // `Processing::transcode_request` reads it: `cam_x_hd` is an
+            // output of `cam_x`, not of `cam`.
             let mine = output.account == s.key.account
                 && output.app == s.key.app
                 && output
                     .stream
-                    .strip_prefix(s.key.stream.as_str())
-                    .is_some_and(|rest| rest.starts_with('_'));
+                    .rsplit_once('_')
+                    .is_some_and(|(base, _)| base == s.key.stream);
             if mine && (clock.duration_since(*asked) < DEMAND_IDLE || watched(output)) {
                 jobs.push(job(JobWhat::Transcode {
                     template: *template,
@@ -543,5 +546,79 @@ impl Job {
             } => record::run(self, *template, *format, *task).await,
             JobWhat::Snapshot { template, task } => snapshot::run(self, *template, *task).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livestack_core::AccountId;
+
+    fn key(stream: &str) -> StreamKey {
+        StreamKey {
+            account: AccountId(1),
+            app: "live".into(),
+            stream: stream.into(),
+        }
+    }
+
+    fn source(stream: &str) -> Source {
+        Source {
+            key: key(stream),
+            domain: "push.example.com".into(),
+            watermark: None,
+        }
+    }
+
+    #[test]
+    fn an_output_asked_for_runs_from_the_source_before_its_last_underscore() {
+        let clock = Instant::now();
+        let demand = HashMap::from([(key("cam_x_hd"), (TemplateId(7), clock))]);
+        let sources = [source("cam"), source("cam_x")];
+        let jobs = plan(&Policy::default(), &sources, &demand, &|_| false, 0, clock);
+        assert_eq!(
+            jobs,
+            vec![JobKey {
+                source: key("cam_x"),
+                what: JobWhat::Transcode {
+                    template: TemplateId(7),
+                    output: "cam_x_hd".into(),
+                },
+            }]
+        );
+    }
+
+    #[test]
+    fn an_output_nobody_asked_for_lately_stops_unless_it_is_watched() {
+        let clock = Instant::now();
+        let asked = clock.checked_sub(DEMAND_IDLE).expect("clock");
+        let demand = HashMap::from([(key("cam_hd"), (TemplateId(7), asked))]);
+        let sources = [source("cam")];
+        assert!(plan(&Policy::default(), &sources, &demand, &|_| false, 0, clock).is_empty());
+        assert_eq!(
+            plan(&Policy::default(), &sources, &demand, &|_| true, 0, clock).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_watermarked_push_gets_a_watermark_job() {
+        let mut s = source("cam");
+        s.watermark = Some(TemplateId(3));
+        let jobs = plan(
+            &Policy::default(),
+            &[s],
+            &HashMap::new(),
+            &|_| false,
+            0,
+            Instant::now(),
+        );
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            jobs[0].what,
+            JobWhat::Watermark {
+                template: TemplateId(3)
+            }
+        );
     }
 }
