@@ -15,7 +15,7 @@ mod errors;
 mod harness;
 mod media;
 mod operations;
-mod processing;
+pub(crate) mod processing;
 pub(crate) mod recording;
 mod task_processing;
 mod tasks;

@@ -380,21 +380,20 @@ fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
     assert!(publisher.wait(Duration::from_secs(30)).is_some());
 }
 
-/// The size of a picture, as ffprobe reads it.
+/// The size of a picture given as bytes, as ffprobe reads it.
 fn probe_image(data: &[u8]) -> (u64, u64) {
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("p.jpg");
     std::fs::write(&file, data).expect("write");
+    picture_size(&file)
+}
+
+/// Width and height of a picture, as ffprobe reads it.
+pub(crate) fn picture_size(path: &std::path::Path) -> (u64, u64) {
     let out = Command::new(ffmpeg_bin("ffprobe"))
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "json",
-        ])
-        .arg(&file)
+        .args(["-v", "error", "-show_entries", "stream=width,height"])
+        .args(["-of", "json"])
+        .arg(path)
         .output()
         .expect("ffprobe");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);

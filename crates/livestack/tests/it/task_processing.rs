@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 
 use crate::callbacks::{assert_signed, bind_callbacks, Receiver};
 use crate::harness::*;
-use crate::media::{ffmpeg_bin, now, state};
+use crate::media::{now, state};
+use crate::processing::picture_size;
 use crate::recording::{
     names, probe_file, push, recording_server_with, stored, with_ext, INTERVAL,
 };
@@ -203,21 +204,6 @@ fn a_record_task_without_a_template_records_one_hls_playlist() {
         "HLS only: {:?}",
         names(&files)
     );
-}
-
-/// Width and height of a picture, as ffprobe reads it.
-fn picture_size(path: &std::path::Path) -> (u64, u64) {
-    let out = Command::new(ffmpeg_bin("ffprobe"))
-        .args(["-v", "error", "-show_entries", "stream=width,height"])
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        v["streams"][0]["width"].as_u64().unwrap_or(0),
-        v["streams"][0]["height"].as_u64().unwrap_or(0),
-    )
 }
 
 #[test]
