@@ -4,8 +4,14 @@
 //! Tencent code for each invalid value), calls the store, and builds the
 //! typed response. Handlers must not spawn tasks, open media sockets or
 //! talk to the client directly.
+//!
+//! Family modules never import each other: what two families share lives
+//! in [`check`] (validators) or [`processing`] (the create/modify/delete/
+//! describe flows of the five template families), and ids and settings
+//! in the crate's `ids` and `settings` modules.
 
 pub mod callback;
+pub mod check;
 pub mod cert;
 pub mod domain;
 pub mod processing;

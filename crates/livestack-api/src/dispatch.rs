@@ -6,58 +6,14 @@
 //! both before [`dispatch`] runs.
 
 use std::future::Future;
-use std::sync::Arc;
 
-use livestack_core::media::MediaControl;
-use livestack_core::AccountId;
-use livestack_store::Store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::actions::{domain, stream};
+pub use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::policy::PolicyPublisher;
-
-/// What a handler gets besides its request: the caller and shared services.
-#[derive(Clone)]
-pub struct Cx {
-    /// The database.
-    pub store: Store,
-    /// The media plane, for live-stream questions and orders.
-    pub media: Arc<dyn MediaControl>,
-    /// Publishes configuration changes to the media plane.
-    pub policy: Arc<PolicyPublisher>,
-    /// The calling account; every query a handler makes is scoped by it.
-    pub account: AccountId,
-    /// The request's id, for log lines.
-    pub request_id: Arc<str>,
-    /// `DryRun=true`: check everything, change nothing.
-    pub dry_run: bool,
-    /// The server clock at the start of the request (Unix seconds).
-    pub now: i64,
-    /// The limits of legacy recording tasks.
-    pub task_limits: crate::actions::task::TaskLimits,
-}
-
-impl Cx {
-    /// Puts a configuration change in force on the media plane (call after
-    /// the store write, before answering).
-    pub async fn publish_policy(&self) -> ApiResult<()> {
-        self.policy.refresh().await.map_err(ApiError::from)
-    }
-
-    /// Marks the point where a handler starts changing state. A dry run
-    /// stops here with `DryRunOperation`: everything before it was checked,
-    /// nothing after it happens.
-    pub fn commit_point(&self) -> ApiResult<()> {
-        if self.dry_run {
-            Err(ApiError::bare(ErrorCode::DryRunOperation))
-        } else {
-            Ok(())
-        }
-    }
-}
 
 macro_rules! actions {
     ($($name:ident => $handler:path,)*) => {

@@ -44,7 +44,7 @@ async fn release_deleted_tasks(
     policy: &PolicyPublisher,
     key: livestack_core::media::StreamKey,
 ) -> livestack_store::StoreResult<()> {
-    let now = crate::gateway::unix_now();
+    let now = policy.clock().unix();
     let lingering = store
         .run(move |c| tasks::deleted_while_running(c, key.account, &key.app, &key.stream, now))
         .await?;

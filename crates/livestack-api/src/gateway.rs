@@ -23,7 +23,7 @@ use livestack_model::schema::{find_action, find_struct, ActionSchema};
 use livestack_store::Store;
 use serde_json::{Map, Value};
 
-use crate::actions::task::TaskLimits;
+use crate::settings::TaskLimits;
 use crate::auth::{self, tc3, v1, KeyCache, NonceCache, Principal};
 use crate::dispatch::{self, Cx};
 use crate::error::{ApiError, ApiResult, ErrorCode, Lang};
@@ -31,6 +31,7 @@ use crate::params;
 use crate::policy::PolicyPublisher;
 use crate::ratelimit::RateLimiter;
 use livestack_core::media::MediaControl;
+use livestack_core::Clock;
 
 /// The only API version there is.
 pub const VERSION: &str = "2018-08-01";
@@ -99,17 +100,18 @@ pub struct Gateway {
     nonces: NonceCache,
     keys: KeyCache,
     task_limits: TaskLimits,
-    clock: Box<dyn Fn() -> i64 + Send + Sync>,
+    clock: Clock,
 }
 
 impl Gateway {
     /// A gateway over `store` that asks `media` about live streams and
-    /// keeps `policy` up to date, using the system clock.
+    /// keeps `policy` up to date, reading time from `clock`.
     pub fn new(
         store: Store,
         settings: &ApiSettings,
         media: Arc<dyn MediaControl>,
         policy: Arc<PolicyPublisher>,
+        clock: Clock,
     ) -> Gateway {
         Gateway {
             store,
@@ -120,7 +122,7 @@ impl Gateway {
             nonces: NonceCache::default(),
             keys: KeyCache::default(),
             task_limits: settings.task_limits,
-            clock: Box::new(unix_now),
+            clock,
         }
     }
 
@@ -143,13 +145,6 @@ impl Gateway {
             .with_graceful_shutdown(shutdown)
             .await
     }
-}
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// What the pipeline learned about a request, for the response and the log.
@@ -303,7 +298,7 @@ async fn pipeline(
         };
         read_body(body, limit).await?
     };
-    let now = (gw.clock)();
+    let now = gw.clock.unix();
 
     // Who is calling, by either signature version.
     let (principal, common, params) = match header_str(headers, "authorization") {

@@ -10,15 +10,18 @@
 
 pub mod actions;
 pub mod auth;
+pub mod cx;
 pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod gateway;
+mod ids;
 mod params;
 pub mod policy;
 pub mod ratelimit;
+pub mod settings;
 pub mod time;
 
-pub use actions::task::TaskLimits;
+pub use settings::TaskLimits;
 pub use gateway::{ApiSettings, Gateway, DEFAULT_REGIONS, VERSION};
 pub use policy::PolicyPublisher;

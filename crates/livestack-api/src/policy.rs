@@ -8,42 +8,79 @@
 //! on the media plane by the time the client hears of it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use livestack_core::media::{DomainPolicy, Policy, RefererPolicy, StreamKey, TlsMaterial, UrlAuth};
 use livestack_core::rules::Processing;
 use livestack_core::tasks::Task;
-use livestack_core::DomainKind;
+use livestack_core::Clock;
 use livestack_store::domains::Domain;
 use livestack_store::{certs, domains, streams, tasks, templates, Store, StoreResult};
 use tokio::sync::watch;
 
 /// Keeps the media plane's policy in step with the store.
+///
+/// Refreshes may run concurrently (every write calls one), and each reads
+/// its whole snapshot in one read transaction. Publication is monotonic:
+/// each snapshot gets a generation number in the order the database took
+/// the snapshots, and a snapshot older than the one already published is
+/// dropped instead of replacing it. So the published policy never goes
+/// back in time, and a refresh that returns has either published its own
+/// snapshot or a newer one, which holds its caller's write too.
 pub struct PolicyPublisher {
     store: Store,
+    clock: Clock,
     tx: watch::Sender<Arc<Policy>>,
-    /// Every domain row as of the last refresh: the read model that
+    /// Every domain row as of the published snapshot: the read model that
     /// `DescribeLiveDomains` answers from without a database round trip.
     /// The API is the only writer of domains and refreshes after every
     /// write, so it is never behind what a client has been told.
     domains: std::sync::RwLock<Arc<Vec<Domain>>>,
+    /// The generation of the newest snapshot taken; held (on the blocking
+    /// pool, never across an `.await`) while a snapshot is opened, so
+    /// generations follow the order of the snapshots.
+    taken: Arc<std::sync::Mutex<u64>>,
+    /// The generation of the published snapshot.
+    published: AtomicU64,
+}
+
+/// Everything one refresh reads, from one read transaction.
+struct Snapshot {
+    generation: u64,
+    domains: Vec<Domain>,
+    bans: Vec<streams::Forbidden>,
+    delays: Vec<streams::Delayed>,
+    tls: Vec<(String, certs::TlsBinding)>,
+    templates: Vec<livestack_core::rules::Template>,
+    rules: Vec<livestack_core::rules::Rule>,
+    tasks: Vec<tasks::TaskRow>,
+    accounts: Vec<livestack_store::Account>,
 }
 
 impl PolicyPublisher {
-    /// A publisher with an empty policy; call [`refresh`](Self::refresh)
-    /// before serving.
-    pub fn new(store: Store) -> PolicyPublisher {
+    /// A publisher with an empty policy, reading time from `clock`; call
+    /// [`refresh`](Self::refresh) before serving.
+    pub fn new(store: Store, clock: Clock) -> PolicyPublisher {
         let (tx, _) = watch::channel(Arc::new(Policy::default()));
         PolicyPublisher {
             store,
+            clock,
             tx,
             domains: std::sync::RwLock::new(Arc::new(Vec::new())),
+            taken: Arc::new(std::sync::Mutex::new(0)),
+            published: AtomicU64::new(0),
         }
     }
 
-    /// Every domain of every account, as of the last refresh, by name.
+    /// Every domain of every account, as of the published policy, by name.
     pub fn domains(&self) -> Arc<Vec<Domain>> {
         Arc::clone(&self.domains.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The clock the policy reads time from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// A receiver for the media plane.
@@ -51,58 +88,73 @@ impl PolicyPublisher {
         self.tx.subscribe()
     }
 
-    /// Every template and rule (read together, so every rule's template
-    /// is there) and the tasks in force at `now`, for [`Policy::processing`].
-    async fn processing(&self, now: i64) -> StoreResult<Processing> {
-        let (all, rules, tasks, accounts) = self
-            .store
-            .run(move |c| {
-                Ok((
-                    templates::all(c)?,
-                    templates::all_rules(c)?,
-                    tasks::in_force(c, now)?,
-                    livestack_store::accounts::list(c)?,
-                ))
-            })
-            .await?;
-        Ok(Processing {
-            templates: all.into_iter().map(|t| (t.id, t)).collect(),
-            rules,
-            picture_dir: templates::picture_dir(&self.store),
-            // The media plane checks each task's window itself
-            // (`Task::wants`), so one that ends after this refresh ends on
-            // time all the same. Each carries the id its creator was
-            // given, for the record callbacks (`task_id`).
-            tasks: tasks
-                .into_iter()
-                .map(|row| {
-                    let public_id = crate::actions::task::public_id(&row);
-                    Task {
-                        public_id,
-                        ..row.task
-                    }
-                })
-                .collect(),
-            app_ids: accounts.into_iter().map(|a| (a.id, a.app_id)).collect(),
-        })
+    /// The policy in force now.
+    pub fn current(&self) -> Arc<Policy> {
+        Arc::clone(&self.tx.borrow())
     }
 
-    /// Rebuilds the policy from the store and publishes it.
-    pub async fn refresh(&self) -> StoreResult<()> {
-        let now = crate::gateway::unix_now();
-        let (domains, bans, delays, tls) = self
-            .store
-            .run(move |c| {
-                Ok((
-                    domains::all(c)?,
-                    streams::forbidden_in_force(c, now)?,
-                    streams::delays_in_force(c, now)?,
-                    certs::all_tls_bindings(c)?,
-                ))
+    /// Builds the policy from the store as it is now, without publishing
+    /// it (what [`refresh`](Self::refresh) would publish; for checks).
+    pub async fn build(&self) -> StoreResult<Policy> {
+        let snapshot = self.read().await?;
+        Ok(self.assemble(snapshot).1)
+    }
+
+    /// Reads one consistent snapshot of everything the policy holds.
+    async fn read(&self) -> StoreResult<Snapshot> {
+        let now = self.clock.unix();
+        let taken = Arc::clone(&self.taken);
+        self.store
+            .snapshot(move |c| {
+                // The first read of a read transaction fixes its snapshot;
+                // numbering it under the lock orders generations like the
+                // snapshots themselves.
+                let (generation, domains) = {
+                    let mut taken = taken.lock().unwrap_or_else(|e| e.into_inner());
+                    let domains = domains::all(c)?;
+                    *taken += 1;
+                    (*taken, domains)
+                };
+                Ok(Snapshot {
+                    generation,
+                    domains,
+                    bans: streams::forbidden_in_force(c, now)?,
+                    delays: streams::delays_in_force(c, now)?,
+                    tls: certs::all_tls_bindings(c)?,
+                    templates: templates::all(c)?,
+                    rules: templates::all_rules(c)?,
+                    tasks: tasks::in_force(c, now)?,
+                    accounts: livestack_store::accounts::list(c)?,
+                })
             })
-            .await?;
+            .await
+    }
+
+    /// Rebuilds the policy from one snapshot of the store and publishes it,
+    /// unless a newer snapshot is already in force.
+    pub async fn refresh(&self) -> StoreResult<()> {
+        let snapshot = self.read().await?;
+        let generation = snapshot.generation;
+        let (domains, policy) = self.assemble(snapshot);
+        let policy = Arc::new(policy);
+        // The watch channel's lock makes check-and-swap one step.
+        self.tx.send_if_modified(|current| {
+            if generation <= self.published.load(Ordering::Acquire) {
+                return false;
+            }
+            self.published.store(generation, Ordering::Release);
+            *self.domains.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(domains);
+            *current = policy;
+            true
+        });
+        Ok(())
+    }
+
+    /// The policy (and the domain read model) of one snapshot.
+    fn assemble(&self, s: Snapshot) -> (Vec<Domain>, Policy) {
         // Play domains with HTTPS switched on serve their bound certificate.
-        let mut tls: HashMap<String, Arc<TlsMaterial>> = tls
+        let mut tls: HashMap<String, Arc<TlsMaterial>> = s
+            .tls
             .into_iter()
             .filter(|(_, b)| b.https_enabled)
             .map(|(name, b)| {
@@ -113,29 +165,46 @@ impl PolicyPublisher {
                 (name, Arc::new(material))
             })
             .collect();
-        let mut policy = Policy {
-            domains: HashMap::with_capacity(domains.len()),
-            forbidden: HashMap::with_capacity(bans.len()),
-            delays: HashMap::with_capacity(delays.len()),
-            processing: self.processing(now).await?,
+        let processing = Processing {
+            templates: s.templates.into_iter().map(|t| (t.id, t)).collect(),
+            rules: s.rules,
+            picture_dir: templates::picture_dir(&self.store),
+            // The media plane checks each task's window itself
+            // (`Task::wants`), so one that ends after this refresh ends on
+            // time all the same. Each carries the id its creator was
+            // given, for the record callbacks (`task_id`).
+            tasks: s
+                .tasks
+                .into_iter()
+                .map(|row| {
+                    let public_id = crate::ids::public_task_id(&row);
+                    Task {
+                        public_id,
+                        ..row.task
+                    }
+                })
+                .collect(),
+            app_ids: s.accounts.into_iter().map(|a| (a.id, a.app_id)).collect(),
         };
-        *self.domains.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(domains.clone());
-        for d in domains {
-            let keys: Vec<String> = [d.auth.key, d.auth.backup_key]
+        let mut policy = Policy {
+            domains: HashMap::with_capacity(s.domains.len()),
+            forbidden: HashMap::with_capacity(s.bans.len()),
+            delays: HashMap::with_capacity(s.delays.len()),
+            processing,
+        };
+        for d in &s.domains {
+            let keys: Vec<String> = [&d.auth.key, &d.auth.backup_key]
                 .into_iter()
                 .filter(|k| !k.is_empty())
+                .cloned()
                 .collect();
             let cert = tls.remove(&d.name);
             policy.domains.insert(
-                d.name,
+                d.name.clone(),
                 DomainPolicy {
                     account: d.account_id,
-                    kind: if d.domain_type == 0 {
-                        DomainKind::Push
-                    } else {
-                        DomainKind::Play
-                    },
-                    enabled: d.status == 1,
+                    kind: d.kind,
+                    enabled: d.enabled,
                     auth: (d.auth.enabled && !keys.is_empty()).then_some(UrlAuth {
                         keys,
                         delta: d.auth.delta,
@@ -156,7 +225,7 @@ impl PolicyPublisher {
                 },
             );
         }
-        for b in bans {
+        for b in s.bans {
             policy.forbidden.insert(
                 StreamKey {
                     account: b.account_id,
@@ -166,7 +235,7 @@ impl PolicyPublisher {
                 b.resume_at,
             );
         }
-        for d in delays {
+        for d in s.delays {
             policy.delays.insert(
                 StreamKey {
                     account: d.account_id,
@@ -176,7 +245,6 @@ impl PolicyPublisher {
                 (u32::try_from(d.delay_time).unwrap_or(0), d.expire_at),
             );
         }
-        self.tx.send_replace(Arc::new(policy));
-        Ok(())
+        (s.domains, policy)
     }
 }

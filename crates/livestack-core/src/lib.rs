@@ -5,6 +5,7 @@
 //! database. Every other crate may depend on this one; this one depends on
 //! nothing of ours, so it stays small and cheap to compile.
 
+pub mod clock;
 pub mod media;
 pub mod naming;
 pub mod rules;
@@ -12,6 +13,8 @@ pub mod tasks;
 pub mod urlsign;
 
 use std::fmt;
+
+pub use clock::Clock;
 
 /// The numeric id of an account: the owner of every resource.
 ///

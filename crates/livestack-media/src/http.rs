@@ -26,7 +26,6 @@ use tokio::net::TcpListener;
 use crate::access::{self, PlayRefusal};
 use crate::live::Live;
 use crate::output;
-use crate::unix_now;
 use crate::Inner;
 
 /// Largest request head accepted.
@@ -231,7 +230,7 @@ async fn handle<S: AsyncWrite + Unpin>(
         stream,
         &req.query,
         Some(req.referer.as_deref()),
-        unix_now(),
+        inner.clock.unix(),
     );
     let account = match decision {
         Ok(a) => a,

@@ -33,7 +33,7 @@ use std::time::Duration;
 use livestack_core::media::{
     EndReason, MediaControl, MediaEvent, MediaFuture, OnlineStream, Policy, StreamKey,
 };
-use livestack_core::AccountId;
+use livestack_core::{AccountId, Clock};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     /// Event callbacks (push begin/end, record files, snapshots).
     pub(crate) notifier: Notifier,
     pub(crate) storage: storage::Storage,
+    /// Wall and monotonic time for every decision the plane makes.
+    pub(crate) clock: Clock,
 }
 
 impl Inner {
@@ -130,19 +132,6 @@ impl Inner {
             .get(key)
             .cloned()
     }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> i64 {
-    unix_now_ms() / 1000
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Accepts connections on `listener` until shutdown, running `handle` for
@@ -190,10 +179,16 @@ impl MediaServer {
         config: MediaConfig,
         policy: watch::Receiver<Arc<Policy>>,
         events: mpsc::Sender<MediaEvent>,
+        clock: Clock,
         shutdown: CancellationToken,
     ) -> MediaServer {
         let tasks = TaskTracker::new();
-        let notifier = Notifier::start(config.callbacks.clone(), &tasks, shutdown.clone());
+        let notifier = Notifier::start(
+            config.callbacks.clone(),
+            clock.clone(),
+            &tasks,
+            shutdown.clone(),
+        );
         let storage = storage::Storage::new(config.storage.clone());
         let server = MediaServer {
             inner: Arc::new(Inner {
@@ -204,7 +199,8 @@ impl MediaServer {
                 streams: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(0),
                 shutdown,
-                processor: process::Processor::new(),
+                processor: process::Processor::new(clock.clone()),
+                clock,
                 tasks,
                 notifier,
             }),

@@ -87,7 +87,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::Live;
-use crate::unix_now;
+use livestack_core::Clock;
 use crate::Inner;
 
 /// Seconds a notification's signature stays valid: `t` = now + this
@@ -474,6 +474,7 @@ impl Notifier {
     /// `shutdown` is cancelled. Must be called inside a Tokio runtime.
     pub(crate) fn start(
         config: CallbackConfig,
+        clock: Clock,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Notifier {
@@ -491,12 +492,12 @@ impl Notifier {
         let stop = CancellationToken::new();
         let slots = Arc::new(Semaphore::new(queue));
         tasks.spawn(drain(shutdown, stop.clone(), Arc::clone(&slots), queue));
-        tasks.spawn(dispatch(rx, client, tasks.clone(), stop, config.timeout));
+        tasks.spawn(dispatch(rx, client, tasks.clone(), stop, config.timeout, clock.clone()));
         Notifier {
             tx,
             slots,
             config,
-            boot: unix_now().max(0) as u64,
+            boot: clock.unix().max(0) as u64,
         }
     }
 
@@ -637,6 +638,7 @@ async fn dispatch(
     tasks: TaskTracker,
     shutdown: CancellationToken,
     timeout: Duration,
+    clock: Clock,
 ) {
     loop {
         let (job, permit) = tokio::select! {
@@ -653,7 +655,7 @@ async fn dispatch(
             );
             continue;
         };
-        tasks.spawn(deliver(client, job, permit, shutdown.clone(), timeout));
+        tasks.spawn(deliver(client, job, permit, shutdown.clone(), timeout, clock.clone()));
     }
 }
 
@@ -665,6 +667,7 @@ async fn deliver(
     _permit: OwnedSemaphorePermit,
     shutdown: CancellationToken,
     timeout: Duration,
+    clock: Clock,
 ) {
     let attempts = job.retry.retries + 1;
     // Logged without the query, which may carry a receiver's token.
@@ -676,7 +679,7 @@ async fn deliver(
                 () = shutdown.cancelled() => return,
             }
         }
-        let body = signed_body(&job.fields, &job.key, unix_now());
+        let body = signed_body(&job.fields, &job.key, clock.unix());
         let outcome = tokio::select! {
             r = post(&client, &job.url, body, timeout) => r,
             () = shutdown.cancelled() => return,
@@ -752,7 +755,7 @@ fn stream_event(inner: &Inner, live: &Live, end: Option<StreamEnd>) -> StreamEve
         domain: p.domain.clone(),
         app: p.key.app.clone(),
         stream: p.key.stream.clone(),
-        event_time: unix_now(),
+        event_time: inner.clock.unix(),
         sequence: inner.notifier.sequence(p.session),
         node: p.server.ip().to_string(),
         user_ip: p.client.ip().to_string(),
@@ -1112,7 +1115,7 @@ mod tests {
         let (url, mut rx) = receiver(vec![500, 503]).await;
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), &tasks, shutdown.clone());
+        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
         n.stream(&target(&url, CallbackEvent::StreamBegin), &begin());
         for _ in 0..3 {
             let body = next(&mut rx).await.expect("an attempt");
@@ -1134,7 +1137,7 @@ mod tests {
         let (url, mut rx) = receiver(vec![500; 100]).await;
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), &tasks, shutdown.clone());
+        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
         n.snapshot(
             &target(&url, CallbackEvent::Snapshot),
             &SnapshotEvent::default(),
@@ -1154,7 +1157,7 @@ mod tests {
     async fn a_full_queue_drops_notifications_instead_of_waiting() {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), &tasks, shutdown.clone());
+        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
         // A receiver that accepts connections and never answers keeps
         // every slot busy.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1176,7 +1179,7 @@ mod tests {
     async fn a_template_without_a_url_for_the_event_sends_nothing() {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), &tasks, shutdown.clone());
+        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
         let t = target("http://127.0.0.1:9/", CallbackEvent::StreamBegin);
         n.record_file(&t, &RecordFileEvent::new(RecordFormat::Flv));
         assert_eq!(n.slots.available_permits(), 4);

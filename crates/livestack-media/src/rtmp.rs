@@ -25,7 +25,6 @@ use crate::hub::{FrameKind, Hub};
 use crate::live::{Live, Publisher};
 use crate::notify;
 use crate::output::{self, PlayEnd};
-use crate::unix_now;
 use crate::Inner;
 
 /// How long a connection may take to get to `publish` or `play`.
@@ -151,7 +150,7 @@ async fn publish(
     stream_id: u32,
     target: Target,
 ) -> std::io::Result<()> {
-    let now = unix_now();
+    let now = inner.clock.unix();
     let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
     let internal = inner.processor.is_internal(&target.query, peer);
@@ -315,7 +314,7 @@ async fn publish(
         domain,
         client: peer,
         reason,
-        at: unix_now(),
+        at: inner.clock.unix(),
         started: now,
         session: session_id,
         resolution: live.resolution(),
@@ -357,7 +356,7 @@ async fn ingest(
                 SessionEvent::DeleteStream { .. } => return EndReason::ClientClosed,
                 _ => continue,
             };
-            let delay = inner.policy().delay(&live.publisher.key, unix_now());
+            let delay = inner.policy().delay(&live.publisher.key, inner.clock.unix());
             if delay == 0 && delayed.is_empty() {
                 live.publish(kind, timestamp, payload);
             } else {
@@ -421,7 +420,7 @@ async fn play(
             &target.stream,
             &target.query,
             None,
-            unix_now(),
+            inner.clock.unix(),
         )
     };
     let live = match decision {

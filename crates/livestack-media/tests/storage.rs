@@ -319,7 +319,13 @@ async fn the_http_port_serves_local_records_read_only_and_nothing_outside() {
     };
     let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(Policy::default()));
     let (events_tx, _events_rx) = tokio::sync::mpsc::channel(16);
-    let media = MediaServer::new(config, policy_rx, events_tx, CancellationToken::new());
+    let media = MediaServer::new(
+        config,
+        policy_rx,
+        events_tx,
+        livestack_core::Clock::system(),
+        CancellationToken::new(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

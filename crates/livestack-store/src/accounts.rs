@@ -66,7 +66,7 @@ pub fn ensure(conn: &Connection, name: &str) -> StoreResult<Account> {
             (100_000_000_000_i64 + next).to_string(),
             1_250_000_000_i64 + next,
             name,
-            crate::now_unix(),
+            livestack_core::Clock::system().unix(),
         ),
     )?;
     find_by_name(conn, name)?.ok_or(crate::StoreError::Query(

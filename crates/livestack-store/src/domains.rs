@@ -3,7 +3,26 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use livestack_core::DomainKind;
+
 use crate::{AccountId, StoreError, StoreResult};
+
+/// The `domain_type` column: 0 push, 1 play (the wire values, so the
+/// column reads as the API documents it).
+fn kind_column(kind: DomainKind) -> i64 {
+    match kind {
+        DomainKind::Push => 0,
+        DomainKind::Play => 1,
+    }
+}
+
+fn kind_from_column(v: i64) -> DomainKind {
+    if v == 0 {
+        DomainKind::Push
+    } else {
+        DomainKind::Play
+    }
+}
 
 /// The URL-signing settings of a domain (`txSecret`/`txTime`).
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -60,10 +79,10 @@ pub struct Domain {
     pub account_id: AccountId,
     /// The DNS name, lower-case.
     pub name: String,
-    /// 0 push, 1 play.
-    pub domain_type: i64,
-    /// 0 disabled, 1 enabled.
-    pub status: i64,
+    /// Push or play (stored as 0 and 1, as on the wire).
+    pub kind: DomainKind,
+    /// Whether it serves (`ForbidLiveDomain` turns it off).
+    pub enabled: bool,
     /// 1 mainland, 2 global, 3 outside the mainland.
     pub play_type: i64,
     /// 0 normal, 1 delayed ("slow") live.
@@ -85,10 +104,10 @@ pub type NewDomain = Domain;
 /// answers that action from its in-memory read model of the domains.
 #[derive(Debug, Clone, Default)]
 pub struct DomainFilter {
-    /// Only this type.
-    pub domain_type: Option<i64>,
-    /// Only this status.
-    pub status: Option<i64>,
+    /// Only this kind.
+    pub kind: Option<DomainKind>,
+    /// Only enabled (`Some(true)`) or disabled domains.
+    pub enabled: Option<bool>,
     /// Only this play type.
     pub play_type: Option<i64>,
     /// Only this delay flag.
@@ -100,8 +119,8 @@ pub struct DomainFilter {
 impl DomainFilter {
     /// Whether `d` passes the filter (the same test `list` makes in SQL).
     pub fn matches(&self, d: &Domain) -> bool {
-        self.domain_type.is_none_or(|v| d.domain_type == v)
-            && self.status.is_none_or(|v| d.status == v)
+        self.kind.is_none_or(|v| d.kind == v)
+            && self.enabled.is_none_or(|v| d.enabled == v)
             && self.play_type.is_none_or(|v| d.play_type == v)
             && self.is_delay_live.is_none_or(|v| d.is_delay_live == v)
             && self.prefix.as_deref().is_none_or(|p| d.name.starts_with(p))
@@ -113,8 +132,8 @@ impl Domain {
         Ok(Domain {
             account_id: AccountId(row.get(0)?),
             name: row.get(1)?,
-            domain_type: row.get(2)?,
-            status: row.get(3)?,
+            kind: kind_from_column(row.get(2)?),
+            enabled: row.get::<_, i64>(3)? != 0,
             play_type: row.get(4)?,
             is_delay_live: row.get(5)?,
             is_mini_program_live: row.get(6)?,
@@ -189,8 +208,8 @@ pub fn insert(conn: &Connection, d: &NewDomain) -> StoreResult<()> {
         rusqlite::params![
             d.account_id.0,
             d.name,
-            d.domain_type,
-            d.status,
+            kind_column(d.kind),
+            i64::from(d.enabled),
             d.play_type,
             d.is_delay_live,
             d.is_mini_program_live,
@@ -227,7 +246,7 @@ pub fn update(conn: &Connection, d: &Domain) -> StoreResult<bool> {
         rusqlite::params![
             d.account_id.0,
             d.name,
-            d.status,
+            i64::from(d.enabled),
             d.play_type,
             d.is_delay_live,
             d.is_mini_program_live,
@@ -250,11 +269,11 @@ pub fn delete(
     conn: &Connection,
     account: AccountId,
     name: &str,
-    domain_type: i64,
+    kind: DomainKind,
 ) -> StoreResult<bool> {
     let n = conn.execute(
         "DELETE FROM domains WHERE account_id = ?1 AND name = ?2 AND domain_type = ?3",
-        (account.0, name, domain_type),
+        (account.0, name, kind_column(kind)),
     )?;
     Ok(n > 0)
 }

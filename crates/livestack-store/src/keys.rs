@@ -63,7 +63,7 @@ impl NewKey {
             temporary: ttl_secs.map(|ttl| {
                 (
                     Alphanumeric.sample_string(&mut rng, 64),
-                    crate::now_unix() + ttl,
+                    livestack_core::Clock::system().unix() + ttl,
                 )
             }),
         }
@@ -118,7 +118,7 @@ pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
             key.account_id.0,
             token,
             expires_at,
-            crate::now_unix(),
+            livestack_core::Clock::system().unix(),
         ),
     )
     .map_err(|e| {

@@ -147,6 +147,25 @@ impl Store {
         }
     }
 
+    /// Runs the reads of `f` in one read transaction on the blocking pool:
+    /// together they see one committed state, never half of a write that
+    /// lands between two of them.
+    pub async fn snapshot<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = sqlite::begin_read(conn)?;
+            let out = f(&tx)?;
+            // Nothing was written; ending the transaction releases the
+            // snapshot so the WAL can be checkpointed.
+            tx.rollback()?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Runs `f` synchronously; for the offline CLI commands and start-up.
     pub fn run_blocking<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -154,12 +173,4 @@ impl Store {
     {
         self.pool.with_conn(f)
     }
-}
-
-/// Seconds since the Unix epoch, from the system clock.
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -37,7 +37,7 @@ pub(crate) fn run(conn: &Connection) -> StoreResult<()> {
         tx.execute_batch(sql).map_err(fail)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            (version, crate::now_unix()),
+            (version, livestack_core::Clock::system().unix()),
         )
         .map_err(fail)?;
         tx.commit().map_err(fail)?;

@@ -122,6 +122,12 @@ impl Pool {
 /// (`BEGIN IMMEDIATE`), waiting up to the busy timeout for it. A deferred
 /// transaction that reads first would instead fail with `SQLITE_BUSY` at its
 /// first write if another connection wrote in between.
+/// Starts a read transaction: in WAL mode every read inside it sees the
+/// one snapshot taken at its first read, whatever commits meanwhile.
+pub(crate) fn begin_read(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Deferred)
+}
+
 pub(crate) fn begin_write(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
 }

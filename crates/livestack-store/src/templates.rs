@@ -363,12 +363,12 @@ mod tests {
     use crate::{accounts, domains};
     use livestack_core::rules::{AdaptiveChild, SnapshotSpec, TranscodeSpec};
 
-    fn domain(account: AccountId, name: &str, domain_type: i64) -> domains::Domain {
+    fn domain(account: AccountId, name: &str, kind: livestack_core::DomainKind) -> domains::Domain {
         domains::Domain {
             account_id: account,
             name: name.into(),
-            domain_type,
-            status: 1,
+            kind,
+            enabled: true,
             play_type: 1,
             is_delay_live: 0,
             is_mini_program_live: 0,
@@ -461,7 +461,7 @@ mod tests {
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;
                 let b = accounts::ensure(c, "other")?.id;
-                domains::insert(c, &domain(a, "push.example.com", 0))?;
+                domains::insert(c, &domain(a, "push.example.com", livestack_core::DomainKind::Push))?;
                 let mut t = template(a, "snap", TemplateSpec::Snapshot(SnapshotSpec::default()));
                 insert(c, &mut t)?;
                 let r = rule(a, Kind::Snapshot, "push.example.com", t.id);
@@ -507,7 +507,7 @@ mod tests {
                 )?);
                 assert!(delete_rule(c, &place)?);
                 assert!(insert_rule(c, &r)?);
-                assert!(domains::delete(c, a, "push.example.com", 0)?);
+                assert!(domains::delete(c, a, "push.example.com", livestack_core::DomainKind::Push)?);
                 assert!(
                     all_rules(c)?.is_empty(),
                     "a deleted domain takes its rules along"

@@ -14,73 +14,73 @@ use serde::Deserialize;
 /// Everything livestack can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// Where the database lives, and recordings while they are made
     /// (`processing/`).
-    pub(crate) data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// The Tencent Cloud Live API.
-    pub(crate) api: ApiConfig,
+    pub api: ApiConfig,
     /// RTMP ingest and playback.
-    pub(crate) rtmp: ListenConfig,
+    pub rtmp: ListenConfig,
     /// HTTP-FLV and HLS playback.
-    pub(crate) http: ListenConfig,
+    pub http: ListenConfig,
     /// The same over HTTPS, with each play domain's bound certificate.
-    pub(crate) https: ListenConfig,
+    pub https: ListenConfig,
     /// Media plane tuning.
-    pub(crate) media: MediaConfig,
+    pub media: MediaConfig,
     /// Delivery of event callbacks.
-    pub(crate) callbacks: CallbacksConfig,
+    pub callbacks: CallbacksConfig,
     /// Where recordings and snapshots are kept.
-    pub(crate) storage: StorageConfig,
+    pub storage: StorageConfig,
     /// Logging.
-    pub(crate) log: LogConfig,
+    pub log: LogConfig,
 }
 
 /// `[api]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ApiConfig {
+pub struct ApiConfig {
     /// Address of the API listener.
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Requests per second per account per action, for every action; unset
     /// means each action's documented default.
-    pub(crate) rate_limit: Option<u32>,
+    pub rate_limit: Option<u32>,
     /// Regions a request may name.
-    pub(crate) regions: Vec<String>,
+    pub regions: Vec<String>,
     /// Legacy recording tasks (`CreateLiveRecord`) an account may create
     /// in one Beijing day.
-    pub(crate) legacy_record_tasks_per_day: u64,
+    pub legacy_record_tasks_per_day: u64,
     /// Legacy recording tasks of an account that may run at once.
-    pub(crate) legacy_record_tasks_running: u64,
+    pub legacy_record_tasks_running: u64,
 }
 
 /// A listener of the media plane.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ListenConfig {
+pub struct ListenConfig {
     /// The address to bind.
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
 }
 
 /// `[media]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct MediaConfig {
+pub struct MediaConfig {
     /// Milliseconds a player's frames are gathered before one write.
-    pub(crate) merge_write_ms: u64,
+    pub merge_write_ms: u64,
     /// Seconds without data before a publisher is disconnected.
-    pub(crate) idle_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
     /// Target HLS segment length in seconds.
-    pub(crate) hls_segment_secs: u64,
+    pub hls_segment_secs: u64,
     /// HLS segments in the playlist.
-    pub(crate) hls_window: usize,
+    pub hls_window: usize,
     /// The ffmpeg program transcoding, watermark, recording and snapshot
     /// jobs run (a name looked up on PATH, or a path).
-    pub(crate) ffmpeg: String,
+    pub ffmpeg: String,
     /// Caps every recording's file interval (seconds), below CSS's 60 s
     /// minimum if need be: for tests and demonstrations. Unset: each
     /// template's `RecordInterval`.
-    pub(crate) max_record_interval_secs: Option<u64>,
+    pub max_record_interval_secs: Option<u64>,
 }
 
 impl Default for MediaConfig {
@@ -100,7 +100,7 @@ impl Default for MediaConfig {
 impl MediaConfig {
     /// The media plane's settings (the binary adds where processing jobs
     /// work: `<data_dir>/processing`).
-    pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
+    pub fn to_media(&self) -> livestack_media::MediaConfig {
         use std::time::Duration;
         livestack_media::MediaConfig {
             merge_write: Duration::from_millis(self.merge_write_ms),
@@ -119,15 +119,15 @@ impl MediaConfig {
 /// `[callbacks]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct CallbacksConfig {
+pub struct CallbacksConfig {
     /// Seconds a receiver has to answer one attempt.
-    pub(crate) timeout_secs: u64,
+    pub timeout_secs: u64,
     /// Seconds between attempts of push begin/end and record-file events.
-    pub(crate) retry_interval_secs: u64,
+    pub retry_interval_secs: u64,
     /// Seconds between attempts of snapshot events.
-    pub(crate) snapshot_retry_interval_secs: u64,
+    pub snapshot_retry_interval_secs: u64,
     /// Notifications queued or being retried at most.
-    pub(crate) queue: usize,
+    pub queue: usize,
 }
 
 impl Default for CallbacksConfig {
@@ -145,42 +145,42 @@ impl Default for CallbacksConfig {
 /// `[storage]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct StorageConfig {
+pub struct StorageConfig {
     /// The local directory; unset means `<data_dir>/records`.
-    pub(crate) local_dir: Option<PathBuf>,
+    pub local_dir: Option<PathBuf>,
     /// The URL of the local directory in callbacks; unset means the HTTP
     /// playback port's `/records`.
-    pub(crate) public_url: Option<String>,
+    pub public_url: Option<String>,
     /// `UTC+8` or `UTC`: the time zone of file names.
-    pub(crate) time_zone: String,
+    pub time_zone: String,
     /// Seconds an upload may take, plus one per MiB.
-    pub(crate) upload_timeout_secs: u64,
+    pub upload_timeout_secs: u64,
     /// S3-compatible object storage for templates that name a bucket.
-    pub(crate) s3: S3Config,
+    pub s3: S3Config,
 }
 
 /// `[storage.s3]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct S3Config {
+pub struct S3Config {
     /// `http(s)://host[:port]`; unset means no object storage.
-    pub(crate) endpoint: Option<String>,
+    pub endpoint: Option<String>,
     /// The signing region; unset means each template's.
-    pub(crate) region: Option<String>,
+    pub region: Option<String>,
     /// Access key id; unset sends unsigned requests.
-    pub(crate) access_key_id: Option<String>,
+    pub access_key_id: Option<String>,
     /// Secret access key.
-    pub(crate) secret_access_key: Option<ConfigSecret>,
+    pub secret_access_key: Option<ConfigSecret>,
     /// `<endpoint>/<bucket>/<key>` rather than `<bucket>.<host>/<key>`.
-    pub(crate) path_style: bool,
+    pub path_style: bool,
     /// Allow a plain `http://` endpoint.
-    pub(crate) allow_http: bool,
+    pub allow_http: bool,
 }
 
 /// A secret read from the configuration: never printed.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
-pub(crate) struct ConfigSecret(pub(crate) String);
+pub struct ConfigSecret(pub String);
 
 impl std::fmt::Debug for ConfigSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,7 +203,7 @@ impl Default for StorageConfig {
 
 impl CallbacksConfig {
     /// The media plane's settings.
-    pub(crate) fn to_media(&self) -> livestack_media::CallbackConfig {
+    pub fn to_media(&self) -> livestack_media::CallbackConfig {
         use std::time::Duration;
         livestack_media::CallbackConfig {
             timeout: Duration::from_secs(self.timeout_secs.max(1)),
@@ -230,7 +230,7 @@ impl Default for S3Config {
 impl StorageConfig {
     /// The media plane's storage settings, for files under `data_dir` and
     /// served by the HTTP playback port bound at `http`.
-    pub(crate) fn to_storage(
+    pub fn to_storage(
         &self,
         data_dir: &Path,
         http: SocketAddr,
@@ -309,10 +309,10 @@ impl StorageConfig {
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct LogConfig {
+pub struct LogConfig {
     /// A `tracing` filter: `info`, `debug`, `livestack_api=debug,info`, …
     /// (`RUST_LOG` wins when set).
-    pub(crate) level: String,
+    pub level: String,
 }
 
 impl Default for Config {
@@ -360,7 +360,7 @@ impl Default for LogConfig {
 
 impl Config {
     /// The media plane's settings: `[media]` and `[callbacks]`.
-    pub(crate) fn to_media(&self) -> livestack_media::MediaConfig {
+    pub fn to_media(&self) -> livestack_media::MediaConfig {
         livestack_media::MediaConfig {
             callbacks: self.callbacks.to_media(),
             ..self.media.to_media()
@@ -368,7 +368,7 @@ impl Config {
     }
 
     /// Reads `path`, or the defaults when there is none.
-    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let Some(path) = path else {
             return Ok(Config::default());
         };
@@ -378,7 +378,7 @@ impl Config {
     }
 
     /// Parses TOML text.
-    pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
         Ok(toml::from_str(text)?)
     }
 }

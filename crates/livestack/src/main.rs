@@ -1,22 +1,22 @@
 //! The `livestack` binary: configuration, wiring, and the offline key
 //! commands.
 //!
-//! This is the only crate that sees every other one: it opens the store,
-//! builds the API gateway, binds the listeners and owns shutdown. It uses
-//! `anyhow` with context for everything that can stop it from starting.
-
-mod config;
+//! CLI parsing and the process around the library: flags and environment
+//! into a [`Config`], the log subscriber, the runtime, signals, and the
+//! offline `keys` and `url` commands. The server itself is
+//! [`livestack::App`]. Uses `anyhow` with context for everything that can
+//! stop it from starting.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use livestack_store::{accounts, keys, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use livestack::config::{self, Config};
+use livestack::{App, RootKey};
 
 /// A self-hosted live-streaming platform that speaks the Tencent Cloud Live
 /// (CSS) API 2018-08-01: point the official SDKs, tccli or Terraform at it.
@@ -214,22 +214,60 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(secret) = env_nonempty("LIVESTACK_S3_SECRET_ACCESS_KEY") {
         config.storage.s3.secret_access_key = Some(config::ConfigSecret(secret));
     }
-    // Checked now so a mistake stops the start before anything is bound;
-    // `run` builds the settings again with the bound HTTP address.
+    // Checked before the log is set up, so a mistake is said plainly.
     config
         .storage
         .to_storage(&config.data_dir, config.http.listen)
         .context("invalid [storage] configuration")?;
     init_tracing(&config.log.level)?;
-
-    let store = open_store(&config)?;
-    bootstrap_root_key(&store)?;
+    let root_key = root_key_from_env()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, store))
+    runtime.block_on(async move {
+        let app = App::build(config, root_key, livestack_core::Clock::system()).await?;
+        if let Some(key) = app.generated_key() {
+            println!("Generated the root API key; the secret is shown only this once:");
+            println!("  SecretId:  {}", key.secret_id);
+            println!("  SecretKey: {}", key.secret_key);
+        }
+        // One line per bound address, on stdout, so scripts and tests can
+        // read them; the API line comes last and means everything is ready.
+        let addrs = app.addrs();
+        println!("rtmp listening on rtmp://{}", addrs.rtmp);
+        println!("http listening on http://{}", addrs.http);
+        println!("https listening on https://{}", addrs.https);
+        println!("api listening on http://{}", addrs.api);
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        let run = app.run(shutdown);
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => result,
+            () = wait_for_signal() => {
+                on_signal.cancel();
+                run.await
+            }
+        }
+    })
+}
+
+/// The root key from `LIVESTACK_SECRET_ID` / `LIVESTACK_SECRET_KEY`: both
+/// or neither.
+fn root_key_from_env() -> anyhow::Result<Option<RootKey>> {
+    match (
+        env_nonempty("LIVESTACK_SECRET_ID"),
+        env_nonempty("LIVESTACK_SECRET_KEY"),
+    ) {
+        (Some(secret_id), Some(secret_key)) => Ok(Some(RootKey {
+            secret_id,
+            secret_key,
+        })),
+        (None, None) => Ok(None),
+        _ => bail!("set both LIVESTACK_SECRET_ID and LIVESTACK_SECRET_KEY, or neither"),
+    }
 }
 
 /// The value of environment variable `name`, when set and not empty.
@@ -248,171 +286,6 @@ fn init_tracing(level: &str) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    Ok(())
-}
-
-/// Makes sure the root account has a key: the one given in
-/// `LIVESTACK_SECRET_ID` / `LIVESTACK_SECRET_KEY`, or on a brand-new data
-/// directory a generated one, printed once.
-fn bootstrap_root_key(store: &Store) -> anyhow::Result<()> {
-    let env_id = std::env::var("LIVESTACK_SECRET_ID")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let env_key = std::env::var("LIVESTACK_SECRET_KEY")
-        .ok()
-        .filter(|s| !s.is_empty());
-    store.run_blocking(|conn| {
-        let root = accounts::ensure(conn, "root")?;
-        match (env_id, env_key) {
-            (Some(secret_id), Some(secret_key)) => {
-                if !keys::is_well_formed_secret_id(&secret_id) {
-                    return Ok(Err(anyhow::anyhow!(
-                        "LIVESTACK_SECRET_ID must look like a Tencent Cloud key id: AKID followed by letters and digits"
-                    )));
-                }
-                let key = keys::NewKey {
-                    secret_id: secret_id.clone(),
-                    secret_key,
-                    account_id: root.id,
-                    temporary: None,
-                };
-                if keys::upsert(conn, &key)? {
-                    tracing::info!(secret_id, "root API key set from LIVESTACK_SECRET_ID");
-                }
-                Ok(Ok(()))
-            }
-            (Some(_), None) | (None, Some(_)) => Ok(Err(anyhow::anyhow!(
-                "set both LIVESTACK_SECRET_ID and LIVESTACK_SECRET_KEY, or neither"
-            ))),
-            (None, None) => {
-                if keys::count(conn)? == 0 {
-                    let key = keys::NewKey::generate(root.id, None);
-                    keys::insert(conn, &key)?;
-                    println!("Generated the root API key; the secret is shown only this once:");
-                    println!("  SecretId:  {}", key.secret_id);
-                    println!("  SecretKey: {}", key.secret_key);
-                }
-                Ok(Ok(()))
-            }
-        }
-    })??;
-    Ok(())
-}
-
-async fn run(config: Config, store: Store) -> anyhow::Result<()> {
-    use livestack_core::media::MediaControl;
-
-    // Nothing is live when the server starts: close what a crash left open.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let closed = store
-        .run(move |c| livestack_store::streams::close_all_open(c, now, "server restarted"))
-        .await
-        .context("cannot tidy the stream history")?;
-    if closed > 0 {
-        tracing::info!(closed, "closed push sessions left open by the last run");
-    }
-
-    let policy = Arc::new(livestack_api::PolicyPublisher::new(store.clone()));
-    policy
-        .refresh()
-        .await
-        .context("cannot load the configuration for the media plane")?;
-
-    let rtmp = tokio::net::TcpListener::bind(config.rtmp.listen)
-        .await
-        .with_context(|| format!("cannot listen for RTMP on {}", config.rtmp.listen))?;
-    let http = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("cannot listen for HTTP playback on {}", config.http.listen))?;
-    let https = tokio::net::TcpListener::bind(config.https.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen for HTTPS playback on {}",
-                config.https.listen
-            )
-        })?;
-    let api = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .with_context(|| format!("cannot listen for the API on {}", config.api.listen))?;
-    let rtmp_addr = rtmp.local_addr().context("RTMP listener has no address")?;
-    let http_addr = http.local_addr().context("HTTP listener has no address")?;
-    let https_addr = https
-        .local_addr()
-        .context("HTTPS listener has no address")?;
-    let api_addr = api.local_addr().context("API listener has no address")?;
-
-    // The media plane is made once the HTTP port is bound: the URLs of
-    // locally stored recordings name it.
-    let mut media_config = config.to_media();
-    media_config.work_dir = config.data_dir.join("processing");
-    media_config.storage = config
-        .storage
-        .to_storage(&config.data_dir, http_addr)
-        .context("invalid [storage] configuration")?;
-    let shutdown = CancellationToken::new();
-    let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
-    let media = livestack_media::MediaServer::new(
-        media_config,
-        policy.subscribe(),
-        events_tx,
-        shutdown.clone(),
-    );
-    let recorder = tokio::spawn(livestack_api::events::record(
-        store.clone(),
-        Arc::clone(&policy),
-        events_rx,
-    ));
-    media.serve_rtmp(rtmp);
-    media.serve_http(http);
-    media
-        .serve_https(https)
-        .context("cannot set up TLS for HTTPS playback")?;
-
-    let settings = livestack_api::ApiSettings {
-        rate_limit: config.api.rate_limit,
-        regions: config.api.regions.clone(),
-        task_limits: livestack_api::TaskLimits {
-            legacy_per_day: config.api.legacy_record_tasks_per_day,
-            legacy_running: config.api.legacy_record_tasks_running,
-        },
-    };
-    let control: Arc<dyn MediaControl> = Arc::new(media.clone());
-    let gateway = Arc::new(livestack_api::Gateway::new(
-        store, &settings, control, policy,
-    ));
-
-    // One line per bound address, on stdout, so scripts and tests can read
-    // them; the API line comes last and means everything is ready.
-    println!("rtmp listening on rtmp://{rtmp_addr}");
-    println!("http listening on http://{http_addr}");
-    println!("https listening on https://{https_addr}");
-    println!("api listening on http://{api_addr}");
-    tracing::info!(%api_addr, %rtmp_addr, %http_addr, data_dir = %config.data_dir.display(), "livestack ready");
-
-    let signals = shutdown.clone();
-    let server = gateway.serve(api, async move { signals.cancelled().await });
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result.context("API server failed")?,
-        () = wait_for_signal() => {
-            tracing::info!("shutting down");
-            shutdown.cancel();
-            // Requests in flight finish; no new ones are accepted.
-            server.await.context("API server failed")?;
-        }
-    }
-    shutdown.cancel();
-    media.shutdown().await;
-    // The media plane's event sender goes with its last handle; the
-    // recorder then drains what is left and ends.
-    drop(media);
-    if let Err(e) = recorder.await {
-        tracing::error!("event recorder failed: {e}");
-    }
     Ok(())
 }
 
@@ -517,24 +390,21 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
         bail!("there is no domain {name}: add it first with AddLiveDomain");
     };
     let want = match args.kind {
-        UrlKind::Push => 0,
-        UrlKind::Play => 1,
+        UrlKind::Push => livestack_core::DomainKind::Push,
+        UrlKind::Play => livestack_core::DomainKind::Play,
     };
-    if domain.domain_type != want {
-        let (is, needs) = if want == 0 {
+    if domain.kind != want {
+        let (is, needs) = if want == livestack_core::DomainKind::Push {
             ("a play", "push")
         } else {
             ("a push", "play")
         };
         bail!("{name} is {is} domain; {needs} URLs need a {needs} domain");
     }
-    if domain.status == 0 {
+    if !domain.enabled {
         eprintln!("note: {name} is disabled (ForbidLiveDomain); enable it with EnableLiveDomain");
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = livestack_core::Clock::system().unix();
     let stream = &args.stream;
     let query = if domain.auth.enabled {
         format!(

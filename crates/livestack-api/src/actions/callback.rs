@@ -21,8 +21,9 @@ use livestack_model::{
     ModifyLiveCallbackTemplateResponse,
 };
 
-use super::processing::{self as shared, invalid_input, not_one_of};
-use crate::dispatch::Cx;
+use super::check::{invalid_input, not_one_of};
+use super::processing as shared;
+use crate::cx::Cx;
 use crate::error::ApiResult;
 use crate::time::beijing;
 

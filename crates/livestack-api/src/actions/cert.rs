@@ -37,16 +37,15 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::actions::domain::check_enum;
-use crate::dispatch::Cx;
+use crate::actions::check::check_enum;
+use super::check::to_i64;
+use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// `CertType` of a certificate the user uploaded.
 const OWN: i64 = 0;
 /// `CertType` of a hosted certificate (named by a CloudCertId).
 const HOSTED: i64 = 1;
-/// `DomainType` of play domains, the only ones that serve HTTPS.
-const PLAY: i64 = 1;
 /// Rows `DescribeLiveDomainCertBindings` returns without a `Length`.
 const DEFAULT_PAGE: i64 = 50;
 
@@ -354,9 +353,6 @@ pub(crate) fn covers(names: &[String], domain: &str) -> bool {
 // Shared checks and conversions
 // ---------------------------------------------------------------------------
 
-fn to_i64<T: TryInto<i64>>(v: T) -> i64 {
-    v.try_into().unwrap_or(i64::MAX)
-}
 
 /// An optional string parameter; an empty one counts as absent.
 fn given(value: Option<String>) -> Option<String> {
@@ -433,7 +429,7 @@ fn play_domain(found: Option<domains::Domain>, name: &str) -> ApiResult<()> {
             format!("The domain `{name}` does not exist."),
             format!("域名 `{name}` 不存在。"),
         )),
-        Some(d) if d.domain_type != PLAY => Err(ApiError::new(
+        Some(d) if d.kind != livestack_core::DomainKind::Play => Err(ApiError::new(
             ErrorCode::InternalErrorCrtDomainNotFound,
             format!("`{name}` is a push domain; certificates are bound to play domains."),
             format!("`{name}` 是推流域名，证书只能绑定播放域名。"),

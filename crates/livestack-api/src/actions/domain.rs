@@ -21,10 +21,12 @@ use livestack_model::{
     ModifyLivePlayDomainResponse, ModifyLivePushAuthKeyRequest, ModifyLivePushAuthKeyResponse,
     PlayAuthKeyInfo, PushAuthKeyInfo, RefererAuthConfig,
 };
+use livestack_core::DomainKind;
 use livestack_store::domains::{self, AuthKeys, Domain, DomainFilter, Referer};
 use livestack_store::StoreError;
 
-use crate::dispatch::Cx;
+use super::check::{check_enum, check_range, to_i64};
+use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// How many domains one account may have (`FailedOperation.HostOutLimit`).
@@ -34,39 +36,6 @@ pub const DOMAIN_QUOTA: u64 = 100;
 const PUSH: i64 = 0;
 /// `DomainType` of play domains.
 const PLAY: i64 = 1;
-
-/// `InvalidParameterValue` unless `value` is in `allowed`.
-pub(crate) fn check_enum(
-    name: &str,
-    value: Option<i64>,
-    allowed: &[i64],
-) -> ApiResult<Option<i64>> {
-    match value {
-        Some(v) if !allowed.contains(&v) => Err(ApiError::new(
-            ErrorCode::InvalidParameterValue,
-            format!("{name} must be one of {allowed:?}, not {v}."),
-            format!("{name} 的取值须为 {allowed:?} 之一，当前为 {v}。"),
-        )),
-        other => Ok(other),
-    }
-}
-
-/// `InvalidParameterValue` unless `value` is within `min..=max`.
-pub(crate) fn check_range(name: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidParameterValue,
-            format!("{name} must be between {min} and {max}, not {value}."),
-            format!("{name} 的取值范围为 {min}~{max}，当前为 {value}。"),
-        ))
-    }
-}
-
-fn to_i64<T: TryInto<i64>>(v: T) -> i64 {
-    v.try_into().unwrap_or(i64::MAX)
-}
 
 /// Checks a domain name and returns it in lower case.
 ///
@@ -146,7 +115,7 @@ fn domain_missing(code: ErrorCode, name: &str) -> ApiError {
 
 /// Loads one of the caller's domains of the given type, or the error for
 /// a missing one (`PushDomainNoRecord` / `PlayDomainNoRecord`).
-async fn load_typed(cx: &Cx, raw: &str, domain_type: i64) -> ApiResult<Domain> {
+async fn load_typed(cx: &Cx, raw: &str, kind: DomainKind) -> ApiResult<Domain> {
     let name = lookup_name(raw);
     let account = cx.account;
     let key = name.clone();
@@ -155,8 +124,8 @@ async fn load_typed(cx: &Cx, raw: &str, domain_type: i64) -> ApiResult<Domain> {
         .run(move |c| domains::find(c, account, &key))
         .await?;
     match found {
-        Some(d) if d.domain_type == domain_type => Ok(d),
-        _ if domain_type == PUSH => Err(push_domain_missing(&name)),
+        Some(d) if d.kind == kind => Ok(d),
+        _ if kind == DomainKind::Push => Err(push_domain_missing(&name)),
         _ => Err(play_domain_missing(&name)),
     }
 }
@@ -205,8 +174,9 @@ pub async fn add_live_domain(
     req: AddLiveDomainRequest,
 ) -> ApiResult<AddLiveDomainResponse> {
     let name = parse_domain_name(&req.domain_name)?;
-    let domain_type =
-        check_enum("DomainType", Some(to_i64(req.domain_type)), &[PUSH, PLAY])?.unwrap_or(PUSH);
+    let kind = wire_kind(
+        check_enum("DomainType", Some(to_i64(req.domain_type)), &[PUSH, PLAY])?.unwrap_or(PUSH),
+    );
     let play_type = check_enum(
         "PlayType",
         Some(req.play_type.map_or(1, to_i64)),
@@ -235,13 +205,13 @@ pub async fn add_live_domain(
     let domain = Domain {
         account_id: cx.account,
         name: name.clone(),
-        domain_type,
-        status: 1,
+        kind,
+        enabled: true,
         play_type,
         is_delay_live,
         is_mini_program_live,
         created_at: cx.now,
-        auth: if domain_type == PUSH {
+        auth: if kind == DomainKind::Push {
             AuthKeys {
                 enabled: true,
                 key: random_key(),
@@ -308,18 +278,19 @@ pub async fn delete_live_domain(
     cx: Cx,
     req: DeleteLiveDomainRequest,
 ) -> ApiResult<DeleteLiveDomainResponse> {
-    let domain_type =
-        check_enum("DomainType", Some(to_i64(req.domain_type)), &[PUSH, PLAY])?.unwrap_or(PUSH);
-    let domain = load_typed(&cx, &req.domain_name, domain_type).await?;
+    let kind = wire_kind(
+        check_enum("DomainType", Some(to_i64(req.domain_type)), &[PUSH, PLAY])?.unwrap_or(PUSH),
+    );
+    let domain = load_typed(&cx, &req.domain_name, kind).await?;
     cx.commit_point()?;
     let account = cx.account;
     let deleted = cx
         .store
-        .run(move |c| domains::delete(c, account, &domain.name, domain_type))
+        .run(move |c| domains::delete(c, account, &domain.name, kind))
         .await?;
     if !deleted {
         let name = lookup_name(&req.domain_name);
-        return Err(if domain_type == PUSH {
+        return Err(if kind == DomainKind::Push {
             push_domain_missing(&name)
         } else {
             play_domain_missing(&name)
@@ -353,8 +324,10 @@ pub async fn describe_live_domains(
     let page_size = check_range("PageSize", req.page_size.map_or(10, to_i64), 10, 100)?;
     let page_num = check_range("PageNum", req.page_num.map_or(1, to_i64), 1, 100_000)?;
     let filter = DomainFilter {
-        status: check_enum("DomainStatus", req.domain_status.map(to_i64), &[0, 1])?,
-        domain_type: check_enum("DomainType", req.domain_type.map(to_i64), &[PUSH, PLAY])?,
+        enabled: check_enum("DomainStatus", req.domain_status.map(to_i64), &[0, 1])?
+            .map(|s| s == 1),
+        kind: check_enum("DomainType", req.domain_type.map(to_i64), &[PUSH, PLAY])?
+            .map(wire_kind),
         is_delay_live: check_enum("IsDelayLive", req.is_delay_live.map(to_i64), &[0, 1])?,
         play_type: check_enum("PlayType", req.play_type.map(to_i64), &[1, 2, 3])?,
         prefix: req
@@ -372,7 +345,7 @@ pub async fn describe_live_domains(
     let mut play_type_count = [0_i64; 3];
     for d in mine
         .iter()
-        .filter(|d| d.domain_type == PLAY && d.status == 1)
+        .filter(|d| d.kind == DomainKind::Play && d.enabled)
     {
         if let Some(slot) = usize::try_from(d.play_type - 1)
             .ok()
@@ -404,7 +377,7 @@ pub async fn enable_live_domain(
     req: EnableLiveDomainRequest,
 ) -> ApiResult<EnableLiveDomainResponse> {
     let mut domain = load_any(&cx, &req.domain_name, ErrorCode::ResourceNotFound).await?;
-    domain.status = 1;
+    domain.enabled = true;
     save(&cx, domain).await?;
     Ok(EnableLiveDomainResponse {})
 }
@@ -415,7 +388,7 @@ pub async fn forbid_live_domain(
     req: ForbidLiveDomainRequest,
 ) -> ApiResult<ForbidLiveDomainResponse> {
     let mut domain = load_any(&cx, &req.domain_name, ErrorCode::ResourceNotFound).await?;
-    domain.status = 0;
+    domain.enabled = false;
     save(&cx, domain).await?;
     Ok(ForbidLiveDomainResponse {})
 }
@@ -426,7 +399,7 @@ pub async fn modify_live_play_domain(
     req: ModifyLivePlayDomainRequest,
 ) -> ApiResult<ModifyLivePlayDomainResponse> {
     let play_type = check_enum("PlayType", Some(req.play_type), &[1, 2, 3])?.unwrap_or(1);
-    let mut domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    let mut domain = load_typed(&cx, &req.domain_name, DomainKind::Play).await?;
     domain.play_type = play_type;
     save(&cx, domain).await?;
     Ok(ModifyLivePlayDomainResponse {})
@@ -437,7 +410,7 @@ pub async fn describe_live_domain_referer(
     cx: Cx,
     req: DescribeLiveDomainRefererRequest,
 ) -> ApiResult<DescribeLiveDomainRefererResponse> {
-    let domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    let domain = load_typed(&cx, &req.domain_name, DomainKind::Play).await?;
     Ok(DescribeLiveDomainRefererResponse {
         referer_auth_config: Some(RefererAuthConfig {
             domain_name: domain.name,
@@ -458,7 +431,7 @@ pub async fn modify_live_domain_referer(
     check_enum("Type", Some(req.r#type), &[0, 1])?;
     check_enum("AllowEmpty", Some(req.allow_empty), &[0, 1])?;
     let rules = parse_referer_rules(&req.rules)?;
-    let mut domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    let mut domain = load_typed(&cx, &req.domain_name, DomainKind::Play).await?;
     domain.referer = Referer {
         enabled: req.enable == 1,
         list_type: req.r#type,
@@ -546,7 +519,7 @@ pub async fn describe_live_push_auth_key(
     cx: Cx,
     req: DescribeLivePushAuthKeyRequest,
 ) -> ApiResult<DescribeLivePushAuthKeyResponse> {
-    let domain = load_typed(&cx, &req.domain_name, PUSH).await?;
+    let domain = load_typed(&cx, &req.domain_name, DomainKind::Push).await?;
     Ok(DescribeLivePushAuthKeyResponse {
         push_auth_key_info: PushAuthKeyInfo {
             domain_name: domain.name,
@@ -563,7 +536,7 @@ pub async fn modify_live_push_auth_key(
     cx: Cx,
     req: ModifyLivePushAuthKeyRequest,
 ) -> ApiResult<ModifyLivePushAuthKeyResponse> {
-    let mut domain = load_typed(&cx, &req.domain_name, PUSH).await?;
+    let mut domain = load_typed(&cx, &req.domain_name, DomainKind::Push).await?;
     domain.auth = apply_auth(
         domain.auth,
         req.enable,
@@ -580,7 +553,7 @@ pub async fn describe_live_play_auth_key(
     cx: Cx,
     req: DescribeLivePlayAuthKeyRequest,
 ) -> ApiResult<DescribeLivePlayAuthKeyResponse> {
-    let domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    let domain = load_typed(&cx, &req.domain_name, DomainKind::Play).await?;
     Ok(DescribeLivePlayAuthKeyResponse {
         play_auth_key_info: PlayAuthKeyInfo {
             domain_name: domain.name,
@@ -597,7 +570,7 @@ pub async fn modify_live_play_auth_key(
     cx: Cx,
     req: ModifyLivePlayAuthKeyRequest,
 ) -> ApiResult<ModifyLivePlayAuthKeyResponse> {
-    let mut domain = load_typed(&cx, &req.domain_name, PLAY).await?;
+    let mut domain = load_typed(&cx, &req.domain_name, DomainKind::Play).await?;
     domain.auth = apply_auth(
         domain.auth,
         req.enable,
@@ -609,6 +582,24 @@ pub async fn modify_live_play_auth_key(
     Ok(ModifyLivePlayAuthKeyResponse {})
 }
 
+/// `DomainType` on the wire (0 push, 1 play) as a [`DomainKind`]; the
+/// value has been checked to be one of the two.
+pub(crate) fn wire_kind(v: i64) -> DomainKind {
+    if v == PUSH {
+        DomainKind::Push
+    } else {
+        DomainKind::Play
+    }
+}
+
+/// A [`DomainKind`] as `DomainType` on the wire.
+pub(crate) fn kind_wire(kind: DomainKind) -> u64 {
+    match kind {
+        DomainKind::Push => PUSH as u64,
+        DomainKind::Play => PLAY as u64,
+    }
+}
+
 /// A stored domain on the wire.
 ///
 /// livestack serves domains itself, so there is no CNAME to point at:
@@ -616,8 +607,8 @@ pub async fn modify_live_play_auth_key(
 pub(crate) fn domain_info(d: Domain) -> DomainInfo {
     DomainInfo {
         name: d.name,
-        r#type: d.domain_type as u64,
-        status: d.status as u64,
+        r#type: kind_wire(d.kind),
+        status: u64::from(d.enabled),
         create_time: crate::time::beijing(d.created_at),
         bc_name: 0,
         target_domain: String::new(),

@@ -19,8 +19,8 @@ use livestack_store::domains::{self, Domain};
 use livestack_store::templates::{self, RulePlace};
 use livestack_store::StoreError;
 
-use super::domain::check_enum;
-use crate::dispatch::Cx;
+use super::check::invalid_input;
+use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Templates of one family an account may have (the documented limit of
@@ -47,38 +47,6 @@ fn noun(kind: Kind) -> (&'static str, &'static str) {
         Kind::Snapshot => ("snapshot template", "截图模板"),
         Kind::Callback => ("callback template", "回调模板"),
     }
-}
-
-/// An error with the same message under another code: the per-action
-/// codes of `spec/live-action-errors.json` for the same failure.
-pub(crate) fn recode(e: ApiError, code: ErrorCode) -> ApiError {
-    ApiError { code, ..e }
-}
-
-/// `InternalError.InvalidInput`: a text parameter breaks its documented rules.
-pub(crate) fn invalid_input(en: String, zh: String) -> ApiError {
-    ApiError::new(ErrorCode::InternalErrorInvalidInput, en, zh)
-}
-
-/// `InvalidParameterValue` for a value outside its documented set.
-pub(crate) fn not_one_of(name: &str, value: &str, allowed: &[&str]) -> ApiError {
-    let list = allowed.join(", ");
-    ApiError::new(
-        ErrorCode::InvalidParameterValue,
-        format!("{name} must be one of {list}, not `{value}`."),
-        format!("{name} 的取值须为 {list} 之一，当前为 `{value}`。"),
-    )
-}
-
-/// An optional 0/1 switch.
-pub(crate) fn flag(name: &str, value: Option<i64>) -> ApiResult<Option<bool>> {
-    Ok(check_enum(name, value, &[0, 1])?.map(|v| v == 1))
-}
-
-/// A non-negative integer within `min..=max` (`InvalidParameterValue`).
-pub(crate) fn ranged(name: &str, value: i64, min: u32, max: u32) -> ApiResult<u32> {
-    super::domain::check_range(name, value, i64::from(min), i64::from(max))
-        .map(|v| u32::try_from(v).unwrap_or(max))
 }
 
 /// The documented rule of record, snapshot and callback template names and
@@ -342,12 +310,8 @@ fn domain_missing(kind: Kind, name: &str) -> ApiError {
 /// Checks that the caller's domain `found` (looked up by `name`) is of the
 /// type the family's rules name.
 fn check_domain(kind: Kind, name: &str, found: Option<Domain>) -> ApiResult<()> {
-    let wanted = match kind.domain_kind() {
-        DomainKind::Push => 0,
-        DomainKind::Play => 1,
-    };
     match found {
-        Some(d) if d.domain_type == wanted => Ok(()),
+        Some(d) if d.kind == kind.domain_kind() => Ok(()),
         _ => Err(domain_missing(kind, name)),
     }
 }
@@ -668,8 +632,8 @@ mod policy_tests {
                     &Domain {
                         account_id: account,
                         name: "push.example.com".into(),
-                        domain_type: 0,
-                        status: 1,
+                        kind: DomainKind::Push,
+                        enabled: true,
                         play_type: 1,
                         is_delay_live: 0,
                         is_mini_program_live: 0,
@@ -702,7 +666,7 @@ mod policy_tests {
                 Ok((account, t.id))
             })
             .expect("store");
-        let publisher = PolicyPublisher::new(store);
+        let publisher = PolicyPublisher::new(store, livestack_core::Clock::system());
         publisher.refresh().await.expect("refresh");
         let policy = publisher.subscribe().borrow().clone();
         let stream = |app| StreamRef {

@@ -21,8 +21,9 @@ use livestack_model::{
     RecordParam, RecordTemplateInfo,
 };
 
-use super::processing::{self as shared, flag, invalid_input, not_one_of, ranged};
-use crate::dispatch::Cx;
+use super::check::{flag, invalid_input, not_one_of, ranged};
+use super::processing as shared;
+use crate::cx::Cx;
 use crate::error::ApiResult;
 use crate::time::beijing;
 
@@ -65,7 +66,7 @@ fn parse_output(format: RecordFormat, p: RecordParam, to_cos: bool) -> ApiResult
         v => ranged(&field("RecordInterval"), v, 60, max_interval)?,
     };
     let storage_time =
-        super::domain::check_range(&field("StorageTime"), p.storage_time, 0, MAX_STORAGE_SECS)?;
+        super::check::check_range(&field("StorageTime"), p.storage_time, 0, MAX_STORAGE_SECS)?;
     let storage_class = match p.storage_mode.as_deref().map(str::trim) {
         None | Some("") | Some("normal") => StorageClass::Standard,
         Some("cold") => StorageClass::Cold,

@@ -19,8 +19,9 @@ use livestack_model::{
     ModifyLiveSnapshotTemplateRequest, ModifyLiveSnapshotTemplateResponse, SnapshotTemplateInfo,
 };
 
-use super::processing::{self as shared, flag, invalid_input, ranged};
-use crate::dispatch::Cx;
+use super::check::{flag, invalid_input, ranged};
+use super::processing as shared;
+use crate::cx::Cx;
 use crate::error::ApiResult;
 use crate::time::beijing;
 

@@ -25,16 +25,14 @@ use livestack_model::{
 use livestack_store::domains;
 use livestack_store::streams::{self, Delayed, Forbidden, PushSession, SessionFilter};
 
-use super::domain::{check_enum, check_range};
-use crate::dispatch::Cx;
+use super::check::{check_enum, check_range};
+use super::check::to_i64;
+use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::time::{parse_time, utc_iso};
 
 const DAY: i64 = 86_400;
 
-fn to_i64<T: TryInto<i64>>(v: T) -> i64 {
-    v.try_into().unwrap_or(i64::MAX)
-}
 
 /// Total pages for `total` rows at `size` per page.
 fn pages(total: u64, size: u64) -> u64 {
@@ -56,7 +54,7 @@ async fn check_push_domain(cx: &Cx, raw: &str) -> ApiResult<String> {
         .run(move |c| domains::find(c, account, &key))
         .await?;
     match found {
-        Some(d) if d.domain_type == 0 => Ok(name),
+        Some(d) if d.kind == livestack_core::DomainKind::Push => Ok(name),
         _ => Err(ApiError::new(
             ErrorCode::InternalErrorConfigNotExist,
             format!("`{name}` is not a push domain of this account."),

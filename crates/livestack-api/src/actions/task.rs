@@ -4,7 +4,7 @@
 //!
 //! Owns: the documented windows and limits of tasks, the public TaskIds
 //! and ScrollTokens (and the ids the media plane's callbacks report,
-//! [`public_id`]), and the codes of these actions. Must not: record or
+//! [`crate::ids::public_task_id`]), and the codes of these actions. Must not: record or
 //! take snapshots; the media plane does, for the tasks in its policy
 //! (`Processing::tasks`), which every change here republishes.
 //!
@@ -55,8 +55,11 @@ use livestack_model::{
 use livestack_store::tasks::{self, Family, TaskFilter, TaskRow};
 use livestack_store::{domains, templates, Connection, StoreResult};
 
-use crate::dispatch::Cx;
+use super::check::to_i64;
+use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::ids::{parse_scroll_token, parse_task_id, scroll_token, task_id};
+pub use crate::settings::TaskLimits;
 
 const MINUTE: i64 = 60;
 const HOUR: i64 = 3600;
@@ -64,127 +67,14 @@ const DAY: i64 = 86_400;
 
 /// Current tasks of one stream that may overlap.
 pub const MAX_OVERLAPPING: usize = 3;
-/// Legacy tasks an account may create in one Beijing day, by default.
-pub const LEGACY_PER_DAY: u64 = 4000;
-/// Legacy tasks of an account that may run at once, by default.
-pub const LEGACY_AT_ONCE: u64 = 400;
-
-/// The limits of legacy `CreateLiveRecord` tasks. CSS raises them on
-/// request ("有超出此限制的需要提工单申请"), so an operator may set them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskLimits {
-    /// Tasks an account may create in one Beijing day (deleted ones not
-    /// counted): `LimitExceeded.MaximumTask` beyond.
-    pub legacy_per_day: u64,
-    /// Tasks of an account that may run at once:
-    /// `LimitExceeded.MaximumRunningTask` beyond.
-    pub legacy_running: u64,
-}
-
-impl Default for TaskLimits {
-    /// The documented limits: 4000 a day, 400 at once.
-    fn default() -> Self {
-        TaskLimits {
-            legacy_per_day: LEGACY_PER_DAY,
-            legacy_running: LEGACY_AT_ONCE,
-        }
-    }
-}
+pub use crate::settings::{LEGACY_AT_ONCE, LEGACY_PER_DAY};
 
 /// Tasks in one page of `Describe*Task` (undocumented; the doc only says a
 /// page may not hold everything).
 pub const PAGE_SIZE: u64 = 100;
 
-// ---------------------------------------------------------------- ids
-
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-/// Base-62 digits of a `u64` (62^11 > 2^64).
-const CHUNK: usize = 11;
-
-fn push_base62(mut v: u64, out: &mut String) {
-    let mut digits = [0u8; CHUNK];
-    for d in digits.iter_mut().rev() {
-        *d = ALPHABET[(v % 62) as usize];
-        v /= 62;
-    }
-    out.extend(digits.iter().map(|&b| char::from(b)));
-}
-
-fn parse_base62(s: &str) -> Option<u64> {
-    s.bytes().try_fold(0u64, |acc, b| {
-        let d = ALPHABET.iter().position(|&a| a == b)? as u64;
-        acc.checked_mul(62)?.checked_add(d)
-    })
-}
-
-/// Hides the row id in the TaskId behind the task's token, so TaskIds look
-/// alike and reveal nothing of how many tasks there are.
-fn mask(token: i64) -> u64 {
-    (token as u64).rotate_left(29) ^ 0x5bd1_e995_9e37_79b9
-}
-
-/// The public TaskId of a current task: 22 letters and digits, from which
-/// the row id and its random token are read back. A TaskId of another
-/// account names a row that is not the caller's, and one made up without
-/// the token names no row at all: both are "not there".
-pub fn task_id(id: i64, token: i64) -> String {
-    let mut out = String::with_capacity(2 * CHUNK);
-    push_base62((id as u64) ^ mask(token), &mut out);
-    push_base62(token as u64, &mut out);
-    out
-}
-
-/// The id a caller was given for the task `row`: the TaskId of a current
-/// task ([`task_id`]), the integer TaskId of a legacy one
-/// (`CreateLiveRecord` answers the row id).
-pub fn public_id(row: &TaskRow) -> String {
-    if row.task.legacy.is_some() {
-        row.task.id.to_string()
-    } else {
-        task_id(row.task.id, row.token)
-    }
-}
-
-/// The row id and token of a TaskId made by [`task_id`].
-pub fn parse_task_id(s: &str) -> Option<(i64, i64)> {
-    if s.len() != 2 * CHUNK || !s.is_ascii() {
-        return None;
-    }
-    let token = parse_base62(&s[CHUNK..])? as i64;
-    let id = (parse_base62(&s[..CHUNK])? ^ mask(token)) as i64;
-    (id > 0 && token != 0).then_some((id, token))
-}
-
-/// The ScrollToken of the page after the task with row id `last`.
-fn scroll_token(last: i64) -> String {
-    let mut out = String::with_capacity(CHUNK);
-    push_base62((last as u64) ^ 0x2545_f491_4f6c_dd1d, &mut out);
-    out
-}
-
-fn parse_scroll_token(s: &str) -> ApiResult<i64> {
-    if s.is_empty() {
-        return Ok(0);
-    }
-    match (s.len() == CHUNK)
-        .then(|| parse_base62(s))
-        .flatten()
-        .map(|v| (v ^ 0x2545_f491_4f6c_dd1d) as i64)
-    {
-        Some(id) if id > 0 => Ok(id),
-        _ => Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            format!("ScrollToken `{s}` is not one this API returned."),
-            format!("ScrollToken `{s}` 无效，请使用上一页返回的值。"),
-        )),
-    }
-}
-
 // ---------------------------------------------------------------- checks
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 /// The most windows of `windows` that are open at one instant inside
 /// `[from, to)` (windows are half-open `[start, end)`).
@@ -230,7 +120,7 @@ fn is_push_domain(
     account: livestack_core::AccountId,
     domain: &str,
 ) -> StoreResult<bool> {
-    Ok(domains::find(c, account, domain)?.is_some_and(|d| d.domain_type == 0))
+    Ok(domains::find(c, account, domain)?.is_some_and(|d| d.kind == livestack_core::DomainKind::Push))
 }
 
 fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {
@@ -829,7 +719,7 @@ fn legacy_domain(cx: &Cx, given: Option<String>) -> ApiResult<String> {
     let all = cx.policy.domains();
     let mut push = all
         .iter()
-        .filter(|d| d.account_id == cx.account && d.domain_type == 0);
+        .filter(|d| d.account_id == cx.account && d.kind == livestack_core::DomainKind::Push);
     match (push.next(), push.next()) {
         (Some(only), None) => Ok(only.name.clone()),
         _ => Err(ApiError::new(
@@ -858,8 +748,8 @@ pub async fn create_live_record(
     )?;
     let domain = legacy_domain(&cx, req.domain_name)?;
     let realtime =
-        crate::actions::domain::check_enum("Highlight", req.highlight, &[0, 1])? == Some(1);
-    let mix = crate::actions::domain::check_enum("MixStream", req.mix_stream, &[0, 1])?;
+        crate::actions::check::check_enum("Highlight", req.highlight, &[0, 1])? == Some(1);
+    let mix = crate::actions::check::check_enum("MixStream", req.mix_stream, &[0, 1])?;
     let format = legacy_format(req.file_format.as_deref())?;
     let audio_only = legacy_audio_only(req.record_type.as_deref())?;
     let stream_param = req.stream_param.unwrap_or_default();
@@ -1075,38 +965,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn task_ids_read_back_and_reject_anything_else() {
-        for (id, token) in [(1, 1), (42, -7), (i64::MAX, i64::MIN), (1001, 0x1234_5678)] {
-            let s = task_id(id, token);
-            assert_eq!(s.len(), 22);
-            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()), "{s}");
-            assert_eq!(parse_task_id(&s), Some((id, token)), "{s}");
-        }
-        assert_ne!(
-            &task_id(1, 99)[..CHUNK],
-            &task_id(2, 99)[..CHUNK],
-            "ids differ"
-        );
-        for bad in [
-            "",
-            "1",
-            "1234567",
-            &"z".repeat(22),
-            &"0".repeat(22),
-            "UpTbk5RSVhRQFkAAfHwQ-C",
-        ] {
-            assert_eq!(parse_task_id(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn scroll_tokens_read_back() {
-        assert_eq!(parse_scroll_token("").ok(), Some(0));
-        assert_eq!(parse_scroll_token(&scroll_token(77)).ok(), Some(77));
-        assert!(parse_scroll_token("nonsense").is_err());
-    }
-
-    #[test]
     fn overlap_counts_windows_open_at_one_instant() {
         assert_eq!(max_overlap(&[], 0, 10), 0);
         assert_eq!(max_overlap(&[(0, 10), (10, 20), (20, 30)], 0, 30), 1);
@@ -1209,7 +1067,7 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::open(dir.path()).expect("open");
-        let now = crate::gateway::unix_now();
+        let now = livestack_core::Clock::system().unix();
         let ids = store
             .run_blocking(|c| {
                 let account = accounts::ensure(c, "root")?.id;
@@ -1252,7 +1110,7 @@ mod tests {
                 Ok(ids)
             })
             .expect("store");
-        let publisher = crate::policy::PolicyPublisher::new(store);
+        let publisher = crate::policy::PolicyPublisher::new(store, livestack_core::Clock::system());
         publisher.refresh().await.expect("refresh");
         let policy = publisher.subscribe().borrow().clone();
         let in_policy: Vec<i64> = policy.processing.tasks.iter().map(|t| t.id).collect();

@@ -23,9 +23,9 @@ use livestack_model::{
     ModifyLiveTranscodeTemplateRequest, ModifyLiveTranscodeTemplateResponse, TemplateInfo,
 };
 
-use super::domain::check_enum;
-use super::processing::{self as shared, flag, not_one_of, ranged};
-use crate::dispatch::Cx;
+use super::check::{check_enum, flag, not_one_of, ranged};
+use super::processing as shared;
+use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::time::beijing;
 

@@ -25,8 +25,9 @@ use livestack_model::{
 };
 use livestack_store::templates;
 
-use super::processing::{self as shared, ranged, recode};
-use crate::dispatch::Cx;
+use super::check::{ranged, recode};
+use super::processing as shared;
+use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::time::beijing_iso;
 
@@ -390,9 +391,9 @@ pub async fn describe_live_watermarks(
     req: DescribeLiveWatermarksRequest,
 ) -> ApiResult<DescribeLiveWatermarksResponse> {
     let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let page_no = super::domain::check_range("PageNo", req.page_no.map_or(1, to_i64), 1, i64::MAX)?;
+    let page_no = super::check::check_range("PageNo", req.page_no.map_or(1, to_i64), 1, i64::MAX)?;
     let page_size =
-        super::domain::check_range("PageSize", req.page_size.map_or(500, to_i64), 1, i64::MAX)?;
+        super::check::check_range("PageSize", req.page_size.map_or(500, to_i64), 1, i64::MAX)?;
     let name = req.name.unwrap_or_default();
     let in_use = in_use(&cx).await?;
     let all: Vec<Template> = shared::list_templates(&cx, Kind::Watermark)

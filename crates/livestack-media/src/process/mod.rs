@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use livestack_core::media::{Policy, StreamKey};
 use livestack_core::rules::{Kind, StreamRef, Template, TemplateId, TemplateSpec};
 use livestack_core::tasks::{active_tasks, Task, TaskKind};
+use livestack_core::Clock;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -246,10 +247,12 @@ pub(crate) struct Processor {
     pub(crate) token: String,
     /// Where livestack's RTMP port is, once it listens.
     pub(crate) rtmp_addr: std::sync::OnceLock<SocketAddr>,
+    /// The media plane's clock (demand windows, task windows).
+    pub(crate) clock: Clock,
 }
 
 impl Processor {
-    pub(crate) fn new() -> Processor {
+    pub(crate) fn new(clock: Clock) -> Processor {
         use rand::RngCore;
         let mut bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut bytes);
@@ -259,6 +262,7 @@ impl Processor {
             wake: Notify::new(),
             token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
             rtmp_addr: std::sync::OnceLock::new(),
+            clock,
         }
     }
 
@@ -330,7 +334,7 @@ impl Processor {
             .demand
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(output.clone(), (template, Instant::now()))
+            .insert(output.clone(), (template, self.clock.instant()))
             .is_none();
         if fresh {
             self.wake();
@@ -402,7 +406,7 @@ fn reconcile(inner: &Arc<Inner>) {
             watermark: l.publisher.watermark,
         })
         .collect();
-    let clock = Instant::now();
+    let clock = p.clock.instant();
     let demand = {
         let mut d = p.demand.lock().unwrap_or_else(|e| e.into_inner());
         // Forget demand for outputs nobody has asked for or watched lately.
@@ -418,7 +422,7 @@ fn reconcile(inner: &Arc<Inner>) {
         &sources,
         &demand,
         &watched,
-        crate::unix_now(),
+        p.clock.unix(),
         clock,
     );
     let mut jobs = p.jobs.lock().unwrap_or_else(|e| e.into_inner());

@@ -242,14 +242,14 @@ fn record_root(work_dir: &Path) -> PathBuf {
 }
 
 /// A new, empty directory for one attempt.
-fn new_dir(work_dir: &Path) -> std::io::Result<PathBuf> {
+fn new_dir(work_dir: &Path, now_ms: i64) -> std::io::Result<PathBuf> {
     use rand::RngCore;
     let root = record_root(work_dir);
     std::fs::create_dir_all(&root)?;
     let mut tag = [0u8; 4];
     rand::thread_rng().fill_bytes(&mut tag);
     let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let dir = root.join(format!("{}-{tag}", crate::unix_now_ms()));
+    let dir = root.join(format!("{now_ms}-{tag}"));
     std::fs::create_dir(&dir)?;
     Ok(dir)
 }
@@ -279,7 +279,7 @@ pub(super) async fn run(
         .ok_or_else(|| JobError::Work("the stream is not live".into()))?;
     let input = job.url(&job.source_name(s.raw))?;
     let work = |e: std::io::Error| JobError::Work(format!("working directory: {e}"));
-    let dir = new_dir(&job.inner.config.work_dir).map_err(work)?;
+    let dir = new_dir(&job.inner.config.work_dir, job.inner.clock.unix_ms()).map_err(work)?;
     let mut manifest = Manifest {
         account: job.key.source.account.0,
         domain: job.domain.clone(),
@@ -292,7 +292,7 @@ pub(super) async fn run(
         output: s.output.clone(),
         to_cos: s.to_cos,
         raw: s.raw,
-        started_ms: crate::unix_now_ms(),
+        started_ms: job.inner.clock.unix_ms(),
         session: live.publisher.session,
         stream_param: live.publisher.params.clone(),
         pid: None,
@@ -957,7 +957,7 @@ mod tests {
 
     fn tempfile_dir() -> PathBuf {
         let dir =
-            std::env::temp_dir().join(format!("livestack-record-test-{}", crate::unix_now_ms()));
+            std::env::temp_dir().join(format!("livestack-record-test-{}", livestack_core::Clock::system().unix_ms()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }

@@ -138,7 +138,7 @@ async fn deliver(job: &Job, spec: &SnapshotSpec, task: Option<i64>, path: &Path)
         }
     };
     let (width, height) = jpeg_size(&data).unwrap_or((spec.width, spec.height));
-    let now_ms = crate::unix_now_ms();
+    let now_ms = job.inner.clock.unix_ms();
     let source = &job.key.source;
     let storage = &job.inner.storage;
     let name = SnapshotName {

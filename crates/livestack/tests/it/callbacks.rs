@@ -211,10 +211,10 @@ pub(crate) fn bind_callbacks(server: &Server, app: &str, urls: Value) {
     if let (Some(p), Value::Object(u)) = (params.as_object_mut(), urls) {
         p.extend(u);
     }
-    let created = server.py("CreateLiveCallbackTemplate", params);
+    let created = server.api("CreateLiveCallbackTemplate", params);
     let id = created.ok()["TemplateId"].as_i64().expect("TemplateId");
     server
-        .py(
+        .api(
             "CreateLiveCallbackRule",
             json!({"DomainName": "push.example.com", "AppName": app, "TemplateId": id}),
         )
@@ -229,7 +229,7 @@ pub(crate) fn push(server: &Server, stream: &str, seconds: u32) -> Publisher {
 
 fn drop_stream(server: &Server, stream: &str) {
     server
-        .py(
+        .api(
             "DropLiveStream",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": stream}),
         )
@@ -303,7 +303,7 @@ fn a_push_notifies_its_begin_and_end_with_signed_bodies_sharing_one_sequence() {
         &server, "cam"
     ) == "active"));
     let measured = wait_until(Duration::from_secs(10), || {
-        server.py("DescribeLiveStreamPushInfoList", json!({})).ok()["DataInfoList"][0]["Resolution"]
+        server.api("DescribeLiveStreamPushInfoList", json!({})).ok()["DataInfoList"][0]["Resolution"]
             == "640*360"
     });
     assert!(measured, "the picture size was never learnt");

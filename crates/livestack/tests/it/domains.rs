@@ -8,7 +8,7 @@ use crate::harness::*;
 
 fn add(server: &Server, name: &str, domain_type: u64) {
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": name, "DomainType": domain_type}),
         )
@@ -20,10 +20,10 @@ fn domains_can_be_added_described_listed_and_deleted() {
     let server = Server::start();
     add(&server, "push.example.com", 0);
     server
-        .py("AddLiveDomain", json!({"DomainName": "Play.Example.com", "DomainType": 1, "PlayType": 2, "IsDelayLive": 1}))
+        .api("AddLiveDomain", json!({"DomainName": "Play.Example.com", "DomainType": 1, "PlayType": 2, "IsDelayLive": 1}))
         .ok();
 
-    let info = server.py(
+    let info = server.api(
         "DescribeLiveDomain",
         json!({"DomainName": "play.example.com"}),
     );
@@ -51,7 +51,7 @@ fn domains_can_be_added_described_listed_and_deleted() {
         "Beijing time yyyy-mm-dd HH:MM:SS: {created}"
     );
 
-    let all = server.py("DescribeLiveDomains", json!({}));
+    let all = server.api("DescribeLiveDomains", json!({}));
     let all = all.ok();
     assert_eq!(all["AllCount"], 2);
     assert_eq!(all["CreateLimitCount"], 98);
@@ -64,35 +64,35 @@ fn domains_can_be_added_described_listed_and_deleted() {
         .collect();
     assert_eq!(names, ["play.example.com", "push.example.com"]);
 
-    let push_only = server.py("DescribeLiveDomains", json!({"DomainType": 0}));
+    let push_only = server.api("DescribeLiveDomains", json!({"DomainType": 0}));
     assert_eq!(push_only.ok()["AllCount"], 1);
-    let prefixed = server.py("DescribeLiveDomains", json!({"DomainPrefix": "pla"}));
+    let prefixed = server.api("DescribeLiveDomains", json!({"DomainPrefix": "pla"}));
     assert_eq!(prefixed.ok()["DomainList"][0]["Name"], "play.example.com");
-    let page2 = server.py("DescribeLiveDomains", json!({"PageSize": 10, "PageNum": 2}));
+    let page2 = server.api("DescribeLiveDomains", json!({"PageSize": 10, "PageNum": 2}));
     assert_eq!(page2.ok()["AllCount"], 2);
     assert_eq!(page2.ok()["DomainList"], json!([]));
 
     // Deleting needs the right type.
     server
-        .py(
+        .api(
             "DeleteLiveDomain",
             json!({"DomainName": "push.example.com", "DomainType": 1}),
         )
         .expect_code("InternalError.PlayDomainNoRecord");
     server
-        .py(
+        .api(
             "DeleteLiveDomain",
             json!({"DomainName": "push.example.com", "DomainType": 0}),
         )
         .ok();
     server
-        .py(
+        .api(
             "DescribeLiveDomain",
             json!({"DomainName": "push.example.com"}),
         )
         .expect_code("ResourceNotFound.DomainNotExist");
     server
-        .py(
+        .api(
             "DeleteLiveDomain",
             json!({"DomainName": "push.example.com", "DomainType": 0}),
         )
@@ -109,7 +109,7 @@ fn domain_names_and_enumerations_are_validated() {
         ("直播.example.com", "InternalError.ChineseCharacterDetected"),
     ] {
         server
-            .py(
+            .api(
                 "AddLiveDomain",
                 json!({"DomainName": name, "DomainType": 0}),
             )
@@ -117,7 +117,7 @@ fn domain_names_and_enumerations_are_validated() {
     }
     let long = format!("{}example.com", "abcdefghi.".repeat(26));
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": long, "DomainType": 0}),
         )
@@ -129,17 +129,17 @@ fn domain_names_and_enumerations_are_validated() {
         json!({"DomainName": "a.example.com", "DomainType": 0, "VerifyOwnerType": "mailCheck"}),
     ] {
         server
-            .py("AddLiveDomain", params)
+            .api("AddLiveDomain", params)
             .expect_code("InvalidParameterValue");
     }
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": "a.example.com", "DomainType": 0, "VerifyOwnerType": "dnsCheck"}),
         )
         .ok();
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": "A.example.com", "DomainType": 1}),
         )
@@ -163,7 +163,7 @@ fn an_account_holds_at_most_one_hundred_domains() {
     );
     outcomes[100].expect_code("FailedOperation.HostOutLimit");
     assert_eq!(
-        server.py("DescribeLiveDomains", json!({})).ok()["CreateLimitCount"],
+        server.api("DescribeLiveDomains", json!({})).ok()["CreateLimitCount"],
         0
     );
 }
@@ -180,7 +180,7 @@ fn dry_run_adds_nothing() {
     );
     python1(&spec).expect_code("DryRunOperation");
     assert_eq!(
-        server.py("DescribeLiveDomains", json!({})).ok()["AllCount"],
+        server.api("DescribeLiveDomains", json!({})).ok()["AllCount"],
         0
     );
     let spec = with(
@@ -198,13 +198,13 @@ fn forbidding_and_enabling_a_domain_changes_its_status() {
     let server = Server::start();
     add(&server, "push.example.com", 0);
     server
-        .py(
+        .api(
             "ForbidLiveDomain",
             json!({"DomainName": "push.example.com"}),
         )
         .ok();
     let status = |s: &Server| {
-        s.py(
+        s.api(
             "DescribeLiveDomain",
             json!({"DomainName": "push.example.com"}),
         )
@@ -214,25 +214,25 @@ fn forbidding_and_enabling_a_domain_changes_its_status() {
     assert_eq!(status(&server), 0);
     assert_eq!(
         server
-            .py("DescribeLiveDomains", json!({"DomainStatus": 0}))
+            .api("DescribeLiveDomains", json!({"DomainStatus": 0}))
             .ok()["AllCount"],
         1
     );
     server
-        .py(
+        .api(
             "EnableLiveDomain",
             json!({"DomainName": "push.example.com"}),
         )
         .ok();
     assert_eq!(status(&server), 1);
     server
-        .py(
+        .api(
             "EnableLiveDomain",
             json!({"DomainName": "nope.example.com"}),
         )
         .expect_code("ResourceNotFound");
     server
-        .py(
+        .api(
             "ForbidLiveDomain",
             json!({"DomainName": "nope.example.com"}),
         )
@@ -245,24 +245,24 @@ fn the_play_area_of_play_domains_can_be_changed() {
     add(&server, "play.example.com", 1);
     add(&server, "push.example.com", 0);
     server
-        .py(
+        .api(
             "ModifyLivePlayDomain",
             json!({"DomainName": "play.example.com", "PlayType": 3}),
         )
         .ok();
-    let d = server.py(
+    let d = server.api(
         "DescribeLiveDomain",
         json!({"DomainName": "play.example.com"}),
     );
     assert_eq!(d.ok()["DomainInfo"]["PlayType"], 3);
     server
-        .py(
+        .api(
             "ModifyLivePlayDomain",
             json!({"DomainName": "push.example.com", "PlayType": 2}),
         )
         .expect_code("InternalError.PlayDomainNoRecord");
     server
-        .py(
+        .api(
             "ModifyLivePlayDomain",
             json!({"DomainName": "play.example.com", "PlayType": 9}),
         )
@@ -275,7 +275,7 @@ fn referer_rules_of_play_domains_round_trip() {
     add(&server, "play.example.com", 1);
     add(&server, "push.example.com", 0);
     let get = |s: &Server| {
-        s.py(
+        s.api(
             "DescribeLiveDomainReferer",
             json!({"DomainName": "play.example.com"}),
         )
@@ -287,7 +287,7 @@ fn referer_rules_of_play_domains_round_trip() {
         json!({"DomainName": "play.example.com", "Enable": 0, "Type": 0, "AllowEmpty": 1, "Rules": ""})
     );
     server
-        .py(
+        .api(
             "ModifyLiveDomainReferer",
             json!({"DomainName": "play.example.com", "Enable": 1, "Type": 1, "AllowEmpty": 0, "Rules": "a.com;*.b.com"}),
         )
@@ -297,13 +297,13 @@ fn referer_rules_of_play_domains_round_trip() {
         json!({"DomainName": "play.example.com", "Enable": 1, "Type": 1, "AllowEmpty": 0, "Rules": "a.com;*.b.com"})
     );
     server
-        .py(
+        .api(
             "DescribeLiveDomainReferer",
             json!({"DomainName": "push.example.com"}),
         )
         .expect_code("InternalError.PlayDomainNoRecord");
     server
-        .py(
+        .api(
             "ModifyLiveDomainReferer",
             json!({"DomainName": "play.example.com", "Enable": 1, "Type": 3, "AllowEmpty": 0, "Rules": ""}),
         )
@@ -316,7 +316,7 @@ fn push_keys_start_enabled_with_a_generated_key_and_change_field_by_field() {
     add(&server, "push.example.com", 0);
     add(&server, "play.example.com", 1);
     let get = |s: &Server| {
-        s.py(
+        s.api(
             "DescribeLivePushAuthKey",
             json!({"DomainName": "push.example.com"}),
         )
@@ -330,7 +330,7 @@ fn push_keys_start_enabled_with_a_generated_key_and_change_field_by_field() {
     assert_eq!(info["BackupAuthKey"], "");
 
     server
-        .py("ModifyLivePushAuthKey", json!({"DomainName": "push.example.com", "BackupAuthKey": "backup-1", "AuthDelta": 300}))
+        .api("ModifyLivePushAuthKey", json!({"DomainName": "push.example.com", "BackupAuthKey": "backup-1", "AuthDelta": 300}))
         .ok();
     let info = get(&server);
     assert_eq!(
@@ -343,7 +343,7 @@ fn push_keys_start_enabled_with_a_generated_key_and_change_field_by_field() {
         (json!("backup-1"), json!(300))
     );
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
@@ -351,19 +351,19 @@ fn push_keys_start_enabled_with_a_generated_key_and_change_field_by_field() {
     assert_eq!(get(&server)["Enable"], 0);
 
     server
-        .py(
+        .api(
             "DescribeLivePushAuthKey",
             json!({"DomainName": "play.example.com"}),
         )
         .expect_code("InternalError.PushDomainNoRecord");
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "nope.example.com", "Enable": 1}),
         )
         .expect_code("InternalError.PushDomainNoRecord");
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "Enable": 5}),
         )
@@ -375,7 +375,7 @@ fn play_keys_start_disabled_and_need_a_key_to_enable() {
     let server = Server::start();
     add(&server, "play.example.com", 1);
     let get = |s: &Server| {
-        s.py(
+        s.api(
             "DescribeLivePlayAuthKey",
             json!({"DomainName": "play.example.com"}),
         )
@@ -387,20 +387,20 @@ fn play_keys_start_disabled_and_need_a_key_to_enable() {
         json!({"DomainName": "play.example.com", "Enable": 0, "AuthKey": "", "AuthDelta": 0, "AuthBackKey": ""})
     );
     server
-        .py(
+        .api(
             "ModifyLivePlayAuthKey",
             json!({"DomainName": "play.example.com", "Enable": 1}),
         )
         .expect_code("InvalidParameterValue");
     server
-        .py("ModifyLivePlayAuthKey", json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "k1", "AuthBackKey": "k2", "AuthDelta": 60}))
+        .api("ModifyLivePlayAuthKey", json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "k1", "AuthBackKey": "k2", "AuthDelta": 60}))
         .ok();
     assert_eq!(
         get(&server),
         json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "k1", "AuthDelta": 60, "AuthBackKey": "k2"})
     );
     server
-        .py(
+        .api(
             "DescribeLivePlayAuthKey",
             json!({"DomainName": "nope.example.com"}),
         )
@@ -429,7 +429,7 @@ fn the_url_command_signs_urls_with_the_domains_current_key() {
     add(&server, "push.example.com", 0);
     add(&server, "play.example.com", 1);
     let key = server
-        .py(
+        .api(
             "DescribeLivePushAuthKey",
             json!({"DomainName": "push.example.com"}),
         )
@@ -503,7 +503,7 @@ fn the_url_command_signs_urls_with_the_domains_current_key() {
         ]
     );
     server
-        .py(
+        .api(
             "ModifyLivePlayAuthKey",
             json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "playkey"}),
         )
@@ -618,14 +618,14 @@ fn one_account_can_neither_see_nor_change_another_accounts_domains() {
     .expect_code("InternalError.PlayDomainNoRecord");
 
     // Nothing of the first account changed.
-    let d = server.py(
+    let d = server.api(
         "DescribeLiveDomain",
         json!({"DomainName": "push.example.com"}),
     );
     assert_eq!(d.ok()["DomainInfo"]["Status"], 1);
     assert_eq!(
         server
-            .py(
+            .api(
                 "DescribeLivePushAuthKey",
                 json!({"DomainName": "push.example.com"})
             )
@@ -633,23 +633,23 @@ fn one_account_can_neither_see_nor_change_another_accounts_domains() {
         1
     );
     assert_eq!(
-        server.py("DescribeLiveDomains", json!({})).ok()["AllCount"],
+        server.api("DescribeLiveDomains", json!({})).ok()["AllCount"],
         2
     );
 }
 
 #[test]
 fn domains_and_keys_survive_a_restart_and_a_kill_9() {
-    let server = Server::start();
+    let server = Server::start_binary();
     add(&server, "push.example.com", 0);
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "MasterAuthKey": "kept", "AuthDelta": 30}),
         )
         .ok();
     let check = |s: &Server| {
-        let info = s.py(
+        let info = s.api(
             "DescribeLivePushAuthKey",
             json!({"DomainName": "push.example.com"}),
         );

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use livestack_core::Clock;
 use serde_json::{json, Value};
 
 /// The repository root.
@@ -29,17 +30,44 @@ pub fn random_key() -> (String, String) {
 /// How to start a server.
 #[derive(Default)]
 pub struct ServerOptions {
-    /// Extra arguments after `serve`.
+    /// Extra arguments after `serve` (in process: `--config FILE` and
+    /// `--api-rate-limit N`, the two the tests use).
     pub args: Vec<String>,
-    /// Extra environment variables.
+    /// Extra environment variables (these need the binary).
     pub env: Vec<(String, String)>,
-    /// Set LIVESTACK_SECRET_ID/KEY (the default) or let the server generate a key.
+    /// Set LIVESTACK_SECRET_ID/KEY (the default) or let the server generate
+    /// a key (the binary: it prints the key on stdout).
     pub generate_key: bool,
+    /// Run the real binary in its own process rather than the app in this
+    /// one: for kill -9, signals, stdout and the environment.
+    pub binary: bool,
 }
 
-/// A running `livestack serve`, killed on drop.
+/// The app running inside the test process: its own runtime on its own
+/// thread, its log in the same file the binary's stderr would go to.
+struct InProcess {
+    shutdown: tokio_util::sync::CancellationToken,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl InProcess {
+    /// Cancels the app and waits for its graceful shutdown.
+    fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(thread) = self.thread.take() {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("livestack stopped with an error: {e:#}"),
+                Err(_) => panic!("livestack's thread panicked"),
+            }
+        }
+    }
+}
+
+/// A running livestack (in this process, or the binary), stopped on drop.
 pub struct Server {
     child: Option<Child>,
+    inproc: Option<InProcess>,
     /// The API address.
     pub addr: SocketAddr,
     /// The RTMP address.
@@ -55,16 +83,28 @@ pub struct Server {
     pub secret_id: String,
     /// The root key's secret.
     pub secret_key: String,
-    /// Everything the server printed on stdout before it was ready.
+    /// Everything the binary printed on stdout before it was ready (empty
+    /// in process).
     pub banner: Vec<String>,
+    /// The server's clock: manual in process (a test may jump it
+    /// forward), the system clock for the binary.
+    pub clock: Clock,
     options_env: Vec<(String, String)>,
     options_args: Vec<String>,
 }
 
 impl Server {
-    /// A server with a known root key and default settings.
+    /// A server in this process with a known root key and default settings.
     pub fn start() -> Server {
         Server::start_with(ServerOptions::default())
+    }
+
+    /// The real binary, for tests of what only a process has (kill -9).
+    pub fn start_binary() -> Server {
+        Server::start_with(ServerOptions {
+            binary: true,
+            ..ServerOptions::default()
+        })
     }
 
     /// A server with extra arguments.
@@ -79,6 +119,7 @@ impl Server {
     pub fn start_with(options: ServerOptions) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
+        let binary = options.binary || options.generate_key || !options.env.is_empty();
         let (id, key) = if options.generate_key {
             (String::new(), String::new())
         } else {
@@ -89,12 +130,118 @@ impl Server {
             env.push(("LIVESTACK_SECRET_ID".into(), id.clone()));
             env.push(("LIVESTACK_SECRET_KEY".into(), key.clone()));
         }
-        let mut server = Server::spawn(&data_dir, &options.args, &env);
+        let mut server = if binary {
+            Server::spawn(&data_dir, &options.args, &env)
+        } else {
+            Server::in_process(&data_dir, &options.args, &id, &key, Clock::manual())
+        };
         server._tmp = Some(tmp);
         if !options.generate_key {
             server.secret_id = id;
             server.secret_key = key;
         }
+        server
+    }
+
+    /// The configuration the binary would build from `args` (the flags the
+    /// tests use), listening on port 0 everywhere.
+    fn config(data_dir: &Path, args: &[String]) -> livestack::Config {
+        let mut config = livestack::Config::default();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let value = it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+            match arg.as_str() {
+                "--config" => {
+                    config = livestack::Config::load(Some(Path::new(value))).expect("config")
+                }
+                "--api-rate-limit" => {
+                    config.api.rate_limit = Some(value.parse().expect("a number"));
+                }
+                other => panic!("the in-process server does not take {other}; use the binary"),
+            }
+        }
+        config.data_dir = data_dir.to_owned();
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        config.api.listen = any;
+        config.rtmp.listen = any;
+        config.http.listen = any;
+        config.https.listen = any;
+        config
+    }
+
+    fn in_process(data_dir: &Path, args: &[String], id: &str, key: &str, clock: Clock) -> Server {
+        std::fs::create_dir_all(data_dir.parent().expect("parent")).expect("mkdir");
+        let config = Server::config(data_dir, args);
+        let root_key = livestack::RootKey {
+            secret_id: id.to_owned(),
+            secret_key: key.to_owned(),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("log file");
+        // Every thread of this app's runtime logs to this app's file, so
+        // tests running side by side keep their logs apart.
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                .with_writer(std::sync::Mutex::new(log))
+                .with_ansi(false)
+                .finish(),
+        );
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (tx, rx) = mpsc::channel();
+        let stop = shutdown.clone();
+        let app_clock = clock.clone();
+        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+            let _log = tracing::dispatcher::set_default(&dispatch);
+            let for_threads = dispatch.clone();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .on_thread_start(move || {
+                    // The guard lives as long as the thread.
+                    std::mem::forget(tracing::dispatcher::set_default(&for_threads));
+                })
+                .build()?;
+            runtime.block_on(async move {
+                let app = match livestack::App::build(config, Some(root_key), app_clock).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("{e:#}")));
+                        return Err(e);
+                    }
+                };
+                let _ = tx.send(Ok(app.addrs()));
+                app.run(stop).await
+            })
+        });
+        let addrs = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(addrs)) => addrs,
+            Ok(Err(e)) => panic!("livestack did not start: {e}"),
+            Err(e) => panic!("livestack did not start: {e}"),
+        };
+        let server = Server {
+            child: None,
+            inproc: Some(InProcess {
+                shutdown,
+                thread: Some(thread),
+            }),
+            addr: addrs.api,
+            rtmp: addrs.rtmp,
+            http: addrs.http,
+            https: addrs.https,
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+            secret_id: String::new(),
+            secret_key: String::new(),
+            banner: Vec::new(),
+            clock,
+            options_env: Vec::new(),
+            options_args: args.to_vec(),
+        };
+        server.wait_healthy();
         server
     }
 
@@ -162,6 +309,7 @@ impl Server {
         };
         let server = Server {
             child: Some(child),
+            inproc: None,
             addr,
             rtmp: rtmp.expect("RTMP address printed before the API address"),
             http: http_addr.expect("HTTP address printed before the API address"),
@@ -171,6 +319,7 @@ impl Server {
             secret_id: String::new(),
             secret_key: String::new(),
             banner,
+            clock: Clock::system(),
             options_env: env.to_vec(),
             options_args: args.to_vec(),
         };
@@ -199,33 +348,50 @@ impl Server {
         self.addr.to_string()
     }
 
-    /// Stops the server gracefully (SIGTERM) and starts it again on the same
-    /// data directory, with the same options.
+    /// Stops the server gracefully and starts it again on the same data
+    /// directory, with the same options (and, in process, the same clock).
     pub fn restart(mut self) -> Server {
         self.stop("-TERM");
         self.respawn()
     }
 
-    /// Kills the server with SIGKILL and starts it again on the same data.
+    /// Kills the binary with SIGKILL and starts it again on the same data.
     pub fn crash_and_restart(mut self) -> Server {
+        assert!(
+            self.child.is_some(),
+            "a kill -9 needs a process: start this server with Server::start_binary"
+        );
         self.stop("-KILL");
         self.respawn()
     }
 
     fn respawn(mut self) -> Server {
-        let mut next = Server::spawn(&self.data_dir, &self.options_args, &self.options_env);
+        let mut next = if self.options_env.is_empty() {
+            Server::in_process(
+                &self.data_dir,
+                &self.options_args,
+                &self.secret_id,
+                &self.secret_key,
+                self.clock.clone(),
+            )
+        } else {
+            Server::spawn(&self.data_dir, &self.options_args, &self.options_env)
+        };
         next._tmp = self._tmp.take();
         next.secret_id = std::mem::take(&mut self.secret_id);
         next.secret_key = std::mem::take(&mut self.secret_key);
         next
     }
 
-    /// Stops the server gracefully (SIGTERM) and waits until it has exited.
+    /// Stops the server gracefully and waits until it has stopped.
     pub fn terminate(&mut self) {
         self.stop("-TERM");
     }
 
     fn stop(&mut self, signal: &str) {
+        if let Some(mut app) = self.inproc.take() {
+            app.stop();
+        }
         if let Some(mut child) = self.child.take() {
             let status = Command::new("kill")
                 .args([signal, &child.id().to_string()])
@@ -263,9 +429,26 @@ impl Server {
         (get("SecretId:"), get("SecretKey:"))
     }
 
-    /// One call through the Python SDK with the root key.
+    /// One call through the official Python SDK with the root key (the
+    /// parity suite; everything else uses [`api`](Server::api)).
     pub fn py(&self, action: &str, params: Value) -> Outcome {
         python1(&self.call(action, params))
+    }
+
+    /// One call with the root key, signed here with livestack's own TC3
+    /// signer (by the server's clock) and sent over loopback: what the
+    /// SDKs send, without an interpreter per call.
+    pub fn api(&self, action: &str, params: Value) -> Outcome {
+        self.api_as(&self.secret_id, &self.secret_key, action, params)
+    }
+
+    /// [`api`](Server::api) with another key.
+    pub fn api_as(&self, secret_id: &str, secret_key: &str, action: &str, params: Value) -> Outcome {
+        let body = serde_json::to_vec(&params).expect("JSON");
+        let req = Tc3Request::new(self, action, &body);
+        let raw = http(self.addr, &req.build_with(secret_id, secret_key, self.clock.unix()))
+            .expect("request");
+        Outcome::from_envelope(&raw.json())
     }
 
     /// The base call description for the client translators.
@@ -282,6 +465,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Some(app) = self.inproc.as_mut() {
+            // Not `stop`: a test that already failed must not panic again.
+            app.shutdown.cancel();
+            if let Some(thread) = app.thread.take() {
+                let _ = thread.join();
+            }
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -316,6 +506,24 @@ pub fn with(mut base: Value, extra: Value) -> Value {
 pub struct Outcome(pub Value);
 
 impl Outcome {
+    /// The answer of a raw `{"Response": …}` envelope, in the shape the
+    /// client translators report.
+    pub fn from_envelope(envelope: &Value) -> Outcome {
+        let mut resp = envelope["Response"].clone();
+        let request_id = resp
+            .as_object_mut()
+            .and_then(|m| m.remove("RequestId"))
+            .unwrap_or(Value::Null);
+        if let Some(error) = resp.get("Error") {
+            return Outcome(json!({"error": {
+                "code": error["Code"],
+                "message": error["Message"],
+                "request_id": request_id,
+            }}));
+        }
+        Outcome(json!({"ok": resp, "request_id": request_id}))
+    }
+
     /// The error code, `None` on success.
     pub fn code(&self) -> Option<&str> {
         self.0["error"]["code"].as_str()
@@ -567,13 +775,18 @@ impl<'a> Tc3Request<'a> {
         }
     }
 
-    /// The raw HTTP request.
+    /// The raw HTTP request, signed with the server's root key now.
     pub fn build(&self) -> Vec<u8> {
+        self.build_with(
+            &self.server.secret_id,
+            &self.server.secret_key,
+            self.server.clock.unix(),
+        )
+    }
+
+    /// The raw HTTP request, signed with `secret_id`/`secret_key` at `ts`.
+    pub fn build_with(&self, secret_id: &str, secret_key: &str, ts: i64) -> Vec<u8> {
         use livestack_api::auth::tc3;
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs() as i64;
         let date = livestack_api::time::utc_date(ts);
         let ts_s = ts.to_string();
         let value = |name: &str| -> String {
@@ -601,7 +814,7 @@ impl<'a> Tc3Request<'a> {
         let canonical = tc3::canonical_request("POST", "", &pairs, &tc3::sha256_hex(self.body));
         let sts = tc3::string_to_sign(&ts_s, &date, "live", &canonical);
         let sig = tc3::signature(
-            &tc3::signing_key(&self.server.secret_key, &date, "live"),
+            &tc3::signing_key(secret_key, &date, "live"),
             &sts,
         );
         let mut req = format!(
@@ -612,7 +825,7 @@ impl<'a> Tc3Request<'a> {
             self.host,
             self.content_type,
             self.action,
-            self.server.secret_id,
+            secret_id,
             self.signed_headers.join(";"),
             self.body.len()
         )

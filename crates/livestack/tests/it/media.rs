@@ -180,7 +180,7 @@ pub(crate) fn record(url: &str, seconds: u32, dir: &std::path::Path, name: &str)
 
 pub(crate) fn add(server: &Server, name: &str, domain_type: u64) {
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": name, "DomainType": domain_type}),
         )
@@ -196,7 +196,7 @@ pub(crate) fn now() -> i64 {
 
 pub(crate) fn push_key(server: &Server) -> String {
     server
-        .py(
+        .api(
             "DescribeLivePushAuthKey",
             json!({"DomainName": "push.example.com"}),
         )
@@ -235,7 +235,7 @@ pub(crate) fn live_push(server: &Server, stream: &str, seconds: u32) -> Publishe
 
 pub(crate) fn state(server: &Server, stream: &str) -> String {
     server
-        .py(
+        .api(
             "DescribeLiveStreamState",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": stream}),
         )
@@ -271,7 +271,7 @@ fn a_pushed_stream_plays_over_rtmp_http_flv_and_hls() {
     let mut info = Value::Null;
     let measured = wait_until(Duration::from_secs(15), || {
         info =
-            server.py("DescribeLiveStreamPushInfoList", json!({})).ok()["DataInfoList"][0].clone();
+            server.api("DescribeLiveStreamPushInfoList", json!({})).ok()["DataInfoList"][0].clone();
         info["VideoFps"]
             .as_u64()
             .is_some_and(|fps| (23..=27).contains(&fps))
@@ -290,7 +290,7 @@ fn a_pushed_stream_plays_over_rtmp_http_flv_and_hls() {
     let bps = row["VideoSpeed"].as_u64().unwrap_or(0);
     assert!((300_000..=1_200_000).contains(&bps), "video bitrate {bps}");
     assert_eq!(row["ClientIp"], "127.0.0.1");
-    let online = server.py("DescribeLiveStreamOnlineList", json!({}));
+    let online = server.api("DescribeLiveStreamOnlineList", json!({}));
     assert_eq!(online.ok()["OnlineInfo"][0]["StreamName"], "cam1");
     assert_eq!(online.ok()["TotalNum"], 1);
 
@@ -334,7 +334,7 @@ fn a_pushed_stream_plays_over_rtmp_http_flv_and_hls() {
     ) == "inactive"));
     let start = livestack_api::time::utc_iso(now() - 3600);
     let end = livestack_api::time::utc_iso(now());
-    let published = server.py(
+    let published = server.api(
         "DescribeLiveStreamPublishedList",
         json!({"DomainName": "push.example.com", "StartTime": start, "EndTime": end}),
     );
@@ -349,17 +349,17 @@ fn pushes_are_refused_for_each_documented_reason_and_logged() {
     let server = setup();
     add(&server, "open.example.com", 0);
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "open.example.com", "Enable": 0}),
         )
         .ok();
     add(&server, "off.example.com", 0);
     server
-        .py("ForbidLiveDomain", json!({"DomainName": "off.example.com"}))
+        .api("ForbidLiveDomain", json!({"DomainName": "off.example.com"}))
         .ok();
     server
-        .py(
+        .api(
             "ForbidLiveStream",
             json!({"DomainName": "open.example.com", "AppName": "live", "StreamName": "banned"}),
         )
@@ -401,7 +401,7 @@ fn pushes_are_refused_for_each_documented_reason_and_logged() {
         livestack_api::time::utc_iso(t - 60),
         livestack_api::time::utc_iso(now() + 1),
     );
-    let events = server.py(
+    let events = server.api(
         "DescribeLiveStreamEventList",
         json!({"StartTime": start, "EndTime": end, "PageSize": 100}),
     );
@@ -420,7 +420,7 @@ fn pushes_are_refused_for_each_documented_reason_and_logged() {
     }
     // The backup key is accepted too.
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "BackupAuthKey": "spare"}),
         )
@@ -436,7 +436,7 @@ fn pushes_are_refused_for_each_documented_reason_and_logged() {
 fn dropping_and_forbidding_a_live_stream_end_the_push_within_a_second() {
     let server = setup();
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
@@ -445,7 +445,7 @@ fn dropping_and_forbidding_a_live_stream_end_the_push_within_a_second() {
     assert!(wait_until(Duration::from_secs(10), || state(&server, "d1") == "active"));
     let at = Instant::now();
     server
-        .py(
+        .api(
             "DropLiveStream",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "d1"}),
         )
@@ -457,7 +457,7 @@ fn dropping_and_forbidding_a_live_stream_end_the_push_within_a_second() {
     assert!(at.elapsed() < Duration::from_secs(5));
     assert_eq!(state(&server, "d1"), "inactive");
     server
-        .py(
+        .api(
             "DropLiveStream",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "d1"}),
         )
@@ -465,7 +465,7 @@ fn dropping_and_forbidding_a_live_stream_end_the_push_within_a_second() {
 
     let mut p = Publisher::start(&push_url(&server, "f1", ""), 30);
     assert!(wait_until(Duration::from_secs(10), || state(&server, "f1") == "active"));
-    server.py("ForbidLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "f1", "Reason": "test"})).ok();
+    server.api("ForbidLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "f1", "Reason": "test"})).ok();
     assert!(
         p.wait(Duration::from_secs(5)).is_some(),
         "ffmpeg still pushing after ForbidLiveStream"
@@ -477,7 +477,7 @@ fn dropping_and_forbidding_a_live_stream_end_the_push_within_a_second() {
         .expect("refused")
         .success());
     server
-        .py(
+        .api(
             "ResumeLiveStream",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "f1"}),
         )
@@ -488,7 +488,7 @@ fn dropping_and_forbidding_a_live_stream_end_the_push_within_a_second() {
         .wait(Duration::from_secs(15))
         .is_some_and(|s| s.success()));
 
-    let events = server.py(
+    let events = server.api(
         "DescribeLiveStreamEventList",
         json!({"StartTime": livestack_api::time::utc_iso(now() - 300), "EndTime": livestack_api::time::utc_iso(now()), "StreamName": "d1", "IsStrict": 1}),
     );
@@ -502,13 +502,13 @@ fn dropping_and_forbidding_a_live_stream_end_the_push_within_a_second() {
 fn play_authentication_and_referer_rules_guard_http_and_rtmp_playback() {
     let server = setup();
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
         .ok();
     server
-        .py(
+        .api(
             "ModifyLivePlayAuthKey",
             json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "playkey"}),
         )
@@ -566,7 +566,7 @@ fn play_authentication_and_referer_rules_guard_http_and_rtmp_playback() {
     );
 
     server
-        .py(
+        .api(
             "ModifyLiveDomainReferer",
             json!({"DomainName": "play.example.com", "Enable": 1, "Type": 1, "AllowEmpty": 0, "Rules": "good.example.org"}),
         )
@@ -587,7 +587,7 @@ fn play_authentication_and_referer_rules_guard_http_and_rtmp_playback() {
 fn a_second_push_of_a_live_stream_replaces_the_first() {
     let server = setup();
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
@@ -607,7 +607,7 @@ fn a_second_push_of_a_live_stream_replaces_the_first() {
     assert!(second
         .wait(Duration::from_secs(20))
         .is_some_and(|s| s.success()));
-    let events = server.py(
+    let events = server.api(
         "DescribeLiveStreamEventList",
         json!({"StartTime": livestack_api::time::utc_iso(now() - 300), "EndTime": livestack_api::time::utc_iso(now()), "IsAsc": 1}),
     );
@@ -621,49 +621,49 @@ fn a_second_push_of_a_live_stream_replaces_the_first() {
 fn stream_actions_check_their_parameters_and_domains() {
     let server = setup();
     server
-        .py(
+        .api(
             "DescribeLiveStreamState",
             json!({"DomainName": "play.example.com", "AppName": "live", "StreamName": "x"}),
         )
         .expect_code("InternalError.ConfigNotExist");
     server
-        .py("DescribeLiveStreamPushInfoList", json!({}))
+        .api("DescribeLiveStreamPushInfoList", json!({}))
         .expect_code("FailedOperation.HasNotLivingStream");
     assert_eq!(
-        server.py("DescribeLiveStreamOnlineList", json!({})).ok()["TotalNum"],
+        server.api("DescribeLiveStreamOnlineList", json!({})).ok()["TotalNum"],
         0
     );
     server
-        .py("DescribeLiveStreamOnlineList", json!({"PageSize": 5}))
+        .api("DescribeLiveStreamOnlineList", json!({"PageSize": 5}))
         .expect_code("InvalidParameterValue");
     let t = now();
     for (start, end) in [(t - 10, t - 20), (t - 40 * 86_400, t), (t - 10, t + 3600)] {
         server
-            .py(
+            .api(
                 "DescribeLiveStreamEventList",
                 json!({"StartTime": livestack_api::time::utc_iso(start), "EndTime": livestack_api::time::utc_iso(end)}),
             )
             .expect_code("InvalidParameterValue");
     }
     server
-        .py("ForbidLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "x", "ResumeTime": livestack_api::time::utc_iso(t + 100 * 86_400)}))
+        .api("ForbidLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "x", "ResumeTime": livestack_api::time::utc_iso(t + 100 * 86_400)}))
         .expect_code("InvalidParameterValue");
     server
-        .py("AddDelayLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "x", "DelayTime": 601}))
+        .api("AddDelayLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "x", "DelayTime": 601}))
         .expect_code("InvalidParameterValue");
     server
-        .py("AddDelayLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "x", "DelayTime": 30}))
+        .api("AddDelayLiveStream", json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "x", "DelayTime": 30}))
         .ok();
-    let list = server.py("DescribeLiveDelayInfoList", json!({}));
+    let list = server.api("DescribeLiveDelayInfoList", json!({}));
     assert_eq!(list.ok()["DelayInfoList"][0]["DelayInterval"], 30);
     server
-        .py(
+        .api(
             "ResumeDelayLiveStream",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "x"}),
         )
         .ok();
     assert_eq!(
-        server.py("DescribeLiveDelayInfoList", json!({})).ok()["DelayInfoList"],
+        server.api("DescribeLiveDelayInfoList", json!({})).ok()["DelayInfoList"],
         json!([])
     );
 }
@@ -672,14 +672,14 @@ fn stream_actions_check_their_parameters_and_domains() {
 fn https_playback_serves_the_certificate_bound_to_the_play_domain_by_sni() {
     let server = setup();
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
         .ok();
     let pem = crate::certs::example_com();
     server
-        .py(
+        .api(
             "ModifyLiveDomainCertBindings",
             json!({"DomainInfos": [{"DomainName": "play.example.com", "Status": 1}],
                    "CertificatePublicKey": pem.crt, "CertificatePrivateKey": pem.key}),
@@ -724,7 +724,7 @@ fn https_playback_serves_the_certificate_bound_to_the_play_domain_by_sni() {
     assert!(!other.status.success());
     // HTTPS can be switched off again.
     server
-        .py(
+        .api(
             "ModifyLiveDomainCertBindings",
             json!({"DomainInfos": [{"DomainName": "play.example.com", "Status": 0}]}),
         )
@@ -739,7 +739,7 @@ fn malformed_input_ends_only_the_offending_connection() {
     use std::io::{Read, Write};
     let server = setup();
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )

@@ -103,7 +103,7 @@ fn keys_can_be_created_listed_disabled_and_enabled_while_the_server_runs() {
 
 #[test]
 fn keys_survive_a_graceful_restart_and_a_kill_9() {
-    let server = Server::start();
+    let server = Server::start_binary();
     let out = server.cli(&["keys", "create"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let get = |name: &str| {

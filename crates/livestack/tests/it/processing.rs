@@ -80,10 +80,10 @@ fn measure(url: &str, seconds: u32, dir: &std::path::Path, name: &str) -> (u64, 
 /// Creates a transcode template from `params` and binds it to every
 /// stream played from play.example.com.
 fn transcode_rule(server: &Server, params: Value) -> i64 {
-    let t = server.py("CreateLiveTranscodeTemplate", params);
+    let t = server.api("CreateLiveTranscodeTemplate", params);
     let id = t.ok()["TemplateId"].as_i64().expect("template id");
     server
-        .py(
+        .api(
             "CreateLiveTranscodeRule",
             json!({"DomainName": "play.example.com", "AppName": "", "StreamName": "", "TemplateId": id}),
         )
@@ -137,7 +137,7 @@ fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
     assert!(probe(&src).contains(&("video".into(), "h264".into(), 640, 360)));
 
     // Outputs are not streams of their own in the API.
-    let online = server.py("DescribeLiveStreamOnlineList", json!({}));
+    let online = server.api("DescribeLiveStreamOnlineList", json!({}));
     assert_eq!(online.ok()["TotalNum"], 1, "{:?}", online.ok());
     // A name with no template bound is just a stream that is not live.
     let none = format!(
@@ -185,14 +185,14 @@ fn mean_color(url: &str, size: (u32, u32), x: u32, y: u32, w: u32, h: u32) -> [f
 fn a_watermark_rule_lays_the_picture_over_every_output_of_new_pushes() {
     let pictures = crate::templates::Pictures::start();
     let server = setup();
-    let added = server.py(
+    let added = server.api(
         "AddLiveWatermark",
         json!({"PictureUrl": pictures.url("/red.png"), "WatermarkName": "red",
                "XPosition": 50, "YPosition": 50, "Width": 25, "Height": 25}),
     );
     let id = added.ok()["WatermarkId"].as_i64().expect("watermark id");
     server
-        .py(
+        .api(
             "CreateLiveWatermarkRule",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
         )
@@ -232,7 +232,7 @@ fn a_watermark_rule_lays_the_picture_over_every_output_of_new_pushes() {
         inside[0] > 200.0 && inside[1] < 60.0,
         "HLS: inside the watermark {inside:?}"
     );
-    let online = server.py("DescribeLiveStreamOnlineList", json!({}));
+    let online = server.api("DescribeLiveStreamOnlineList", json!({}));
     assert_eq!(online.ok()["TotalNum"], 1, "{:?}", online.ok());
 }
 
@@ -240,12 +240,12 @@ fn a_watermark_rule_lays_the_picture_over_every_output_of_new_pushes() {
 fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
     let server = setup();
     server
-        .py(
+        .api(
             "ModifyLivePlayAuthKey",
             json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "playkey", "AuthDelta": 3600}),
         )
         .ok();
-    let t = server.py(
+    let t = server.api(
         "CreateLiveTranscodeTemplate",
         json!({"TemplateName": "abr", "VideoBitrate": 0, "IsAdaptiveBitRate": 1,
         "AdaptiveChildren": [
@@ -255,7 +255,7 @@ fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
     );
     let id = t.ok()["TemplateId"].as_i64().expect("template id");
     server
-        .py(
+        .api(
             "CreateLiveTranscodeRule",
             json!({"DomainName": "play.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
         )
@@ -328,14 +328,14 @@ fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
         "live",
         json!({"SnapshotNotifyUrl": receiver.url("/snap")}),
     );
-    let t = server.py(
+    let t = server.api(
         "CreateLiveSnapshotTemplate",
         json!({"TemplateName": "snap", "SnapshotInterval": 2, "Width": 320, "Height": 0,
                "CosAppId": 1250000000, "CosBucket": "shots", "CosRegion": "ap-guangzhou"}),
     );
     let id = t.ok()["TemplateId"].as_i64().expect("template id");
     server
-        .py(
+        .api(
             "CreateLiveSnapshotRule",
             json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
         )

@@ -28,6 +28,11 @@ fn recording_server() -> (Server, tempfile::TempDir) {
 
 /// The same with more configuration (`[storage]` sections, say).
 pub(crate) fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) {
+    recording_server_of(extra, false)
+}
+
+/// A recording server: the real binary when `binary` (for kill -9).
+fn recording_server_of(extra: &str, binary: bool) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("livestack.toml");
     std::fs::write(
@@ -40,6 +45,7 @@ pub(crate) fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) 
     .expect("config");
     let server = Server::start_with(ServerOptions {
         args: vec!["--config".into(), config.to_string_lossy().into_owned()],
+        binary,
         ..ServerOptions::default()
     });
     add(&server, "push.example.com", 0);
@@ -49,13 +55,13 @@ pub(crate) fn recording_server_with(extra: &str) -> (Server, tempfile::TempDir) 
 
 /// A record template with `params` (FlvParam, …) bound to the push domain.
 pub(crate) fn record_rule(server: &Server, params: Value) -> i64 {
-    let t = server.py(
+    let t = server.api(
         "CreateLiveRecordTemplate",
         with(json!({"TemplateName": "rec"}), params),
     );
     let id = t.ok()["TemplateId"].as_i64().expect("template id");
     server
-        .py(
+        .api(
             "CreateLiveRecordRule",
             json!({"DomainName": "push.example.com", "AppName": "", "StreamName": "", "TemplateId": id}),
         )
@@ -338,7 +344,7 @@ fn ending_the_rule_while_the_stream_is_live_delivers_the_last_file() {
         "no first file"
     );
     server
-        .py(
+        .api(
             "DeleteLiveRecordRule",
             json!({"DomainName": "push.example.com", "AppName": "", "StreamName": ""}),
         )
@@ -370,7 +376,7 @@ fn ending_the_rule_while_the_stream_is_live_delivers_the_last_file() {
 
 #[test]
 fn a_kill_of_the_server_leaves_playable_files_delivered_at_the_next_start() {
-    let (server, _config) = recording_server();
+    let (server, _config) = recording_server_of("", true);
     record_rule(
         &server,
         json!({"Mp4Param": enabled(), "HlsParam": enabled()}),

@@ -40,7 +40,7 @@ fn task_server(extra: &str) -> (Server, tempfile::TempDir) {
 /// A record template with `params`; its id.
 fn record_template(server: &Server, name: &str, params: Value) -> i64 {
     server
-        .py(
+        .api(
             "CreateLiveRecordTemplate",
             with(json!({ "TemplateName": name }), params),
         )
@@ -52,7 +52,7 @@ fn record_template(server: &Server, name: &str, params: Value) -> i64 {
 /// A snapshot template with `params`; its id.
 fn snapshot_template(server: &Server, params: Value) -> i64 {
     server
-        .py(
+        .api(
             "CreateLiveSnapshotTemplate",
             with(json!({"TemplateName": "snap"}), params),
         )
@@ -121,7 +121,7 @@ fn a_record_task_records_until_stopped_and_its_callbacks_carry_its_task_id() {
     );
     let template = flv_template(&server);
     let _publisher = push(&server, "cam", 40);
-    let id = task_id(&server.py(
+    let id = task_id(&server.api(
         "CreateRecordTask",
         task("cam", now() + 600, json!({"TemplateId": template})),
     ));
@@ -136,7 +136,7 @@ fn a_record_task_records_until_stopped_and_its_callbacks_carry_its_task_id() {
     // Part of the next file is recorded when the task stops.
     std::thread::sleep(Duration::from_secs(3));
     let stopped_at = now();
-    server.py("StopRecordTask", json!({"TaskId": id})).ok();
+    server.api("StopRecordTask", json!({"TaskId": id})).ok();
     assert!(
         wait_until(Duration::from_secs(10), || no_recording(&server)),
         "the recording did not end"
@@ -181,7 +181,7 @@ fn a_record_task_without_a_template_records_one_hls_playlist() {
         json!({"RecordNotifyUrl": receiver.url("/record")}),
     );
     let mut publisher = push(&server, "cam", 12);
-    let id = task_id(&server.py("CreateRecordTask", task("cam", now() + 600, json!({}))));
+    let id = task_id(&server.api("CreateRecordTask", task("cam", now() + 600, json!({}))));
     assert!(publisher
         .wait(Duration::from_secs(30))
         .is_some_and(|s| s.success()));
@@ -223,7 +223,7 @@ fn a_screenshot_task_stores_and_announces_jpegs_until_stopped() {
                "CosAppId": 1250000000, "CosBucket": "shots", "CosRegion": "ap-guangzhou"}),
     );
     let _publisher = push(&server, "cam", 30);
-    let id = task_id(&server.py(
+    let id = task_id(&server.api(
         "CreateScreenshotTask",
         task("cam", now() + 600, json!({"TemplateId": template})),
     ));
@@ -247,7 +247,7 @@ fn a_screenshot_task_stores_and_announces_jpegs_until_stopped() {
         assert_eq!(picture_size(&file), (320, 180), "{file:?}");
     }
 
-    server.py("StopScreenshotTask", json!({"TaskId": id})).ok();
+    server.api("StopScreenshotTask", json!({"TaskId": id})).ok();
     // A picture taken as the task stopped may still arrive; then none.
     std::thread::sleep(Duration::from_secs(2));
     let (files, calls) = (jpegs(&server).len(), receiver.to("/snap").len());
@@ -269,7 +269,7 @@ fn a_task_in_the_future_records_from_its_start_time_to_its_end_time() {
     let template = flv_template(&server);
     let _publisher = push(&server, "cam", 30);
     let (start, end) = (now() + 4, now() + 12);
-    let id = task_id(&server.py(
+    let id = task_id(&server.api(
         "CreateRecordTask",
         task(
             "cam",
@@ -332,7 +332,7 @@ fn legacy_scheduled_records_take_their_file_format_and_record_type() {
         json!({"RecordNotifyUrl": receiver.url("/record")}),
     );
     let legacy = |extra: Value| {
-        let outcome = server.py(
+        let outcome = server.api(
             "CreateLiveRecord",
             with(
                 json!({"DomainName": PUSH, "AppName": "live", "StreamName": "cam",
@@ -405,7 +405,7 @@ fn a_task_whose_bucket_cannot_be_reached_is_refused_with_invoke_video_api_fail()
     let end = now() + 600;
 
     let started = Instant::now();
-    let refused = server.py(
+    let refused = server.api(
         "CreateRecordTask",
         task("cam", end, json!({"TemplateId": to_bucket})),
     );
@@ -421,7 +421,7 @@ fn a_task_whose_bucket_cannot_be_reached_is_refused_with_invoke_video_api_fail()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     server
-        .py(
+        .api(
             "CreateScreenshotTask",
             task("cam", end, json!({"TemplateId": shots})),
         )
@@ -436,7 +436,7 @@ fn a_task_whose_bucket_cannot_be_reached_is_refused_with_invoke_video_api_fail()
     ))
     .expect_code("FailedOperation.InvokeVideoApiFail");
     server
-        .py(
+        .api(
             "CreateRecordTask",
             with(
                 task("cam", end, json!({"TemplateId": to_bucket})),
@@ -447,11 +447,11 @@ fn a_task_whose_bucket_cannot_be_reached_is_refused_with_invoke_video_api_fail()
     assert!(server.log().contains("object storage check failed"));
 
     // Files kept in the media library (the local directory) need no bucket.
-    let ok = task_id(&server.py(
+    let ok = task_id(&server.api(
         "CreateRecordTask",
         task("cam", end, json!({"TemplateId": local})),
     ));
-    let listed = server.py(
+    let listed = server.api(
         "DescribeRecordTask",
         json!({"StartTime": now() - 3600, "EndTime": now() + 3600}),
     );
@@ -568,7 +568,7 @@ fn a_bucket_that_fails_mid_stream_leaves_the_recording_going_to_local_disk() {
     );
     let _publisher = push(&server, "cam", 40);
     // The bucket answers: the task is created.
-    let id = task_id(&server.py(
+    let id = task_id(&server.api(
         "CreateRecordTask",
         task("cam", now() + 600, json!({"TemplateId": template})),
     ));
@@ -609,7 +609,7 @@ fn a_bucket_that_fails_mid_stream_leaves_the_recording_going_to_local_disk() {
     assert_eq!(state(&server, "cam"), "active");
     // A new task for that bucket is refused now.
     server
-        .py(
+        .api(
             "CreateRecordTask",
             task("cam", now() + 600, json!({"TemplateId": template})),
         )

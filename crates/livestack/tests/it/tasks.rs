@@ -18,9 +18,13 @@ const DAY: i64 = 86_400;
 /// A server with one push domain and a rate limit high enough for the
 /// limit tests.
 fn setup() -> Server {
-    let server = Server::start_with_args(&["--api-rate-limit", "100000"]);
+    setup_on(Server::start_with_args(&["--api-rate-limit", "100000"]))
+}
+
+/// The push domain on `server`.
+fn setup_on(server: Server) -> Server {
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": PUSH, "DomainType": 0}),
         )
@@ -80,7 +84,7 @@ fn task_id(outcome: &Outcome) -> String {
 fn describe(server: &Server, action: &str, extra: Value) -> Value {
     let t = now();
     server
-        .py(
+        .api(
             action,
             with(json!({"StartTime": t - DAY, "EndTime": t + 2 * DAY}), extra),
         )
@@ -115,7 +119,7 @@ fn legacy_id(outcome: &Outcome) -> i64 {
 fn record_tasks_are_created_described_stopped_and_deleted() {
     let server = setup();
     let template = server
-        .py(
+        .api(
             "CreateLiveRecordTemplate",
             json!({"TemplateName": "rec", "FlvParam": {"Enable": 1}}),
         )
@@ -123,7 +127,7 @@ fn record_tasks_are_created_described_stopped_and_deleted() {
         .as_i64()
         .expect("template id");
     let t = now();
-    let with_template = server.py(
+    let with_template = server.api(
         "CreateRecordTask",
         with(
             task("cam", Some(t + HOUR), t + 2 * HOUR),
@@ -134,11 +138,11 @@ fn record_tasks_are_created_described_stopped_and_deleted() {
     assert_eq!(a.len(), 22);
     assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()), "{a}");
     // No StartTime: it starts now. A wrong TemplateId records the default.
-    let b = task_id(&server.py(
+    let b = task_id(&server.api(
         "CreateRecordTask",
         with(task("cam", None, t + HOUR), json!({"TemplateId": 999_999})),
     ));
-    let c = task_id(&server.py("CreateRecordTask", task("other", None, t + HOUR)));
+    let c = task_id(&server.api("CreateRecordTask", task("other", None, t + HOUR)));
     assert!(a != b && b != c);
 
     let all = describe(&server, "DescribeRecordTask", json!({}));
@@ -182,7 +186,7 @@ fn record_tasks_are_created_described_stopped_and_deleted() {
     );
     // A task is listed when it starts and ends inside the window.
     let narrow = server
-        .py(
+        .api(
             "DescribeRecordTask",
             json!({"StartTime": t + HOUR, "EndTime": t + 2 * HOUR}),
         )
@@ -191,21 +195,21 @@ fn record_tasks_are_created_described_stopped_and_deleted() {
     assert_eq!(ids_in(&narrow), vec![a.clone()]);
 
     // Stopping records when; stopping again keeps the first time.
-    server.py("StopRecordTask", json!({"TaskId": b})).ok();
-    server.py("StopRecordTask", json!({"TaskId": b})).ok();
+    server.api("StopRecordTask", json!({"TaskId": b})).ok();
+    server.api("StopRecordTask", json!({"TaskId": b})).ok();
     let stopped = describe(&server, "DescribeRecordTask", json!({"StreamName": "cam"}));
     let at = stopped["TaskList"][1]["Stopped"].as_i64().expect("stopped");
     assert!((t..=now()).contains(&at), "Stopped {at}");
     assert_eq!(stopped["TaskList"][0]["Stopped"], 0);
 
-    server.py("DeleteRecordTask", json!({"TaskId": a})).ok();
+    server.api("DeleteRecordTask", json!({"TaskId": a})).ok();
     assert_eq!(
         ids_in(&describe(&server, "DescribeRecordTask", json!({}))),
         vec![b.clone(), c.clone()]
     );
     for action in ["DeleteRecordTask", "StopRecordTask"] {
         server
-            .py(action, json!({"TaskId": a}))
+            .api(action, json!({"TaskId": a}))
             .expect_code("ResourceNotFound.TaskId");
     }
 }
@@ -214,7 +218,7 @@ fn record_tasks_are_created_described_stopped_and_deleted() {
 fn screenshot_tasks_are_created_described_stopped_and_deleted() {
     let server = setup();
     let template = server
-        .py(
+        .api(
             "CreateLiveSnapshotTemplate",
             json!({"TemplateName": "shot", "CosAppId": 1250000001, "CosBucket": "shots", "CosRegion": "ap-guangzhou"}),
         )
@@ -222,12 +226,12 @@ fn screenshot_tasks_are_created_described_stopped_and_deleted() {
         .as_i64()
         .expect("template id");
     let t = now();
-    let a = task_id(&server.py(
+    let a = task_id(&server.api(
         "CreateScreenshotTask",
         with(task("cam", None, t + HOUR), json!({"TemplateId": template})),
     ));
     // A wrong template id is taken (the task then takes no snapshots).
-    let b = task_id(&server.py(
+    let b = task_id(&server.api(
         "CreateScreenshotTask",
         with(
             task("cam", Some(t + 60), t + HOUR),
@@ -243,24 +247,24 @@ fn screenshot_tasks_are_created_described_stopped_and_deleted() {
 
     // A screenshot TaskId is not a recording TaskId.
     server
-        .py("StopRecordTask", json!({"TaskId": a}))
+        .api("StopRecordTask", json!({"TaskId": a}))
         .expect_code("ResourceNotFound.TaskId");
     server
-        .py("DeleteRecordTask", json!({"TaskId": a}))
+        .api("DeleteRecordTask", json!({"TaskId": a}))
         .expect_code("ResourceNotFound.TaskId");
-    server.py("StopScreenshotTask", json!({"TaskId": a})).ok();
+    server.api("StopScreenshotTask", json!({"TaskId": a})).ok();
     let listed = describe(&server, "DescribeScreenshotTask", json!({}));
     assert!(listed["TaskList"][0]["Stopped"].as_i64().unwrap_or(0) >= t);
-    server.py("DeleteScreenshotTask", json!({"TaskId": b})).ok();
+    server.api("DeleteScreenshotTask", json!({"TaskId": b})).ok();
     assert_eq!(
         ids_in(&describe(&server, "DescribeScreenshotTask", json!({}))),
         vec![a.clone()]
     );
     server
-        .py("DeleteScreenshotTask", json!({"TaskId": b}))
+        .api("DeleteScreenshotTask", json!({"TaskId": b}))
         .expect_code("ResourceNotFound.TaskId");
     server
-        .py("StopScreenshotTask", json!({"TaskId": b}))
+        .api("StopScreenshotTask", json!({"TaskId": b}))
         .expect_code("ResourceNotFound.TaskId");
 }
 
@@ -316,10 +320,10 @@ fn every_documented_task_window_rule_is_enforced() {
     }
     // The edges are allowed: exactly 24 hours, a start in the past.
     server
-        .py("CreateRecordTask", task("edge", Some(t + 60), t + 60 + DAY))
+        .api("CreateRecordTask", task("edge", Some(t + 60), t + 60 + DAY))
         .ok();
     server
-        .py("CreateRecordTask", task("past", Some(t - 600), t + 600))
+        .api("CreateRecordTask", task("past", Some(t - 600), t + 600))
         .ok();
 
     for action in ["DescribeRecordTask", "DescribeScreenshotTask"] {
@@ -328,7 +332,7 @@ fn every_documented_task_window_rule_is_enforced() {
             ("a window longer than a week", t - 7 * DAY - 60, t),
             ("a start more than 90 days ago", t - 91 * DAY, t - 90 * DAY),
         ] {
-            let outcome = server.py(action, json!({"StartTime": start, "EndTime": end}));
+            let outcome = server.api(action, json!({"StartTime": start, "EndTime": end}));
             assert_eq!(
                 outcome.code(),
                 Some("InvalidParameter"),
@@ -337,13 +341,13 @@ fn every_documented_task_window_rule_is_enforced() {
             );
         }
         server
-            .py(
+            .api(
                 action,
                 json!({"StartTime": t, "EndTime": t + 60, "ScrollToken": "not-a-token"}),
             )
             .expect_code("InvalidParameter");
         server
-            .py(action, json!({"StartTime": t - 7 * DAY, "EndTime": t}))
+            .api(action, json!({"StartTime": t - 7 * DAY, "EndTime": t}))
             .ok();
     }
 }
@@ -366,51 +370,51 @@ fn at_most_three_tasks_of_a_stream_overlap() {
     .map(task_id)
     .collect();
     server
-        .py("CreateRecordTask", window(1500, 1600))
+        .api("CreateRecordTask", window(1500, 1600))
         .expect_code("LimitExceeded.MaximumRunningTask");
     // Two at a time before 1200 and after 1800: a fourth fits there.
-    server.py("CreateRecordTask", window(0, 1200)).ok();
-    server.py("CreateRecordTask", window(1800, 3600)).ok();
+    server.api("CreateRecordTask", window(0, 1200)).ok();
+    server.api("CreateRecordTask", window(1800, 3600)).ok();
     // Another stream, and the other family, have their own three.
     server
-        .py("CreateRecordTask", task("quiet", Some(t + 1500), t + 1600))
+        .api("CreateRecordTask", task("quiet", Some(t + 1500), t + 1600))
         .ok();
     for _ in 0..3 {
         server
-            .py(
+            .api(
                 "CreateScreenshotTask",
                 with(window(1500, 1600), json!({"TemplateId": 0})),
             )
             .ok();
     }
     server
-        .py(
+        .api(
             "CreateScreenshotTask",
             with(window(1500, 1600), json!({"TemplateId": 0})),
         )
         .expect_code("LimitExceeded.MaximumRunningTask");
     // A stopped or deleted task no longer counts.
-    server.py("StopRecordTask", json!({"TaskId": ids[0]})).ok();
-    server.py("CreateRecordTask", window(1500, 1600)).ok();
+    server.api("StopRecordTask", json!({"TaskId": ids[0]})).ok();
+    server.api("CreateRecordTask", window(1500, 1600)).ok();
     server
-        .py("CreateRecordTask", window(1500, 1600))
+        .api("CreateRecordTask", window(1500, 1600))
         .expect_code("LimitExceeded.MaximumRunningTask");
     server
-        .py("DeleteRecordTask", json!({"TaskId": ids[1]}))
+        .api("DeleteRecordTask", json!({"TaskId": ids[1]}))
         .ok();
-    server.py("CreateRecordTask", window(1500, 1600)).ok();
+    server.api("CreateRecordTask", window(1500, 1600)).ok();
 }
 
 #[test]
 fn unknown_task_ids_and_other_accounts_task_ids_are_not_there() {
     let server = setup();
     let t = now();
-    let record = task_id(&server.py("CreateRecordTask", task("s", None, t + HOUR)));
-    let shot = task_id(&server.py(
+    let record = task_id(&server.api("CreateRecordTask", task("s", None, t + HOUR)));
+    let shot = task_id(&server.api(
         "CreateScreenshotTask",
         with(task("s", None, t + HOUR), json!({"TemplateId": 0})),
     ));
-    let legacy = legacy_id(&server.py(
+    let legacy = legacy_id(&server.api(
         "CreateLiveRecord",
         json!({"DomainName": PUSH, "StreamName": "s", "StartTime": legacy_time(t + HOUR), "EndTime": legacy_time(t + 2 * HOUR)}),
     ));
@@ -427,7 +431,7 @@ fn unknown_task_ids_and_other_accounts_task_ids_are_not_there() {
             "DeleteScreenshotTask",
         ] {
             server
-                .py(action, json!({"TaskId": unknown}))
+                .api(action, json!({"TaskId": unknown}))
                 .expect_code("ResourceNotFound.TaskId");
         }
     }
@@ -435,14 +439,14 @@ fn unknown_task_ids_and_other_accounts_task_ids_are_not_there() {
     let mut forged = record.clone().into_bytes();
     forged[21] = if forged[21] == b'a' { b'b' } else { b'a' };
     server
-        .py(
+        .api(
             "StopRecordTask",
             json!({"TaskId": String::from_utf8(forged).expect("ascii")}),
         )
         .expect_code("ResourceNotFound.TaskId");
     for action in ["StopLiveRecord", "DeleteLiveRecord"] {
         server
-            .py(action, json!({"StreamName": "s", "TaskId": 987_654_321}))
+            .api(action, json!({"StreamName": "s", "TaskId": 987_654_321}))
             .expect_code("ResourceNotFound.TaskId");
     }
 
@@ -486,9 +490,9 @@ fn unknown_task_ids_and_other_accounts_task_ids_are_not_there() {
         ids_in(&describe(&server, "DescribeRecordTask", json!({}))),
         vec![record.clone()]
     );
-    server.py("StopRecordTask", json!({"TaskId": record})).ok();
+    server.api("StopRecordTask", json!({"TaskId": record})).ok();
     server
-        .py(
+        .api(
             "StopLiveRecord",
             json!({"StreamName": "s", "TaskId": legacy}),
         )
@@ -525,7 +529,7 @@ fn a_dry_run_checks_everything_and_creates_nothing() {
     dry("CreateRecordTask", task("s", None, t + HOUR)).expect_code("DryRunOperation");
     dry("CreateRecordTask", task("s", None, t - 1)).expect_code("InvalidParameter");
     assert!(ids_in(&describe(&server, "DescribeRecordTask", json!({}))).is_empty());
-    let id = task_id(&server.py("CreateRecordTask", task("s", None, t + HOUR)));
+    let id = task_id(&server.api("CreateRecordTask", task("s", None, t + HOUR)));
     dry("StopRecordTask", json!({"TaskId": id})).expect_code("DryRunOperation");
     dry("DeleteRecordTask", json!({"TaskId": id})).expect_code("DryRunOperation");
     let listed = describe(&server, "DescribeRecordTask", json!({}));
@@ -535,14 +539,18 @@ fn a_dry_run_checks_everything_and_creates_nothing() {
 
 #[test]
 fn tasks_survive_a_restart() {
-    let server = setup();
+    let server = setup_on(Server::start_with(ServerOptions {
+        args: vec!["--api-rate-limit".into(), "100000".into()],
+        binary: true,
+        ..ServerOptions::default()
+    }));
     let t = now();
-    let record = task_id(&server.py("CreateRecordTask", task("s", Some(t + 60), t + HOUR)));
-    let shot = task_id(&server.py(
+    let record = task_id(&server.api("CreateRecordTask", task("s", Some(t + 60), t + HOUR)));
+    let shot = task_id(&server.api(
         "CreateScreenshotTask",
         with(task("s", None, t + HOUR), json!({"TemplateId": 0})),
     ));
-    let legacy = legacy_id(&server.py(
+    let legacy = legacy_id(&server.api(
         "CreateLiveRecord",
         json!({"DomainName": PUSH, "StreamName": "s", "StartTime": legacy_time(t + HOUR), "EndTime": legacy_time(t + 2 * HOUR)}),
     ));
@@ -553,12 +561,12 @@ fn tasks_survive_a_restart() {
         ids_in(&describe(&server, "DescribeScreenshotTask", json!({}))),
         vec![shot.clone()]
     );
-    server.py("StopRecordTask", json!({"TaskId": record})).ok();
+    server.api("StopRecordTask", json!({"TaskId": record})).ok();
     server
-        .py("DeleteScreenshotTask", json!({"TaskId": shot}))
+        .api("DeleteScreenshotTask", json!({"TaskId": shot}))
         .ok();
     server
-        .py(
+        .api(
             "DeleteLiveRecord",
             json!({"StreamName": "s", "TaskId": legacy}),
         )
@@ -568,7 +576,7 @@ fn tasks_survive_a_restart() {
     assert!(after["TaskList"][0]["Stopped"].as_i64().unwrap_or(0) > 0);
     assert!(ids_in(&describe(&server, "DescribeScreenshotTask", json!({}))).is_empty());
     server
-        .py(
+        .api(
             "StopLiveRecord",
             json!({"StreamName": "s", "TaskId": legacy}),
         )
@@ -580,13 +588,13 @@ fn legacy_scheduled_recording_tasks_follow_the_documented_rules() {
     let server = setup();
     let t = now();
     let scheduled = |stream: &str, start: i64, end: i64| json!({"DomainName": PUSH, "AppName": "live", "StreamName": stream, "StartTime": legacy_time(start), "EndTime": legacy_time(end)});
-    let future = legacy_id(&server.py(
+    let future = legacy_id(&server.api(
         "CreateLiveRecord",
         with(scheduled("cam", t + HOUR, t + 2 * HOUR), json!({"FileFormat": "MP4", "RecordType": "audio", "StreamParam": "record_interval=3600&storage_time=86400"})),
     ));
     // Plain (not URL-encoded) Beijing times are taken too; AppName and
     // DomainName default to `live` and the only push domain.
-    let running = legacy_id(&server.py(
+    let running = legacy_id(&server.api(
         "CreateLiveRecord",
         json!({"StreamName": "cam", "StartTime": livestack_api::time::beijing(t - 60), "EndTime": livestack_api::time::beijing(t + HOUR)}),
     ));
@@ -672,38 +680,38 @@ fn legacy_scheduled_recording_tasks_follow_the_documented_rules() {
     // StreamName must be the task's.
     for action in ["StopLiveRecord", "DeleteLiveRecord"] {
         server
-            .py(action, json!({"StreamName": "other", "TaskId": future}))
+            .api(action, json!({"StreamName": "other", "TaskId": future}))
             .expect_code("ResourceNotFound.ChannelNotExist");
     }
     // A running task cannot be deleted, only stopped; then it can.
     server
-        .py(
+        .api(
             "DeleteLiveRecord",
             json!({"StreamName": "cam", "TaskId": running}),
         )
         .expect_code("FailedOperation.AlterTaskState");
     server
-        .py(
+        .api(
             "StopLiveRecord",
             json!({"StreamName": "cam", "TaskId": running}),
         )
         .ok();
     server
-        .py(
+        .api(
             "DeleteLiveRecord",
             json!({"StreamName": "cam", "TaskId": running}),
         )
         .ok();
     // A task that has not started can be deleted at once.
     server
-        .py(
+        .api(
             "DeleteLiveRecord",
             json!({"StreamName": "cam", "TaskId": future}),
         )
         .ok();
     for action in ["StopLiveRecord", "DeleteLiveRecord"] {
         server
-            .py(action, json!({"StreamName": "cam", "TaskId": future}))
+            .api(action, json!({"StreamName": "cam", "TaskId": future}))
             .expect_code("ResourceNotFound.TaskId");
     }
     // Legacy tasks are not listed with the current ones.
@@ -711,13 +719,13 @@ fn legacy_scheduled_recording_tasks_follow_the_documented_rules() {
 
     // With two push domains, DomainName must be given.
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": "push2.example.com", "DomainType": 0}),
         )
         .ok();
     server
-        .py(
+        .api(
             "CreateLiveRecord",
             json!({"StreamName": "cam", "StartTime": legacy_time(t + 60), "EndTime": legacy_time(t + HOUR)}),
         )
@@ -728,7 +736,7 @@ fn legacy_scheduled_recording_tasks_follow_the_documented_rules() {
 fn legacy_realtime_recording_needs_the_stream_to_be_live() {
     let server = setup();
     server
-        .py(
+        .api(
             "ModifyLivePushAuthKey",
             json!({"DomainName": PUSH, "Enable": 0}),
         )
@@ -736,7 +744,7 @@ fn legacy_realtime_recording_needs_the_stream_to_be_live() {
     let highlight =
         json!({"DomainName": PUSH, "AppName": "live", "StreamName": "star", "Highlight": 1});
     server
-        .py("CreateLiveRecord", highlight.clone())
+        .api("CreateLiveRecord", highlight.clone())
         .expect_code("ResourceUnavailable.StreamNotExist");
 
     let _publisher = Publisher::start(
@@ -745,7 +753,7 @@ fn legacy_realtime_recording_needs_the_stream_to_be_live() {
     );
     let live = wait_until(Duration::from_secs(15), || {
         server
-            .py(
+            .api(
                 "DescribeLiveStreamState",
                 json!({"DomainName": PUSH, "AppName": "live", "StreamName": "star"}),
             )
@@ -755,7 +763,7 @@ fn legacy_realtime_recording_needs_the_stream_to_be_live() {
     assert!(live, "the push never went live");
     // The start is ignored and a far end means 30 minutes.
     let t = now();
-    let id = legacy_id(&server.py(
+    let id = legacy_id(&server.api(
         "CreateLiveRecord",
         with(
             highlight.clone(),
@@ -763,25 +771,25 @@ fn legacy_realtime_recording_needs_the_stream_to_be_live() {
         ),
     ));
     server
-        .py(
+        .api(
             "CreateLiveRecord",
             with(highlight.clone(), json!({"StreamName": "nobody"})),
         )
         .expect_code("ResourceUnavailable.StreamNotExist");
     server
-        .py(
+        .api(
             "DeleteLiveRecord",
             json!({"StreamName": "star", "TaskId": id}),
         )
         .expect_code("FailedOperation.AlterTaskState");
     server
-        .py(
+        .api(
             "StopLiveRecord",
             json!({"StreamName": "star", "TaskId": id}),
         )
         .ok();
     server
-        .py(
+        .api(
             "DeleteLiveRecord",
             json!({"StreamName": "star", "TaskId": id}),
         )
@@ -806,7 +814,7 @@ fn legacy_tasks_are_limited_per_day_and_at_once_as_configured() {
     .expect("config");
     let server = Server::start_with_args(&["--config", config.to_str().expect("path")]);
     server
-        .py(
+        .api(
             "AddLiveDomain",
             json!({"DomainName": PUSH, "DomainType": 0}),
         )
@@ -820,35 +828,35 @@ fn legacy_tasks_are_limited_per_day_and_at_once_as_configured() {
     };
     let first: Vec<i64> = ["a", "b", "c"]
         .iter()
-        .map(|s| legacy_id(&server.py("CreateLiveRecord", in_slot(s, 0))))
+        .map(|s| legacy_id(&server.api("CreateLiveRecord", in_slot(s, 0))))
         .collect();
     server
-        .py("CreateLiveRecord", in_slot("d", 0))
+        .api("CreateLiveRecord", in_slot("d", 0))
         .expect_code("LimitExceeded.MaximumRunningTask");
     // A stopped task no longer runs.
     server
-        .py(
+        .api(
             "StopLiveRecord",
             json!({"StreamName": "a", "TaskId": first[0]}),
         )
         .ok();
-    server.py("CreateLiveRecord", in_slot("d", 0)).ok();
-    server.py("CreateLiveRecord", in_slot("e", 1)).ok();
-    server.py("CreateLiveRecord", in_slot("f", 1)).ok();
+    server.api("CreateLiveRecord", in_slot("d", 0)).ok();
+    server.api("CreateLiveRecord", in_slot("e", 1)).ok();
+    server.api("CreateLiveRecord", in_slot("f", 1)).ok();
     // Six created today, the stopped one included.
     server
-        .py("CreateLiveRecord", in_slot("g", 2))
+        .api("CreateLiveRecord", in_slot("g", 2))
         .expect_code("LimitExceeded.MaximumTask");
     // Deleted tasks do not count against the day.
     server
-        .py(
+        .api(
             "DeleteLiveRecord",
             json!({"StreamName": "a", "TaskId": first[0]}),
         )
         .ok();
-    server.py("CreateLiveRecord", in_slot("g", 2)).ok();
+    server.api("CreateLiveRecord", in_slot("g", 2)).ok();
     server
-        .py("CreateLiveRecord", in_slot("h", 2))
+        .api("CreateLiveRecord", in_slot("h", 2))
         .expect_code("LimitExceeded.MaximumTask");
 }
 

@@ -23,7 +23,7 @@ fn server_with_domains() -> Server {
     let server = Server::start_with_args(&["--api-rate-limit", "100000"]);
     for (name, kind) in [(PUSH, 0), (PLAY, 1)] {
         server
-            .py(
+            .api(
                 "AddLiveDomain",
                 json!({"DomainName": name, "DomainType": kind}),
             )
@@ -78,12 +78,12 @@ fn check_fields(value: &Value, fields: &[(&str, Value)]) {
 #[test]
 fn transcode_templates_round_trip_with_the_documented_defaults() {
     let server = server_with_domains();
-    let created = server.py(
+    let created = server.api(
         "CreateLiveTranscodeTemplate",
         json!({"TemplateName": "hd", "VideoBitrate": 1500}),
     );
     let id = id_of(&created, "TemplateId");
-    let got = server.py("DescribeLiveTranscodeTemplate", json!({"TemplateId": id}));
+    let got = server.api("DescribeLiveTranscodeTemplate", json!({"TemplateId": id}));
     check_fields(
         &got.ok()["Template"],
         &[
@@ -114,12 +114,12 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
 
     // Modify changes what it names and nothing else.
     server
-        .py(
+        .api(
             "ModifyLiveTranscodeTemplate",
             json!({"TemplateId": id, "Width": 1280, "Height": 720, "Gop": 4, "Profile": "high", "Description": "720p"}),
         )
         .ok();
-    let got = server.py("DescribeLiveTranscodeTemplate", json!({"TemplateId": id}));
+    let got = server.api("DescribeLiveTranscodeTemplate", json!({"TemplateId": id}));
     check_fields(
         &got.ok()["Template"],
         &[
@@ -134,7 +134,7 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
     );
 
     // An adaptive-bitrate template with two children, listed by type.
-    let abr = server.py(
+    let abr = server.api(
         "CreateLiveTranscodeTemplate",
         json!({
             "TemplateName": "abr", "VideoBitrate": 0, "IsAdaptiveBitRate": 1,
@@ -145,7 +145,7 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
         }),
     );
     let abr = id_of(&abr, "TemplateId");
-    let plain = server.py("DescribeLiveTranscodeTemplates", json!({}));
+    let plain = server.api("DescribeLiveTranscodeTemplates", json!({}));
     let names: Vec<&str> = plain.ok()["Templates"]
         .as_array()
         .expect("list")
@@ -157,7 +157,7 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
         ["hd"],
         "TemplateType 0 (the default) lists plain templates"
     );
-    let adaptive = server.py("DescribeLiveTranscodeTemplates", json!({"TemplateType": 1}));
+    let adaptive = server.api("DescribeLiveTranscodeTemplates", json!({"TemplateType": 1}));
     let t = &adaptive.ok()["Templates"][0];
     assert_eq!(t["TemplateId"], abr);
     let children = t["AdaptiveChildren"].as_array().expect("children").clone();
@@ -183,7 +183,7 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
 
     // Updating a child by its id keeps its id; a child without one is new.
     server
-        .py(
+        .api(
             "ModifyLiveTranscodeTemplate",
             json!({"TemplateId": abr, "IsAdaptiveBitRate": 1, "AdaptiveChildren": [
                 {"TemplateId": low, "VideoBitrate": 600, "Gop": 2},
@@ -191,7 +191,7 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
             ]}),
         )
         .ok();
-    let got = server.py("DescribeLiveTranscodeTemplate", json!({"TemplateId": abr}));
+    let got = server.api("DescribeLiveTranscodeTemplate", json!({"TemplateId": abr}));
     let children = got.ok()["Template"]["AdaptiveChildren"].clone();
     check_fields(
         &children[0],
@@ -207,10 +207,10 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
     // Rules bind templates to the play domain, several per app.
     for (app, template) in [("live", id), ("live", abr), ("", id)] {
         server
-            .py("CreateLiveTranscodeRule", json!({"DomainName": PLAY, "AppName": app, "StreamName": "", "TemplateId": template}))
+            .api("CreateLiveTranscodeRule", json!({"DomainName": PLAY, "AppName": app, "StreamName": "", "TemplateId": template}))
             .ok();
     }
-    let rules = server.py("DescribeLiveTranscodeRules", json!({}));
+    let rules = server.api("DescribeLiveTranscodeRules", json!({}));
     let rules = rules.ok()["Rules"].as_array().expect("rules").clone();
     assert_eq!(rules.len(), 3);
     check_fields(
@@ -228,28 +228,28 @@ fn transcode_templates_round_trip_with_the_documented_defaults() {
         "Beijing time: {}",
         rules[0]
     );
-    let filtered = server.py(
+    let filtered = server.api(
         "DescribeLiveTranscodeRules",
         json!({"TemplateIds": [abr], "DomainNames": [PLAY]}),
     );
     assert_eq!(filtered.ok()["Rules"].as_array().map(Vec::len), Some(1));
 
     server
-        .py("DeleteLiveTranscodeTemplate", json!({"TemplateId": id}))
+        .api("DeleteLiveTranscodeTemplate", json!({"TemplateId": id}))
         .expect_code("InternalError.ConfInUsed");
     for app in ["live", ""] {
         server
-            .py(
+            .api(
                 "DeleteLiveTranscodeRule",
                 json!({"DomainName": PLAY, "AppName": app, "StreamName": "", "TemplateId": id}),
             )
             .ok();
     }
     server
-        .py("DeleteLiveTranscodeTemplate", json!({"TemplateId": id}))
+        .api("DeleteLiveTranscodeTemplate", json!({"TemplateId": id}))
         .ok();
     server
-        .py("DescribeLiveTranscodeTemplate", json!({"TemplateId": id}))
+        .api("DescribeLiveTranscodeTemplate", json!({"TemplateId": id}))
         .expect_code("InternalError.ConfNotFound");
 }
 
@@ -335,7 +335,7 @@ fn transcode_arguments_are_checked_with_the_documented_codes() {
         outcome.expect_code(code);
     }
     server
-        .py(
+        .api(
             "ModifyLiveTranscodeTemplate",
             json!({"TemplateId": hd_id, "NeedVideo": 0, "NeedAudio": 0}),
         )
@@ -344,16 +344,16 @@ fn transcode_arguments_are_checked_with_the_documented_codes() {
     // Rules: play domains only, each rule once, 50 at most.
     let rule = |domain: &str, app: &str, template: i64| json!({"DomainName": domain, "AppName": app, "StreamName": "", "TemplateId": template});
     server
-        .py("CreateLiveTranscodeRule", rule(PUSH, "live", hd_id))
+        .api("CreateLiveTranscodeRule", rule(PUSH, "live", hd_id))
         .expect_code("InternalError.PlayDomainNoRecord");
     server
-        .py(
+        .api(
             "CreateLiveTranscodeRule",
             rule("nowhere.example.com", "live", hd_id),
         )
         .expect_code("InternalError.PlayDomainNoRecord");
     server
-        .py("CreateLiveTranscodeRule", rule(PLAY, "live", 424242))
+        .api("CreateLiveTranscodeRule", rule(PLAY, "live", 424242))
         .expect_code("InternalError.ConfNotFound");
     let mut calls: Vec<(&str, Value)> = (0..51)
         .map(|i| {
@@ -375,7 +375,7 @@ fn transcode_arguments_are_checked_with_the_documented_codes() {
     outcomes[51].expect_code("InternalError.RuleAlreadyExist");
     outcomes[52].expect_code("InternalError.RuleNotFound");
     server
-        .py("DeleteLiveTranscodeRule", rule(PUSH, "app0", hd_id))
+        .api("DeleteLiveTranscodeRule", rule(PUSH, "app0", hd_id))
         .expect_code("InternalError.PlayDomainNoRecord");
 }
 
@@ -416,12 +416,12 @@ fn an_account_holds_fifty_templates_of_each_kind() {
 #[test]
 fn record_templates_round_trip_with_the_documented_defaults() {
     let server = server_with_domains();
-    let created = server.py(
+    let created = server.api(
         "CreateLiveRecordTemplate",
         json!({"TemplateName": "录制_1", "FlvParam": {"Enable": 1, "StorageTime": 86400}, "HlsSpecialParam": {"FlowContinueDuration": 60}}),
     );
     let id = id_of(&created, "TemplateId");
-    let got = server.py("DescribeLiveRecordTemplate", json!({"TemplateId": id}));
+    let got = server.api("DescribeLiveRecordTemplate", json!({"TemplateId": id}));
     let t = got.ok()["Template"].clone();
     check_fields(
         &t,
@@ -460,12 +460,12 @@ fn record_templates_round_trip_with_the_documented_defaults() {
     }
 
     server
-        .py(
+        .api(
             "ModifyLiveRecordTemplate",
             json!({"TemplateId": id, "Description": "hls", "HlsParam": {"Enable": 1, "StorageMode": "cold"}}),
         )
         .ok();
-    let got = server.py("DescribeLiveRecordTemplate", json!({"TemplateId": id}));
+    let got = server.api("DescribeLiveRecordTemplate", json!({"TemplateId": id}));
     let t = got.ok()["Template"].clone();
     check_fields(
         &t,
@@ -485,19 +485,19 @@ fn record_templates_round_trip_with_the_documented_defaults() {
 
     // Slow-live templates are listed apart.
     server
-        .py(
+        .api(
             "CreateLiveRecordTemplate",
             json!({"TemplateName": "slow", "IsDelayLive": 1}),
         )
         .ok();
-    let standard = server.py("DescribeLiveRecordTemplates", json!({}));
+    let standard = server.api("DescribeLiveRecordTemplates", json!({}));
     assert_eq!(standard.ok()["Templates"].as_array().map(Vec::len), Some(1));
-    let slow = server.py("DescribeLiveRecordTemplates", json!({"IsDelayLive": 1}));
+    let slow = server.api("DescribeLiveRecordTemplates", json!({"IsDelayLive": 1}));
     assert_eq!(slow.ok()["Templates"][0]["TemplateName"], "slow");
 
     // Rules on the push domain, one template per place.
     let other = id_of(
-        &server.py("CreateLiveRecordTemplate", json!({"TemplateName": "other"})),
+        &server.api("CreateLiveRecordTemplate", json!({"TemplateName": "other"})),
         "TemplateId",
     );
     let outcomes = batch(
@@ -611,12 +611,12 @@ fn record_templates_round_trip_with_the_documented_defaults() {
 fn snapshot_templates_round_trip_and_a_domain_uses_one() {
     let server = server_with_domains();
     let cos = json!({"CosAppId": 1250000000, "CosBucket": "shots", "CosRegion": "ap-guangzhou"});
-    let created = server.py(
+    let created = server.api(
         "CreateLiveSnapshotTemplate",
         with(cos.clone(), json!({"TemplateName": "snap"})),
     );
     let id = id_of(&created, "TemplateId");
-    let got = server.py("DescribeLiveSnapshotTemplate", json!({"TemplateId": id}));
+    let got = server.api("DescribeLiveSnapshotTemplate", json!({"TemplateId": id}));
     check_fields(
         &got.ok()["Template"],
         &[
@@ -638,12 +638,12 @@ fn snapshot_templates_round_trip_and_a_domain_uses_one() {
         ],
     );
     server
-        .py(
+        .api(
             "ModifyLiveSnapshotTemplate",
             with(cos.clone(), json!({"TemplateId": id, "SnapshotInterval": 30, "Width": 640, "CosPrefix": "live"})),
         )
         .ok();
-    let listed = server.py("DescribeLiveSnapshotTemplates", json!({}));
+    let listed = server.api("DescribeLiveSnapshotTemplates", json!({}));
     check_fields(
         &listed.ok()["Templates"][0],
         &[
@@ -655,7 +655,7 @@ fn snapshot_templates_round_trip_and_a_domain_uses_one() {
     );
 
     let second = id_of(
-        &server.py(
+        &server.api(
             "CreateLiveSnapshotTemplate",
             with(cos.clone(), json!({"TemplateName": "second"})),
         ),
@@ -731,7 +731,7 @@ fn snapshot_templates_round_trip_and_a_domain_uses_one() {
 #[test]
 fn callback_templates_round_trip_with_one_url_per_event() {
     let server = server_with_domains();
-    let created = server.py(
+    let created = server.api(
         "CreateLiveCallbackTemplate",
         json!({
             "TemplateName": "hooks", "Description": "回调模板", "CallbackKey": "adasda131312",
@@ -740,7 +740,7 @@ fn callback_templates_round_trip_with_one_url_per_event() {
         }),
     );
     let id = id_of(&created, "TemplateId");
-    let got = server.py("DescribeLiveCallbackTemplate", json!({"TemplateId": id}));
+    let got = server.api("DescribeLiveCallbackTemplate", json!({"TemplateId": id}));
     check_fields(
         &got.ok()["Template"],
         &[
@@ -764,12 +764,12 @@ fn callback_templates_round_trip_with_one_url_per_event() {
         ],
     );
     server
-        .py(
+        .api(
             "ModifyLiveCallbackTemplate",
             json!({"TemplateId": id, "StreamEndNotifyUrl": "", "RecordNotifyUrl": "http://hooks.example.com/record"}),
         )
         .ok();
-    let listed = server.py("DescribeLiveCallbackTemplates", json!({}));
+    let listed = server.api("DescribeLiveCallbackTemplates", json!({}));
     check_fields(
         &listed.ok()["Templates"][0],
         &[
@@ -784,7 +784,7 @@ fn callback_templates_round_trip_with_one_url_per_event() {
     );
 
     let second = id_of(
-        &server.py(
+        &server.api(
             "CreateLiveCallbackTemplate",
             json!({"TemplateName": "b", "SnapshotNotifyUrl": "http://h.example.com/s"}),
         ),
@@ -1027,7 +1027,7 @@ fn watermarks_fetch_their_picture_once_and_round_trip() {
     let pictures = Pictures::start();
     let server = server_with_domains();
     let logo = pictures.url("/logo.png");
-    let added = server.py(
+    let added = server.api(
         "AddLiveWatermark",
         json!({"PictureUrl": logo, "WatermarkName": "logo"}),
     );
@@ -1037,7 +1037,7 @@ fn watermarks_fetch_their_picture_once_and_round_trip() {
         vec![png(4, 2)],
         "the picture is kept locally"
     );
-    let got = server.py("DescribeLiveWatermark", json!({"WatermarkId": id}));
+    let got = server.api("DescribeLiveWatermark", json!({"WatermarkId": id}));
     let w = got.ok()["Watermark"].clone();
     check_fields(
         &w,
@@ -1059,17 +1059,17 @@ fn watermarks_fetch_their_picture_once_and_round_trip() {
 
     // Same URL: nothing is fetched again; a new URL replaces the picture.
     server
-        .py("UpdateLiveWatermark", json!({"WatermarkId": id, "PictureUrl": logo, "XPosition": 80, "YPosition": 10, "Width": 20}))
+        .api("UpdateLiveWatermark", json!({"WatermarkId": id, "PictureUrl": logo, "XPosition": 80, "YPosition": 10, "Width": 20}))
         .ok();
     server
-        .py("UpdateLiveWatermark", json!({"WatermarkId": id, "PictureUrl": pictures.url("/photo.jpg"), "XPosition": 80, "YPosition": 10}))
+        .api("UpdateLiveWatermark", json!({"WatermarkId": id, "PictureUrl": pictures.url("/photo.jpg"), "XPosition": 80, "YPosition": 10}))
         .ok();
     assert_eq!(
         kept_pictures(&server),
         vec![jpeg_header(3, 2)],
         "the old picture is gone"
     );
-    let listed = server.py("DescribeLiveWatermarks", json!({}));
+    let listed = server.api("DescribeLiveWatermarks", json!({}));
     assert_eq!(listed.ok()["TotalNum"], 1);
     check_fields(
         &listed.ok()["WatermarkList"][0],
@@ -1080,12 +1080,12 @@ fn watermarks_fetch_their_picture_once_and_round_trip() {
             ("Width", json!(20)),
         ],
     );
-    let named = server.py("DescribeLiveWatermarks", json!({"Name": "nomatch"}));
+    let named = server.api("DescribeLiveWatermarks", json!({"Name": "nomatch"}));
     assert_eq!(named.ok()["TotalNum"], 0);
 
     // Rules on push domains; a watermark in use says so and stays.
     let badge = id_of(
-        &server.py(
+        &server.api(
             "AddLiveWatermark",
             json!({"PictureUrl": pictures.url("/badge.png"), "WatermarkName": "badge"}),
         ),
@@ -1185,13 +1185,13 @@ fn a_picture_that_cannot_be_had_is_refused_with_the_reason() {
         );
     }
     assert_eq!(
-        server.py("DescribeLiveWatermarks", json!({})).ok()["TotalNum"],
+        server.api("DescribeLiveWatermarks", json!({})).ok()["TotalNum"],
         0
     );
     assert!(kept_pictures(&server).is_empty());
 
     let id = id_of(
-        &server.py(
+        &server.api(
             "AddLiveWatermark",
             json!({"PictureUrl": pictures.url("/logo.png"), "WatermarkName": "w"}),
         ),
@@ -1286,7 +1286,7 @@ fn dry_runs_check_everything_and_create_nothing() {
     )
     .expect_code("InternalError.GetWatermarkError");
     let id = id_of(
-        &server.py("CreateLiveRecordTemplate", json!({"TemplateName": "r"})),
+        &server.api("CreateLiveRecordTemplate", json!({"TemplateName": "r"})),
         "TemplateId",
     );
     dry_run(
@@ -1302,21 +1302,21 @@ fn dry_runs_check_everything_and_create_nothing() {
     )
     .expect_code("DryRunOperation");
     assert!(
-        server.py("DescribeLiveTranscodeTemplates", json!({})).ok()["Templates"]
+        server.api("DescribeLiveTranscodeTemplates", json!({})).ok()["Templates"]
             .as_array()
             .is_some_and(Vec::is_empty)
     );
     assert_eq!(
-        server.py("DescribeLiveWatermarks", json!({})).ok()["TotalNum"],
+        server.api("DescribeLiveWatermarks", json!({})).ok()["TotalNum"],
         0
     );
     assert!(
-        server.py("DescribeLiveRecordRules", json!({})).ok()["Rules"]
+        server.api("DescribeLiveRecordRules", json!({})).ok()["Rules"]
             .as_array()
             .is_some_and(Vec::is_empty)
     );
     server
-        .py("DescribeLiveRecordTemplate", json!({"TemplateId": id}))
+        .api("DescribeLiveRecordTemplate", json!({"TemplateId": id}))
         .ok();
     assert!(kept_pictures(&server).is_empty());
 }
@@ -1541,13 +1541,13 @@ fn another_account_sees_and_changes_nothing_of_each_family() {
     .expect_code("InternalError.WatermarkNotExist");
     // And the root account still has everything.
     server
-        .py(
+        .api(
             "DescribeLiveTranscodeTemplate",
             json!({"TemplateId": transcode}),
         )
         .ok();
     server
-        .py("DescribeLiveWatermark", json!({"WatermarkId": watermark}))
+        .api("DescribeLiveWatermark", json!({"WatermarkId": watermark}))
         .ok();
 }
 
@@ -1568,11 +1568,11 @@ fn templates_rules_and_pictures_survive_a_restart() {
         "the picture is not fetched again"
     );
     server
-        .py("DeleteLiveWatermark", json!({"WatermarkId": watermark}))
+        .api("DeleteLiveWatermark", json!({"WatermarkId": watermark}))
         .expect_code("InternalError.ConfInUsed");
     // Ids keep counting after a restart.
     let next = id_of(
-        &server.py("CreateLiveRecordTemplate", json!({"TemplateName": "after"})),
+        &server.api("CreateLiveRecordTemplate", json!({"TemplateName": "after"})),
         "TemplateId",
     );
     assert!(next > watermark);

@@ -1,0 +1,76 @@
+//! The validators every action family shares.
+//!
+//! Owns: the checks of enumerations, ranges and switches and the error
+//! each gives (`InvalidParameterValue`, `InternalError.InvalidInput`), and
+//! how a bad value is shown back in a message. Must not: know any one
+//! family's rules (those stay in the family's module).
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+
+/// `InvalidParameterValue` unless `value` is in `allowed`.
+pub(crate) fn check_enum(
+    name: &str,
+    value: Option<i64>,
+    allowed: &[i64],
+) -> ApiResult<Option<i64>> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            format!("{name} must be one of {allowed:?}, not {v}."),
+            format!("{name} 的取值须为 {allowed:?} 之一，当前为 {v}。"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `InvalidParameterValue` unless `value` is within `min..=max`.
+pub(crate) fn check_range(name: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            format!("{name} must be between {min} and {max}, not {value}."),
+            format!("{name} 的取值范围为 {min}~{max}，当前为 {value}。"),
+        ))
+    }
+}
+
+/// An unsigned wire integer as i64 (values past i64 saturate, and fail
+/// any range check after).
+pub(crate) fn to_i64<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+/// An error with the same message under another code: the per-action
+/// codes of `spec/live-action-errors.json` for the same failure.
+pub(crate) fn recode(e: ApiError, code: ErrorCode) -> ApiError {
+    ApiError { code, ..e }
+}
+
+/// `InternalError.InvalidInput`: a text parameter breaks its documented rules.
+pub(crate) fn invalid_input(en: String, zh: String) -> ApiError {
+    ApiError::new(ErrorCode::InternalErrorInvalidInput, en, zh)
+}
+
+/// `InvalidParameterValue` for a value outside its documented set.
+pub(crate) fn not_one_of(name: &str, value: &str, allowed: &[&str]) -> ApiError {
+    let list = allowed.join(", ");
+    ApiError::new(
+        ErrorCode::InvalidParameterValue,
+        format!("{name} must be one of {list}, not `{value}`."),
+        format!("{name} 的取值须为 {list} 之一，当前为 `{value}`。"),
+    )
+}
+
+/// An optional 0/1 switch.
+pub(crate) fn flag(name: &str, value: Option<i64>) -> ApiResult<Option<bool>> {
+    Ok(check_enum(name, value, &[0, 1])?.map(|v| v == 1))
+}
+
+/// A non-negative integer within `min..=max` (`InvalidParameterValue`).
+pub(crate) fn ranged(name: &str, value: i64, min: u32, max: u32) -> ApiResult<u32> {
+    check_range(name, value, i64::from(min), i64::from(max))
+        .map(|v| u32::try_from(v).unwrap_or(max))
+}
+

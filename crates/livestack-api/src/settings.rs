@@ -1,0 +1,31 @@
+//! Settings of the API that an operator chooses.
+//!
+//! Owns: [`TaskLimits`], the per-account limits of legacy recording
+//! tasks. Must not: read files or the environment (the binary does).
+
+/// Legacy tasks an account may create in one Beijing day, by default.
+pub const LEGACY_PER_DAY: u64 = 4000;
+/// Legacy tasks of an account that may run at once, by default.
+pub const LEGACY_AT_ONCE: u64 = 400;
+
+/// The limits of legacy `CreateLiveRecord` tasks. CSS raises them on
+/// request ("有超出此限制的需要提工单申请"), so an operator may set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskLimits {
+    /// Tasks an account may create in one Beijing day (deleted ones not
+    /// counted): `LimitExceeded.MaximumTask` beyond.
+    pub legacy_per_day: u64,
+    /// Tasks of an account that may run at once:
+    /// `LimitExceeded.MaximumRunningTask` beyond.
+    pub legacy_running: u64,
+}
+
+impl Default for TaskLimits {
+    /// The documented limits: 4000 a day, 400 at once.
+    fn default() -> Self {
+        TaskLimits {
+            legacy_per_day: LEGACY_PER_DAY,
+            legacy_running: LEGACY_AT_ONCE,
+        }
+    }
+}

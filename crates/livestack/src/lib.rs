@@ -1,0 +1,277 @@
+//! livestack as a library: the whole server, built from a [`Config`] and a
+//! [`Clock`], run until a shutdown token is cancelled.
+//!
+//! Owns: opening the store, the root key, the wiring of the control plane
+//! (gateway, policy publisher, event recorder) to the media plane, the
+//! listeners and graceful shutdown. Must not: parse command lines, read
+//! the environment or install a log subscriber (the binary does those), or
+//! hold business logic.
+//!
+//! The binary is `App::build` + `App::run` behind a CLI; the in-process
+//! test tier builds the same `App` on port 0 with a manual clock.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use livestack_core::media::MediaControl;
+use livestack_core::Clock;
+use livestack_store::{accounts, keys, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::Config;
+
+/// The root account's key as the operator gave it
+/// (`LIVESTACK_SECRET_ID` / `LIVESTACK_SECRET_KEY`).
+#[derive(Clone)]
+pub struct RootKey {
+    /// `AKID…`.
+    pub secret_id: String,
+    /// The secret.
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootKey")
+            .field("secret_id", &self.secret_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a built [`App`] listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addrs {
+    /// The Tencent Cloud API (and `GET /healthz`).
+    pub api: SocketAddr,
+    /// RTMP ingest and playback.
+    pub rtmp: SocketAddr,
+    /// HTTP-FLV, HLS and `/records/`.
+    pub http: SocketAddr,
+    /// The same over HTTPS.
+    pub https: SocketAddr,
+}
+
+/// A server whose listeners are bound and whose store is open, ready to
+/// [`run`](App::run).
+pub struct App {
+    config: Config,
+    clock: Clock,
+    store: Store,
+    listeners: Listeners,
+    addrs: Addrs,
+    generated_key: Option<RootKey>,
+}
+
+struct Listeners {
+    api: TcpListener,
+    rtmp: TcpListener,
+    http: TcpListener,
+    https: TcpListener,
+}
+
+impl App {
+    /// Opens the store in `config.data_dir`, makes sure the root account
+    /// has a key (`root_key`, or on a brand-new data directory a generated
+    /// one, see [`generated_key`](App::generated_key)), and binds every
+    /// listener. Nothing is served until [`run`](App::run).
+    pub async fn build(config: Config, root_key: Option<RootKey>, clock: Clock) -> anyhow::Result<App> {
+        // Checked now so a mistake stops the start before anything is
+        // bound; `run` builds the settings again with the bound HTTP port.
+        config
+            .storage
+            .to_storage(&config.data_dir, config.http.listen)
+            .context("invalid [storage] configuration")?;
+        let store = Store::open(&config.data_dir).with_context(|| {
+            format!(
+                "cannot open the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let generated_key = bootstrap_root_key(&store, root_key)?;
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for {what} on {addr}"))
+        };
+        let listeners = Listeners {
+            rtmp: bind(config.rtmp.listen, "RTMP").await?,
+            http: bind(config.http.listen, "HTTP playback").await?,
+            https: bind(config.https.listen, "HTTPS playback").await?,
+            api: bind(config.api.listen, "the API").await?,
+        };
+        let addrs = Addrs {
+            api: listeners.api.local_addr().context("API listener has no address")?,
+            rtmp: listeners.rtmp.local_addr().context("RTMP listener has no address")?,
+            http: listeners.http.local_addr().context("HTTP listener has no address")?,
+            https: listeners
+                .https
+                .local_addr()
+                .context("HTTPS listener has no address")?,
+        };
+        Ok(App {
+            config,
+            clock,
+            store,
+            listeners,
+            addrs,
+            generated_key,
+        })
+    }
+
+    /// The bound addresses (port 0 in the configuration is a real port here).
+    pub fn addrs(&self) -> Addrs {
+        self.addrs
+    }
+
+    /// The root key generated for a brand-new data directory, to show the
+    /// operator once; `None` when one was given or already existed.
+    pub fn generated_key(&self) -> Option<&RootKey> {
+        self.generated_key.as_ref()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets
+    /// API requests in flight finish, stops every media task and job and
+    /// drains the event recorder. Returns when everything has stopped.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let App {
+            config,
+            clock,
+            store,
+            listeners,
+            addrs,
+            ..
+        } = self;
+
+        // Nothing is live when the server starts: close what a crash left open.
+        let now = clock.unix();
+        let closed = store
+            .run(move |c| livestack_store::streams::close_all_open(c, now, "server restarted"))
+            .await
+            .context("cannot tidy the stream history")?;
+        if closed > 0 {
+            tracing::info!(closed, "closed push sessions left open by the last run");
+        }
+
+        let policy = Arc::new(livestack_api::PolicyPublisher::new(
+            store.clone(),
+            clock.clone(),
+        ));
+        policy
+            .refresh()
+            .await
+            .context("cannot load the configuration for the media plane")?;
+
+        // The media plane is made once the HTTP port is bound: the URLs of
+        // locally stored recordings name it.
+        let mut media_config = config.to_media();
+        media_config.work_dir = config.data_dir.join("processing");
+        media_config.storage = config
+            .storage
+            .to_storage(&config.data_dir, addrs.http)
+            .context("invalid [storage] configuration")?;
+        let media_shutdown = shutdown.child_token();
+        let (events_tx, events_rx) = tokio::sync::mpsc::channel(4096);
+        let media = livestack_media::MediaServer::new(
+            media_config,
+            policy.subscribe(),
+            events_tx,
+            clock.clone(),
+            media_shutdown.clone(),
+        );
+        // Owned here and awaited below: it ends when the media plane's
+        // last event sender goes.
+        let recorder = tokio::spawn(livestack_api::events::record(
+            store.clone(),
+            Arc::clone(&policy),
+            events_rx,
+        ));
+        media.serve_rtmp(listeners.rtmp);
+        media.serve_http(listeners.http);
+        media
+            .serve_https(listeners.https)
+            .context("cannot set up TLS for HTTPS playback")?;
+
+        let settings = livestack_api::ApiSettings {
+            rate_limit: config.api.rate_limit,
+            regions: config.api.regions.clone(),
+            task_limits: livestack_api::TaskLimits {
+                legacy_per_day: config.api.legacy_record_tasks_per_day,
+                legacy_running: config.api.legacy_record_tasks_running,
+            },
+        };
+        let control: Arc<dyn MediaControl> = Arc::new(media.clone());
+        let gateway = Arc::new(livestack_api::Gateway::new(
+            store,
+            &settings,
+            control,
+            policy,
+            clock,
+        ));
+        tracing::info!(api_addr = %addrs.api, rtmp_addr = %addrs.rtmp, http_addr = %addrs.http,
+            data_dir = %config.data_dir.display(), "livestack ready");
+
+        let stop = shutdown.clone();
+        let served = gateway
+            .serve(listeners.api, async move { stop.cancelled().await })
+            .await
+            .context("API server failed");
+        if shutdown.is_cancelled() {
+            tracing::info!("shutting down");
+        }
+        // Whatever ended the API server ends the media plane too.
+        media_shutdown.cancel();
+        media.shutdown().await;
+        // The media plane's event sender goes with its last handle; the
+        // recorder then drains what is left and ends.
+        drop(media);
+        if let Err(e) = recorder.await {
+            tracing::error!("event recorder failed: {e}");
+        }
+        served
+    }
+}
+
+/// Makes sure the root account has a key: `given`, or on a brand-new
+/// data directory a generated one, which is returned to be shown once.
+fn bootstrap_root_key(store: &Store, given: Option<RootKey>) -> anyhow::Result<Option<RootKey>> {
+    if let Some(key) = &given {
+        anyhow::ensure!(
+            keys::is_well_formed_secret_id(&key.secret_id),
+            "LIVESTACK_SECRET_ID must look like a Tencent Cloud key id: AKID followed by letters and digits"
+        );
+    }
+    let generated = store.run_blocking(move |conn| {
+        let root = accounts::ensure(conn, "root")?;
+        match given {
+            Some(RootKey {
+                secret_id,
+                secret_key,
+            }) => {
+                let key = keys::NewKey {
+                    secret_id: secret_id.clone(),
+                    secret_key,
+                    account_id: root.id,
+                    temporary: None,
+                };
+                if keys::upsert(conn, &key)? {
+                    tracing::info!(secret_id, "root API key set from LIVESTACK_SECRET_ID");
+                }
+                Ok(None)
+            }
+            None if keys::count(conn)? == 0 => {
+                let key = keys::NewKey::generate(root.id, None);
+                keys::insert(conn, &key)?;
+                Ok(Some(RootKey {
+                    secret_id: key.secret_id,
+                    secret_key: key.secret_key,
+                }))
+            }
+            None => Ok(None),
+        }
+    })?;
+    Ok(generated)
+}
