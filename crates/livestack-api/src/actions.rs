@@ -11,8 +11,8 @@
 //! in the crate's `ids` and `settings` modules.
 
 pub mod callback;
-pub mod check;
 pub mod cert;
+pub mod check;
 pub mod domain;
 pub mod processing;
 pub mod record;

@@ -23,13 +23,13 @@ use livestack_model::schema::{find_action, find_struct, ActionSchema};
 use livestack_store::Store;
 use serde_json::{Map, Value};
 
-use crate::settings::TaskLimits;
 use crate::auth::{self, tc3, v1, KeyCache, NonceCache, Principal};
 use crate::dispatch::{self, Cx};
 use crate::error::{ApiError, ApiResult, ErrorCode, Lang};
 use crate::params;
 use crate::policy::PolicyPublisher;
 use crate::ratelimit::RateLimiter;
+use crate::settings::TaskLimits;
 use livestack_core::media::MediaControl;
 use livestack_core::Clock;
 

@@ -11,7 +11,6 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 
 pub(crate) const CHUNK: usize = 11;
 
-
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 fn push_base62(mut v: u64, out: &mut String) {
@@ -92,7 +91,6 @@ pub(crate) fn parse_scroll_token(s: &str) -> ApiResult<i64> {
         )),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

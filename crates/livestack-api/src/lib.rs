@@ -22,6 +22,6 @@ pub mod ratelimit;
 pub mod settings;
 pub mod time;
 
-pub use settings::TaskLimits;
 pub use gateway::{ApiSettings, Gateway, DEFAULT_REGIONS, VERSION};
 pub use policy::PolicyPublisher;
+pub use settings::TaskLimits;

@@ -134,6 +134,12 @@ impl PolicyPublisher {
     /// unless a newer snapshot is already in force.
     pub async fn refresh(&self) -> StoreResult<()> {
         let snapshot = self.read().await?;
+        self.publish(snapshot);
+        Ok(())
+    }
+
+    /// Publishes `snapshot` unless a newer one is in force already.
+    fn publish(&self, snapshot: Snapshot) {
         let generation = snapshot.generation;
         let (domains, policy) = self.assemble(snapshot);
         let policy = Arc::new(policy);
@@ -147,7 +153,6 @@ impl PolicyPublisher {
             *current = policy;
             true
         });
-        Ok(())
     }
 
     /// The policy (and the domain read model) of one snapshot.
@@ -246,5 +251,64 @@ impl PolicyPublisher {
             );
         }
         (s.domains, policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livestack_store::accounts;
+
+    fn add_domain(store: &Store, name: &str) {
+        let name = name.to_owned();
+        store
+            .run_blocking(move |c| {
+                let account = accounts::ensure(c, "root")?.id;
+                domains::insert(
+                    c,
+                    &Domain {
+                        account_id: account,
+                        name,
+                        kind: livestack_core::DomainKind::Push,
+                        enabled: true,
+                        play_type: 1,
+                        is_delay_live: 0,
+                        is_mini_program_live: 0,
+                        created_at: 0,
+                        auth: domains::AuthKeys::default(),
+                        referer: domains::Referer::default(),
+                    },
+                )
+            })
+            .expect("insert");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_older_than_the_published_one_is_never_published() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let publisher = PolicyPublisher::new(store.clone(), Clock::system());
+        // A refresh reads its snapshot, then a write lands and its own
+        // refresh publishes; the slow first refresh publishes last.
+        let stale = publisher.read().await.expect("read");
+        add_domain(&store, "push.example.com");
+        publisher.refresh().await.expect("refresh");
+        publisher.publish(stale);
+        assert!(publisher.current().domains.contains_key("push.example.com"));
+        assert_eq!(
+            *publisher.current(),
+            publisher.build().await.expect("build")
+        );
+        assert_eq!(publisher.domains().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_numbered_in_the_order_they_were_taken() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path()).expect("open");
+        let publisher = PolicyPublisher::new(store, Clock::system());
+        let a = publisher.read().await.expect("read").generation;
+        let b = publisher.read().await.expect("read").generation;
+        assert!(b > a);
     }
 }

@@ -87,8 +87,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::live::Live;
-use livestack_core::Clock;
 use crate::Inner;
+use livestack_core::Clock;
 
 /// Seconds a notification's signature stays valid: `t` = now + this
 /// (CSS's default of 10 minutes).
@@ -492,7 +492,14 @@ impl Notifier {
         let stop = CancellationToken::new();
         let slots = Arc::new(Semaphore::new(queue));
         tasks.spawn(drain(shutdown, stop.clone(), Arc::clone(&slots), queue));
-        tasks.spawn(dispatch(rx, client, tasks.clone(), stop, config.timeout, clock.clone()));
+        tasks.spawn(dispatch(
+            rx,
+            client,
+            tasks.clone(),
+            stop,
+            config.timeout,
+            clock.clone(),
+        ));
         Notifier {
             tx,
             slots,
@@ -655,7 +662,14 @@ async fn dispatch(
             );
             continue;
         };
-        tasks.spawn(deliver(client, job, permit, shutdown.clone(), timeout, clock.clone()));
+        tasks.spawn(deliver(
+            client,
+            job,
+            permit,
+            shutdown.clone(),
+            timeout,
+            clock.clone(),
+        ));
     }
 }
 

@@ -356,7 +356,9 @@ async fn ingest(
                 SessionEvent::DeleteStream { .. } => return EndReason::ClientClosed,
                 _ => continue,
             };
-            let delay = inner.policy().delay(&live.publisher.key, inner.clock.unix());
+            let delay = inner
+                .policy()
+                .delay(&live.publisher.key, inner.clock.unix());
             if delay == 0 && delayed.is_empty() {
                 live.publish(kind, timestamp, payload);
             } else {

@@ -461,7 +461,10 @@ mod tests {
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;
                 let b = accounts::ensure(c, "other")?.id;
-                domains::insert(c, &domain(a, "push.example.com", livestack_core::DomainKind::Push))?;
+                domains::insert(
+                    c,
+                    &domain(a, "push.example.com", livestack_core::DomainKind::Push),
+                )?;
                 let mut t = template(a, "snap", TemplateSpec::Snapshot(SnapshotSpec::default()));
                 insert(c, &mut t)?;
                 let r = rule(a, Kind::Snapshot, "push.example.com", t.id);
@@ -507,7 +510,12 @@ mod tests {
                 )?);
                 assert!(delete_rule(c, &place)?);
                 assert!(insert_rule(c, &r)?);
-                assert!(domains::delete(c, a, "push.example.com", livestack_core::DomainKind::Push)?);
+                assert!(domains::delete(
+                    c,
+                    a,
+                    "push.example.com",
+                    livestack_core::DomainKind::Push
+                )?);
                 assert!(
                     all_rules(c)?.is_empty(),
                     "a deleted domain takes its rules along"

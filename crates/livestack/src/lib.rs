@@ -64,6 +64,7 @@ pub struct App {
     listeners: Listeners,
     addrs: Addrs,
     generated_key: Option<RootKey>,
+    policy: Arc<livestack_api::PolicyPublisher>,
 }
 
 struct Listeners {
@@ -78,7 +79,11 @@ impl App {
     /// has a key (`root_key`, or on a brand-new data directory a generated
     /// one, see [`generated_key`](App::generated_key)), and binds every
     /// listener. Nothing is served until [`run`](App::run).
-    pub async fn build(config: Config, root_key: Option<RootKey>, clock: Clock) -> anyhow::Result<App> {
+    pub async fn build(
+        config: Config,
+        root_key: Option<RootKey>,
+        clock: Clock,
+    ) -> anyhow::Result<App> {
         // Checked now so a mistake stops the start before anything is
         // bound; `run` builds the settings again with the bound HTTP port.
         config
@@ -104,14 +109,27 @@ impl App {
             api: bind(config.api.listen, "the API").await?,
         };
         let addrs = Addrs {
-            api: listeners.api.local_addr().context("API listener has no address")?,
-            rtmp: listeners.rtmp.local_addr().context("RTMP listener has no address")?,
-            http: listeners.http.local_addr().context("HTTP listener has no address")?,
+            api: listeners
+                .api
+                .local_addr()
+                .context("API listener has no address")?,
+            rtmp: listeners
+                .rtmp
+                .local_addr()
+                .context("RTMP listener has no address")?,
+            http: listeners
+                .http
+                .local_addr()
+                .context("HTTP listener has no address")?,
             https: listeners
                 .https
                 .local_addr()
                 .context("HTTPS listener has no address")?,
         };
+        let policy = Arc::new(livestack_api::PolicyPublisher::new(
+            store.clone(),
+            clock.clone(),
+        ));
         Ok(App {
             config,
             clock,
@@ -119,12 +137,19 @@ impl App {
             listeners,
             addrs,
             generated_key,
+            policy,
         })
     }
 
     /// The bound addresses (port 0 in the configuration is a real port here).
     pub fn addrs(&self) -> Addrs {
         self.addrs
+    }
+
+    /// The publisher of the media plane's policy, to compare what is in
+    /// force with what the store holds (tests).
+    pub fn policy(&self) -> Arc<livestack_api::PolicyPublisher> {
+        Arc::clone(&self.policy)
     }
 
     /// The root key generated for a brand-new data directory, to show the
@@ -143,6 +168,7 @@ impl App {
             store,
             listeners,
             addrs,
+            policy,
             ..
         } = self;
 
@@ -156,10 +182,6 @@ impl App {
             tracing::info!(closed, "closed push sessions left open by the last run");
         }
 
-        let policy = Arc::new(livestack_api::PolicyPublisher::new(
-            store.clone(),
-            clock.clone(),
-        ));
         policy
             .refresh()
             .await
@@ -205,11 +227,7 @@ impl App {
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
         let gateway = Arc::new(livestack_api::Gateway::new(
-            store,
-            &settings,
-            control,
-            policy,
-            clock,
+            store, &settings, control, policy, clock,
         ));
         tracing::info!(api_addr = %addrs.api, rtmp_addr = %addrs.rtmp, http_addr = %addrs.http,
             data_dir = %config.data_dir.display(), "livestack ready");

@@ -37,8 +37,8 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::actions::check::check_enum;
 use super::check::to_i64;
+use crate::actions::check::check_enum;
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -352,7 +352,6 @@ pub(crate) fn covers(names: &[String], domain: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Shared checks and conversions
 // ---------------------------------------------------------------------------
-
 
 /// An optional string parameter; an empty one counts as absent.
 fn given(value: Option<String>) -> Option<String> {

@@ -73,4 +73,3 @@ pub(crate) fn ranged(name: &str, value: i64, min: u32, max: u32) -> ApiResult<u3
     check_range(name, value, i64::from(min), i64::from(max))
         .map(|v| u32::try_from(v).unwrap_or(max))
 }
-

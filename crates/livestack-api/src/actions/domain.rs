@@ -9,6 +9,7 @@
 //! verify domain ownership (a self-hosted platform has nothing to verify
 //! against; `VerifyOwnerType` is accepted and checked for its values only).
 
+use livestack_core::DomainKind;
 use livestack_model::{
     AddLiveDomainRequest, AddLiveDomainResponse, DeleteLiveDomainRequest, DeleteLiveDomainResponse,
     DescribeLiveDomainRefererRequest, DescribeLiveDomainRefererResponse, DescribeLiveDomainRequest,
@@ -21,7 +22,6 @@ use livestack_model::{
     ModifyLivePlayDomainResponse, ModifyLivePushAuthKeyRequest, ModifyLivePushAuthKeyResponse,
     PlayAuthKeyInfo, PushAuthKeyInfo, RefererAuthConfig,
 };
-use livestack_core::DomainKind;
 use livestack_store::domains::{self, AuthKeys, Domain, DomainFilter, Referer};
 use livestack_store::StoreError;
 
@@ -326,8 +326,7 @@ pub async fn describe_live_domains(
     let filter = DomainFilter {
         enabled: check_enum("DomainStatus", req.domain_status.map(to_i64), &[0, 1])?
             .map(|s| s == 1),
-        kind: check_enum("DomainType", req.domain_type.map(to_i64), &[PUSH, PLAY])?
-            .map(wire_kind),
+        kind: check_enum("DomainType", req.domain_type.map(to_i64), &[PUSH, PLAY])?.map(wire_kind),
         is_delay_live: check_enum("IsDelayLive", req.is_delay_live.map(to_i64), &[0, 1])?,
         play_type: check_enum("PlayType", req.play_type.map(to_i64), &[1, 2, 3])?,
         prefix: req

@@ -25,14 +25,13 @@ use livestack_model::{
 use livestack_store::domains;
 use livestack_store::streams::{self, Delayed, Forbidden, PushSession, SessionFilter};
 
-use super::check::{check_enum, check_range};
 use super::check::to_i64;
+use super::check::{check_enum, check_range};
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::time::{parse_time, utc_iso};
 
 const DAY: i64 = 86_400;
-
 
 /// Total pages for `total` rows at `size` per page.
 fn pages(total: u64, size: u64) -> u64 {

@@ -75,7 +75,6 @@ pub const PAGE_SIZE: u64 = 100;
 
 // ---------------------------------------------------------------- checks
 
-
 /// The most windows of `windows` that are open at one instant inside
 /// `[from, to)` (windows are half-open `[start, end)`).
 pub fn max_overlap(windows: &[(i64, i64)], from: i64, to: i64) -> usize {
@@ -120,7 +119,8 @@ fn is_push_domain(
     account: livestack_core::AccountId,
     domain: &str,
 ) -> StoreResult<bool> {
-    Ok(domains::find(c, account, domain)?.is_some_and(|d| d.kind == livestack_core::DomainKind::Push))
+    Ok(domains::find(c, account, domain)?
+        .is_some_and(|d| d.kind == livestack_core::DomainKind::Push))
 }
 
 fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {

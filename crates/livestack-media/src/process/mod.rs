@@ -417,14 +417,7 @@ fn reconcile(inner: &Arc<Inner>) {
         d.clone()
     };
     let watched = |k: &StreamKey| inner.live(k).is_some_and(|l| l.hub.players() > 0);
-    let wanted = plan(
-        &policy,
-        &sources,
-        &demand,
-        &watched,
-        p.clock.unix(),
-        clock,
-    );
+    let wanted = plan(&policy, &sources, &demand, &watched, p.clock.unix(), clock);
     let mut jobs = p.jobs.lock().unwrap_or_else(|e| e.into_inner());
     jobs.retain(|k, r| {
         let keep = wanted.contains(k) && !r.cancel.is_cancelled();

@@ -956,8 +956,10 @@ mod tests {
     }
 
     fn tempfile_dir() -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("livestack-record-test-{}", livestack_core::Clock::system().unix_ms()));
+        let dir = std::env::temp_dir().join(format!(
+            "livestack-record-test-{}",
+            livestack_core::Clock::system().unix_ms()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }

@@ -303,7 +303,8 @@ fn a_push_notifies_its_begin_and_end_with_signed_bodies_sharing_one_sequence() {
         &server, "cam"
     ) == "active"));
     let measured = wait_until(Duration::from_secs(10), || {
-        server.api("DescribeLiveStreamPushInfoList", json!({})).ok()["DataInfoList"][0]["Resolution"]
+        server.api("DescribeLiveStreamPushInfoList", json!({})).ok()["DataInfoList"][0]
+            ["Resolution"]
             == "640*360"
     });
     assert!(measured, "the picture size was never learnt");

@@ -47,6 +47,7 @@ pub struct ServerOptions {
 /// thread, its log in the same file the binary's stderr would go to.
 struct InProcess {
     shutdown: tokio_util::sync::CancellationToken,
+    policy: std::sync::Arc<livestack_api::PolicyPublisher>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -213,12 +214,12 @@ impl Server {
                         return Err(e);
                     }
                 };
-                let _ = tx.send(Ok(app.addrs()));
+                let _ = tx.send(Ok((app.addrs(), app.policy())));
                 app.run(stop).await
             })
         });
-        let addrs = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(addrs)) => addrs,
+        let (addrs, policy) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(started)) => started,
             Ok(Err(e)) => panic!("livestack did not start: {e}"),
             Err(e) => panic!("livestack did not start: {e}"),
         };
@@ -227,6 +228,7 @@ impl Server {
             inproc: Some(InProcess {
                 shutdown,
                 thread: Some(thread),
+                policy,
             }),
             addr: addrs.api,
             rtmp: addrs.rtmp,
@@ -402,6 +404,24 @@ impl Server {
         }
     }
 
+    /// The policy the media plane enforces now (in process only).
+    pub fn policy_in_force(&self) -> livestack_core::media::Policy {
+        let app = self.inproc.as_ref().expect("an in-process server");
+        (*app.policy.current()).clone()
+    }
+
+    /// The policy the store's current contents make (in process only).
+    pub fn policy_in_store(&self) -> livestack_core::media::Policy {
+        let app = self.inproc.as_ref().expect("an in-process server");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime
+            .block_on(app.policy.build())
+            .expect("policy from the store")
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
@@ -429,12 +449,6 @@ impl Server {
         (get("SecretId:"), get("SecretKey:"))
     }
 
-    /// One call through the official Python SDK with the root key (the
-    /// parity suite; everything else uses [`api`](Server::api)).
-    pub fn py(&self, action: &str, params: Value) -> Outcome {
-        python1(&self.call(action, params))
-    }
-
     /// One call with the root key, signed here with livestack's own TC3
     /// signer (by the server's clock) and sent over loopback: what the
     /// SDKs send, without an interpreter per call.
@@ -443,11 +457,20 @@ impl Server {
     }
 
     /// [`api`](Server::api) with another key.
-    pub fn api_as(&self, secret_id: &str, secret_key: &str, action: &str, params: Value) -> Outcome {
+    pub fn api_as(
+        &self,
+        secret_id: &str,
+        secret_key: &str,
+        action: &str,
+        params: Value,
+    ) -> Outcome {
         let body = serde_json::to_vec(&params).expect("JSON");
         let req = Tc3Request::new(self, action, &body);
-        let raw = http(self.addr, &req.build_with(secret_id, secret_key, self.clock.unix()))
-            .expect("request");
+        let raw = http(
+            self.addr,
+            &req.build_with(secret_id, secret_key, self.clock.unix()),
+        )
+        .expect("request");
         Outcome::from_envelope(&raw.json())
     }
 
@@ -813,10 +836,7 @@ impl<'a> Tc3Request<'a> {
             .collect();
         let canonical = tc3::canonical_request("POST", "", &pairs, &tc3::sha256_hex(self.body));
         let sts = tc3::string_to_sign(&ts_s, &date, "live", &canonical);
-        let sig = tc3::signature(
-            &tc3::signing_key(secret_key, &date, "live"),
-            &sts,
-        );
+        let sig = tc3::signature(&tc3::signing_key(secret_key, &date, "live"), &sts);
         let mut req = format!(
             "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nX-TC-Action: {}\r\n\
              X-TC-Version: 2018-08-01\r\nX-TC-Timestamp: {ts_s}\r\nX-TC-TraceId: trace-me\r\n\

@@ -15,6 +15,8 @@ mod errors;
 mod harness;
 mod media;
 mod operations;
+mod parity;
+mod policy;
 pub(crate) mod processing;
 pub(crate) mod recording;
 mod task_processing;

@@ -255,7 +255,9 @@ fn screenshot_tasks_are_created_described_stopped_and_deleted() {
     server.api("StopScreenshotTask", json!({"TaskId": a})).ok();
     let listed = describe(&server, "DescribeScreenshotTask", json!({}));
     assert!(listed["TaskList"][0]["Stopped"].as_i64().unwrap_or(0) >= t);
-    server.api("DeleteScreenshotTask", json!({"TaskId": b})).ok();
+    server
+        .api("DeleteScreenshotTask", json!({"TaskId": b}))
+        .ok();
     assert_eq!(
         ids_in(&describe(&server, "DescribeScreenshotTask", json!({}))),
         vec![a.clone()]
