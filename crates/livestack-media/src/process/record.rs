@@ -50,6 +50,11 @@ use crate::notify::{CallbackTarget, RecordExt, RecordFileEvent};
 use crate::storage::{Destination, StorageError, Stored};
 use crate::Inner;
 
+/// The shortest file a recording delivers. CSS's documentation names no
+/// minimum; livestack drops files under a second, which only a cut right
+/// after a split makes (a push of a few seconds still gives its file).
+const MIN_FILE_SECS: f64 = 1.0;
+
 /// The manifest's name in a recording's directory.
 const MANIFEST: &str = "job.json";
 /// How often a running job looks for complete files.
@@ -436,6 +441,15 @@ impl Recording {
             let path = self.dir.join(&seg.file);
             if !path.exists() {
                 // Delivered by an earlier run.
+                self.done.insert(seg.file.clone());
+                continue;
+            }
+            if seg.end - seg.start < MIN_FILE_SECS {
+                // A cut just after a split (a task stopped, a push ended)
+                // leaves a sliver: not a recording anyone can use.
+                tracing::info!(job = %self.label, file = seg.file, seconds = seg.end - seg.start,
+                    "recording shorter than {MIN_FILE_SECS} s not delivered");
+                let _ = tokio::fs::remove_file(&path).await;
                 self.done.insert(seg.file.clone());
                 continue;
             }

@@ -800,11 +800,6 @@ fn legacy_realtime_recording_needs_the_stream_to_be_live() {
 
 #[test]
 fn legacy_tasks_are_limited_per_day_and_at_once_as_configured() {
-    // The day is a Beijing day: stay clear of its midnight.
-    let to_midnight = DAY - (now() + 8 * HOUR).rem_euclid(DAY);
-    if to_midnight < 120 {
-        std::thread::sleep(Duration::from_secs(to_midnight as u64 + 2));
-    }
     // The documented 4000 a day and 400 at once (unit-tested as the
     // defaults) are operator settings, made small here.
     let dir = tempfile::tempdir().expect("tmp");
@@ -821,7 +816,13 @@ fn legacy_tasks_are_limited_per_day_and_at_once_as_configured() {
             json!({"DomainName": PUSH, "DomainType": 0}),
         )
         .ok();
-    let t = now();
+    // The day is a Beijing day: the server's clock jumps to a minute past
+    // the next Beijing midnight, clear of the boundary.
+    let to_midnight = DAY - (server.clock.unix() + 8 * HOUR).rem_euclid(DAY);
+    server
+        .clock
+        .advance(Duration::from_secs((to_midnight + 60) as u64));
+    let t = server.clock.unix();
     // Tasks in slot k run from k minutes after the next hour for 50 s, so
     // slots never overlap.
     let in_slot = |stream: &str, slot: i64| {
@@ -860,6 +861,16 @@ fn legacy_tasks_are_limited_per_day_and_at_once_as_configured() {
     server
         .api("CreateLiveRecord", in_slot("h", 2))
         .expect_code("LimitExceeded.MaximumTask");
+    // A new Beijing day starts a new count.
+    server.clock.advance(Duration::from_secs(DAY as u64));
+    let t = server.clock.unix();
+    let start = t + HOUR;
+    server
+        .api(
+            "CreateLiveRecord",
+            json!({"DomainName": PUSH, "StreamName": "h", "StartTime": legacy_time(start), "EndTime": legacy_time(start + 50)}),
+        )
+        .ok();
 }
 
 #[test]
