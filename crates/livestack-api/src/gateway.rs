@@ -22,6 +22,7 @@ use http_body_util::{BodyExt, Limited};
 use livestack_model::schema::{find_action, find_struct, ActionSchema};
 use livestack_store::Store;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use crate::auth::{self, tc3, v1, KeyCache, NonceCache, Principal};
 use crate::dispatch::{self, Cx};
@@ -158,8 +159,17 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Bod
     let request_id = uuid::Uuid::new_v4().to_string();
     let trace_id = req.headers().get("x-tc-traceid").cloned();
     let mut lang = header_str(req.headers(), "x-tc-language").map_or(Lang::Zh, Lang::parse);
+    // One span per request: every line a handler, the store or the policy
+    // logs carries the RequestId, the action and the account.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        action = tracing::field::Empty,
+        account = tracing::field::Empty,
+    );
     let outcome = AssertUnwindSafe(process(&gw, req, &request_id, &mut lang))
         .catch_unwind()
+        .instrument(span.clone())
         .await;
     let outcome = outcome.unwrap_or_else(|panic| {
         let what = panic
@@ -176,7 +186,7 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Bod
             )),
         }
     });
-    log(&request_id, &outcome);
+    span.in_scope(|| log(&request_id, &outcome));
     envelope(&request_id, trace_id, outcome)
 }
 
@@ -364,6 +374,9 @@ async fn pipeline(
         )
     })?;
     *action_out = Some(schema.name);
+    let span = tracing::Span::current();
+    span.record("action", schema.name);
+    span.record("account", principal.account.0);
     if let Some(region) = common.region.as_deref().filter(|r| !r.is_empty()) {
         if !gw.regions.contains(region) {
             return Err(ApiError::new(

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use bytes::Bytes;
 use livestack_core::media::{EndReason, MediaEvent, StreamKey};
@@ -79,14 +80,23 @@ async fn connection(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr) -> s
                     stream_id, name, ..
                 } => {
                     let target = Target::new(tc_url.as_deref(), &app, &name);
+                    // One span per push: a grep of the stream name or the
+                    // peer gives its whole story.
+                    let span = tracing::info_span!("push", domain = target.domain.as_deref().unwrap_or(""),
+                        app = %target.app, stream = %target.stream, %peer);
                     return publish(inner, session, rd, wr, buf, peer, local, stream_id, target)
+                        .instrument(span)
                         .await;
                 }
                 SessionEvent::Play {
                     stream_id, name, ..
                 } => {
                     let target = Target::new(tc_url.as_deref(), &app, &name);
-                    return play(inner, session, rd, wr, peer, stream_id, target).await;
+                    let span = tracing::info_span!("play", domain = target.domain.as_deref().unwrap_or(""),
+                        app = %target.app, stream = %target.stream, %peer);
+                    return play(inner, session, rd, wr, peer, stream_id, target)
+                        .instrument(span)
+                        .await;
                 }
                 _ => {}
             }

@@ -30,6 +30,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use livestack_core::media::{Policy, StreamKey};
 use livestack_core::rules::{Kind, StreamRef, Template, TemplateId, TemplateSpec};
@@ -457,9 +458,13 @@ fn reconcile(inner: &Arc<Inner>) {
         let label = job.label();
         let s = Arc::clone(&status);
         let c = cancel.clone();
-        inner.tasks.spawn(async move {
-            supervisor::supervise(label, s, c, || job.attempt()).await;
-        });
+        let span = tracing::info_span!("job", job = %label);
+        inner.tasks.spawn(
+            async move {
+                supervisor::supervise(label, s, c, || job.attempt()).await;
+            }
+            .instrument(span),
+        );
         jobs.insert(key, Running { cancel, status });
     }
 }
