@@ -18,7 +18,10 @@ use livestack_store::keys::{self, ApiKey};
 use livestack_store::Store;
 use subtle::ConstantTimeEq;
 
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use axum::http::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult, ErrorCode, Lang};
 
 /// How far a request's timestamp may be from the server clock, in seconds.
 pub const TIMESTAMP_WINDOW: i64 = 300;
@@ -185,6 +188,296 @@ impl NonceCache {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- requests
+
+/// Parameters as they arrived: a JSON body or flattened pairs.
+pub enum Params {
+    /// A JSON body (TC3 POST).
+    Json(Value),
+    /// `A.0.B=x` pairs (GET, form bodies, legacy signatures).
+    Flat(Vec<(String, String)>),
+}
+
+/// `MissingParameter` for a required common parameter.
+pub(crate) fn missing(name: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::MissingParameter,
+        format!("The required parameter `{name}` is missing."),
+        format!("缺少必填参数 `{name}`。"),
+    )
+}
+
+fn decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw).into_owned().collect()
+}
+
+/// The common parameters of a legacy-signed request; never action parameters.
+const V1_COMMON: &[&str] = &[
+    "Action",
+    "Version",
+    "Region",
+    "Timestamp",
+    "Nonce",
+    "SecretId",
+    "Signature",
+    "SignatureMethod",
+    "Token",
+    "Language",
+    "RequestClient",
+];
+
+/// A request as it arrived, before anything in it is trusted.
+#[derive(Clone, Copy)]
+pub struct RawRequest<'a> {
+    /// `GET` or `POST`.
+    pub method: &'a str,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The query string (GET parameters).
+    pub query: &'a str,
+    /// The body exactly as sent (the TC3 signature covers these bytes).
+    pub body: &'a [u8],
+    /// Whether the body is `application/x-www-form-urlencoded`.
+    pub is_form: bool,
+    /// The server clock (Unix seconds) when it arrived.
+    pub now: i64,
+}
+
+impl RawRequest<'_> {
+    /// The parameters of a legacy-signed request: the query of a GET, a
+    /// form body of a POST; empty otherwise.
+    fn pairs(&self) -> Vec<(String, String)> {
+        if self.method == "GET" {
+            decode_pairs(self.query.as_bytes())
+        } else if self.is_form {
+            decode_pairs(self.body)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The `Language` parameter of a legacy-signed request (TC3 sends it
+    /// as the `X-TC-Language` header), read before authentication so that
+    /// its errors are in that language too.
+    pub fn language(&self) -> Option<Lang> {
+        if header_str(self.headers, "authorization").is_some() {
+            return None;
+        }
+        self.pairs()
+            .into_iter()
+            .find(|(k, _)| k == "Language")
+            .map(|(_, l)| Lang::parse(&l))
+    }
+}
+
+/// Who is calling and what they ask, once the signature holds.
+pub struct Authenticated {
+    /// The caller.
+    pub principal: Principal,
+    /// `X-TC-Action` / `Action`.
+    pub action: String,
+    /// `X-TC-Version` / `Version`.
+    pub version: Option<String>,
+    /// `X-TC-Region` / `Region`.
+    pub region: Option<String>,
+    /// The action's parameters.
+    pub params: Params,
+}
+
+/// Authenticates requests of either signature version against the keys
+/// in the store.
+pub struct Authenticator {
+    store: Store,
+    keys: KeyCache,
+    nonces: NonceCache,
+}
+
+impl Authenticator {
+    /// An authenticator reading keys from `store`.
+    pub fn new(store: Store) -> Authenticator {
+        Authenticator {
+            store,
+            keys: KeyCache::default(),
+            nonces: NonceCache::default(),
+        }
+    }
+
+    /// The one entry point: TC3 when there is an `Authorization` header,
+    /// the legacy signature when the parameters carry `SecretId` and
+    /// `Signature`; `AuthFailure.*` otherwise.
+    pub async fn authenticate(&self, req: &RawRequest<'_>) -> ApiResult<Authenticated> {
+        if let Some(authorization) = header_str(req.headers, "authorization") {
+            return self.authenticate_tc3(req, authorization).await;
+        }
+        let pairs = req.pairs();
+        if !pairs
+            .iter()
+            .any(|(k, _)| k == "Signature" || k == "SecretId")
+        {
+            return Err(ApiError::new(
+                ErrorCode::AuthFailureInvalidAuthorization,
+                "The request carries neither an Authorization header (TC3-HMAC-SHA256) nor a SecretId and Signature (HmacSHA1/HmacSHA256).",
+                "请求既没有 Authorization 头部（TC3-HMAC-SHA256），也没有 SecretId 与 Signature 参数（HmacSHA1/HmacSHA256）。",
+            ));
+        }
+        self.authenticate_v1(req, pairs).await
+    }
+
+    async fn authenticate_tc3(
+        &self,
+        req: &RawRequest<'_>,
+        authorization: &str,
+    ) -> ApiResult<Authenticated> {
+        let RawRequest {
+            method,
+            headers,
+            query,
+            body,
+            is_form,
+            now,
+        } = *req;
+        let auth = tc3::parse_authorization(authorization).map_err(|why| {
+            ApiError::new(
+                ErrorCode::AuthFailureInvalidAuthorization,
+                format!(
+                    "The Authorization header does not follow the Tencent Cloud standard: {why}."
+                ),
+                format!("请求头部的 Authorization 不符合腾讯云标准：{why}。"),
+            )
+        })?;
+        let key = lookup_key(&self.store, &self.keys, auth.secret_id).await?;
+        let timestamp =
+            header_str(headers, "x-tc-timestamp").ok_or_else(|| missing("X-TC-Timestamp"))?;
+        check_timestamp(timestamp, now)?;
+        let unsigned = header_str(headers, "x-tc-content-sha256")
+            .is_some_and(|v| v.eq_ignore_ascii_case("UNSIGNED-PAYLOAD"));
+        let payload_hash = if unsigned {
+            tc3::sha256_hex(b"UNSIGNED-PAYLOAD")
+        } else {
+            tc3::sha256_hex(body)
+        };
+        let lookup = |name: &str| header_str(headers, name);
+        let signed = tc3::Signed {
+            method,
+            query: if method == "GET" { query } else { "" },
+            timestamp,
+            payload_hash,
+            header: &lookup,
+        };
+        // The scope date must be the UTC date of the timestamp it signs.
+        let date_ok = timestamp
+            .trim()
+            .parse::<i64>()
+            .is_ok_and(|ts| crate::time::utc_date(ts) == auth.date);
+        check_signature(date_ok && tc3::verify(&signed, &auth, &key.secret_key))?;
+        check_token(&key, header_str(headers, "x-tc-token"), now)?;
+
+        let action = header_str(headers, "x-tc-action")
+            .ok_or_else(|| missing("X-TC-Action"))?
+            .to_owned();
+        let params = if method == "GET" {
+            Params::Flat(decode_pairs(query.as_bytes()))
+        } else if is_form {
+            Params::Flat(decode_pairs(body))
+        } else if body.iter().all(u8::is_ascii_whitespace) {
+            Params::Json(Value::Object(Map::new()))
+        } else {
+            // The signature covered these bytes, so they are what the client
+            // meant to send; still, they may not be JSON.
+            let value: Value = serde_json::from_slice(body).map_err(|e| ApiError {
+                code: ErrorCode::InternalError,
+                message: Some(crate::error::Text::new(
+                    "The request body is not valid JSON.",
+                    "请求包体不是合法的 JSON。",
+                )),
+                cause: Some(anyhow::anyhow!("malformed JSON body: {e}")),
+            })?;
+            Params::Json(value)
+        };
+        Ok(Authenticated {
+            principal: Principal {
+                account: key.account_id,
+                secret_id: key.secret_id,
+            },
+            action,
+            version: header_str(headers, "x-tc-version").map(str::to_owned),
+            region: header_str(headers, "x-tc-region").map(str::to_owned),
+            params,
+        })
+    }
+
+    async fn authenticate_v1(
+        &self,
+        req: &RawRequest<'_>,
+        pairs: Vec<(String, String)>,
+    ) -> ApiResult<Authenticated> {
+        let RawRequest {
+            method,
+            headers,
+            now,
+            ..
+        } = *req;
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let secret_id = get("SecretId").ok_or_else(|| missing("SecretId"))?;
+        let signature = get("Signature").ok_or_else(|| missing("Signature"))?;
+        let timestamp = get("Timestamp").ok_or_else(|| missing("Timestamp"))?;
+        let nonce = get("Nonce").ok_or_else(|| missing("Nonce"))?;
+        let sign_method = v1::Method::parse(get("SignatureMethod")).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                "SignatureMethod must be HmacSHA1 or HmacSHA256.",
+                "SignatureMethod 的取值须为 HmacSHA1 或 HmacSHA256。",
+            )
+        })?;
+        let key = lookup_key(&self.store, &self.keys, secret_id).await?;
+        check_timestamp(timestamp, now)?;
+        let signed: Vec<(&str, &str)> = pairs
+            .iter()
+            .filter(|(k, _)| k != "Signature")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let host = header_str(headers, "host").unwrap_or("");
+        check_signature(v1::verify(
+            method,
+            host,
+            &signed,
+            sign_method,
+            &key.secret_key,
+            signature,
+        ))?;
+        self.nonces.check(secret_id, nonce, now)?;
+        check_token(&key, get("Token"), now)?;
+
+        let action = get("Action").ok_or_else(|| missing("Action"))?.to_owned();
+        let version = get("Version").map(str::to_owned);
+        let region = get("Region").map(str::to_owned);
+        let principal = Principal {
+            account: key.account_id,
+            secret_id: key.secret_id,
+        };
+        let params = pairs
+            .into_iter()
+            .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()))
+            .collect();
+        Ok(Authenticated {
+            principal,
+            action,
+            version,
+            region,
+            params: Params::Flat(params),
+        })
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use livestack_store::Store;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
-use crate::auth::{self, tc3, v1, KeyCache, NonceCache, Principal};
+use crate::auth::{self, Authenticated, Authenticator, Params, RawRequest};
 use crate::dispatch::{self, Cx};
 use crate::error::{ApiError, ApiResult, ErrorCode, Lang};
 use crate::params;
@@ -98,8 +98,7 @@ pub struct Gateway {
     policy: Arc<PolicyPublisher>,
     limiter: RateLimiter,
     regions: HashSet<String>,
-    nonces: NonceCache,
-    keys: KeyCache,
+    auth: Authenticator,
     task_limits: TaskLimits,
     clock: Clock,
 }
@@ -115,13 +114,12 @@ impl Gateway {
         clock: Clock,
     ) -> Gateway {
         Gateway {
-            store,
+            store: store.clone(),
             media,
             policy,
             limiter: RateLimiter::new(settings.rate_limit),
             regions: settings.regions.iter().cloned().collect(),
-            nonces: NonceCache::default(),
-            keys: KeyCache::default(),
+            auth: Authenticator::new(store.clone()),
             task_limits: settings.task_limits,
             clock,
         }
@@ -158,7 +156,7 @@ struct Outcome {
 async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let trace_id = req.headers().get("x-tc-traceid").cloned();
-    let mut lang = header_str(req.headers(), "x-tc-language").map_or(Lang::Zh, Lang::parse);
+    let lang = header_str(req.headers(), "x-tc-language").map_or(Lang::Zh, Lang::parse);
     // One span per request: every line a handler, the store or the policy
     // logs carries the RequestId, the action and the account.
     let span = tracing::info_span!(
@@ -167,7 +165,7 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Bod
         action = tracing::field::Empty,
         account = tracing::field::Empty,
     );
-    let outcome = AssertUnwindSafe(process(&gw, req, &request_id, &mut lang))
+    let outcome = AssertUnwindSafe(process(&gw, req, &request_id, lang))
         .catch_unwind()
         .instrument(span.clone())
         .await;
@@ -245,59 +243,26 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Parameters as they arrived: a JSON body or flattened pairs.
-enum Params {
-    Json(Value),
-    Flat(Vec<(String, String)>),
-}
-
-/// The common parameters of either signature version.
-struct Common {
-    action: String,
-    version: Option<String>,
-    region: Option<String>,
-}
-
-fn missing(name: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::MissingParameter,
-        format!("The required parameter `{name}` is missing."),
-        format!("缺少必填参数 `{name}`。"),
-    )
-}
-
-async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, lang: &mut Lang) -> Outcome {
-    let mut action = None;
-    let result = pipeline(gw, req, request_id, lang, &mut action).await;
-    Outcome {
-        lang: *lang,
-        action,
-        result,
-    }
-}
-
-async fn pipeline(
-    gw: &Gateway,
-    req: Request<Body>,
-    request_id: &str,
-    lang: &mut Lang,
-    action_out: &mut Option<&'static str>,
-) -> ApiResult<Value> {
+async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang: Lang) -> Outcome {
     let (parts, body) = req.into_parts();
+    let fail = |lang, e| Outcome {
+        lang,
+        action: None,
+        result: Err(e),
+    };
     let method = match parts.method {
         Method::GET => "GET",
         Method::POST => "POST",
-        _ => return Err(ApiError::bare(ErrorCode::UnsupportedProtocol)),
+        _ => return fail(header_lang, ApiError::bare(ErrorCode::UnsupportedProtocol)),
     };
-    let headers = &parts.headers;
     let query = parts.uri.query().unwrap_or("");
-    let content_type = header_str(headers, "content-type").unwrap_or("");
+    let content_type = header_str(&parts.headers, "content-type").unwrap_or("");
     let is_form = content_type
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded");
     let body = if method == "GET" {
         if query.len() > MAX_QUERY {
-            return Err(too_large("GET query", MAX_QUERY));
+            return fail(header_lang, too_large("GET query", MAX_QUERY));
         }
         Bytes::new()
     } else {
@@ -306,54 +271,40 @@ async fn pipeline(
         } else {
             MAX_JSON_BODY
         };
-        read_body(body, limit).await?
-    };
-    let now = gw.clock.unix();
-
-    // Who is calling, by either signature version.
-    let (principal, common, params) = match header_str(headers, "authorization") {
-        Some(authorization) => {
-            let authorization = authorization.to_owned();
-            authenticate_tc3(
-                gw,
-                headers,
-                method,
-                query,
-                &body,
-                is_form,
-                &authorization,
-                now,
-            )
-            .await?
-        }
-        None => {
-            let pairs: Vec<(String, String)> = if method == "GET" {
-                decode_pairs(query.as_bytes())
-            } else if is_form {
-                decode_pairs(&body)
-            } else {
-                Vec::new()
-            };
-            if !pairs
-                .iter()
-                .any(|(k, _)| k == "Signature" || k == "SecretId")
-            {
-                return Err(ApiError::new(
-                    ErrorCode::AuthFailureInvalidAuthorization,
-                    "The request carries neither an Authorization header (TC3-HMAC-SHA256) nor a SecretId and Signature (HmacSHA1/HmacSHA256).",
-                    "请求既没有 Authorization 头部（TC3-HMAC-SHA256），也没有 SecretId 与 Signature 参数（HmacSHA1/HmacSHA256）。",
-                ));
-            }
-            if let Some((_, l)) = pairs.iter().find(|(k, _)| k == "Language") {
-                *lang = Lang::parse(l);
-            }
-            authenticate_v1(gw, headers, method, pairs, now).await?
+        match read_body(body, limit).await {
+            Ok(body) => body,
+            Err(e) => return fail(header_lang, e),
         }
     };
+    let raw = RawRequest {
+        method,
+        headers: &parts.headers,
+        query,
+        body: &body,
+        is_form,
+        now: gw.clock.unix(),
+    };
+    let lang = raw.language().unwrap_or(header_lang);
+    let authenticated = match gw.auth.authenticate(&raw).await {
+        Ok(a) => a,
+        Err(e) => return fail(lang, e),
+    };
+    let schema = match resolve(gw, &authenticated, raw.now) {
+        Ok(schema) => schema,
+        Err(e) => return fail(lang, e),
+    };
+    Outcome {
+        lang,
+        action: Some(schema.name),
+        result: execute(gw, schema, authenticated, request_id, raw.now).await,
+    }
+}
 
-    // What is being asked.
-    match common.version.as_deref() {
-        None | Some("") => return Err(missing("Version")),
+/// What is being asked: the version, the action in the model, the
+/// region, and whether the caller still has budget for it this second.
+fn resolve(gw: &Gateway, a: &Authenticated, now: i64) -> ApiResult<&'static ActionSchema> {
+    match a.version.as_deref() {
+        None | Some("") => return Err(auth::missing("Version")),
         Some(VERSION) => {}
         Some(other) => {
             return Err(ApiError::new(
@@ -363,21 +314,17 @@ async fn pipeline(
             ))
         }
     }
-    let schema: &'static ActionSchema = find_action(&common.action).ok_or_else(|| {
+    let schema: &'static ActionSchema = find_action(&a.action).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidAction,
-            format!(
-                "The action `{}` does not exist in the Live API.",
-                common.action
-            ),
-            format!("接口 `{}` 不存在。", common.action),
+            format!("The action `{}` does not exist in the Live API.", a.action),
+            format!("接口 `{}` 不存在。", a.action),
         )
     })?;
-    *action_out = Some(schema.name);
     let span = tracing::Span::current();
     span.record("action", schema.name);
-    span.record("account", principal.account.0);
-    if let Some(region) = common.region.as_deref().filter(|r| !r.is_empty()) {
+    span.record("account", a.principal.account.0);
+    if let Some(region) = a.region.as_deref().filter(|r| !r.is_empty()) {
         if !gw.regions.contains(region) {
             return Err(ApiError::new(
                 ErrorCode::UnsupportedRegion,
@@ -386,7 +333,7 @@ async fn pipeline(
             ));
         }
     }
-    if let Err(e) = gw.limiter.check(principal.account, schema.name, now) {
+    if let Err(e) = gw.limiter.check(a.principal.account, schema.name, now) {
         return Err(ApiError::new(
             ErrorCode::RequestLimitExceeded,
             format!(
@@ -396,15 +343,25 @@ async fn pipeline(
             format!("您当前每秒请求 `{}` 次，超过了每秒频率上限 `{}`，请稍后重试。", e.count, e.limit),
         ));
     }
+    Ok(schema)
+}
 
-    // With what parameters.
+/// Checks the parameters against the action's input structure, strips
+/// `DryRun` and runs the handler.
+async fn execute(
+    gw: &Gateway,
+    schema: &'static ActionSchema,
+    a: Authenticated,
+    request_id: &str,
+    now: i64,
+) -> ApiResult<Value> {
     let input = find_struct(schema.input).ok_or_else(|| {
         ApiError::internal(
             ErrorCode::InternalError,
             anyhow::anyhow!("model has no struct {}", schema.input),
         )
     })?;
-    let (dry_run, value) = match params {
+    let (dry_run, value) = match a.params {
         Params::Json(mut value) => {
             let dry_run = match value.as_object_mut().and_then(|m| m.remove("DryRun")) {
                 None | Some(Value::Null) => false,
@@ -426,7 +383,7 @@ async fn pipeline(
         store: gw.store.clone(),
         media: Arc::clone(&gw.media),
         policy: Arc::clone(&gw.policy),
-        account: principal.account,
+        account: a.principal.account,
         request_id: Arc::from(request_id),
         dry_run,
         now,
@@ -473,163 +430,4 @@ async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
             anyhow::anyhow!("reading the request body failed: {e}"),
         )),
     }
-}
-
-fn decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw).into_owned().collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn authenticate_tc3(
-    gw: &Gateway,
-    headers: &HeaderMap,
-    method: &str,
-    query: &str,
-    body: &Bytes,
-    is_form: bool,
-    authorization: &str,
-    now: i64,
-) -> ApiResult<(Principal, Common, Params)> {
-    let auth = tc3::parse_authorization(authorization).map_err(|why| {
-        ApiError::new(
-            ErrorCode::AuthFailureInvalidAuthorization,
-            format!("The Authorization header does not follow the Tencent Cloud standard: {why}."),
-            format!("请求头部的 Authorization 不符合腾讯云标准：{why}。"),
-        )
-    })?;
-    let key = auth::lookup_key(&gw.store, &gw.keys, auth.secret_id).await?;
-    let timestamp =
-        header_str(headers, "x-tc-timestamp").ok_or_else(|| missing("X-TC-Timestamp"))?;
-    auth::check_timestamp(timestamp, now)?;
-    let unsigned = header_str(headers, "x-tc-content-sha256")
-        .is_some_and(|v| v.eq_ignore_ascii_case("UNSIGNED-PAYLOAD"));
-    let payload_hash = if unsigned {
-        tc3::sha256_hex(b"UNSIGNED-PAYLOAD")
-    } else {
-        tc3::sha256_hex(body)
-    };
-    let lookup = |name: &str| header_str(headers, name);
-    let signed = tc3::Signed {
-        method,
-        query: if method == "GET" { query } else { "" },
-        timestamp,
-        payload_hash,
-        header: &lookup,
-    };
-    // The scope date must be the UTC date of the timestamp it signs.
-    let date_ok = timestamp
-        .trim()
-        .parse::<i64>()
-        .is_ok_and(|ts| crate::time::utc_date(ts) == auth.date);
-    auth::check_signature(date_ok && tc3::verify(&signed, &auth, &key.secret_key))?;
-    auth::check_token(&key, header_str(headers, "x-tc-token"), now)?;
-
-    let common = Common {
-        action: header_str(headers, "x-tc-action")
-            .ok_or_else(|| missing("X-TC-Action"))?
-            .to_owned(),
-        version: header_str(headers, "x-tc-version").map(str::to_owned),
-        region: header_str(headers, "x-tc-region").map(str::to_owned),
-    };
-    let params = if method == "GET" {
-        Params::Flat(decode_pairs(query.as_bytes()))
-    } else if is_form {
-        Params::Flat(decode_pairs(body))
-    } else if body.iter().all(u8::is_ascii_whitespace) {
-        Params::Json(Value::Object(Map::new()))
-    } else {
-        // The signature covered these bytes, so they are what the client
-        // meant to send; still, they may not be JSON.
-        let value: Value = serde_json::from_slice(body).map_err(|e| ApiError {
-            code: ErrorCode::InternalError,
-            message: Some(crate::error::Text::new(
-                "The request body is not valid JSON.",
-                "请求包体不是合法的 JSON。",
-            )),
-            cause: Some(anyhow::anyhow!("malformed JSON body: {e}")),
-        })?;
-        Params::Json(value)
-    };
-    Ok((
-        Principal {
-            account: key.account_id,
-            secret_id: key.secret_id,
-        },
-        common,
-        params,
-    ))
-}
-
-/// The common parameters of a legacy-signed request; never action parameters.
-const V1_COMMON: &[&str] = &[
-    "Action",
-    "Version",
-    "Region",
-    "Timestamp",
-    "Nonce",
-    "SecretId",
-    "Signature",
-    "SignatureMethod",
-    "Token",
-    "Language",
-    "RequestClient",
-];
-
-async fn authenticate_v1(
-    gw: &Gateway,
-    headers: &HeaderMap,
-    method: &str,
-    pairs: Vec<(String, String)>,
-    now: i64,
-) -> ApiResult<(Principal, Common, Params)> {
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let secret_id = get("SecretId").ok_or_else(|| missing("SecretId"))?;
-    let signature = get("Signature").ok_or_else(|| missing("Signature"))?;
-    let timestamp = get("Timestamp").ok_or_else(|| missing("Timestamp"))?;
-    let nonce = get("Nonce").ok_or_else(|| missing("Nonce"))?;
-    let sign_method = v1::Method::parse(get("SignatureMethod")).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidParameterValue,
-            "SignatureMethod must be HmacSHA1 or HmacSHA256.",
-            "SignatureMethod 的取值须为 HmacSHA1 或 HmacSHA256。",
-        )
-    })?;
-    let key = auth::lookup_key(&gw.store, &gw.keys, secret_id).await?;
-    auth::check_timestamp(timestamp, now)?;
-    let signed: Vec<(&str, &str)> = pairs
-        .iter()
-        .filter(|(k, _)| k != "Signature")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let host = header_str(headers, "host").unwrap_or("");
-    auth::check_signature(v1::verify(
-        method,
-        host,
-        &signed,
-        sign_method,
-        &key.secret_key,
-        signature,
-    ))?;
-    gw.nonces.check(secret_id, nonce, now)?;
-    auth::check_token(&key, get("Token"), now)?;
-
-    let common = Common {
-        action: get("Action").ok_or_else(|| missing("Action"))?.to_owned(),
-        version: get("Version").map(str::to_owned),
-        region: get("Region").map(str::to_owned),
-    };
-    let principal = Principal {
-        account: key.account_id,
-        secret_id: key.secret_id,
-    };
-    let params = pairs
-        .into_iter()
-        .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()))
-        .collect();
-    Ok((principal, common, Params::Flat(params)))
 }
