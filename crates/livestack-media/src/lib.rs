@@ -11,23 +11,18 @@
 //! watches its `CancellationToken`; [`MediaServer::shutdown`] cancels them
 //! all and waits for them.
 
-mod access;
-mod http;
-pub mod hub;
-mod live;
-mod notify;
-pub mod output;
+mod deliver;
 mod process;
-mod rtmp;
-pub mod stats;
-pub mod storage;
-mod tls;
+mod serve;
+mod stream;
 
-use std::collections::HashMap;
+pub use deliver::storage;
+pub use stream::{hub, output, stats};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use livestack_core::media::{
@@ -39,9 +34,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::live::Live;
-pub use crate::notify::CallbackConfig;
-use crate::notify::Notifier;
+pub use crate::deliver::notify::CallbackConfig;
+use crate::deliver::notify::Notifier;
+use crate::stream::live::Live;
 
 /// Settings of the media plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +90,7 @@ pub(crate) struct Inner {
     pub(crate) config: MediaConfig,
     pub(crate) policy: watch::Receiver<Arc<Policy>>,
     events: mpsc::Sender<MediaEvent>,
-    pub(crate) streams: Mutex<HashMap<StreamKey, Arc<Live>>>,
+    pub(crate) streams: stream::registry::Registry,
     next_session: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
@@ -126,11 +121,7 @@ impl Inner {
     }
 
     pub(crate) fn live(&self, key: &StreamKey) -> Option<Arc<Live>> {
-        self.streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
+        self.streams.get(key)
     }
 }
 
@@ -196,7 +187,7 @@ impl MediaServer {
                 storage,
                 policy,
                 events,
-                streams: Mutex::new(HashMap::new()),
+                streams: stream::registry::Registry::default(),
                 next_session: AtomicU64::new(0),
                 shutdown,
                 processor: process::Processor::new(clock.clone()),
@@ -222,24 +213,28 @@ impl MediaServer {
                 .set(SocketAddr::from(([127, 0, 0, 1], port)));
         }
         let inner = Arc::clone(&self.inner);
-        self.inner.tasks.spawn(rtmp::accept_loop(inner, listener));
+        self.inner
+            .tasks
+            .spawn(serve::rtmp::accept_loop(inner, listener));
     }
 
     /// Accepts HTTP playback connections (HTTP-FLV, HLS) on `listener`
     /// until shutdown.
     pub fn serve_http(&self, listener: TcpListener) {
         let inner = Arc::clone(&self.inner);
-        self.inner.tasks.spawn(http::accept_loop(inner, listener));
+        self.inner
+            .tasks
+            .spawn(serve::http::accept_loop(inner, listener));
     }
 
     /// Accepts HTTPS playback connections on `listener` until shutdown,
     /// serving each play domain's bound certificate by SNI.
     pub fn serve_https(&self, listener: TcpListener) -> Result<(), rustls::Error> {
-        let config = tls::server_config(Arc::clone(&self.inner))?;
+        let config = serve::tls::server_config(Arc::clone(&self.inner))?;
         let inner = Arc::clone(&self.inner);
         self.inner
             .tasks
-            .spawn(http::accept_tls_loop(inner, listener, config));
+            .spawn(serve::http::accept_tls_loop(inner, listener, config));
         Ok(())
     }
 
@@ -258,16 +253,13 @@ impl MediaServer {
 
 impl MediaControl for MediaServer {
     fn online(&self, account: AccountId) -> Vec<OnlineStream> {
-        let lives: Vec<Arc<Live>> = self
-            .inner
+        self.inner
             .streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .all()
+            .iter()
             .filter(|l| l.publisher.key.account == account && !l.publisher.internal)
-            .cloned()
-            .collect();
-        lives.iter().map(|l| l.snapshot()).collect()
+            .map(|l| l.snapshot())
+            .collect()
     }
 
     fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool {

@@ -39,7 +39,7 @@ use livestack_core::Clock;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::live::Live;
+use crate::stream::live::Live;
 use crate::Inner;
 use supervisor::JobStatus;
 
@@ -276,7 +276,7 @@ impl Processor {
     /// Whether `query`, from `peer`, carries the internal token.
     pub(crate) fn is_internal(&self, query: &str, peer: SocketAddr) -> bool {
         peer.ip().is_loopback()
-            && crate::access::query_get(query, INTERNAL_PARAM).is_some_and(|t| {
+            && crate::serve::access::query_get(query, INTERNAL_PARAM).is_some_and(|t| {
                 use subtle::ConstantTimeEq;
                 bool::from(t.as_bytes().ct_eq(self.token.as_bytes()))
             })
@@ -397,9 +397,8 @@ fn reconcile(inner: &Arc<Inner>) {
     let policy = inner.policy();
     let sources: Vec<Source> = inner
         .streams
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .values()
+        .all()
+        .iter()
         .filter(|l| !l.publisher.internal)
         .map(|l| Source {
             key: l.publisher.key.clone(),

@@ -46,8 +46,8 @@ use tokio_util::sync::CancellationToken;
 use super::ffmpeg::{self, RecordIo, HLS_PLAYLIST, SEGMENT_LIST};
 use super::supervisor::{Ffmpeg, JobError, JobStatus};
 use super::Job;
-use crate::notify::{CallbackTarget, RecordExt, RecordFileEvent};
-use crate::storage::{Destination, StorageError, Stored};
+use crate::deliver::notify::{CallbackTarget, RecordExt, RecordFileEvent};
+use crate::deliver::storage::{Destination, StorageError, Stored};
 use crate::Inner;
 
 /// The shortest file a recording delivers. CSS's documentation names no

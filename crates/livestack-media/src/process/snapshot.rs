@@ -15,8 +15,8 @@ use livestack_core::rules::{SnapshotSpec, StreamRef, TemplateId, TemplateSpec};
 use super::ffmpeg::{self, Io};
 use super::supervisor::{Ffmpeg, JobError};
 use super::Job;
-use crate::notify::{CallbackTarget, SnapshotEvent};
-use crate::storage::{Destination, StorageError};
+use crate::deliver::notify::{CallbackTarget, SnapshotEvent};
+use crate::deliver::storage::{Destination, StorageError};
 
 /// How often the working directory is looked at.
 const SCAN_EVERY: Duration = Duration::from_millis(500);

@@ -19,7 +19,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Frame, Subscription};
+use crate::stream::hub::{Frame, Subscription};
 
 /// How a player's session ended.
 #[derive(Debug, PartialEq, Eq)]

@@ -86,7 +86,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::live::Live;
+use crate::stream::live::Live;
 use crate::Inner;
 use livestack_core::Clock;
 

@@ -23,9 +23,9 @@ use livestack_core::media::StreamKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::access::{self, PlayRefusal};
-use crate::live::Live;
-use crate::output;
+use crate::serve::access::{self, PlayRefusal};
+use crate::stream::live::Live;
+use crate::stream::output;
 use crate::Inner;
 
 /// Largest request head accepted.

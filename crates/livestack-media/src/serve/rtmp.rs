@@ -4,7 +4,7 @@
 //! `ServerSession`, push and play authorization at the `publish`/`play`
 //! commands, registering live pushes, the publisher's read loop (with the
 //! idle timeout, `DropLiveStream`/`ForbidLiveStream` cancellation and the
-//! playback delay), and handing players to [`crate::output::play`].
+//! playback delay), and handing players to [`crate::stream::output::play`].
 //! Must not: touch the database or block the runtime.
 
 use std::collections::VecDeque;
@@ -21,11 +21,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::access::{self, PlayRefusal};
-use crate::hub::{FrameKind, Hub};
-use crate::live::{Live, Publisher};
-use crate::notify;
-use crate::output::{self, PlayEnd};
+use crate::deliver::notify;
+use crate::serve::access::{self, PlayRefusal};
+use crate::stream::hub::FrameKind;
+use crate::stream::live::{Live, Publisher};
+use crate::stream::output::{self, PlayEnd};
 use crate::Inner;
 
 /// How long a connection may take to get to `publish` or `play`.
@@ -84,7 +84,15 @@ async fn connection(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr) -> s
                     // peer gives its whole story.
                     let span = tracing::info_span!("push", domain = target.domain.as_deref().unwrap_or(""),
                         app = %target.app, stream = %target.stream, %peer);
-                    return publish(inner, session, rd, wr, buf, peer, local, stream_id, target)
+                    let conn = Conn {
+                        session,
+                        rd,
+                        wr,
+                        buf,
+                        peer,
+                        local,
+                    };
+                    return publish(inner, conn, stream_id, target)
                         .instrument(span)
                         .await;
                 }
@@ -148,28 +156,97 @@ impl Target {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn publish(
-    inner: Arc<Inner>,
-    mut session: ServerSession,
-    mut rd: OwnedReadHalf,
-    mut wr: OwnedWriteHalf,
-    mut buf: Vec<u8>,
+/// A connection's I/O: the session state machine and the socket halves.
+struct Conn {
+    session: ServerSession,
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    buf: Vec<u8>,
     peer: SocketAddr,
     local: SocketAddr,
+}
+
+/// Who may push, decided at the `publish` command.
+struct Authorized {
+    key: StreamKey,
+    domain: String,
+    /// A processing job's output (loopback with the job's token).
+    internal: bool,
+}
+
+/// A push: authorize, register, ingest until it ends, finish.
+async fn publish(
+    inner: Arc<Inner>,
+    mut conn: Conn,
     stream_id: u32,
     target: Target,
 ) -> std::io::Result<()> {
     let now = inner.clock.unix();
+    let who = match authorize(&inner, &target, conn.peer, now) {
+        Ok(who) => who,
+        Err(reason) => {
+            refuse(&inner, &mut conn, stream_id, target, reason, now).await;
+            return Ok(());
+        }
+    };
+    let (live, session_id) = register(&inner, &who, &target, &conn, now);
+    conn.session.accept_publish(stream_id);
+    flush(&mut conn.session, &mut conn.wr).await?;
+    let went_live = Instant::now();
+    if who.internal {
+        tracing::debug!("internal push started");
+    } else {
+        tracing::info!("push started");
+        inner.emit(MediaEvent::PublishStarted {
+            key: who.key.clone(),
+            domain: who.domain.clone(),
+            client: conn.peer,
+            params: target.query.clone(),
+            at: now,
+            session: session_id,
+        });
+        notify::push_began(&inner, &live);
+    }
+    inner.processor.wake();
+
+    let reason = ingest(
+        &inner,
+        &live,
+        &mut conn.session,
+        &mut conn.rd,
+        &mut conn.wr,
+        &mut conn.buf,
+    )
+    .await;
+    let reason = live.end_reason().unwrap_or(reason);
+    finish(
+        &inner,
+        who,
+        &live,
+        reason,
+        now,
+        went_live.elapsed(),
+        conn.peer,
+    );
+    Ok(())
+}
+
+/// Whether `target` may be pushed from `peer` now, and as whose stream.
+fn authorize(
+    inner: &Inner,
+    target: &Target,
+    peer: SocketAddr,
+    now: i64,
+) -> Result<Authorized, EndReason> {
     let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
     let internal = inner.processor.is_internal(&target.query, peer);
-    let decision = if internal {
+    let account = if internal {
         // A processing job's output: the domain names the account.
         policy
             .domain(&domain)
             .map(|d| d.account)
-            .ok_or(EndReason::UnknownDomain)
+            .ok_or(EndReason::UnknownDomain)?
     } else {
         access::authorize_push(
             &policy,
@@ -178,47 +255,69 @@ async fn publish(
             &target.stream,
             &target.query,
             now,
-        )
+        )?
     };
-    let account = match decision {
-        Ok(account) => account,
-        Err(reason) => {
-            tracing::info!(%peer, domain, app = target.app, stream = target.stream, "push refused: {}", reason.describe());
-            let code = match reason {
-                EndReason::BadName => "NetStream.Publish.BadName",
-                _ => "NetStream.Publish.Denied",
-            };
-            let (errcode, sub) = reason.code();
-            session.reject_publish(
-                stream_id,
-                code,
-                &format!("{} ({errcode}/{sub})", reason.describe()),
-            );
-            let _ = flush(&mut session, &mut wr).await;
-            inner.emit(MediaEvent::PublishRefused {
-                domain,
-                app: target.app,
-                stream: target.stream,
-                client: peer,
-                reason,
-                at: now,
-            });
-            return Ok(());
-        }
+    Ok(Authorized {
+        key: StreamKey {
+            account,
+            app: target.app.clone(),
+            stream: target.stream.clone(),
+        },
+        domain,
+        internal,
+    })
+}
+
+/// Answers a refused `publish` with the CSS reason and reports it.
+async fn refuse(
+    inner: &Inner,
+    conn: &mut Conn,
+    stream_id: u32,
+    target: Target,
+    reason: EndReason,
+    now: i64,
+) {
+    tracing::info!("push refused: {}", reason.describe());
+    let code = match reason {
+        EndReason::BadName => "NetStream.Publish.BadName",
+        _ => "NetStream.Publish.Denied",
     };
-    let key = StreamKey {
-        account,
-        app: target.app.clone(),
-        stream: target.stream.clone(),
-    };
+    let (errcode, sub) = reason.code();
+    conn.session.reject_publish(
+        stream_id,
+        code,
+        &format!("{} ({errcode}/{sub})", reason.describe()),
+    );
+    let _ = flush(&mut conn.session, &mut conn.wr).await;
+    inner.emit(MediaEvent::PublishRefused {
+        domain: target.domain.unwrap_or_default(),
+        app: target.app,
+        stream: target.stream,
+        client: conn.peer,
+        reason,
+        at: now,
+    });
+}
+
+/// Registers the push in the stream registry (replacing a push of the
+/// same stream) and returns it with its session id.
+fn register(
+    inner: &Inner,
+    who: &Authorized,
+    target: &Target,
+    conn: &Conn,
+    now: i64,
+) -> (Arc<Live>, u64) {
+    let key = &who.key;
     // Watermark rules apply to pushes that start after them (as CSS).
-    let watermark = (!internal)
+    let watermark = (!who.internal)
         .then(|| {
-            policy
+            inner
+                .policy()
                 .processing
                 .for_push(&livestack_core::rules::StreamRef {
-                    account,
-                    domain: &domain,
+                    account: key.account,
+                    domain: &who.domain,
                     app: &key.app,
                     stream: &key.stream,
                 })
@@ -228,108 +327,77 @@ async fn publish(
         .flatten();
     let session_id = inner.next_session();
     let cancel = inner.shutdown.child_token();
-    let live = {
-        let mut streams = inner.streams.lock().unwrap_or_else(|e| e.into_inner());
-        // A second push of a live stream replaces the first, as CSS does
-        // (21/102); players stay attached to the same hub.
-        let hub = match streams.get(&key) {
-            Some(old) => {
-                old.stop(EndReason::Replaced);
-                Arc::clone(&old.hub)
-            }
-            None => Arc::new(Hub::new()),
-        };
-        let live = Arc::new(Live::new(
-            Publisher {
-                key: key.clone(),
-                domain: domain.clone(),
-                client: peer,
-                server: local,
-                started: now,
-                // The internal token is not the user's parameters.
-                params: if internal {
-                    String::new()
-                } else {
-                    target.query.clone()
-                },
-                session: session_id,
-                internal,
-                watermark,
-            },
+    let publisher = Publisher {
+        key: key.clone(),
+        domain: who.domain.clone(),
+        client: conn.peer,
+        server: conn.local,
+        started: now,
+        // The internal token is not the user's parameters.
+        params: if who.internal {
+            String::new()
+        } else {
+            target.query.clone()
+        },
+        session: session_id,
+        internal: who.internal,
+        watermark,
+    };
+    let segmenter = SegmenterConfig {
+        target_duration_ms: inner.config.hls_segment.as_millis() as u64,
+        window: inner.config.hls_window,
+        // A watermarked output's segments are named (and asked for) by
+        // the source's name.
+        name: target
+            .stream
+            .strip_suffix(crate::process::WATERMARKED)
+            .unwrap_or(&target.stream)
+            .to_owned(),
+        ..SegmenterConfig::default()
+    };
+    let live = inner.streams.insert_replacing(key, |hub| {
+        Arc::new(Live::new(
+            publisher,
             hub,
             cancel,
-            SegmenterConfig {
-                target_duration_ms: inner.config.hls_segment.as_millis() as u64,
-                window: inner.config.hls_window,
-                // A watermarked output's segments are named (and asked
-                // for) by the source's name.
-                name: target
-                    .stream
-                    .strip_suffix(crate::process::WATERMARKED)
-                    .unwrap_or(&target.stream)
-                    .to_owned(),
-                ..SegmenterConfig::default()
-            },
+            segmenter,
             inner.config.chunk_size,
-        ));
-        streams.insert(key.clone(), Arc::clone(&live));
-        live
-    };
-    session.accept_publish(stream_id);
-    flush(&mut session, &mut wr).await?;
-    let went_live = Instant::now();
-    if internal {
-        tracing::debug!(app = key.app, stream = key.stream, "internal push started");
-    } else {
-        tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push started");
-        inner.emit(MediaEvent::PublishStarted {
-            key: key.clone(),
-            domain: domain.clone(),
-            client: peer,
-            params: target.query.clone(),
-            at: now,
-            session: session_id,
-        });
-        notify::push_began(&inner, &live);
-    }
-    inner.processor.wake();
+        ))
+    });
+    (live, session_id)
+}
 
-    let reason = ingest(&inner, &live, &mut session, &mut rd, &mut wr, &mut buf).await;
-    let reason = live.end_reason().unwrap_or(reason);
+/// Ends a push: its HLS playlist, its registry entry, its events.
+fn finish(
+    inner: &Inner,
+    who: Authorized,
+    live: &Arc<Live>,
+    reason: EndReason,
+    started: i64,
+    lasted: Duration,
+    peer: SocketAddr,
+) {
     live.finish_hls();
-    {
-        let mut streams = inner.streams.lock().unwrap_or_else(|e| e.into_inner());
-        // A replacement push may already own the key.
-        if streams
-            .get(&key)
-            .is_some_and(|l| l.publisher.session == session_id)
-        {
-            streams.remove(&key);
-        }
-    }
+    inner
+        .streams
+        .remove_if_current(&who.key, live.publisher.session);
     inner.processor.wake();
-    if internal {
-        tracing::debug!(
-            app = key.app,
-            stream = key.stream,
-            "internal push ended: {}",
-            reason.describe()
-        );
-        return Ok(());
+    if who.internal {
+        tracing::debug!("internal push ended: {}", reason.describe());
+        return;
     }
-    tracing::info!(%peer, domain, app = key.app, stream = key.stream, "push ended: {}", reason.describe());
-    notify::push_ended(&inner, &live, reason, went_live.elapsed());
+    tracing::info!("push ended: {}", reason.describe());
+    notify::push_ended(inner, live, reason, lasted);
     inner.emit(MediaEvent::PublishStopped {
-        key,
-        domain,
+        key: who.key,
+        domain: who.domain,
         client: peer,
         reason,
         at: inner.clock.unix(),
-        started: now,
-        session: session_id,
+        started,
+        session: live.publisher.session,
         resolution: live.resolution(),
     });
-    Ok(())
 }
 
 /// Frames held back for a playback delay (`AddDelayLiveStream`).

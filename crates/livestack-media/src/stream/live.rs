@@ -19,8 +19,8 @@ use livestack_formats::hevc::HevcConfig;
 use livestack_formats::hls::{Segmenter, SegmenterConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Frame, FrameKind, Hub};
-use crate::stats::Meter;
+use crate::stream::hub::{Frame, FrameKind, Hub};
+use crate::stream::stats::Meter;
 
 /// Codec facts from the sequence headers.
 #[derive(Debug, Clone, Default)]

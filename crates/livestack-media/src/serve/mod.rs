@@ -1,0 +1,12 @@
+//! Where clients come in: the RTMP port (push and play), the HTTP port
+//! (HTTP-FLV, HLS, `/records/`) and HTTPS by SNI, with push and play
+//! authorization against the policy (`access`).
+//!
+//! Owns: listeners, connection tasks and protocol handling up to the point
+//! where a push is registered or a player attached. Must not: fan out
+//! frames (`stream` does) or run jobs (`process` does).
+
+pub(crate) mod access;
+pub(crate) mod http;
+pub(crate) mod rtmp;
+pub(crate) mod tls;
