@@ -708,15 +708,15 @@ impl Processing {
         &'p self,
         stream: &StreamRef<'_>,
     ) -> Option<(&'p Template, String)> {
-        let (base, suffix) = stream.stream.rsplit_once('_')?;
+        let name = OutputName::parse(stream.stream)?;
         let source = StreamRef {
-            stream: base,
+            stream: name.source,
             ..*stream
         };
         self.templates_for(Kind::Transcode, &source)
             .into_iter()
-            .find(|t| t.output_names().contains(&suffix))
-            .map(|t| (t, base.to_owned()))
+            .find(|t| t.output_names().contains(&name.template))
+            .map(|t| (t, name.source.to_owned()))
     }
 
     /// The local file of a watermark picture.
@@ -725,9 +725,42 @@ impl Processing {
     }
 }
 
+/// The name of a transcoded output, `StreamName_TemplateName`, as CSS
+/// forms play names: the one place it is read and written (rules, the
+/// media plane's planner and its playlists use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputName<'a> {
+    /// The source stream: everything before the last `_`, so `cam_x_hd`
+    /// is the `hd` output of `cam_x`.
+    pub source: &'a str,
+    /// The template (or adaptive child) name: everything after it.
+    pub template: &'a str,
+}
+
+impl<'a> OutputName<'a> {
+    /// Splits a play name; `None` when it has no `_` at all.
+    pub fn parse(stream: &'a str) -> Option<OutputName<'a>> {
+        let (source, template) = stream.rsplit_once('_')?;
+        Some(OutputName { source, template })
+    }
+
+    /// The play name of `source`'s output by `template`.
+    pub fn format(source: &str, template: &str) -> String {
+        format!("{source}_{template}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_name_splits_at_the_last_underscore_and_reads_back() {
+        let name = OutputName::parse("cam_x_hd").expect("an output name");
+        assert_eq!((name.source, name.template), ("cam_x", "hd"));
+        assert_eq!(OutputName::format(name.source, name.template), "cam_x_hd");
+        assert_eq!(OutputName::parse("cam"), None);
+    }
 
     const A: AccountId = AccountId(1);
     const B: AccountId = AccountId(2);

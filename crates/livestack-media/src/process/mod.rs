@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
 use livestack_core::media::{Policy, StreamKey};
-use livestack_core::rules::{Kind, StreamRef, Template, TemplateId, TemplateSpec};
+use livestack_core::rules::{Kind, OutputName, StreamRef, Template, TemplateId, TemplateSpec};
 use livestack_core::tasks::{active_tasks, Task, TaskKind};
 use livestack_core::Clock;
 use tokio::sync::Notify;
@@ -169,10 +169,7 @@ pub(crate) fn plan(
             // output of `cam_x`, not of `cam`.
             let mine = output.account == s.key.account
                 && output.app == s.key.app
-                && output
-                    .stream
-                    .rsplit_once('_')
-                    .is_some_and(|(base, _)| base == s.key.stream);
+                && OutputName::parse(&output.stream).is_some_and(|n| n.source == s.key.stream);
             if mine && (clock.duration_since(*asked) < DEMAND_IDLE || watched(output)) {
                 jobs.push(job(JobWhat::Transcode {
                     template: *template,

@@ -326,7 +326,7 @@ fn adaptive_playlist(
     let TemplateSpec::Transcode(spec) = &template.spec else {
         return None;
     };
-    let suffix = key.stream.rsplit_once('_').map(|(_, s)| s)?;
+    let suffix = livestack_core::rules::OutputName::parse(&key.stream)?.template;
     if !spec.adaptive || suffix != template.name || spec.children.is_empty() {
         return None;
     }
@@ -337,7 +337,7 @@ fn adaptive_playlist(
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
     for child in &spec.children {
         let output = StreamKey {
-            stream: format!("{base}_{}", child.name),
+            stream: livestack_core::rules::OutputName::format(&base, &child.name),
             ..key.clone()
         };
         inner.processor.ask(&output, template.id);
