@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use bytes::{Bytes, BytesMut};
 use livestack_core::media::StreamKey;
@@ -161,7 +162,14 @@ where
             return Ok(());
         };
         let keep_alive = req.keep_alive;
-        if !handle(&inner, &mut socket, peer, req).await? || !keep_alive {
+        // One span per request (an HTTP-FLV play lasts as long as its
+        // request): the host and path name the domain, app and stream.
+        let span = tracing::info_span!("play", %peer, host = req.host.as_deref().unwrap_or(""), path = %req.path);
+        if !handle(&inner, &mut socket, peer, req)
+            .instrument(span)
+            .await?
+            || !keep_alive
+        {
             return Ok(());
         }
     }
