@@ -43,7 +43,8 @@ pub const MAX_FORM_BODY: usize = 1024 * 1024;
 /// Largest TC3 POST body (10 MB).
 pub const MAX_JSON_BODY: usize = 10 * 1024 * 1024;
 
-/// Regions the Tencent SDKs know (`live-semantics.md` §3.10).
+/// Regions the Tencent SDKs know
+/// (<https://www.tencentcloud.com/document/product/267/30762>).
 pub const DEFAULT_REGIONS: &[&str] = &[
     "ap-bangkok",
     "ap-beijing",

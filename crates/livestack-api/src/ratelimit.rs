@@ -13,7 +13,8 @@ use livestack_core::AccountId;
 /// Requests per second for an action whose page documents no limit.
 pub const DEFAULT_LIMIT: u32 = 20;
 
-/// The documented default limit of `action` (`live-semantics.md` §3.9).
+/// The documented default limit of `action` (each action's API page, for
+/// example <https://www.tencentcloud.com/document/api/267/37303>).
 pub fn documented_limit(action: &str) -> u32 {
     match action {
         "DescribeLiveStreamPushInfoList"

@@ -159,7 +159,7 @@ impl Policy {
 }
 
 /// Why a push ended or was refused, with the CSS error codes that stream
-/// callbacks and event lists report (`live-semantics.md` §3.1).
+/// callbacks and event lists report (<https://www.tencentcloud.com/zh/document/product/267/31083>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
     /// The publisher closed the connection (1/0..4/0: client closed).

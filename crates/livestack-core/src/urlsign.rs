@@ -34,7 +34,7 @@ pub fn query(key: &str, stream_name: &str, expires_at: i64) -> String {
 }
 
 /// Why a signed URL was refused; each maps to a CSS push error code
-/// (`live-semantics.md` §3.1).
+/// (<https://www.tencentcloud.com/document/product/267/31560>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Neither `txSecret` nor `txTime` (18/502).
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn tx_secret_matches_the_official_example() {
-        // live-semantics.md §3.1: the documentation's own example.
+        // The example of <https://www.tencentcloud.com/document/product/267/31560>.
         assert_eq!(
             tx_secret("e12c46f2612d5106e2034781ab261ca3", "test", "5C271099"),
             "f85a2ab363fe4deaffef9754d79da6fe"

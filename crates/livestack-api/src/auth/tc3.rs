@@ -170,7 +170,7 @@ pub struct Signed<'a> {
 
 /// Checks `auth.signature` for `req` under `secret_key`, in constant time.
 ///
-/// Clients disagree on what they sign (see `wire-protocol.md` §1.4), so the
+/// Clients disagree on what they sign (the official SDKs and tccli each sign a little differently), so the
 /// canonical request is tried with header values as sent and lower-cased,
 /// and with the Host as sent, without a scheme prefix (tccli users write
 /// `--endpoint http://…`) and without its port (the Node SDK signs the
@@ -246,7 +246,7 @@ mod tests {
     use super::*;
 
     // The official example of Tencent's signature v3 documentation
-    // (wire-protocol.md §4.2).
+    // (<https://cloud.tencent.com/document/product/1278/46710>).
     const KEY: &str = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
     const BODY: &str =
         r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;

@@ -10,7 +10,7 @@
 //! or outlive the media server (the dispatcher and every delivery run on
 //! its `TaskTracker` and stop at its shutdown token).
 //!
-//! # The protocol (`live-semantics.md` §3.4)
+//! # The protocol (<https://www.tencentcloud.com/document/product/267/38080>)
 //!
 //! `POST` of a JSON object (`Content-Type: application/json`) to the URL
 //! the template gives for the event. Every body carries `t` (expiry, Unix
@@ -296,8 +296,6 @@ pub(crate) struct RecordExt {
 }
 
 /// A snapshot is ready (event 200).
-// Built by the recording and snapshot jobs (issue 6), which land separately.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SnapshotEvent {
     /// StreamName (`stream_id`, `channel_id`).
@@ -549,8 +547,6 @@ impl Notifier {
 
     /// Sends a snapshot event (200) to `target`, when its template has a
     /// `SnapshotNotifyUrl`.
-    // Called by the recording and snapshot jobs (issue 6), which land separately.
-    #[allow(dead_code)]
     pub(crate) fn snapshot(&self, target: &CallbackTarget, ev: &SnapshotEvent) {
         let retry = Retry {
             retries: SNAPSHOT_RETRIES,
