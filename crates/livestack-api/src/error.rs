@@ -42,12 +42,30 @@ pub struct Text {
     pub zh: Cow<'static, str>,
 }
 
+/// The longest message sent or logged, in bytes (before the note of how
+/// long it was).
+pub const MAX_MESSAGE: usize = 512;
+
+fn bounded(text: Cow<'static, str>) -> Cow<'static, str> {
+    if text.len() <= MAX_MESSAGE {
+        return text;
+    }
+    let mut end = MAX_MESSAGE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+}
+
 impl Text {
-    /// A message from its English and Chinese forms.
+    /// A message from its English and Chinese forms, each cut to
+    /// [`MAX_MESSAGE`] bytes: a message that echoes a client's value must
+    /// not grow with it (a 9 MiB name would otherwise come back whole, and
+    /// go to the log whole).
     pub fn new(en: impl Into<Cow<'static, str>>, zh: impl Into<Cow<'static, str>>) -> Text {
         Text {
-            en: en.into(),
-            zh: zh.into(),
+            en: bounded(en.into()),
+            zh: bounded(zh.into()),
         }
     }
 

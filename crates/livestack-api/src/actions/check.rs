@@ -53,9 +53,20 @@ pub(crate) fn invalid_input(en: String, zh: String) -> ApiError {
     ApiError::new(ErrorCode::InternalErrorInvalidInput, en, zh)
 }
 
+/// A client's value as a message shows it: at most 64 characters, then
+/// how long it was.
+pub(crate) fn shown(value: &str) -> String {
+    const SHOWN: usize = 64;
+    match value.char_indices().nth(SHOWN) {
+        None => value.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes)", &value[..end], value.len()),
+    }
+}
+
 /// `InvalidParameterValue` for a value outside its documented set.
 pub(crate) fn not_one_of(name: &str, value: &str, allowed: &[&str]) -> ApiError {
     let list = allowed.join(", ");
+    let value = shown(value);
     ApiError::new(
         ErrorCode::InvalidParameterValue,
         format!("{name} must be one of {list}, not `{value}`."),
@@ -72,4 +83,32 @@ pub(crate) fn flag(name: &str, value: Option<i64>) -> ApiResult<Option<bool>> {
 pub(crate) fn ranged(name: &str, value: i64, min: u32, max: u32) -> ApiResult<u32> {
     check_range(name, value, i64::from(min), i64::from(max))
         .map(|v| u32::try_from(v).unwrap_or(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_value_is_shown_cut_with_its_length() {
+        assert_eq!(shown("short"), "short");
+        let long = "x".repeat(10_000);
+        let s = shown(&long);
+        assert!(
+            s.starts_with(&"x".repeat(64)) && s.ends_with("… (10000 bytes)"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn no_message_grows_with_the_value_it_echoes() {
+        let e = not_one_of("Format", &"名".repeat(1_000_000), &["a", "b"]);
+        assert!(e.message(crate::error::Lang::En).len() < 1024);
+        let e = ApiError::new(ErrorCode::InvalidParameterValue, "x".repeat(9 << 20), "y");
+        let en = e.message(crate::error::Lang::En);
+        assert!(
+            en.len() < 1024 && en.ends_with(&format!("({} bytes)", 9 << 20)),
+            "{en}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use livestack_store::domains::{self, Domain};
 use livestack_store::templates::{self, RulePlace};
 use livestack_store::StoreError;
 
-use super::check::invalid_input;
+use super::check::{invalid_input, shown};
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -68,6 +68,7 @@ pub(crate) fn check_text(
     if ok {
         Ok(())
     } else {
+        let value = shown(value);
         Err(invalid_input(
             format!("{name} `{value}` is not allowed: use 1 to {max_bytes} bytes of Chinese characters, letters, digits, `_` and `-`."),
             format!("{name} `{value}` 不合法：仅支持中文、英文、数字、_、-，长度 1~{max_bytes} 字节。"),

@@ -1577,3 +1577,20 @@ fn templates_rules_and_pictures_survive_a_restart() {
     );
     assert!(next > watermark);
 }
+
+#[test]
+fn an_error_does_not_echo_a_huge_value_whole() {
+    let server = Server::start();
+    let name = "n".repeat(2 << 20);
+    let outcome = server.api(
+        "CreateLiveRecordTemplate",
+        json!({"TemplateName": name, "FlvParam": {"Enable": 1}}),
+    );
+    assert!(outcome.code().is_some(), "{}", outcome.0);
+    assert!(
+        outcome.message().len() < 1024,
+        "{} bytes",
+        outcome.message().len()
+    );
+    assert!(server.log().len() < 64 * 1024, "the log holds the value");
+}
