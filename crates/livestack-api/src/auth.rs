@@ -385,14 +385,15 @@ impl Authenticator {
             Params::Json(Value::Object(Map::new()))
         } else {
             // The signature covered these bytes, so they are what the client
-            // meant to send; still, they may not be JSON.
-            let value: Value = serde_json::from_slice(body).map_err(|e| ApiError {
-                code: ErrorCode::InternalError,
-                message: Some(crate::error::Text::new(
-                    "The request body is not valid JSON.",
-                    "请求包体不是合法的 JSON。",
-                )),
-                cause: Some(anyhow::anyhow!("malformed JSON body: {e}")),
+            // meant to send; still, they may not be JSON. That is the
+            // client's mistake (`InvalidParameter`, logged at INFO), not
+            // an internal error an SDK would retry and an operator be paged for.
+            let value: Value = serde_json::from_slice(body).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("The request body is not valid JSON: {e}."),
+                    format!("请求包体不是合法的 JSON：{e}。"),
+                )
             })?;
             Params::Json(value)
         };

@@ -332,19 +332,66 @@ fn a_request_over_the_size_limit_is_request_size_limit_exceeded() {
 }
 
 #[test]
-fn a_malformed_body_is_internal_error_with_a_request_id_and_the_server_keeps_serving() {
+fn a_malformed_body_is_invalid_parameter_logged_at_info_and_the_server_keeps_serving() {
     let server = Server::start();
-    let resp = Tc3Request::new(&server, "DescribeLiveDomains", b"{\"PageSize\": ").send();
-    assert_eq!(resp.status, 200);
-    assert_eq!(resp.code().as_deref(), Some("InternalError"));
-    let id = resp.json()["Response"]["RequestId"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
-    assert!(is_uuid(&id));
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let bodies: [&[u8]; 7] = [
+        b"{\"PageSize\": ",
+        b"\xef\xbb\xbf{}",
+        b"{\"PageSize\": NaN}",
+        b"{} trailing",
+        b"{\"DomainPrefix\": \"\\ud800\"}",
+        b"{\"DomainPrefix\": \"\\q\"}",
+        deep.as_bytes(),
+    ];
+    for body in bodies {
+        let resp = Tc3Request::new(&server, "DescribeLiveDomains", body).send();
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.code().as_deref(),
+            Some("InvalidParameter"),
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        );
+        let id = resp.json()["Response"]["RequestId"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(is_uuid(&id));
+        let line = server
+            .log()
+            .lines()
+            .find(|l| l.contains(&id))
+            .map(str::to_owned)
+            .unwrap_or_default();
+        assert!(
+            line.contains("INFO"),
+            "logged at INFO with its RequestId: {line:?}"
+        );
+    }
+    python1(&server.call("DescribeLiveDomains", json!({}))).ok();
+}
+
+#[test]
+fn a_failure_inside_the_server_is_internal_error_logged_with_its_request_id() {
+    let pictures = crate::templates::Pictures::start();
+    let server = Server::start();
+    // Where watermark pictures are kept is taken by a file: saving one fails.
+    std::fs::write(server.data_dir.join("watermarks"), b"in the way").expect("write");
+    let outcome = python1(&server.call(
+        "AddLiveWatermark",
+        json!({"PictureUrl": pictures.url("/logo.png"), "WatermarkName": "logo"}),
+    ));
+    outcome.expect_code("InternalError");
+    let line = server
+        .log()
+        .lines()
+        .find(|l| l.contains(outcome.request_id()))
+        .map(str::to_owned)
+        .unwrap_or_default();
     assert!(
-        server.log().contains(&id),
-        "the cause is logged with the RequestId"
+        line.contains("ERROR"),
+        "the cause is logged with the RequestId: {line:?}"
     );
     python1(&server.call("DescribeLiveDomains", json!({}))).ok();
 }
