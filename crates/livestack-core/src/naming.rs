@@ -186,6 +186,48 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
+/// Why a bucket name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketError(pub String);
+
+impl fmt::Display for BucketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BucketError {}
+
+/// Checks a bucket name against S3's rules (which COS's names also keep):
+/// 3 to 63 characters of lower-case letters, digits, `-` and `.`,
+/// beginning and ending with a letter or digit, no `..`, not shaped like
+/// an IPv4 address. A bucket name becomes a host name (virtual-hosted
+/// requests) and a path level (uploads kept locally), so nothing else may
+/// pass.
+pub fn check_bucket(name: &str) -> Result<(), BucketError> {
+    let fail = |why: &str| Err(BucketError(why.to_owned()));
+    if !(3..=63).contains(&name.len()) {
+        return fail("a bucket name has 3 to 63 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return fail("a bucket name has only lower-case letters, digits, `-` and `.`");
+    }
+    let edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge(name.as_bytes()[0]) || !edge(name.as_bytes()[name.len() - 1]) {
+        return fail("a bucket name begins and ends with a letter or a digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return fail("a bucket name has no `..`, `.-` or `-.`");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return fail("a bucket name is not an IP address");
+    }
+    Ok(())
+}
+
 /// Checks that `key` is a relative `/`-separated path that stays where it
 /// is put: not empty, not too long, no leading `/`, no empty, `.` or `..`
 /// level, no control character or backslash.
@@ -433,6 +475,29 @@ impl SnapshotName<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_follow_the_s3_rules() {
+        for good in ["shots", "pics", "my-bucket.logs", "a1b"] {
+            assert_eq!(check_bucket(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "..",
+            "../../../../../../x/escape",
+            "127.0.0.1:18080#",
+            "192.168.1.1",
+            "Upper",
+            "ab",
+            "-lead",
+            "trail-",
+            "a..b",
+            "a/b",
+            "a b",
+            "x".repeat(64).as_str(),
+        ] {
+            assert!(check_bucket(bad).is_err(), "{bad}");
+        }
+    }
 
     /// 2018-12-17 19:06:59.123 Beijing time = 11:06:59.123 UTC.
     const T: i64 = 1_545_044_819_123;

@@ -392,3 +392,33 @@ async fn the_http_port_serves_local_records_read_only_and_nothing_outside() {
     );
     media.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bucket_name_that_is_a_path_or_a_host_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No object storage at all: the upload would fail and keep the file
+    // under `buckets/<bucket>/` — the bucket must never get that far.
+    let s = storage(dir.path(), None, Duration::from_secs(5));
+    for name in [
+        "..",
+        "../../../../../../x/escape",
+        "127.0.0.1:18080#",
+        "a/../../b",
+    ] {
+        let src = write(dir.path(), "part.flv", b"FLV\x01");
+        let err = s
+            .put(&bucket(name), "push.a.test/live/cam.flv", &src)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                livestack_media::storage::StorageError::InvalidBucket { .. }
+            ),
+            "{name}: {err}"
+        );
+        assert!(src.exists(), "{name}: the file stays where it was");
+    }
+    assert!(!dir.path().join("records").exists(), "nothing was written");
+    assert!(!dir.path().join("x").exists());
+}

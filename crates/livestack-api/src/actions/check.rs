@@ -53,6 +53,37 @@ pub(crate) fn invalid_input(en: String, zh: String) -> ApiError {
     ApiError::new(ErrorCode::InternalErrorInvalidInput, en, zh)
 }
 
+/// A bucket and its region as a template names them: the bucket by S3's
+/// rules ([`livestack_core::naming::check_bucket`]; it becomes a host name
+/// and a path level), the region as lower-case letters, digits and `-`.
+/// `InternalError.InvalidInput` otherwise, as the template actions document.
+pub(crate) fn check_bucket(
+    bucket_field: &str,
+    bucket: &str,
+    region_field: &str,
+    region: &str,
+) -> ApiResult<()> {
+    if let Err(why) = livestack_core::naming::check_bucket(bucket) {
+        let value = shown(bucket);
+        return Err(invalid_input(
+            format!("{bucket_field} `{value}` is not a bucket name: {why}."),
+            format!("{bucket_field} `{value}` 不是合法的存储桶名称：仅支持小写字母、数字、- 与 .，长度 3~63，须以字母或数字开头和结尾。"),
+        ));
+    }
+    let region_ok = (1..=63).contains(&region.len())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        let value = shown(region);
+        return Err(invalid_input(
+            format!("{region_field} `{value}` is not a region name (lower-case letters, digits and `-`)."),
+            format!("{region_field} `{value}` 不是合法的地域名称（仅支持小写字母、数字与 -）。"),
+        ));
+    }
+    Ok(())
+}
+
 /// A client's value as a message shows it: at most 64 characters, then
 /// how long it was.
 pub(crate) fn shown(value: &str) -> String {

@@ -21,7 +21,7 @@ use livestack_model::{
     RecordParam, RecordTemplateInfo,
 };
 
-use super::check::{flag, invalid_input, not_one_of, ranged};
+use super::check::{check_bucket, flag, invalid_input, not_one_of, ranged};
 use super::processing as shared;
 use crate::cx::Cx;
 use crate::error::ApiResult;
@@ -96,6 +96,14 @@ fn parse_output(format: RecordFormat, p: RecordParam, to_cos: bool) -> ApiResult
             format!("{} must start with `/`.", field("CosBucketPath")),
             format!("{} 必须以斜杠（/）开头。", field("CosBucketPath")),
         ));
+    }
+    if !out.cos_bucket.is_empty() || !out.cos_region.is_empty() {
+        check_bucket(
+            &field("CosBucketName"),
+            &out.cos_bucket,
+            &field("CosBucketRegion"),
+            &out.cos_region,
+        )?;
     }
     if to_cos
         && out.enabled

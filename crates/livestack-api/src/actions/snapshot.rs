@@ -19,7 +19,7 @@ use livestack_model::{
     ModifyLiveSnapshotTemplateRequest, ModifyLiveSnapshotTemplateResponse, SnapshotTemplateInfo,
 };
 
-use super::check::{flag, invalid_input, ranged};
+use super::check::{check_bucket, flag, invalid_input, ranged};
 use super::processing as shared;
 use crate::cx::Cx;
 use crate::error::ApiResult;
@@ -79,15 +79,7 @@ fn apply(s: &mut SnapshotSpec, f: SnapshotFields, min_interval: u32) -> ApiResul
         s.porn_check = v;
     }
     s.cos_app_id = i64::from(ranged("CosAppId", f.cos_app_id, 0, u32::MAX)?);
-    for (name, value) in [("CosBucket", &f.cos_bucket), ("CosRegion", &f.cos_region)] {
-        let ok = !value.trim().is_empty() && value.len() <= 255 && !value.contains(['/', '\\']);
-        if !ok {
-            return Err(invalid_input(
-                format!("{name} `{value}` must be a name of 1 to 255 characters."),
-                format!("{name} `{value}` 须为 1~255 个字符的名称。"),
-            ));
-        }
-    }
+    check_bucket("CosBucket", &f.cos_bucket, "CosRegion", &f.cos_region)?;
     if f.cos_bucket.ends_with(&format!("-{}", f.cos_app_id)) {
         return Err(invalid_input(
             "CosBucket must not include the `-appid` part.".into(),

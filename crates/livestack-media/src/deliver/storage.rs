@@ -214,6 +214,15 @@ const PROBE_KEY: &str = "livestack-probe/does-not-exist";
 /// Why [`Storage::put`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The bucket name breaks S3's rules; the file was not touched.
+    #[error("refused bucket {bucket:?}: {source}")]
+    InvalidBucket {
+        /// The bucket.
+        bucket: String,
+        /// What is wrong with it.
+        #[source]
+        source: livestack_core::naming::BucketError,
+    },
     /// The key is not a safe relative path; the file was not touched.
     #[error("refused key {key:?}: {source}")]
     InvalidKey {
@@ -274,7 +283,9 @@ impl StorageError {
     /// Where the file is now, when it still exists.
     pub fn kept(&self) -> Option<&Path> {
         match self {
-            StorageError::InvalidKey { .. } | StorageError::Source { .. } => None,
+            StorageError::InvalidKey { .. }
+            | StorageError::InvalidBucket { .. }
+            | StorageError::Source { .. } => None,
             StorageError::Local { source_path, .. }
             | StorageError::UploadNotKept { source_path, .. } => Some(source_path),
             StorageError::Upload { kept, .. } => kept.local_path.as_deref(),
@@ -416,6 +427,14 @@ impl Storage {
             key: key.to_owned(),
             source,
         })?;
+        if let Destination::Bucket { bucket, .. } = dest {
+            livestack_core::naming::check_bucket(bucket).map_err(|source| {
+                StorageError::InvalidBucket {
+                    bucket: bucket.clone(),
+                    source,
+                }
+            })?;
+        }
         let size = tokio::fs::metadata(local)
             .await
             .and_then(|m| {
@@ -479,6 +498,12 @@ impl Storage {
         local: &Path,
         size: u64,
     ) -> Result<Stored, StorageError> {
+        // Every path under the local directory is made here, and checked
+        // whole: no part of it (a bucket, a prefix) may leave the root.
+        check_key(path_key).map_err(|source| StorageError::InvalidKey {
+            key: path_key.to_owned(),
+            source,
+        })?;
         let target = self.inner.settings.local_dir.join(path_key);
         move_file(local, &target)
             .await

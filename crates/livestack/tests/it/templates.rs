@@ -1594,3 +1594,39 @@ fn an_error_does_not_echo_a_huge_value_whole() {
     );
     assert!(server.log().len() < 64 * 1024, "the log holds the value");
 }
+
+#[test]
+fn bucket_names_that_are_paths_or_hosts_are_refused() {
+    let server = Server::start();
+    for bucket in [
+        "..",
+        "../../../../../../x/escape",
+        "127.0.0.1:18080#",
+        "Shots",
+    ] {
+        server
+            .api(
+                "CreateLiveSnapshotTemplate",
+                json!({"TemplateName": "s", "CosAppId": 1250000000, "CosBucket": bucket, "CosRegion": "ap-guangzhou"}),
+            )
+            .expect_code("InternalError.InvalidInput");
+        server
+            .api(
+                "CreateLiveRecordTemplate",
+                json!({"TemplateName": "r", "CosStore": 1, "FlvParam": {"Enable": 1, "CosBucketName": bucket, "CosBucketRegion": "ap-guangzhou", "CosBucketPath": "/rec"}}),
+            )
+            .expect_code("InternalError.InvalidInput");
+    }
+    server
+        .api(
+            "CreateLiveSnapshotTemplate",
+            json!({"TemplateName": "s", "CosAppId": 1250000000, "CosBucket": "shots", "CosRegion": "ap-guangzhou#x"}),
+        )
+        .expect_code("InternalError.InvalidInput");
+    server
+        .api(
+            "CreateLiveRecordTemplate",
+            json!({"TemplateName": "r", "CosStore": 1, "FlvParam": {"Enable": 1, "CosBucketName": "records", "CosBucketRegion": "ap-guangzhou", "CosBucketPath": "/rec"}}),
+        )
+        .ok();
+}
