@@ -300,7 +300,9 @@ impl From<StoreError> for ApiError {
             StoreError::Query(_) | StoreError::Conflict { .. } | StoreError::Migration { .. } => {
                 ErrorCode::InternalErrorDbError
             }
-            StoreError::Io { .. } | StoreError::Task(_) => ErrorCode::InternalError,
+            StoreError::Io { .. } | StoreError::Task(_) | StoreError::Refused { .. } => {
+                ErrorCode::InternalError
+            }
         };
         ApiError::internal(code, e)
     }

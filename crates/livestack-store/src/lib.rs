@@ -72,6 +72,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The database file is not one livestack can use: empty, another
+    /// program's, or written by a newer livestack.
+    #[error("{path} {why}")]
+    Refused {
+        /// The database file.
+        path: String,
+        /// What is wrong, as a sentence to show the operator.
+        why: String,
+    },
     /// The blocking task running the query died (a panic inside the query code).
     #[error("database task failed: {0}")]
     Task(String),
@@ -88,13 +97,28 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the database file `livestack.db` in `data_dir`
-    /// and brings its schema up to date.
+    /// and brings its schema up to date. Refuses a file that is empty,
+    /// another program's, or of a newer schema than this build knows.
     pub fn open(data_dir: &Path) -> StoreResult<Store> {
         let pool = sqlite::Pool::open(data_dir)?;
-        pool.with_conn(migrate::run)?;
+        let path = pool.path().display().to_string();
+        pool.with_conn(|c| migrate::run(c, &path))?;
         Ok(Store {
             pool: Arc::new(pool),
         })
+    }
+
+    /// Opens the database of a data directory that must exist already
+    /// (the offline commands: they never create a data directory).
+    pub fn open_existing(data_dir: &Path) -> StoreResult<Store> {
+        let path = data_dir.join(sqlite::DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Refused {
+                path: path.display().to_string(),
+                why: "does not exist: this is not a livestack data directory (start `livestack serve` there first, or pass --data-dir)".to_owned(),
+            });
+        }
+        Store::open(data_dir)
     }
 
     /// The database file this store uses.

@@ -16,7 +16,38 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("migrations/0005_tasks.sql")),
 ];
 
-pub(crate) fn run(conn: &Connection) -> StoreResult<()> {
+pub(crate) fn run(conn: &Connection, path: &str) -> StoreResult<()> {
+    let refuse = |why: String| StoreError::Refused {
+        path: path.to_owned(),
+        why,
+    };
+    let has_ledger: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+        [],
+        |row| row.get(0),
+    )?;
+    let tables: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_ledger && tables > 0 {
+        return Err(refuse(
+            "is another program's SQLite database (it has tables but no schema_migrations): use another --data-dir".to_owned(),
+        ));
+    }
+    if has_ledger {
+        let newest: Option<i64> =
+            conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |row| {
+                row.get(0)
+            })?;
+        let known = MIGRATIONS.last().map_or(0, |m| i64::from(m.0));
+        if let Some(newest) = newest.filter(|v| *v > known) {
+            return Err(refuse(format!(
+                "was written by a newer livestack (schema version {newest}; this one knows up to {known}): run that version, or restore a backup"
+            )));
+        }
+    }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    BIGINT PRIMARY KEY,

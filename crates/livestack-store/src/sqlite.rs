@@ -41,8 +41,29 @@ impl Pool {
                 .mode(0o700)
                 .create(data_dir)
                 .map_err(io(data_dir))?;
+        } else {
+            // Keys and certificates live here: only the owner may look.
+            let mode = fs::metadata(data_dir)
+                .map_err(io(data_dir))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
+                    .map_err(io(data_dir))?;
+                tracing::warn!(
+                    "the data directory {} was open to others (mode {:o}); it is now 0700",
+                    data_dir.display(),
+                    mode & 0o777
+                );
+            }
         }
         let path = data_dir.join(DB_FILE);
+        if fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::Refused {
+                path: path.display().to_string(),
+                why: "is an empty file, not a livestack database: remove it to start afresh, or use another --data-dir".to_owned(),
+            });
+        }
         let pool = Pool {
             path: path.clone(),
             idle: Mutex::new(Vec::new()),

@@ -177,8 +177,11 @@ fn load(location: &Location) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The store of an existing data directory: the offline commands never
+/// create one (run from the wrong directory, they would make an empty one
+/// and then report that nothing is in it).
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.data_dir).with_context(|| {
+    Store::open_existing(&config.data_dir).with_context(|| {
         format!(
             "cannot open the data directory {}",
             config.data_dir.display()
