@@ -29,6 +29,9 @@ pub struct Cx {
     pub dry_run: bool,
     /// The server clock at the start of the request (Unix seconds).
     pub now: i64,
+    /// Server-side fetches of user-given URLs (watermark pictures), which
+    /// never reach an address the operator did not allow.
+    pub fetch: livestack_net::Fetcher,
     /// The limits of legacy recording tasks.
     pub task_limits: crate::settings::TaskLimits,
 }

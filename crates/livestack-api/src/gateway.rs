@@ -80,6 +80,8 @@ pub struct ApiSettings {
     pub regions: Vec<String>,
     /// The limits of legacy recording tasks (`CreateLiveRecord`).
     pub task_limits: TaskLimits,
+    /// What server-side fetches (watermark pictures) may reach.
+    pub fetch: livestack_net::FetchPolicy,
 }
 
 impl Default for ApiSettings {
@@ -88,6 +90,7 @@ impl Default for ApiSettings {
             rate_limit: None,
             regions: DEFAULT_REGIONS.iter().map(|r| (*r).to_owned()).collect(),
             task_limits: TaskLimits::default(),
+            fetch: livestack_net::FetchPolicy::default(),
         }
     }
 }
@@ -101,6 +104,7 @@ pub struct Gateway {
     regions: HashSet<String>,
     auth: Authenticator,
     task_limits: TaskLimits,
+    fetch: livestack_net::Fetcher,
     clock: Clock,
 }
 
@@ -113,8 +117,13 @@ impl Gateway {
         media: Arc<dyn MediaControl>,
         policy: Arc<PolicyPublisher>,
         clock: Clock,
-    ) -> Gateway {
-        Gateway {
+    ) -> Result<Gateway, reqwest::Error> {
+        let fetch = livestack_net::Fetcher::new(
+            settings.fetch.clone(),
+            Some(crate::actions::watermark::FETCH_TIMEOUT),
+            livestack_net::Redirects::Follow(5),
+        )?;
+        Ok(Gateway {
             store: store.clone(),
             media,
             policy,
@@ -122,8 +131,9 @@ impl Gateway {
             regions: settings.regions.iter().cloned().collect(),
             auth: Authenticator::new(store.clone()),
             task_limits: settings.task_limits,
+            fetch,
             clock,
-        }
+        })
     }
 
     /// The axum router: the API on every path, `GET /healthz` for readiness.
@@ -389,6 +399,7 @@ async fn execute(
         dry_run,
         now,
         task_limits: gw.task_limits,
+        fetch: gw.fetch.clone(),
     };
     dispatch::dispatch(cx, schema.name, value).await
 }

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod media;
 pub mod naming;
+pub mod netpolicy;
 pub mod rules;
 pub mod tasks;
 pub mod urlsign;

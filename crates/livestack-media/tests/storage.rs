@@ -290,7 +290,7 @@ async fn an_endpoint_that_never_answers_times_out_and_keeps_the_file() {
     let src = write(dir.path(), "a.flv", b"FLV");
 
     let started = Instant::now();
-    let err = s.put(&bucket("b"), "a.flv", &src).await.unwrap_err();
+    let err = s.put(&bucket("bkt"), "a.flv", &src).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
         matches!(

@@ -32,8 +32,34 @@ pub struct Config {
     pub callbacks: CallbacksConfig,
     /// Where recordings and snapshots are kept.
     pub storage: StorageConfig,
+    /// What server-side fetches of user-given URLs may reach.
+    pub fetch: FetchConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[fetch]`: watermark pictures and event callbacks are fetched from (or
+/// posted to) URLs that API callers choose; they never reach loopback,
+/// private, link-local, CGNAT, multicast or unspecified addresses unless
+/// allowed here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Address blocks allowed although not public, e.g. `"127.0.0.0/8"`.
+    pub allow: Vec<String>,
+}
+
+impl FetchConfig {
+    /// The policy, or which entry is not an address block.
+    pub fn policy(&self) -> anyhow::Result<livestack_net::FetchPolicy> {
+        let allow = self
+            .allow
+            .iter()
+            .map(|c| c.parse::<livestack_net::Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("invalid [fetch] allow")?;
+        Ok(livestack_net::FetchPolicy::allowing(allow))
+    }
 }
 
 /// `[api]`.
@@ -210,6 +236,8 @@ impl CallbacksConfig {
             retry_interval: Duration::from_secs(self.retry_interval_secs.max(1)),
             snapshot_retry_interval: Duration::from_secs(self.snapshot_retry_interval_secs.max(1)),
             queue: self.queue.max(1),
+            // From `[fetch]`, which `App::run` applies.
+            fetch: livestack_net::FetchPolicy::default(),
         }
     }
 }
@@ -332,6 +360,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             callbacks: CallbacksConfig::default(),
             storage: StorageConfig::default(),
+            fetch: FetchConfig::default(),
             log: LogConfig::default(),
         }
     }

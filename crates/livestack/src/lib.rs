@@ -90,6 +90,7 @@ impl App {
             .storage
             .to_storage(&config.data_dir, config.http.listen)
             .context("invalid [storage] configuration")?;
+        config.fetch.policy()?;
         let store = Store::open(&config.data_dir).with_context(|| {
             format!(
                 "cannot open the data directory {}",
@@ -189,7 +190,9 @@ impl App {
 
         // The media plane is made once the HTTP port is bound: the URLs of
         // locally stored recordings name it.
+        let fetch = config.fetch.policy()?;
         let mut media_config = config.to_media();
+        media_config.callbacks.fetch = fetch.clone();
         media_config.work_dir = config.data_dir.join("processing");
         media_config.storage = config
             .storage
@@ -224,11 +227,13 @@ impl App {
                 legacy_per_day: config.api.legacy_record_tasks_per_day,
                 legacy_running: config.api.legacy_record_tasks_running,
             },
+            fetch,
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
-        let gateway = Arc::new(livestack_api::Gateway::new(
-            store, &settings, control, policy, clock,
-        ));
+        let gateway = Arc::new(
+            livestack_api::Gateway::new(store, &settings, control, policy, clock)
+                .context("cannot make the HTTP client for watermark pictures")?,
+        );
         tracing::info!(api_addr = %addrs.api, rtmp_addr = %addrs.rtmp, http_addr = %addrs.http,
             data_dir = %config.data_dir.display(), "livestack ready");
 

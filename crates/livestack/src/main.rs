@@ -120,6 +120,16 @@ struct ServeArgs {
     /// [default: each action's documented limit, 20/s where none is documented].
     #[arg(long, env = "LIVESTACK_API_RATE_LIMIT", value_name = "N")]
     api_rate_limit: Option<u32>,
+    /// Address blocks server-side fetches (watermark pictures, callbacks)
+    /// may reach although not public, comma-separated, e.g. 127.0.0.0/8
+    /// [default: none].
+    #[arg(
+        long,
+        env = "LIVESTACK_FETCH_ALLOW",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    fetch_allow: Option<Vec<String>>,
     /// Log filter, e.g. info or livestack_api=debug [default: info; RUST_LOG wins].
     #[arg(long, env = "LIVESTACK_LOG", value_name = "FILTER")]
     log: Option<String>,
@@ -205,6 +215,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.api_rate_limit {
         config.api.rate_limit = Some(n);
+    }
+    if let Some(allow) = args.fetch_allow {
+        config.fetch.allow = allow.into_iter().filter(|c| !c.trim().is_empty()).collect();
     }
     if let Some(level) = args.log {
         config.log.level = level;

@@ -66,13 +66,24 @@ fn the_planes_meet_only_in_the_core_crate() {
     check("livestack-rtmp", &[]);
     check("livestack-formats", &[]);
     check("livestack-store", &["livestack-core"]);
+    check("livestack-net", &["livestack-core"]);
     check(
         "livestack-api",
-        &["livestack-core", "livestack-model", "livestack-store"],
+        &[
+            "livestack-core",
+            "livestack-model",
+            "livestack-store",
+            "livestack-net",
+        ],
     );
     check(
         "livestack-media",
-        &["livestack-core", "livestack-rtmp", "livestack-formats"],
+        &[
+            "livestack-core",
+            "livestack-rtmp",
+            "livestack-formats",
+            "livestack-net",
+        ],
     );
 }
 
@@ -114,6 +125,7 @@ fn every_crate_of_the_workspace_is_covered_by_the_invariants() {
             "livestack-formats",
             "livestack-media",
             "livestack-model",
+            "livestack-net",
             "livestack-rtmp",
             "livestack-store"
         ],

@@ -182,12 +182,15 @@ pub fn sniff_picture(bytes: &[u8]) -> Option<(PictureFormat, u32, u32)> {
 
 /// Fetches a picture once and checks it is a PNG or JPEG of at most
 /// [`MAX_PICTURE_BYTES`].
-async fn fetch_picture(url: &str) -> ApiResult<(Vec<u8>, PictureFormat, u32, u32)> {
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+async fn fetch_picture(
+    fetch: &livestack_net::Fetcher,
+    url: &str,
+) -> ApiResult<(Vec<u8>, PictureFormat, u32, u32)> {
+    // One message for a refused address, a closed port and a host that
+    // does not answer: the answer must not map the server's network.
+    let unreachable = || fetch_error(url, "the server could not be reached", "无法连接该服务器");
+    fetch.check(url).map_err(|_| unreachable())?;
+    let client = fetch.client();
     let failed = |e: reqwest::Error| {
         if e.is_timeout() {
             let secs = FETCH_TIMEOUT.as_secs();
@@ -196,6 +199,8 @@ async fn fetch_picture(url: &str) -> ApiResult<(Vec<u8>, PictureFormat, u32, u32
                 &format!("no complete answer within {secs} s"),
                 &format!("{secs} 秒内未完成下载"),
             )
+        } else if e.is_connect() || livestack_net::is_refused(&e) {
+            unreachable()
         } else {
             let why = format!("{:#}", anyhow::Error::new(e));
             fetch_error(url, &why, &why)
@@ -243,7 +248,7 @@ async fn fetch_picture(url: &str) -> ApiResult<(Vec<u8>, PictureFormat, u32, u32
 
 /// Fetches `url` and keeps the picture in the store's picture folder.
 async fn fetch_and_keep(cx: &Cx, url: &str) -> ApiResult<Picture> {
-    let (bytes, format, width, height) = fetch_picture(url).await?;
+    let (bytes, format, width, height) = fetch_picture(&cx.fetch, url).await?;
     // Nothing is kept for a dry run: it stops once the picture checks out.
     cx.commit_point()?;
     let dir = templates::picture_dir(&cx.store);

@@ -120,6 +120,9 @@ pub struct CallbackConfig {
     /// Notifications waiting or being retried at most; more are dropped
     /// (and logged) rather than slowing a stream down.
     pub queue: usize,
+    /// What callback URLs may reach (never loopback or private networks
+    /// unless the operator allows them).
+    pub fetch: livestack_net::FetchPolicy,
 }
 
 impl Default for CallbackConfig {
@@ -129,6 +132,7 @@ impl Default for CallbackConfig {
             retry_interval: Duration::from_secs(60),
             snapshot_retry_interval: Duration::from_secs(120),
             queue: 1024,
+            fetch: livestack_net::FetchPolicy::default(),
         }
     }
 }
@@ -480,11 +484,10 @@ impl Notifier {
         let (tx, rx) = mpsc::channel(queue);
         // Redirects are not followed: CSS expects the URL itself to answer
         // 200, so a redirect is an answer like any other non-200.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| tracing::error!("callbacks disabled: no HTTP client: {e}"))
-            .ok();
+        let client =
+            livestack_net::Fetcher::new(config.fetch.clone(), None, livestack_net::Redirects::None)
+                .map_err(|e| tracing::error!("callbacks disabled: no HTTP client: {e}"))
+                .ok();
         // Deliveries outlive the shutdown signal briefly, so that the end
         // events of the pushes it cuts off still go out.
         let stop = CancellationToken::new();
@@ -637,7 +640,7 @@ async fn drain(
 /// so that a slow or dead receiver delays nobody else.
 async fn dispatch(
     mut rx: mpsc::Receiver<(Job, OwnedSemaphorePermit)>,
-    client: Option<reqwest::Client>,
+    client: Option<livestack_net::Fetcher>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     timeout: Duration,
@@ -672,7 +675,7 @@ async fn dispatch(
 /// Tries one notification until a receiver answers 200 or the retries
 /// run out. The permit frees its queue slot when this ends.
 async fn deliver(
-    client: reqwest::Client,
+    client: livestack_net::Fetcher,
     job: Job,
     _permit: OwnedSemaphorePermit,
     shutdown: CancellationToken,
@@ -724,12 +727,14 @@ async fn deliver(
 
 /// One attempt: `Ok` when the receiver answers 200 in time.
 async fn post(
-    client: &reqwest::Client,
+    fetch: &livestack_net::Fetcher,
     url: &str,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let resp = client
+    fetch.check(url).map_err(|e| e.to_string())?;
+    let resp = fetch
+        .client()
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
@@ -1099,6 +1104,8 @@ mod tests {
             retry_interval: Duration::from_millis(50),
             snapshot_retry_interval: Duration::from_millis(50),
             queue: 4,
+            // The test receivers listen on loopback.
+            fetch: livestack_net::FetchPolicy::allowing(vec!["127.0.0.0/8".parse().expect("cidr")]),
         }
     }
 

@@ -162,6 +162,11 @@ impl Server {
             }
         }
         config.data_dir = data_dir.to_owned();
+        // Picture servers and callback receivers of the tests listen on
+        // loopback, which server-side fetches refuse unless allowed.
+        if config.fetch.allow.is_empty() {
+            config.fetch.allow = vec!["127.0.0.0/8".to_owned()];
+        }
         let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
         config.api.listen = any;
         config.rtmp.listen = any;
@@ -262,6 +267,7 @@ impl Server {
             .args(["--rtmp-listen", "127.0.0.1:0"])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(["--https-listen", "127.0.0.1:0"])
+            .args(["--fetch-allow", "127.0.0.0/8"])
             .args(args)
             .env_remove("LIVESTACK_SECRET_ID")
             .env_remove("LIVESTACK_SECRET_KEY")

@@ -12,6 +12,7 @@ mod certs;
 mod clients;
 mod domains;
 mod errors;
+mod fetch;
 mod harness;
 mod media;
 mod operations;

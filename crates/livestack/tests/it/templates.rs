@@ -864,6 +864,7 @@ fn callback_templates_round_trip_with_one_url_per_event() {
 /// answers that are not pictures), one connection at a time, until dropped.
 pub(crate) struct Pictures {
     addr: SocketAddr,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -874,11 +875,14 @@ impl Pictures {
         let addr = listener.local_addr().expect("address");
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
                     break;
                 }
+                counted.fetch_add(1, Ordering::SeqCst);
                 if let Ok(mut conn) = conn {
                     let _ = serve_picture(&mut conn);
                 }
@@ -886,9 +890,15 @@ impl Pictures {
         });
         Pictures {
             addr,
+            hits,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Connections accepted so far.
+    pub(crate) fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -1170,7 +1180,7 @@ fn a_picture_that_cannot_be_had_is_refused_with_the_reason() {
     for (url, reason) in [
         (pictures.url("/missing.png"), "404"),
         (pictures.url("/page.html"), "not a PNG or JPEG"),
-        (format!("http://{closed}/logo.png"), "connect"),
+        (format!("http://{closed}/logo.png"), "could not be reached"),
     ] {
         let call = server.call(
             "AddLiveWatermark",
