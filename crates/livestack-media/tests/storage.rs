@@ -422,3 +422,106 @@ async fn a_bucket_name_that_is_a_path_or_a_host_is_refused_and_nothing_is_writte
     assert!(!dir.path().join("records").exists(), "nothing was written");
     assert!(!dir.path().join("x").exists());
 }
+
+#[tokio::test]
+async fn stored_files_are_served_with_ranges_validators_and_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = dir.path().join("records");
+    let config = MediaConfig {
+        storage: StorageSettings {
+            local_dir: records.clone(),
+            ..StorageSettings::default()
+        },
+        ..MediaConfig::default()
+    };
+    let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(Policy::default()));
+    let (events_tx, _events_rx) = tokio::sync::mpsc::channel(16);
+    let media = MediaServer::new(
+        config,
+        policy_rx,
+        events_tx,
+        livestack_core::Clock::system(),
+        CancellationToken::new(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    media.serve_http(listener);
+    let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let src = write(dir.path(), "done.mp4", &data);
+    media
+        .storage()
+        .put(&Destination::Local, "push.example.com/live/cam.mp4", &src)
+        .await
+        .expect("stored");
+    let url = format!("http://{addr}/records/push.example.com/live/cam.mp4");
+    let client = reqwest::Client::new();
+
+    let full = client.get(&url).send().await.expect("answer");
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["accept-ranges"], "bytes");
+    let etag = full.headers()["etag"].to_str().expect("etag").to_owned();
+    let modified = full.headers()["last-modified"]
+        .to_str()
+        .expect("date")
+        .to_owned();
+    assert_eq!(full.bytes().await.expect("body").as_ref(), &data[..]);
+
+    let part = client
+        .get(&url)
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 100-199/10000");
+    assert_eq!(part.bytes().await.expect("body").as_ref(), &data[100..200]);
+
+    let tail = client
+        .get(&url)
+        .header("Range", "bytes=-10")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.expect("body").as_ref(), &data[9_990..]);
+
+    let beyond = client
+        .get(&url)
+        .header("Range", "bytes=20000-")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(beyond.status(), 416);
+    assert_eq!(beyond.headers()["content-range"], "bytes */10000");
+
+    let head = client.head(&url).send().await.expect("answer");
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "10000");
+
+    for (name, value) in [
+        ("If-None-Match", etag.as_str()),
+        ("If-Modified-Since", modified.as_str()),
+    ] {
+        let cached = client
+            .get(&url)
+            .header(name, value)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(cached.status(), 304, "{name}");
+    }
+    let stale = client
+        .get(&url)
+        .header("Range", "bytes=0-9")
+        .header("If-Range", "\"another-version\"")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        stale.status(),
+        200,
+        "If-Range of another version gets the whole file"
+    );
+}

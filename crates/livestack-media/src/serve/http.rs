@@ -52,6 +52,12 @@ struct Request {
     host: Option<String>,
     referer: Option<String>,
     keep_alive: bool,
+    /// `Range`, `If-None-Match`, `If-Modified-Since`, `If-Range`: for
+    /// stored files.
+    range: Option<String>,
+    if_none_match: Option<String>,
+    if_modified_since: Option<String>,
+    if_range: Option<String>,
 }
 
 fn parse_head(head: &[u8]) -> Option<Request> {
@@ -83,6 +89,10 @@ fn parse_head(head: &[u8]) -> Option<Request> {
         host: header("host"),
         referer: header("referer"),
         keep_alive,
+        range: header("range"),
+        if_none_match: header("if-none-match"),
+        if_modified_since: header("if-modified-since"),
+        if_range: header("if-range"),
     })
 }
 
@@ -213,7 +223,7 @@ async fn handle<S: AsyncWrite + Unpin>(
     }
     if let Some(key) = req.path.strip_prefix("/records/") {
         if let Some(found) = record_file(inner.storage.local_dir(), key).await {
-            return serve_record(inner, socket, found, req.keep_alive, head_only).await;
+            return serve_record(inner, socket, found, &req, head_only).await;
         }
     }
     let Some((app, file)) = req.path.trim_start_matches('/').split_once('/') else {
@@ -432,6 +442,8 @@ async fn flv<S: AsyncWrite + Unpin>(
 struct RecordFile {
     file: tokio::fs::File,
     len: u64,
+    /// Unix milliseconds of the last change.
+    modified_ms: i64,
     content_type: &'static str,
 }
 
@@ -473,9 +485,15 @@ async fn record_file(root: &Path, encoded: &str) -> Option<RecordFile> {
         "png" => "image/png",
         _ => "application/octet-stream",
     };
+    let modified_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64);
     Some(RecordFile {
         file,
         len: meta.len(),
+        modified_ms,
         content_type,
     })
 }
@@ -485,28 +503,65 @@ async fn record_file(root: &Path, encoded: &str) -> Option<RecordFile> {
 async fn serve_record<S: AsyncWrite + Unpin>(
     inner: &Arc<Inner>,
     socket: &mut S,
-    found: RecordFile,
-    keep_alive: bool,
+    mut found: RecordFile,
+    req: &Request,
     head_only: bool,
 ) -> std::io::Result<bool> {
+    use super::ranges::{reply, Conditions, Reply, Validators};
+    use tokio::io::AsyncSeekExt as _;
+
+    let validators = Validators::new(found.len, found.modified_ms);
+    let conditions = Conditions {
+        range: req.range.as_deref(),
+        if_none_match: req.if_none_match.as_deref(),
+        if_modified_since: req.if_modified_since.as_deref(),
+        if_range: req.if_range.as_deref(),
+    };
+    let len = found.len;
+    let (status, start, count, extra) = match reply(&conditions, &validators, len) {
+        Reply::NotModified => ("304 Not Modified", 0, 0, String::new()),
+        Reply::Full => ("200 OK", 0, len, String::new()),
+        Reply::Partial { start, end } => (
+            "206 Partial Content",
+            start,
+            end - start + 1,
+            format!("Content-Range: bytes {start}-{end}/{len}\r\n"),
+        ),
+        Reply::Unsatisfiable => (
+            "416 Range Not Satisfiable",
+            0,
+            0,
+            format!("Content-Range: bytes */{len}\r\n"),
+        ),
+    };
     let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {}\r\nContent-Length: {count}\r\n\
+         Accept-Ranges: bytes\r\nETag: {}\r\nLast-Modified: {}\r\n{extra}\
          Connection: {}\r\n{CORS}\r\n",
         found.content_type,
-        found.len,
-        if keep_alive { "keep-alive" } else { "close" }
+        validators.etag,
+        validators.last_modified,
+        if req.keep_alive {
+            "keep-alive"
+        } else {
+            "close"
+        }
     );
     socket.write_all(head.as_bytes()).await?;
-    if head_only {
+    if head_only || count == 0 {
+        socket.flush().await?;
         return Ok(true);
     }
-    let mut body = tokio::io::BufReader::with_capacity(64 * 1024, found.file.take(found.len));
+    if start > 0 {
+        found.file.seek(std::io::SeekFrom::Start(start)).await?;
+    }
+    let mut body = tokio::io::BufReader::with_capacity(64 * 1024, found.file.take(count));
     let sent = tokio::select! {
         r = tokio::io::copy_buf(&mut body, socket) => r?,
         () = inner.shutdown.cancelled() => return Ok(false),
     };
     socket.flush().await?;
-    Ok(sent == found.len)
+    Ok(sent == count)
 }
 
 const CORS: &str = "Access-Control-Allow-Origin: *\r\n\

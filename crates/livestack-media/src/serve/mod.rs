@@ -8,5 +8,6 @@
 
 pub(crate) mod access;
 pub(crate) mod http;
+pub(crate) mod ranges;
 pub(crate) mod rtmp;
 pub(crate) mod tls;
