@@ -13,6 +13,7 @@
 //! command that ends a job cleanly (files finalized) rather than killed.
 
 use livestack_core::rules::{Profile, RecordFormat, Rendition, VideoCodec, WatermarkSpec};
+use std::path::Path;
 
 /// Where a job reads and writes, and what it may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +234,31 @@ pub(crate) fn record_extension(format: RecordFormat) -> &'static str {
         RecordFormat::Mp3 => "mp3",
         RecordFormat::Hls => "ts",
     }
+}
+
+/// Rewrites a finished fragmented MP4 `input` as a plain MP4 `output`
+/// with its real duration and the `moov` box first ("faststart"), as
+/// CSS delivers MP4 recordings: players then know the length at once and
+/// can seek over HTTP. Streams are copied, not encoded.
+pub(crate) fn faststart(input: &Path, output: &Path) -> Vec<String> {
+    vec![
+        "-hide_banner".into(),
+        "-loglevel".into(),
+        "error".into(),
+        "-nostdin".into(),
+        "-y".into(),
+        "-i".into(),
+        input.display().to_string(),
+        "-map".into(),
+        "0".into(),
+        "-c".into(),
+        "copy".into(),
+        "-movflags".into(),
+        "+faststart".into(),
+        "-f".into(),
+        "mp4".into(),
+        output.display().to_string(),
+    ]
 }
 
 /// What a recording writes, for [`record`].

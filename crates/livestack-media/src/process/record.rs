@@ -64,6 +64,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// How long recovery waits for the ffmpeg of a previous run to finish
 /// its files.
 const ORPHAN_WAIT: Duration = Duration::from_secs(30);
+/// How long rewriting a finished MP4 with its index first may take.
+const FASTSTART_TIMEOUT: Duration = Duration::from_secs(120);
 /// A file cut short smaller than this holds no media (an MP4 header, say).
 const MIN_PARTIAL: u64 = 1024;
 
@@ -484,6 +486,9 @@ impl Recording {
     ) -> Result<(), bool> {
         let path = self.dir.join(file);
         let ext = ffmpeg::record_extension(self.m.format);
+        if self.m.format == RecordFormat::Mp4 {
+            self.faststart(inner, &path).await;
+        }
         let result = async {
             let (dest, key) = placement(inner, &self.m, &self.id(), file, start_ms, end_ms, ext)?;
             let stored = store(inner, &dest, &key, &path).await?;
@@ -496,6 +501,36 @@ impl Recording {
             tracing::warn!(job = %self.label, "{}", e.message);
             e.again
         })
+    }
+
+    /// Rewrites the fragmented MP4 at `path` in place as a plain MP4 with
+    /// its duration and `moov` first ([`ffmpeg::faststart`]). On failure
+    /// the fragmented file (which plays, without a known duration) is
+    /// delivered as it is, and the log says why.
+    async fn faststart(&self, inner: &Inner, path: &Path) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let out = path.with_file_name(format!(".{name}.faststart"));
+        let run = tokio::process::Command::new(&inner.config.ffmpeg)
+            .args(ffmpeg::faststart(path, &out))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            // Dropped with its job (shutdown, a cancelled delivery): killed.
+            .kill_on_drop(true)
+            .output();
+        let failed = match tokio::time::timeout(FASTSTART_TIMEOUT, run).await {
+            Ok(Ok(o)) if o.status.success() => match tokio::fs::rename(&out, path).await {
+                Ok(()) => return,
+                Err(e) => format!("cannot replace the file: {e}"),
+            },
+            Ok(Ok(o)) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+            Ok(Err(e)) => format!("cannot run {}: {e}", inner.config.ffmpeg),
+            Err(_) => format!("no result within {} s", FASTSTART_TIMEOUT.as_secs()),
+        };
+        let _ = tokio::fs::remove_file(&out).await;
+        tracing::warn!(job = %self.label, file = name, "MP4 delivered fragmented: {failed}");
     }
 
     /// Delivers what is left once ffmpeg has ended, and removes the

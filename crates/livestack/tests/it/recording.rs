@@ -101,6 +101,29 @@ pub(crate) fn with_ext(files: &[PathBuf], ext: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The types of an MP4 file's top-level boxes, in order.
+fn top_level_boxes(path: &Path) -> Vec<String> {
+    let data = std::fs::read(path).expect("read");
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+        out.push(String::from_utf8_lossy(&data[at + 4..at + 8]).into_owned());
+        let size = match size {
+            0 => break,
+            1 if at + 16 <= data.len() => {
+                u64::from_be_bytes(data[at + 8..at + 16].try_into().expect("8 bytes")) as usize
+            }
+            n => n,
+        };
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    out
+}
+
 /// What ffprobe says of a file: (format name, duration in seconds, codec
 /// types of its streams).
 pub(crate) fn probe_file(path: &Path) -> (String, f64, Vec<String>) {
@@ -249,6 +272,26 @@ fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_p
     check_segments(&with_ext(&files, "flv"), "flv", "flv", &av, 13.0);
     check_segments(&with_ext(&files, "mp4"), "mp4", "mp4", &av, 13.0);
     check_segments(&with_ext(&files, "aac"), "aac", "aac", &["audio"], 13.0);
+    // MP4s are delivered as plain files with their index first, so that a
+    // player over HTTP knows the duration at once (CSS's MP4s are so).
+    let records = server.data_dir.join("records");
+    for mp4 in with_ext(&files, "mp4") {
+        let boxes = top_level_boxes(&mp4);
+        let moov = boxes.iter().position(|b| b == "moov");
+        let mdat = boxes.iter().position(|b| b == "mdat");
+        assert!(
+            moov.is_some() && moov < mdat && !boxes.iter().any(|b| b == "moof"),
+            "{mp4:?}: {boxes:?}"
+        );
+        let key = mp4.strip_prefix(&records).expect("under records");
+        let url = format!("http://{}/records/{}", server.http, key.display());
+        let (_, local, _) = probe_file(&mp4);
+        let (_, remote, _) = probe_file(Path::new(&url));
+        assert!(
+            remote > 0.5 && (remote - local).abs() < 0.5,
+            "{url}: {remote} s over HTTP, {local} s on disk"
+        );
+    }
 
     let playlists = with_ext(&files, "m3u8");
     assert_eq!(playlists.len(), 1, "one playlist per push: {playlists:?}");
