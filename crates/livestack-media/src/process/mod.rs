@@ -12,8 +12,10 @@
 //! command line in `ffmpeg`.
 //!
 //! Jobs read the source from livestack's own RTMP port on loopback and
-//! publish outputs back the same way, authenticated by a random token
-//! only loopback connections may present (`?livestack_internal=`). Those
+//! publish outputs back the same way, each with its own credential
+//! (`?livestack_internal=`, a [`Pass`]) for one stream in one direction,
+//! which only loopback connections may present and which is revoked when
+//! the job's attempt ends. Those
 //! internal pushes are live streams like any other for players, but are
 //! not in the online list, send no events and get no processing of their
 //! own. The name of a watermarked output is the source name with
@@ -35,7 +37,7 @@ use tracing::Instrument as _;
 use livestack_core::media::{Policy, StreamKey};
 use livestack_core::rules::{Kind, OutputName, StreamRef, Template, TemplateId, TemplateSpec};
 use livestack_core::tasks::{active_tasks, Task, TaskKind};
-use livestack_core::Clock;
+use livestack_core::{AccountId, Clock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -235,14 +237,50 @@ struct Running {
     status: Arc<Mutex<JobStatus>>,
 }
 
+/// What a job's credential lets a loopback connection do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Play the stream.
+    Read,
+    /// Publish the stream.
+    Write,
+}
+
+/// One job's credential for one stream.
+#[derive(Debug, Clone)]
+struct Grant {
+    account: AccountId,
+    app: String,
+    stream: String,
+    direction: Direction,
+}
+
+/// A job's credential and the URL carrying it; revoked on drop.
+pub(crate) struct Pass {
+    /// `rtmp://127.0.0.1:PORT/app/stream?livestack_internal=TOKEN&domain=…`.
+    pub(crate) url: String,
+    token: String,
+    grants: Arc<Mutex<HashMap<String, Grant>>>,
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        self.grants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.token);
+    }
+}
+
 /// The processing jobs of a media server.
 pub(crate) struct Processor {
     jobs: Mutex<HashMap<JobKey, Running>>,
     /// Transcoded outputs asked for: output → (template, last asked).
     demand: Mutex<HashMap<StreamKey, (TemplateId, Instant)>>,
     wake: Notify,
-    /// The token internal connections present.
-    pub(crate) token: String,
+    /// The credentials of running jobs, by token: each lets loopback
+    /// connections read or write one stream, while its job holds it.
+    grants: Arc<Mutex<HashMap<String, Grant>>>,
     /// Where livestack's RTMP port is, once it listens.
     pub(crate) rtmp_addr: std::sync::OnceLock<SocketAddr>,
     /// The media plane's clock (demand windows, task windows).
@@ -251,14 +289,11 @@ pub(crate) struct Processor {
 
 impl Processor {
     pub(crate) fn new(clock: Clock) -> Processor {
-        use rand::RngCore;
-        let mut bytes = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut bytes);
         Processor {
             jobs: Mutex::new(HashMap::new()),
             demand: Mutex::new(HashMap::new()),
             wake: Notify::new(),
-            token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            grants: Arc::new(Mutex::new(HashMap::new())),
             rtmp_addr: std::sync::OnceLock::new(),
             clock,
         }
@@ -270,23 +305,62 @@ impl Processor {
         self.wake.notify_one();
     }
 
-    /// Whether `query`, from `peer`, carries the internal token.
-    pub(crate) fn is_internal(&self, query: &str, peer: SocketAddr) -> bool {
-        peer.ip().is_loopback()
-            && crate::serve::access::query_get(query, INTERNAL_PARAM).is_some_and(|t| {
-                use subtle::ConstantTimeEq;
-                bool::from(t.as_bytes().ct_eq(self.token.as_bytes()))
-            })
+    /// The account whose job may `direction` the stream `app/stream`
+    /// with the token in `query`, from `peer`: a loopback peer holding a
+    /// live grant for exactly that stream and direction.
+    pub(crate) fn internal_grant(
+        &self,
+        query: &str,
+        peer: SocketAddr,
+        app: &str,
+        stream: &str,
+        direction: Direction,
+    ) -> Option<AccountId> {
+        if !peer.ip().is_loopback() {
+            return None;
+        }
+        let token = crate::serve::access::query_get(query, INTERNAL_PARAM)?;
+        let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        // Tokens are 128 random bits: the map lookup reveals nothing a
+        // guess could use.
+        let grant = grants.get::<str>(&token)?;
+        (grant.app == app && grant.stream == stream && grant.direction == direction)
+            .then_some(grant.account)
     }
 
-    /// The RTMP URL a job uses for `stream` of `app`, on the push domain
-    /// `domain` (which names the account).
-    pub(crate) fn internal_url(&self, domain: &str, app: &str, stream: &str) -> Option<String> {
+    /// A credential for one job to `direction` `account`'s `app/stream`,
+    /// and the RTMP URL carrying it (on the push domain `domain`); revoked
+    /// when the [`Pass`] is dropped, that is when the job's attempt ends.
+    pub(crate) fn grant(
+        &self,
+        account: AccountId,
+        domain: &str,
+        app: &str,
+        stream: &str,
+        direction: Direction,
+    ) -> Option<Pass> {
+        use rand::RngCore;
         let addr = self.rtmp_addr.get()?;
-        Some(format!(
-            "rtmp://{addr}/{app}/{stream}?{INTERNAL_PARAM}={}&domain={domain}",
-            self.token
-        ))
+        let mut bytes = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.grants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                token.clone(),
+                Grant {
+                    account,
+                    app: app.to_owned(),
+                    stream: stream.to_owned(),
+                    direction,
+                },
+            );
+        Some(Pass {
+            url: format!("rtmp://{addr}/{app}/{stream}?{INTERNAL_PARAM}={token}&domain={domain}"),
+            token,
+            grants: Arc::clone(&self.grants),
+        })
     }
 
     /// The live stream a player asking for `key` on play domain `domain`
@@ -509,11 +583,27 @@ impl Job {
             .filter(|t| t.account == self.key.source.account)
     }
 
-    /// The internal URL of `stream` (of the source's app and domain).
-    pub(crate) fn url(&self, stream: &str) -> Result<String, supervisor::JobError> {
+    /// A credential to read `stream` (of the source's app and account),
+    /// held for as long as the attempt runs.
+    pub(crate) fn reader(&self, stream: &str) -> Result<Pass, supervisor::JobError> {
+        self.pass(stream, Direction::Read)
+    }
+
+    /// A credential to publish `stream`, the job's output.
+    pub(crate) fn writer(&self, stream: &str) -> Result<Pass, supervisor::JobError> {
+        self.pass(stream, Direction::Write)
+    }
+
+    fn pass(&self, stream: &str, direction: Direction) -> Result<Pass, supervisor::JobError> {
         self.inner
             .processor
-            .internal_url(&self.domain, &self.key.source.app, stream)
+            .grant(
+                self.key.source.account,
+                &self.domain,
+                &self.key.source.app,
+                stream,
+                direction,
+            )
             .ok_or_else(|| supervisor::JobError::Work("the RTMP port is not listening".into()))
     }
 
@@ -551,6 +641,55 @@ impl Job {
 mod tests {
     use super::*;
     use livestack_core::AccountId;
+
+    #[test]
+    fn a_jobs_credential_opens_one_stream_one_way_and_dies_with_the_job() {
+        let p = Processor::new(Clock::system());
+        let _ = p.rtmp_addr.set("127.0.0.1:1935".parse().expect("addr"));
+        let local: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+        let remote: SocketAddr = "192.0.2.7:40000".parse().expect("addr");
+        let pass = p
+            .grant(
+                AccountId(7),
+                "push.example.com",
+                "live",
+                "cam",
+                Direction::Read,
+            )
+            .expect("a pass");
+        let query = pass.url.split_once('?').expect("query").1.to_owned();
+        let check = |stream: &str, direction, peer| {
+            p.internal_grant(&query, peer, "live", stream, direction)
+        };
+        assert_eq!(check("cam", Direction::Read, local), Some(AccountId(7)));
+        assert_eq!(
+            check("cam", Direction::Write, local),
+            None,
+            "reading is not publishing"
+        );
+        assert_eq!(
+            check("other", Direction::Read, local),
+            None,
+            "one stream only"
+        );
+        assert_eq!(check("cam", Direction::Read, remote), None, "loopback only");
+        let other = p
+            .grant(
+                AccountId(7),
+                "push.example.com",
+                "live",
+                "cam",
+                Direction::Read,
+            )
+            .expect("a pass");
+        assert_ne!(other.url, pass.url, "every job gets its own token");
+        drop(pass);
+        assert_eq!(
+            check("cam", Direction::Read, local),
+            None,
+            "revoked with the job"
+        );
+    }
 
     fn key(stream: &str) -> StreamKey {
         StreamKey {

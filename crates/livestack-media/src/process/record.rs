@@ -284,7 +284,7 @@ pub(super) async fn run(
         .inner
         .live(&job.key.source)
         .ok_or_else(|| JobError::Work("the stream is not live".into()))?;
-    let input = job.url(&job.source_name(s.raw))?;
+    let input = job.reader(&job.source_name(s.raw))?;
     let work = |e: std::io::Error| JobError::Work(format!("working directory: {e}"));
     let dir = new_dir(&job.inner.config.work_dir, job.inner.clock.unix_ms()).map_err(work)?;
     let mut manifest = Manifest {
@@ -307,7 +307,7 @@ pub(super) async fn run(
     drop(live);
     let dir_text = dir.to_string_lossy().into_owned();
     let args = ffmpeg::record(&RecordIo {
-        input: &input,
+        input: &input.url,
         dir: &dir_text,
         format,
         interval: s.interval,

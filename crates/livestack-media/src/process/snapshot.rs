@@ -102,8 +102,9 @@ pub(super) async fn run(job: &Job, id: TemplateId, task: Option<i64>) -> Result<
     for p in finished(&dir).await {
         deliver(job, spec, task, &p).await;
     }
+    let input = job.reader(&job.source_name(false))?;
     let io = Io {
-        input: job.url(&job.source_name(false))?,
+        input: input.url.clone(),
         output: dir.join("%08d.jpg").to_string_lossy().into_owned(),
     };
     let args = ffmpeg::snapshot(&io, spec.interval.max(1), spec.width, spec.height);

@@ -84,9 +84,11 @@ pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result
     };
     let source = job.inner.live(&job.key.source).map(|l| l.snapshot());
     let rendition = fit_to_source(rendition, source.as_ref());
+    // Held until ffmpeg ends: the credentials die with the attempt.
+    let (input, out) = (job.reader(&job.source_name(false))?, job.writer(output)?);
     let io = Io {
-        input: job.url(&job.source_name(false))?,
-        output: job.url(output)?,
+        input: input.url.clone(),
+        output: out.url.clone(),
     };
     let args = ffmpeg::transcode(&io, &rendition, profile, None);
     let program = job.inner.config.ffmpeg.clone();
@@ -112,9 +114,11 @@ pub(super) async fn watermark(job: &Job, id: TemplateId) -> Result<(), JobError>
         .live(&job.key.source)
         .map(|l| (l.snapshot().video_bps / 1000) as u32)
         .unwrap_or(0);
+    let input = job.reader(&job.key.source.stream)?;
+    let out = job.writer(&format!("{}{WATERMARKED}", job.key.source.stream))?;
     let io = Io {
-        input: job.url(&job.key.source.stream)?,
-        output: job.url(&format!("{}{WATERMARKED}", job.key.source.stream))?,
+        input: input.url.clone(),
+        output: out.url.clone(),
     };
     let args = ffmpeg::watermark(
         &io,

@@ -22,6 +22,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::deliver::notify;
+use crate::process::Direction;
 use crate::serve::access::{self, PlayRefusal};
 use crate::stream::hub::FrameKind;
 use crate::stream::live::{Live, Publisher};
@@ -240,13 +241,18 @@ fn authorize(
 ) -> Result<Authorized, EndReason> {
     let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
-    let internal = inner.processor.is_internal(&target.query, peer);
-    let account = if internal {
-        // A processing job's output: the domain names the account.
-        policy
-            .domain(&domain)
-            .map(|d| d.account)
-            .ok_or(EndReason::UnknownDomain)?
+    // A processing job's output, published with that job's credential for
+    // exactly this stream; the credential names the account.
+    let grant = inner.processor.internal_grant(
+        &target.query,
+        peer,
+        &target.app,
+        &target.stream,
+        Direction::Write,
+    );
+    let internal = grant.is_some();
+    let account = if let Some(account) = grant {
+        account
     } else {
         access::authorize_push(
             &policy,
@@ -486,12 +492,16 @@ async fn play(
 ) -> std::io::Result<()> {
     let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
-    let internal = inner.processor.is_internal(&target.query, peer);
-    let decision = if internal {
-        policy
-            .domain(&domain)
-            .map(|d| d.account)
-            .ok_or(PlayRefusal::NotFound)
+    let grant = inner.processor.internal_grant(
+        &target.query,
+        peer,
+        &target.app,
+        &target.stream,
+        Direction::Read,
+    );
+    let internal = grant.is_some();
+    let decision = if let Some(account) = grant {
+        Ok(account)
     } else {
         access::authorize_play(
             &policy,

@@ -524,3 +524,94 @@ fn files_a_bucket_refuses_stay_on_local_disk_and_the_recording_goes_on() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(receiver.to("/record").is_empty());
 }
+
+#[test]
+fn a_push_of_three_seconds_records_a_short_file_and_announces_it() {
+    let (server, _config) = recording_server();
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        &server,
+        "live",
+        json!({"RecordNotifyUrl": receiver.url("/record")}),
+    );
+    record_rule(
+        &server,
+        json!({"FlvParam": enabled(), "Mp4Param": enabled()}),
+    );
+    let mut publisher = push(&server, "brief", 3);
+    assert!(
+        publisher
+            .wait(Duration::from_secs(20))
+            .is_some_and(|s| s.success()),
+        "push failed"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let files = stored(&server);
+            !with_ext(&files, "flv").is_empty() && !with_ext(&files, "mp4").is_empty()
+        }),
+        "no file for a short push: {:?}\n{}",
+        names(&stored(&server)),
+        server.log()
+    );
+    let calls = receiver.wait_for("/record", 2, Duration::from_secs(10));
+    assert!(calls.len() >= 2, "announced: {}", calls.len());
+    for f in stored(&server) {
+        let (_, duration, _) = probe_file(&f);
+        assert!(duration > 1.0, "{f:?}: {duration} s");
+    }
+}
+
+/// The `livestack_internal` tokens on the command lines of running
+/// ffmpeg processes, as any local user can read them in /proc.
+fn tokens_on_command_lines() -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        for part in text.split(['?', '&', ' ']) {
+            if let Some(t) = part.strip_prefix("livestack_internal=") {
+                out.push(t.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_token_read_off_a_jobs_command_line_opens_nothing_but_that_jobs_stream() {
+    let (server, _config) = recording_server();
+    record_rule(&server, json!({"FlvParam": enabled()}));
+    let _cam = push(&server, "cam", 30);
+    let _other = push(&server, "other", 30);
+    let mut tokens = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            tokens = tokens_on_command_lines();
+            !tokens.is_empty()
+        }),
+        "no recording job is running"
+    );
+    let internal = |token: &str, stream: &str| {
+        format!(
+            "rtmp://{}/live/{stream}?livestack_internal={token}&domain=push.example.com",
+            server.rtmp
+        )
+    };
+    // Each job records `cam` or `other`; its token plays that one only.
+    for token in &tokens {
+        let opened = ["cam", "other"]
+            .iter()
+            .filter(|s| !crate::media::probe(&internal(token, s)).is_empty())
+            .count();
+        assert!(opened <= 1, "one token played {opened} streams");
+    }
+    let token = &tokens[0];
+    // ...and publishes nothing: a publisher knocked off would end the push.
+    let mut intruder = crate::media::Publisher::start(&internal(token, "cam"), 3);
+    let _ = intruder.wait(Duration::from_secs(10));
+    assert_eq!(crate::media::state(&server, "cam"), "active");
+    assert_eq!(crate::media::state(&server, "other"), "active");
+}
