@@ -31,6 +31,7 @@ use crate::params;
 use crate::policy::PolicyPublisher;
 use crate::ratelimit::RateLimiter;
 use crate::settings::TaskLimits;
+use livestack_core::limits::ConnLimiter;
 use livestack_core::media::MediaControl;
 use livestack_core::Clock;
 
@@ -42,6 +43,44 @@ pub const MAX_QUERY: usize = 32 * 1024;
 pub const MAX_FORM_BODY: usize = 1024 * 1024;
 /// Largest TC3 POST body (10 MB).
 pub const MAX_JSON_BODY: usize = 10 * 1024 * 1024;
+/// How long a request head may take to arrive whole.
+pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a request body may take to arrive whole.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Accept-loop warnings, at most one of each kind every 10 s with the
+/// count of those left out.
+#[derive(Default)]
+struct AcceptWarnings {
+    failed_at: Option<std::time::Instant>,
+    failed_quiet: u64,
+    refused_at: Option<std::time::Instant>,
+    refused_quiet: u64,
+}
+
+impl AcceptWarnings {
+    fn due(at: &mut Option<std::time::Instant>, quiet: &mut u64) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if at.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(10)) {
+            *quiet += 1;
+            return None;
+        }
+        *at = Some(now);
+        Some(std::mem::take(quiet))
+    }
+
+    fn failed(&mut self, e: &std::io::Error) {
+        if let Some(more) = Self::due(&mut self.failed_at, &mut self.failed_quiet) {
+            tracing::warn!(listener = "API", more, "accept failed: {e}");
+        }
+    }
+
+    fn refused(&mut self, peer: std::net::SocketAddr) {
+        if let Some(more) = Self::due(&mut self.refused_at, &mut self.refused_quiet) {
+            tracing::warn!(listener = "API", %peer, more, "connection refused: the connection limits are reached");
+        }
+    }
+}
 
 /// Regions the Tencent SDKs know
 /// (<https://www.tencentcloud.com/document/product/267/30762>).
@@ -145,15 +184,53 @@ impl Gateway {
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then lets
-    /// requests in flight finish.
+    /// requests in flight finish. Each connection takes a permit of
+    /// `connections` (closed at once when none is left), and a request
+    /// head must arrive whole within [`HEAD_TIMEOUT`].
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        connections: Arc<ConnLimiter>,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        use hyper_util::rt::{TokioIo, TokioTimer};
+
+        let service = hyper_util::service::TowerToHyperService::new(self.router());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT);
+        let mut warnings = AcceptWarnings::default();
+        tokio::pin!(shutdown);
+        loop {
+            let (socket, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warnings.failed(&e);
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Some(permit) = connections.try_acquire(peer.ip()) else {
+                warnings.refused(peer);
+                continue;
+            };
+            let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+            let conn = graceful.watch(conn);
+            // Owned by `graceful`: shutdown below waits for it.
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, "API connection ended: {e}");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+        Ok(())
     }
 }
 
@@ -282,6 +359,13 @@ async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang
         } else {
             MAX_JSON_BODY
         };
+        // A declared length over the limit is refused before a byte of
+        // the body is waited for.
+        let declared =
+            header_str(&parts.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return fail(header_lang, too_large("request body", limit));
+        }
         match read_body(body, limit).await {
             Ok(body) => body,
             Err(e) => return fail(header_lang, e),
@@ -429,7 +513,18 @@ fn too_large(what: &str, limit: usize) -> ApiError {
 }
 
 async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "The request body did not arrive within {} s.",
+                BODY_TIMEOUT.as_secs()
+            ),
+            format!("请求包体未在 {} 秒内送达。", BODY_TIMEOUT.as_secs()),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

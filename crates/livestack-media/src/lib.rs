@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use livestack_core::limits::ConnLimiter;
 use livestack_core::media::{
     EndReason, MediaControl, MediaEvent, MediaFuture, OnlineStream, Policy, StreamKey,
 };
@@ -67,6 +68,10 @@ pub struct MediaConfig {
     pub callbacks: CallbackConfig,
     /// Where recordings and snapshots are kept.
     pub storage: storage::StorageSettings,
+    /// Connections held at once over every listener (0: no limit).
+    pub max_connections: usize,
+    /// Connections held at once from one client address (0: no limit).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for MediaConfig {
@@ -82,6 +87,8 @@ impl Default for MediaConfig {
             max_record_interval: None,
             callbacks: CallbackConfig::default(),
             storage: storage::StorageSettings::default(),
+            max_connections: 16_384,
+            max_connections_per_ip: 4_096,
         }
     }
 }
@@ -100,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) storage: storage::Storage,
     /// Wall and monotonic time for every decision the plane makes.
     pub(crate) clock: Clock,
+    /// The connection budget, shared with the API listener.
+    pub(crate) connections: Arc<ConnLimiter>,
 }
 
 impl Inner {
@@ -137,6 +146,7 @@ pub(crate) async fn accept_loop<F, Fut>(
     F: Fn(Arc<Inner>, tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let mut warnings = AcceptWarnings::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -144,14 +154,62 @@ pub(crate) async fn accept_loop<F, Fut>(
         };
         match accepted {
             Ok((socket, peer)) => {
+                // Over the connection budget: closed before anything is read.
+                let Some(permit) = inner.connections.try_acquire(peer.ip()) else {
+                    warnings.refused(what, peer);
+                    continue;
+                };
                 // Media is latency-sensitive and written in batches already.
                 let _ = socket.set_nodelay(true);
-                inner.tasks.spawn(handle(Arc::clone(&inner), socket, peer));
+                let conn = handle(Arc::clone(&inner), socket, peer);
+                inner.tasks.spawn(async move {
+                    let _permit = permit;
+                    conn.await;
+                });
             }
             Err(e) => {
-                tracing::warn!("{what} accept failed: {e}");
+                warnings.failed(what, &e);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Warnings of an accept loop, at most one of each kind every 10 s with
+/// the count of those left out: a flood of refused connections or of
+/// `Too many open files` must not flood the log as well.
+#[derive(Default)]
+pub struct AcceptWarnings {
+    failed_at: Option<std::time::Instant>,
+    failed_quiet: u64,
+    refused_at: Option<std::time::Instant>,
+    refused_quiet: u64,
+}
+
+impl AcceptWarnings {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn due(at: &mut Option<std::time::Instant>, quiet: &mut u64) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if at.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
+            *quiet += 1;
+            return None;
+        }
+        *at = Some(now);
+        Some(std::mem::take(quiet))
+    }
+
+    /// An accept failed (out of descriptors, say).
+    pub fn failed(&mut self, what: &str, e: &std::io::Error) {
+        if let Some(quiet) = Self::due(&mut self.failed_at, &mut self.failed_quiet) {
+            tracing::warn!(listener = what, more = quiet, "accept failed: {e}");
+        }
+    }
+
+    /// A connection was closed for the connection limits.
+    pub fn refused(&mut self, what: &str, peer: SocketAddr) {
+        if let Some(quiet) = Self::due(&mut self.refused_at, &mut self.refused_quiet) {
+            tracing::warn!(listener = what, %peer, more = quiet, "connection refused: the connection limits are reached");
         }
     }
 }
@@ -181,6 +239,7 @@ impl MediaServer {
             shutdown.clone(),
         );
         let storage = storage::Storage::new(config.storage.clone());
+        let connections = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
@@ -192,6 +251,7 @@ impl MediaServer {
                 shutdown,
                 processor: process::Processor::new(clock.clone()),
                 clock,
+                connections,
                 tasks,
                 notifier,
             }),
@@ -236,6 +296,11 @@ impl MediaServer {
             .tasks
             .spawn(serve::http::accept_tls_loop(inner, listener, config));
         Ok(())
+    }
+
+    /// The connection budget every listener shares (the API's included).
+    pub fn connections(&self) -> Arc<ConnLimiter> {
+        Arc::clone(&self.inner.connections)
     }
 
     /// Where recordings and snapshots are kept.

@@ -219,6 +219,16 @@ impl ServerSession {
         }
     }
 
+    /// Caps what the client can make this session hold: the longest
+    /// message and the bytes of partial messages. A server keeps these
+    /// small until the client is authorized (a connection that has not
+    /// published or played needs only a few small commands).
+    pub fn set_input_limits(&mut self, max_message_len: u32, max_buffered: usize) {
+        let decoder = self.conn.decoder_mut();
+        decoder.set_max_message_len(max_message_len);
+        decoder.set_max_buffered(max_buffered);
+    }
+
     /// Processes bytes received from the client. An error means the
     /// connection must be closed; later calls return [`RtmpError::Failed`].
     pub fn feed(&mut self, input: &[u8]) -> Result<(), RtmpError> {

@@ -34,8 +34,30 @@ pub struct Config {
     pub storage: StorageConfig,
     /// What server-side fetches of user-given URLs may reach.
     pub fetch: FetchConfig,
+    /// How many connections are held at once.
+    pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[limits]`: connections held at once over every listener, in all and
+/// from one client address; a connection over either is closed at once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// In all (0: no limit). Keep it under the open-files limit.
+    pub max_connections: usize,
+    /// From one address (0: no limit).
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 16_384,
+            max_connections_per_ip: 4_096,
+        }
+    }
 }
 
 /// `[fetch]`: watermark pictures and event callbacks are fetched from (or
@@ -361,6 +383,7 @@ impl Default for Config {
             callbacks: CallbacksConfig::default(),
             storage: StorageConfig::default(),
             fetch: FetchConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -392,6 +415,8 @@ impl Config {
     pub fn to_media(&self) -> livestack_media::MediaConfig {
         livestack_media::MediaConfig {
             callbacks: self.callbacks.to_media(),
+            max_connections: self.limits.max_connections,
+            max_connections_per_ip: self.limits.max_connections_per_ip,
             ..self.media.to_media()
         }
     }

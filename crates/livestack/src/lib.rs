@@ -239,7 +239,11 @@ impl App {
 
         let stop = shutdown.clone();
         let served = gateway
-            .serve(listeners.api, async move { stop.cancelled().await })
+            .serve(
+                listeners.api,
+                async move { stop.cancelled().await },
+                media.connections(),
+            )
             .await
             .context("API server failed");
         if shutdown.is_cancelled() {

@@ -236,6 +236,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .to_storage(&config.data_dir, config.http.listen)
         .context("invalid [storage] configuration")?;
     init_tracing(&config.log.level)?;
+    raise_open_files_limit();
     let root_key = root_key_from_env()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -268,6 +269,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// Raises the soft limit of open files to the hard one: every connection
+/// is a descriptor, and the common soft default of 1024 would cap the
+/// server far below `[limits] max_connections`. Raise the hard limit
+/// itself with `ulimit -Hn` or systemd's `LimitNOFILE`.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(open_files = n, "open-files limit"),
+        Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
+    }
 }
 
 /// The root key from `LIVESTACK_SECRET_ID` / `LIVESTACK_SECRET_KEY`: both

@@ -33,6 +33,9 @@ use crate::Inner;
 const MAX_HEAD: usize = 16 * 1024;
 /// How long an idle keep-alive connection is kept.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// How long a request head may take once its first byte has arrived: a
+/// client trickling a byte every few seconds does not hold a connection.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     crate::accept_loop(inner, listener, "HTTP", |inner, socket, peer| async move {
@@ -131,7 +134,13 @@ where
 {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
-        // Read one request head.
+        // Read one request head: the first byte within the keep-alive
+        // time, the whole head within HEAD_TIMEOUT of it.
+        let mut deadline = tokio::time::Instant::now() + KEEP_ALIVE;
+        let mut started = !buf.is_empty();
+        if started {
+            deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+        }
         let head_len = loop {
             if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break pos + 4;
@@ -149,12 +158,17 @@ where
                 return Ok(());
             }
             let read = tokio::select! {
-                r = tokio::time::timeout(KEEP_ALIVE, socket.read_buf(&mut buf)) => r,
+                r = tokio::time::timeout_at(deadline, socket.read_buf(&mut buf)) => r,
                 () = inner.shutdown.cancelled() => return Ok(()),
             };
             match read {
                 Ok(Ok(0)) | Err(_) => return Ok(()),
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    if !started {
+                        started = true;
+                        deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+                    }
+                }
                 Ok(Err(e)) => return Err(e),
             }
         };

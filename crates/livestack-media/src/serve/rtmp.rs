@@ -31,6 +31,11 @@ use crate::Inner;
 
 /// How long a connection may take to get to `publish` or `play`.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest message a connection may send before it is authorized
+/// (`connect`, `createStream`, `publish` … are a few hundred bytes).
+const SETUP_MAX_MESSAGE: u32 = 64 * 1024;
+/// The bytes of partial messages it may hold meanwhile.
+const SETUP_MAX_BUFFERED: usize = 256 * 1024;
 
 pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     crate::accept_loop(inner, listener, "RTMP", |inner, socket, peer| async move {
@@ -49,6 +54,9 @@ async fn connection(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr) -> s
         chunk_size: inner.config.chunk_size,
         ..ServerConfig::default()
     });
+    // An unauthorized client can make the session hold little: 40 of
+    // them declaring 16 MiB messages once cost 600 MB.
+    session.set_input_limits(SETUP_MAX_MESSAGE, SETUP_MAX_BUFFERED);
     let mut buf = vec![0u8; 64 * 1024];
     let mut tc_url: Option<String> = None;
     let mut app = String::new();
@@ -192,6 +200,11 @@ async fn publish(
     };
     let (live, session_id) = register(&inner, &who, &target, &conn, now);
     conn.session.accept_publish(stream_id);
+    // An authorized publisher sends keyframes of any size RTMP allows.
+    conn.session.set_input_limits(
+        livestack_rtmp::chunk::DEFAULT_MAX_MESSAGE_LEN,
+        livestack_rtmp::chunk::DEFAULT_MAX_BUFFERED,
+    );
     flush(&mut conn.session, &mut conn.wr).await?;
     let went_live = Instant::now();
     if who.internal {

@@ -442,3 +442,25 @@ fn a_playing_client_acknowledges_the_window_the_server_asked_for() {
         "acknowledged {acked} bytes"
     );
 }
+
+#[test]
+fn an_unauthorized_client_cannot_make_the_session_hold_a_large_message() {
+    let mut server = connected_server();
+    server.set_input_limits(64 * 1024, 256 * 1024);
+    // A chunk header declaring a 16 MiB message (after raising the chunk
+    // size, so that the bytes would all be buffered) is refused at once.
+    let mut payload = BytesMut::new();
+    payload.put_u32(0x7FFF_FFFF);
+    let set_chunk = encode_message_fmt0(2, 1, 0, 0, &payload, 128);
+    server.feed(&set_chunk).expect("a chunk size is fine");
+    let mut header = BytesMut::new();
+    header.put_u8(0x03); // fmt 0, csid 3
+    header.put_slice(&[0, 0, 0]); // timestamp
+    header.put_slice(&[0xFF, 0xFF, 0xFF]); // length
+    header.put_u8(msg_type::COMMAND_AMF0);
+    header.put_u32_le(0);
+    assert!(
+        server.feed(&header).is_err(),
+        "a 16 MiB message was accepted"
+    );
+}

@@ -14,6 +14,7 @@ mod domains;
 mod errors;
 mod fetch;
 mod harness;
+mod limits;
 mod media;
 mod operations;
 mod parity;

@@ -1,0 +1,110 @@
+//! What a client that has not authenticated can hold: slow heads and
+//! bodies time out, oversize bodies are refused at once, and connections
+//! beyond the limits are closed before anything is read.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// Whether the server closes `stream` (EOF or reset) within `limit`.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).expect("read timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return started.elapsed() <= limit,
+        }
+    }
+}
+
+#[test]
+fn a_request_head_trickled_a_byte_at_a_time_is_cut_off_on_both_http_servers() {
+    let server = Server::start();
+    for addr in [server.addr, server.http] {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(b"GET /live/cam.flv HTTP/1.1\r\nHost: x\r\n")
+            .expect("write");
+        let started = Instant::now();
+        let mut cut = false;
+        // A header byte every second: each read is quick, the head never ends.
+        while started.elapsed() < Duration::from_secs(16) {
+            if s.write_all(b"X").is_err() {
+                cut = true;
+                break;
+            }
+            s.set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("timeout");
+            let mut buf = [0u8; 1024];
+            match s.read(&mut buf) {
+                Ok(_) => {
+                    cut = true;
+                    break;
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        assert!(cut, "{addr}: a trickled head held the connection for 16 s");
+    }
+}
+
+#[test]
+fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
+    let server = Server::start();
+    let mut s = TcpStream::connect(server.addr).expect("connect");
+    s.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-TC-Action: DescribeLiveDomains\r\nContent-Length: 20000000\r\n\r\n{",
+    )
+    .expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 8192];
+    let n = s.read(&mut buf).expect("an answer within 5 s");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.contains("RequestSizeLimitExceeded"), "{text}");
+}
+
+#[test]
+fn connections_over_the_limits_are_closed_at_once_on_every_listener() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("livestack.toml");
+    std::fs::write(&config, "[limits]\nmax_connections_per_ip = 4\n").expect("config");
+    let server = Server::start_with_args(&["--config", config.to_str().expect("path")]);
+    // Four idle connections spread over the listeners take the budget...
+    let held: Vec<TcpStream> = [server.http, server.rtmp, server.addr, server.http]
+        .iter()
+        .map(|a: &SocketAddr| TcpStream::connect(a).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // ...so a fifth, on any of them, is closed before it is read.
+    for addr in [server.addr, server.rtmp, server.http] {
+        let mut extra = TcpStream::connect(addr).expect("connect");
+        let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(closed_within(&mut extra, Duration::from_secs(5)), "{addr}");
+    }
+    drop(held);
+    assert!(
+        wait_until(Duration::from_secs(5), || http(
+            server.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .is_ok_and(|r| r.status == 200)),
+        "the budget did not come back"
+    );
+}
