@@ -525,3 +525,39 @@ async fn stored_files_are_served_with_ranges_validators_and_head() {
         "If-Range of another version gets the whole file"
     );
 }
+
+#[tokio::test]
+async fn a_delivered_file_is_never_overwritten_by_one_of_the_same_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = storage(dir.path(), None, Duration::from_secs(5));
+    let key = "push.example.com/live/2018-12-17/cam-screenshot-19-06-59-320x180.jpg";
+    let first = s
+        .put(
+            &Destination::Local,
+            key,
+            &write(dir.path(), "a.jpg", b"first"),
+        )
+        .await
+        .expect("stored");
+    let second = s
+        .put(
+            &Destination::Local,
+            key,
+            &write(dir.path(), "b.jpg", b"second"),
+        )
+        .await
+        .expect("stored");
+    assert_eq!(first.key, key);
+    assert_eq!(
+        second.key,
+        "push.example.com/live/2018-12-17/cam-screenshot-19-06-59-320x180-1.jpg"
+    );
+    assert_eq!(
+        std::fs::read(first.local_path.expect("local")).expect("read"),
+        b"first"
+    );
+    assert_eq!(
+        std::fs::read(second.local_path.expect("local")).expect("read"),
+        b"second"
+    );
+}

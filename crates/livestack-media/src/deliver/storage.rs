@@ -504,6 +504,21 @@ impl Storage {
             key: path_key.to_owned(),
             source,
         })?;
+        // A delivered file is never overwritten: names have one-second
+        // resolution, and two snapshots (or files) can fall in one second.
+        let mut n = 0;
+        let (path_key, key) = loop {
+            let (p, k) = if n == 0 {
+                (path_key.to_owned(), key.to_owned())
+            } else {
+                (numbered(path_key, n), numbered(key, n))
+            };
+            if n >= 1000 || !self.inner.settings.local_dir.join(&p).exists() {
+                break (p, k);
+            }
+            n += 1;
+        };
+        let (path_key, key) = (path_key.as_str(), key.as_str());
         let target = self.inner.settings.local_dir.join(path_key);
         move_file(local, &target)
             .await
@@ -719,9 +734,34 @@ fn encode_key(key: &str) -> String {
         .join("/")
 }
 
+/// `key` with `-n` before the extension of its last level:
+/// `a/b/cam-19-06-59.jpg` → `a/b/cam-19-06-59-1.jpg`.
+fn numbered(key: &str, n: u32) -> String {
+    let (dir, name) = key.rsplit_once('/').map_or(("", key), |(d, f)| (d, f));
+    let named = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{n}.{ext}"),
+        _ => format!("{name}-{n}"),
+    };
+    if dir.is_empty() {
+        named
+    } else {
+        format!("{dir}/{named}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_name_gets_a_number_before_its_extension() {
+        assert_eq!(
+            numbered("a/b/cam-19-06-59.jpg", 1),
+            "a/b/cam-19-06-59-1.jpg"
+        );
+        assert_eq!(numbered("cam.flv", 2), "cam-2.flv");
+        assert_eq!(numbered("a/noext", 3), "a/noext-3");
+    }
 
     fn storage(dir: &Path, s3: Option<S3Settings>) -> Storage {
         Storage::new(StorageSettings {

@@ -155,12 +155,9 @@ async fn deliver(job: &Job, spec: &SnapshotSpec, task: Option<i64>, path: &Path)
     let dest = storage.destination(&spec.cos_bucket, &spec.cos_region);
     // The key in the bucket is what CSS's `pic_url` names; locally one
     // directory serves every domain and app, so they lead the key.
-    let (cos_key, key) = match (&dest, name.cos_key(&spec.cos_prefix, &spec.cos_file_name)) {
-        (Destination::Local, Ok(cos)) => {
-            (cos, name.local_key(&spec.cos_prefix, &spec.cos_file_name))
-        }
-        (_, Ok(cos)) => (cos.clone(), Ok(cos)),
-        (_, Err(e)) => (String::new(), Err(e)),
+    let key = match (&dest, name.cos_key(&spec.cos_prefix, &spec.cos_file_name)) {
+        (Destination::Local, Ok(_)) => name.local_key(&spec.cos_prefix, &spec.cos_file_name),
+        (_, cos) => cos,
     };
     let key = match key {
         Ok(k) => k,
@@ -205,7 +202,9 @@ async fn deliver(job: &Job, spec: &SnapshotSpec, task: Option<i64>, path: &Path)
                 file_size: stored.size,
                 width,
                 height,
-                pic_url: format!("/{cos_key}"),
+                // The key the picture was stored under, as its full URL
+                // names it (a local key leads with the domain and app).
+                pic_url: format!("/{}", stored.key),
                 pic_full_url: stored.url.clone(),
             },
         );

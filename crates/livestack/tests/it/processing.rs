@@ -359,8 +359,13 @@ fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
             pic.contains("cam-screenshot-") && pic.ends_with("-320x180.jpg"),
             "{body}"
         );
-        // The picture is where the callback says, a 320x180 JPEG.
+        // The picture is where the callback says, a 320x180 JPEG, and
+        // pic_url is the path of pic_full_url.
         let full = body["pic_full_url"].as_str().unwrap_or_default();
+        assert!(
+            full.ends_with(pic) && pic.starts_with("/push.example.com/live/"),
+            "{body}"
+        );
         let out = Command::new("curl")
             .args(["-sf", full])
             .output()
