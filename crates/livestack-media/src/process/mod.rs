@@ -27,6 +27,7 @@ mod record;
 mod snapshot;
 pub(crate) mod supervisor;
 mod transcode;
+pub(crate) use transcode::fit_to_source;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

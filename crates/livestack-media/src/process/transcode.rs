@@ -36,7 +36,7 @@ fn rendition_for<'t>(
 /// `Origin` ("the source's codec") becomes the source's codec (re-encoded
 /// in it: sizes and rates still change), and the "never above the
 /// source" switches cap the bitrate, height and frame rate.
-fn fit_to_source(r: &Rendition, source: Option<&OnlineStream>) -> Rendition {
+pub(crate) fn fit_to_source(r: &Rendition, source: Option<&OnlineStream>) -> Rendition {
     let mut r = r.clone();
     if r.video_codec == VideoCodec::Origin {
         r.video_codec = match source.map(|s| s.video_codec.as_str()) {

@@ -340,6 +340,36 @@ async fn handle<S: AsyncWrite + Unpin>(
 /// output of its own (`StreamName_Child.m3u8`) started on demand. `None`
 /// when `key` does not name an adaptive template's output of a live
 /// stream.
+/// The picture size of an output asked for as `width`×`height` (0: follow
+/// the other side, keeping the source's aspect ratio; both 0: the
+/// source's), rounded to even numbers as encoders need.
+fn output_size(width: u32, height: u32, src_w: u32, src_h: u32) -> Option<(u32, u32)> {
+    let even = |v: f64| ((v / 2.0).round() as u32).max(1) * 2;
+    match (width, height) {
+        (0, 0) if src_w > 0 && src_h > 0 => Some((src_w, src_h)),
+        (0, h) if h > 0 && src_w > 0 && src_h > 0 => {
+            Some((even(f64::from(h) * f64::from(src_w) / f64::from(src_h)), h))
+        }
+        (w, 0) if w > 0 && src_w > 0 && src_h > 0 => {
+            Some((w, even(f64::from(w) * f64::from(src_h) / f64::from(src_w))))
+        }
+        (w, h) if w > 0 && h > 0 => Some((w, h)),
+        _ => None,
+    }
+}
+
+/// The RFC 6381 codecs of a rung: its video profile and AAC-LC.
+fn codecs(r: &livestack_core::rules::Rendition, profile: livestack_core::rules::Profile) -> String {
+    use livestack_core::rules::{Profile, VideoCodec};
+    let video = match (r.video_codec, profile) {
+        (VideoCodec::H265, _) => "hvc1.1.6.L120.90",
+        (_, Profile::Baseline) => "avc1.42e01f",
+        (_, Profile::Main) => "avc1.4d401f",
+        (_, Profile::High) => "avc1.640028",
+    };
+    format!("{video},mp4a.40.2")
+}
+
 fn adaptive_playlist(
     inner: &Arc<Inner>,
     policy: &livestack_core::media::Policy,
@@ -362,10 +392,12 @@ fn adaptive_playlist(
     if !spec.adaptive || suffix != template.name || spec.children.is_empty() {
         return None;
     }
-    inner.live(&StreamKey {
-        stream: base.clone(),
-        ..key.clone()
-    })?;
+    let source = inner
+        .live(&StreamKey {
+            stream: base.clone(),
+            ..key.clone()
+        })?
+        .snapshot();
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
     for child in &spec.children {
         let output = StreamKey {
@@ -373,15 +405,23 @@ fn adaptive_playlist(
             ..key.clone()
         };
         inner.processor.ask(&output, template.id);
-        let r = &child.output;
+        // What the rung will be, as its transcode fits it to the source:
+        // players choose rungs by these attributes.
+        let r = crate::process::fit_to_source(&child.output, Some(&source));
         let bandwidth = (u64::from(r.video_bitrate) + u64::from(r.audio_bitrate.max(1))) * 1000;
         out.push_str(&format!("#EXT-X-STREAM-INF:BANDWIDTH={bandwidth}"));
-        if r.width > 0 && r.height > 0 {
-            out.push_str(&format!(",RESOLUTION={}x{}", r.width, r.height));
+        if let Some((w, h)) = output_size(r.width, r.height, source.width, source.height) {
+            out.push_str(&format!(",RESOLUTION={w}x{h}"));
         }
-        if r.fps > 0 {
-            out.push_str(&format!(",FRAME-RATE={}", r.fps));
+        let fps = if r.fps > 0 {
+            f64::from(r.fps)
+        } else {
+            source.fps
+        };
+        if fps > 0.0 {
+            out.push_str(&format!(",FRAME-RATE={fps:.3}"));
         }
+        out.push_str(&format!(",CODECS=\"{}\"", codecs(&r, spec.profile)));
         out.push('\n');
         let q = child_query(policy, domain, &output.stream, query);
         out.push_str(&format!("{}.m3u8{q}\n", output.stream));

@@ -250,7 +250,8 @@ fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
         json!({"TemplateName": "abr", "VideoBitrate": 0, "IsAdaptiveBitRate": 1,
         "AdaptiveChildren": [
             {"TemplateName": "low", "VideoBitrate": 200, "Width": 320, "Height": 180, "Gop": 2},
-            {"TemplateName": "mid", "VideoBitrate": 400, "Width": 480, "Height": 270, "Gop": 2},
+            // Only a height: the width follows the source's 16:9.
+            {"TemplateName": "mid", "VideoBitrate": 400, "Height": 270, "Gop": 2},
         ]}),
     );
     let id = t.ok()["TemplateId"].as_i64().expect("template id");
@@ -291,6 +292,9 @@ fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
         master.contains("RESOLUTION=320x180") && master.contains("RESOLUTION=480x270"),
         "{master}"
     );
+    // Players choose rungs by these too.
+    assert_eq!(master.matches("CODECS=\"avc1.").count(), 2, "{master}");
+    assert_eq!(master.matches("FRAME-RATE=").count(), 2, "{master}");
     assert!(
         master.contains("cam_low.m3u8?txSecret=") && master.contains("cam_mid.m3u8?txSecret="),
         "{master}"
