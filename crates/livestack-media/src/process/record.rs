@@ -104,6 +104,13 @@ pub(crate) struct Manifest {
     pub(crate) session: u64,
     /// The push URL's query (`stream_param` of callbacks).
     pub(crate) stream_param: String,
+    /// The stream's video codec and size as last measured while it was
+    /// live (`callback_ext` of files delivered after the push ended).
+    #[serde(default)]
+    pub(crate) video_codec: String,
+    /// `WIDTHxHEIGHT`, empty until measured.
+    #[serde(default)]
+    pub(crate) resolution: String,
     /// ffmpeg's process id, once started.
     pub(crate) pid: Option<u32>,
 }
@@ -302,6 +309,8 @@ pub(super) async fn run(
         started_ms: job.inner.clock.unix_ms(),
         session: live.publisher.session,
         stream_param: live.publisher.params.clone(),
+        video_codec: String::new(),
+        resolution: String::new(),
         pid: None,
     };
     drop(live);
@@ -336,15 +345,17 @@ pub(super) async fn run(
         r
     };
     let watch = async {
-        if format == RecordFormat::Hls {
-            return;
-        }
         loop {
             tokio::select! {
                 () = tokio::time::sleep(SCAN_EVERY) => {}
                 () = exited.cancelled() => return,
             }
-            rec.deliver_listed(&job.inner, false).await;
+            if format == RecordFormat::Hls {
+                // One playlist, delivered at the end; only measure.
+                rec.note_media(&job.inner);
+            } else {
+                rec.deliver_listed(&job.inner, false).await;
+            }
         }
     };
     let (result, ()) = tokio::join!(ffmpeg, watch);
@@ -399,6 +410,28 @@ impl Recording {
         }
     }
 
+    /// Keeps the codec and size of the push recorded while it is live.
+    fn note_media(&mut self, inner: &Inner) {
+        let key = StreamKey {
+            account: AccountId(self.m.account),
+            app: self.m.app.clone(),
+            stream: self.m.stream.clone(),
+        };
+        let Some(live) = inner
+            .live(&key)
+            .filter(|l| l.publisher.session == self.m.session)
+            .map(|l| l.snapshot())
+        else {
+            return;
+        };
+        if !live.video_codec.is_empty() {
+            self.m.video_codec = live.video_codec.to_ascii_lowercase();
+        }
+        if live.width > 0 && live.height > 0 {
+            self.m.resolution = format!("{}x{}", live.width, live.height);
+        }
+    }
+
     /// The directory's name: the recording's id (`{RecordId}`).
     fn id(&self) -> String {
         self.dir
@@ -424,6 +457,7 @@ impl Recording {
     /// Delivers the complete files not delivered yet; `all` also tries
     /// those waiting to be tried again. Whether nothing is left undelivered.
     async fn deliver_listed(&mut self, inner: &Inner, all: bool) -> bool {
+        self.note_media(inner);
         let list = self.listed().await;
         let base = list.first().map_or(0.0, |s| s.start);
         let mut clean = true;
@@ -823,12 +857,13 @@ fn announce(inner: &Inner, m: &Manifest, stored: &Stored, size: u64, start_ms: i
             video_codec: live
                 .as_ref()
                 .map(|l| l.video_codec.to_ascii_lowercase())
-                .unwrap_or_default(),
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| m.video_codec.clone()),
             resolution: live
                 .as_ref()
                 .filter(|l| l.width > 0)
                 .map(|l| format!("{}x{}", l.width, l.height))
-                .unwrap_or_default(),
+                .unwrap_or_else(|| m.resolution.clone()),
             session_id: m.session.to_string(),
         }),
         ..RecordFileEvent::new(m.format)
@@ -986,6 +1021,8 @@ mod tests {
             started_ms: 5,
             session: 2,
             stream_param: "txSecret=x".into(),
+            video_codec: "h264".into(),
+            resolution: "640x360".into(),
             pid: Some(7),
         };
         write_manifest(&dir, &m).unwrap();

@@ -31,6 +31,8 @@ use crate::Inner;
 
 /// How long a connection may take to get to `publish` or `play`.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the begin callback waits for the picture size.
+const BEGIN_WAIT: Duration = Duration::from_secs(3);
 /// The longest message a connection may send before it is authorized
 /// (`connect`, `createStream`, `publish` … are a few hundred bytes).
 const SETUP_MAX_MESSAGE: u32 = 64 * 1024;
@@ -219,10 +221,12 @@ async fn publish(
             at: now,
             session: session_id,
         });
-        notify::push_began(&inner, &live);
     }
     inner.processor.wake();
 
+    // The begin callback waits for the picture size (CSS's carries it),
+    // at most BEGIN_WAIT for a stream without video.
+    let mut begin = (!who.internal).then(|| Instant::now() + BEGIN_WAIT);
     let reason = ingest(
         &inner,
         &live,
@@ -230,8 +234,12 @@ async fn publish(
         &mut conn.rd,
         &mut conn.wr,
         &mut conn.buf,
+        &mut begin,
     )
     .await;
+    if begin.is_some() {
+        notify::push_began(&inner, &live);
+    }
     let reason = live.end_reason().unwrap_or(reason);
     finish(
         &inner,
@@ -427,17 +435,26 @@ struct Delayed {
     payload: Bytes,
 }
 
-/// The publisher's read loop; returns why it ended.
+/// The publisher's read loop; returns why it ended. `begin` holds the
+/// deadline of a begin callback not sent yet: it goes once the picture
+/// size is measured or the deadline passes.
 async fn ingest(
     inner: &Inner,
-    live: &Live,
+    live: &Arc<Live>,
     session: &mut ServerSession,
     rd: &mut OwnedReadHalf,
     wr: &mut OwnedWriteHalf,
     buf: &mut [u8],
+    begin: &mut Option<Instant>,
 ) -> EndReason {
     let mut delayed: VecDeque<Delayed> = VecDeque::new();
     loop {
+        if let Some(deadline) = *begin {
+            if live.resolution().0 > 0 || Instant::now() >= deadline {
+                notify::push_began(inner, live);
+                *begin = None;
+            }
+        }
         // Events already decoded (possibly with the publish command).
         while let Some(event) = session.poll_event() {
             let (kind, timestamp, payload) = match event {

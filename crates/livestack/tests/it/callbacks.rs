@@ -293,7 +293,12 @@ fn a_push_notifies_its_begin_and_end_with_signed_bodies_sharing_one_sequence() {
     );
     let event_time = body["event_time"].as_i64().expect("event_time");
     assert!((now() - event_time).abs() <= 10, "{body}");
-    assert!(body["width"].is_u64() && body["height"].is_u64(), "{body}");
+    // The begin callback carries the picture size, as CSS's does.
+    assert_eq!(
+        (body["width"].clone(), body["height"].clone()),
+        (json!(640), json!(360)),
+        "{body}"
+    );
     let sequence = body["sequence"].as_str().expect("sequence").to_owned();
     assert!(!sequence.is_empty());
 

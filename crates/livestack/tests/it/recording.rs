@@ -338,6 +338,14 @@ fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_p
         let ext = file.extension().unwrap_or_default().to_string_lossy();
         let format = if ext == "m3u8" { "hls" } else { &ext };
         assert_eq!(b["file_format"], format, "{b}");
+        // Every file, the last ones delivered after the push ended too,
+        // names the stream's codec and size.
+        let ext_fields: Value =
+            serde_json::from_str(b["callback_ext"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+        if format != "aac" {
+            assert_eq!(ext_fields["resolution"], "640x360", "{b}");
+            assert_eq!(ext_fields["video_codec"], "h264", "{b}");
+        }
         let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         if format != "hls" {
             assert_eq!(b["file_size"], size, "{b}");
