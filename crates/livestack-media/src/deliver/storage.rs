@@ -185,6 +185,9 @@ pub enum UploadError {
     /// The file could not be read while uploading.
     #[error("cannot read the file: {0}")]
     Read(io::Error),
+    /// The bucket cannot name a bucket at the configured endpoint.
+    #[error("refused bucket: {0}")]
+    BadBucket(String),
 }
 
 /// Why [`Storage::probe`] found a bucket unusable. The message is short
@@ -606,14 +609,7 @@ impl Storage {
             .unwrap_or("us-east-1")
             .to_owned();
         let endpoint = s3.endpoint.trim_end_matches('/');
-        let bucket_url = if s3.path_style {
-            format!("{endpoint}/{bucket}")
-        } else {
-            match endpoint.split_once("://") {
-                Some((scheme, host)) => format!("{scheme}://{bucket}.{host}"),
-                None => format!("https://{bucket}.{endpoint}"),
-            }
-        };
+        let bucket_url = bucket_url(endpoint, bucket, s3.path_style)?;
         let cache_key = (bucket.to_owned(), region.clone());
         let mut clients = self.inner.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(store) = clients.get(&cache_key) {
@@ -655,6 +651,36 @@ impl Storage {
         clients.insert(cache_key, Arc::clone(&store));
         Ok((store, bucket_url))
     }
+}
+
+/// The URL of `bucket` at `endpoint`, built as a URL, never by pasting
+/// text: the bucket (checked against S3's rules first) becomes one path
+/// level or the first label of the host, and cannot change the scheme,
+/// the host or the port the operator configured.
+fn bucket_url(endpoint: &str, bucket: &str, path_style: bool) -> Result<String, UploadError> {
+    let bad = |why: String| UploadError::BadBucket(why);
+    livestack_core::naming::check_bucket(bucket).map_err(|e| bad(e.to_string()))?;
+    let with_scheme = if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("https://{endpoint}")
+    };
+    let mut url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| bad(format!("the endpoint {endpoint} is not a URL: {e}")))?;
+    if path_style {
+        url.path_segments_mut()
+            .map_err(|()| bad(format!("the endpoint {endpoint} cannot have a path")))?
+            .pop_if_empty()
+            .push(bucket);
+    } else {
+        let host = url
+            .host_str()
+            .ok_or_else(|| bad(format!("the endpoint {endpoint} has no host")))?
+            .to_owned();
+        url.set_host(Some(&format!("{bucket}.{host}")))
+            .map_err(|e| bad(format!("{bucket}.{host} is not a host name: {e}")))?;
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `e` and its sources, `: `-separated, for logs.
@@ -752,6 +778,26 @@ fn numbered(key: &str, n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_url_keeps_the_operators_host_and_port() {
+        assert_eq!(
+            bucket_url("http://127.0.0.1:9000", "records", true).expect("url"),
+            "http://127.0.0.1:9000/records"
+        );
+        assert_eq!(
+            bucket_url("https://s3.example.com", "records", false).expect("url"),
+            "https://records.s3.example.com"
+        );
+        assert_eq!(
+            bucket_url("s3.example.com:8443", "pics", false).expect("url"),
+            "https://pics.s3.example.com:8443"
+        );
+        for bad in ["127.0.0.1:18080#", "evil.com/x", "a@b", ".."] {
+            assert!(bucket_url("https://s3.example.com", bad, false).is_err(), "{bad}");
+            assert!(bucket_url("http://127.0.0.1:9000", bad, true).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_taken_name_gets_a_number_before_its_extension() {
