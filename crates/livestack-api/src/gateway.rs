@@ -52,31 +52,21 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 /// count of those left out.
 #[derive(Default)]
 struct AcceptWarnings {
-    failed_at: Option<std::time::Instant>,
-    failed_quiet: u64,
-    refused_at: Option<std::time::Instant>,
-    refused_quiet: u64,
+    failed: livestack_core::limits::Quieted,
+    refused: livestack_core::limits::Quieted,
 }
 
 impl AcceptWarnings {
-    fn due(at: &mut Option<std::time::Instant>, quiet: &mut u64) -> Option<u64> {
-        let now = std::time::Instant::now();
-        if at.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(10)) {
-            *quiet += 1;
-            return None;
-        }
-        *at = Some(now);
-        Some(std::mem::take(quiet))
-    }
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
     fn failed(&mut self, e: &std::io::Error) {
-        if let Some(more) = Self::due(&mut self.failed_at, &mut self.failed_quiet) {
+        if let Some(more) = self.failed.due(Self::EVERY) {
             tracing::warn!(listener = "API", more, "accept failed: {e}");
         }
     }
 
     fn refused(&mut self, peer: std::net::SocketAddr) {
-        if let Some(more) = Self::due(&mut self.refused_at, &mut self.refused_quiet) {
+        if let Some(more) = self.refused.due(Self::EVERY) {
             tracing::warn!(listener = "API", %peer, more, "connection refused: the connection limits are reached");
         }
     }

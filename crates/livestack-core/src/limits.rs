@@ -79,6 +79,27 @@ impl Drop for ConnPermit {
     }
 }
 
+/// A log line that may be written at most once per interval: says
+/// whether it is due now and how many were left out since the last one.
+#[derive(Debug, Default)]
+pub struct Quieted {
+    at: Option<std::time::Instant>,
+    quiet: u64,
+}
+
+impl Quieted {
+    /// `Some(left out)` when a line is due (none in the last `every`).
+    pub fn due(&mut self, every: std::time::Duration) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self.at.is_some_and(|t| now.duration_since(t) < every) {
+            self.quiet += 1;
+            return None;
+        }
+        self.at = Some(now);
+        Some(std::mem::take(&mut self.quiet))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

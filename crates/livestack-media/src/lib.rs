@@ -179,37 +179,25 @@ pub(crate) async fn accept_loop<F, Fut>(
 /// the count of those left out: a flood of refused connections or of
 /// `Too many open files` must not flood the log as well.
 #[derive(Default)]
-pub struct AcceptWarnings {
-    failed_at: Option<std::time::Instant>,
-    failed_quiet: u64,
-    refused_at: Option<std::time::Instant>,
-    refused_quiet: u64,
+pub(crate) struct AcceptWarnings {
+    failed: livestack_core::limits::Quieted,
+    refused: livestack_core::limits::Quieted,
 }
 
 impl AcceptWarnings {
     const EVERY: Duration = Duration::from_secs(10);
 
-    fn due(at: &mut Option<std::time::Instant>, quiet: &mut u64) -> Option<u64> {
-        let now = std::time::Instant::now();
-        if at.is_some_and(|t| now.duration_since(t) < Self::EVERY) {
-            *quiet += 1;
-            return None;
-        }
-        *at = Some(now);
-        Some(std::mem::take(quiet))
-    }
-
     /// An accept failed (out of descriptors, say).
-    pub fn failed(&mut self, what: &str, e: &std::io::Error) {
-        if let Some(quiet) = Self::due(&mut self.failed_at, &mut self.failed_quiet) {
-            tracing::warn!(listener = what, more = quiet, "accept failed: {e}");
+    pub(crate) fn failed(&mut self, what: &str, e: &std::io::Error) {
+        if let Some(more) = self.failed.due(Self::EVERY) {
+            tracing::warn!(listener = what, more, "accept failed: {e}");
         }
     }
 
     /// A connection was closed for the connection limits.
-    pub fn refused(&mut self, what: &str, peer: SocketAddr) {
-        if let Some(quiet) = Self::due(&mut self.refused_at, &mut self.refused_quiet) {
-            tracing::warn!(listener = what, %peer, more = quiet, "connection refused: the connection limits are reached");
+    pub(crate) fn refused(&mut self, what: &str, peer: SocketAddr) {
+        if let Some(more) = self.refused.due(Self::EVERY) {
+            tracing::warn!(listener = what, %peer, more, "connection refused: the connection limits are reached");
         }
     }
 }

@@ -154,6 +154,33 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     path
 }
 
+/// A media server keeping records in `records` and serving them on a
+/// loopback HTTP port.
+async fn serving_records(records: &Path) -> (MediaServer, SocketAddr) {
+    let config = MediaConfig {
+        storage: StorageSettings {
+            local_dir: records.to_owned(),
+            ..StorageSettings::default()
+        },
+        ..MediaConfig::default()
+    };
+    let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(Policy::default()));
+    let (events_tx, _events_rx) = tokio::sync::mpsc::channel(16);
+    let media = MediaServer::new(
+        config,
+        policy_rx,
+        events_tx,
+        livestack_core::Clock::system(),
+        CancellationToken::new(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    media.serve_http(listener);
+    (media, addr)
+}
+
 fn bucket(name: &str) -> Destination {
     Destination::Bucket {
         bucket: name.to_owned(),
@@ -310,27 +337,7 @@ async fn an_endpoint_that_never_answers_times_out_and_keeps_the_file() {
 async fn the_http_port_serves_local_records_read_only_and_nothing_outside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let records = dir.path().join("records");
-    let config = MediaConfig {
-        storage: StorageSettings {
-            local_dir: records.clone(),
-            ..StorageSettings::default()
-        },
-        ..MediaConfig::default()
-    };
-    let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(Policy::default()));
-    let (events_tx, _events_rx) = tokio::sync::mpsc::channel(16);
-    let media = MediaServer::new(
-        config,
-        policy_rx,
-        events_tx,
-        livestack_core::Clock::system(),
-        CancellationToken::new(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    media.serve_http(listener);
+    let (media, addr) = serving_records(&records).await;
 
     let src = write(dir.path(), "done.flv", b"FLV recorded");
     let stored = media
@@ -427,27 +434,7 @@ async fn a_bucket_name_that_is_a_path_or_a_host_is_refused_and_nothing_is_writte
 async fn stored_files_are_served_with_ranges_validators_and_head() {
     let dir = tempfile::tempdir().expect("tempdir");
     let records = dir.path().join("records");
-    let config = MediaConfig {
-        storage: StorageSettings {
-            local_dir: records.clone(),
-            ..StorageSettings::default()
-        },
-        ..MediaConfig::default()
-    };
-    let (_policy_tx, policy_rx) = tokio::sync::watch::channel(Arc::new(Policy::default()));
-    let (events_tx, _events_rx) = tokio::sync::mpsc::channel(16);
-    let media = MediaServer::new(
-        config,
-        policy_rx,
-        events_tx,
-        livestack_core::Clock::system(),
-        CancellationToken::new(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    media.serve_http(listener);
+    let (media, addr) = serving_records(&records).await;
     let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let src = write(dir.path(), "done.mp4", &data);
     media

@@ -794,8 +794,14 @@ mod tests {
             "https://pics.s3.example.com:8443"
         );
         for bad in ["127.0.0.1:18080#", "evil.com/x", "a@b", ".."] {
-            assert!(bucket_url("https://s3.example.com", bad, false).is_err(), "{bad}");
-            assert!(bucket_url("http://127.0.0.1:9000", bad, true).is_err(), "{bad}");
+            assert!(
+                bucket_url("https://s3.example.com", bad, false).is_err(),
+                "{bad}"
+            );
+            assert!(
+                bucket_url("http://127.0.0.1:9000", bad, true).is_err(),
+                "{bad}"
+            );
         }
     }
 
