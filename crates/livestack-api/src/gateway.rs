@@ -149,7 +149,7 @@ impl Gateway {
     ) -> Result<Gateway, reqwest::Error> {
         let fetch = livestack_net::Fetcher::new(
             settings.fetch.clone(),
-            Some(crate::actions::watermark::FETCH_TIMEOUT),
+            Some(crate::settings::FETCH_TIMEOUT),
             livestack_net::Redirects::Follow(5),
         )?;
         Ok(Gateway {

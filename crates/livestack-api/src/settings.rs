@@ -3,6 +3,9 @@
 //! Owns: [`TaskLimits`], the per-account limits of legacy recording
 //! tasks. Must not: read files or the environment (the binary does).
 
+/// How long fetching a watermark picture may take, connection to last byte.
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Legacy tasks an account may create in one Beijing day, by default.
 pub const LEGACY_PER_DAY: u64 = 4000;
 /// Legacy tasks of an account that may run at once, by default.

@@ -11,8 +11,6 @@
 //! `InternalError.GetWatermarkError` with the reason when the picture
 //! cannot be had). Must not: draw watermarks (the media plane does).
 
-use std::time::Duration;
-
 use livestack_core::rules::{Kind, Picture, PictureFormat, Template, TemplateSpec, WatermarkSpec};
 use livestack_model::{
     AddLiveWatermarkRequest, AddLiveWatermarkResponse, CreateLiveWatermarkRuleRequest,
@@ -33,8 +31,7 @@ use crate::time::beijing_iso;
 
 /// The largest picture accepted.
 pub const MAX_PICTURE_BYTES: usize = 10 * 1024 * 1024;
-/// How long fetching a picture may take, connection to last byte.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::settings::FETCH_TIMEOUT;
 /// Canvas size when none is given.
 const DEFAULT_BACKGROUND: (u32, u32) = (1920, 1080);
 /// Characters the documentation forbids in `PictureUrl`.

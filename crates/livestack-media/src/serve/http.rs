@@ -33,6 +33,8 @@ use crate::Inner;
 const MAX_HEAD: usize = 16 * 1024;
 /// How long an idle keep-alive connection is kept.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// How long a master playlist waits for a new push's measurements.
+const MEASURE_WAIT: Duration = Duration::from_secs(3);
 /// How long a request head may take once its first byte has arrived: a
 /// client trickling a byte every few seconds does not hold a connection.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -287,7 +289,7 @@ async fn handle<S: AsyncWrite + Unpin>(
         stream: stream.to_owned(),
     };
     if matches!(kind, Kind::Playlist) {
-        if let Some(body) = adaptive_playlist(inner, &policy, &key, &domain, &req.query) {
+        if let Some(body) = adaptive_playlist(inner, &policy, &key, &domain, &req.query).await {
             respond(
                 socket,
                 200,
@@ -370,7 +372,7 @@ fn codecs(r: &livestack_core::rules::Rendition, profile: livestack_core::rules::
     format!("{video},mp4a.40.2")
 }
 
-fn adaptive_playlist(
+async fn adaptive_playlist(
     inner: &Arc<Inner>,
     policy: &livestack_core::media::Policy,
     key: &StreamKey,
@@ -392,12 +394,18 @@ fn adaptive_playlist(
     if !spec.adaptive || suffix != template.name || spec.children.is_empty() {
         return None;
     }
-    let source = inner
-        .live(&StreamKey {
-            stream: base.clone(),
-            ..key.clone()
-        })?
-        .snapshot();
+    let source_key = StreamKey {
+        stream: base.clone(),
+        ..key.clone()
+    };
+    let mut source = inner.live(&source_key)?.snapshot();
+    // A push that has just started may not be measured yet; the rungs'
+    // attributes come from it, and players read the master only once.
+    let deadline = tokio::time::Instant::now() + MEASURE_WAIT;
+    while (source.width == 0 || source.fps <= 0.0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        source = inner.live(&source_key)?.snapshot();
+    }
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
     for child in &spec.children {
         let output = StreamKey {

@@ -32,7 +32,7 @@ use crate::Inner;
 /// How long a connection may take to get to `publish` or `play`.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the begin callback waits for the picture size.
-const BEGIN_WAIT: Duration = Duration::from_secs(3);
+const BEGIN_WAIT: Duration = Duration::from_secs(5);
 /// The longest message a connection may send before it is authorized
 /// (`connect`, `createStream`, `publish` … are a few hundred bytes).
 const SETUP_MAX_MESSAGE: u32 = 64 * 1024;
