@@ -229,7 +229,6 @@ const V1_COMMON: &[&str] = &[
 ];
 
 /// A request as it arrived, before anything in it is trusted.
-#[derive(Clone, Copy)]
 pub struct RawRequest<'a> {
     /// `GET` or `POST`.
     pub method: &'a str,
@@ -243,18 +242,39 @@ pub struct RawRequest<'a> {
     pub is_form: bool,
     /// The server clock (Unix seconds) when it arrived.
     pub now: i64,
+    /// Without an `Authorization` header, the parameters (the query of a
+    /// GET, a form body of a POST), decoded once for both the `Language`
+    /// and the legacy signature; empty otherwise.
+    legacy: Vec<(String, String)>,
 }
 
-impl RawRequest<'_> {
-    /// The parameters of a legacy-signed request: the query of a GET, a
-    /// form body of a POST; empty otherwise.
-    fn pairs(&self) -> Vec<(String, String)> {
-        if self.method == "GET" {
-            decode_pairs(self.query.as_bytes())
-        } else if self.is_form {
-            decode_pairs(self.body)
+impl<'a> RawRequest<'a> {
+    /// A request as it arrived.
+    pub fn new(
+        method: &'a str,
+        headers: &'a HeaderMap,
+        query: &'a str,
+        body: &'a [u8],
+        is_form: bool,
+        now: i64,
+    ) -> RawRequest<'a> {
+        let legacy = if header_str(headers, "authorization").is_some() {
+            Vec::new()
+        } else if method == "GET" {
+            decode_pairs(query.as_bytes())
+        } else if is_form {
+            decode_pairs(body)
         } else {
             Vec::new()
+        };
+        RawRequest {
+            method,
+            headers,
+            query,
+            body,
+            is_form,
+            now,
+            legacy,
         }
     }
 
@@ -262,13 +282,10 @@ impl RawRequest<'_> {
     /// as the `X-TC-Language` header), read before authentication so that
     /// its errors are in that language too.
     pub fn language(&self) -> Option<Lang> {
-        if header_str(self.headers, "authorization").is_some() {
-            return None;
-        }
-        self.pairs()
-            .into_iter()
+        self.legacy
+            .iter()
             .find(|(k, _)| k == "Language")
-            .map(|(_, l)| Lang::parse(&l))
+            .map(|(_, l)| Lang::parse(l))
     }
 }
 
@@ -307,11 +324,11 @@ impl Authenticator {
     /// The one entry point: TC3 when there is an `Authorization` header,
     /// the legacy signature when the parameters carry `SecretId` and
     /// `Signature`; `AuthFailure.*` otherwise.
-    pub async fn authenticate(&self, req: &RawRequest<'_>) -> ApiResult<Authenticated> {
+    pub async fn authenticate(&self, mut req: RawRequest<'_>) -> ApiResult<Authenticated> {
         if let Some(authorization) = header_str(req.headers, "authorization") {
-            return self.authenticate_tc3(req, authorization).await;
+            return self.authenticate_tc3(&req, authorization).await;
         }
-        let pairs = req.pairs();
+        let pairs = std::mem::take(&mut req.legacy);
         if !pairs
             .iter()
             .any(|(k, _)| k == "Signature" || k == "SecretId")
@@ -322,7 +339,7 @@ impl Authenticator {
                 "请求既没有 Authorization 头部（TC3-HMAC-SHA256），也没有 SecretId 与 Signature 参数（HmacSHA1/HmacSHA256）。",
             ));
         }
-        self.authenticate_v1(req, pairs).await
+        self.authenticate_v1(&req, pairs).await
     }
 
     async fn authenticate_tc3(
@@ -337,6 +354,7 @@ impl Authenticator {
             body,
             is_form,
             now,
+            ..
         } = *req;
         let auth = tc3::parse_authorization(authorization).map_err(|why| {
             ApiError::new(

@@ -361,27 +361,21 @@ async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang
             Err(e) => return fail(header_lang, e),
         }
     };
-    let raw = RawRequest {
-        method,
-        headers: &parts.headers,
-        query,
-        body: &body,
-        is_form,
-        now: gw.clock.unix(),
-    };
+    let now = gw.clock.unix();
+    let raw = RawRequest::new(method, &parts.headers, query, &body, is_form, now);
     let lang = raw.language().unwrap_or(header_lang);
-    let authenticated = match gw.auth.authenticate(&raw).await {
+    let authenticated = match gw.auth.authenticate(raw).await {
         Ok(a) => a,
         Err(e) => return fail(lang, e),
     };
-    let schema = match resolve(gw, &authenticated, raw.now) {
+    let schema = match resolve(gw, &authenticated, now) {
         Ok(schema) => schema,
         Err(e) => return fail(lang, e),
     };
     Outcome {
         lang,
         action: Some(schema.name),
-        result: execute(gw, schema, authenticated, request_id, raw.now).await,
+        result: execute(gw, schema, authenticated, request_id, now).await,
     }
 }
 

@@ -65,6 +65,7 @@ pub struct App {
     addrs: Addrs,
     generated_key: Option<RootKey>,
     policy: Arc<livestack_api::PolicyPublisher>,
+    fetch: livestack_net::FetchPolicy,
 }
 
 struct Listeners {
@@ -90,7 +91,7 @@ impl App {
             .storage
             .to_storage(&config.data_dir, config.http.listen)
             .context("invalid [storage] configuration")?;
-        config.fetch.policy()?;
+        let fetch = config.fetch.policy()?;
         let store = Store::open(&config.data_dir).with_context(|| {
             format!(
                 "cannot open the data directory {}",
@@ -139,6 +140,7 @@ impl App {
             addrs,
             generated_key,
             policy,
+            fetch,
         })
     }
 
@@ -170,6 +172,7 @@ impl App {
             listeners,
             addrs,
             policy,
+            fetch,
             ..
         } = self;
 
@@ -190,7 +193,6 @@ impl App {
 
         // The media plane is made once the HTTP port is bound: the URLs of
         // locally stored recordings name it.
-        let fetch = config.fetch.policy()?;
         let mut media_config = config.to_media();
         media_config.callbacks.fetch = fetch.clone();
         media_config.work_dir = config.data_dir.join("processing");

@@ -230,11 +230,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(secret) = env_nonempty("LIVESTACK_S3_SECRET_ACCESS_KEY") {
         config.storage.s3.secret_access_key = Some(config::ConfigSecret(secret));
     }
-    // Checked before the log is set up, so a mistake is said plainly.
-    config
-        .storage
-        .to_storage(&config.data_dir, config.http.listen)
-        .context("invalid [storage] configuration")?;
     init_tracing(&config.log.level)?;
     raise_open_files_limit();
     let root_key = root_key_from_env()?;
