@@ -138,11 +138,9 @@ where
     loop {
         // Read one request head: the first byte within the keep-alive
         // time, the whole head within HEAD_TIMEOUT of it.
-        let mut deadline = tokio::time::Instant::now() + KEEP_ALIVE;
         let mut started = !buf.is_empty();
-        if started {
-            deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
-        }
+        let mut deadline =
+            tokio::time::Instant::now() + if started { HEAD_TIMEOUT } else { KEEP_ALIVE };
         let head_len = loop {
             if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break pos + 4;

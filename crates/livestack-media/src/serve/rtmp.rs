@@ -15,6 +15,7 @@ use tracing::Instrument as _;
 
 use bytes::Bytes;
 use livestack_core::media::{EndReason, MediaEvent, StreamKey};
+use livestack_core::AccountId;
 use livestack_formats::hls::SegmenterConfig;
 use livestack_rtmp::{strip_set_data_frame, ServerConfig, ServerSession, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,6 +142,19 @@ struct Target {
 }
 
 impl Target {
+    /// The account of the processing job whose credential, in the query,
+    /// lets `peer` `direction` exactly this stream.
+    fn job_grant(
+        &self,
+        inner: &Inner,
+        peer: SocketAddr,
+        direction: Direction,
+    ) -> Option<AccountId> {
+        inner
+            .processor
+            .internal_grant(&self.query, peer, &self.app, &self.stream, direction)
+    }
+
     fn new(tc_url: Option<&str>, app: &str, name: &str) -> Target {
         let (host, tc_query) = tc_url
             .map(access::tc_url_parts)
@@ -264,13 +278,7 @@ fn authorize(
     let domain = target.domain.clone().unwrap_or_default();
     // A processing job's output, published with that job's credential for
     // exactly this stream; the credential names the account.
-    let grant = inner.processor.internal_grant(
-        &target.query,
-        peer,
-        &target.app,
-        &target.stream,
-        Direction::Write,
-    );
+    let grant = target.job_grant(inner, peer, Direction::Write);
     let internal = grant.is_some();
     let account = if let Some(account) = grant {
         account
@@ -522,13 +530,7 @@ async fn play(
 ) -> std::io::Result<()> {
     let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
-    let grant = inner.processor.internal_grant(
-        &target.query,
-        peer,
-        &target.app,
-        &target.stream,
-        Direction::Read,
-    );
+    let grant = target.job_grant(&inner, peer, Direction::Read);
     let internal = grant.is_some();
     let decision = if let Some(account) = grant {
         Ok(account)
