@@ -570,6 +570,7 @@ impl Recording {
     /// Delivers what is left once ffmpeg has ended, and removes the
     /// directory if nothing is.
     async fn finish(&mut self, inner: &Inner) {
+        self.note_media(inner);
         let clean = if self.m.format == RecordFormat::Hls {
             self.finish_hls(inner).await
         } else {
@@ -819,15 +820,6 @@ fn announce(inner: &Inner, m: &Manifest, stored: &Stored, size: u64, start_ms: i
     let Some(target) = CallbackTarget::for_push(&policy, &at) else {
         return;
     };
-    // The stream's codec and size, when the push recorded is still live.
-    let live = inner
-        .live(&StreamKey {
-            account: AccountId(m.account),
-            app: m.app.clone(),
-            stream: m.stream.clone(),
-        })
-        .filter(|l| l.publisher.session == m.session)
-        .map(|l| l.snapshot());
     let duration_ms = (end_ms - start_ms).max(0);
     let ev = RecordFileEvent {
         domain: m.domain.clone(),
@@ -853,17 +845,10 @@ fn announce(inner: &Inner, m: &Manifest, stored: &Stored, size: u64, start_ms: i
         } else {
             0
         },
+        // As last measured while the push was live (`note_media`).
         callback_ext: Some(RecordExt {
-            video_codec: live
-                .as_ref()
-                .map(|l| l.video_codec.to_ascii_lowercase())
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| m.video_codec.clone()),
-            resolution: live
-                .as_ref()
-                .filter(|l| l.width > 0)
-                .map(|l| format!("{}x{}", l.width, l.height))
-                .unwrap_or_else(|| m.resolution.clone()),
+            video_codec: m.video_codec.clone(),
+            resolution: m.resolution.clone(),
             session_id: m.session.to_string(),
         }),
         ..RecordFileEvent::new(m.format)
