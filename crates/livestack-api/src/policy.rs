@@ -266,18 +266,7 @@ mod tests {
                 let account = accounts::ensure(c, "root")?.id;
                 domains::insert(
                     c,
-                    &Domain {
-                        account_id: account,
-                        name,
-                        kind: livestack_core::DomainKind::Push,
-                        enabled: true,
-                        play_type: 1,
-                        is_delay_live: 0,
-                        is_mini_program_live: 0,
-                        created_at: 0,
-                        auth: domains::AuthKeys::default(),
-                        referer: domains::Referer::default(),
-                    },
+                    &Domain::new(account, name, livestack_core::DomainKind::Push, 0),
                 )
             })
             .expect("insert");

@@ -128,6 +128,28 @@ impl DomainFilter {
 }
 
 impl Domain {
+    /// A domain as `AddLiveDomain` makes it by default: enabled, mainland
+    /// play type, normal live, no keys and no referer rules.
+    pub fn new(
+        account_id: AccountId,
+        name: impl Into<String>,
+        kind: DomainKind,
+        created_at: i64,
+    ) -> Domain {
+        Domain {
+            account_id,
+            name: name.into(),
+            kind,
+            enabled: true,
+            play_type: 1,
+            is_delay_live: 0,
+            is_mini_program_live: 0,
+            created_at,
+            auth: AuthKeys::default(),
+            referer: Referer::default(),
+        }
+    }
+
     fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
         Ok(Domain {
             account_id: AccountId(row.get(0)?),

@@ -364,18 +364,7 @@ mod tests {
     use livestack_core::rules::{AdaptiveChild, SnapshotSpec, TranscodeSpec};
 
     fn domain(account: AccountId, name: &str, kind: livestack_core::DomainKind) -> domains::Domain {
-        domains::Domain {
-            account_id: account,
-            name: name.into(),
-            kind,
-            enabled: true,
-            play_type: 1,
-            is_delay_live: 0,
-            is_mini_program_live: 0,
-            created_at: 0,
-            auth: domains::AuthKeys::default(),
-            referer: domains::Referer::default(),
-        }
+        domains::Domain::new(account, name, kind, 0)
     }
 
     fn template(account: AccountId, name: &str, spec: TemplateSpec) -> Template {

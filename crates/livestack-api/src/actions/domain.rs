@@ -203,14 +203,9 @@ pub async fn add_live_domain(
         }
     }
     let domain = Domain {
-        account_id: cx.account,
-        name: name.clone(),
-        kind,
-        enabled: true,
         play_type,
         is_delay_live,
         is_mini_program_live,
-        created_at: cx.now,
         auth: if kind == DomainKind::Push {
             AuthKeys {
                 enabled: true,
@@ -221,7 +216,7 @@ pub async fn add_live_domain(
         } else {
             AuthKeys::default()
         },
-        referer: Referer::default(),
+        ..Domain::new(cx.account, name.clone(), kind, cx.now)
     };
 
     enum Outcome {

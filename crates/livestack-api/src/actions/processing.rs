@@ -630,18 +630,7 @@ mod policy_tests {
                 let account = accounts::ensure(c, "root")?.id;
                 domains::insert(
                     c,
-                    &Domain {
-                        account_id: account,
-                        name: "push.example.com".into(),
-                        kind: DomainKind::Push,
-                        enabled: true,
-                        play_type: 1,
-                        is_delay_live: 0,
-                        is_mini_program_live: 0,
-                        created_at: 0,
-                        auth: domains::AuthKeys::default(),
-                        referer: domains::Referer::default(),
-                    },
+                    &Domain::new(account, "push.example.com", DomainKind::Push, 0),
                 )?;
                 let mut t = Template {
                     id: TemplateId(0),
