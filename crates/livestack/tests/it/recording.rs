@@ -53,6 +53,17 @@ fn recording_server_of(extra: &str, binary: bool) -> (Server, tempfile::TempDir)
     (server, dir)
 }
 
+/// A receiver of the record callbacks (`/record`) of app `live`.
+pub(crate) fn record_receiver(server: &Server) -> Receiver {
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        server,
+        "live",
+        json!({"RecordNotifyUrl": receiver.url("/record")}),
+    );
+    receiver
+}
+
 /// A record template with `params` (FlvParam, …) bound to the push domain.
 pub(crate) fn record_rule(server: &Server, params: Value) -> i64 {
     let t = server.api(
@@ -226,12 +237,7 @@ fn check_segments(files: &[PathBuf], ext: &str, format_name: &str, kinds: &[&str
 #[test]
 fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_push() {
     let (server, _config) = recording_server();
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     record_rule(
         &server,
         json!({"FlvParam": enabled(), "Mp4Param": enabled(), "AacParam": enabled(),
@@ -484,12 +490,7 @@ fn files_a_bucket_refuses_stay_on_local_disk_and_the_recording_goes_on() {
         "[storage]\nupload_timeout_secs = 2\n\
          [storage.s3]\nendpoint = \"http://127.0.0.1:9\"\nallow_http = true\n",
     );
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     record_rule(
         &server,
         json!({"CosStore": 1, "FlvParam": {"Enable": 1, "RecordInterval": 60,
@@ -536,12 +537,7 @@ fn files_a_bucket_refuses_stay_on_local_disk_and_the_recording_goes_on() {
 #[test]
 fn a_push_of_three_seconds_records_a_short_file_and_announces_it() {
     let (server, _config) = recording_server();
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     record_rule(
         &server,
         json!({"FlvParam": enabled(), "Mp4Param": enabled()}),

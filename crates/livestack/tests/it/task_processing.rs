@@ -23,7 +23,7 @@ use crate::harness::*;
 use crate::media::{now, state};
 use crate::processing::picture_size;
 use crate::recording::{
-    names, probe_file, push, recording_server_with, stored, with_ext, INTERVAL,
+    names, probe_file, push, record_receiver, recording_server_with, stored, with_ext, INTERVAL,
 };
 
 const PUSH: &str = "push.example.com";
@@ -113,12 +113,7 @@ fn seconds(body: &Value, field: &str) -> i64 {
 #[test]
 fn a_record_task_records_until_stopped_and_its_callbacks_carry_its_task_id() {
     let (server, _config) = task_server("");
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     let template = flv_template(&server);
     let _publisher = push(&server, "cam", 40);
     let id = task_id(&server.api(
@@ -174,12 +169,7 @@ fn a_record_task_records_until_stopped_and_its_callbacks_carry_its_task_id() {
 #[test]
 fn a_record_task_without_a_template_records_one_hls_playlist() {
     let (server, _config) = task_server("");
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     let mut publisher = push(&server, "cam", 12);
     let id = task_id(&server.api("CreateRecordTask", task("cam", now() + 600, json!({}))));
     assert!(publisher
@@ -260,12 +250,7 @@ fn a_screenshot_task_stores_and_announces_jpegs_until_stopped() {
 #[test]
 fn a_task_in_the_future_records_from_its_start_time_to_its_end_time() {
     let (server, _config) = task_server("");
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     let template = flv_template(&server);
     let _publisher = push(&server, "cam", 30);
     let (start, end) = (now() + 4, now() + 12);
@@ -325,12 +310,7 @@ fn legacy_time(unix: i64) -> String {
 #[test]
 fn legacy_scheduled_records_take_their_file_format_and_record_type() {
     let (server, _config) = task_server("");
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     let legacy = |extra: Value| {
         let outcome = server.api(
             "CreateLiveRecord",
@@ -553,12 +533,7 @@ fn a_bucket_that_fails_mid_stream_leaves_the_recording_going_to_local_disk() {
          access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n",
         moto.addr
     ));
-    let receiver = Receiver::start(&[]);
-    bind_callbacks(
-        &server,
-        "live",
-        json!({"RecordNotifyUrl": receiver.url("/record")}),
-    );
+    let receiver = record_receiver(&server);
     let template = record_template(
         &server,
         "cos",
