@@ -32,16 +32,15 @@ pub enum Redirects {
 }
 
 /// A client whose every connection obeys `policy`.
-pub fn client(
-    policy: FetchPolicy,
+fn client(
+    policy: &Arc<FetchPolicy>,
     timeout: Option<Duration>,
     redirects: Redirects,
 ) -> reqwest::Result<reqwest::Client> {
-    let policy = Arc::new(policy);
     let redirect = match redirects {
         Redirects::None => reqwest::redirect::Policy::none(),
         Redirects::Follow(max) => {
-            let policy = Arc::clone(&policy);
+            let policy = Arc::clone(policy);
             reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= max {
                     attempt.error("too many redirects")
@@ -56,7 +55,7 @@ pub fn client(
     let mut builder = reqwest::Client::builder()
         .redirect(redirect)
         .dns_resolver(Arc::new(GuardedResolver {
-            policy: Arc::clone(&policy),
+            policy: Arc::clone(policy),
         }));
     if let Some(t) = timeout {
         builder = builder.timeout(t);
@@ -122,9 +121,10 @@ impl Fetcher {
         timeout: Option<Duration>,
         redirects: Redirects,
     ) -> reqwest::Result<Fetcher> {
+        let policy = Arc::new(policy);
         Ok(Fetcher {
-            client: client(policy.clone(), timeout, redirects)?,
-            policy: Arc::new(policy),
+            client: client(&policy, timeout, redirects)?,
+            policy,
         })
     }
 
@@ -180,12 +180,7 @@ mod tests {
             .await
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let client = client(
-            FetchPolicy::default(),
-            Some(Duration::from_secs(5)),
-            Redirects::None,
-        )
-        .expect("client");
+        let client = client_with(FetchPolicy::default());
         let err = client
             .get(format!("http://localhost:{port}/"))
             .send()
@@ -205,6 +200,11 @@ mod tests {
     }
 
     fn client_with(policy: FetchPolicy) -> reqwest::Client {
-        client(policy, Some(Duration::from_secs(5)), Redirects::None).expect("client")
+        client(
+            &Arc::new(policy),
+            Some(Duration::from_secs(5)),
+            Redirects::None,
+        )
+        .expect("client")
     }
 }
