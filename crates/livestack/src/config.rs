@@ -53,9 +53,10 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        let d = livestack_media::MediaConfig::default();
         LimitsConfig {
-            max_connections: 16_384,
-            max_connections_per_ip: 4_096,
+            max_connections: d.max_connections,
+            max_connections_per_ip: d.max_connections_per_ip,
         }
     }
 }
