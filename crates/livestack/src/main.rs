@@ -38,6 +38,17 @@ enum Command {
     Url(UrlArgs),
 }
 
+/// Which of a stream's play URLs `livestack url play` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PlayFormat {
+    /// `rtmp://…/app/stream`.
+    Rtmp,
+    /// `http://…/app/stream.flv` (HTTP-FLV).
+    Flv,
+    /// `http://…/app/stream.m3u8` (HLS).
+    Hls,
+}
+
 /// Which URLs `livestack url` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum UrlKind {
@@ -65,6 +76,11 @@ struct UrlArgs {
     /// How long the URL stays valid: seconds, or a number with s, m, h or d.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     expires: i64,
+    /// For play URLs: print only this one (so that `"$(livestack url play
+    /// … --format flv)"` can be pasted into a player's command line)
+    /// [default: all three].
+    #[arg(long, value_enum)]
+    format: Option<PlayFormat>,
 }
 
 /// Parses `90`, `90s`, `30m`, `24h` or `7d` into seconds.
@@ -308,6 +324,9 @@ fn init_tracing(level: &str) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log redirected to a file or read by
+        // journald stays plain text that grep and the eye can read.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     Ok(())
 }
@@ -412,6 +431,9 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     let Some(domain) = store.run_blocking(move |conn| domains::find_any(conn, &lookup))? else {
         bail!("there is no domain {name}: add it first with AddLiveDomain");
     };
+    if args.format.is_some() && args.kind == UrlKind::Push {
+        bail!("--format chooses among play URLs; a push URL is always RTMP");
+    }
     let want = match args.kind {
         UrlKind::Push => livestack_core::DomainKind::Push,
         UrlKind::Play => livestack_core::DomainKind::Play,
@@ -451,9 +473,16 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     match args.kind {
         UrlKind::Push => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
         UrlKind::Play => {
-            println!("rtmp://{name}{rtmp}/{app}/{stream}{query}");
-            println!("http://{name}{http}/{app}/{stream}.flv{query}");
-            println!("http://{name}{http}/{app}/{stream}.m3u8{query}");
+            let show = |f: PlayFormat| args.format.is_none_or(|want| want == f);
+            if show(PlayFormat::Rtmp) {
+                println!("rtmp://{name}{rtmp}/{app}/{stream}{query}");
+            }
+            if show(PlayFormat::Flv) {
+                println!("http://{name}{http}/{app}/{stream}.flv{query}");
+            }
+            if show(PlayFormat::Hls) {
+                println!("http://{name}{http}/{app}/{stream}.m3u8{query}");
+            }
         }
     }
     Ok(())
