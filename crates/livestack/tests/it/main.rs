@@ -7,6 +7,7 @@
 // Test helpers are `pub` for the sibling modules; the binary exports nothing.
 #![allow(unreachable_pub)]
 
+mod browser;
 pub(crate) mod callbacks;
 mod certs;
 mod clients;
