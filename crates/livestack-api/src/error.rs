@@ -199,6 +199,8 @@ error_codes! {
     InvalidParameterGopMustEqualAndExists => "InvalidParameter.GopMustEqualAndExists",
         "Every adaptive-bitrate child template must give the same Gop.",
         "自适应码率子模板gop值必须存在且相等。";
+    FailedOperationCosBucketNotPermission => "FailedOperation.CosBucketNotPermission",
+        "No permission to use the COS bucket.", "无权限访问 Cos bucket。";
     FailedOperationInvokeVideoApiFail => "FailedOperation.InvokeVideoApiFail",
         "The storage (VOD) operation failed.", "操作点播接口异常。";
     ResourceNotFoundTaskId => "ResourceNotFound.TaskId", "The TaskId does not exist.", "TaskId 不存在。";

@@ -5,6 +5,7 @@
 //! database. Every other crate may depend on this one; this one depends on
 //! nothing of ours, so it stays small and cheap to compile.
 
+pub mod buckets;
 pub mod clock;
 pub mod limits;
 pub mod media;

@@ -343,12 +343,23 @@ pub trait MediaControl: Send + Sync {
     /// Disconnects the live push of `key` with `reason`; false when it is
     /// not live. Takes effect on the connection at once.
     fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool;
-    /// Whether recordings and snapshots for the object-storage bucket
-    /// `bucket` (in `region`) can be stored there now: asks the storage,
+    /// Whether recordings and snapshots of the account with AppId
+    /// `app_id` for the object-storage bucket `bucket` (in `region`) can
+    /// be stored there now: granted to it, and asked of the storage,
     /// within a few seconds. `Ok` too when the files would be kept in the
     /// local directory anyway (no object storage configured, no bucket
     /// named); `Err` with a short reason for people otherwise.
-    fn check_bucket(&self, bucket: &str, region: &str) -> MediaFuture<Result<(), String>>;
+    fn check_bucket(
+        &self,
+        app_id: i64,
+        bucket: &str,
+        region: &str,
+    ) -> MediaFuture<Result<(), String>>;
+
+    /// Whether the operator lets the account with AppId `app_id` store
+    /// files into `bucket` (`[storage.s3] buckets`, see
+    /// [`crate::buckets::BucketGrants`]).
+    fn bucket_permitted(&self, app_id: i64, bucket: &str) -> bool;
 }
 
 #[cfg(test)]

@@ -325,13 +325,18 @@ impl MediaControl for MediaServer {
         }
     }
 
-    fn check_bucket(&self, bucket: &str, region: &str) -> MediaFuture<Result<(), String>> {
+    fn check_bucket(
+        &self,
+        app_id: i64,
+        bucket: &str,
+        region: &str,
+    ) -> MediaFuture<Result<(), String>> {
         let storage = self.inner.storage.clone();
         let (bucket, region) = (bucket.to_owned(), region.to_owned());
         // Runs on the asking request's task, bounded by the probe's
         // timeout: nothing is left behind when the request goes away.
         Box::pin(async move {
-            storage.probe(&bucket, &region).await.map_err(|e| {
+            storage.probe(&bucket, &region, app_id).await.map_err(|e| {
                 tracing::warn!(
                     bucket,
                     region,
@@ -341,5 +346,9 @@ impl MediaControl for MediaServer {
                 e.to_string()
             })
         })
+    }
+
+    fn bucket_permitted(&self, app_id: i64, bucket: &str) -> bool {
+        self.inner.storage.permits(app_id, bucket)
     }
 }

@@ -185,6 +185,7 @@ fn bucket(name: &str) -> Destination {
     Destination::Bucket {
         bucket: name.to_owned(),
         region: "ap-guangzhou".to_owned(),
+        app_id: 1_250_000_000,
     }
 }
 
@@ -216,8 +217,13 @@ async fn a_probe_passes_for_a_bucket_that_exists_and_names_one_that_does_not() {
     moto.create_bucket("records").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let s = storage(dir.path(), Some(moto.settings()), Duration::from_secs(30));
-    s.probe("records", "us-east-1").await.expect("reachable");
-    let err = s.probe("missing", "us-east-1").await.unwrap_err();
+    s.probe("records", "us-east-1", 1_250_000_000)
+        .await
+        .expect("reachable");
+    let err = s
+        .probe("missing", "us-east-1", 1_250_000_000)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, livestack_media::storage::ProbeError::NoSuchBucket),
         "{err}"

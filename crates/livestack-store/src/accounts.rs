@@ -41,6 +41,17 @@ pub fn find_by_name(conn: &Connection, name: &str) -> StoreResult<Option<Account
         .optional()?)
 }
 
+/// Finds an account by its id.
+pub fn get(conn: &Connection, id: AccountId) -> StoreResult<Option<Account>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1"),
+            [id.0],
+            Account::from_row,
+        )
+        .optional()?)
+}
+
 /// Lists every account, oldest first.
 pub fn list(conn: &Connection) -> StoreResult<Vec<Account>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM accounts ORDER BY id"))?;

@@ -224,6 +224,9 @@ pub struct S3Config {
     pub path_style: bool,
     /// Allow a plain `http://` endpoint.
     pub allow_http: bool,
+    /// Bucket patterns each account may store into, by AppId or `*`;
+    /// empty grants every bucket to every account.
+    pub buckets: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A secret read from the configuration: never printed.
@@ -274,6 +277,7 @@ impl Default for S3Config {
             secret_access_key: None,
             path_style: true,
             allow_http: false,
+            buckets: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -344,7 +348,12 @@ impl StorageConfig {
                 })
             }
         };
+        let grants = livestack_core::buckets::BucketGrants::new(
+            self.s3.buckets.iter().map(|(k, v)| (k.as_str(), v.clone())),
+        )
+        .map_err(|e| anyhow::anyhow!("[storage.s3] buckets: {e}"))?;
         Ok(StorageSettings {
+            grants,
             local_dir: self
                 .local_dir
                 .clone()
@@ -511,6 +520,7 @@ mod tests {
             "[storage]\ntime_zone = \"UTC+9\"\n",
             "[storage.s3]\nendpoint = \"http://127.0.0.1:9000\"\n",
             "[storage.s3]\nendpoint = \"127.0.0.1:9000\"\n",
+            "[storage.s3]\nendpoint = \"http://s3\"\nallow_http = true\n[storage.s3.buckets]\nroot = [\"x\"]\n",
             "[storage.s3]\nendpoint = \"https://s3.example.com\"\naccess_key_id = \"AKID\"\n",
         ] {
             let c = Config::parse(text).expect("parses");

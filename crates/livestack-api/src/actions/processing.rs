@@ -12,12 +12,15 @@
 //! cannot both take the last quota slot or bind the same place; a dry run
 //! checks everything and then rolls back.
 
+use std::sync::Arc;
+
+use livestack_core::media::MediaControl;
 use livestack_core::rules::{Kind, Rule, Template, TemplateId, TemplateSpec};
 use livestack_core::DomainKind;
 use livestack_model::RuleInfo;
 use livestack_store::domains::{self, Domain};
 use livestack_store::templates::{self, RulePlace};
-use livestack_store::StoreError;
+use livestack_store::{accounts, Connection, StoreError};
 
 use super::check::{invalid_input, shown};
 use crate::cx::Cx;
@@ -167,12 +170,14 @@ pub(crate) async fn create_template(
         spec,
     };
     let dry_run = cx.dry_run;
+    let media = Arc::clone(&cx.media);
     let t = cx
         .store
         .transaction(move |c| {
             let taken = templates::list(c, t.account, t.kind())?;
             check_quota(t.kind(), taken.len())?;
             check_unique_names(&t, &taken)?;
+            check_granted(c, &*media, &t)?;
             dry_run_stop(dry_run)?;
             templates::insert(c, &mut t)?;
             Ok::<_, ApiError>(t)
@@ -180,6 +185,35 @@ pub(crate) async fn create_template(
         .await?;
     cx.publish_policy().await?;
     Ok(t)
+}
+
+/// Refuses a template that stores files into a bucket the operator has
+/// not granted to its account (`[storage.s3] buckets`): snapshot templates
+/// with their documented `FailedOperation.CosBucketNotPermission`, record
+/// templates (which document no such code) with `InvalidParameter`.
+fn check_granted(c: &Connection, media: &dyn MediaControl, t: &Template) -> ApiResult<()> {
+    let buckets = t.spec.buckets();
+    if buckets.is_empty() {
+        return Ok(());
+    }
+    let app_id = accounts::get(c, t.account)?.map_or(0, |a| a.app_id);
+    for (bucket, _) in buckets {
+        if !media.bucket_permitted(app_id, bucket) {
+            let code = match t.kind() {
+                Kind::Snapshot => ErrorCode::FailedOperationCosBucketNotPermission,
+                _ => ErrorCode::InvalidParameter,
+            };
+            return Err(ApiError::new(
+                code,
+                format!(
+                    "This account (AppId {app_id}) may not store files into the bucket `{bucket}`; \
+                     the operator grants buckets per account ([storage.s3] buckets)."
+                ),
+                format!("该账号（AppId {app_id}）无权将文件存入存储桶 `{bucket}`（由运营方按账号授权：[storage.s3] buckets）。"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_quota(kind: Kind, count: usize) -> ApiResult<()> {
@@ -218,6 +252,7 @@ where
     F: FnOnce(&mut Template) -> ApiResult<()> + Send + 'static,
 {
     let (account, now, dry_run) = (cx.account, cx.now, cx.dry_run);
+    let media = Arc::clone(&cx.media);
     let changed = cx
         .store
         .transaction(move |c| {
@@ -225,6 +260,7 @@ where
                 .ok_or_else(|| missing_template(kind, id))?;
             let mut after = before.clone();
             change(&mut after)?;
+            check_granted(c, &*media, &after)?;
             after.updated_at = now;
             check_unique_names(&after, &templates::list(c, account, kind)?)?;
             dry_run_stop(dry_run)?;

@@ -153,8 +153,18 @@ fn check_push_domain(
 /// call to the storage service); files kept in the media library
 /// (livestack's local directory) need no check.
 async fn check_storage(cx: &Cx, template: &Template) -> ApiResult<()> {
-    for (bucket, region) in template.spec.buckets() {
-        if let Err(reason) = cx.media.check_bucket(bucket, region).await {
+    let buckets = template.spec.buckets();
+    if buckets.is_empty() {
+        return Ok(());
+    }
+    let account = cx.account;
+    let app_id = cx
+        .store
+        .run(move |c| livestack_store::accounts::get(c, account))
+        .await?
+        .map_or(0, |a| a.app_id);
+    for (bucket, region) in buckets {
+        if let Err(reason) = cx.media.check_bucket(app_id, bucket, region).await {
             let id = template.id.0;
             return Err(ApiError::new(
                 ErrorCode::FailedOperationInvokeVideoApiFail,

@@ -129,6 +129,8 @@ pub struct StorageSettings {
     pub upload_timeout: Duration,
     /// The time zone file names are written in.
     pub zone: NamingZone,
+    /// Which buckets each account may store into.
+    pub grants: livestack_core::buckets::BucketGrants,
 }
 
 impl Default for StorageSettings {
@@ -139,6 +141,7 @@ impl Default for StorageSettings {
             s3: None,
             upload_timeout: Duration::from_secs(60),
             zone: NamingZone::default(),
+            grants: livestack_core::buckets::BucketGrants::default(),
         }
     }
 }
@@ -154,6 +157,9 @@ pub enum Destination {
         bucket: String,
         /// The template's region; may be empty.
         region: String,
+        /// The AppId of the account the file is for: the bucket must be
+        /// granted to it ([`StorageSettings::grants`]).
+        app_id: i64,
     },
 }
 
@@ -176,6 +182,9 @@ pub enum UploadError {
     /// No object storage is configured.
     #[error("no object storage is configured")]
     NotConfigured,
+    /// The operator does not let the file's account use the bucket.
+    #[error("the account may not store files into this bucket ([storage.s3] buckets)")]
+    NotPermitted,
     /// The upload took longer than allowed.
     #[error("the upload timed out after {0:?}")]
     TimedOut(Duration),
@@ -201,6 +210,9 @@ pub enum ProbeError {
     /// The object storage says the bucket does not exist.
     #[error("the bucket does not exist")]
     NoSuchBucket,
+    /// The operator does not let the account use the bucket.
+    #[error("the account may not store files into this bucket")]
+    NotPermitted,
     /// The object storage refused the credentials (HTTP 401 or 403).
     #[error("the object storage refused livestack's credentials")]
     Refused(#[source] object_store::Error),
@@ -347,15 +359,23 @@ impl Storage {
     /// Where a template's files go: its bucket when it names one and
     /// object storage is configured, else the local directory (a
     /// self-hosted livestack without object storage keeps everything).
-    pub fn destination(&self, bucket: &str, region: &str) -> Destination {
+    pub fn destination(&self, bucket: &str, region: &str, app_id: i64) -> Destination {
         if bucket.is_empty() || self.inner.settings.s3.is_none() {
             Destination::Local
         } else {
             Destination::Bucket {
                 bucket: bucket.to_owned(),
                 region: region.to_owned(),
+                app_id,
             }
         }
+    }
+
+    /// Whether the account with AppId `app_id` may store into `bucket`.
+    /// Without object storage every file stays in the local directory and
+    /// no bucket is written, so every name is fine.
+    pub fn permits(&self, app_id: i64, bucket: &str) -> bool {
+        self.inner.settings.s3.is_none() || self.inner.settings.grants.permits(app_id, bucket)
     }
 
     /// Whether files for `bucket` (in `region`) can go to it now: asks
@@ -367,9 +387,12 @@ impl Storage {
     ///
     /// The credentials need read access (S3's `GetObject`, and
     /// `ListBucket` for a missing key to read as 404 rather than 403).
-    pub async fn probe(&self, bucket: &str, region: &str) -> Result<(), ProbeError> {
-        if self.destination(bucket, region) == Destination::Local {
+    pub async fn probe(&self, bucket: &str, region: &str, app_id: i64) -> Result<(), ProbeError> {
+        if self.destination(bucket, region, app_id) == Destination::Local {
             return Ok(());
+        }
+        if !self.permits(app_id, bucket) {
+            return Err(ProbeError::NotPermitted);
         }
         let s3 = self
             .inner
@@ -453,8 +476,20 @@ impl Storage {
             })?;
         match dest {
             Destination::Local => self.put_local(key, key, local, size).await,
-            Destination::Bucket { bucket, region } => {
-                match self.upload(bucket, region, key, local, size).await {
+            Destination::Bucket {
+                bucket,
+                region,
+                app_id,
+            } => {
+                // Asked again here, not only by the API: a template made
+                // before the operator narrowed the grants must not write
+                // where it no longer may.
+                let uploaded = if self.permits(*app_id, bucket) {
+                    self.upload(bucket, region, key, local, size).await
+                } else {
+                    Err(UploadError::NotPermitted)
+                };
+                match uploaded {
                     Ok(url) => {
                         if let Err(e) = tokio::fs::remove_file(local).await {
                             tracing::warn!(path = %local.display(), "uploaded, but cannot remove the local file: {e}");
@@ -860,14 +895,18 @@ mod tests {
     fn templates_naming_a_bucket_go_local_without_object_storage() {
         let dir = tempfile::tempdir().expect("tempdir");
         let plain = storage(dir.path(), None);
-        assert_eq!(plain.destination("b", "ap-guangzhou"), Destination::Local);
-        let s3 = storage(dir.path(), Some(s3_at("http://127.0.0.1:1")));
-        assert_eq!(s3.destination("", "ap-guangzhou"), Destination::Local);
         assert_eq!(
-            s3.destination("b", "ap-guangzhou"),
+            plain.destination("b", "ap-guangzhou", 1),
+            Destination::Local
+        );
+        let s3 = storage(dir.path(), Some(s3_at("http://127.0.0.1:1")));
+        assert_eq!(s3.destination("", "ap-guangzhou", 1), Destination::Local);
+        assert_eq!(
+            s3.destination("b", "ap-guangzhou", 1),
             Destination::Bucket {
                 bucket: "b".into(),
-                region: "ap-guangzhou".into()
+                region: "ap-guangzhou".into(),
+                app_id: 1
             }
         );
     }
@@ -924,6 +963,7 @@ mod tests {
         let dest = Destination::Bucket {
             bucket: "pics".into(),
             region: "ap-guangzhou".into(),
+            app_id: 1,
         };
         let err = s.put(&dest, "2018-12-17/a.jpg", &src).await.unwrap_err();
         let StorageError::Upload { kept, source, .. } = &err else {
@@ -943,12 +983,12 @@ mod tests {
     async fn a_probe_asks_nothing_when_files_stay_local_and_fails_on_a_closed_port() {
         let dir = tempfile::tempdir().expect("tempdir");
         let plain = storage(dir.path(), None);
-        assert!(plain.probe("vids", "ap-guangzhou").await.is_ok());
+        assert!(plain.probe("vids", "ap-guangzhou", 1).await.is_ok());
         // Nothing listens on port 9 of loopback.
         let s3 = storage(dir.path(), Some(s3_at("http://127.0.0.1:9")));
-        assert!(s3.probe("", "").await.is_ok(), "no bucket: local");
+        assert!(s3.probe("", "", 1).await.is_ok(), "no bucket: local");
         let started = std::time::Instant::now();
-        let err = s3.probe("vids", "ap-guangzhou").await.unwrap_err();
+        let err = s3.probe("vids", "ap-guangzhou", 1).await.unwrap_err();
         assert!(matches!(err, ProbeError::Unreachable(_)), "{err}");
         assert!(started.elapsed() <= PROBE_TIMEOUT + Duration::from_secs(1));
         // The message names no address; the chain (for logs) does.
@@ -958,5 +998,39 @@ mod tests {
             "{}",
             error_chain(&err)
         );
+    }
+
+    #[tokio::test]
+    async fn a_bucket_not_granted_to_the_files_account_is_neither_probed_nor_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Storage::new(StorageSettings {
+            local_dir: dir.path().join("records"),
+            local_url: "http://127.0.0.1:8080/records".to_owned(),
+            // Nothing listens here: a refusal that asked would time out
+            // or fail as unreachable, not as not permitted.
+            s3: Some(s3_at("http://127.0.0.1:9")),
+            grants: livestack_core::buckets::BucketGrants::new([(
+                "*",
+                vec!["{appid}-*".to_owned()],
+            )])
+            .expect("grants"),
+            ..StorageSettings::default()
+        });
+        assert!(s.permits(7, "7-vids"));
+        assert!(!s.permits(8, "7-vids"));
+        let err = s.probe("7-vids", "ap-guangzhou", 8).await.unwrap_err();
+        assert!(matches!(err, ProbeError::NotPermitted), "{err}");
+
+        let src = dir.path().join("a.flv");
+        std::fs::write(&src, b"FLV").expect("write");
+        let dest = s.destination("7-vids", "ap-guangzhou", 8);
+        let err = s.put(&dest, "rec/a.flv", &src).await.unwrap_err();
+        let StorageError::Upload { source, .. } = &err else {
+            panic!("not an upload error: {err}");
+        };
+        assert!(matches!(source, UploadError::NotPermitted), "{err}");
+        // The file is not lost: it is kept locally, as a failed upload is.
+        let kept = dir.path().join("records/buckets/7-vids/rec/a.flv");
+        assert_eq!(std::fs::read(kept).expect("kept"), b"FLV");
     }
 }

@@ -744,9 +744,10 @@ fn placement(
         zone: inner.storage.zone(),
     };
     let dest = if m.to_cos {
+        let app_id = app_id(inner, m.account);
         inner
             .storage
-            .destination(&m.output.cos_bucket, &m.output.cos_region)
+            .destination(&m.output.cos_bucket, &m.output.cos_region, app_id)
     } else {
         Destination::Local
     };
@@ -774,6 +775,18 @@ fn placement(
         again: true,
     })?;
     Ok((dest, key))
+}
+
+/// The AppId of `account` (0, granted no bucket, if the policy does not
+/// know it yet).
+fn app_id(inner: &Inner, account: i64) -> i64 {
+    inner
+        .policy()
+        .processing
+        .app_ids
+        .get(&AccountId(account))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Hands `local` to storage as `key` at `dest`. A file storage could not

@@ -152,7 +152,15 @@ async fn deliver(job: &Job, spec: &SnapshotSpec, task: Option<i64>, path: &Path)
         time_ms: now_ms,
         zone: storage.zone(),
     };
-    let dest = storage.destination(&spec.cos_bucket, &spec.cos_region);
+    let app_id = job
+        .inner
+        .policy()
+        .processing
+        .app_ids
+        .get(&source.account)
+        .copied()
+        .unwrap_or(0);
+    let dest = storage.destination(&spec.cos_bucket, &spec.cos_region, app_id);
     // The key in the bucket is what CSS's `pic_url` names; locally one
     // directory serves every domain and app, so they lead the key.
     let key = match (&dest, name.cos_key(&spec.cos_prefix, &spec.cos_file_name)) {

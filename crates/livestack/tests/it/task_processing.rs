@@ -590,3 +590,57 @@ fn a_bucket_that_fails_mid_stream_leaves_the_recording_going_to_local_disk() {
         )
         .expect_code("FailedOperation.InvokeVideoApiFail");
 }
+
+#[test]
+fn a_bucket_the_operator_did_not_grant_to_an_account_is_refused_for_its_templates() {
+    // Every account may use the buckets named after its AppId, no others.
+    let (server, _config) = task_server(
+        "[storage.s3]\nendpoint = \"http://127.0.0.1:9\"\nallow_http = true\n\
+         [storage.s3.buckets]\n\"*\" = [\"{appid}-*\"]\n",
+    );
+    let app_id = crate::callbacks::root_app_id(&server);
+    let own = format!("{app_id}-media");
+    let snapshot = |bucket: &str| {
+        json!({"TemplateName": "snap", "SnapshotInterval": 10, "CosAppId": 1250000000,
+               "CosBucket": bucket, "CosRegion": "ap-guangzhou"})
+    };
+    let record = |bucket: &str| {
+        json!({"TemplateName": "rec", "CosStore": 1, "FlvParam": {"Enable": 1,
+               "RecordInterval": 60, "CosBucketName": bucket,
+               "CosBucketRegion": "ap-guangzhou", "CosBucketPath": "/rec"}})
+    };
+
+    let refused = server.api("CreateLiveSnapshotTemplate", snapshot("shared-pics"));
+    refused.expect_code("FailedOperation.CosBucketNotPermission");
+    assert!(
+        refused.message().contains("`shared-pics`"),
+        "{}",
+        refused.message()
+    );
+    server
+        .api("CreateLiveRecordTemplate", record("shared-vids"))
+        .expect_code("InvalidParameter");
+
+    let snap = server
+        .api("CreateLiveSnapshotTemplate", snapshot(&own))
+        .ok()["TemplateId"]
+        .as_i64()
+        .expect("id");
+    server.api("CreateLiveRecordTemplate", record(&own)).ok();
+    // Changing a template to another's bucket is refused and changes nothing.
+    let other = format!("{}-media", app_id + 1);
+    server
+        .api(
+            "ModifyLiveSnapshotTemplate",
+            with(json!({"TemplateId": snap}), snapshot(&other)),
+        )
+        .expect_code("FailedOperation.CosBucketNotPermission");
+    let kept = server.api("DescribeLiveSnapshotTemplate", json!({"TemplateId": snap}));
+    assert_eq!(kept.ok()["Template"]["CosBucket"], own.as_str());
+
+    // Another account: the root account's bucket is not its own.
+    let (id, key) = server.account_key("tenant-b");
+    server
+        .api_as(&id, &key, "CreateLiveSnapshotTemplate", snapshot(&own))
+        .expect_code("FailedOperation.CosBucketNotPermission");
+}
