@@ -226,7 +226,7 @@ impl MediaServer {
             &tasks,
             shutdown.clone(),
         );
-        let storage = storage::Storage::new(config.storage.clone());
+        let storage = storage::Storage::with_clock(config.storage.clone(), clock.clone());
         let connections = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
         let server = MediaServer {
             inner: Arc::new(Inner {

@@ -204,6 +204,10 @@ pub struct StorageConfig {
     pub time_zone: String,
     /// Seconds an upload may take, plus one per MiB.
     pub upload_timeout_secs: u64,
+    /// Signs `/records/` URLs with this key; unset serves them unsigned.
+    pub sign_key: Option<ConfigSecret>,
+    /// Seconds the signed URLs of callbacks stay valid.
+    pub sign_ttl_secs: u64,
     /// S3-compatible object storage for templates that name a bucket.
     pub s3: S3Config,
 }
@@ -240,6 +244,10 @@ impl std::fmt::Debug for ConfigSecret {
     }
 }
 
+/// Seven days: long enough for a callback receiver that was down to catch
+/// up, short enough that a leaked URL dies.
+const DEFAULT_SIGN_TTL_SECS: u64 = 7 * 86_400;
+
 impl Default for StorageConfig {
     fn default() -> Self {
         let d = livestack_media::storage::StorageSettings::default();
@@ -248,6 +256,8 @@ impl Default for StorageConfig {
             public_url: None,
             time_zone: d.zone.as_str().to_owned(),
             upload_timeout_secs: d.upload_timeout.as_secs(),
+            sign_key: None,
+            sign_ttl_secs: DEFAULT_SIGN_TTL_SECS,
             s3: S3Config::default(),
         }
     }
@@ -352,8 +362,17 @@ impl StorageConfig {
             self.s3.buckets.iter().map(|(k, v)| (k.as_str(), v.clone())),
         )
         .map_err(|e| anyhow::anyhow!("[storage.s3] buckets: {e}"))?;
+        let signing = match self.sign_key.as_ref().map(|k| k.0.as_str()) {
+            None => None,
+            Some("") => anyhow::bail!("[storage] sign_key is empty: remove it, or give a key"),
+            Some(key) => Some(livestack_media::storage::RecordSigning {
+                key: Secret::new(key),
+                ttl: std::time::Duration::from_secs(self.sign_ttl_secs.max(1)),
+            }),
+        };
         Ok(StorageSettings {
             grants,
+            signing,
             local_dir: self
                 .local_dir
                 .clone()

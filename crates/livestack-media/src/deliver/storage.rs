@@ -131,6 +131,20 @@ pub struct StorageSettings {
     pub zone: NamingZone,
     /// Which buckets each account may store into.
     pub grants: livestack_core::buckets::BucketGrants,
+    /// Signed `/records/` URLs; `None` serves recordings to whoever knows
+    /// their URL, as CSS does.
+    pub signing: Option<RecordSigning>,
+}
+
+/// How `/records/` URLs are signed: CSS's play-URL scheme over the file's
+/// key, `txSecret = MD5(key + <file key> + txTime)` with `txTime` the
+/// expiry in upper-case hex Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSigning {
+    /// The signing key.
+    pub key: Secret,
+    /// How long the URLs in callbacks stay valid.
+    pub ttl: Duration,
 }
 
 impl Default for StorageSettings {
@@ -142,6 +156,7 @@ impl Default for StorageSettings {
             upload_timeout: Duration::from_secs(60),
             zone: NamingZone::default(),
             grants: livestack_core::buckets::BucketGrants::default(),
+            signing: None,
         }
     }
 }
@@ -316,6 +331,8 @@ pub struct Storage {
 
 struct StorageInner {
     settings: StorageSettings,
+    /// The time signed URLs expire from.
+    clock: livestack_core::Clock,
     /// Object-storage clients by (bucket, signing region). Built without
     /// I/O, so the lock is never held across an await.
     clients: Mutex<HashMap<(String, String), Arc<dyn ObjectStore>>>,
@@ -333,9 +350,15 @@ impl Storage {
     /// A storage with `settings`; nothing is created or contacted until
     /// the first [`Storage::put`].
     pub fn new(settings: StorageSettings) -> Storage {
+        Storage::with_clock(settings, livestack_core::Clock::system())
+    }
+
+    /// The same with the server's clock (signed URLs expire by it).
+    pub fn with_clock(settings: StorageSettings, clock: livestack_core::Clock) -> Storage {
         Storage {
             inner: Arc::new(StorageInner {
                 settings,
+                clock,
                 clients: Mutex::new(HashMap::new()),
             }),
         }
@@ -431,13 +454,53 @@ impl Storage {
         }
     }
 
-    /// The URL of `key` in the local directory.
+    /// The URL of `key` in the local directory, signed for
+    /// [`RecordSigning::ttl`] when URLs are signed.
     pub fn local_url(&self, key: &str) -> String {
-        format!(
+        let url = format!(
             "{}/{}",
             self.inner.settings.local_url.trim_end_matches('/'),
             encode_key(key)
-        )
+        );
+        match &self.inner.settings.signing {
+            None => url,
+            Some(sign) => {
+                let ttl = i64::try_from(sign.ttl.as_secs()).unwrap_or(i64::MAX);
+                let expires = self.inner.clock.unix().saturating_add(ttl);
+                format!(
+                    "{url}?{}",
+                    livestack_core::urlsign::query(sign.key.expose(), key, expires)
+                )
+            }
+        }
+    }
+
+    /// Whether a request for the local file `key` with these `txSecret`
+    /// and `txTime` may have it: always when URLs are not signed.
+    pub fn may_read(&self, key: &str, tx_secret: Option<&str>, tx_time: Option<&str>) -> bool {
+        match &self.inner.settings.signing {
+            None => true,
+            Some(sign) => livestack_core::urlsign::verify(
+                &[sign.key.expose()],
+                0,
+                key,
+                tx_secret,
+                tx_time,
+                self.inner.clock.unix(),
+            )
+            .is_ok(),
+        }
+    }
+
+    /// The query that signs `key` until the `txTime` given (for the
+    /// segments of a signed playlist, which expire with it); `None` when
+    /// URLs are not signed.
+    pub fn sign_until(&self, key: &str, tx_time: &str) -> Option<String> {
+        let sign = self.inner.settings.signing.as_ref()?;
+        Some(format!(
+            "txSecret={}&txTime={tx_time}",
+            livestack_core::urlsign::tx_secret(sign.key.expose(), key, tx_time)
+        ))
     }
 
     /// Moves the finished file `local` to `key` at `dest` (see the module

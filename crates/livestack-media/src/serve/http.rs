@@ -237,6 +237,32 @@ async fn handle<S: AsyncWrite + Unpin>(
     }
     if let Some(key) = req.path.strip_prefix("/records/") {
         if let Some(found) = record_file(inner.storage.local_dir(), key).await {
+            // The file exists; with signed URLs ([storage] sign_key) only
+            // a valid signature over its key reads it.
+            let tx_secret = access::query_get(&req.query, "txSecret");
+            let tx_time = access::query_get(&req.query, "txTime");
+            if !inner
+                .storage
+                .may_read(&found.key, tx_secret.as_deref(), tx_time.as_deref())
+            {
+                tracing::info!(%peer, key = found.key, "record download refused: bad or expired signature");
+                respond(
+                    socket,
+                    403,
+                    "text/plain",
+                    Bytes::from_static(b"forbidden\n"),
+                    req.keep_alive,
+                    head_only,
+                )
+                .await?;
+                return Ok(true);
+            }
+            if found.content_type == PLAYLIST {
+                if let Some(time) = tx_time.as_deref() {
+                    return serve_signed_playlist(inner, socket, found, time, &req, head_only)
+                        .await;
+                }
+            }
             return serve_record(inner, socket, found, &req, head_only).await;
         }
     }
@@ -498,8 +524,13 @@ async fn flv<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The content type of HLS playlists.
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+
 /// A file of the local record storage, opened.
 struct RecordFile {
+    /// Its key (decoded), which signatures cover.
+    key: String,
     file: tokio::fs::File,
     len: u64,
     /// Unix milliseconds of the last change.
@@ -537,7 +568,7 @@ async fn record_file(root: &Path, encoded: &str) -> Option<RecordFile> {
     let content_type = match ext.as_str() {
         "flv" => "video/x-flv",
         "mp4" => "video/mp4",
-        "m3u8" => "application/vnd.apple.mpegurl",
+        "m3u8" => PLAYLIST,
         "ts" => "video/mp2t",
         "aac" => "audio/aac",
         "mp3" => "audio/mpeg",
@@ -551,6 +582,7 @@ async fn record_file(root: &Path, encoded: &str) -> Option<RecordFile> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64);
     Some(RecordFile {
+        key: key.into_owned(),
         file,
         len: meta.len(),
         modified_ms,
@@ -560,6 +592,60 @@ async fn record_file(root: &Path, encoded: &str) -> Option<RecordFile> {
 
 /// Sends a recorded file; false when the connection must close (the file
 /// changed size under us, or shutdown).
+/// A recorded HLS playlist under signed URLs: each segment line gets a
+/// signature of its own that expires with the playlist's, since a player
+/// asks for segments by their bare relative names.
+async fn serve_signed_playlist<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    mut found: RecordFile,
+    tx_time: &str,
+    req: &Request,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    // Recorded playlists are small (a line per segment); a bound keeps a
+    // stray large file from being read into memory.
+    const MAX_PLAYLIST: u64 = 16 << 20;
+    if found.len > MAX_PLAYLIST {
+        return serve_record(inner, socket, found, req, head_only).await;
+    }
+    let mut text = String::new();
+    found.file.read_to_string(&mut text).await?;
+    let dir = found.key.rsplit_once('/').map_or("", |(d, _)| d);
+    let mut out = String::with_capacity(text.len() * 2);
+    for line in text.lines() {
+        let uri = line.trim();
+        let relative = !uri.is_empty()
+            && !uri.starts_with('#')
+            && !uri.contains("://")
+            && !uri.starts_with('/')
+            && !uri.contains('?');
+        out.push_str(line);
+        if relative {
+            let key = if dir.is_empty() {
+                uri.to_owned()
+            } else {
+                format!("{dir}/{uri}")
+            };
+            if let Some(q) = inner.storage.sign_until(&key, tx_time) {
+                out.push('?');
+                out.push_str(&q);
+            }
+        }
+        out.push('\n');
+    }
+    respond(
+        socket,
+        200,
+        PLAYLIST,
+        Bytes::from(out),
+        req.keep_alive,
+        head_only,
+    )
+    .await?;
+    Ok(true)
+}
+
 async fn serve_record<S: AsyncWrite + Unpin>(
     inner: &Arc<Inner>,
     socket: &mut S,

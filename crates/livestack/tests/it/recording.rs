@@ -619,3 +619,73 @@ fn a_token_read_off_a_jobs_command_line_opens_nothing_but_that_jobs_stream() {
     assert_eq!(crate::media::state(&server, "cam"), "active");
     assert_eq!(crate::media::state(&server, "other"), "active");
 }
+
+/// The status of `GET <path>` on the HTTP playback port.
+fn get_status(server: &Server, path: &str) -> u16 {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    http(server.http, request.as_bytes()).expect("GET").status
+}
+
+#[test]
+fn with_a_sign_key_recordings_are_served_only_at_the_signed_urls_callbacks_carry() {
+    let (server, _config) =
+        recording_server_with("[storage]\nsign_key = \"records-key\"\nsign_ttl_secs = 3600\n");
+    let receiver = record_receiver(&server);
+    record_rule(
+        &server,
+        json!({"FlvParam": enabled(), "HlsParam": enabled()}),
+    );
+    let mut publisher = push(&server, "cam", 4);
+    assert!(publisher.wait(Duration::from_secs(30)).is_some());
+    let calls = receiver.wait_for("/record", 2, Duration::from_secs(20));
+    let url_of = |format: &str| {
+        calls
+            .iter()
+            .find(|c| c.body["file_format"] == format)
+            .and_then(|c| c.body["video_url"].as_str())
+            .unwrap_or_else(|| panic!("no {format} callback: {calls:?}"))
+            .to_owned()
+    };
+    let (flv, hls) = (url_of("flv"), url_of("hls"));
+    let base = format!("http://{}", server.http);
+    let path = |url: &str| url.strip_prefix(&base).expect("a /records URL").to_owned();
+    let (flv_path, hls_path) = (path(&flv), path(&hls));
+    let (bare, query) = flv_path.split_once('?').expect("a signed URL");
+    assert!(
+        query.contains("txSecret=") && query.contains("txTime="),
+        "{flv}"
+    );
+
+    // The signed URL reads; the bare one, a changed secret and another
+    // file's signature do not.
+    assert_eq!(get_status(&server, &flv_path), 200);
+    assert_eq!(get_status(&server, bare), 403);
+    let forged = flv_path.replace("txSecret=", "txSecret=0");
+    assert_eq!(get_status(&server, &forged), 403);
+    let (hls_bare, hls_query) = hls_path.split_once('?').expect("signed");
+    assert_eq!(get_status(&server, &format!("{bare}?{hls_query}")), 403);
+    assert_eq!(get_status(&server, hls_bare), 403);
+
+    // The playlist signs its segments: a player plays it all from the
+    // one URL, and a segment asked for bare is refused.
+    let (_, duration, streams) = probe_file(Path::new(&hls));
+    assert!(
+        duration > 2.0 && streams.len() == 2,
+        "{hls}: {duration} s, {streams:?}"
+    );
+    let dir = hls_bare.rsplit_once('/').map_or("", |(d, _)| d);
+    let segment = stored(&server)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "ts"))
+        .expect("a segment");
+    let name = segment
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(get_status(&server, &format!("{dir}/{name}")), 403);
+
+    // When the URL expires it stops working.
+    server.clock.advance(Duration::from_secs(3601));
+    assert_eq!(get_status(&server, &flv_path), 403);
+}
