@@ -72,6 +72,10 @@ pub struct MediaConfig {
     pub max_connections: usize,
     /// Connections held at once from one client address (0: no limit).
     pub max_connections_per_ip: usize,
+    /// Bytes of partially received RTMP messages held at once over every
+    /// connection (each connection's own cap is 32 MiB once authorized,
+    /// 256 KiB before).
+    pub max_rtmp_buffered: usize,
 }
 
 impl Default for MediaConfig {
@@ -89,6 +93,7 @@ impl Default for MediaConfig {
             storage: storage::StorageSettings::default(),
             max_connections: 16_384,
             max_connections_per_ip: 4_096,
+            max_rtmp_buffered: 512 << 20,
         }
     }
 }
@@ -109,6 +114,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Clock,
     /// The connection budget, shared with the API listener.
     pub(crate) connections: Arc<ConnLimiter>,
+    /// What every RTMP connection's partial messages draw from.
+    pub(crate) rtmp_buffered: Arc<livestack_rtmp::chunk::SharedBudget>,
 }
 
 impl Inner {
@@ -228,6 +235,7 @@ impl MediaServer {
         );
         let storage = storage::Storage::with_clock(config.storage.clone(), clock.clone());
         let connections = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
+        let rtmp_buffered = livestack_rtmp::chunk::SharedBudget::new(config.max_rtmp_buffered);
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
@@ -240,6 +248,7 @@ impl MediaServer {
                 processor: process::Processor::new(clock.clone()),
                 clock,
                 connections,
+                rtmp_buffered,
                 tasks,
                 notifier,
             }),

@@ -82,6 +82,51 @@ const EXTENDED_TIMESTAMP: u32 = 0xFF_FFFF;
 const MIN_CSID: u32 = 2;
 const MAX_CSID: u32 = 65_599;
 
+/// A cap on the bytes of partially received messages shared by many
+/// decoders (every connection of a server): each connection's own cap
+/// bounds one client, this bounds all of them together, so that many
+/// clients each declaring large messages cannot add up to the machine's
+/// memory. A decoder reserves what it holds and gives it back when the
+/// message completes, is aborted, or the decoder is dropped.
+#[derive(Debug)]
+pub struct SharedBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl SharedBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> std::sync::Arc<SharedBudget> {
+        std::sync::Arc::new(SharedBudget {
+            limit,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The bytes held now, over every decoder.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The cap.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn reserve(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// One complete RTMP message, reassembled from its chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -121,6 +166,10 @@ pub enum ChunkError {
     /// Partially received messages hold more bytes than allowed.
     #[error("partially received messages exceed {0} bytes")]
     BufferLimitExceeded(usize),
+    /// Partially received messages of every connection together would
+    /// hold more than the shared budget.
+    #[error("partially received messages of all connections exceed {0} bytes")]
+    SharedBufferLimitExceeded(usize),
     /// Set Chunk Size with 0 or with the top bit set.
     #[error("invalid chunk size {0}")]
     InvalidChunkSize(u32),
@@ -174,11 +223,22 @@ pub struct ChunkDecoder {
     chunk_size: u32,
     max_message_len: u32,
     max_buffered: usize,
+    /// Bytes held in partial messages; also what is reserved from
+    /// `shared`, when there is one.
     buffered: usize,
+    shared: Option<std::sync::Arc<SharedBudget>>,
     /// Chunk streams 0..64 (the one-byte basic header range) by index.
     low: Vec<StreamState>,
     high: HashMap<u32, StreamState>,
     current: Option<CurrentChunk>,
+}
+
+impl Drop for ChunkDecoder {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.release(self.buffered);
+        }
+    }
 }
 
 impl Default for ChunkDecoder {
@@ -195,6 +255,7 @@ impl ChunkDecoder {
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             max_buffered: DEFAULT_MAX_BUFFERED,
             buffered: 0,
+            shared: None,
             low: Vec::new(),
             high: HashMap::new(),
             current: None,
@@ -209,6 +270,25 @@ impl ChunkDecoder {
     /// Sets the cap on bytes held in partially received messages.
     pub fn set_max_buffered(&mut self, max: usize) {
         self.max_buffered = max;
+    }
+
+    /// Draws the bytes of partial messages from `budget` too (see
+    /// [`SharedBudget`]). Set it before the first [`decode`](Self::decode).
+    pub fn set_shared_budget(&mut self, budget: std::sync::Arc<SharedBudget>) {
+        if let Some(old) = self.shared.take() {
+            old.release(self.buffered);
+        }
+        if budget.reserve(self.buffered) || self.buffered == 0 {
+            self.shared = Some(budget);
+        }
+    }
+
+    /// Gives back `n` held bytes.
+    fn free(&mut self, n: usize) {
+        self.buffered -= n;
+        if let Some(shared) = &self.shared {
+            shared.release(n);
+        }
     }
 
     /// The chunk size the peer writes with.
@@ -234,7 +314,7 @@ impl ChunkDecoder {
                 let dropped = state.payload.len();
                 state.payload = BytesMut::new();
                 state.in_progress = false;
-                self.buffered -= dropped;
+                self.free(dropped);
             }
         }
     }
@@ -288,6 +368,11 @@ impl ChunkDecoder {
             if self.buffered + available > max_buffered {
                 return Err(ChunkError::BufferLimitExceeded(max_buffered));
             }
+            if let Some(shared) = &self.shared {
+                if !shared.reserve(available) {
+                    return Err(ChunkError::SharedBufferLimitExceeded(shared.limit()));
+                }
+            }
             // Grow at most to what has actually arrived (doubling), never
             // to the declared length, so a lying header costs nothing.
             let want = state.length as usize - state.payload.len();
@@ -312,7 +397,12 @@ impl ChunkDecoder {
                 None
             };
             if let Some(message) = &message {
+                // `available` was reserved from the shared budget above
+                // but never counted here: give back the whole message.
                 self.buffered -= message.payload.len() - available;
+                if let Some(shared) = &self.shared {
+                    shared.release(message.payload.len());
+                }
             } else {
                 self.buffered += available;
             }
@@ -427,7 +517,7 @@ impl ChunkDecoder {
         }
         let remaining = (state.length - state.payload.len() as u32).min(chunk_size);
         buf.advance(at);
-        self.buffered -= discarded;
+        self.free(discarded);
 
         let state = self.state_entry(csid);
         if state.length == 0 {
@@ -812,5 +902,46 @@ mod tests {
             }
         };
         assert_eq!(result, Err(ChunkError::BufferLimitExceeded(300)));
+    }
+
+    #[test]
+    fn decoders_sharing_a_budget_hold_no_more_than_it_together_and_give_it_back() {
+        // A 4096-byte message on chunk stream 10, first chunk only (128 B).
+        let partial = || {
+            let mut wire = BytesMut::new();
+            wire.extend_from_slice(&[10, 0, 0, 0, 0, 0x10, 0, 9, 1, 0, 0, 0]);
+            wire.extend_from_slice(&payload(128, 0));
+            wire
+        };
+        let budget = SharedBudget::new(300);
+        let mut a = ChunkDecoder::new();
+        let mut b = ChunkDecoder::new();
+        let mut c = ChunkDecoder::new();
+        for d in [&mut a, &mut b, &mut c] {
+            d.set_shared_budget(std::sync::Arc::clone(&budget));
+        }
+        assert_eq!(a.decode(&mut partial()), Ok(None));
+        assert_eq!(b.decode(&mut partial()), Ok(None));
+        assert_eq!(budget.used(), 256);
+        // Each alone is within its own cap; together they are not.
+        assert_eq!(
+            c.decode(&mut partial()),
+            Err(ChunkError::SharedBufferLimitExceeded(300))
+        );
+        assert_eq!(budget.used(), 256);
+        a.abort(10);
+        assert_eq!(budget.used(), 128);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        // A message that completes gives back all it held.
+        let mut d = ChunkDecoder::new();
+        d.set_shared_budget(std::sync::Arc::clone(&budget));
+        let mut wire = BytesMut::new();
+        wire.extend_from_slice(&[10, 0, 0, 0, 0, 0, 200, 9, 1, 0, 0, 0]);
+        wire.extend_from_slice(&payload(128, 0));
+        wire.extend_from_slice(&[0xCA]);
+        wire.extend_from_slice(&payload(72, 128));
+        assert!(matches!(d.decode(&mut wire), Ok(Some(m)) if m.payload.len() == 200));
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -229,6 +229,12 @@ impl ServerSession {
         decoder.set_max_buffered(max_buffered);
     }
 
+    /// Draws the bytes of this session's partial messages from `budget`,
+    /// shared with other sessions (see [`crate::chunk::SharedBudget`]).
+    pub fn set_shared_budget(&mut self, budget: std::sync::Arc<crate::chunk::SharedBudget>) {
+        self.conn.decoder_mut().set_shared_budget(budget);
+    }
+
     /// Processes bytes received from the client. An error means the
     /// connection must be closed; later calls return [`RtmpError::Failed`].
     pub fn feed(&mut self, input: &[u8]) -> Result<(), RtmpError> {

@@ -49,6 +49,8 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// From one address (0: no limit).
     pub max_connections_per_ip: usize,
+    /// MiB of partially received RTMP messages over every connection.
+    pub rtmp_buffered_mib: usize,
 }
 
 impl Default for LimitsConfig {
@@ -57,6 +59,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_connections: d.max_connections,
             max_connections_per_ip: d.max_connections_per_ip,
+            rtmp_buffered_mib: d.max_rtmp_buffered >> 20,
         }
     }
 }
@@ -446,6 +449,7 @@ impl Config {
             callbacks: self.callbacks.to_media(),
             max_connections: self.limits.max_connections,
             max_connections_per_ip: self.limits.max_connections_per_ip,
+            max_rtmp_buffered: self.limits.rtmp_buffered_mib.max(1) << 20,
             ..self.media.to_media()
         }
     }

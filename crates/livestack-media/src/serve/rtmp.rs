@@ -60,6 +60,9 @@ async fn connection(inner: Arc<Inner>, socket: TcpStream, peer: SocketAddr) -> s
     // An unauthorized client can make the session hold little: 40 of
     // them declaring 16 MiB messages once cost 600 MB.
     session.set_input_limits(SETUP_MAX_MESSAGE, SETUP_MAX_BUFFERED);
+    // ...and all of them together, authorized or not, hold at most the
+    // shared budget.
+    session.set_shared_budget(Arc::clone(&inner.rtmp_buffered));
     let mut buf = vec![0u8; 64 * 1024];
     let mut tc_url: Option<String> = None;
     let mut app = String::new();

@@ -108,3 +108,60 @@ fn connections_over_the_limits_are_closed_at_once_on_every_listener() {
         "the budget did not come back"
     );
 }
+
+/// An RTMP connection past the handshake that has sent the first 59,999
+/// bytes of a 60,000-byte message, which the server must hold.
+fn rtmp_partial_message(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut c0c1 = vec![3u8];
+    c0c1.extend((0..1536u32).map(|i| (i * 7) as u8));
+    s.write_all(&c0c1).expect("C0C1");
+    let mut s0s1s2 = vec![0u8; 1 + 1536 + 1536];
+    s.read_exact(&mut s0s1s2).expect("S0S1S2");
+    s.write_all(&s0s1s2[1..1537]).expect("C2");
+    // Set Chunk Size 65536, so one chunk carries (nearly) the message.
+    let mut out = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0];
+    out.extend(65_536u32.to_be_bytes());
+    // A 60,000-byte message of type 20 on chunk stream 3, all but its
+    // last byte.
+    let len = 60_000u32.to_be_bytes();
+    out.extend([0x03, 0, 0, 0, len[1], len[2], len[3], 20, 0, 0, 0, 0]);
+    out.extend(std::iter::repeat_n(0x05u8, 59_999));
+    s.write_all(&out).expect("partial message");
+    s
+}
+
+#[test]
+fn rtmp_connections_together_hold_no_more_partial_messages_than_the_shared_budget() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("livestack.toml");
+    // 1 MiB for every connection together: 17 of these partial messages.
+    std::fs::write(&config, "[limits]\nrtmp_buffered_mib = 1\n").expect("config");
+    let server = Server::start_with_args(&["--config", config.to_str().expect("path")]);
+    let mut held: Vec<TcpStream> = (0..24).map(|_| rtmp_partial_message(server.rtmp)).collect();
+    let closed = held
+        .iter_mut()
+        .map(|s| closed_within(s, Duration::from_millis(500)))
+        .filter(|&c| c)
+        .count();
+    // Each one alone is well within its own 256 KiB; together they are
+    // not, so those over the shared budget are closed and the rest held.
+    assert!(
+        (24 - 17..=24 - 12).contains(&closed),
+        "{closed} of 24 closed"
+    );
+    // Closed connections give their bytes back.
+    drop(held);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let mut again: Vec<TcpStream> =
+                (0..12).map(|_| rtmp_partial_message(server.rtmp)).collect();
+            again
+                .iter_mut()
+                .all(|s| !closed_within(s, Duration::from_millis(200)))
+        }),
+        "the shared budget did not come back"
+    );
+}
