@@ -135,6 +135,9 @@ pub struct Gateway {
     task_limits: TaskLimits,
     fetch: livestack_net::Fetcher,
     clock: Clock,
+    metrics: crate::metrics::ApiMetrics,
+    /// Everything `GET /metrics` shows; set by [`Gateway::with_registry`].
+    registry: Option<Arc<prometheus_client::registry::Registry>>,
 }
 
 impl Gateway {
@@ -162,13 +165,32 @@ impl Gateway {
             task_limits: settings.task_limits,
             fetch,
             clock,
+            metrics: crate::metrics::ApiMetrics::default(),
+            registry: None,
         })
     }
 
-    /// The axum router: the API on every path, `GET /healthz` for readiness.
+    /// The API's metrics, to register with the rest before
+    /// [`Gateway::with_registry`].
+    pub fn metrics(&self) -> &crate::metrics::ApiMetrics {
+        &self.metrics
+    }
+
+    /// Serves `registry` at `GET /metrics`.
+    pub fn with_registry(
+        mut self,
+        registry: Arc<prometheus_client::registry::Registry>,
+    ) -> Gateway {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The axum router: the API on every path, `GET /healthz` for
+    /// readiness, `GET /metrics` for Prometheus.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics))
             .fallback(api)
             .with_state(self)
     }
@@ -231,7 +253,18 @@ struct Outcome {
     result: ApiResult<Value>,
 }
 
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
+    let body = crate::metrics::expose(gw.registry.as_ref());
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
 async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let trace_id = req.headers().get("x-tc-traceid").cloned();
     let lang = header_str(req.headers(), "x-tc-language").map_or(Lang::Zh, Lang::parse);
@@ -263,6 +296,12 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Bod
         }
     });
     span.in_scope(|| log(&request_id, &outcome));
+    let code = match &outcome.result {
+        Ok(_) => "Ok",
+        Err(e) => e.code.as_str(),
+    };
+    gw.metrics
+        .observe(outcome.action, code, started.elapsed().as_secs_f64());
     envelope(&request_id, trace_id, outcome)
 }
 

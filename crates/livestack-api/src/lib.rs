@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 mod ids;
+pub mod metrics;
 mod params;
 pub mod policy;
 pub mod ratelimit;

@@ -12,6 +12,7 @@
 //! all and waits for them.
 
 mod deliver;
+mod metrics;
 mod process;
 mod serve;
 mod stream;
@@ -116,6 +117,8 @@ pub(crate) struct Inner {
     pub(crate) connections: Arc<ConnLimiter>,
     /// What every RTMP connection's partial messages draw from.
     pub(crate) rtmp_buffered: Arc<livestack_rtmp::chunk::SharedBudget>,
+    /// Prometheus metrics the paths update.
+    pub(crate) metrics: metrics::MediaMetrics,
 }
 
 impl Inner {
@@ -227,11 +230,13 @@ impl MediaServer {
         shutdown: CancellationToken,
     ) -> MediaServer {
         let tasks = TaskTracker::new();
+        let metrics = metrics::MediaMetrics::default();
         let notifier = Notifier::start(
             config.callbacks.clone(),
             clock.clone(),
             &tasks,
             shutdown.clone(),
+            metrics.clone(),
         );
         let storage = storage::Storage::with_clock(config.storage.clone(), clock.clone());
         let connections = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
@@ -251,11 +256,19 @@ impl MediaServer {
                 rtmp_buffered,
                 tasks,
                 notifier,
+                metrics,
             }),
         };
         let inner = Arc::clone(&server.inner);
         server.inner.tasks.spawn(process::Processor::run(inner));
         server
+    }
+
+    /// Registers the media plane's metrics in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.inner
+            .metrics
+            .register(registry, Arc::downgrade(&self.inner));
     }
 
     /// Accepts RTMP connections on `listener` until shutdown.

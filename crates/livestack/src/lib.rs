@@ -11,6 +11,7 @@
 //! test tier builds the same `App` on port 0 with a manual clock.
 
 pub mod config;
+mod process_metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -232,10 +233,15 @@ impl App {
             fetch,
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
-        let gateway = Arc::new(
-            livestack_api::Gateway::new(store, &settings, control, policy, clock)
-                .context("cannot make the HTTP client for watermark pictures")?,
-        );
+        let gateway = livestack_api::Gateway::new(store, &settings, control, policy, clock)
+            .context("cannot make the HTTP client for watermark pictures")?;
+        // One registry for `GET /metrics`: every metric is named
+        // livestack_…, the plane's own and the process's.
+        let mut registry = prometheus_client::registry::Registry::with_prefix("livestack");
+        gateway.metrics().register(&mut registry);
+        media.register_metrics(&mut registry);
+        registry.register_collector(Box::new(process_metrics::ProcessCollector));
+        let gateway = Arc::new(gateway.with_registry(Arc::new(registry)));
         tracing::info!(api_addr = %addrs.api, rtmp_addr = %addrs.rtmp, http_addr = %addrs.http,
             data_dir = %config.data_dir.display(), "livestack ready");
 

@@ -78,6 +78,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::CallbackOutcome;
 use livestack_core::media::{EndReason, Policy};
 use livestack_core::rules::{CallbackEvent, CallbackSpec, RecordFormat, StreamRef, TemplateSpec};
 use md5::{Digest, Md5};
@@ -469,6 +470,7 @@ pub(crate) struct Notifier {
     /// Unix seconds the notifier started: the high part of `sequence`,
     /// so sequences stay unique across restarts.
     boot: u64,
+    metrics: crate::metrics::MediaMetrics,
 }
 
 impl Notifier {
@@ -479,6 +481,7 @@ impl Notifier {
         clock: Clock,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
+        metrics: crate::metrics::MediaMetrics,
     ) -> Notifier {
         let queue = config.queue.max(1);
         let (tx, rx) = mpsc::channel(queue);
@@ -500,12 +503,14 @@ impl Notifier {
             stop,
             config.timeout,
             clock.clone(),
+            metrics.clone(),
         ));
         Notifier {
             tx,
             slots,
             config,
             boot: clock.unix().max(0) as u64,
+            metrics,
         }
     }
 
@@ -583,6 +588,7 @@ impl Notifier {
             .unwrap_or("")
             .to_owned();
         let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            self.metrics.callback(CallbackOutcome::dropped);
             tracing::warn!(
                 event_type,
                 stream,
@@ -599,6 +605,7 @@ impl Notifier {
             event_type,
             stream,
         };
+        self.metrics.callback(CallbackOutcome::queued);
         if let Err(e) = self.tx.try_send((job, permit)) {
             // Only after shutdown: the queue has a slot for every permit.
             tracing::debug!("callback dropped: {e}");
@@ -645,6 +652,7 @@ async fn dispatch(
     shutdown: CancellationToken,
     timeout: Duration,
     clock: Clock,
+    metrics: crate::metrics::MediaMetrics,
 ) {
     loop {
         let (job, permit) = tokio::select! {
@@ -668,6 +676,7 @@ async fn dispatch(
             shutdown.clone(),
             timeout,
             clock.clone(),
+            metrics.clone(),
         ));
     }
 }
@@ -681,6 +690,7 @@ async fn deliver(
     shutdown: CancellationToken,
     timeout: Duration,
     clock: Clock,
+    metrics: crate::metrics::MediaMetrics,
 ) {
     let attempts = job.retry.retries + 1;
     // Logged without the query, which may carry a receiver's token.
@@ -699,6 +709,7 @@ async fn deliver(
         };
         match outcome {
             Ok(()) => {
+                metrics.callback(CallbackOutcome::delivered);
                 tracing::debug!(
                     event_type = job.event_type,
                     stream = job.stream,
@@ -708,15 +719,19 @@ async fn deliver(
                 );
                 return;
             }
-            Err(why) => tracing::warn!(
-                event_type = job.event_type,
-                stream = job.stream,
-                url = shown,
-                attempt,
-                "callback not accepted: {why}"
-            ),
+            Err(why) => {
+                metrics.callback(CallbackOutcome::failed);
+                tracing::warn!(
+                    event_type = job.event_type,
+                    stream = job.stream,
+                    url = shown,
+                    attempt,
+                    "callback not accepted: {why}"
+                );
+            }
         }
     }
+    metrics.callback(CallbackOutcome::given_up);
     tracing::warn!(
         event_type = job.event_type,
         stream = job.stream,
@@ -1042,6 +1057,7 @@ mod tests {
             slots: Arc::new(Semaphore::new(1)),
             config: CallbackConfig::default(),
             boot: 1_700_000_000,
+            metrics: Default::default(),
         };
         assert_eq!(n.sequence(42), "1700000000000000042");
         assert_eq!(n.sequence(42), n.sequence(42));
@@ -1132,7 +1148,13 @@ mod tests {
         let (url, mut rx) = receiver(vec![500, 503]).await;
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
+        let n = Notifier::start(
+            quick(),
+            Clock::system(),
+            &tasks,
+            shutdown.clone(),
+            Default::default(),
+        );
         n.stream(&target(&url, CallbackEvent::StreamBegin), &begin());
         for _ in 0..3 {
             let body = next(&mut rx).await.expect("an attempt");
@@ -1154,7 +1176,13 @@ mod tests {
         let (url, mut rx) = receiver(vec![500; 100]).await;
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
+        let n = Notifier::start(
+            quick(),
+            Clock::system(),
+            &tasks,
+            shutdown.clone(),
+            Default::default(),
+        );
         n.snapshot(
             &target(&url, CallbackEvent::Snapshot),
             &SnapshotEvent::default(),
@@ -1174,7 +1202,13 @@ mod tests {
     async fn a_full_queue_drops_notifications_instead_of_waiting() {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
+        let n = Notifier::start(
+            quick(),
+            Clock::system(),
+            &tasks,
+            shutdown.clone(),
+            Default::default(),
+        );
         // A receiver that accepts connections and never answers keeps
         // every slot busy.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -1196,7 +1230,13 @@ mod tests {
     async fn a_template_without_a_url_for_the_event_sends_nothing() {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let n = Notifier::start(quick(), Clock::system(), &tasks, shutdown.clone());
+        let n = Notifier::start(
+            quick(),
+            Clock::system(),
+            &tasks,
+            shutdown.clone(),
+            Default::default(),
+        );
         let t = target("http://127.0.0.1:9/", CallbackEvent::StreamBegin);
         n.record_file(&t, &RecordFileEvent::new(RecordFormat::Flv));
         assert_eq!(n.slots.available_permits(), 4);

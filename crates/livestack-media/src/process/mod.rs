@@ -289,6 +289,12 @@ pub(crate) struct Processor {
 }
 
 impl Processor {
+    /// How many jobs run now (their attempts running or waiting to start
+    /// again), for the metrics.
+    pub(crate) fn running_jobs(&self) -> usize {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     pub(crate) fn new(clock: Clock) -> Processor {
         Processor {
             jobs: Mutex::new(HashMap::new()),
@@ -530,9 +536,21 @@ fn reconcile(inner: &Arc<Inner>) {
         let s = Arc::clone(&status);
         let c = cancel.clone();
         let span = tracing::info_span!("job", job = %label);
+        let kind = crate::metrics::JobLabels {
+            kind: match &key.what {
+                JobWhat::Watermark { .. } => crate::metrics::JobKind::watermark,
+                JobWhat::Transcode { .. } => crate::metrics::JobKind::transcode,
+                JobWhat::Record { .. } => crate::metrics::JobKind::record,
+                JobWhat::Snapshot { .. } => crate::metrics::JobKind::snapshot,
+            },
+        };
+        let counters = supervisor::Counters {
+            starts: inner.metrics.job_starts.get_or_create(&kind).clone(),
+            failures: inner.metrics.job_failures.get_or_create(&kind).clone(),
+        };
         inner.tasks.spawn(
             async move {
-                supervisor::supervise(label, s, c, || job.attempt()).await;
+                supervisor::supervise(label, s, c, counters, || job.attempt()).await;
             }
             .instrument(span),
         );

@@ -189,6 +189,15 @@ pub(crate) struct JobStatus {
     pub(crate) last_storage_error: Option<String>,
 }
 
+/// The metrics of a job's kind its attempts count in.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counters {
+    /// Attempts started.
+    pub(crate) starts: prometheus_client::metrics::counter::Counter,
+    /// Attempts that failed.
+    pub(crate) failures: prometheus_client::metrics::counter::Counter,
+}
+
 /// Runs `attempt` again and again until `cancel` fires: after a failure
 /// (or an exit while the job is still wanted) it waits 1 s, 2 s, 4 s …
 /// up to 30 s, starting over after an attempt that ran 30 s.
@@ -196,6 +205,7 @@ pub(crate) async fn supervise<F, Fut>(
     label: String,
     status: Arc<Mutex<JobStatus>>,
     cancel: CancellationToken,
+    counters: Counters,
     mut attempt: F,
 ) where
     F: FnMut() -> Fut,
@@ -210,6 +220,7 @@ pub(crate) async fn supervise<F, Fut>(
             s.attempts += 1;
             s.running = true;
         }
+        counters.starts.inc();
         let result = attempt().await;
         status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
         if cancel.is_cancelled() {
@@ -225,6 +236,7 @@ pub(crate) async fn supervise<F, Fut>(
             Ok(()) => tracing::info!(job = %label, "job exited; starting it again in {backoff:?}"),
             Err(e) => {
                 tracing::warn!(job = %label, "job failed: {e}; starting it again in {backoff:?}");
+                counters.failures.inc();
                 let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
                 s.failures += 1;
                 s.last_error = Some(e.to_string());
@@ -252,16 +264,22 @@ mod tests {
         let count = Arc::new(AtomicU32::new(0));
         let run = {
             let (starts, count, cancel) = (starts.clone(), count.clone(), cancel.clone());
-            supervise("t".into(), status.clone(), cancel.clone(), move || {
-                let (starts, count, cancel) = (starts.clone(), count.clone(), cancel.clone());
-                async move {
-                    starts.lock().unwrap().push(tokio::time::Instant::now());
-                    if count.fetch_add(1, Ordering::SeqCst) == 3 {
-                        cancel.cancel();
+            supervise(
+                "t".into(),
+                status.clone(),
+                cancel.clone(),
+                Counters::default(),
+                move || {
+                    let (starts, count, cancel) = (starts.clone(), count.clone(), cancel.clone());
+                    async move {
+                        starts.lock().unwrap().push(tokio::time::Instant::now());
+                        if count.fetch_add(1, Ordering::SeqCst) == 3 {
+                            cancel.cancel();
+                        }
+                        Err(JobError::Work("boom".into()))
                     }
-                    Err(JobError::Work("boom".into()))
-                }
-            })
+                },
+            )
         };
         run.await;
         let starts = starts.lock().unwrap();

@@ -336,6 +336,7 @@ async fn handle<S: AsyncWrite + Unpin>(
                 return not_found(socket, &req, head_only).await;
             }
             let body = Bytes::from(live.playlist(&req.query));
+            inner.metrics.hls_request(&domain, body.len());
             respond(
                 socket,
                 200,
@@ -349,13 +350,14 @@ async fn handle<S: AsyncWrite + Unpin>(
         }
         Kind::Segment => match live.segment(file) {
             Some(data) => {
+                inner.metrics.hls_request(&domain, data.len());
                 respond(socket, 200, "video/mp2t", data, req.keep_alive, head_only).await?;
                 Ok(true)
             }
             None => not_found(socket, &req, head_only).await,
         },
         Kind::Flv => {
-            flv(inner, socket, live, head_only).await?;
+            flv(inner, socket, live, &domain, head_only).await?;
             Ok(false)
         }
     }
@@ -492,6 +494,7 @@ async fn flv<S: AsyncWrite + Unpin>(
     inner: &Arc<Inner>,
     socket: &mut S,
     live: Arc<Live>,
+    domain: &str,
     head_only: bool,
 ) -> std::io::Result<()> {
     // No Content-Length and `Connection: close`: the body runs until the
@@ -511,6 +514,7 @@ async fn flv<S: AsyncWrite + Unpin>(
         livestack_formats::flv::encode_header(true, true),
     ];
     let cancel = inner.shutdown.child_token();
+    let player = inner.metrics.player(crate::metrics::Protocol::flv, domain);
     let end = output::play(
         socket,
         prelude,
@@ -518,6 +522,7 @@ async fn flv<S: AsyncWrite + Unpin>(
         |f| &f.flv,
         inner.config.merge_write,
         &cancel,
+        &player.bytes,
     )
     .await;
     tracing::debug!("HTTP-FLV play ended: {end:?}");

@@ -23,6 +23,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::deliver::notify;
+use crate::metrics::Protocol;
 use crate::process::Direction;
 use crate::serve::access::{self, PlayRefusal};
 use crate::stream::hub::FrameKind;
@@ -230,6 +231,7 @@ async fn publish(
         tracing::debug!("internal push started");
     } else {
         tracing::info!("push started");
+        inner.metrics.pushes.inc();
         inner.emit(MediaEvent::PublishStarted {
             key: who.key.clone(),
             domain: who.domain.clone(),
@@ -484,6 +486,7 @@ async fn ingest(
             let delay = inner
                 .policy()
                 .delay(&live.publisher.key, inner.clock.unix());
+            inner.metrics.ingest_bytes.inc_by(payload.len() as u64);
             if delay == 0 && delayed.is_empty() {
                 live.publish(kind, timestamp, payload);
             } else {
@@ -605,8 +608,11 @@ async fn play(
             }
         }
     };
+    let player = inner
+        .metrics
+        .player(Protocol::rtmp, target.domain.as_deref().unwrap_or(""));
     let end = tokio::select! {
-        end = output::play(&mut wr, prelude, sub, |f| &f.rtmp, inner.config.merge_write, &cancel) => end,
+        end = output::play(&mut wr, prelude, sub, |f| &f.rtmp, inner.config.merge_write, &cancel, &player.bytes) => end,
         () = reader => PlayEnd::Disconnected,
     };
     tracing::debug!(%peer, stream = target.stream, "RTMP play ended: {end:?}");

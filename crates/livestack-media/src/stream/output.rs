@@ -81,12 +81,14 @@ pub async fn play<W: AsyncWrite + Unpin>(
     bytes_of: fn(&Frame) -> &Bytes,
     merge: Duration,
     cancel: &CancellationToken,
+    sent: &prometheus_client::metrics::counter::Counter,
 ) -> PlayEnd {
     let Subscription { start, mut live } = sub;
     let mut queue: VecDeque<Bytes> = prelude.into();
     queue.extend(start.iter().map(|f| bytes_of(f).clone()));
     loop {
         if !queue.is_empty() {
+            let bytes: usize = queue.iter().map(Bytes::len).sum();
             let written = tokio::select! {
                 r = write_queue(w, &mut queue) => r,
                 () = cancel.cancelled() => return PlayEnd::Cancelled,
@@ -94,6 +96,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
             if written.is_err() {
                 return PlayEnd::Disconnected;
             }
+            sent.inc_by(bytes as u64);
         }
         // Wait for the next frame...
         let first: Arc<Frame> = tokio::select! {

@@ -17,6 +17,7 @@ mod fetch;
 mod harness;
 mod limits;
 mod media;
+mod metrics;
 mod operations;
 mod parity;
 mod policy;

@@ -1,0 +1,227 @@
+//! The media plane's Prometheus metrics.
+//!
+//! Owns: the counters and gauges the media paths update (bytes in and
+//! out, players, HLS requests, jobs started and failed, callbacks) and a
+//! collector that reads the live state at scrape time (live pushes, jobs
+//! running). Must not: put a per-stream label on anything (a server with
+//! 10,000 streams would export 10,000 series per metric): labels are
+//! bounded sets (protocol, job kind, callback outcome) and the play
+//! domain, of which an account has at most 100.
+//!
+//! Updates are atomic adds on values the paths already hold (a frame's
+//! length, a write's total), never a lock or an allocation per frame.
+
+use std::sync::Weak;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+
+use crate::Inner;
+
+/// How a player is served.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum Protocol {
+    rtmp,
+    flv,
+    hls,
+}
+
+/// A player's protocol and the play domain it asked for.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PlayLabels {
+    pub(crate) protocol: Protocol,
+    pub(crate) domain: String,
+}
+
+/// A processing job's kind.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum JobKind {
+    watermark,
+    transcode,
+    record,
+    snapshot,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct JobLabels {
+    pub(crate) kind: JobKind,
+}
+
+/// What became of a callback attempt or notification.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum CallbackOutcome {
+    /// Queued for delivery.
+    queued,
+    /// A receiver answered 200.
+    delivered,
+    /// An attempt failed (it is tried again while retries are left).
+    failed,
+    /// Every attempt failed.
+    given_up,
+    /// Not queued: the queue was full.
+    dropped,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CallbackLabels {
+    pub(crate) outcome: CallbackOutcome,
+}
+
+/// Every metric the media plane updates. Cheap to clone (each metric is
+/// an `Arc`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MediaMetrics {
+    /// Bytes of audio, video and data messages received from publishers.
+    pub(crate) ingest_bytes: Counter,
+    /// Pushes accepted.
+    pub(crate) pushes: Counter,
+    /// Bytes written to players.
+    pub(crate) play_bytes: Family<PlayLabels, Counter>,
+    /// Players attached now (RTMP and HTTP-FLV; HLS has requests, not
+    /// connections).
+    pub(crate) players: Family<PlayLabels, Gauge>,
+    /// Plays started, HLS playlist and segment requests included.
+    pub(crate) plays: Family<PlayLabels, Counter>,
+    /// Processing job attempts started.
+    pub(crate) job_starts: Family<JobLabels, Counter>,
+    /// Processing job attempts that failed.
+    pub(crate) job_failures: Family<JobLabels, Counter>,
+    /// Event callbacks by what became of them.
+    pub(crate) callbacks: Family<CallbackLabels, Counter>,
+}
+
+impl MediaMetrics {
+    /// Registers every metric, and the collector of the live state of
+    /// `inner`, in `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry, inner: Weak<Inner>) {
+        registry.register(
+            "ingest_bytes",
+            "Bytes of media received from publishers",
+            self.ingest_bytes.clone(),
+        );
+        registry.register("pushes", "Pushes accepted", self.pushes.clone());
+        registry.register(
+            "play_bytes",
+            "Bytes written to players, by protocol and play domain",
+            self.play_bytes.clone(),
+        );
+        registry.register(
+            "players",
+            "Players connected now (RTMP, HTTP-FLV), by protocol and play domain",
+            self.players.clone(),
+        );
+        registry.register(
+            "plays",
+            "Plays started (HLS: playlist and segment requests), by protocol and play domain",
+            self.plays.clone(),
+        );
+        registry.register(
+            "job_starts",
+            "Processing job attempts started (ffmpeg processes), by kind",
+            self.job_starts.clone(),
+        );
+        registry.register(
+            "job_failures",
+            "Processing job attempts that failed, by kind",
+            self.job_failures.clone(),
+        );
+        registry.register(
+            "callbacks",
+            "Event callbacks by outcome (queued, delivered, failed attempt, given up, dropped)",
+            self.callbacks.clone(),
+        );
+        registry.register_collector(Box::new(LiveState { inner }));
+    }
+
+    /// A player of `protocol` on `domain` is attached until the guard
+    /// drops; counts the play.
+    pub(crate) fn player(&self, protocol: Protocol, domain: &str) -> PlayerGuard {
+        let labels = PlayLabels {
+            protocol,
+            domain: domain.to_owned(),
+        };
+        self.plays.get_or_create(&labels).inc();
+        let gauge = self.players.get_or_create(&labels).clone();
+        gauge.inc();
+        let bytes = self.play_bytes.get_or_create(&labels).clone();
+        PlayerGuard { gauge, bytes }
+    }
+
+    /// Counts an HLS request for `domain` and the bytes it is answered with.
+    pub(crate) fn hls_request(&self, domain: &str, bytes: usize) {
+        let labels = PlayLabels {
+            protocol: Protocol::hls,
+            domain: domain.to_owned(),
+        };
+        self.plays.get_or_create(&labels).inc();
+        self.play_bytes.get_or_create(&labels).inc_by(bytes as u64);
+    }
+
+    /// Counts a callback outcome.
+    pub(crate) fn callback(&self, outcome: CallbackOutcome) {
+        self.callbacks
+            .get_or_create(&CallbackLabels { outcome })
+            .inc();
+    }
+}
+
+/// One attached player: its gauge goes down when this drops, and its
+/// bytes counter is at hand for the output loop.
+#[derive(Debug)]
+pub(crate) struct PlayerGuard {
+    gauge: Gauge,
+    /// Bytes written to this player's protocol and domain.
+    pub(crate) bytes: Counter,
+}
+
+impl Drop for PlayerGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// Reads what is live at scrape time, so that no path has to keep a
+/// gauge in step with the registry.
+#[derive(Debug)]
+struct LiveState {
+    inner: Weak<Inner>,
+}
+
+impl Collector for LiveState {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Ok(());
+        };
+        let streams = inner
+            .streams
+            .all()
+            .iter()
+            .filter(|l| !l.publisher.internal)
+            .count();
+        let gauge = ConstGauge::new(streams as i64);
+        gauge.encode(encoder.encode_descriptor(
+            "streams",
+            "Live pushes now (processing outputs not counted)",
+            None,
+            gauge.metric_type(),
+        )?)?;
+        let running = inner.processor.running_jobs() as i64;
+        let gauge = ConstGauge::new(running);
+        gauge.encode(encoder.encode_descriptor(
+            "jobs_running",
+            "Processing jobs running now",
+            None,
+            gauge.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
