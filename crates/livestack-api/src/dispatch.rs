@@ -119,6 +119,7 @@ actions! {
     CreateLiveCallbackRule => crate::actions::callback::create_live_callback_rule,
     DeleteLiveCallbackRule => crate::actions::callback::delete_live_callback_rule,
     DescribeLiveCallbackRules => crate::actions::callback::describe_live_callback_rules,
+    DescribeCallbackRecordsList => crate::actions::callback::describe_callback_records_list,
     // record and screenshot tasks
     CreateRecordTask => crate::actions::task::create_record_task,
     StopRecordTask => crate::actions::task::stop_record_task,

@@ -1,5 +1,6 @@
 //! Recording what the media plane reports: push sessions for the event
-//! and published lists.
+//! and published lists, and callback attempts for
+//! `DescribeCallbackRecordsList`.
 //!
 //! Owns: turning [`MediaEvent`]s into `stream_sessions` rows, and
 //! republishing the policy when the end of a push lets a task go (a task
@@ -107,6 +108,30 @@ async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreR
                     )
                     .map(|_| ())
                 })
+                .await
+        }
+        MediaEvent::CallbackAttempted {
+            account,
+            stream,
+            event_type,
+            request,
+            response,
+            result_code,
+            sent_ms,
+            answered_ms,
+        } => {
+            let row = livestack_store::callbacks::CallbackRecord {
+                account_id: account,
+                stream,
+                event_type,
+                request,
+                response,
+                result_code,
+                sent_ms,
+                answered_ms,
+            };
+            store
+                .run(move |c| livestack_store::callbacks::insert(c, &row))
                 .await
         }
         MediaEvent::PublishRefused {

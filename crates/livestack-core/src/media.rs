@@ -275,6 +275,28 @@ pub enum MediaEvent {
         /// Picture size seen, (0, 0) without video.
         resolution: (u32, u32),
     },
+    /// An event callback was sent and answered (or not): one per attempt,
+    /// for `DescribeCallbackRecordsList`.
+    CallbackAttempted {
+        /// The stream's account.
+        account: AccountId,
+        /// StreamName.
+        stream: String,
+        /// The callback's `event_type` (0, 1, 100, 200).
+        event_type: i64,
+        /// The body sent.
+        request: String,
+        /// The receiver's answer body (cut short), or why there was none.
+        response: String,
+        /// 0 when the receiver answered 200; its HTTP status otherwise;
+        /// 504 when it did not answer in time, 502 when it could not be
+        /// reached.
+        result_code: i64,
+        /// Unix milliseconds the request was sent.
+        sent_ms: i64,
+        /// Unix milliseconds the answer came (or the attempt gave up).
+        answered_ms: i64,
+    },
     /// A push was refused before it went live.
     PublishRefused {
         /// The domain the push named (may be unknown).

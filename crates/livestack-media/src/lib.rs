@@ -237,6 +237,7 @@ impl MediaServer {
             &tasks,
             shutdown.clone(),
             metrics.clone(),
+            Some(events.clone()),
         );
         let storage = storage::Storage::with_clock(config.storage.clone(), clock.clone());
         let connections = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);

@@ -13,6 +13,7 @@
 //! replace that module.
 
 pub mod accounts;
+pub mod callbacks;
 pub mod certs;
 pub mod domains;
 pub mod keys;

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("migrations/0003_streams.sql")),
     (4, include_str!("migrations/0004_templates_rules.sql")),
     (5, include_str!("migrations/0005_tasks.sql")),
+    (6, include_str!("migrations/0006_callback_records.sql")),
 ];
 
 pub(crate) fn run(conn: &Connection, path: &str) -> StoreResult<()> {

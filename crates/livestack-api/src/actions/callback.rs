@@ -1,6 +1,7 @@
 //! Callback templates and rules: `Create/Modify/Delete/DescribeLiveCallbackTemplate`,
 //! `DescribeLiveCallbackTemplates`, `Create/DeleteLiveCallbackRule`,
-//! `DescribeLiveCallbackRules`.
+//! `DescribeLiveCallbackRules`, and the record of what was sent,
+//! `DescribeCallbackRecordsList`.
 //!
 //! Owns: the event URLs of a template (one per event, at least one, each
 //! an absolute `http`/`https` URL), its `CallbackKey` and the exception
@@ -10,16 +11,19 @@ use livestack_core::rules::{
     CallbackEvent, CallbackSpec, ExceptionLevel, Kind, Template, TemplateSpec,
 };
 use livestack_model::{
-    CallBackRuleInfo, CallBackTemplateInfo, CreateLiveCallbackRuleRequest,
+    CallBackRuleInfo, CallBackTemplateInfo, CallbackEventInfo, CreateLiveCallbackRuleRequest,
     CreateLiveCallbackRuleResponse, CreateLiveCallbackTemplateRequest,
     CreateLiveCallbackTemplateResponse, DeleteLiveCallbackRuleRequest,
     DeleteLiveCallbackRuleResponse, DeleteLiveCallbackTemplateRequest,
-    DeleteLiveCallbackTemplateResponse, DescribeLiveCallbackRulesRequest,
+    DeleteLiveCallbackTemplateResponse, DescribeCallbackRecordsListRequest,
+    DescribeCallbackRecordsListResponse, DescribeLiveCallbackRulesRequest,
     DescribeLiveCallbackRulesResponse, DescribeLiveCallbackTemplateRequest,
     DescribeLiveCallbackTemplateResponse, DescribeLiveCallbackTemplatesRequest,
     DescribeLiveCallbackTemplatesResponse, ModifyLiveCallbackTemplateRequest,
     ModifyLiveCallbackTemplateResponse,
 };
+
+use livestack_store::callbacks::{self, RecordFilter};
 
 use super::check::{invalid_input, not_one_of};
 use super::processing as shared;
@@ -322,6 +326,71 @@ fn template_info(t: Template) -> CallBackTemplateInfo {
                 .collect(),
         ),
     }
+}
+
+/// The callbacks sent for one stream in a window of at most a day within
+/// the last 14 days, newest first, with what each receiver answered
+/// (`ResultCode` 0 for 200, else its HTTP status; 502/504 when it could
+/// not be reached or did not answer in time). Times come back in the
+/// format `StartTime` was given in.
+pub async fn describe_callback_records_list(
+    cx: Cx,
+    req: DescribeCallbackRecordsListRequest,
+) -> ApiResult<DescribeCallbackRecordsListResponse> {
+    use super::check::{check_enum, check_range, to_i64};
+    use super::stream::{pages, window, DAY};
+    let page_size = check_range("PageSize", to_i64(req.page_size), 1, 100)? as u64;
+    let page_num = check_range("PageNum", to_i64(req.page_num), 1, i64::MAX)? as u64;
+    let event_type = check_enum("EventType", req.event_type.map(to_i64), &[0, 1, 100, 200])?;
+    let (from, to) = window(&cx, &req.start_time, &req.end_time, DAY, 14 * DAY)?;
+    if req.stream_name.is_empty() {
+        return Err(crate::error::ApiError::new(
+            crate::error::ErrorCode::MissingParameter,
+            "StreamName is required: records are listed per stream.",
+            "缺少 StreamName 参数：按流查询回调记录。",
+        ));
+    }
+    let filter = RecordFilter {
+        account_id: cx.account,
+        stream: req.stream_name,
+        from_ms: from.saturating_mul(1000),
+        to_ms: to.saturating_mul(1000).saturating_add(999),
+        event_type,
+        succeeded: req.result_code.map(|c| c == 0),
+    };
+    let offset = (page_num - 1).saturating_mul(page_size);
+    let (total, rows) = cx
+        .store
+        .run(move |c| callbacks::page(c, &filter, offset, page_size))
+        .await?;
+    // The request's own format: ISO-8601 UTC, or Beijing time.
+    let iso = req.start_time.contains('T');
+    let show = |ms: i64| {
+        let secs = ms.div_euclid(1000);
+        if iso {
+            crate::time::utc_iso(secs)
+        } else {
+            beijing(secs)
+        }
+    };
+    Ok(DescribeCallbackRecordsListResponse {
+        data_info_list: rows
+            .into_iter()
+            .map(|r| CallbackEventInfo {
+                event_time: show(r.sent_ms),
+                event_type: u64::try_from(r.event_type).unwrap_or(0),
+                request: r.request,
+                response: r.response,
+                response_time: show(r.answered_ms),
+                result_code: u64::try_from(r.result_code).unwrap_or(0),
+                stream_id: r.stream,
+            })
+            .collect(),
+        page_num,
+        page_size,
+        total_num: total,
+        total_page: pages(total, page_size),
+    })
 }
 
 #[cfg(test)]

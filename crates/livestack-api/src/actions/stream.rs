@@ -31,10 +31,10 @@ use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::time::{parse_time, utc_iso};
 
-const DAY: i64 = 86_400;
+pub(crate) const DAY: i64 = 86_400;
 
 /// Total pages for `total` rows at `size` per page.
-fn pages(total: u64, size: u64) -> u64 {
+pub(crate) fn pages(total: u64, size: u64) -> u64 {
     if size == 0 {
         0
     } else {
@@ -82,7 +82,13 @@ fn time_param(name: &str, value: &str) -> ApiResult<i64> {
 
 /// Checks a history window: start before end, end not in the future,
 /// at most `max_span` long and not older than `max_age`.
-fn window(cx: &Cx, start: &str, end: &str, max_span: i64, max_age: i64) -> ApiResult<(i64, i64)> {
+pub(crate) fn window(
+    cx: &Cx,
+    start: &str,
+    end: &str,
+    max_span: i64,
+    max_age: i64,
+) -> ApiResult<(i64, i64)> {
     let from = time_param("StartTime", start)?;
     let to = time_param("EndTime", end)?;
     let bad = |en: String, zh: String| Err(ApiError::new(ErrorCode::InvalidParameterValue, en, zh));

@@ -79,8 +79,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::CallbackOutcome;
-use livestack_core::media::{EndReason, Policy};
+use livestack_core::media::{EndReason, MediaEvent, Policy};
 use livestack_core::rules::{CallbackEvent, CallbackSpec, RecordFormat, StreamRef, TemplateSpec};
+use livestack_core::AccountId;
 use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -154,6 +155,8 @@ pub(crate) struct CallbackTarget {
     pub(crate) spec: CallbackSpec,
     /// The `appid` of every body.
     pub(crate) appid: i64,
+    /// The stream's account, whose callback records these are.
+    pub(crate) account: AccountId,
 }
 
 impl CallbackTarget {
@@ -172,6 +175,7 @@ impl CallbackTarget {
                 .get(&stream.account)
                 .copied()
                 .unwrap_or(0),
+            account: stream.account,
         })
     }
 
@@ -454,9 +458,10 @@ struct Job {
     key: String,
     fields: Map<String, Value>,
     retry: Retry,
-    /// For logs: `event_type` and StreamName.
+    /// For logs and callback records: `event_type` and StreamName.
     event_type: i64,
     stream: String,
+    account: AccountId,
 }
 
 /// The server's notification queue. Cheap to clone; every method returns
@@ -482,6 +487,7 @@ impl Notifier {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
         metrics: crate::metrics::MediaMetrics,
+        records: Option<mpsc::Sender<MediaEvent>>,
     ) -> Notifier {
         let queue = config.queue.max(1);
         let (tx, rx) = mpsc::channel(queue);
@@ -501,9 +507,12 @@ impl Notifier {
             client,
             tasks.clone(),
             stop,
-            config.timeout,
-            clock.clone(),
-            metrics.clone(),
+            Delivery {
+                timeout: config.timeout,
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+                records,
+            },
         ));
         Notifier {
             tx,
@@ -604,6 +613,7 @@ impl Notifier {
             retry,
             event_type,
             stream,
+            account: target.account,
         };
         self.metrics.callback(CallbackOutcome::queued);
         if let Err(e) = self.tx.try_send((job, permit)) {
@@ -650,9 +660,7 @@ async fn dispatch(
     client: Option<livestack_net::Fetcher>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
-    timeout: Duration,
-    clock: Clock,
-    metrics: crate::metrics::MediaMetrics,
+    how: Delivery,
 ) {
     loop {
         let (job, permit) = tokio::select! {
@@ -669,16 +677,18 @@ async fn dispatch(
             );
             continue;
         };
-        tasks.spawn(deliver(
-            client,
-            job,
-            permit,
-            shutdown.clone(),
-            timeout,
-            clock.clone(),
-            metrics.clone(),
-        ));
+        tasks.spawn(deliver(client, job, permit, shutdown.clone(), how.clone()));
     }
+}
+
+/// What every delivery shares: its timeout, clock, metrics and where the
+/// record of each attempt goes.
+#[derive(Clone)]
+struct Delivery {
+    timeout: Duration,
+    clock: Clock,
+    metrics: crate::metrics::MediaMetrics,
+    records: Option<mpsc::Sender<MediaEvent>>,
 }
 
 /// Tries one notification until a receiver answers 200 or the retries
@@ -688,10 +698,14 @@ async fn deliver(
     job: Job,
     _permit: OwnedSemaphorePermit,
     shutdown: CancellationToken,
-    timeout: Duration,
-    clock: Clock,
-    metrics: crate::metrics::MediaMetrics,
+    how: Delivery,
 ) {
+    let Delivery {
+        timeout,
+        clock,
+        metrics,
+        records,
+    } = how;
     let attempts = job.retry.retries + 1;
     // Logged without the query, which may carry a receiver's token.
     let shown = job.url.split('?').next().unwrap_or("");
@@ -703,9 +717,32 @@ async fn deliver(
             }
         }
         let body = signed_body(&job.fields, &job.key, clock.unix());
-        let outcome = tokio::select! {
+        let sent_ms = clock.unix_ms();
+        let request = String::from_utf8_lossy(&body).into_owned();
+        let answer = tokio::select! {
             r = post(&client, &job.url, body, timeout) => r,
             () = shutdown.cancelled() => return,
+        };
+        if let Some(records) = &records {
+            // For DescribeCallbackRecordsList; a full channel loses the
+            // record, never delays the delivery.
+            let _ = records.try_send(MediaEvent::CallbackAttempted {
+                account: job.account,
+                stream: job.stream.clone(),
+                event_type: job.event_type,
+                request,
+                response: answer.body.clone(),
+                result_code: answer.code,
+                sent_ms,
+                answered_ms: clock.unix_ms(),
+            });
+        }
+        let outcome = if answer.code == 0 {
+            Ok(())
+        } else if answer.answered {
+            Err(format!("HTTP {}", answer.code))
+        } else {
+            Err(answer.body)
         };
         match outcome {
             Ok(()) => {
@@ -741,14 +778,54 @@ async fn deliver(
 }
 
 /// One attempt: `Ok` when the receiver answers 200 in time.
+/// What a receiver answered: `code` 0 for 200, the HTTP status for
+/// another answer; with no answer (`body` then says why) 504 when it
+/// timed out and 502 when it could not be reached, as a gateway would
+/// say (`ResultCode` is unsigned on the wire).
+struct Answer {
+    code: i64,
+    body: String,
+    /// Whether the receiver answered at all.
+    answered: bool,
+}
+
+/// The most of a receiver's answer body kept in a callback record.
+const ANSWER_KEPT: usize = 2048;
+
+/// One attempt.
 async fn post(
     fetch: &livestack_net::Fetcher,
     url: &str,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Answer {
+    match tokio::time::timeout(timeout, attempt(fetch, url, body, timeout)).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(why)) => Answer {
+            code: if why.starts_with("no answer within") {
+                504
+            } else {
+                502
+            },
+            body: why,
+            answered: false,
+        },
+        Err(_) => Answer {
+            code: 504,
+            answered: false,
+            body: format!("no answer within {} s", timeout.as_secs_f64()),
+        },
+    }
+}
+
+async fn attempt(
+    fetch: &livestack_net::Fetcher,
+    url: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Answer, String> {
     fetch.check(url).map_err(|e| e.to_string())?;
-    let resp = fetch
+    let mut resp = fetch
         .client()
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -770,11 +847,26 @@ async fn post(
                 why
             }
         })?;
-    if resp.status() == reqwest::StatusCode::OK {
-        Ok(())
-    } else {
-        Err(format!("HTTP {}", resp.status()))
+    let status = resp.status();
+    // The start of the body, for the record; a receiver that sends more
+    // (or never ends it) is cut off, and the timeout above bounds it.
+    let mut kept = Vec::new();
+    while kept.len() < ANSWER_KEPT {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
     }
+    kept.truncate(ANSWER_KEPT);
+    Ok(Answer {
+        code: if status == reqwest::StatusCode::OK {
+            0
+        } else {
+            i64::from(status.as_u16())
+        },
+        body: String::from_utf8_lossy(&kept).into_owned(),
+        answered: true,
+    })
 }
 
 /// The push begin or end event of `live`, as the policy now says.
@@ -1133,6 +1225,7 @@ mod tests {
                 exception_levels: Vec::new(),
             },
             appid: 1,
+            account: AccountId(1),
         }
     }
 
@@ -1154,6 +1247,7 @@ mod tests {
             &tasks,
             shutdown.clone(),
             Default::default(),
+            None,
         );
         n.stream(&target(&url, CallbackEvent::StreamBegin), &begin());
         for _ in 0..3 {
@@ -1182,6 +1276,7 @@ mod tests {
             &tasks,
             shutdown.clone(),
             Default::default(),
+            None,
         );
         n.snapshot(
             &target(&url, CallbackEvent::Snapshot),
@@ -1208,6 +1303,7 @@ mod tests {
             &tasks,
             shutdown.clone(),
             Default::default(),
+            None,
         );
         // A receiver that accepts connections and never answers keeps
         // every slot busy.
@@ -1236,6 +1332,7 @@ mod tests {
             &tasks,
             shutdown.clone(),
             Default::default(),
+            None,
         );
         let t = target("http://127.0.0.1:9/", CallbackEvent::StreamBegin);
         n.record_file(&t, &RecordFileEvent::new(RecordFormat::Flv));

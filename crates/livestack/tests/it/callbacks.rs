@@ -444,3 +444,117 @@ fn a_push_cut_off_by_a_server_shutdown_still_notifies_its_end() {
     assert_eq!(end[0].body["event_type"], 0);
     assert_eq!(end[0].body["sequence"], begin[0].body["sequence"]);
 }
+
+#[test]
+fn describe_callback_records_list_shows_every_attempt_with_the_receivers_answer() {
+    let Setup { server, _config } = setup();
+    // The begin callback is refused once (500), then taken; the end one
+    // is taken at once.
+    let receiver = Receiver::start(&[500]);
+    bind_callbacks(
+        &server,
+        "live",
+        json!({"StreamBeginNotifyUrl": receiver.url("/begin"),
+               "StreamEndNotifyUrl": receiver.url("/end")}),
+    );
+    let mut publisher = push(&server, "rec1", 2);
+    assert!(publisher.wait(Duration::from_secs(20)).is_some());
+    receiver.wait_for("/begin", 2, Duration::from_secs(20));
+    receiver.wait_for("/end", 1, Duration::from_secs(20));
+
+    let iso = |t: i64| livestack_api::time::utc_iso(t);
+    let window = |extra: Value| {
+        with(
+            json!({"StartTime": iso(now() - 600), "EndTime": iso(now()),
+                   "StreamName": "rec1", "PageNum": 1, "PageSize": 10}),
+            extra,
+        )
+    };
+    let list = |extra: Value| {
+        assert!(
+            wait_until(Duration::from_secs(10), || server
+                .api("DescribeCallbackRecordsList", window(extra.clone()))
+                .ok()["TotalNum"]
+                .as_u64()
+                .is_some_and(|n| n > 0)),
+            "no records for {extra}"
+        );
+        server
+            .api("DescribeCallbackRecordsList", window(extra))
+            .ok()
+            .clone()
+    };
+    let all = list(json!({}));
+    assert_eq!(all["TotalNum"], 3, "{all}");
+    let rows = all["DataInfoList"].as_array().cloned().unwrap_or_default();
+    // Newest first: end (taken), begin (taken), begin (refused).
+    let codes: Vec<(u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["EventType"].as_u64().unwrap_or(9),
+                r["ResultCode"].as_u64().unwrap_or(9),
+            )
+        })
+        .collect();
+    assert_eq!(codes, vec![(0, 0), (1, 0), (1, 500)], "{all}");
+    for r in &rows {
+        assert_eq!(r["StreamId"], "rec1");
+        assert_eq!(r["Response"], "{\"code\":0}", "{r}");
+        let sent: Value =
+            serde_json::from_str(r["Request"].as_str().unwrap_or("")).unwrap_or_default();
+        assert_eq!(sent["stream_id"], "rec1", "{r}");
+        assert_eq!(sent["event_type"], r["EventType"], "{r}");
+        // The request's format: ISO-8601 UTC.
+        assert!(
+            r["EventTime"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{r}"
+        );
+    }
+
+    let failed = list(json!({"ResultCode": 1}));
+    assert_eq!(failed["TotalNum"], 1, "{failed}");
+    let ends = list(json!({"EventType": 0}));
+    assert_eq!(ends["TotalNum"], 1, "{ends}");
+    // Beijing-time requests get Beijing-time answers.
+    let beijing = server
+        .api(
+            "DescribeCallbackRecordsList",
+            json!({"StartTime": livestack_api::time::beijing(now() - 600),
+                   "EndTime": livestack_api::time::beijing(now()),
+                   "StreamName": "rec1", "PageNum": 1, "PageSize": 1}),
+        )
+        .ok()
+        .clone();
+    assert_eq!(beijing["TotalPage"], 3, "{beijing}");
+    assert!(
+        beijing["DataInfoList"][0]["EventTime"]
+            .as_str()
+            .is_some_and(|t| t.len() == 19 && t.contains(' ')),
+        "{beijing}"
+    );
+    // Another stream has none; the window is at most a day.
+    let other = server
+        .api(
+            "DescribeCallbackRecordsList",
+            with(window(json!({})), json!({"StreamName": "other"})),
+        )
+        .ok()
+        .clone();
+    assert_eq!(other["TotalNum"], 0);
+    server
+        .api(
+            "DescribeCallbackRecordsList",
+            with(
+                window(json!({})),
+                json!({"StartTime": iso(now() - 2 * 86_400)}),
+            ),
+        )
+        .expect_code("InvalidParameterValue");
+    server
+        .api(
+            "DescribeCallbackRecordsList",
+            window(json!({"EventType": 7})),
+        )
+        .expect_code("InvalidParameterValue");
+}
