@@ -20,4 +20,5 @@ pub mod snapshot;
 pub mod stream;
 pub mod task;
 pub mod transcode;
+pub mod usage;
 pub mod watermark;

@@ -120,6 +120,9 @@ actions! {
     DeleteLiveCallbackRule => crate::actions::callback::delete_live_callback_rule,
     DescribeLiveCallbackRules => crate::actions::callback::describe_live_callback_rules,
     DescribeCallbackRecordsList => crate::actions::callback::describe_callback_records_list,
+    // bookkeeping of processing
+    DescribeScreenShotSheetNumList => crate::actions::usage::describe_screen_shot_sheet_num_list,
+    DescribeConcurrentRecordStreamNum => crate::actions::usage::describe_concurrent_record_stream_num,
     // record and screenshot tasks
     CreateRecordTask => crate::actions::task::create_record_task,
     StopRecordTask => crate::actions::task::stop_record_task,

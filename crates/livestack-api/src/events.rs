@@ -1,6 +1,7 @@
 //! Recording what the media plane reports: push sessions for the event
-//! and published lists, and callback attempts for
-//! `DescribeCallbackRecordsList`.
+//! and published lists, callback attempts for
+//! `DescribeCallbackRecordsList`, snapshots and recording spans for
+//! `DescribeScreenShotSheetNumList` and `DescribeConcurrentRecordStreamNum`.
 //!
 //! Owns: turning [`MediaEvent`]s into `stream_sessions` rows, and
 //! republishing the policy when the end of a push lets a task go (a task
@@ -132,6 +133,39 @@ async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreR
             };
             store
                 .run(move |c| livestack_store::callbacks::insert(c, &row))
+                .await
+        }
+        MediaEvent::SnapshotStored {
+            account,
+            domain,
+            at_ms,
+        } => {
+            store
+                .run(move |c| livestack_store::usage::count_snapshot(c, account, &domain, at_ms))
+                .await
+        }
+        MediaEvent::RecordingStarted {
+            key,
+            domain,
+            slow_live,
+            span,
+            at_ms,
+        } => {
+            let row = livestack_store::usage::RecordingSpan {
+                domain,
+                app: key.app,
+                stream: key.stream,
+                slow_live,
+                started_ms: at_ms,
+                ended_ms: None,
+            };
+            store
+                .run(move |c| livestack_store::usage::start_recording(c, key.account, span, &row))
+                .await
+        }
+        MediaEvent::RecordingStopped { span, at_ms } => {
+            store
+                .run(move |c| livestack_store::usage::stop_recording(c, span, at_ms))
                 .await
         }
         MediaEvent::PublishRefused {

@@ -297,6 +297,36 @@ pub enum MediaEvent {
         /// Unix milliseconds the answer came (or the attempt gave up).
         answered_ms: i64,
     },
+    /// A snapshot was stored (for `DescribeScreenShotSheetNumList`).
+    SnapshotStored {
+        /// The stream's account.
+        account: AccountId,
+        /// The push domain.
+        domain: String,
+        /// Unix milliseconds.
+        at_ms: i64,
+    },
+    /// A stream began to be recorded in one format (one span per record
+    /// job, for `DescribeConcurrentRecordStreamNum`).
+    RecordingStarted {
+        /// The stream.
+        key: StreamKey,
+        /// The push domain.
+        domain: String,
+        /// Recorded as slow live (`IsDelayLive`).
+        slow_live: bool,
+        /// Pairs the start with its stop; unique across restarts.
+        span: u64,
+        /// Unix milliseconds.
+        at_ms: i64,
+    },
+    /// That recording stopped.
+    RecordingStopped {
+        /// As started.
+        span: u64,
+        /// Unix milliseconds.
+        at_ms: i64,
+    },
     /// A push was refused before it went live.
     PublishRefused {
         /// The domain the push named (may be unknown).

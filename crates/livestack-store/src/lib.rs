@@ -22,6 +22,7 @@ pub mod sqlite;
 pub mod streams;
 pub mod tasks;
 pub mod templates;
+pub mod usage;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrations/0004_templates_rules.sql")),
     (5, include_str!("migrations/0005_tasks.sql")),
     (6, include_str!("migrations/0006_callback_records.sql")),
+    (7, include_str!("migrations/0007_usage.sql")),
 ];
 
 pub(crate) fn run(conn: &Connection, path: &str) -> StoreResult<()> {

@@ -186,6 +186,10 @@ impl App {
         if closed > 0 {
             tracing::info!(closed, "closed push sessions left open by the last run");
         }
+        store
+            .run(livestack_store::usage::close_open_recordings)
+            .await
+            .context("cannot tidy the recording history")?;
 
         policy
             .refresh()

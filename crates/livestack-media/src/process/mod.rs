@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
-use livestack_core::media::{Policy, StreamKey};
+use livestack_core::media::{MediaEvent, Policy, StreamKey};
 use livestack_core::rules::{Kind, OutputName, StreamRef, Template, TemplateId, TemplateSpec};
 use livestack_core::tasks::{active_tasks, Task, TaskKind};
 use livestack_core::{AccountId, Clock};
@@ -236,6 +236,8 @@ fn task_jobs(policy: &Policy, task: &Task) -> Vec<JobWhat> {
 struct Running {
     cancel: CancellationToken,
     status: Arc<Mutex<JobStatus>>,
+    /// A record job's recording span, reported stopped when it goes.
+    recording: Option<u64>,
 }
 
 /// What a job's credential lets a loopback connection do.
@@ -286,6 +288,9 @@ pub(crate) struct Processor {
     pub(crate) rtmp_addr: std::sync::OnceLock<SocketAddr>,
     /// The media plane's clock (demand windows, task windows).
     pub(crate) clock: Clock,
+    /// Numbers recording spans: the start time's seconds high, a counter low.
+    spans: std::sync::atomic::AtomicU64,
+    boot: u64,
 }
 
 impl Processor {
@@ -302,8 +307,18 @@ impl Processor {
             wake: Notify::new(),
             grants: Arc::new(Mutex::new(HashMap::new())),
             rtmp_addr: std::sync::OnceLock::new(),
+            boot: clock.unix().max(0) as u64,
             clock,
+            spans: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// A recording span id, unique across restarts (as push sequences are).
+    fn next_span(&self) -> u64 {
+        let n = self
+            .spans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.boot.wrapping_mul(1_000_000).wrapping_add(n)
     }
 
     /// Asks the reconciler to look now (a push started or ended, the
@@ -456,12 +471,18 @@ impl Processor {
             }
         }
         // Jobs watch child tokens of the shutdown token: they are ending.
-        inner
+        let ended: Vec<u64> = inner
             .processor
             .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clear();
+            .drain()
+            .filter_map(|(_, r)| r.recording)
+            .collect();
+        let at_ms = inner.clock.unix_ms();
+        for span in ended {
+            inner.emit(MediaEvent::RecordingStopped { span, at_ms });
+        }
     }
 }
 
@@ -501,6 +522,12 @@ fn reconcile(inner: &Arc<Inner>) {
         let keep = wanted.contains(k) && !r.cancel.is_cancelled();
         if !keep {
             r.cancel.cancel();
+            if let Some(span) = r.recording {
+                inner.emit(MediaEvent::RecordingStopped {
+                    span,
+                    at_ms: p.clock.unix_ms(),
+                });
+            }
             let s = r.status.lock().unwrap_or_else(|e| e.into_inner());
             tracing::debug!(
                 source = %k.source.stream,
@@ -554,7 +581,31 @@ fn reconcile(inner: &Arc<Inner>) {
             }
             .instrument(span),
         );
-        jobs.insert(key, Running { cancel, status });
+        let recording = match &key.what {
+            JobWhat::Record { template, .. } => {
+                let span = p.next_span();
+                let slow_live = template
+                    .and_then(|t| policy.processing.templates.get(&t))
+                    .is_some_and(|t| matches!(&t.spec, TemplateSpec::Record(r) if r.slow_live));
+                inner.emit(MediaEvent::RecordingStarted {
+                    key: key.source.clone(),
+                    domain: source.domain.clone(),
+                    slow_live,
+                    span,
+                    at_ms: p.clock.unix_ms(),
+                });
+                Some(span)
+            }
+            _ => None,
+        };
+        jobs.insert(
+            key,
+            Running {
+                cancel,
+                status,
+                recording,
+            },
+        );
     }
 }
 

@@ -194,6 +194,12 @@ async fn deliver(job: &Job, spec: &SnapshotSpec, task: Option<i64>, path: &Path)
         },
     };
     tracing::debug!(job = %job.label(), task, key = stored.key, "snapshot stored");
+    job.inner
+        .emit(livestack_core::media::MediaEvent::SnapshotStored {
+            account: source.account,
+            domain: job.domain.clone(),
+            at_ms: now_ms,
+        });
     let policy = job.inner.policy();
     let at = StreamRef {
         account: source.account,

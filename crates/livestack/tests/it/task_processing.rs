@@ -644,3 +644,102 @@ fn a_bucket_the_operator_did_not_grant_to_an_account_is_refused_for_its_template
         .api_as(&id, &key, "CreateLiveSnapshotTemplate", snapshot(&own))
         .expect_code("FailedOperation.CosBucketNotPermission");
 }
+
+#[test]
+fn snapshot_and_concurrent_recording_counts_come_from_what_was_stored_and_recorded() {
+    let (server, _config) = task_server("");
+    let rec = record_template(
+        &server,
+        "both",
+        json!({"FlvParam": {"Enable": 1, "RecordInterval": 60},
+               "Mp4Param": {"Enable": 1, "RecordInterval": 60}}),
+    );
+    let snap = snapshot_template(
+        &server,
+        json!({"SnapshotInterval": 2, "CosAppId": 1250000000, "CosBucket": "shots",
+               "CosRegion": "ap-guangzhou"}),
+    );
+    for (action, id) in [
+        ("CreateLiveRecordRule", rec),
+        ("CreateLiveSnapshotRule", snap),
+    ] {
+        server
+            .api(
+                action,
+                json!({"DomainName": PUSH, "AppName": "", "StreamName": "", "TemplateId": id}),
+            )
+            .ok();
+    }
+    let mut publisher = push(&server, "cam", 8);
+    assert!(publisher.wait(Duration::from_secs(30)).is_some());
+    let jpgs = || with_ext(&stored(&server), "jpg").len() as u64;
+    assert!(
+        wait_until(Duration::from_secs(15), || jpgs() >= 2),
+        "no snapshots"
+    );
+    // Every stored picture is counted, once it is recorded.
+    let iso = |t: i64| livestack_api::time::utc_iso(t);
+    let sheets = |extra: Value| {
+        server
+            .api(
+                "DescribeScreenShotSheetNumList",
+                with(
+                    json!({"StartTime": iso(now() - 900), "EndTime": iso(now())}),
+                    extra,
+                ),
+            )
+            .ok()["DataInfoList"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let total = |rows: &[Value]| rows.iter().filter_map(|r| r["Num"].as_u64()).sum::<u64>();
+    assert!(
+        wait_until(Duration::from_secs(10), || total(&sheets(
+            json!({"Granularity": "Minute"})
+        )) == jpgs()),
+        "{:?} for {} pictures",
+        sheets(json!({"Granularity": "Minute"})),
+        jpgs()
+    );
+    let minutes = sheets(json!({"Granularity": "Minute"}));
+    // Every 5-minute slot of the 15 minutes is listed, empty ones as 0.
+    assert!((3..=4).contains(&minutes.len()), "{minutes:?}");
+    assert_eq!(total(&sheets(json!({}))), jpgs(), "by day");
+    assert_eq!(total(&sheets(json!({"PushDomains": [PUSH]}))), jpgs());
+    assert_eq!(
+        total(&sheets(json!({"PushDomains": ["other.example.com"]}))),
+        0
+    );
+    assert_eq!(total(&sheets(json!({"Zone": "Oversea"}))), 0);
+
+    // One stream was recorded (in two formats) at a time.
+    let concurrent = |live_type: &str| {
+        server
+            .api(
+                "DescribeConcurrentRecordStreamNum",
+                json!({"LiveType": live_type, "StartTime": iso(now() - 900), "EndTime": iso(now())}),
+            )
+            .ok()["DataInfoList"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let peak = |rows: &[Value]| rows.iter().filter_map(|r| r["Num"].as_u64()).max();
+    assert!(
+        wait_until(Duration::from_secs(10), || peak(&concurrent("NormalLive"))
+            == Some(1)),
+        "{:?}",
+        concurrent("NormalLive")
+    );
+    assert_eq!(peak(&concurrent("SlowLive")), Some(0));
+    assert!(concurrent("NormalLive")[0]["Time"]
+        .as_str()
+        .is_some_and(|t| t.ends_with("+08:00")));
+    server
+        .api(
+            "DescribeConcurrentRecordStreamNum",
+            json!({"LiveType": "Other", "StartTime": iso(now() - 900), "EndTime": iso(now())}),
+        )
+        .expect_code("InvalidParameterValue");
+}

@@ -1,0 +1,220 @@
+//! Bookkeeping of processing, from what really happened:
+//! `DescribeScreenShotSheetNumList` (snapshots stored) and
+//! `DescribeConcurrentRecordStreamNum` (streams recorded at once).
+//!
+//! Owns: the windows, slots and filters of these two queries. Must not:
+//! invent numbers: a slot with nothing in it says 0, and data for a zone
+//! livestack does not serve (`Oversea`: one server is one region, counted
+//! as `Mainland`) is all zeros.
+
+use livestack_model::{
+    ConcurrentRecordStreamNum, DescribeConcurrentRecordStreamNumRequest,
+    DescribeConcurrentRecordStreamNumResponse, DescribeScreenShotSheetNumListRequest,
+    DescribeScreenShotSheetNumListResponse, TimeValue,
+};
+use livestack_store::usage::{self, SLOT_SECS};
+
+use super::stream::{window, DAY};
+use crate::cx::Cx;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::time::utc_iso;
+
+/// Beijing time is UTC+8: its days start at 16:00 UTC.
+const BEIJING: i64 = 8 * 3600;
+
+/// Whether the zone's data is livestack's (`None`, `Mainland`) or none of
+/// it (`Oversea`); another value is refused.
+fn zone(name: &str, value: Option<&str>) -> ApiResult<bool> {
+    match value.unwrap_or("") {
+        "" | "Mainland" => Ok(true),
+        "Oversea" => Ok(false),
+        other => Err(ApiError::new(
+            ErrorCode::InvalidParameterValue,
+            format!("{name} must be Mainland or Oversea, not `{other}`."),
+            format!("{name} 取值须为 Mainland 或 Oversea，当前为 `{other}`。"),
+        )),
+    }
+}
+
+/// The official examples write `2019-03-01 T12:00:00+08:00`; read it as
+/// the time it means.
+fn lenient(t: &str) -> String {
+    t.replace(" T", "T")
+}
+
+/// The slot starts covering `from..=to`, `step` seconds apart, aligned to
+/// `offset` (0 for UTC slots, [`BEIJING`] for Beijing days).
+fn slots(from: i64, to: i64, step: i64, offset: i64) -> Vec<i64> {
+    let first = (from + offset).div_euclid(step) * step - offset;
+    let mut out = Vec::new();
+    let mut at = first;
+    while at <= to {
+        out.push(at);
+        at += step;
+    }
+    out
+}
+
+/// Snapshots stored per 5 minutes (`Granularity` `Minute`, up to 31 days)
+/// or per Beijing day (`Day`, the default, up to 186 days), of every push
+/// domain or those named.
+pub async fn describe_screen_shot_sheet_num_list(
+    cx: Cx,
+    req: DescribeScreenShotSheetNumListRequest,
+) -> ApiResult<DescribeScreenShotSheetNumListResponse> {
+    let ours = zone("Zone", req.zone.as_deref())?;
+    let (step, offset, span, age) = match req.granularity.as_deref().unwrap_or("Day") {
+        "Minute" => (SLOT_SECS, 0, 31 * DAY, 93 * DAY),
+        "Day" => (DAY, BEIJING, 186 * DAY, 186 * DAY),
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("Granularity must be Minute or Day, not `{other}`."),
+                format!("Granularity 取值须为 Minute 或 Day，当前为 `{other}`。"),
+            ))
+        }
+    };
+    let (from, to) = window(
+        &cx,
+        &lenient(&req.start_time),
+        &lenient(&req.end_time),
+        span,
+        age,
+    )?;
+    let domains = req.push_domains.unwrap_or_default();
+    let account = cx.account;
+    let counted = if ours {
+        cx.store
+            .run(move |c| usage::snapshot_slots(c, account, &domains, from, to))
+            .await?
+    } else {
+        Vec::new()
+    };
+    let data_info_list = slots(from, to, step, offset)
+        .into_iter()
+        .map(|slot| TimeValue {
+            time: utc_iso(slot),
+            num: counted
+                .iter()
+                .filter(|(s, _)| (slot..slot + step).contains(s))
+                .map(|(_, n)| n)
+                .sum(),
+        })
+        .collect();
+    Ok(DescribeScreenShotSheetNumListResponse { data_info_list })
+}
+
+/// The most streams recorded at the same time in each 5 minutes of the
+/// window (up to 31 days, within 180), for slow-live (`IsDelayLive`)
+/// or normal recording. A stream recorded in several formats counts
+/// once.
+pub async fn describe_concurrent_record_stream_num(
+    cx: Cx,
+    req: DescribeConcurrentRecordStreamNumRequest,
+) -> ApiResult<DescribeConcurrentRecordStreamNumResponse> {
+    let slow = match req.live_type.as_str() {
+        "SlowLive" => true,
+        "NormalLive" => false,
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("LiveType must be SlowLive or NormalLive, not `{other}`."),
+                format!("LiveType 取值须为 SlowLive 或 NormalLive，当前为 `{other}`。"),
+            ))
+        }
+    };
+    let ours = zone("MainlandOrOversea", req.mainland_or_oversea.as_deref())?;
+    let (from, to) = window(
+        &cx,
+        &lenient(&req.start_time),
+        &lenient(&req.end_time),
+        31 * DAY,
+        180 * DAY,
+    )?;
+    let domains = req.push_domains.unwrap_or_default();
+    let account = cx.account;
+    let spans = if ours {
+        cx.store
+            .run(move |c| usage::recordings_between(c, account, from * 1000, to * 1000 + 999))
+            .await?
+    } else {
+        Vec::new()
+    };
+    let now_ms = cx.now.saturating_mul(1000);
+    // Each stream's recording time as disjoint intervals (formats merged).
+    let mut by_stream: std::collections::BTreeMap<(String, String, String), Vec<(i64, i64)>> =
+        std::collections::BTreeMap::new();
+    for s in spans.into_iter().filter(|s| s.slow_live == slow) {
+        if !domains.is_empty() && !domains.iter().any(|d| d.eq_ignore_ascii_case(&s.domain)) {
+            continue;
+        }
+        by_stream
+            .entry((s.domain.to_ascii_lowercase(), s.app, s.stream))
+            .or_default()
+            .push((s.started_ms, s.ended_ms.unwrap_or(now_ms)));
+    }
+    // +1 where a stream's recording begins, -1 where it ends.
+    let mut edges: Vec<(i64, i64)> = Vec::new();
+    for mut ivs in by_stream.into_values() {
+        ivs.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (a, b) in ivs {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        for (a, b) in merged {
+            edges.push((a, 1));
+            edges.push((b, -1));
+        }
+    }
+    // Ends before starts at the same instant: back-to-back is not overlap.
+    edges.sort_unstable();
+    let mut data = Vec::new();
+    let (mut running, mut next) = (0i64, 0usize);
+    for slot in slots(from, to, SLOT_SECS, 0) {
+        let (start_ms, end_ms) = (slot * 1000, (slot + SLOT_SECS) * 1000);
+        while next < edges.len() && edges[next].0 < start_ms {
+            running += edges[next].1;
+            next += 1;
+        }
+        let mut peak = running;
+        while next < edges.len() && edges[next].0 < end_ms {
+            running += edges[next].1;
+            peak = peak.max(running);
+            next += 1;
+        }
+        data.push(ConcurrentRecordStreamNum {
+            time: beijing_offset(slot),
+            num: u64::try_from(peak).unwrap_or(0),
+        });
+    }
+    Ok(DescribeConcurrentRecordStreamNumResponse {
+        data_info_list: Some(data),
+    })
+}
+
+/// `2019-03-01T01:00:00+08:00`, as the action's example writes times.
+fn beijing_offset(unix: i64) -> String {
+    let iso = utc_iso(unix + BEIJING);
+    format!("{}+08:00", iso.trim_end_matches('Z'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beijing_days_start_at_16_utc_and_minutes_are_5_minute_slots() {
+        // 2019-11-07T16:00:00Z is midnight in Beijing.
+        let start = 1_573_142_400;
+        assert_eq!(utc_iso(start), "2019-11-07T16:00:00Z");
+        assert_eq!(
+            slots(start + 3600, start + DAY + 10, DAY, BEIJING),
+            vec![start, start + DAY]
+        );
+        assert_eq!(slots(610, 1210, SLOT_SECS, 0), vec![600, 900, 1200]);
+        assert_eq!(beijing_offset(start), "2019-11-08T00:00:00+08:00");
+    }
+}

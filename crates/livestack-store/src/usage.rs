@@ -1,0 +1,149 @@
+//! What was processed, kept for the bookkeeping queries: snapshots stored
+//! per push domain and 5-minute slot, and recording spans.
+//!
+//! Owns: the `snapshot_counts` and `recording_spans` tables. Must not:
+//! be written on the media path (the API's event recorder writes them).
+
+use rusqlite::{params, Connection};
+
+use crate::{AccountId, StoreResult};
+
+/// Seconds in a slot of `snapshot_counts`.
+pub const SLOT_SECS: i64 = 300;
+
+/// Counts one snapshot of `domain` at Unix ms `at_ms`.
+pub fn count_snapshot(
+    conn: &Connection,
+    account: AccountId,
+    domain: &str,
+    at_ms: i64,
+) -> StoreResult<()> {
+    let slot = at_ms.div_euclid(1000).div_euclid(SLOT_SECS) * SLOT_SECS;
+    conn.execute(
+        "INSERT INTO snapshot_counts (account_id, domain, slot, num) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (account_id, domain, slot) DO UPDATE SET num = num + 1",
+        params![account.0, domain, slot],
+    )?;
+    Ok(())
+}
+
+/// Snapshots per slot start (Unix s) in `from..=to`, of `domains` (all
+/// when empty), slots with none left out.
+pub fn snapshot_slots(
+    conn: &Connection,
+    account: AccountId,
+    domains: &[String],
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<(i64, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT domain, slot, num FROM snapshot_counts
+         WHERE account_id = ?1 AND slot >= ?2 AND slot <= ?3 ORDER BY slot",
+    )?;
+    let rows = stmt.query_map(
+        params![account.0, from.div_euclid(SLOT_SECS) * SLOT_SECS, to],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        },
+    )?;
+    let mut out: Vec<(i64, u64)> = Vec::new();
+    for row in rows {
+        let (domain, slot, num) = row?;
+        if !domains.is_empty() && !domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+            continue;
+        }
+        let num = u64::try_from(num).unwrap_or(0);
+        match out.last_mut() {
+            Some((s, n)) if *s == slot => *n += num,
+            _ => out.push((slot, num)),
+        }
+    }
+    Ok(out)
+}
+
+/// A recording span as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSpan {
+    /// The push domain.
+    pub domain: String,
+    /// AppName.
+    pub app: String,
+    /// StreamName.
+    pub stream: String,
+    /// Recorded as slow live.
+    pub slow_live: bool,
+    /// Unix ms it started.
+    pub started_ms: i64,
+    /// Unix ms it stopped; `None` while it goes on.
+    pub ended_ms: Option<i64>,
+}
+
+/// Records that span `span` of `account` started.
+pub fn start_recording(
+    conn: &Connection,
+    account: AccountId,
+    span: u64,
+    s: &RecordingSpan,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO recording_spans
+         (account_id, span, domain, app, stream, slow_live, started_ms, ended_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL) ON CONFLICT (span) DO NOTHING",
+        params![
+            account.0,
+            span as i64,
+            s.domain,
+            s.app,
+            s.stream,
+            s.slow_live,
+            s.started_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records that span `span` stopped at `at_ms`.
+pub fn stop_recording(conn: &Connection, span: u64, at_ms: i64) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE recording_spans SET ended_ms = ?2 WHERE span = ?1 AND ended_ms IS NULL",
+        params![span as i64, at_ms],
+    )?;
+    Ok(())
+}
+
+/// Closes spans a crash left open, at the time they started (the only
+/// time known of them); returns how many.
+pub fn close_open_recordings(conn: &Connection) -> StoreResult<usize> {
+    Ok(conn.execute(
+        "UPDATE recording_spans SET ended_ms = started_ms WHERE ended_ms IS NULL",
+        [],
+    )?)
+}
+
+/// The spans of `account` that overlap `from_ms..=to_ms`.
+pub fn recordings_between(
+    conn: &Connection,
+    account: AccountId,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<RecordingSpan>> {
+    let mut stmt = conn.prepare(
+        "SELECT domain, app, stream, slow_live, started_ms, ended_ms FROM recording_spans
+         WHERE account_id = ?1 AND started_ms <= ?3 AND (ended_ms IS NULL OR ended_ms >= ?2)",
+    )?;
+    let rows = stmt.query_map(params![account.0, from_ms, to_ms], |r| {
+        Ok(RecordingSpan {
+            domain: r.get(0)?,
+            app: r.get(1)?,
+            stream: r.get(2)?,
+            slow_live: r.get(3)?,
+            started_ms: r.get(4)?,
+            ended_ms: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
