@@ -123,6 +123,7 @@ actions! {
     // bookkeeping of processing
     DescribeScreenShotSheetNumList => crate::actions::usage::describe_screen_shot_sheet_num_list,
     DescribeConcurrentRecordStreamNum => crate::actions::usage::describe_concurrent_record_stream_num,
+    DescribeStreamPushInfoList => crate::actions::usage::describe_stream_push_info_list,
     // record and screenshot tasks
     CreateRecordTask => crate::actions::task::create_record_task,
     StopRecordTask => crate::actions::task::stop_record_task,

@@ -163,6 +163,39 @@ async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreR
                 .run(move |c| livestack_store::usage::start_recording(c, key.account, span, &row))
                 .await
         }
+        MediaEvent::PushSampled(p) => {
+            let row = livestack_store::samples::Sample {
+                account_id: p.key.account.0,
+                domain: p.domain,
+                app: p.key.app,
+                stream: p.key.stream,
+                at_ms: p.at_ms,
+                started_ms: p.started_ms,
+                client_ip: p.client.ip().to_string(),
+                server_ip: p.server.ip().to_string(),
+                sequence: p.sequence,
+                params: p.params,
+                video_codec: p.video_codec,
+                audio_codec: p.audio_codec,
+                width: i64::from(p.width),
+                height: i64::from(p.height),
+                fps: p.fps,
+                video_bps: i64::try_from(p.video_bps).unwrap_or(i64::MAX),
+                audio_fps: p.audio_fps,
+                audio_bps: i64::try_from(p.audio_bps).unwrap_or(i64::MAX),
+                video_ts: i64::from(p.video_ts),
+                audio_ts: i64::from(p.audio_ts),
+                meta_video_kbps: i64::from(p.meta_video_kbps),
+                meta_audio_kbps: i64::from(p.meta_audio_kbps),
+                meta_fps: i64::from(p.meta_fps),
+                gop_ms: i64::from(p.gop_ms),
+                bytes: i64::try_from(p.bytes).unwrap_or(i64::MAX),
+                interval_ms: p.interval_ms,
+            };
+            store
+                .run(move |c| livestack_store::samples::insert(c, &row))
+                .await
+        }
         MediaEvent::RecordingStopped { span, at_ms } => {
             store
                 .run(move |c| livestack_store::usage::stop_recording(c, span, at_ms))

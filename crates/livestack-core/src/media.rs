@@ -327,6 +327,9 @@ pub enum MediaEvent {
         /// Unix milliseconds.
         at_ms: i64,
     },
+    /// A live push measured once a sampling interval (a minute by
+    /// default), for `DescribeStreamPushInfoList`.
+    PushSampled(Box<PushSample>),
     /// A push was refused before it went live.
     PublishRefused {
         /// The domain the push named (may be unknown).
@@ -342,6 +345,49 @@ pub enum MediaEvent {
         /// Unix time.
         at: i64,
     },
+}
+
+/// One sample of a live push's quality.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushSample {
+    /// The stream.
+    pub key: StreamKey,
+    /// The push domain.
+    pub domain: String,
+    /// The publisher's address.
+    pub client: SocketAddr,
+    /// The address it pushed to.
+    pub server: SocketAddr,
+    /// When the push started (Unix ms).
+    pub started_ms: i64,
+    /// When this sample was taken (Unix ms).
+    pub at_ms: i64,
+    /// The push session's `sequence` (as its callbacks carry it).
+    pub sequence: String,
+    /// The push URL's query string.
+    pub params: String,
+    /// Codecs and picture size.
+    pub video_codec: String,
+    pub audio_codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Measured rates.
+    pub fps: f64,
+    pub video_bps: u64,
+    pub audio_fps: f64,
+    pub audio_bps: u64,
+    /// The latest video and audio timestamps (ms).
+    pub video_ts: u32,
+    pub audio_ts: u32,
+    /// What the publisher's `onMetaData` claims (kbps, frames/s).
+    pub meta_video_kbps: u32,
+    pub meta_audio_kbps: u32,
+    pub meta_fps: u32,
+    /// The distance between the last two keyframes (ms).
+    pub gop_ms: u32,
+    /// Bytes received since the previous sample, and over how long (ms).
+    pub bytes: u64,
+    pub interval_ms: i64,
 }
 
 /// What the media plane measures about a live push.

@@ -73,6 +73,9 @@ pub struct MediaConfig {
     pub max_connections: usize,
     /// Connections held at once from one client address (0: no limit).
     pub max_connections_per_ip: usize,
+    /// How often every live push is sampled for
+    /// `DescribeStreamPushInfoList` (a minute, as CSS does).
+    pub push_sample_interval: Duration,
     /// Bytes of partially received RTMP messages held at once over every
     /// connection (each connection's own cap is 32 MiB once authorized,
     /// 256 KiB before).
@@ -95,6 +98,7 @@ impl Default for MediaConfig {
             max_connections: 16_384,
             max_connections_per_ip: 4_096,
             max_rtmp_buffered: 512 << 20,
+            push_sample_interval: Duration::from_secs(60),
         }
     }
 }
@@ -262,6 +266,8 @@ impl MediaServer {
         };
         let inner = Arc::clone(&server.inner);
         server.inner.tasks.spawn(process::Processor::run(inner));
+        let inner = Arc::clone(&server.inner);
+        server.inner.tasks.spawn(sample_pushes(inner));
         server
     }
 
@@ -373,5 +379,64 @@ impl MediaControl for MediaServer {
 
     fn bucket_permitted(&self, app_id: i64, bucket: &str) -> bool {
         self.inner.storage.permits(app_id, bucket)
+    }
+}
+
+/// Samples every live push once per [`MediaConfig::push_sample_interval`]
+/// until shutdown, reporting each as a [`MediaEvent::PushSampled`].
+async fn sample_pushes(inner: Arc<Inner>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let every = inner
+        .config
+        .push_sample_interval
+        .max(Duration::from_millis(100));
+    // Bytes and time of each push at its previous sample, by session.
+    let mut last: std::collections::HashMap<u64, (u64, i64)> = std::collections::HashMap::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = inner.shutdown.cancelled() => return,
+        }
+        let at_ms = inner.clock.unix_ms();
+        let lives = inner.streams.all();
+        let mut seen = std::collections::HashMap::new();
+        for live in lives.iter().filter(|l| !l.publisher.internal) {
+            let p = &live.publisher;
+            let o = live.snapshot();
+            let g = &live.progress;
+            let bytes = g.bytes.load(Relaxed);
+            let started_ms = p.started.saturating_mul(1000);
+            let (before, since) = last.get(&p.session).copied().unwrap_or((0, started_ms));
+            seen.insert(p.session, (bytes, at_ms));
+            inner.emit(MediaEvent::PushSampled(Box::new(
+                livestack_core::media::PushSample {
+                    key: p.key.clone(),
+                    domain: p.domain.clone(),
+                    client: p.client,
+                    server: p.server,
+                    started_ms,
+                    at_ms,
+                    sequence: inner.notifier.sequence(p.session),
+                    params: p.params.clone(),
+                    video_codec: o.video_codec,
+                    audio_codec: o.audio_codec,
+                    width: o.width,
+                    height: o.height,
+                    fps: o.fps,
+                    video_bps: o.video_bps,
+                    audio_fps: o.audio_fps,
+                    audio_bps: o.audio_bps,
+                    video_ts: g.video_ts.load(Relaxed),
+                    audio_ts: g.audio_ts.load(Relaxed),
+                    meta_video_kbps: g.meta_video_kbps.load(Relaxed),
+                    meta_audio_kbps: g.meta_audio_kbps.load(Relaxed),
+                    meta_fps: g.meta_fps.load(Relaxed),
+                    gop_ms: g.gop_ms.load(Relaxed),
+                    bytes: bytes.saturating_sub(before),
+                    interval_ms: (at_ms - since).max(1),
+                },
+            )));
+        }
+        last = seen;
     }
 }

@@ -18,6 +18,7 @@ pub mod certs;
 pub mod domains;
 pub mod keys;
 mod migrate;
+pub mod samples;
 pub mod sqlite;
 pub mod streams;
 pub mod tasks;

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("migrations/0005_tasks.sql")),
     (6, include_str!("migrations/0006_callback_records.sql")),
     (7, include_str!("migrations/0007_usage.sql")),
+    (8, include_str!("migrations/0008_push_samples.sql")),
 ];
 
 pub(crate) fn run(conn: &Connection, path: &str) -> StoreResult<()> {

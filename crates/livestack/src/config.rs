@@ -133,6 +133,9 @@ pub struct MediaConfig {
     /// minimum if need be: for tests and demonstrations. Unset: each
     /// template's `RecordInterval`.
     pub max_record_interval_secs: Option<u64>,
+    /// Seconds between the push-quality samples of every live push
+    /// (`DescribeStreamPushInfoList`).
+    pub push_sample_interval_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -145,6 +148,7 @@ impl Default for MediaConfig {
             hls_window: d.hls_window,
             ffmpeg: d.ffmpeg,
             max_record_interval_secs: d.max_record_interval.map(|d| d.as_secs()),
+            push_sample_interval_secs: d.push_sample_interval.as_secs(),
         }
     }
 }
@@ -163,6 +167,7 @@ impl MediaConfig {
             max_record_interval: self
                 .max_record_interval_secs
                 .map(|s| Duration::from_secs(s.max(1))),
+            push_sample_interval: Duration::from_secs(self.push_sample_interval_secs.max(1)),
             ..livestack_media::MediaConfig::default()
         }
     }

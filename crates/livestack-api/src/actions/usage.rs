@@ -1,6 +1,7 @@
-//! Bookkeeping of processing, from what really happened:
-//! `DescribeScreenShotSheetNumList` (snapshots stored) and
-//! `DescribeConcurrentRecordStreamNum` (streams recorded at once).
+//! Bookkeeping, from what really happened:
+//! `DescribeScreenShotSheetNumList` (snapshots stored),
+//! `DescribeConcurrentRecordStreamNum` (streams recorded at once) and
+//! `DescribeStreamPushInfoList` (push quality, sampled each minute).
 //!
 //! Owns: the windows, slots and filters of these two queries. Must not:
 //! invent numbers: a slot with nothing in it says 0, and data for a zone
@@ -10,8 +11,10 @@
 use livestack_model::{
     ConcurrentRecordStreamNum, DescribeConcurrentRecordStreamNumRequest,
     DescribeConcurrentRecordStreamNumResponse, DescribeScreenShotSheetNumListRequest,
-    DescribeScreenShotSheetNumListResponse, TimeValue,
+    DescribeScreenShotSheetNumListResponse, DescribeStreamPushInfoListRequest,
+    DescribeStreamPushInfoListResponse, PushQualityData, TimeValue,
 };
+use livestack_store::samples;
 use livestack_store::usage::{self, SLOT_SECS};
 
 use super::stream::{window, DAY};
@@ -199,6 +202,101 @@ pub async fn describe_concurrent_record_stream_num(
 fn beijing_offset(unix: i64) -> String {
     let iso = utc_iso(unix + BEIJING);
     format!("{}+08:00", iso.trim_end_matches('Z'))
+}
+
+/// The quality samples of one stream's pushes (one per minute of each
+/// push, kept 7 days), oldest first: measured rates and frame rates,
+/// the latest timestamps beside the time elapsed (their gap is upstream
+/// stall), the publisher's `onMetaData` claims, the GOP, and the
+/// bandwidth (Mbit/s) and flux (MB, 10^6 bytes) of the minute.
+pub async fn describe_stream_push_info_list(
+    cx: Cx,
+    req: DescribeStreamPushInfoListRequest,
+) -> ApiResult<DescribeStreamPushInfoListResponse> {
+    if req.stream_name.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::MissingParameter,
+            "StreamName is required.",
+            "缺少 StreamName 参数。",
+        ));
+    }
+    let (from, to) = window(
+        &cx,
+        &lenient(&req.start_time),
+        &lenient(&req.end_time),
+        7 * DAY,
+        7 * DAY,
+    )?;
+    let account = cx.account;
+    let domain = req
+        .push_domain
+        .filter(|d| !d.is_empty())
+        .map(|d| d.to_ascii_lowercase());
+    let app = req
+        .app_name
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "live".to_owned());
+    let stream = req.stream_name;
+    let rows = cx
+        .store
+        .run(move |c| {
+            samples::list(
+                c,
+                account,
+                &stream,
+                domain.as_deref(),
+                Some(&app),
+                from * 1000,
+                to * 1000 + 999,
+            )
+        })
+        .await?;
+    let whole = |v: f64| {
+        if v.is_finite() && v > 0.0 {
+            v.round() as u64
+        } else {
+            0
+        }
+    };
+    let unsigned = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(DescribeStreamPushInfoListResponse {
+        data_info_list: rows
+            .into_iter()
+            .map(|r| {
+                let seconds = r.interval_ms.max(1) as f64 / 1000.0;
+                PushQualityData {
+                    time: utc_iso(r.at_ms.div_euclid(1000)),
+                    push_domain: r.domain,
+                    app_name: r.app,
+                    client_ip: r.client_ip,
+                    begin_push_time: format!(
+                        "{}.{:03}",
+                        crate::time::beijing(r.started_ms.div_euclid(1000)),
+                        r.started_ms.rem_euclid(1000)
+                    ),
+                    resolution: format!("{}*{}", r.width, r.height),
+                    v_codec: r.video_codec,
+                    a_codec: r.audio_codec,
+                    sequence: r.sequence,
+                    video_fps: whole(r.fps),
+                    video_rate: unsigned(r.video_bps),
+                    audio_fps: whole(r.audio_fps),
+                    audio_rate: unsigned(r.audio_bps),
+                    local_ts: unsigned(r.at_ms - r.started_ms),
+                    video_ts: unsigned(r.video_ts),
+                    audio_ts: unsigned(r.audio_ts),
+                    meta_video_rate: unsigned(r.meta_video_kbps),
+                    meta_audio_rate: unsigned(r.meta_audio_kbps),
+                    mate_fps: unsigned(r.meta_fps),
+                    stream_param: r.params,
+                    bandwidth: r.bytes as f64 * 8.0 / seconds / 1e6,
+                    flux: r.bytes as f64 / 1e6,
+                    server_ip: r.server_ip,
+                    gop_size: Some(r.gop_ms),
+                }
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

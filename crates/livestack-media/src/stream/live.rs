@@ -7,6 +7,7 @@
 //! in-memory updates only.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -32,6 +33,60 @@ struct CodecInfo {
     sample_rate: u32,
 }
 
+/// What the per-minute push samples read (`DescribeStreamPushInfoList`):
+/// the latest timestamps, the bytes so far, the GOP and the publisher's
+/// own `onMetaData` claims. Atomics, so the publish path never waits.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Timestamp (ms) of the latest video / audio message.
+    pub(crate) video_ts: AtomicU32,
+    pub(crate) audio_ts: AtomicU32,
+    /// Bytes of media received.
+    pub(crate) bytes: AtomicU64,
+    /// Timestamp of the latest keyframe, and the distance to the one
+    /// before (ms).
+    last_key_ts: AtomicU32,
+    pub(crate) gop_ms: AtomicU32,
+    /// `onMetaData`: videodatarate and audiodatarate (kbps), framerate.
+    pub(crate) meta_video_kbps: AtomicU32,
+    pub(crate) meta_audio_kbps: AtomicU32,
+    pub(crate) meta_fps: AtomicU32,
+}
+
+impl Progress {
+    fn video(&self, ts: u32, keyframe: bool) {
+        self.video_ts.store(ts, Ordering::Relaxed);
+        if keyframe {
+            let last = self.last_key_ts.swap(ts, Ordering::Relaxed);
+            if last != 0 && ts > last {
+                self.gop_ms.store(ts - last, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Reads `@setDataFrame`/`onMetaData` (a rare message: parsing it
+    /// costs nothing that matters).
+    fn metadata(&self, payload: &[u8]) {
+        let Ok(values) = livestack_rtmp::amf0::decode_all(payload) else {
+            return;
+        };
+        let Some(meta) = values.iter().find(|v| v.as_properties().is_some()) else {
+            return;
+        };
+        let number = |key: &str| {
+            meta.get(key)
+                .and_then(livestack_rtmp::amf0::Amf0Value::as_number)
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .map_or(0, |n| n.round().min(f64::from(u32::MAX)) as u32)
+        };
+        self.meta_video_kbps
+            .store(number("videodatarate"), Ordering::Relaxed);
+        self.meta_audio_kbps
+            .store(number("audiodatarate"), Ordering::Relaxed);
+        self.meta_fps.store(number("framerate"), Ordering::Relaxed);
+    }
+}
+
 /// A live push.
 pub(crate) struct Live {
     /// Who is pushing what.
@@ -43,6 +98,8 @@ pub(crate) struct Live {
     info: Mutex<CodecInfo>,
     hls: Mutex<Segmenter>,
     chunk_size: u32,
+    /// Read by the push sampler.
+    pub(crate) progress: Progress,
 }
 
 /// Who is pushing, for [`Live::new`].
@@ -80,6 +137,7 @@ impl Live {
             info: Mutex::new(CodecInfo::default()),
             hls: Mutex::new(Segmenter::new(hls)),
             chunk_size,
+            progress: Progress::default(),
         }
     }
 
@@ -112,6 +170,9 @@ impl Live {
         };
         let mut keyframe = false;
         let mut sequence_header = false;
+        self.progress
+            .bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         match kind {
             FrameKind::Video => {
                 if let Ok(v) = VideoInfo::parse(&payload) {
@@ -120,6 +181,9 @@ impl Live {
                     if sequence_header {
                         self.learn_video(&v, v.data(&payload));
                     }
+                }
+                if !sequence_header {
+                    self.progress.video(timestamp, keyframe);
                 }
                 self.meter
                     .lock()
@@ -131,12 +195,15 @@ impl Live {
                     sequence_header = a.is_sequence_header();
                     self.learn_audio(&a, a.data(&payload));
                 }
+                if !sequence_header {
+                    self.progress.audio_ts.store(timestamp, Ordering::Relaxed);
+                }
                 self.meter
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .audio(payload.len(), now);
             }
-            FrameKind::Script => {}
+            FrameKind::Script => self.progress.metadata(&payload),
         }
         {
             let mut hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());

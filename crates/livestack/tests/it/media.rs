@@ -771,3 +771,80 @@ fn malformed_input_ends_only_the_offending_connection() {
         server.http
     ));
 }
+
+#[test]
+fn describe_stream_push_info_list_reports_each_sample_of_a_push_as_measured() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("livestack.toml");
+    std::fs::write(&config, "[media]\npush_sample_interval_secs = 1\n").expect("config");
+    let server = Server::start_with_args(&["--config", config.to_str().expect("path")]);
+    add(&server, "push.example.com", 0);
+    let mut publisher = live_push(&server, "q1", 6);
+    assert!(publisher.wait(Duration::from_secs(30)).is_some());
+    let iso = |t: i64| livestack_api::time::utc_iso(t);
+    let list = server
+        .api(
+            "DescribeStreamPushInfoList",
+            json!({"StreamName": "q1", "StartTime": iso(now() - 600), "EndTime": iso(now()),
+                   "PushDomain": "push.example.com"}),
+        )
+        .ok()
+        .clone();
+    let rows = list["DataInfoList"].as_array().cloned().unwrap_or_default();
+    assert!(rows.len() >= 3, "{list}");
+    let mut last_local = 0;
+    for r in &rows {
+        assert_eq!(r["PushDomain"], "push.example.com", "{r}");
+        assert_eq!(r["AppName"], "live", "{r}");
+        assert_eq!(r["ClientIp"], "127.0.0.1", "{r}");
+        assert_eq!(r["VCodec"], "h264", "{r}");
+        assert_eq!(r["ACodec"], "aac", "{r}");
+        assert!(
+            r["StreamParam"]
+                .as_str()
+                .is_some_and(|p| p.contains("txSecret")),
+            "{r}"
+        );
+        assert!(!r["Sequence"].as_str().unwrap_or("").is_empty(), "{r}");
+        let begin = r["BeginPushTime"].as_str().unwrap_or("");
+        assert!(begin.len() == 23 && begin.as_bytes()[19] == b'.', "{r}");
+        let local = r["LocalTs"].as_u64().unwrap_or(0);
+        assert!(local > last_local, "{r}");
+        last_local = local;
+    }
+    // Once the stream is measured: 640x360 at 25 fps, 1 s GOP, as pushed;
+    // onMetaData's claims beside; timestamps keep pace with the clock.
+    let r = rows.last().expect("a sample");
+    assert_eq!(r["Resolution"], "640*360", "{r}");
+    assert!(
+        (23..=27).contains(&r["VideoFps"].as_u64().unwrap_or(0)),
+        "{r}"
+    );
+    assert!(r["VideoRate"].as_u64().is_some_and(|b| b > 100_000), "{r}");
+    assert!(r["AudioRate"].as_u64().is_some_and(|b| b > 10_000), "{r}");
+    assert_eq!(r["MateFps"], 25, "{r}");
+    assert!(
+        (900..=1100).contains(&r["GopSize"].as_i64().unwrap_or(0)),
+        "{r}"
+    );
+    let (local, video) = (
+        r["LocalTs"].as_i64().unwrap_or(0),
+        r["VideoTs"].as_i64().unwrap_or(0),
+    );
+    assert!((local - video).abs() < 2500, "{r}");
+    assert!(r["Bandwidth"].as_f64().is_some_and(|m| m > 0.1), "{r}");
+    assert!(r["Flux"].as_f64().is_some_and(|m| m > 0.01), "{r}");
+
+    server
+        .api(
+            "DescribeStreamPushInfoList",
+            json!({"StreamName": "", "StartTime": iso(now() - 600), "EndTime": iso(now())}),
+        )
+        .expect_code("MissingParameter");
+    server
+        .api(
+            "DescribeStreamPushInfoList",
+            json!({"StreamName": "q1", "StartTime": iso(now() - 8 * 86_400), "EndTime": iso(now())}),
+        )
+        .expect_code("InvalidParameterValue");
+}
