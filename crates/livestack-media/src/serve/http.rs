@@ -246,16 +246,7 @@ async fn handle<S: AsyncWrite + Unpin>(
                 .may_read(&found.key, tx_secret.as_deref(), tx_time.as_deref())
             {
                 tracing::info!(%peer, key = found.key, "record download refused: bad or expired signature");
-                respond(
-                    socket,
-                    403,
-                    "text/plain",
-                    Bytes::from_static(b"forbidden\n"),
-                    req.keep_alive,
-                    head_only,
-                )
-                .await?;
-                return Ok(true);
+                return forbidden(socket, &req, head_only).await;
             }
             if found.content_type == PLAYLIST {
                 if let Some(time) = tx_time.as_deref() {
@@ -294,16 +285,7 @@ async fn handle<S: AsyncWrite + Unpin>(
         Ok(a) => a,
         Err(PlayRefusal::Forbidden) => {
             tracing::info!(%peer, domain, app, stream, "HTTP play refused: forbidden");
-            respond(
-                socket,
-                403,
-                "text/plain",
-                Bytes::from_static(b"forbidden\n"),
-                req.keep_alive,
-                head_only,
-            )
-            .await?;
-            return Ok(true);
+            return forbidden(socket, &req, head_only).await;
         }
         Err(PlayRefusal::NotFound) => return not_found(socket, &req, head_only).await,
     };
@@ -719,6 +701,23 @@ const CORS: &str = "Access-Control-Allow-Origin: *\r\n\
                     Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
                     Access-Control-Allow-Headers: *\r\n\
                     Access-Control-Expose-Headers: *\r\n";
+
+async fn forbidden<S: AsyncWrite + Unpin>(
+    socket: &mut S,
+    req: &Request,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    respond(
+        socket,
+        403,
+        "text/plain",
+        Bytes::from_static(b"forbidden\n"),
+        req.keep_alive,
+        head_only,
+    )
+    .await?;
+    Ok(true)
+}
 
 async fn not_found<S: AsyncWrite + Unpin>(
     socket: &mut S,
