@@ -80,18 +80,41 @@ fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
     assert!(text.contains("RequestSizeLimitExceeded"), "{text}");
 }
 
+/// A connection to `addr` the server has accepted and answered: the RTMP
+/// handshake's first half, or an HTTP request on a kept-alive connection.
+fn accepted(addr: SocketAddr, rtmp: bool) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    if rtmp {
+        let mut c0c1 = vec![3u8];
+        c0c1.extend(std::iter::repeat_n(0u8, 1536));
+        s.write_all(&c0c1).expect("C0C1");
+        let mut s0s1 = vec![0u8; 1537];
+        s.read_exact(&mut s0s1).expect("S0S1");
+    } else {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).expect("answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 "), "{addr}");
+    }
+    s
+}
+
 #[test]
 fn connections_over_the_limits_are_closed_at_once_on_every_listener() {
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("livestack.toml");
     std::fs::write(&config, "[limits]\nmax_connections_per_ip = 4\n").expect("config");
     let server = Server::start_with_args(&["--config", config.to_str().expect("path")]);
-    // Four idle connections spread over the listeners take the budget...
+    // Four connections spread over the listeners take the budget, each
+    // answered once, so it is known to be held (not merely queued in the
+    // kernel's backlog, where a fifth could overtake it)...
     let held: Vec<TcpStream> = [server.http, server.rtmp, server.addr, server.http]
         .iter()
-        .map(|a: &SocketAddr| TcpStream::connect(a).expect("connect"))
+        .map(|a: &SocketAddr| accepted(*a, *a == server.rtmp))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
     // ...so a fifth, on any of them, is closed before it is read.
     for addr in [server.addr, server.rtmp, server.http] {
         let mut extra = TcpStream::connect(addr).expect("connect");
@@ -141,17 +164,24 @@ fn rtmp_connections_together_hold_no_more_partial_messages_than_the_shared_budge
     std::fs::write(&config, "[limits]\nrtmp_buffered_mib = 1\n").expect("config");
     let server = Server::start_with_args(&["--config", config.to_str().expect("path")]);
     let mut held: Vec<TcpStream> = (0..24).map(|_| rtmp_partial_message(server.rtmp)).collect();
-    let closed = held
-        .iter_mut()
-        .map(|s| closed_within(s, Duration::from_millis(500)))
-        .filter(|&c| c)
-        .count();
     // Each one alone is well within its own 256 KiB; together they are
-    // not, so those over the shared budget are closed and the rest held.
+    // not: at most 17 fit, so at least 7 are closed (each that is closed
+    // gives its bytes back, so the count settles between 7 and a few more).
+    let mut closed = vec![false; held.len()];
+    let count = |closed: &[bool]| closed.iter().filter(|&&c| c).count();
     assert!(
-        (24 - 17..=24 - 12).contains(&closed),
-        "{closed} of 24 closed"
+        wait_until(Duration::from_secs(10), || {
+            for (s, c) in held.iter_mut().zip(closed.iter_mut()) {
+                if !*c {
+                    *c = closed_within(s, Duration::from_millis(1));
+                }
+            }
+            count(&closed) >= 24 - 17
+        }),
+        "{} of 24 closed",
+        count(&closed)
     );
+    assert!(count(&closed) <= 24 - 12, "{} of 24 closed", count(&closed));
     // Closed connections give their bytes back.
     drop(held);
     assert!(

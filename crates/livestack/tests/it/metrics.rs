@@ -113,7 +113,11 @@ fn metrics_count_the_requests_streams_players_and_bytes_the_test_made() {
     );
     assert_eq!(value(&s, "livestack_streams", json!({})), Some(1.0));
     assert_eq!(value(&s, "livestack_pushes_total", json!({})), Some(1.0));
-    assert!(value(&s, "livestack_ingest_bytes_total", json!({})).is_some_and(|b| b > 100_000.0));
+    let ingested = value(&s, "livestack_ingest_bytes_total", json!({}));
+    assert!(
+        ingested.is_some_and(|b| b > 90_000.0),
+        "{ingested:?} bytes ingested, {read} read by the player"
+    );
     let flv = json!({"protocol": "flv", "domain": "play.example.com"});
     assert_eq!(value(&s, "livestack_players", flv.clone()), Some(1.0));
     assert_eq!(value(&s, "livestack_plays_total", flv.clone()), Some(1.0));
