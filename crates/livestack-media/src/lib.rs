@@ -73,6 +73,9 @@ pub struct MediaConfig {
     pub max_connections: usize,
     /// Connections held at once from one client address (0: no limit).
     pub max_connections_per_ip: usize,
+    /// How many of the busiest streams get series of their own in the
+    /// metrics (`livestack_top_stream_*`); 0 for none.
+    pub metrics_top_streams: usize,
     /// How often every live push is sampled for
     /// `DescribeStreamPushInfoList` (a minute, as CSS does).
     pub push_sample_interval: Duration,
@@ -99,6 +102,7 @@ impl Default for MediaConfig {
             max_connections_per_ip: 4_096,
             max_rtmp_buffered: 512 << 20,
             push_sample_interval: Duration::from_secs(60),
+            metrics_top_streams: 10,
         }
     }
 }

@@ -3,10 +3,12 @@
 //! Owns: the counters and gauges the media paths update (bytes in and
 //! out, players, HLS requests, jobs started and failed, callbacks) and a
 //! collector that reads the live state at scrape time (live pushes, jobs
-//! running). Must not: put a per-stream label on anything (a server with
-//! 10,000 streams would export 10,000 series per metric): labels are
-//! bounded sets (protocol, job kind, callback outcome) and the play
-//! domain, of which an account has at most 100.
+//! running, and the busiest streams). Must not: put a per-stream label on
+//! anything but the `top_stream_*` gauges, which name at most
+//! `metrics_top_streams` streams (a server with 10,000 streams would
+//! otherwise export 10,000 series per metric): other labels are bounded
+//! sets (protocol, job kind, callback outcome) and the play domain, of
+//! which an account has at most 100.
 //!
 //! Updates are atomic adds on values the paths already hold (a frame's
 //! length, a write's total), never a lock or an allocation per frame.
@@ -38,6 +40,17 @@ pub(crate) enum Protocol {
 pub(crate) struct PlayLabels {
     pub(crate) protocol: Protocol,
     pub(crate) domain: String,
+}
+
+/// Reads one number of a live stream for a `top_stream_*` series.
+type ReadStream = fn(&livestack_core::media::OnlineStream) -> f64;
+
+/// A stream, for the bounded top-N series only.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    domain: String,
+    app: String,
+    stream: String,
 }
 
 /// A processing job's kind.
@@ -214,6 +227,66 @@ impl Collector for LiveState {
             None,
             gauge.metric_type(),
         )?)?;
+        // The busiest streams by name, bounded: the first `top` by players,
+        // then by video bitrate (a server with 10,000 streams exports 10
+        // series per metric here, not 10,000).
+        let top = inner.config.metrics_top_streams;
+        if top > 0 {
+            let mut live: Vec<_> = inner
+                .streams
+                .all()
+                .iter()
+                .filter(|l| !l.publisher.internal)
+                .map(|l| l.snapshot())
+                .collect();
+            live.sort_by(|a, b| {
+                (b.players, b.video_bps)
+                    .cmp(&(a.players, a.video_bps))
+                    .then_with(|| a.key.stream.cmp(&b.key.stream))
+            });
+            live.truncate(top);
+            let labels: Vec<StreamLabels> = live
+                .iter()
+                .map(|o| StreamLabels {
+                    domain: o.domain.clone(),
+                    app: o.key.app.clone(),
+                    stream: o.key.stream.clone(),
+                })
+                .collect();
+            let series: [(&str, &str, ReadStream); 4] = [
+                (
+                    "top_stream_players",
+                    "Players of the busiest live streams",
+                    |o| o.players as f64,
+                ),
+                (
+                    "top_stream_video_bitrate_bits",
+                    "Measured video bitrate of the busiest live streams (bit/s)",
+                    |o| o.video_bps as f64,
+                ),
+                (
+                    "top_stream_audio_bitrate_bits",
+                    "Measured audio bitrate of the busiest live streams (bit/s)",
+                    |o| o.audio_bps as f64,
+                ),
+                (
+                    "top_stream_fps",
+                    "Measured frame rate of the busiest live streams",
+                    |o| o.fps,
+                ),
+            ];
+            for (name, help, read) in series {
+                let mut family = encoder.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    prometheus_client::metrics::MetricType::Gauge,
+                )?;
+                for (o, l) in live.iter().zip(&labels) {
+                    ConstGauge::new(read(o)).encode(family.encode_family(l)?)?;
+                }
+            }
+        }
         let running = inner.processor.running_jobs() as i64;
         let gauge = ConstGauge::new(running);
         gauge.encode(encoder.encode_descriptor(

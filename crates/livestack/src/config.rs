@@ -136,6 +136,9 @@ pub struct MediaConfig {
     /// Seconds between the push-quality samples of every live push
     /// (`DescribeStreamPushInfoList`).
     pub push_sample_interval_secs: u64,
+    /// How many of the busiest streams get `livestack_top_stream_*`
+    /// series in `/metrics` (0: none).
+    pub metrics_top_streams: usize,
 }
 
 impl Default for MediaConfig {
@@ -149,6 +152,7 @@ impl Default for MediaConfig {
             ffmpeg: d.ffmpeg,
             max_record_interval_secs: d.max_record_interval.map(|d| d.as_secs()),
             push_sample_interval_secs: d.push_sample_interval.as_secs(),
+            metrics_top_streams: d.metrics_top_streams,
         }
     }
 }
@@ -168,6 +172,7 @@ impl MediaConfig {
                 .max_record_interval_secs
                 .map(|s| Duration::from_secs(s.max(1))),
             push_sample_interval: Duration::from_secs(self.push_sample_interval_secs.max(1)),
+            metrics_top_streams: self.metrics_top_streams,
             ..livestack_media::MediaConfig::default()
         }
     }

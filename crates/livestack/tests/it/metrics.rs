@@ -128,6 +128,13 @@ fn metrics_count_the_requests_streams_players_and_bytes_the_test_made() {
         "{read} bytes read"
     );
     assert!(value(&s, "livestack_process_open_fds", json!({})).is_some_and(|n| n > 0.0));
+    // The busiest streams have series of their own.
+    let cam = json!({"domain": "push.example.com", "app": "live", "stream": "cam"});
+    assert_eq!(
+        value(&s, "livestack_top_stream_players", cam.clone()),
+        Some(1.0)
+    );
+    assert!(value(&s, "livestack_top_stream_fps", cam).is_some());
 
     // The player leaves: the gauge goes back down.
     drop(player);
