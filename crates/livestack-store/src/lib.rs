@@ -96,7 +96,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     pool: Arc<sqlite::Pool>,
+    /// Told how long each async call took, pool wait included (the
+    /// binary's store-latency metric); set once, shared by every clone.
+    observer: Arc<std::sync::OnceLock<Observer>>,
 }
+
+/// See [`Store::observe`].
+type Observer = Box<dyn Fn(std::time::Duration) + Send + Sync>;
 
 impl Store {
     /// Opens (creating if needed) the database file `livestack.db` in `data_dir`
@@ -108,7 +114,15 @@ impl Store {
         pool.with_conn(|c| migrate::run(c, &path))?;
         Ok(Store {
             pool: Arc::new(pool),
+            observer: Arc::new(std::sync::OnceLock::new()),
         })
+    }
+
+    /// Has `f` told how long every [`Store::run`] (and so every
+    /// transaction and snapshot) took, waiting for a connection and the
+    /// blocking pool included. Only the first call takes effect.
+    pub fn observe(&self, f: impl Fn(std::time::Duration) + Send + Sync + 'static) {
+        let _ = self.observer.set(Box::new(f));
     }
 
     /// Opens the database of a data directory that must exist already
@@ -139,9 +153,14 @@ impl Store {
         F: FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
     {
         let pool = Arc::clone(&self.pool);
-        tokio::task::spawn_blocking(move || pool.with_conn(f))
+        let started = std::time::Instant::now();
+        let out = tokio::task::spawn_blocking(move || pool.with_conn(f))
             .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(|e| StoreError::Task(e.to_string()));
+        if let Some(observe) = self.observer.get() {
+            observe(started.elapsed());
+        }
+        out?
     }
 
     /// Runs `f` inside one write transaction on the blocking pool: the

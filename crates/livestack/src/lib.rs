@@ -237,6 +237,7 @@ impl App {
             fetch,
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
+        let store_for_metrics = store.clone();
         let gateway = livestack_api::Gateway::new(store, &settings, control, policy, clock)
             .context("cannot make the HTTP client for watermark pictures")?;
         // One registry for `GET /metrics`: every metric is named
@@ -245,6 +246,15 @@ impl App {
         gateway.metrics().register(&mut registry);
         media.register_metrics(&mut registry);
         registry.register_collector(Box::new(process_metrics::ProcessCollector));
+        let store_latency = prometheus_client::metrics::histogram::Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16),
+        );
+        registry.register(
+            "store_duration_seconds",
+            "Time of each database call, waiting for a connection included",
+            store_latency.clone(),
+        );
+        store_for_metrics.observe(move |d| store_latency.observe(d.as_secs_f64()));
         let gateway = Arc::new(gateway.with_registry(Arc::new(registry)));
         tracing::info!(api_addr = %addrs.api, rtmp_addr = %addrs.rtmp, http_addr = %addrs.http,
             data_dir = %config.data_dir.display(), "livestack ready");

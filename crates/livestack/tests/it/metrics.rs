@@ -128,6 +128,10 @@ fn metrics_count_the_requests_streams_players_and_bytes_the_test_made() {
         "{read} bytes read"
     );
     assert!(value(&s, "livestack_process_open_fds", json!({})).is_some_and(|n| n > 0.0));
+    // Every API call above read the store.
+    assert!(
+        value(&s, "livestack_store_duration_seconds_count", json!({})).is_some_and(|n| n >= 4.0)
+    );
     // The busiest streams have series of their own.
     let cam = json!({"domain": "push.example.com", "app": "live", "stream": "cam"});
     assert_eq!(
