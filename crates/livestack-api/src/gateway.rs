@@ -48,30 +48,6 @@ pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// How long a request body may take to arrive whole.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Accept-loop warnings, at most one of each kind every 10 s with the
-/// count of those left out.
-#[derive(Default)]
-struct AcceptWarnings {
-    failed: livestack_core::limits::Quieted,
-    refused: livestack_core::limits::Quieted,
-}
-
-impl AcceptWarnings {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-    fn failed(&mut self, e: &std::io::Error) {
-        if let Some(more) = self.failed.due(Self::EVERY) {
-            tracing::warn!(listener = "API", more, "accept failed: {e}");
-        }
-    }
-
-    fn refused(&mut self, peer: std::net::SocketAddr) {
-        if let Some(more) = self.refused.due(Self::EVERY) {
-            tracing::warn!(listener = "API", %peer, more, "connection refused: the connection limits are reached");
-        }
-    }
-}
-
 /// Regions the Tencent SDKs know
 /// (<https://www.tencentcloud.com/document/product/267/30762>).
 pub const DEFAULT_REGIONS: &[&str] = &[
@@ -212,14 +188,16 @@ impl Gateway {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(HEAD_TIMEOUT);
-        let mut warnings = AcceptWarnings::default();
+        let mut warnings = livestack_core::limits::AcceptWarnings::default();
         tokio::pin!(shutdown);
         loop {
             let (socket, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        warnings.failed(&e);
+                        if let Some(more) = warnings.failed() {
+                            tracing::warn!(listener = "API", more, "accept failed: {e}");
+                        }
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }
@@ -227,7 +205,9 @@ impl Gateway {
                 () = &mut shutdown => break,
             };
             let Some(permit) = connections.try_acquire(peer.ip()) else {
-                warnings.refused(peer);
+                if let Some(more) = warnings.refused() {
+                    tracing::warn!(listener = "API", %peer, more, "connection refused: the connection limits are reached");
+                }
                 continue;
             };
             let conn = http.serve_connection(TokioIo::new(socket), service.clone());

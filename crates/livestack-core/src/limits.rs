@@ -100,6 +100,32 @@ impl Quieted {
     }
 }
 
+/// When an accept loop may warn again: at most one line of each kind
+/// every [`AcceptWarnings::EVERY`], with the count of those left out, so
+/// that a flood of refused connections or of `Too many open files` does
+/// not flood the log as well. Every listener (API, RTMP, HTTP, HTTPS)
+/// keeps one; each writes its own line when one is due.
+#[derive(Debug, Default)]
+pub struct AcceptWarnings {
+    failed: Quieted,
+    refused: Quieted,
+}
+
+impl AcceptWarnings {
+    /// The shortest time between two lines of one kind.
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// An accept failed: `Some(left out)` when a line is due.
+    pub fn failed(&mut self) -> Option<u64> {
+        self.failed.due(Self::EVERY)
+    }
+
+    /// A connection was closed for the limits: `Some(left out)` when due.
+    pub fn refused(&mut self) -> Option<u64> {
+        self.refused.due(Self::EVERY)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

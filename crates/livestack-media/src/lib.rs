@@ -164,7 +164,7 @@ pub(crate) async fn accept_loop<F, Fut>(
     F: Fn(Arc<Inner>, tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut warnings = AcceptWarnings::default();
+    let mut warnings = livestack_core::limits::AcceptWarnings::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -174,7 +174,9 @@ pub(crate) async fn accept_loop<F, Fut>(
             Ok((socket, peer)) => {
                 // Over the connection budget: closed before anything is read.
                 let Some(permit) = inner.connections.try_acquire(peer.ip()) else {
-                    warnings.refused(what, peer);
+                    if let Some(more) = warnings.refused() {
+                        tracing::warn!(listener = what, %peer, more, "connection refused: the connection limits are reached");
+                    }
                     continue;
                 };
                 // Media is latency-sensitive and written in batches already.
@@ -186,36 +188,11 @@ pub(crate) async fn accept_loop<F, Fut>(
                 });
             }
             Err(e) => {
-                warnings.failed(what, &e);
+                if let Some(more) = warnings.failed() {
+                    tracing::warn!(listener = what, more, "accept failed: {e}");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        }
-    }
-}
-
-/// Warnings of an accept loop, at most one of each kind every 10 s with
-/// the count of those left out: a flood of refused connections or of
-/// `Too many open files` must not flood the log as well.
-#[derive(Default)]
-pub(crate) struct AcceptWarnings {
-    failed: livestack_core::limits::Quieted,
-    refused: livestack_core::limits::Quieted,
-}
-
-impl AcceptWarnings {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    /// An accept failed (out of descriptors, say).
-    pub(crate) fn failed(&mut self, what: &str, e: &std::io::Error) {
-        if let Some(more) = self.failed.due(Self::EVERY) {
-            tracing::warn!(listener = what, more, "accept failed: {e}");
-        }
-    }
-
-    /// A connection was closed for the connection limits.
-    pub(crate) fn refused(&mut self, what: &str, peer: SocketAddr) {
-        if let Some(more) = self.refused.due(Self::EVERY) {
-            tracing::warn!(listener = what, %peer, more, "connection refused: the connection limits are reached");
         }
     }
 }

@@ -558,3 +558,41 @@ fn describe_callback_records_list_shows_every_attempt_with_the_receivers_answer(
         )
         .expect_code("InvalidParameterValue");
 }
+
+#[test]
+fn a_callback_nobody_answers_is_recorded_with_result_code_502_and_why() {
+    let Setup { server, _config } = setup();
+    // Nothing listens on port 9 of loopback.
+    bind_callbacks(
+        &server,
+        "live",
+        json!({"StreamBeginNotifyUrl": "http://127.0.0.1:9/begin"}),
+    );
+    let mut publisher = push(&server, "dead1", 2);
+    assert!(publisher.wait(Duration::from_secs(20)).is_some());
+    let iso = |t: i64| livestack_api::time::utc_iso(t);
+    let ask = || {
+        server
+            .api(
+                "DescribeCallbackRecordsList",
+                json!({"StartTime": iso(now() - 600), "EndTime": iso(now()),
+                       "StreamName": "dead1", "PageNum": 1, "PageSize": 10}),
+            )
+            .ok()
+            .clone()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || ask()["TotalNum"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)),
+        "{}",
+        ask()
+    );
+    let first = ask()["DataInfoList"][0].clone();
+    assert_eq!(first["EventType"], 1, "{first}");
+    assert_eq!(first["ResultCode"], 502, "{first}");
+    assert!(
+        !first["Response"].as_str().unwrap_or("").is_empty(),
+        "the record says why: {first}"
+    );
+}
