@@ -350,32 +350,15 @@ pub enum MediaEvent {
 /// One sample of a live push's quality.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushSample {
-    /// The stream.
-    pub key: StreamKey,
-    /// The push domain.
-    pub domain: String,
-    /// The publisher's address.
-    pub client: SocketAddr,
-    /// The address it pushed to.
-    pub server: SocketAddr,
+    /// The push as measured now (codecs, size, rates, addresses; its
+    /// `started` is Unix seconds).
+    pub stream: OnlineStream,
     /// When the push started (Unix ms).
     pub started_ms: i64,
     /// When this sample was taken (Unix ms).
     pub at_ms: i64,
     /// The push session's `sequence` (as its callbacks carry it).
     pub sequence: String,
-    /// The push URL's query string.
-    pub params: String,
-    /// Codecs and picture size.
-    pub video_codec: String,
-    pub audio_codec: String,
-    pub width: u32,
-    pub height: u32,
-    /// Measured rates.
-    pub fps: f64,
-    pub video_bps: u64,
-    pub audio_fps: f64,
-    pub audio_bps: u64,
     /// The latest video and audio timestamps (ms).
     pub video_ts: u32,
     pub audio_ts: u32,

@@ -383,7 +383,6 @@ async fn sample_pushes(inner: Arc<Inner>) {
         let mut seen = std::collections::HashMap::new();
         for live in lives.iter().filter(|l| !l.publisher.internal) {
             let p = &live.publisher;
-            let o = live.snapshot();
             let g = &live.progress;
             let bytes = g.bytes.load(Relaxed);
             let started_ms = p.started.saturating_mul(1000);
@@ -391,22 +390,10 @@ async fn sample_pushes(inner: Arc<Inner>) {
             seen.insert(p.session, (bytes, at_ms));
             inner.emit(MediaEvent::PushSampled(Box::new(
                 livestack_core::media::PushSample {
-                    key: p.key.clone(),
-                    domain: p.domain.clone(),
-                    client: p.client,
-                    server: p.server,
+                    stream: live.snapshot(),
                     started_ms,
                     at_ms,
                     sequence: inner.notifier.sequence(p.session),
-                    params: p.params.clone(),
-                    video_codec: o.video_codec,
-                    audio_codec: o.audio_codec,
-                    width: o.width,
-                    height: o.height,
-                    fps: o.fps,
-                    video_bps: o.video_bps,
-                    audio_fps: o.audio_fps,
-                    audio_bps: o.audio_bps,
                     video_ts: g.video_ts.load(Relaxed),
                     audio_ts: g.audio_ts.load(Relaxed),
                     meta_video_kbps: g.meta_video_kbps.load(Relaxed),

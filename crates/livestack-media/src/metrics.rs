@@ -214,13 +214,9 @@ impl Collector for LiveState {
         let Some(inner) = self.inner.upgrade() else {
             return Ok(());
         };
-        let streams = inner
-            .streams
-            .all()
-            .iter()
-            .filter(|l| !l.publisher.internal)
-            .count();
-        let gauge = ConstGauge::new(streams as i64);
+        let all = inner.streams.all();
+        let pushes: Vec<_> = all.iter().filter(|l| !l.publisher.internal).collect();
+        let gauge = ConstGauge::new(pushes.len() as i64);
         gauge.encode(encoder.encode_descriptor(
             "streams",
             "Live pushes now (processing outputs not counted)",
@@ -232,13 +228,7 @@ impl Collector for LiveState {
         // series per metric here, not 10,000).
         let top = inner.config.metrics_top_streams;
         if top > 0 {
-            let mut live: Vec<_> = inner
-                .streams
-                .all()
-                .iter()
-                .filter(|l| !l.publisher.internal)
-                .map(|l| l.snapshot())
-                .collect();
+            let mut live: Vec<_> = pushes.iter().map(|l| l.snapshot()).collect();
             live.sort_by(|a, b| {
                 (b.players, b.video_bps)
                     .cmp(&(a.players, a.video_bps))

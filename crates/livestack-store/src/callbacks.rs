@@ -81,13 +81,10 @@ pub fn page(
     offset: u64,
     limit: u64,
 ) -> StoreResult<(u64, Vec<CallbackRecord>)> {
-    let mut cond =
-        String::from("account_id = ?1 AND stream = ?2 AND sent_ms >= ?3 AND sent_ms <= ?4");
-    if f.event_type.is_some() {
-        cond.push_str(" AND event_type = ?5");
-    } else {
-        cond.push_str(" AND ?5 IS NULL");
-    }
+    let mut cond = String::from(
+        "account_id = ?1 AND stream = ?2 AND sent_ms >= ?3 AND sent_ms <= ?4 \
+         AND (?5 IS NULL OR event_type = ?5)",
+    );
     match f.succeeded {
         Some(true) => cond.push_str(" AND result_code = 0"),
         Some(false) => cond.push_str(" AND result_code <> 0"),

@@ -93,15 +93,21 @@ pub async fn describe_screen_shot_sheet_num_list(
     } else {
         Vec::new()
     };
+    // `counted` is in slot order: one pass hands each 5-minute count to
+    // the output slot holding it.
+    let mut counts = counted.into_iter().peekable();
     let data_info_list = slots(from, to, step, offset)
         .into_iter()
-        .map(|slot| TimeValue {
-            time: utc_iso(slot),
-            num: counted
-                .iter()
-                .filter(|(s, _)| (slot..slot + step).contains(s))
-                .map(|(_, n)| n)
-                .sum(),
+        .map(|slot| {
+            while counts.next_if(|(s, _)| *s < slot).is_some() {}
+            let mut num = 0;
+            while let Some((_, n)) = counts.next_if(|(s, _)| *s < slot + step) {
+                num += n;
+            }
+            TimeValue {
+                time: utc_iso(slot),
+                num,
+            }
         })
         .collect();
     Ok(DescribeScreenShotSheetNumListResponse { data_info_list })

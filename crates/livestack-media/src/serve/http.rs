@@ -707,16 +707,7 @@ async fn forbidden<S: AsyncWrite + Unpin>(
     req: &Request,
     head_only: bool,
 ) -> std::io::Result<bool> {
-    respond(
-        socket,
-        403,
-        "text/plain",
-        Bytes::from_static(b"forbidden\n"),
-        req.keep_alive,
-        head_only,
-    )
-    .await?;
-    Ok(true)
+    plain(socket, req, head_only, 403, b"forbidden\n").await
 }
 
 async fn not_found<S: AsyncWrite + Unpin>(
@@ -724,11 +715,22 @@ async fn not_found<S: AsyncWrite + Unpin>(
     req: &Request,
     head_only: bool,
 ) -> std::io::Result<bool> {
+    plain(socket, req, head_only, 404, b"not found\n").await
+}
+
+/// A short plain-text answer; the connection stays usable.
+async fn plain<S: AsyncWrite + Unpin>(
+    socket: &mut S,
+    req: &Request,
+    head_only: bool,
+    status: u16,
+    body: &'static [u8],
+) -> std::io::Result<bool> {
     respond(
         socket,
-        404,
+        status,
         "text/plain",
-        Bytes::from_static(b"not found\n"),
+        Bytes::from_static(body),
         req.keep_alive,
         head_only,
     )
