@@ -275,7 +275,7 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_older_than_the_published_one_is_never_published() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         let publisher = PolicyPublisher::new(store.clone(), Clock::system());
         // A refresh reads its snapshot, then a write lands and its own
         // refresh publishes; the slow first refresh publishes last.
@@ -294,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn snapshots_are_numbered_in_the_order_they_were_taken() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         let publisher = PolicyPublisher::new(store, Clock::system());
         let a = publisher.read().await.expect("read").generation;
         let b = publisher.read().await.expect("read").generation;

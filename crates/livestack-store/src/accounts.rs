@@ -1,6 +1,6 @@
 //! Accounts: the owners of every resource.
 
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::{Connection, OptionalExtension};
 
 use crate::{AccountId, StoreResult};
 
@@ -18,7 +18,7 @@ pub struct Account {
 }
 
 impl Account {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    fn from_row(row: &crate::db::Row) -> crate::db::DbResult<Account> {
         Ok(Account {
             id: AccountId(row.get(0)?),
             uin: row.get(1)?,
@@ -55,7 +55,7 @@ pub fn get(conn: &Connection, id: AccountId) -> StoreResult<Option<Account>> {
 /// Lists every account, oldest first.
 pub fn list(conn: &Connection) -> StoreResult<Vec<Account>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM accounts ORDER BY id"))?;
-    let rows = stmt.query_map([], Account::from_row)?;
+    let rows = stmt.query_map((), Account::from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -67,7 +67,7 @@ pub fn ensure(conn: &Connection, name: &str) -> StoreResult<Account> {
     if let Some(account) = find_by_name(conn, name)? {
         return Ok(account);
     }
-    let next: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM accounts", [], |r| {
+    let next: i64 = conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM accounts", (), |r| {
         r.get(0)
     })?;
     conn.execute(
@@ -81,6 +81,6 @@ pub fn ensure(conn: &Connection, name: &str) -> StoreResult<Account> {
         ),
     )?;
     find_by_name(conn, name)?.ok_or(crate::StoreError::Query(
-        rusqlite::Error::QueryReturnedNoRows,
+        crate::DbError::NoRows,
     ))
 }

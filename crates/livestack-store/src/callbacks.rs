@@ -5,7 +5,8 @@
 //! [`KEEP_MS`] are pruned as new ones arrive). Must not: be written on
 //! the media path (the API's event recorder writes them).
 
-use rusqlite::{params, Connection};
+use crate::db::Connection;
+use crate::params;
 
 use crate::{AccountId, StoreResult};
 

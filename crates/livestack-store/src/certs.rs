@@ -15,8 +15,8 @@
 use std::fmt;
 
 use rand::distributions::{Alphanumeric, DistString};
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::Value;
+use crate::db::{Connection, OptionalExtension};
 
 use crate::{AccountId, StoreError, StoreResult};
 
@@ -170,7 +170,7 @@ const COLUMNS: &str = "c.id, c.cloud_id, c.account_id, c.name, c.description, c.
 
 impl Certificate {
     /// Reads [`COLUMNS`] starting at column `at`.
-    fn from_row_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Certificate> {
+    fn from_row_at(row: &crate::db::Row, at: usize) -> crate::db::DbResult<Certificate> {
         Ok(Certificate {
             id: row.get(at)?,
             cloud_id: row.get(at + 1)?,
@@ -179,14 +179,14 @@ impl Certificate {
             description: row.get(at + 4)?,
             cert_type: row.get(at + 5)?,
             chain_pem: row.get(at + 6)?,
-            names: split_names(&row.get::<_, String>(at + 7)?),
+            names: split_names(&row.get::<String>(at + 7)?),
             expires_at: row.get(at + 8)?,
             created_at: row.get(at + 9)?,
             updated_at: row.get(at + 10)?,
         })
     }
 
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Certificate> {
+    fn from_row(row: &crate::db::Row) -> crate::db::DbResult<Certificate> {
         Certificate::from_row_at(row, 0)
     }
 }
@@ -211,7 +211,7 @@ pub fn insert(conn: &Connection, c: &NewCertificate) -> StoreResult<Certificate>
                  chain_pem, key_pem, names, expires_at, created_at, updated_at)
              SELECT COALESCE(MAX(id), 0) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10
              FROM certificates",
-            rusqlite::params![
+            crate::params![
                 c.account_id.0,
                 cloud_id,
                 c.name,
@@ -227,9 +227,9 @@ pub fn insert(conn: &Connection, c: &NewCertificate) -> StoreResult<Certificate>
         match inserted {
             Ok(_) => {
                 return find_by_cloud_id(conn, c.account_id, &cloud_id)?
-                    .ok_or(StoreError::Query(rusqlite::Error::QueryReturnedNoRows));
+                    .ok_or(StoreError::Query(crate::DbError::NoRows));
             }
-            Err(e) if crate::sqlite::is_unique_violation(&e) => continue,
+            Err(e) if e.is_unique_violation() => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -282,7 +282,7 @@ pub fn private_key(
         .query_row(
             "SELECT key_pem FROM certificates WHERE account_id = ?1 AND id = ?2",
             (account.0, id),
-            |r| r.get::<_, String>(0),
+            |r| r.get::<String>(0),
         )
         .optional()?
         .map(PrivateKeyPem))
@@ -327,7 +327,7 @@ pub fn update(
             "UPDATE certificates SET {} WHERE account_id = ?1 AND id = ?2",
             sets.join(", ")
         ),
-        rusqlite::params_from_iter(args.iter()),
+        &args[..],
     )?;
     Ok(n > 0)
 }
@@ -351,7 +351,7 @@ pub fn domains_of(conn: &Connection, account: AccountId, id: i64) -> StoreResult
          WHERE d.account_id = ?1 AND b.cert_id = ?2
          ORDER BY d.name",
     )?;
-    let rows = stmt.query_map((account.0, id), |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map((account.0, id), |r| r.get::<String>(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -430,10 +430,10 @@ pub fn unbind(conn: &Connection, account: AccountId, domain_name: &str) -> Store
 
 const BINDING_COLUMNS: &str = "d.name, b.https_enabled, b.updated_at";
 
-fn binding_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
+fn binding_from_row(row: &crate::db::Row) -> crate::db::DbResult<Binding> {
     Ok(Binding {
         domain_name: row.get(0)?,
-        https_enabled: row.get::<_, i64>(1)? != 0,
+        https_enabled: row.get::<i64>(1)? != 0,
         updated_at: row.get(2)?,
         cert: Certificate::from_row_at(row, 3)?,
     })
@@ -498,7 +498,7 @@ pub fn list_bindings(
     );
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) {from}"),
-        rusqlite::params_from_iter(args.iter()),
+        &args[..],
         |r| r.get(0),
     )?;
     let order = match filter.order {
@@ -514,7 +514,7 @@ pub fn list_bindings(
         n + 1,
         n + 2
     ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), binding_from_row)?;
+    let rows = stmt.query_map(&args[..], binding_from_row)?;
     Ok((
         u64::try_from(total).unwrap_or(0),
         rows.collect::<Result<_, _>>()?,
@@ -539,7 +539,7 @@ pub fn binding_for_domain(conn: &Connection, domain_name: &str) -> StoreResult<O
                 Ok(TlsBinding {
                     chain_pem: r.get(0)?,
                     key_pem: PrivateKeyPem(r.get(1)?),
-                    https_enabled: r.get::<_, i64>(2)? != 0,
+                    https_enabled: r.get::<i64>(2)? != 0,
                 })
             },
         )
@@ -557,13 +557,13 @@ pub fn all_tls_bindings(conn: &Connection) -> StoreResult<Vec<(String, TlsBindin
          WHERE d.domain_type = 1
          ORDER BY d.name",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok((
-            r.get::<_, String>(0)?,
+            r.get::<String>(0)?,
             TlsBinding {
                 chain_pem: r.get(1)?,
                 key_pem: PrivateKeyPem(r.get(2)?),
-                https_enabled: r.get::<_, i64>(3)? != 0,
+                https_enabled: r.get::<i64>(3)? != 0,
             },
         ))
     })?;
@@ -577,7 +577,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(&dir.path().join("data")).expect("open");
+        let store = Store::open_for_tests(&dir.path().join("data")).expect("open");
         (dir, store)
     }
 
@@ -765,7 +765,7 @@ mod tests {
                 assert!(!set_https(c, a, "b.example.com", true, 21)?);
 
                 // Deleting a domain drops its rule.
-                c.execute("DELETE FROM domains WHERE name = 'c_x.example.com'", [])?;
+                c.execute("DELETE FROM domains WHERE name = 'c_x.example.com'", ())?;
                 assert!(domains_of(c, a, early.id)?.is_empty());
                 assert!(delete(c, a, early.id)?);
                 // A bound certificate is protected by the foreign key.

@@ -1,7 +1,7 @@
 //! Live domains: push and play hostnames, each owned by one account, with
 //! their URL-signing keys and (for play domains) referer rules.
 
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::{Connection, OptionalExtension};
 
 use livestack_core::DomainKind;
 
@@ -150,26 +150,26 @@ impl Domain {
         }
     }
 
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
+    fn from_row(row: &crate::db::Row) -> crate::db::DbResult<Domain> {
         Ok(Domain {
             account_id: AccountId(row.get(0)?),
             name: row.get(1)?,
             kind: kind_from_column(row.get(2)?),
-            enabled: row.get::<_, i64>(3)? != 0,
+            enabled: row.get::<i64>(3)? != 0,
             play_type: row.get(4)?,
             is_delay_live: row.get(5)?,
             is_mini_program_live: row.get(6)?,
             created_at: row.get(7)?,
             auth: AuthKeys {
-                enabled: row.get::<_, i64>(8)? != 0,
+                enabled: row.get::<i64>(8)? != 0,
                 key: row.get(9)?,
                 backup_key: row.get(10)?,
                 delta: row.get(11)?,
             },
             referer: Referer {
-                enabled: row.get::<_, i64>(12)? != 0,
+                enabled: row.get::<i64>(12)? != 0,
                 list_type: row.get(13)?,
-                allow_empty: row.get::<_, i64>(14)? != 0,
+                allow_empty: row.get::<i64>(14)? != 0,
                 rules: row.get(15)?,
             },
         })
@@ -216,7 +216,7 @@ pub fn find_any(conn: &Connection, name: &str) -> StoreResult<Option<Domain>> {
 /// Every domain of every account (for the media plane's policy).
 pub fn all(conn: &Connection) -> StoreResult<Vec<Domain>> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM domains ORDER BY name"))?;
-    let rows = stmt.query_map([], Domain::from_row)?;
+    let rows = stmt.query_map((), Domain::from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -227,7 +227,7 @@ pub fn insert(conn: &Connection, d: &NewDomain) -> StoreResult<()> {
             "INSERT INTO domains ({COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
         ),
-        rusqlite::params![
+        crate::params![
             d.account_id.0,
             d.name,
             kind_column(d.kind),
@@ -247,7 +247,7 @@ pub fn insert(conn: &Connection, d: &NewDomain) -> StoreResult<()> {
         ],
     )
     .map_err(|e| {
-        if crate::sqlite::is_unique_violation(&e) {
+        if e.is_unique_violation() {
             StoreError::Conflict { what: "domain" }
         } else {
             e.into()
@@ -265,7 +265,7 @@ pub fn update(conn: &Connection, d: &Domain) -> StoreResult<bool> {
              auth_backup_key = ?9, auth_delta = ?10, referer_enabled = ?11,
              referer_type = ?12, referer_allow_empty = ?13, referer_rules = ?14
          WHERE account_id = ?1 AND name = ?2",
-        rusqlite::params![
+        crate::params![
             d.account_id.0,
             d.name,
             i64::from(d.enabled),

@@ -1,7 +1,7 @@
 //! API keys (SecretId / SecretKey pairs), permanent or temporary.
 
 use rand::distributions::{Alphanumeric, DistString};
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::{Connection, OptionalExtension};
 
 use crate::{AccountId, StoreError, StoreResult};
 
@@ -81,7 +81,7 @@ pub fn is_well_formed_secret_id(id: &str) -> bool {
 }
 
 impl ApiKey {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    fn from_row(row: &crate::db::Row) -> crate::db::DbResult<ApiKey> {
         Ok(ApiKey {
             secret_id: row.get(0)?,
             secret_key: row.get(1)?,
@@ -122,7 +122,7 @@ pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
         ),
     )
     .map_err(|e| {
-        if crate::sqlite::is_unique_violation(&e) {
+        if e.is_unique_violation() {
             StoreError::Conflict { what: "API key" }
         } else {
             e.into()
@@ -165,7 +165,7 @@ pub fn list(conn: &Connection) -> StoreResult<Vec<ApiKey>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM api_keys ORDER BY created_at, secret_id"
     ))?;
-    let rows = stmt.query_map([], ApiKey::from_row)?;
+    let rows = stmt.query_map((), ApiKey::from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -180,5 +180,5 @@ pub fn set_enabled(conn: &Connection, secret_id: &str, enabled: bool) -> StoreRe
 
 /// How many keys exist (zero on a brand-new data directory).
 pub fn count(conn: &Connection) -> StoreResult<i64> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?)
+    Ok(conn.query_row("SELECT COUNT(*) FROM api_keys", (), |r| r.get(0))?)
 }

@@ -3,7 +3,8 @@
 //! Owns: the `push_samples` table and its retention ([`KEEP_MS`], the
 //! action's 7-day window). Must not: be written on the media path.
 
-use rusqlite::{params, Connection};
+use crate::db::Connection;
+use crate::params;
 
 use crate::{AccountId, StoreResult};
 

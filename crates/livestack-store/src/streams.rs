@@ -1,8 +1,8 @@
 //! Live stream bookkeeping: push sessions (the event history), forbidden
 //! streams and delayed streams.
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::Value;
+use crate::db::{Connection, OptionalExtension};
 
 use crate::{AccountId, StoreResult};
 
@@ -43,7 +43,7 @@ const COLUMNS: &str = "account_id, session, domain, app, stream, client_ip, para
                        ended_at, stop_reason, errcode, sub_errcode, resolution, succeeded";
 
 impl PushSession {
-    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PushSession> {
+    fn from_row(r: &crate::db::Row) -> crate::db::DbResult<PushSession> {
         Ok(PushSession {
             account_id: AccountId(r.get(0)?),
             session: r.get(1)?,
@@ -70,7 +70,7 @@ pub fn insert_session(conn: &Connection, s: &PushSession) -> StoreResult<()> {
             "INSERT INTO stream_sessions ({COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
         ),
-        rusqlite::params![
+        crate::params![
             s.account_id.0,
             s.session,
             s.domain,
@@ -103,7 +103,7 @@ pub fn close_session(
         "UPDATE stream_sessions SET ended_at = ?2, stop_reason = ?3, errcode = ?4,
              sub_errcode = ?5, resolution = ?6
          WHERE session = ?1 AND ended_at IS NULL",
-        rusqlite::params![session, ended_at, reason, code.0, code.1, resolution],
+        crate::params![session, ended_at, reason, code.0, code.1, resolution],
     )?;
     Ok(n > 0)
 }
@@ -186,7 +186,7 @@ pub fn list_sessions(
     let where_clause = clauses.join(" AND ");
     let total: i64 = conn.query_row(
         &format!("SELECT COUNT(*) FROM stream_sessions WHERE {where_clause}"),
-        rusqlite::params_from_iter(args.iter()),
+        &args[..],
         |r| r.get(0),
     )?;
     let order = if f.ascending { "ASC" } else { "DESC" };
@@ -200,7 +200,7 @@ pub fn list_sessions(
         n + 2
     ))?;
     let rows = stmt.query_map(
-        rusqlite::params_from_iter(args.iter()),
+        &args[..],
         PushSession::from_row,
     )?;
     Ok((
@@ -234,7 +234,7 @@ pub fn forbid(conn: &Connection, f: &Forbidden, now: i64) -> StoreResult<()> {
          ON CONFLICT (account_id, app, stream) DO UPDATE
          SET domain = excluded.domain, resume_at = excluded.resume_at,
              reason = excluded.reason, created_at = excluded.created_at",
-        rusqlite::params![f.account_id.0, f.app, f.stream, f.domain, f.resume_at, f.reason, now],
+        crate::params![f.account_id.0, f.app, f.stream, f.domain, f.resume_at, f.reason, now],
     )?;
     Ok(())
 }
@@ -265,7 +265,7 @@ pub fn find_forbidden(
         .optional()?)
 }
 
-fn forbidden_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Forbidden> {
+fn forbidden_from_row(r: &crate::db::Row) -> crate::db::DbResult<Forbidden> {
     Ok(Forbidden {
         account_id: AccountId(r.get(0)?),
         app: r.get(1)?,
@@ -314,7 +314,7 @@ pub fn set_delay(conn: &Connection, d: &Delayed) -> StoreResult<()> {
          ON CONFLICT (account_id, app, stream) DO UPDATE
          SET domain = excluded.domain, delay_time = excluded.delay_time,
              expire_at = excluded.expire_at, created_at = excluded.created_at",
-        rusqlite::params![d.account_id.0, d.app, d.stream, d.domain, d.delay_time, d.expire_at, d.created_at],
+        crate::params![d.account_id.0, d.app, d.stream, d.domain, d.delay_time, d.expire_at, d.created_at],
     )?;
     Ok(())
 }
@@ -343,7 +343,7 @@ pub fn delays_in_force(conn: &Connection, now: i64) -> StoreResult<Vec<Delayed>>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn delayed_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delayed> {
+fn delayed_from_row(r: &crate::db::Row) -> crate::db::DbResult<Delayed> {
     Ok(Delayed {
         account_id: AccountId(r.get(0)?),
         app: r.get(1)?,
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn sessions_are_recorded_closed_and_listed_by_window_and_name() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;
@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn bans_replace_each_other_expire_and_lift() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;

@@ -15,8 +15,8 @@
 
 use livestack_core::rules::{RecordFormat, TemplateId};
 use livestack_core::tasks::{LegacyRecord, Task, TaskKind};
-use rusqlite::types::{Type, Value};
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::Value;
+use crate::db::{Connection, OptionalExtension};
 
 use crate::{AccountId, StoreResult};
 
@@ -64,18 +64,21 @@ fn format_str(format: RecordFormat) -> &'static str {
 #[error("unknown task {0} `{1}`")]
 struct Unknown(&'static str, String);
 
-fn bad(index: usize, what: &'static str, value: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(Unknown(what, value)))
+fn bad(index: usize, what: &'static str, value: String) -> crate::DbError {
+    crate::DbError::Conversion {
+        index,
+        why: Unknown(what, value).to_string(),
+    }
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRow> {
+fn from_row(r: &crate::db::Row) -> crate::db::DbResult<TaskRow> {
     let kind: String = r.get(2)?;
     let kind = match kind.as_str() {
         "record" => TaskKind::Record,
         "screenshot" => TaskKind::Screenshot,
         _ => return Err(bad(2, "kind", kind)),
     };
-    let legacy = if r.get::<_, bool>(3)? {
+    let legacy = if r.get::<bool>(3)? {
         let format: String = r.get(12)?;
         let format = RecordFormat::ALL
             .into_iter()
@@ -100,7 +103,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRow> {
             stream: r.get(7)?,
             start: r.get(8)?,
             end: r.get(9)?,
-            template: r.get::<_, Option<i64>>(10)?.map(TemplateId),
+            template: r.get::<Option<i64>>(10)?.map(TemplateId),
             legacy,
             extension: r.get(14)?,
         },
@@ -129,7 +132,7 @@ pub fn insert(conn: &Connection, row: &mut TaskRow) -> StoreResult<()> {
              created_at, stopped_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          RETURNING id",
-        rusqlite::params![
+        crate::params![
             t.account.0,
             kind_str(t.kind),
             t.legacy.is_some(),
@@ -169,7 +172,7 @@ pub fn find(
     ))?;
     Ok(stmt
         .query_row(
-            rusqlite::params![id, account.0, kind_str(kind), legacy],
+            crate::params![id, account.0, kind_str(kind), legacy],
             from_row,
         )
         .optional()?)
@@ -181,7 +184,7 @@ pub fn stop(conn: &Connection, account: AccountId, id: i64, now: i64) -> StoreRe
     let n = conn.execute(
         "UPDATE tasks SET stopped_at = CASE WHEN stopped_at = 0 THEN ?3 ELSE stopped_at END
          WHERE id = ?1 AND account_id = ?2 AND deleted_at IS NULL",
-        rusqlite::params![id, account.0, now],
+        crate::params![id, account.0, now],
     )?;
     Ok(n > 0)
 }
@@ -192,7 +195,7 @@ pub fn delete(conn: &Connection, account: AccountId, id: i64, now: i64) -> Store
     let n = conn.execute(
         "UPDATE tasks SET deleted_at = ?3
          WHERE id = ?1 AND account_id = ?2 AND deleted_at IS NULL",
-        rusqlite::params![id, account.0, now],
+        crate::params![id, account.0, now],
     )?;
     Ok(n > 0)
 }
@@ -241,7 +244,7 @@ pub fn running_between(
     }
     sql.push_str(" ORDER BY id");
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
+    let rows = stmt.query_map(args, from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -257,7 +260,7 @@ pub fn created_since(
         "SELECT COUNT(*) FROM tasks
          WHERE account_id = ?1 AND kind = ?2 AND legacy = ?3 AND created_at >= ?4
            AND deleted_at IS NULL",
-        rusqlite::params![account.0, kind_str(family.kind), family.legacy, since],
+        crate::params![account.0, kind_str(family.kind), family.legacy, since],
         |r| r.get(0),
     )?;
     Ok(u64::try_from(n).unwrap_or(0))
@@ -316,7 +319,7 @@ pub fn list(
     args.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
     sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
+    let rows = stmt.query_map(args, from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -356,7 +359,7 @@ pub fn deleted_while_running(
         "SELECT EXISTS (SELECT 1 FROM tasks
              WHERE account_id = ?1 AND app = ?2 AND stream = ?3 AND deleted_at IS NOT NULL
                AND stopped_at = 0 AND end_time > ?4 AND start_time <= deleted_at)",
-        rusqlite::params![account.0, app, stream, now],
+        crate::params![account.0, app, stream, now],
         |r| r.get(0),
     )?)
 }
@@ -399,7 +402,7 @@ mod tests {
     #[test]
     fn tasks_round_trip_and_stay_with_their_owner_and_family() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;
@@ -458,7 +461,7 @@ mod tests {
     #[test]
     fn running_tasks_and_pages_are_filtered_by_window_and_stream() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;
@@ -532,7 +535,7 @@ mod tests {
     #[test]
     fn a_task_deleted_while_recording_stays_in_force_until_that_push_ends() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;

@@ -14,19 +14,21 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use livestack_core::rules::{Kind, Rule, Template, TemplateId, TemplateSpec};
-use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::{Connection, OptionalExtension};
 
 use crate::{AccountId, Store, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, account_id, kind, name, description, spec, created_at, updated_at";
 
 /// A column that does not hold what this version expects.
-fn bad_column(index: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e))
+fn bad_column(index: usize, e: impl std::error::Error) -> crate::DbError {
+    crate::DbError::Conversion {
+        index,
+        why: e.to_string(),
+    }
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Template> {
+fn from_row(r: &crate::db::Row) -> crate::db::DbResult<Template> {
     let spec: String = r.get(5)?;
     Ok(Template {
         id: TemplateId(r.get(0)?),
@@ -41,7 +43,12 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Template> {
 
 fn spec_json(spec: &TemplateSpec) -> StoreResult<String> {
     serde_json::to_string(spec)
-        .map_err(|e| StoreError::Query(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
+        .map_err(|e| {
+            StoreError::Query(crate::DbError::Conversion {
+                index: 5,
+                why: format!("the template cannot be written as JSON: {e}"),
+            })
+        })
 }
 
 /// Hands out `n` fresh ids, in order.
@@ -80,7 +87,7 @@ fn assign_ids(conn: &Connection, t: &mut Template) -> StoreResult<()> {
 }
 
 /// The columns of `t`, in [`COLUMNS`] order.
-fn values(t: &Template) -> StoreResult<[rusqlite::types::Value; 8]> {
+fn values(t: &Template) -> StoreResult<[crate::db::Value; 8]> {
     Ok([
         t.id.0.into(),
         t.account.0.into(),
@@ -98,7 +105,7 @@ pub fn insert(conn: &Connection, t: &mut Template) -> StoreResult<()> {
     assign_ids(conn, t)?;
     conn.execute(
         &format!("INSERT INTO templates ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-        rusqlite::params_from_iter(values(t)?),
+        values(t)?,
     )?;
     Ok(())
 }
@@ -112,7 +119,7 @@ pub fn update(conn: &Connection, t: &mut Template) -> StoreResult<bool> {
         "UPDATE templates SET name = ?4, description = ?5, spec = ?6, created_at = ?7,
              updated_at = ?8
          WHERE id = ?1 AND account_id = ?2 AND kind = ?3",
-        rusqlite::params_from_iter(values(t)?),
+        values(t)?,
     )?;
     Ok(n > 0)
 }
@@ -126,7 +133,7 @@ pub fn delete(
 ) -> StoreResult<bool> {
     let n = conn.execute(
         "DELETE FROM templates WHERE id = ?1 AND account_id = ?2 AND kind = ?3",
-        rusqlite::params![id.0, account.0, kind.as_str()],
+        crate::params![id.0, account.0, kind.as_str()],
     )?;
     Ok(n > 0)
 }
@@ -142,7 +149,7 @@ pub fn find(
         "SELECT {COLUMNS} FROM templates WHERE id = ?1 AND account_id = ?2 AND kind = ?3"
     ))?;
     Ok(stmt
-        .query_row(rusqlite::params![id.0, account.0, kind.as_str()], from_row)
+        .query_row(crate::params![id.0, account.0, kind.as_str()], from_row)
         .optional()?)
 }
 
@@ -150,8 +157,8 @@ pub fn find(
 fn collect<T>(
     conn: &Connection,
     sql: &str,
-    params: impl rusqlite::Params,
-    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    params: impl crate::db::Params,
+    row: fn(&crate::db::Row) -> crate::db::DbResult<T>,
 ) -> StoreResult<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, row)?;
@@ -165,7 +172,7 @@ pub fn list(conn: &Connection, account: AccountId, kind: Kind) -> StoreResult<Ve
     collect(
         conn,
         &sql,
-        rusqlite::params![account.0, kind.as_str()],
+        crate::params![account.0, kind.as_str()],
         from_row,
     )
 }
@@ -174,8 +181,7 @@ pub fn list(conn: &Connection, account: AccountId, kind: Kind) -> StoreResult<Ve
 pub fn all(conn: &Connection) -> StoreResult<Vec<Template>> {
     collect(
         conn,
-        &format!("SELECT {COLUMNS} FROM templates ORDER BY id"),
-        [],
+        &format!("SELECT {COLUMNS} FROM templates ORDER BY id"), (),
         from_row,
     )
 }
@@ -188,7 +194,7 @@ const RULE_SELECT: &str = "SELECT r.account_id, r.kind, d.name, r.app, r.stream,
 #[error("unknown template kind `{0}`")]
 struct UnknownKind(String);
 
-fn rule_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rule> {
+fn rule_from_row(r: &crate::db::Row) -> crate::db::DbResult<Rule> {
     let kind: String = r.get(1)?;
     Ok(Rule {
         account: AccountId(r.get(0)?),
@@ -211,7 +217,7 @@ pub fn insert_rule(conn: &Connection, rule: &Rule) -> StoreResult<bool> {
                  (account_id, kind, domain_id, app, stream, template_id, created_at, updated_at)
              SELECT ?1, ?2, d.id, ?4, ?5, ?6, ?7, ?8 FROM domains d
              WHERE d.account_id = ?1 AND d.name = ?3",
-            rusqlite::params![
+            crate::params![
                 rule.account.0,
                 rule.kind.as_str(),
                 rule.domain,
@@ -223,7 +229,7 @@ pub fn insert_rule(conn: &Connection, rule: &Rule) -> StoreResult<bool> {
             ],
         )
         .map_err(|e| {
-            if crate::sqlite::is_unique_violation(&e) {
+            if e.is_unique_violation() {
                 StoreError::Conflict { what: "rule" }
             } else {
                 e.into()
@@ -256,7 +262,7 @@ pub fn delete_rule(conn: &Connection, place: &RulePlace) -> StoreResult<bool> {
          WHERE account_id = ?1 AND kind = ?2 AND app = ?4 AND stream = ?5
            AND domain_id IN (SELECT id FROM domains WHERE account_id = ?1 AND name = ?3)"
         .to_owned();
-    let mut args: Vec<rusqlite::types::Value> = vec![
+    let mut args: Vec<crate::db::Value> = vec![
         place.account.0.into(),
         place.kind.as_str().to_owned().into(),
         place.domain.clone().into(),
@@ -267,7 +273,7 @@ pub fn delete_rule(conn: &Connection, place: &RulePlace) -> StoreResult<bool> {
         sql.push_str(" AND template_id = ?6");
         args.push(id.0.into());
     }
-    let n = conn.execute(&sql, rusqlite::params_from_iter(args))?;
+    let n = conn.execute(&sql, args)?;
     Ok(n > 0)
 }
 
@@ -277,7 +283,7 @@ pub fn rules(conn: &Connection, account: AccountId, kind: Kind) -> StoreResult<V
     collect(
         conn,
         &sql,
-        rusqlite::params![account.0, kind.as_str()],
+        crate::params![account.0, kind.as_str()],
         rule_from_row,
     )
 }
@@ -286,8 +292,7 @@ pub fn rules(conn: &Connection, account: AccountId, kind: Kind) -> StoreResult<V
 pub fn all_rules(conn: &Connection) -> StoreResult<Vec<Rule>> {
     collect(
         conn,
-        &format!("{RULE_SELECT} ORDER BY r.id"),
-        [],
+        &format!("{RULE_SELECT} ORDER BY r.id"), (),
         rule_from_row,
     )
 }
@@ -304,11 +309,7 @@ pub fn rules_using(conn: &Connection, account: AccountId, id: TemplateId) -> Sto
 
 /// The folder of watermark pictures, beside the database.
 pub fn picture_dir(store: &Store) -> PathBuf {
-    store
-        .path()
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join("watermarks")
+    store.data_dir().join("watermarks")
 }
 
 /// Keeps a picture in `dir` (created 0700 if needed) under a fresh random
@@ -395,7 +396,7 @@ mod tests {
     #[test]
     fn templates_get_unique_ids_including_adaptive_children_and_stay_with_their_owner() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;
@@ -445,7 +446,7 @@ mod tests {
     #[test]
     fn rules_name_owned_domains_and_go_with_them() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;

@@ -4,7 +4,8 @@
 //! Owns: the `snapshot_counts` and `recording_spans` tables. Must not:
 //! be written on the media path (the API's event recorder writes them).
 
-use rusqlite::{params, Connection};
+use crate::db::Connection;
+use crate::params;
 
 use crate::{AccountId, StoreResult};
 
@@ -44,9 +45,9 @@ pub fn snapshot_slots(
         params![account.0, from.div_euclid(SLOT_SECS) * SLOT_SECS, to],
         |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
+                r.get::<String>(0)?,
+                r.get::<i64>(1)?,
+                r.get::<i64>(2)?,
             ))
         },
     )?;
@@ -119,8 +120,7 @@ pub fn stop_recording(conn: &Connection, span: u64, at_ms: i64) -> StoreResult<(
 /// time known of them); returns how many.
 pub fn close_open_recordings(conn: &Connection) -> StoreResult<usize> {
     Ok(conn.execute(
-        "UPDATE recording_spans SET ended_ms = started_ms WHERE ended_ms IS NULL",
-        [],
+        "UPDATE recording_spans SET ended_ms = started_ms WHERE ended_ms IS NULL", (),
     )?)
 }
 

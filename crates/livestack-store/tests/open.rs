@@ -59,7 +59,7 @@ fn the_offline_commands_never_create_a_data_dir() {
     let dir = tempfile::tempdir().expect("tmp");
     let missing = dir.path().join("livestack-data");
     assert!(matches!(
-        Store::open_existing(&missing),
+        Store::open_existing(&missing, None),
         Err(StoreError::Refused { .. })
     ));
     assert!(!missing.exists(), "nothing was created");

@@ -38,6 +38,19 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Which database: SQLite in the data directory, or PostgreSQL.
+    pub store: StoreConfig,
+}
+
+/// `[store]`: the database. Unset, livestack keeps SQLite in the data
+/// directory; a `postgres://` URL makes it share that database with every
+/// node given the same URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database` (the password is kept
+    /// out of logs).
+    pub database_url: Option<ConfigSecret>,
 }
 
 /// `[limits]`: connections held at once over every listener, in all and
@@ -427,6 +440,7 @@ impl Default for Config {
             fetch: FetchConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

@@ -93,12 +93,25 @@ impl App {
             .to_storage(&config.data_dir, config.http.listen)
             .context("invalid [storage] configuration")?;
         let fetch = config.fetch.policy()?;
-        let store = Store::open(&config.data_dir).with_context(|| {
-            format!(
+        let url = config.store.database_url.as_ref().map(|u| u.0.as_str());
+        let store = Store::open_configured(&config.data_dir, url).with_context(|| match url {
+            Some(url) => format!(
+                "cannot open the database {}",
+                livestack_store::pg::redact(url)
+            ),
+            None => format!(
                 "cannot open the data directory {}",
                 config.data_dir.display()
-            )
+            ),
         })?;
+        match store.backend() {
+            livestack_store::Backend::Sqlite => {
+                tracing::info!(database = %store.describe(), "using SQLite")
+            }
+            livestack_store::Backend::Postgres => {
+                tracing::info!(database = %store.describe(), "using PostgreSQL")
+            }
+        }
         let generated_key = bootstrap_root_key(&store, root_key)?;
         let bind = |addr: SocketAddr, what: &'static str| async move {
             TcpListener::bind(addr)
@@ -293,7 +306,7 @@ fn bootstrap_root_key(store: &Store, given: Option<RootKey>) -> anyhow::Result<O
             "LIVESTACK_SECRET_ID must look like a Tencent Cloud key id: AKID followed by letters and digits"
         );
     }
-    let generated = store.run_blocking(move |conn| {
+    let generated = store.transaction_blocking(move |conn| {
         let root = accounts::ensure(conn, "root")?;
         match given {
             Some(RootKey {

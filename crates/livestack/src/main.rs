@@ -114,6 +114,10 @@ struct Location {
     /// Data directory [default: ./livestack-data].
     #[arg(long, env = "LIVESTACK_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL database shared by every node given the same URL
+    /// (postgres://user:password@host:port/db) [default: SQLite in the data directory].
+    #[arg(long, env = "LIVESTACK_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +204,9 @@ fn load(location: &Location) -> anyhow::Result<Config> {
     if let Some(dir) = &location.data_dir {
         config.data_dir.clone_from(dir);
     }
+    if let Some(url) = &location.database_url {
+        config.store.database_url = Some(config::ConfigSecret(url.clone()));
+    }
     Ok(config)
 }
 
@@ -207,11 +214,16 @@ fn load(location: &Location) -> anyhow::Result<Config> {
 /// create one (run from the wrong directory, they would make an empty one
 /// and then report that nothing is in it).
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open_existing(&config.data_dir).with_context(|| {
-        format!(
+    let url = config.store.database_url.as_ref().map(|u| u.0.as_str());
+    Store::open_existing(&config.data_dir, url).with_context(|| match url {
+        Some(url) => format!(
+            "cannot open the database {}",
+            livestack_store::pg::redact(url)
+        ),
+        None => format!(
             "cannot open the data directory {}",
             config.data_dir.display()
-        )
+        ),
     })
 }
 
@@ -355,7 +367,7 @@ fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
             ttl,
         } => {
             let store = open_store(&load(&location)?)?;
-            let key = store.run_blocking(|conn| {
+            let key = store.transaction_blocking(|conn| {
                 let account = accounts::ensure(conn, &account)?;
                 let key = keys::NewKey::generate(account.id, ttl.map(i64::from));
                 keys::insert(conn, &key)?;
@@ -410,7 +422,7 @@ fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
 fn set_key_enabled(location: &Location, secret_id: &str, enabled: bool) -> anyhow::Result<()> {
     let store = open_store(&load(location)?)?;
     let id = secret_id.to_owned();
-    if !store.run_blocking(move |conn| keys::set_enabled(conn, &id, enabled))? {
+    if !store.transaction_blocking(move |conn| keys::set_enabled(conn, &id, enabled))? {
         bail!("no key with SecretId {secret_id}");
     }
     println!(

@@ -660,7 +660,7 @@ mod policy_tests {
     #[tokio::test]
     async fn the_media_plane_policy_carries_templates_and_rules() {
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         let (account, id) = store
             .run_blocking(|c| {
                 let account = accounts::ensure(c, "root")?.id;

@@ -1076,7 +1076,7 @@ mod tests {
         use livestack_store::{accounts, Store};
 
         let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open_for_tests(dir.path()).expect("open");
         let now = livestack_core::Clock::system().unix();
         let ids = store
             .run_blocking(|c| {
