@@ -40,7 +40,7 @@ impl Cx {
     /// Puts a configuration change in force on the media plane (call after
     /// the store write, before answering).
     pub async fn publish_policy(&self) -> ApiResult<()> {
-        self.policy.refresh().await.map_err(ApiError::from)
+        self.policy.changed().await.map_err(ApiError::from)
     }
 
     /// Marks the point where a handler starts changing state. A dry run

@@ -19,6 +19,7 @@ mod ids;
 pub mod metrics;
 mod params;
 pub mod policy;
+pub mod propagation;
 pub mod ratelimit;
 pub mod settings;
 pub mod time;

@@ -43,6 +43,9 @@ pub struct PolicyPublisher {
     taken: Arc<std::sync::Mutex<u64>>,
     /// The generation of the published snapshot.
     published: AtomicU64,
+    /// This process's id in change announcements, so it does not reload
+    /// for its own.
+    origin: String,
 }
 
 /// Everything one refresh reads, from one read transaction.
@@ -70,6 +73,7 @@ impl PolicyPublisher {
             domains: std::sync::RwLock::new(Arc::new(Vec::new())),
             taken: Arc::new(std::sync::Mutex::new(0)),
             published: AtomicU64::new(0),
+            origin: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 
@@ -136,6 +140,23 @@ impl PolicyPublisher {
         let snapshot = self.read().await?;
         self.publish(snapshot);
         Ok(())
+    }
+
+    /// After a configuration write: puts it in force here, then tells the
+    /// other nodes sharing the database to reload (PostgreSQL). The write
+    /// is committed either way, so a failed announcement is logged, not
+    /// returned: the others catch up at their next slow reload.
+    pub async fn changed(&self) -> StoreResult<()> {
+        self.refresh().await?;
+        if let Err(e) = self.store.announce_change(&self.origin).await {
+            tracing::warn!("cannot tell the other nodes of a configuration change: {e}");
+        }
+        Ok(())
+    }
+
+    /// This process's id in change announcements.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Publishes `snapshot` unless a newer one is in force already.

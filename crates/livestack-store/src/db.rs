@@ -69,6 +69,9 @@ pub enum DbError {
     /// PostgreSQL's error.
     #[error("{}", pg_message(.0))]
     Postgres(#[from] postgres::Error),
+    /// The server closed the connection.
+    #[error("the database server closed the connection")]
+    Closed,
     /// A query that must return a row returned none.
     #[error("the query returned no rows")]
     NoRows,
@@ -115,6 +118,7 @@ impl DbError {
     /// caller answers "cannot connect", and the connection is not reused.
     pub fn is_connection_lost(&self) -> bool {
         match self {
+            DbError::Closed => true,
             DbError::Postgres(e) => {
                 if e.is_closed() {
                     return true;

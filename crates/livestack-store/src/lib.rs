@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod callbacks;
+pub mod changes;
 pub mod certs;
 pub mod db;
 pub mod domains;
@@ -218,6 +219,7 @@ impl Store {
     /// to `data_dir`.
     pub fn connect(url: &str, data_dir: &Path) -> StoreResult<Store> {
         let config = pg::config(url)?;
+        sqlite::private_dir(data_dir)?;
         let store = Store::with_source(
             Source::Postgres {
                 config: Box::new(config),
@@ -253,7 +255,7 @@ impl Store {
     pub fn open_for_tests(data_dir: &Path) -> StoreResult<Store> {
         match std::env::var(pg::TEST_SERVER_ENV) {
             Ok(server) if !server.is_empty() => {
-                let url = pg::create_scratch_database(&server)?;
+                let url = off_runtime(|| pg::create_scratch_database(&server))?;
                 Store::connect(&url, data_dir)
             }
             _ => Store::open(data_dir),

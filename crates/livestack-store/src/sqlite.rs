@@ -17,6 +17,21 @@ pub const DB_FILE: &str = "livestack.db";
 /// secret keys, so nobody but the owner may look) and refuses an empty
 /// database file. Returns the database file's path.
 pub(crate) fn prepare(data_dir: &Path) -> StoreResult<PathBuf> {
+    private_dir(data_dir)?;
+    let path = data_dir.join(DB_FILE);
+    if fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+        return Err(StoreError::Refused {
+            path: path.display().to_string(),
+            why: "is an empty file, not a livestack database: remove it to start afresh, or use another --data-dir".to_owned(),
+        });
+    }
+    Ok(path)
+}
+
+/// Creates `data_dir` with mode 0700, or tightens it to that: whatever the
+/// backend, it holds files only the owner may read (the SQLite database,
+/// watermark pictures, recordings being made).
+pub(crate) fn private_dir(data_dir: &Path) -> StoreResult<()> {
     if !data_dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -38,14 +53,7 @@ pub(crate) fn prepare(data_dir: &Path) -> StoreResult<PathBuf> {
             );
         }
     }
-    let path = data_dir.join(DB_FILE);
-    if fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
-        return Err(StoreError::Refused {
-            path: path.display().to_string(),
-            why: "is an empty file, not a livestack database: remove it to start afresh, or use another --data-dir".to_owned(),
-        });
-    }
-    Ok(path)
+    Ok(())
 }
 
 /// Sets the database file and its WAL companions to 0600 (run once the

@@ -209,6 +209,15 @@ impl App {
             .await
             .context("cannot load the configuration for the media plane")?;
 
+        // Other nodes' configuration writes (PostgreSQL): owned here,
+        // stopped and awaited at shutdown below.
+        let follower_shutdown = shutdown.child_token();
+        let follower = tokio::spawn(livestack_api::propagation::follow_changes(
+            store.clone(),
+            Arc::clone(&policy),
+            follower_shutdown.clone(),
+        ));
+
         // The media plane is made once the HTTP port is bound: the URLs of
         // locally stored recordings name it.
         let mut media_config = config.to_media();
@@ -292,6 +301,10 @@ impl App {
         drop(media);
         if let Err(e) = recorder.await {
             tracing::error!("event recorder failed: {e}");
+        }
+        follower_shutdown.cancel();
+        if let Err(e) = follower.await {
+            tracing::error!("the change follower failed: {e}");
         }
         served
     }

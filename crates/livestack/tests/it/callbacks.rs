@@ -238,11 +238,16 @@ fn drop_stream(server: &Server, stream: &str) {
 
 /// The root account's AppId, as the store keeps it.
 pub(crate) fn root_app_id(server: &Server) -> i64 {
-    let db = rusqlite::Connection::open(server.data_dir.join("livestack.db")).expect("open db");
-    db.query_row("SELECT app_id FROM accounts WHERE name = 'root'", [], |r| {
-        r.get(0)
-    })
-    .expect("root account")
+    server
+        .store()
+        .run_blocking(|c| {
+            Ok(c.query_row(
+                "SELECT app_id FROM accounts WHERE name = 'root'",
+                (),
+                |r| r.get(0),
+            )?)
+        })
+        .expect("root account")
 }
 
 pub(crate) fn md5_hex(text: &str) -> String {

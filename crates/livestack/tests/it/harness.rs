@@ -41,6 +41,9 @@ pub struct ServerOptions {
     /// Run the real binary in its own process rather than the app in this
     /// one: for kill -9, signals, stdout and the environment.
     pub binary: bool,
+    /// Share this PostgreSQL database (another node's) instead of a fresh
+    /// database of its own.
+    pub database_url: Option<String>,
 }
 
 /// The app running inside the test process: its own runtime on its own
@@ -92,7 +95,23 @@ pub struct Server {
     pub clock: Clock,
     options_env: Vec<(String, String)>,
     options_args: Vec<String>,
+    /// The PostgreSQL database this server uses (`None`: SQLite in the
+    /// data directory); see [`test_database`].
+    pub database_url: Option<String>,
 }
+
+/// A fresh PostgreSQL database when the suite runs on PostgreSQL
+/// (`LIVESTACK_TEST_POSTGRES` names a server: `scripts/test` starts one for
+/// its second leg), else `None` for SQLite. One per server, so tests never
+/// see each other's rows.
+pub fn test_database() -> Option<String> {
+    let server = std::env::var(livestack_store::pg::TEST_SERVER_ENV).ok()?;
+    if server.is_empty() {
+        return None;
+    }
+    Some(livestack_store::pg::create_scratch_database(&server).expect("a scratch database"))
+}
+
 
 impl Server {
     /// A server in this process with a known root key and default settings.
@@ -131,10 +150,11 @@ impl Server {
             env.push(("LIVESTACK_SECRET_ID".into(), id.clone()));
             env.push(("LIVESTACK_SECRET_KEY".into(), key.clone()));
         }
+        let db = options.database_url.clone().or_else(test_database);
         let mut server = if binary {
-            Server::spawn(&data_dir, &options.args, &env)
+            Server::spawn(&data_dir, &options.args, &env, db)
         } else {
-            Server::in_process(&data_dir, &options.args, &id, &key, Clock::manual())
+            Server::in_process(&data_dir, &options.args, &id, &key, Clock::manual(), db)
         };
         server._tmp = Some(tmp);
         if !options.generate_key {
@@ -146,7 +166,7 @@ impl Server {
 
     /// The configuration the binary would build from `args` (the flags the
     /// tests use), listening on port 0 everywhere.
-    fn config(data_dir: &Path, args: &[String]) -> livestack::Config {
+    fn config(data_dir: &Path, args: &[String], db: Option<&str>) -> livestack::Config {
         let mut config = livestack::Config::default();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -162,6 +182,9 @@ impl Server {
             }
         }
         config.data_dir = data_dir.to_owned();
+        if let Some(url) = db {
+            config.store.database_url = Some(livestack::config::ConfigSecret(url.to_owned()));
+        }
         // Picture servers and callback receivers of the tests listen on
         // loopback, which server-side fetches refuse unless allowed.
         if config.fetch.allow.is_empty() {
@@ -175,9 +198,16 @@ impl Server {
         config
     }
 
-    fn in_process(data_dir: &Path, args: &[String], id: &str, key: &str, clock: Clock) -> Server {
+    fn in_process(
+        data_dir: &Path,
+        args: &[String],
+        id: &str,
+        key: &str,
+        clock: Clock,
+        database_url: Option<String>,
+    ) -> Server {
         std::fs::create_dir_all(data_dir.parent().expect("parent")).expect("mkdir");
-        let config = Server::config(data_dir, args);
+        let config = Server::config(data_dir, args, database_url.as_deref());
         let root_key = livestack::RootKey {
             secret_id: id.to_owned(),
             secret_key: key.to_owned(),
@@ -247,12 +277,18 @@ impl Server {
             clock,
             options_env: Vec::new(),
             options_args: args.to_vec(),
+            database_url,
         };
         server.wait_healthy();
         server
     }
 
-    fn spawn(data_dir: &Path, args: &[String], env: &[(String, String)]) -> Server {
+    fn spawn(
+        data_dir: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        database_url: Option<String>,
+    ) -> Server {
         std::fs::create_dir_all(data_dir.parent().expect("parent")).expect("mkdir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -273,6 +309,8 @@ impl Server {
             .env_remove("LIVESTACK_SECRET_KEY")
             .env_remove("LIVESTACK_API_RATE_LIMIT")
             .env_remove("RUST_LOG")
+            .env_remove("LIVESTACK_DATABASE_URL")
+            .envs(database_url.iter().map(|u| ("LIVESTACK_DATABASE_URL", u)))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -330,6 +368,7 @@ impl Server {
             clock: Clock::system(),
             options_env: env.to_vec(),
             options_args: args.to_vec(),
+            database_url,
         };
         server.wait_healthy();
         server
@@ -381,9 +420,15 @@ impl Server {
                 &self.secret_id,
                 &self.secret_key,
                 self.clock.clone(),
+                self.database_url.clone(),
             )
         } else {
-            Server::spawn(&self.data_dir, &self.options_args, &self.options_env)
+            Server::spawn(
+                &self.data_dir,
+                &self.options_args,
+                &self.options_env,
+                self.database_url.clone(),
+            )
         };
         next._tmp = self._tmp.take();
         next.secret_id = std::mem::take(&mut self.secret_id);
@@ -428,6 +473,13 @@ impl Server {
             .expect("policy from the store")
     }
 
+    /// The server's database, opened beside it as another process would
+    /// (SQLite file or PostgreSQL database alike).
+    pub fn store(&self) -> livestack_store::Store {
+        livestack_store::Store::open_configured(&self.data_dir, self.database_url.as_deref())
+            .expect("the server's database")
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
@@ -437,6 +489,10 @@ impl Server {
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_livestack"));
         cmd.args(args).arg("--data-dir").arg(&self.data_dir);
+        cmd.env_remove("LIVESTACK_DATABASE_URL");
+        if let Some(url) = &self.database_url {
+            cmd.env("LIVESTACK_DATABASE_URL", url);
+        }
         cmd.output().expect("run livestack")
     }
 

@@ -10,6 +10,7 @@
 mod browser;
 pub(crate) mod callbacks;
 mod certs;
+mod cluster;
 mod clients;
 mod domains;
 mod errors;

@@ -1,0 +1,271 @@
+//! Several nodes sharing one PostgreSQL database: what one writes, the
+//! others serve; quotas and unique names hold across them; a database that
+//! goes away and comes back is survived without a restart.
+//!
+//! These need a PostgreSQL server: `scripts/test` starts one for its
+//! PostgreSQL leg (and leaves these out of the SQLite leg). Run by hand,
+//! they fail with that explanation rather than pass without checking.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{repo_root, test_database, wait_until, Server, ServerOptions};
+
+fn shared_database() -> String {
+    test_database().expect(
+        "the cluster tests need PostgreSQL: run scripts/test, which starts a server \
+         for them (or set LIVESTACK_TEST_POSTGRES to one)",
+    )
+}
+
+fn node(url: &str) -> Server {
+    Server::start_with(ServerOptions {
+        database_url: Some(url.to_owned()),
+        ..ServerOptions::default()
+    })
+}
+
+fn domain_names(server: &Server) -> Vec<String> {
+    let out = server.api("DescribeLiveDomains", json!({"PageSize": 100}));
+    out.ok()["DomainList"]
+        .as_array()
+        .expect("DomainList")
+        .iter()
+        .map(|d| d["Name"].as_str().expect("Name").to_owned())
+        .collect()
+}
+
+fn add_domain(server: &Server, name: &str) -> crate::harness::Outcome {
+    server.api(
+        "AddLiveDomain",
+        json!({"DomainName": name, "DomainType": 1}),
+    )
+}
+
+/// Runs SQL on the shared database as an operator would with psql.
+fn sql(server: &Server, statement: &'static str) {
+    server
+        .store()
+        .run_blocking(move |c| Ok(c.execute_batch(statement)?))
+        .expect("SQL on the shared database");
+}
+
+#[test]
+fn a_write_on_one_node_is_served_by_another_also_after_its_listening_connection_was_killed() {
+    let url = shared_database();
+    let a = node(&url);
+    let b = node(&url);
+    // Both nodes share one root account: a key made on A signs on B.
+    assert_eq!(domain_names(&b), Vec::<String>::new());
+
+    add_domain(&a, "one.example.com").ok();
+    let started = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || domain_names(&b)
+            .contains(&"one.example.com".to_owned())),
+        "B never saw A's domain"
+    );
+    eprintln!("B saw A's write after {:?}", started.elapsed());
+    // B's media plane holds it too, not only its API read model.
+    assert!(b
+        .policy_in_force()
+        .domains
+        .contains_key("one.example.com"));
+
+    // Kill every listening connection of this database: notifications sent
+    // while they are down are lost, and the reconnection reloads.
+    sql(
+        &a,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'livestack-listener' AND datname = current_database()",
+    );
+    add_domain(&a, "two.example.com").ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || domain_names(&b)
+            .contains(&"two.example.com".to_owned())),
+        "B never saw the write made while its listener was down"
+    );
+    // And it listens again: a later write arrives too.
+    add_domain(&b, "three.example.com").ok();
+    assert!(
+        wait_until(Duration::from_secs(10), || domain_names(&a)
+            .contains(&"three.example.com".to_owned())),
+        "A never saw B's write"
+    );
+    assert!(
+        b.log().contains("listening again") || a.log().contains("listening again"),
+        "the lost listener is logged"
+    );
+}
+
+#[test]
+fn two_nodes_racing_creates_never_exceed_the_domain_quota_or_duplicate_a_name() {
+    let url = shared_database();
+    let a = node(&url);
+    let b = node(&url);
+    // 60 distinct names from each node at once, two threads a node: 120
+    // attempts at a quota of 100.
+    let outcomes: Vec<(String, Option<String>)> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (n, server) in [&a, &a, &b, &b].into_iter().enumerate() {
+            handles.push(s.spawn(move || {
+                (0..30)
+                    .map(|i| {
+                        let name = format!("n{n}-{i}.example.com");
+                        let out = add_domain(server, &name);
+                        (name, out.code().map(str::to_owned))
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let added = outcomes.iter().filter(|(_, code)| code.is_none()).count();
+    let refused: Vec<_> = outcomes.iter().filter_map(|(_, c)| c.clone()).collect();
+    assert_eq!(added, 100, "exactly the quota is added: {refused:?}");
+    assert!(
+        refused.iter().all(|c| c == "FailedOperation.HostOutLimit"),
+        "every refusal is the quota's: {refused:?}"
+    );
+    let total = |s: &Server| {
+        s.api("DescribeLiveDomains", json!({"PageSize": 10})).ok()["AllCount"]
+            .as_i64()
+            .expect("AllCount")
+    };
+    assert!(wait_until(Duration::from_secs(10), || total(&a) == 100
+        && total(&b) == 100));
+
+    // One name offered to both nodes at once, many times: one wins each.
+    let url2 = shared_database();
+    let (c, d) = (node(&url2), node(&url2));
+    for i in 0..10 {
+        let name = format!("same{i}.example.com");
+        let (x, y) = std::thread::scope(|s| {
+            let x = s.spawn(|| add_domain(&c, &name).code().map(str::to_owned));
+            let y = s.spawn(|| add_domain(&d, &name).code().map(str::to_owned));
+            (x.join().expect("x"), y.join().expect("y"))
+        });
+        let wins = [&x, &y].iter().filter(|c| c.is_none()).count();
+        assert_eq!(wins, 1, "{name}: one node adds it, the other is told it exists ({x:?}, {y:?})");
+        let loser = x.or(y).expect("a refusal");
+        // The same account on both nodes: "already added".
+        assert_eq!(loser, "FailedOperation.DomainAdded");
+    }
+}
+
+/// A PostgreSQL server of this test's own, to stop and start.
+struct OwnServer {
+    dir: PathBuf,
+    url: String,
+}
+
+impl OwnServer {
+    fn start() -> OwnServer {
+        let dir = tempfile::Builder::new()
+            .prefix("livestack-pg-own")
+            .tempdir_in("/tmp")
+            .expect("temp dir")
+            .keep();
+        std::fs::set_permissions(
+            &dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        let out = Command::new(repo_root().join("scripts/postgres"))
+            .arg("start")
+            .arg(dir.join("pg"))
+            .output()
+            .expect("scripts/postgres");
+        assert!(out.status.success(), "{out:?}");
+        let server = String::from_utf8(out.stdout).expect("URL").trim().to_owned();
+        let url = livestack_store::pg::create_scratch_database(&server).expect("database");
+        OwnServer { dir, url }
+    }
+
+    fn pg_ctl(&self, verb: &str) {
+        let out = Command::new(repo_root().join("scripts/postgres"))
+            .arg(verb)
+            .arg(self.dir.join("pg"))
+            .output()
+            .expect("scripts/postgres");
+        assert!(out.status.success(), "{verb}: {out:?}");
+    }
+
+    /// Starts the stopped server again on its port (pg_ctl directly: the
+    /// script's `start` makes a new cluster).
+    fn restart(&self) {
+        let bindir = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("/usr/lib/postgresql")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .max()
+            .expect("a PostgreSQL version");
+        let data = self.dir.join("pg/data");
+        let log = self.dir.join("pg/server.log");
+        let status = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "start"])
+            .status()
+            .expect("pg_ctl start");
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/postgres"))
+            .arg("stop")
+            .arg(self.dir.join("pg"))
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_database_that_goes_away_answers_connect_db_error_and_is_used_again_when_it_is_back() {
+    // Only this test's server is stopped: the shared one serves the others.
+    let _needs_postgres = shared_database();
+    let pg = OwnServer::start();
+    let server = node(&pg.url);
+    add_domain(&server, "before.example.com").ok();
+
+    pg.pg_ctl("stop");
+    let started = Instant::now();
+    let out = add_domain(&server, "during.example.com");
+    out.expect_code("InternalError.ConnectDbError");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "answered, not hung: {:?}",
+        started.elapsed()
+    );
+    // What is already known keeps being served from the cached policy.
+    assert!(domain_names(&server).contains(&"before.example.com".to_owned()));
+    let log = server.log();
+    assert!(log.contains(out.request_id()), "the failure is logged with its RequestId");
+
+    pg.restart();
+    // The next calls reconnect by themselves: no restart of livestack.
+    assert!(
+        wait_until(Duration::from_secs(20), || add_domain(
+            &server,
+            "after.example.com"
+        )
+        .code()
+        .is_none()),
+        "livestack never used the database again"
+    );
+    let names: Vec<Value> = domain_names(&server).into_iter().map(Value::from).collect();
+    assert!(names.contains(&json!("after.example.com")), "{names:?}");
+    assert!(!names.contains(&json!("during.example.com")), "{names:?}");
+}
