@@ -17,9 +17,11 @@ use tokio::sync::mpsc;
 use crate::policy::PolicyPublisher;
 
 /// Records events until the channel closes (the media plane has shut down).
+/// Rows that a restart must close are marked with `node`, this node's name.
 pub async fn record(
     store: Store,
     policy: Arc<PolicyPublisher>,
+    node: Arc<str>,
     mut rx: mpsc::Receiver<MediaEvent>,
 ) {
     while let Some(event) = rx.recv().await {
@@ -28,7 +30,7 @@ pub async fn record(
             MediaEvent::PublishStopped { key, .. } => Some(key.clone()),
             _ => None,
         };
-        if let Err(e) = record_one(&store, event).await {
+        if let Err(e) = record_one(&store, &node, event).await {
             tracing::error!("cannot record a stream event: {e}");
         }
         if let Some(key) = ended {
@@ -56,7 +58,12 @@ async fn release_deleted_tasks(
     Ok(())
 }
 
-async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreResult<()> {
+async fn record_one(
+    store: &Store,
+    node: &Arc<str>,
+    event: MediaEvent,
+) -> livestack_store::StoreResult<()> {
+    let node = Arc::clone(node);
     match event {
         MediaEvent::PublishStarted {
             key,
@@ -82,7 +89,9 @@ async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreR
                 resolution: String::new(),
                 succeeded: true,
             };
-            store.run(move |c| streams::insert_session(c, &row)).await
+            store
+                .run(move |c| streams::insert_session(c, &node, &row))
+                .await
         }
         MediaEvent::PublishStopped {
             reason,
@@ -160,7 +169,9 @@ async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreR
                 ended_ms: None,
             };
             store
-                .run(move |c| livestack_store::usage::start_recording(c, key.account, span, &row))
+                .run(move |c| {
+                    livestack_store::usage::start_recording(c, &node, key.account, span, &row)
+                })
                 .await
         }
         MediaEvent::PushSampled(p) => {
@@ -236,7 +247,9 @@ async fn record_one(store: &Store, event: MediaEvent) -> livestack_store::StoreR
                 resolution: String::new(),
                 succeeded: false,
             };
-            store.run(move |c| streams::insert_session(c, &row)).await
+            store
+                .run(move |c| streams::insert_session(c, &node, &row))
+                .await
         }
     }
 }

@@ -143,6 +143,9 @@ impl Inner {
         }
     }
 
+    /// A push session number, unique across this node's restarts and
+    /// across the nodes sharing one database (each process counts from a
+    /// random base; see [`process_id_base`]).
     pub(crate) fn next_session(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -203,6 +206,16 @@ pub struct MediaServer {
     inner: Arc<Inner>,
 }
 
+/// Where this process's session and recording-span numbers start: a
+/// random multiple of 2^24 below 2^62. Numbers go to a shared history
+/// (SQLite, or one PostgreSQL for several nodes), where two processes
+/// counting from the same start would close each other's sessions; with
+/// 2^38 possible starts and 16 million numbers each, they do not meet.
+/// (Below 2^62: every number fits the database's signed 64-bit columns.)
+pub(crate) fn process_id_base() -> u64 {
+    (rand::random::<u64>() >> 26) << 24
+}
+
 impl MediaServer {
     /// A media plane enforcing `policy` and reporting on `events`; it stops
     /// when `shutdown` is cancelled. Must be called inside a Tokio runtime
@@ -234,7 +247,7 @@ impl MediaServer {
                 policy,
                 events,
                 streams: stream::registry::Registry::default(),
-                next_session: AtomicU64::new(0),
+                next_session: AtomicU64::new(process_id_base()),
                 shutdown,
                 processor: process::Processor::new(clock.clone()),
                 clock,

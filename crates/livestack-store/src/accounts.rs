@@ -80,7 +80,5 @@ pub fn ensure(conn: &Connection, name: &str) -> StoreResult<Account> {
             livestack_core::Clock::system().unix(),
         ),
     )?;
-    find_by_name(conn, name)?.ok_or(crate::StoreError::Query(
-        crate::DbError::NoRows,
-    ))
+    find_by_name(conn, name)?.ok_or(crate::StoreError::Query(crate::DbError::NoRows))
 }

@@ -84,7 +84,7 @@ pub fn page(
 ) -> StoreResult<(u64, Vec<CallbackRecord>)> {
     let mut cond = String::from(
         "account_id = ?1 AND stream = ?2 AND sent_ms >= ?3 AND sent_ms <= ?4 \
-         AND (?5 IS NULL OR event_type = ?5)",
+         AND (CAST(?5 AS BIGINT) IS NULL OR event_type = ?5)",
     );
     match f.succeeded {
         Some(true) => cond.push_str(" AND result_code = 0"),

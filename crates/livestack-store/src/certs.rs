@@ -14,9 +14,9 @@
 
 use std::fmt;
 
-use rand::distributions::{Alphanumeric, DistString};
 use crate::db::Value;
 use crate::db::{Connection, OptionalExtension};
+use rand::distributions::{Alphanumeric, DistString};
 
 use crate::{AccountId, StoreError, StoreResult};
 
@@ -496,11 +496,7 @@ pub fn list_bindings(
          WHERE {}",
         clauses.join(" AND ")
     );
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) {from}"),
-        &args[..],
-        |r| r.get(0),
-    )?;
+    let total: i64 = conn.query_row(&format!("SELECT COUNT(*) {from}"), &args[..], |r| r.get(0))?;
     let order = match filter.order {
         BindingOrder::DomainName => "d.name",
         BindingOrder::ExpiryAsc => "c.expires_at ASC, d.name",

@@ -77,7 +77,9 @@ impl Store {
         let mut config = (**config).clone();
         config.application_name(LISTENER_NAME);
         let mut client = pg::connect(&config, shown)?;
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(lost)?;
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(lost)?;
         heard(Heard::Connected);
         let mut probed = Instant::now();
         while !stop.load(Ordering::Acquire) {

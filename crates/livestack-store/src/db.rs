@@ -413,7 +413,9 @@ pub struct Connection {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<PgConn>),
+    // Boxed: a pool holds a few of these, and the PostgreSQL client is
+    // several times the size of SQLite's handle.
+    Postgres(Box<RefCell<PgConn>>),
 }
 
 /// A PostgreSQL client with the statements it has prepared, so a query
@@ -442,11 +444,11 @@ impl Connection {
 
     pub(crate) fn postgres(client: postgres::Client) -> Connection {
         Connection {
-            inner: Inner::Postgres(RefCell::new(PgConn {
+            inner: Inner::Postgres(Box::new(RefCell::new(PgConn {
                 client,
                 statements: HashMap::new(),
                 in_transaction: false,
-            })),
+            }))),
         }
     }
 
@@ -834,8 +836,14 @@ impl ToSql for Value {
                 }
             }
             Value::Text(s) => {
-                if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN]
-                    .contains(ty)
+                if [
+                    Type::TEXT,
+                    Type::VARCHAR,
+                    Type::BPCHAR,
+                    Type::NAME,
+                    Type::UNKNOWN,
+                ]
+                .contains(ty)
                 {
                     s.as_str().to_sql(&Type::TEXT, out)
                 } else if *ty == Type::BYTEA {

@@ -1,7 +1,7 @@
 //! API keys (SecretId / SecretKey pairs), permanent or temporary.
 
-use rand::distributions::{Alphanumeric, DistString};
 use crate::db::{Connection, OptionalExtension};
+use rand::distributions::{Alphanumeric, DistString};
 
 use crate::{AccountId, StoreError, StoreResult};
 

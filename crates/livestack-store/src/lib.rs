@@ -14,8 +14,8 @@
 
 pub mod accounts;
 pub mod callbacks;
-pub mod changes;
 pub mod certs;
+pub mod changes;
 pub mod db;
 pub mod domains;
 pub mod keys;
@@ -32,12 +32,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use accounts::Account;
-pub use domains::{Domain, DomainFilter, NewDomain};
-pub use keys::{ApiKey, NewKey};
-pub use livestack_core::AccountId;
 /// The connection repository functions take (what [`Store::run`] and
 /// [`Store::transaction`] hand to their closures).
 pub use db::{Backend, Connection, DbError};
+pub use domains::{Domain, DomainFilter, NewDomain};
+pub use keys::{ApiKey, NewKey};
+pub use livestack_core::AccountId;
 
 /// What can go wrong in the store. The API layer decides what a client sees.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,6 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Result alias for store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
-
 
 /// Where the connections go.
 enum Source {

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("migrations/0006_callback_records.sql")),
     (7, include_str!("migrations/0007_usage.sql")),
     (8, include_str!("migrations/0008_push_samples.sql")),
+    (9, include_str!("migrations/0009_nodes.sql")),
 ];
 
 /// The PostgreSQL spelling of a migration: SQLite's auto-numbered

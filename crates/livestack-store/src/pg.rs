@@ -29,9 +29,8 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some((auth, host)) => (auth, host),
-        None => return url.to_owned(),
+    let Some((auth, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
     };
     match auth.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
@@ -69,37 +68,6 @@ pub(crate) fn connect(config: &postgres::Config, shown: &str) -> StoreResult<pos
         })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_kept_out_of_what_is_shown() {
-        assert_eq!(
-            redact("postgres://live:s3cret@db.example:5432/live"),
-            "postgres://live:***@db.example:5432/live"
-        );
-        assert_eq!(redact("postgres://db/live"), "postgres://db/live");
-        assert!(is_postgres_url("postgresql://x/y") && !is_postgres_url("/var/lib/x"));
-    }
-
-    #[test]
-    fn the_database_name_of_a_url_is_replaced_and_the_rest_kept() {
-        assert_eq!(
-            with_database("postgres://u@127.0.0.1:5433/postgres?sslmode=disable", "t1"),
-            "postgres://u@127.0.0.1:5433/t1?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h", "t2"), "postgres://u@h/t2");
-    }
-
-    #[test]
-    fn a_url_that_does_not_parse_is_refused_with_a_reason() {
-        let err = config("postgres://a:b@host:notaport/db").unwrap_err().to_string();
-        assert!(err.contains("not a PostgreSQL URL"), "{err}");
-        assert!(!err.contains(":b@"), "the password leaked: {err}");
-    }
-}
-
 /// The environment variable naming a PostgreSQL server for tests and
 /// benchmarks (`postgres://user@host:port/postgres`): set, every test store
 /// is a fresh database on it instead of a SQLite file.
@@ -134,4 +102,37 @@ pub fn with_database(url: &str, name: &str) -> String {
         out.push_str(q);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_kept_out_of_what_is_shown() {
+        assert_eq!(
+            redact("postgres://live:s3cret@db.example:5432/live"),
+            "postgres://live:***@db.example:5432/live"
+        );
+        assert_eq!(redact("postgres://db/live"), "postgres://db/live");
+        assert!(is_postgres_url("postgresql://x/y") && !is_postgres_url("/var/lib/x"));
+    }
+
+    #[test]
+    fn the_database_name_of_a_url_is_replaced_and_the_rest_kept() {
+        assert_eq!(
+            with_database("postgres://u@127.0.0.1:5433/postgres?sslmode=disable", "t1"),
+            "postgres://u@127.0.0.1:5433/t1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "t2"), "postgres://u@h/t2");
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_refused_with_a_reason() {
+        let err = config("postgres://a:b@host:notaport/db")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a PostgreSQL URL"), "{err}");
+        assert!(!err.contains(":b@"), "the password leaked: {err}");
+    }
 }

@@ -106,7 +106,7 @@ pub fn list(
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM push_samples
          WHERE account_id = ?1 AND stream = ?2 AND at_ms >= ?3 AND at_ms <= ?4
-           AND (?5 IS NULL OR domain = ?5) AND (?6 IS NULL OR app = ?6)
+           AND (CAST(?5 AS TEXT) IS NULL OR domain = ?5) AND (CAST(?6 AS TEXT) IS NULL OR app = ?6)
          ORDER BY at_ms, id LIMIT 10000"
     ))?;
     let rows = stmt.query_map(

@@ -63,12 +63,12 @@ impl PushSession {
     }
 }
 
-/// Records a push session (open when `ended_at` is `None`).
-pub fn insert_session(conn: &Connection, s: &PushSession) -> StoreResult<()> {
+/// Records a push session (open when `ended_at` is `None`) made on `node`.
+pub fn insert_session(conn: &Connection, node: &str, s: &PushSession) -> StoreResult<()> {
     conn.execute(
         &format!(
-            "INSERT INTO stream_sessions ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            "INSERT INTO stream_sessions ({COLUMNS}, node) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
         ),
         crate::params![
             s.account_id.0,
@@ -85,6 +85,7 @@ pub fn insert_session(conn: &Connection, s: &PushSession) -> StoreResult<()> {
             s.sub_errcode,
             s.resolution,
             s.succeeded,
+            node,
         ],
     )?;
     Ok(())
@@ -108,12 +109,18 @@ pub fn close_session(
     Ok(n > 0)
 }
 
-/// Closes every session still open (after a crash or restart: nothing is
-/// live when the server starts).
-pub fn close_all_open(conn: &Connection, ended_at: i64, reason: &str) -> StoreResult<u64> {
+/// Closes every session `node` left open (after a crash or restart:
+/// nothing of its own is live when it starts; other nodes' are theirs).
+pub fn close_all_open(
+    conn: &Connection,
+    node: &str,
+    ended_at: i64,
+    reason: &str,
+) -> StoreResult<u64> {
     let n = conn.execute(
-        "UPDATE stream_sessions SET ended_at = ?1, stop_reason = ?2 WHERE ended_at IS NULL",
-        (ended_at, reason),
+        "UPDATE stream_sessions SET ended_at = ?1, stop_reason = ?2
+         WHERE ended_at IS NULL AND node = ?3",
+        (ended_at, reason, node),
     )?;
     Ok(n as u64)
 }
@@ -199,10 +206,7 @@ pub fn list_sessions(
         n + 1,
         n + 2
     ))?;
-    let rows = stmt.query_map(
-        &args[..],
-        PushSession::from_row,
-    )?;
+    let rows = stmt.query_map(&args[..], PushSession::from_row)?;
     Ok((
         u64::try_from(total).unwrap_or(0),
         rows.collect::<Result<_, _>>()?,
@@ -396,8 +400,8 @@ mod tests {
         store
             .run_blocking(|c| {
                 let a = accounts::ensure(c, "root")?.id;
-                insert_session(c, &session(a, 1, "cam_1", 100, true))?;
-                insert_session(c, &session(a, 2, "cam_2", 200, false))?;
+                insert_session(c, "", &session(a, 1, "cam_1", 100, true))?;
+                insert_session(c, "", &session(a, 2, "cam_2", 200, false))?;
                 assert!(close_session(c, 1, 150, "closed", (1, 0), "640x360")?);
                 assert!(!close_session(c, 1, 160, "again", (1, 0), "")?);
                 let all = SessionFilter {

@@ -13,10 +13,10 @@
 //! deleted goes on (DeleteRecordTask "does not affect a running task, only
 //! new pushes").
 
-use livestack_core::rules::{RecordFormat, TemplateId};
-use livestack_core::tasks::{LegacyRecord, Task, TaskKind};
 use crate::db::Value;
 use crate::db::{Connection, OptionalExtension};
+use livestack_core::rules::{RecordFormat, TemplateId};
+use livestack_core::tasks::{LegacyRecord, Task, TaskKind};
 
 use crate::{AccountId, StoreResult};
 
@@ -561,7 +561,7 @@ mod tests {
                     resolution: String::new(),
                     succeeded: true,
                 };
-                streams::insert_session(c, &session)?;
+                streams::insert_session(c, "", &session)?;
                 for t in [&live, &idle, &pending] {
                     delete(c, a, t.task.id, 200)?;
                 }

@@ -13,8 +13,8 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use livestack_core::rules::{Kind, Rule, Template, TemplateId, TemplateSpec};
 use crate::db::{Connection, OptionalExtension};
+use livestack_core::rules::{Kind, Rule, Template, TemplateId, TemplateSpec};
 
 use crate::{AccountId, Store, StoreError, StoreResult};
 
@@ -42,13 +42,12 @@ fn from_row(r: &crate::db::Row) -> crate::db::DbResult<Template> {
 }
 
 fn spec_json(spec: &TemplateSpec) -> StoreResult<String> {
-    serde_json::to_string(spec)
-        .map_err(|e| {
-            StoreError::Query(crate::DbError::Conversion {
-                index: 5,
-                why: format!("the template cannot be written as JSON: {e}"),
-            })
+    serde_json::to_string(spec).map_err(|e| {
+        StoreError::Query(crate::DbError::Conversion {
+            index: 5,
+            why: format!("the template cannot be written as JSON: {e}"),
         })
+    })
 }
 
 /// Hands out `n` fresh ids, in order.
@@ -181,7 +180,8 @@ pub fn list(conn: &Connection, account: AccountId, kind: Kind) -> StoreResult<Ve
 pub fn all(conn: &Connection) -> StoreResult<Vec<Template>> {
     collect(
         conn,
-        &format!("SELECT {COLUMNS} FROM templates ORDER BY id"), (),
+        &format!("SELECT {COLUMNS} FROM templates ORDER BY id"),
+        (),
         from_row,
     )
 }
@@ -292,7 +292,8 @@ pub fn rules(conn: &Connection, account: AccountId, kind: Kind) -> StoreResult<V
 pub fn all_rules(conn: &Connection) -> StoreResult<Vec<Rule>> {
     collect(
         conn,
-        &format!("{RULE_SELECT} ORDER BY r.id"), (),
+        &format!("{RULE_SELECT} ORDER BY r.id"),
+        (),
         rule_from_row,
     )
 }

@@ -22,7 +22,7 @@ pub fn count_snapshot(
     let slot = at_ms.div_euclid(1000).div_euclid(SLOT_SECS) * SLOT_SECS;
     conn.execute(
         "INSERT INTO snapshot_counts (account_id, domain, slot, num) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (account_id, domain, slot) DO UPDATE SET num = num + 1",
+         ON CONFLICT (account_id, domain, slot) DO UPDATE SET num = snapshot_counts.num + 1",
         params![account.0, domain, slot],
     )?;
     Ok(())
@@ -43,13 +43,7 @@ pub fn snapshot_slots(
     )?;
     let rows = stmt.query_map(
         params![account.0, from.div_euclid(SLOT_SECS) * SLOT_SECS, to],
-        |r| {
-            Ok((
-                r.get::<String>(0)?,
-                r.get::<i64>(1)?,
-                r.get::<i64>(2)?,
-            ))
-        },
+        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
     )?;
     let mut out: Vec<(i64, u64)> = Vec::new();
     for row in rows {
@@ -83,17 +77,18 @@ pub struct RecordingSpan {
     pub ended_ms: Option<i64>,
 }
 
-/// Records that span `span` of `account` started.
+/// Records that span `span` of `account` started on `node`.
 pub fn start_recording(
     conn: &Connection,
+    node: &str,
     account: AccountId,
     span: u64,
     s: &RecordingSpan,
 ) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO recording_spans
-         (account_id, span, domain, app, stream, slow_live, started_ms, ended_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL) ON CONFLICT (span) DO NOTHING",
+         (account_id, span, domain, app, stream, slow_live, started_ms, ended_ms, node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8) ON CONFLICT (span) DO NOTHING",
         params![
             account.0,
             span as i64,
@@ -101,7 +96,8 @@ pub fn start_recording(
             s.app,
             s.stream,
             s.slow_live,
-            s.started_ms
+            s.started_ms,
+            node
         ],
     )?;
     Ok(())
@@ -116,11 +112,12 @@ pub fn stop_recording(conn: &Connection, span: u64, at_ms: i64) -> StoreResult<(
     Ok(())
 }
 
-/// Closes spans a crash left open, at the time they started (the only
-/// time known of them); returns how many.
-pub fn close_open_recordings(conn: &Connection) -> StoreResult<usize> {
+/// Closes spans a crash of `node` left open, at the time they started (the
+/// only time known of them); returns how many.
+pub fn close_open_recordings(conn: &Connection, node: &str) -> StoreResult<usize> {
     Ok(conn.execute(
-        "UPDATE recording_spans SET ended_ms = started_ms WHERE ended_ms IS NULL", (),
+        "UPDATE recording_spans SET ended_ms = started_ms WHERE ended_ms IS NULL AND node = ?1",
+        [node],
     )?)
 }
 

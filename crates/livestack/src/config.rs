@@ -40,6 +40,31 @@ pub struct Config {
     pub log: LogConfig,
     /// Which database: SQLite in the data directory, or PostgreSQL.
     pub store: StoreConfig,
+    /// This node among several sharing one database.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: what tells this node from the others sharing a database.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The node's name; empty: the host name. Push sessions and recordings
+    /// are marked with it, so a restart closes only its own.
+    pub node_name: String,
+}
+
+impl ClusterConfig {
+    /// The configured name, or the host name, or `livestack`.
+    pub fn node_name(&self) -> String {
+        if !self.node_name.is_empty() {
+            return self.node_name.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "livestack".to_owned())
+    }
 }
 
 /// `[store]`: the database. Unset, livestack keeps SQLite in the data
@@ -441,6 +466,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             store: StoreConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

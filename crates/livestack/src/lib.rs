@@ -190,17 +190,25 @@ impl App {
             ..
         } = self;
 
-        // Nothing is live when the server starts: close what a crash left open.
+        // Nothing of this node's is live when it starts: close what a
+        // crash left open (other nodes' sessions are theirs to close).
+        let node = config.cluster.node_name();
         let now = clock.unix();
         let closed = store
-            .run(move |c| livestack_store::streams::close_all_open(c, now, "server restarted"))
+            .run({
+                let node = node.clone();
+                move |c| livestack_store::streams::close_all_open(c, &node, now, "server restarted")
+            })
             .await
             .context("cannot tidy the stream history")?;
         if closed > 0 {
             tracing::info!(closed, "closed push sessions left open by the last run");
         }
         store
-            .run(livestack_store::usage::close_open_recordings)
+            .run({
+                let node = node.clone();
+                move |c| livestack_store::usage::close_open_recordings(c, &node)
+            })
             .await
             .context("cannot tidy the recording history")?;
 
@@ -241,6 +249,7 @@ impl App {
         let recorder = tokio::spawn(livestack_api::events::record(
             store.clone(),
             Arc::clone(&policy),
+            Arc::from(node.as_str()),
             events_rx,
         ));
         media.serve_rtmp(listeners.rtmp);

@@ -116,7 +116,12 @@ struct Location {
     data_dir: Option<PathBuf>,
     /// PostgreSQL database shared by every node given the same URL
     /// (postgres://user:password@host:port/db) [default: SQLite in the data directory].
-    #[arg(long, env = "LIVESTACK_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LIVESTACK_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
 }
 
@@ -124,6 +129,9 @@ struct Location {
 struct ServeArgs {
     #[command(flatten)]
     location: Location,
+    /// This node's name among nodes sharing one database [default: the host name].
+    #[arg(long, env = "LIVESTACK_NODE_NAME", value_name = "NAME")]
+    node_name: Option<String>,
     /// API listen address [default: 127.0.0.1:9100]; port 0 picks a free port.
     #[arg(long, env = "LIVESTACK_API_LISTEN", value_name = "ADDR")]
     api_listen: Option<SocketAddr>,
@@ -229,6 +237,9 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = load(&args.location)?;
+    if let Some(n) = args.node_name {
+        config.cluster.node_name = n;
+    }
     if let Some(a) = args.api_listen {
         config.api.listen = a;
     }

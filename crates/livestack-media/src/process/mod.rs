@@ -288,9 +288,9 @@ pub(crate) struct Processor {
     pub(crate) rtmp_addr: std::sync::OnceLock<SocketAddr>,
     /// The media plane's clock (demand windows, task windows).
     pub(crate) clock: Clock,
-    /// Numbers recording spans: the start time's seconds high, a counter low.
+    /// Numbers recording spans from a random base (see
+    /// [`crate::process_id_base`]).
     spans: std::sync::atomic::AtomicU64,
-    boot: u64,
 }
 
 impl Processor {
@@ -307,18 +307,16 @@ impl Processor {
             wake: Notify::new(),
             grants: Arc::new(Mutex::new(HashMap::new())),
             rtmp_addr: std::sync::OnceLock::new(),
-            boot: clock.unix().max(0) as u64,
             clock,
-            spans: std::sync::atomic::AtomicU64::new(0),
+            spans: std::sync::atomic::AtomicU64::new(crate::process_id_base()),
         }
     }
 
-    /// A recording span id, unique across restarts (as push sequences are).
+    /// A recording span id, unique across restarts and nodes (see
+    /// [`crate::process_id_base`]).
     fn next_span(&self) -> u64 {
-        let n = self
-            .spans
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.boot.wrapping_mul(1_000_000).wrapping_add(n)
+        self.spans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Asks the reconciler to look now (a push started or ended, the

@@ -241,11 +241,11 @@ pub(crate) fn root_app_id(server: &Server) -> i64 {
     server
         .store()
         .run_blocking(|c| {
-            Ok(c.query_row(
-                "SELECT app_id FROM accounts WHERE name = 'root'",
-                (),
-                |r| r.get(0),
-            )?)
+            Ok(
+                c.query_row("SELECT app_id FROM accounts WHERE name = 'root'", (), |r| {
+                    r.get(0)
+                })?,
+            )
         })
         .expect("root account")
 }

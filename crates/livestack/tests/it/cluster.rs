@@ -70,10 +70,7 @@ fn a_write_on_one_node_is_served_by_another_also_after_its_listening_connection_
     );
     eprintln!("B saw A's write after {:?}", started.elapsed());
     // B's media plane holds it too, not only its API read model.
-    assert!(b
-        .policy_in_force()
-        .domains
-        .contains_key("one.example.com"));
+    assert!(b.policy_in_force().domains.contains_key("one.example.com"));
 
     // Kill every listening connection of this database: notifications sent
     // while they are down are lost, and the reconnection reloads.
@@ -152,7 +149,10 @@ fn two_nodes_racing_creates_never_exceed_the_domain_quota_or_duplicate_a_name() 
             (x.join().expect("x"), y.join().expect("y"))
         });
         let wins = [&x, &y].iter().filter(|c| c.is_none()).count();
-        assert_eq!(wins, 1, "{name}: one node adds it, the other is told it exists ({x:?}, {y:?})");
+        assert_eq!(
+            wins, 1,
+            "{name}: one node adds it, the other is told it exists ({x:?}, {y:?})"
+        );
         let loser = x.or(y).expect("a refusal");
         // The same account on both nodes: "already added".
         assert_eq!(loser, "FailedOperation.DomainAdded");
@@ -172,18 +172,18 @@ impl OwnServer {
             .tempdir_in("/tmp")
             .expect("temp dir")
             .keep();
-        std::fs::set_permissions(
-            &dir,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod");
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
         let out = Command::new(repo_root().join("scripts/postgres"))
             .arg("start")
             .arg(dir.join("pg"))
             .output()
             .expect("scripts/postgres");
         assert!(out.status.success(), "{out:?}");
-        let server = String::from_utf8(out.stdout).expect("URL").trim().to_owned();
+        let server = String::from_utf8(out.stdout)
+            .expect("URL")
+            .trim()
+            .to_owned();
         let url = livestack_store::pg::create_scratch_database(&server).expect("database");
         OwnServer { dir, url }
     }
@@ -252,7 +252,10 @@ fn a_database_that_goes_away_answers_connect_db_error_and_is_used_again_when_it_
     // What is already known keeps being served from the cached policy.
     assert!(domain_names(&server).contains(&"before.example.com".to_owned()));
     let log = server.log();
-    assert!(log.contains(out.request_id()), "the failure is logged with its RequestId");
+    assert!(
+        log.contains(out.request_id()),
+        "the failure is logged with its RequestId"
+    );
 
     pg.restart();
     // The next calls reconnect by themselves: no restart of livestack.

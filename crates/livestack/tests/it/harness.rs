@@ -112,7 +112,6 @@ pub fn test_database() -> Option<String> {
     Some(livestack_store::pg::create_scratch_database(&server).expect("a scratch database"))
 }
 
-
 impl Server {
     /// A server in this process with a known root key and default settings.
     pub fn start() -> Server {

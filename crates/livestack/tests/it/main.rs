@@ -10,8 +10,8 @@
 mod browser;
 pub(crate) mod callbacks;
 mod certs;
-mod cluster;
 mod clients;
+mod cluster;
 mod domains;
 mod errors;
 mod fetch;
