@@ -67,7 +67,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 const TARGET_RATIO: f64 = 0.5;
 
 const USAGE: &str = "usage: cargo xtask bench-api [--duration SECS] [--connections N] \
-[--rounds R] [--livestack PATH] [--no-build]";
+[--rounds R] [--livestack PATH] [--database-url postgres://...] [--no-build]";
 
 // ---------------------------------------------------------------------------
 // Options.
@@ -83,6 +83,9 @@ struct Options {
     livestack: Option<PathBuf>,
     /// Run `cargo build --release -p livestack` (and `-p xtask`) first.
     build: bool,
+    /// A PostgreSQL server: livestack is measured a second time with its
+    /// store there (a fresh database each run), beside the SQLite run.
+    database_url: Option<String>,
 }
 
 fn parse_options(args: &[&str]) -> Result<Options> {
@@ -92,6 +95,7 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         rounds: 2,
         livestack: None,
         build: true,
+        database_url: None,
     };
     let parsed = crate::cli::parse(args, USAGE)?;
     opts.build = parsed.build;
@@ -110,6 +114,7 @@ fn parse_options(args: &[&str]) -> Result<Options> {
             }
             "--rounds" => opts.rounds = usize::try_from(number("--rounds")?.min(100))?,
             "--livestack" => opts.livestack = Some(PathBuf::from(value)),
+            "--database-url" => opts.database_url = Some(value.to_owned()),
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
     }
@@ -124,6 +129,8 @@ fn parse_options(args: &[&str]) -> Result<Options> {
 enum Server {
     Bare,
     Livestack,
+    /// livestack with its store on PostgreSQL (`--database-url`).
+    LivestackPg,
 }
 
 impl Server {
@@ -131,6 +138,7 @@ impl Server {
         match self {
             Server::Bare => "bare",
             Server::Livestack => "livestack",
+            Server::LivestackPg => "ls-pg",
         }
     }
 }
@@ -404,7 +412,11 @@ async fn run_bench(opts: &Options, env: &Env) -> Result<()> {
     let mut results: Vec<RunResult> = Vec::new();
     for round in 1..=opts.rounds {
         let mut this_round = Vec::new();
-        for server in [Server::Bare, Server::Livestack] {
+        let mut servers = vec![Server::Bare, Server::Livestack];
+        if opts.database_url.is_some() {
+            servers.push(Server::LivestackPg);
+        }
+        for server in servers {
             let result = run_once(server, opts, env)
                 .await
                 .with_context(|| format!("round {round}: measuring {}", server.name()))?;
@@ -413,9 +425,14 @@ async fn run_bench(opts: &Options, env: &Env) -> Result<()> {
         println!();
         println!("round {round}/{}", opts.rounds);
         print_table(&this_round);
-        if let [bare, ls] = this_round.as_slice() {
+        if let [bare, ls, rest @ ..] = this_round.as_slice() {
             if bare.rps() > 0.0 {
                 println!("  ratio livestack/bare: {:.3}", ls.rps() / bare.rps());
+            }
+            if let [pg] = rest {
+                if ls.rps() > 0.0 {
+                    println!("  ratio PostgreSQL/SQLite: {:.3}", pg.rps() / ls.rps());
+                }
             }
         }
         results.extend(this_round);
@@ -508,7 +525,15 @@ fn print_summary(opts: &Options, env: &Env, results: &[RunResult]) {
         "  {:<10} {:>10} {:>9} {:>9} {:>7} {:>14}",
         "server", "req/s", "p50", "p99", "errors", "CPU ms/1k req"
     );
-    for (name, s) in [("bare", &bare), ("livestack", &ls)] {
+    let pg = opts
+        .database_url
+        .is_some()
+        .then(|| summarize(results, Server::LivestackPg));
+    let mut rows = vec![("bare", &bare), ("livestack", &ls)];
+    if let Some(pg) = &pg {
+        rows.push(("ls-pg", pg));
+    }
+    for (name, s) in rows {
         println!(
             "  {:<10} {:>10.0} {:>9} {:>9} {:>7} {:>14.2}",
             name,
@@ -528,6 +553,13 @@ fn print_summary(opts: &Options, env: &Env, results: &[RunResult]) {
         "BELOW TARGET"
     };
     println!("  ratio livestack/bare: {ratio:.3} (target >= {TARGET_RATIO}: {verdict})");
+    if let Some(pg) = &pg {
+        println!(
+            "  ratio PostgreSQL/SQLite (livestack on each): {:.3} req/s, {:.3} CPU per request",
+            pg.rps / ls.rps,
+            pg.cpu_ms_per_1k / ls.cpu_ms_per_1k
+        );
+    }
     // Server CPU per request does not depend on how much CPU a server got,
     // so this stays meaningful when the throughput ratio is disturbed.
     println!(
@@ -615,14 +647,14 @@ impl RunningServer {
     }
 }
 
-async fn start_server(server: Server, env: &Env) -> Result<RunningServer> {
+async fn start_server(server: Server, env: &Env, opts: &Options) -> Result<RunningServer> {
     let (mut cmd, data_dir) = match server {
         Server::Bare => {
             let mut cmd = pinned(env, env.pinning.server, &env.helper);
             cmd.arg("bare-server");
             (cmd, None)
         }
-        Server::Livestack => {
+        Server::Livestack | Server::LivestackPg => {
             let dir = tempfile::Builder::new()
                 .prefix("livestack-bench-")
                 .tempdir()
@@ -645,7 +677,19 @@ async fn start_server(server: Server, env: &Env) -> Result<RunningServer> {
                 // settings the bare server does not have.
                 .env_remove("RUST_LOG")
                 .env_remove("LIVESTACK_CONFIG")
+                .env_remove("LIVESTACK_DATABASE_URL")
                 .current_dir(dir.path());
+            if server == Server::LivestackPg {
+                let url = opts.database_url.clone().context("no --database-url")?;
+                // The PostgreSQL client blocks: off the async runtime.
+                let db = tokio::task::spawn_blocking(move || {
+                    livestack_store::pg::create_scratch_database(&url)
+                })
+                .await
+                .context("the database set-up task failed")?
+                .context("cannot make a database for the run")?;
+                cmd.env("LIVESTACK_DATABASE_URL", db);
+            }
             (cmd, Some(dir))
         }
     };
@@ -752,7 +796,7 @@ fn cpu_busy_seconds(cpu: usize, clock_ticks: f64) -> Result<f64> {
 }
 
 async fn run_once(server: Server, opts: &Options, env: &Env) -> Result<RunResult> {
-    let running = start_server(server, env).await?;
+    let running = start_server(server, env, opts).await?;
     let result = measure(server, &running, opts, env).await;
     // Stop the server whatever happened; report the first failure.
     let stopped = running.stop().await;
