@@ -229,6 +229,8 @@ error_codes! {
         "The domain does not exist or does not match.", "域名不存在或不匹配。";
     InternalErrorConnectDbError => "InternalError.ConnectDbError", "Database connection error.", "DB连接错误。";
     InternalErrorDbError => "InternalError.DBError", "Database execution error.", "DB执行错误。";
+    InternalErrorCallOtherSvrError => "InternalError.CallOtherSvrError",
+        "Error calling an internal service.", "调用内部服务错误。";
     InternalErrorSystemError => "InternalError.SystemError", "Internal system error.", "系统内部错误。";
 }
 

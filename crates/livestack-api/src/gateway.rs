@@ -87,6 +87,8 @@ pub struct ApiSettings {
     pub task_limits: TaskLimits,
     /// What server-side fetches (watermark pictures) may reach.
     pub fetch: livestack_net::FetchPolicy,
+    /// This node's name among nodes sharing one database.
+    pub node: String,
 }
 
 impl Default for ApiSettings {
@@ -96,6 +98,7 @@ impl Default for ApiSettings {
             regions: DEFAULT_REGIONS.iter().map(|r| (*r).to_owned()).collect(),
             task_limits: TaskLimits::default(),
             fetch: livestack_net::FetchPolicy::default(),
+            node: String::new(),
         }
     }
 }
@@ -110,6 +113,7 @@ pub struct Gateway {
     auth: Authenticator,
     task_limits: TaskLimits,
     fetch: livestack_net::Fetcher,
+    node: Arc<str>,
     clock: Clock,
     metrics: crate::metrics::ApiMetrics,
     /// Everything `GET /metrics` shows; set by [`Gateway::with_registry`].
@@ -140,6 +144,7 @@ impl Gateway {
             auth: Authenticator::new(store.clone()),
             task_limits: settings.task_limits,
             fetch,
+            node: Arc::from(settings.node.as_str()),
             clock,
             metrics: crate::metrics::ApiMetrics::default(),
             registry: None,
@@ -487,6 +492,7 @@ async fn execute(
         now,
         task_limits: gw.task_limits,
         fetch: gw.fetch.clone(),
+        node: Arc::clone(&gw.node),
     };
     dispatch::dispatch(cx, schema.name, value).await
 }

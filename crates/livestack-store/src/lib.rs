@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod callbacks;
 pub mod certs;
 pub mod changes;
+pub mod cluster;
 pub mod db;
 pub mod domains;
 pub mod keys;

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (7, include_str!("migrations/0007_usage.sql")),
     (8, include_str!("migrations/0008_push_samples.sql")),
     (9, include_str!("migrations/0009_nodes.sql")),
+    (10, include_str!("migrations/0010_node_leases.sql")),
 ];
 
 /// The PostgreSQL spelling of a migration: SQLite's auto-numbered

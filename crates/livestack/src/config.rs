@@ -45,12 +45,26 @@ pub struct Config {
 }
 
 /// `[cluster]`: what tells this node from the others sharing a database.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// The node's name; empty: the host name. Push sessions and recordings
     /// are marked with it, so a restart closes only its own.
     pub node_name: String,
+    /// How long a node counts as alive after renewing its lease (PostgreSQL).
+    pub lease_secs: u64,
+    /// How often it renews it; well under `lease_secs`.
+    pub lease_renew_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_name: String::new(),
+            lease_secs: 10,
+            lease_renew_secs: 3,
+        }
+    }
 }
 
 impl ClusterConfig {

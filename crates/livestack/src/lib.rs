@@ -266,6 +266,7 @@ impl App {
                 legacy_running: config.api.legacy_record_tasks_running,
             },
             fetch,
+            node: node.clone(),
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
         let store_for_metrics = store.clone();
@@ -289,6 +290,16 @@ impl App {
         let gateway = Arc::new(gateway.with_registry(Arc::new(registry)));
         tracing::info!(api_addr = %addrs.api, rtmp_addr = %addrs.rtmp, http_addr = %addrs.http,
             data_dir = %config.data_dir.display(), "livestack ready");
+
+        // This node's lease (PostgreSQL): owned here, released at shutdown.
+        let lease_shutdown = shutdown.child_token();
+        let lease = tokio::spawn(keep_lease(
+            store_for_metrics.clone(),
+            node.clone(),
+            addrs.api.to_string(),
+            config.cluster.clone(),
+            lease_shutdown.clone(),
+        ));
 
         let stop = shutdown.clone();
         let served = gateway
@@ -315,7 +326,49 @@ impl App {
         if let Err(e) = follower.await {
             tracing::error!("the change follower failed: {e}");
         }
+        lease_shutdown.cancel();
+        if let Err(e) = lease.await {
+            tracing::error!("the lease keeper failed: {e}");
+        }
         served
+    }
+}
+
+/// Renews this node's lease until `shutdown`, then gives it up, so its
+/// streams leave the other nodes' lists at once. Nothing to do on SQLite.
+async fn keep_lease(
+    store: Store,
+    node: String,
+    advertise: String,
+    cluster: config::ClusterConfig,
+    shutdown: CancellationToken,
+) {
+    if store.backend() != livestack_store::Backend::Postgres {
+        return;
+    }
+    let lease_ms = i64::try_from(cluster.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let every = std::time::Duration::from_secs(cluster.lease_renew_secs.max(1));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticks.tick() => {}
+        }
+        let (n, a) = (node.clone(), advertise.clone());
+        if let Err(e) = store
+            .run(move |c| livestack_store::cluster::renew_lease(c, &n, &a, lease_ms))
+            .await
+        {
+            tracing::warn!(node, "cannot renew this node's lease: {e}");
+        }
+    }
+    let n = node.clone();
+    if let Err(e) = store
+        .run(move |c| livestack_store::cluster::release_lease(c, &n))
+        .await
+    {
+        tracing::warn!(node, "cannot release this node's lease: {e}");
     }
 }
 

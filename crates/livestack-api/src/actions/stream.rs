@@ -123,14 +123,80 @@ pub(crate) fn window(
 }
 
 fn online_matches(
+    s: &LiveAnywhere,
+    domain: Option<&str>,
+    app: Option<&str>,
+    stream: Option<&str>,
+) -> bool {
+    matches_names((&s.domain, &s.app, &s.stream), domain, app, stream)
+}
+
+fn local_matches(
     s: &OnlineStream,
     domain: Option<&str>,
     app: Option<&str>,
     stream: Option<&str>,
 ) -> bool {
-    domain.is_none_or(|d| s.domain.eq_ignore_ascii_case(d))
-        && app.is_none_or(|a| s.key.app == a)
-        && stream.is_none_or(|n| s.key.stream == n)
+    matches_names((&s.domain, &s.key.app, &s.key.stream), domain, app, stream)
+}
+
+fn matches_names(
+    (d0, a0, s0): (&str, &str, &str),
+    domain: Option<&str>,
+    app: Option<&str>,
+    stream: Option<&str>,
+) -> bool {
+    domain.is_none_or(|d| d0.eq_ignore_ascii_case(d))
+        && app.is_none_or(|a| a0 == a)
+        && stream.is_none_or(|n| s0 == n)
+}
+
+/// A stream of the caller's live on some node of the cluster.
+struct LiveAnywhere {
+    app: String,
+    stream: String,
+    domain: String,
+    started: i64,
+    /// The node it is pushed to; `None` for this one.
+    node: Option<String>,
+}
+
+/// The caller's live streams on every node: this node's media plane, and
+/// on PostgreSQL the open push sessions of the other nodes whose lease is
+/// current (see `livestack_store::cluster`). A stream pushed here wins
+/// over a stale row of another node.
+async fn live_anywhere(cx: &Cx) -> ApiResult<Vec<LiveAnywhere>> {
+    let mut out: Vec<LiveAnywhere> = cx
+        .media
+        .online(cx.account)
+        .into_iter()
+        .map(|s: OnlineStream| LiveAnywhere {
+            app: s.key.app,
+            stream: s.key.stream,
+            domain: s.domain,
+            started: s.started,
+            node: None,
+        })
+        .collect();
+    if cx.store.backend() == livestack_store::Backend::Postgres {
+        let (account, node) = (cx.account, cx.node.to_string());
+        let remote = cx
+            .store
+            .run(move |c| livestack_store::cluster::remote_online(c, account, &node))
+            .await?;
+        for r in remote {
+            if !out.iter().any(|l| l.app == r.app && l.stream == r.stream) {
+                out.push(LiveAnywhere {
+                    app: r.app,
+                    stream: r.stream,
+                    domain: r.domain,
+                    started: r.started_at,
+                    node: Some(r.node),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -150,13 +216,12 @@ pub async fn describe_live_stream_online_list(
         non_empty(req.stream_name),
     );
     let delayed = delayed_streams(&cx).await?;
-    let mut online: Vec<OnlineStream> = cx
-        .media
-        .online(cx.account)
+    let mut online: Vec<LiveAnywhere> = live_anywhere(&cx)
+        .await?
         .into_iter()
         .filter(|s| online_matches(s, domain.as_deref(), app.as_deref(), stream.as_deref()))
         .collect();
-    online.sort_by(|a, b| (&a.key.app, &a.key.stream).cmp(&(&b.key.app, &b.key.stream)));
+    online.sort_by(|a, b| (&a.app, &a.stream).cmp(&(&b.app, &b.stream)));
     let total = online.len() as u64;
     let info = online
         .into_iter()
@@ -166,13 +231,13 @@ pub async fn describe_live_stream_online_list(
             push_to_delay: i64::from(
                 delayed
                     .iter()
-                    .any(|d| d.app == s.key.app && d.stream == s.key.stream),
+                    .any(|d| d.app == s.app && d.stream == s.stream),
             ),
-            stream_name: s.key.stream,
+            stream_name: s.stream,
             publish_time_list: vec![PublishTime {
                 publish_time: utc_iso(s.started),
             }],
-            app_name: s.key.app,
+            app_name: s.app,
             domain_name: s.domain,
         })
         .collect();
@@ -205,7 +270,7 @@ pub async fn describe_live_stream_push_info_list(
         .media
         .online(cx.account)
         .into_iter()
-        .filter(|s| online_matches(s, domain.as_deref(), app.as_deref(), None))
+        .filter(|s| local_matches(s, domain.as_deref(), app.as_deref(), None))
         .collect();
     if online.is_empty() {
         return Err(ApiError::new(
@@ -267,11 +332,10 @@ pub async fn describe_live_stream_state(
         .await?;
     let state = if ban.is_some_and(|b| b.resume_at > now) {
         "forbid"
-    } else if cx
-        .media
-        .online(cx.account)
+    } else if live_anywhere(&cx)
+        .await?
         .iter()
-        .any(|s| s.key.app == req.app_name && s.key.stream == req.stream_name)
+        .any(|s| s.app == req.app_name && s.stream == req.stream_name)
     {
         "active"
     } else {
@@ -411,6 +475,22 @@ pub async fn drop_live_stream(
     let key = key(&cx, &req.app_name, &req.stream_name);
     let live = cx.media.online(cx.account).iter().any(|s| s.key == key);
     if !live {
+        // Live on another node: this one cannot end it (orders are not
+        // forwarded between nodes yet), and saying "not live" would be false.
+        if let Some(owner) = live_anywhere(&cx)
+            .await?
+            .into_iter()
+            .find(|s| s.app == req.app_name && s.stream == req.stream_name)
+            .and_then(|s| s.node)
+        {
+            return Err(ApiError::new(
+                ErrorCode::InternalErrorCallOtherSvrError,
+                format!(
+                    "The stream is pushed to node `{owner}`; send DropLiveStream to that node (forwarding between nodes is not supported yet)."
+                ),
+                format!("该流推在节点 `{owner}` 上，请向该节点发送 DropLiveStream（暂不支持节点间转发）。"),
+            ));
+        }
         return Err(not_live(&req.app_name, &req.stream_name));
     }
     cx.commit_point()?;

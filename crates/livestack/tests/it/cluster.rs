@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::harness::{repo_root, test_database, wait_until, Server, ServerOptions};
+use crate::media::{live_push, now, push_key, push_url, Publisher};
 
 fn shared_database() -> String {
     test_database().expect(
@@ -21,9 +22,13 @@ fn shared_database() -> String {
     )
 }
 
+/// A node on the database at `url`, named apart from every other node.
 fn node(url: &str) -> Server {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Server::start_with(ServerOptions {
         database_url: Some(url.to_owned()),
+        args: vec!["--node-name".to_owned(), format!("node-{n}")],
         ..ServerOptions::default()
     })
 }
@@ -216,6 +221,7 @@ impl OwnServer {
             .arg("-l")
             .arg(&log)
             .args(["-w", "start"])
+            .stdout(std::process::Stdio::null())
             .status()
             .expect("pg_ctl start");
         assert!(status.success());
@@ -271,4 +277,95 @@ fn a_database_that_goes_away_answers_connect_db_error_and_is_used_again_when_it_
     let names: Vec<Value> = domain_names(&server).into_iter().map(Value::from).collect();
     assert!(names.contains(&json!("after.example.com")), "{names:?}");
     assert!(!names.contains(&json!("during.example.com")), "{names:?}");
+}
+
+fn online(server: &Server) -> Vec<String> {
+    server.api("DescribeLiveStreamOnlineList", json!({})).ok()["OnlineInfo"]
+        .as_array()
+        .expect("OnlineInfo")
+        .iter()
+        .map(|s| s["StreamName"].as_str().expect("StreamName").to_owned())
+        .collect()
+}
+
+fn stream_state(server: &Server, stream: &str) -> String {
+    server
+        .api(
+            "DescribeLiveStreamState",
+            json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": stream}),
+        )
+        .ok()["StreamState"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn the_online_list_is_the_same_on_every_node_and_a_killed_nodes_streams_leave_it_after_its_lease() {
+    let url = shared_database();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("short-lease.toml");
+    std::fs::write(&config, "[cluster]\nlease_secs = 2\nlease_renew_secs = 1\n").expect("config");
+    let config = config.to_str().expect("path").to_owned();
+    let options = |binary: bool, name: &str| ServerOptions {
+        binary,
+        database_url: Some(url.clone()),
+        args: vec![
+            "--config".to_owned(),
+            config.clone(),
+            "--node-name".to_owned(),
+            name.to_owned(),
+        ],
+        ..ServerOptions::default()
+    };
+    // A is the real binary, to be killed with SIGKILL.
+    let mut a = Server::start_with(options(true, "node-a"));
+    let b = Server::start_with(options(false, "node-b"));
+    add_domain(&a, "play.example.com").ok();
+    a.api(
+        "AddLiveDomain",
+        json!({"DomainName": "push.example.com", "DomainType": 0}),
+    )
+    .ok();
+
+    let _publisher = live_push(&a, "cam1", 60);
+    assert!(
+        wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]),
+        "B lists the stream pushed to A: {:?}",
+        online(&b)
+    );
+    assert_eq!(online(&a), online(&b), "the same list from every node");
+    assert_eq!(stream_state(&b, "cam1"), "active");
+    // B cannot end a push it does not hold, and says so.
+    b.api(
+        "DropLiveStream",
+        json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "cam1"}),
+    )
+    .expect_code("InternalError.CallOtherSvrError");
+
+    a.kill9();
+    let killed = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(15), || online(&b).is_empty()),
+        "A's stream never left B's list"
+    );
+    let gone_after = killed.elapsed();
+    eprintln!("A's stream left B's list {gone_after:?} after kill -9 (lease 2 s)");
+    assert!(
+        gone_after >= Duration::from_millis(500),
+        "it stays listed until the lease runs out, not at once: {gone_after:?}"
+    );
+    assert_eq!(stream_state(&b, "cam1"), "inactive");
+
+    // The publisher reconnects to B and goes on under the same name.
+    let key = push_key(&b);
+    let _again = Publisher::start(
+        &push_url(
+            &b,
+            "cam1",
+            &livestack_core::urlsign::query(&key, "cam1", now() + 600),
+        ),
+        30,
+    );
+    assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]));
 }

@@ -177,6 +177,7 @@ impl Server {
                 "--api-rate-limit" => {
                     config.api.rate_limit = Some(value.parse().expect("a number"));
                 }
+                "--node-name" => config.cluster.node_name.clone_from(value),
                 other => panic!("the in-process server does not take {other}; use the binary"),
             }
         }
@@ -433,6 +434,12 @@ impl Server {
         next.secret_id = std::mem::take(&mut self.secret_id);
         next.secret_key = std::mem::take(&mut self.secret_key);
         next
+    }
+
+    /// Kills the binary with SIGKILL and does not start it again.
+    pub fn kill9(&mut self) {
+        assert!(self.child.is_some(), "a kill -9 needs a process");
+        self.stop("-KILL");
     }
 
     /// Stops the server gracefully and waits until it has stopped.
