@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::harness::{repo_root, test_database, wait_until, Server, ServerOptions};
-use crate::media::{live_push, now, push_key, push_url, Publisher};
+use crate::media::{live_push, now, push_key, push_url, state, Publisher};
 
 fn shared_database() -> String {
     test_database().expect(
@@ -288,18 +288,6 @@ fn online(server: &Server) -> Vec<String> {
         .collect()
 }
 
-fn stream_state(server: &Server, stream: &str) -> String {
-    server
-        .api(
-            "DescribeLiveStreamState",
-            json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": stream}),
-        )
-        .ok()["StreamState"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
-}
-
 #[test]
 fn the_online_list_is_the_same_on_every_node_and_a_killed_nodes_streams_leave_it_after_its_lease() {
     let url = shared_database();
@@ -335,7 +323,7 @@ fn the_online_list_is_the_same_on_every_node_and_a_killed_nodes_streams_leave_it
         online(&b)
     );
     assert_eq!(online(&a), online(&b), "the same list from every node");
-    assert_eq!(stream_state(&b, "cam1"), "active");
+    assert_eq!(state(&b, "cam1"), "active");
     // B cannot end a push it does not hold, and says so.
     b.api(
         "DropLiveStream",
@@ -355,7 +343,7 @@ fn the_online_list_is_the_same_on_every_node_and_a_killed_nodes_streams_leave_it
         gone_after >= Duration::from_millis(500),
         "it stays listed until the lease runs out, not at once: {gone_after:?}"
     );
-    assert_eq!(stream_state(&b, "cam1"), "inactive");
+    assert_eq!(state(&b, "cam1"), "inactive");
 
     // The publisher reconnects to B and goes on under the same name.
     let key = push_key(&b);
