@@ -7,14 +7,23 @@
 //! full, consistent reload), or give up when the database is away (it
 //! retries with backoff until shutdown).
 //!
+//! Also carries the one order a node gives another today: "drop this
+//! push" (`DropLiveStream` sent to a node that does not hold the stream).
+//! It travels on the same channel, authenticated by the database itself
+//! (only a client with the database's credentials can send it), and names
+//! the node that holds the push; only that node acts on it.
+//!
 //! On SQLite this does nothing: the one process is the only writer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use livestack_core::media::{EndReason, MediaControl, StreamKey};
+use livestack_core::AccountId;
 use livestack_store::changes::Heard;
 use livestack_store::{Backend, Store};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -28,12 +37,39 @@ pub const SLOW_RELOAD: Duration = Duration::from_secs(30);
 /// Longest pause between attempts to listen again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// An order to the node holding a push, sent on the changes channel as
+/// JSON (a configuration change's payload is a bare origin id instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropOrder {
+    /// The node that holds the push; every other node ignores the order.
+    pub node: String,
+    /// The stream's account.
+    pub account: i64,
+    /// AppName.
+    pub app: String,
+    /// StreamName.
+    pub stream: String,
+    /// Why: `true` when the stream was forbidden (the end is reported as
+    /// forbidden-while-live, as on one node), else dropped.
+    #[serde(default)]
+    pub forbidden: bool,
+}
+
+/// Asks the node holding a push to disconnect it (see [`DropOrder`]).
+pub async fn send_drop(store: &Store, order: &DropOrder) -> livestack_store::StoreResult<()> {
+    let payload = serde_json::to_string(order).unwrap_or_default();
+    store.announce_change(&payload).await
+}
+
 /// Follows other nodes' changes until `shutdown`: every announcement from
 /// another origin, every reconnection and every [`SLOW_RELOAD`] reloads
-/// the policy. Returns at once on SQLite.
+/// the policy, and a [`DropOrder`] naming `node` drops that push on
+/// `media`. Returns at once on SQLite.
 pub async fn follow_changes(
     store: Store,
     policy: Arc<PolicyPublisher>,
+    node: Arc<str>,
+    media: Arc<dyn MediaControl>,
     shutdown: CancellationToken,
 ) {
     if store.backend() != Backend::Postgres {
@@ -46,7 +82,24 @@ pub async fn follow_changes(
         let origin = policy.origin().to_owned();
         // Owned: joined below after `stop` is set; it checks `stop` every
         // few hundred milliseconds.
-        tokio::task::spawn_blocking(move || listen(&store, &origin, &wake, &stop))
+        let act = move |order: DropOrder| {
+            if order.node.as_str() != &*node {
+                return;
+            }
+            let key = StreamKey {
+                account: AccountId(order.account),
+                app: order.app,
+                stream: order.stream,
+            };
+            let reason = if order.forbidden {
+                EndReason::ForbiddenWhileLive
+            } else {
+                EndReason::Dropped
+            };
+            let dropped = media.drop_stream(&key, reason);
+            tracing::info!(app = %key.app, stream = %key.stream, dropped, "drop ordered by another node");
+        };
+        tokio::task::spawn_blocking(move || listen(&store, &origin, &wake, &stop, &act))
     };
     loop {
         tokio::select! {
@@ -66,7 +119,13 @@ pub async fn follow_changes(
 
 /// The blocking listener: listens, and listens again after a lost
 /// connection, until `stop`.
-fn listen(store: &Store, origin: &str, wake: &Notify, stop: &AtomicBool) {
+fn listen(
+    store: &Store,
+    origin: &str,
+    wake: &Notify,
+    stop: &AtomicBool,
+    act: &(dyn Fn(DropOrder) + Send + Sync),
+) {
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::Acquire) {
         let mut connected = false;
@@ -75,6 +134,12 @@ fn listen(store: &Store, origin: &str, wake: &Notify, stop: &AtomicBool) {
                 tracing::debug!("listening for configuration changes");
                 connected = true;
                 wake.notify_one();
+            }
+            Heard::Change(payload) if payload.starts_with('{') => {
+                match serde_json::from_str::<DropOrder>(&payload) {
+                    Ok(order) => act(order),
+                    Err(e) => tracing::warn!("an order from another node did not parse: {e}"),
+                }
             }
             Heard::Change(from) if from != origin => wake.notify_one(),
             Heard::Change(_) => {}

@@ -217,15 +217,6 @@ impl App {
             .await
             .context("cannot load the configuration for the media plane")?;
 
-        // Other nodes' configuration writes (PostgreSQL): owned here,
-        // stopped and awaited at shutdown below.
-        let follower_shutdown = shutdown.child_token();
-        let follower = tokio::spawn(livestack_api::propagation::follow_changes(
-            store.clone(),
-            Arc::clone(&policy),
-            follower_shutdown.clone(),
-        ));
-
         // The media plane is made once the HTTP port is bound: the URLs of
         // locally stored recordings name it.
         let mut media_config = config.to_media();
@@ -269,6 +260,16 @@ impl App {
             node: node.clone(),
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
+        // Other nodes' configuration writes and drop orders (PostgreSQL):
+        // owned here, stopped and awaited at shutdown below.
+        let follower_shutdown = shutdown.child_token();
+        let follower = tokio::spawn(livestack_api::propagation::follow_changes(
+            store.clone(),
+            Arc::clone(&policy),
+            Arc::from(node.as_str()),
+            Arc::clone(&control),
+            follower_shutdown.clone(),
+        ));
         let store_for_metrics = store.clone();
         let gateway = livestack_api::Gateway::new(store, &settings, control, policy, clock)
             .context("cannot make the HTTP client for watermark pictures")?;

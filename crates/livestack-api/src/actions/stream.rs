@@ -475,21 +475,17 @@ pub async fn drop_live_stream(
     let key = key(&cx, &req.app_name, &req.stream_name);
     let live = cx.media.online(cx.account).iter().any(|s| s.key == key);
     if !live {
-        // Live on another node: this one cannot end it (orders are not
-        // forwarded between nodes yet), and saying "not live" would be false.
+        // Live on another node: that node is told to drop it (over the
+        // database's change channel), and this one answers once the push
+        // has ended there.
         if let Some(owner) = live_anywhere(&cx)
             .await?
             .into_iter()
             .find(|s| s.app == req.app_name && s.stream == req.stream_name)
             .and_then(|s| s.node)
         {
-            return Err(ApiError::new(
-                ErrorCode::InternalErrorCallOtherSvrError,
-                format!(
-                    "The stream is pushed to node `{owner}`; send DropLiveStream to that node (forwarding between nodes is not supported yet)."
-                ),
-                format!("该流推在节点 `{owner}` 上，请向该节点发送 DropLiveStream（暂不支持节点间转发）。"),
-            ));
+            cx.commit_point()?;
+            return drop_on(&cx, &owner, &req.app_name, &req.stream_name).await;
         }
         return Err(not_live(&req.app_name, &req.stream_name));
     }
@@ -498,6 +494,46 @@ pub async fn drop_live_stream(
         return Err(not_live(&req.app_name, &req.stream_name));
     }
     Ok(DropLiveStreamResponse {})
+}
+
+/// How long a node waits for another to end a push it was told to drop.
+const REMOTE_DROP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Orders node `owner` to drop the push of app/stream and waits until its
+/// session has ended; `InternalError.CallOtherSvrError` when it does not
+/// within [`REMOTE_DROP_WAIT`] (the owner is down or cannot hear).
+async fn drop_on(
+    cx: &Cx,
+    owner: &str,
+    app: &str,
+    stream: &str,
+) -> ApiResult<DropLiveStreamResponse> {
+    let order = crate::propagation::DropOrder {
+        node: owner.to_owned(),
+        account: cx.account.0,
+        app: app.to_owned(),
+        stream: stream.to_owned(),
+        forbidden: false,
+    };
+    crate::propagation::send_drop(&cx.store, &order).await?;
+    let deadline = tokio::time::Instant::now() + REMOTE_DROP_WAIT;
+    loop {
+        let still = live_anywhere(cx)
+            .await?
+            .iter()
+            .any(|s| s.app == app && s.stream == stream && s.node.as_deref() == Some(owner));
+        if !still {
+            return Ok(DropLiveStreamResponse {});
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                ErrorCode::InternalErrorCallOtherSvrError,
+                format!("The stream is pushed to node `{owner}`, which did not end it in time."),
+                format!("该流推在节点 `{owner}` 上，该节点未能及时断开。"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn not_live(app: &str, stream: &str) -> ApiError {
@@ -550,6 +586,23 @@ pub async fn forbid_live_stream(
         &key(&cx, &req.app_name, &req.stream_name),
         EndReason::ForbiddenWhileLive,
     );
+    // Pushed to another node: that node ends it too (the ban is already
+    // in the store, so its publisher cannot come back).
+    if let Some(owner) = live_anywhere(&cx)
+        .await?
+        .into_iter()
+        .find(|s| s.app == req.app_name && s.stream == req.stream_name)
+        .and_then(|s| s.node)
+    {
+        let order = crate::propagation::DropOrder {
+            node: owner,
+            account: cx.account.0,
+            app: req.app_name.clone(),
+            stream: req.stream_name.clone(),
+            forbidden: true,
+        };
+        crate::propagation::send_drop(&cx.store, &order).await?;
+    }
     Ok(ForbidLiveStreamResponse {})
 }
 

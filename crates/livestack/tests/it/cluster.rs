@@ -289,7 +289,8 @@ fn online(server: &Server) -> Vec<String> {
 }
 
 #[test]
-fn the_online_list_is_the_same_on_every_node_and_a_killed_nodes_streams_leave_it_after_its_lease() {
+fn the_online_list_is_the_same_on_every_node_a_drop_on_any_node_ends_the_push_and_a_killed_nodes_streams_leave_after_its_lease(
+) {
     let url = shared_database();
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("short-lease.toml");
@@ -316,7 +317,7 @@ fn the_online_list_is_the_same_on_every_node_and_a_killed_nodes_streams_leave_it
     )
     .ok();
 
-    let _publisher = live_push(&a, "cam1", 60);
+    let mut publisher = live_push(&a, "cam1", 60);
     assert!(
         wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]),
         "B lists the stream pushed to A: {:?}",
@@ -324,13 +325,36 @@ fn the_online_list_is_the_same_on_every_node_and_a_killed_nodes_streams_leave_it
     );
     assert_eq!(online(&a), online(&b), "the same list from every node");
     assert_eq!(state(&b, "cam1"), "active");
-    // B cannot end a push it does not hold, and says so.
+    // B ends a push A holds: it orders A over the database and answers
+    // once the push has ended there.
     b.api(
         "DropLiveStream",
         json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "cam1"}),
     )
-    .expect_code("InternalError.CallOtherSvrError");
+    .ok();
+    assert_eq!(state(&a, "cam1"), "inactive", "A dropped it");
+    assert!(
+        publisher.wait(Duration::from_secs(10)).is_some(),
+        "A disconnected the publisher"
+    );
+    assert!(online(&b).is_empty());
 
+    // Forbidding on B ends a push held by A too.
+    let mut banned = live_push(&a, "cam3", 60);
+    assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam3"]));
+    b.api(
+        "ForbidLiveStream",
+        json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "cam3"}),
+    )
+    .ok();
+    assert!(
+        banned.wait(Duration::from_secs(10)).is_some(),
+        "A disconnected the forbidden publisher"
+    );
+    assert!(wait_until(Duration::from_secs(10), || online(&b).is_empty()));
+
+    let _publisher = live_push(&a, "cam2", 60);
+    assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam2"]));
     a.kill9();
     let killed = Instant::now();
     assert!(
