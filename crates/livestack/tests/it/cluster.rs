@@ -381,3 +381,38 @@ fn the_online_list_is_the_same_on_every_node_a_drop_on_any_node_ends_the_push_an
     );
     assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]));
 }
+
+#[test]
+fn a_drop_for_a_node_that_cannot_answer_is_call_other_svr_error() {
+    let url = shared_database();
+    // The default lease (10 s) outlives the 3 s a drop waits for its owner.
+    let a = Server::start_with(ServerOptions {
+        binary: true,
+        database_url: Some(url.clone()),
+        args: vec!["--node-name".to_owned(), "paused-a".to_owned()],
+        ..ServerOptions::default()
+    });
+    let b = node(&url);
+    a.api(
+        "AddLiveDomain",
+        json!({"DomainName": "push.example.com", "DomainType": 0}),
+    )
+    .ok();
+    let _publisher = live_push(&a, "cam1", 60);
+    assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]));
+
+    a.signal("-STOP");
+    let started = Instant::now();
+    let out = b.api(
+        "DropLiveStream",
+        json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "cam1"}),
+    );
+    a.signal("-CONT");
+    out.expect_code("InternalError.CallOtherSvrError");
+    assert!(out.message().contains("paused-a"), "{}", out.message());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered after its wait, not hung: {:?}",
+        started.elapsed()
+    );
+}

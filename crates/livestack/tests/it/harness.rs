@@ -436,6 +436,16 @@ impl Server {
         next
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`, …) to the binary; it keeps running.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a signal needs a process");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     /// Kills the binary with SIGKILL and does not start it again.
     pub fn kill9(&mut self) {
         assert!(self.child.is_some(), "a kill -9 needs a process");
