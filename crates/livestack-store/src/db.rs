@@ -633,6 +633,9 @@ impl Connection {
     }
 }
 
+/// The rows of [`Statement::query_map`], each already converted.
+pub type Rows<T> = std::iter::Map<std::vec::IntoIter<T>, fn(T) -> DbResult<T>>;
+
 /// A statement bound to its connection (see [`Connection::prepare`]).
 pub struct Statement<'c> {
     conn: &'c Connection,
@@ -646,9 +649,13 @@ impl Statement<'_> {
         &mut self,
         params: impl Params,
         f: impl FnMut(&Row) -> DbResult<T>,
-    ) -> DbResult<std::vec::IntoIter<DbResult<T>>> {
-        let rows = self.conn.query_map(&self.sql, params, f)?;
-        Ok(rows.into_iter().map(Ok).collect::<Vec<_>>().into_iter())
+    ) -> DbResult<Rows<T>> {
+        let ok: fn(T) -> DbResult<T> = Ok;
+        Ok(self
+            .conn
+            .query_map(&self.sql, params, f)?
+            .into_iter()
+            .map(ok))
     }
 
     /// The first row; [`DbError::NoRows`] when there is none.
@@ -750,40 +757,31 @@ fn sqlite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
 
 /// Reads column `i` of a PostgreSQL row by its declared type.
 fn pg_value(row: &postgres::Row, i: usize) -> DbResult<Value> {
-    let ty = row.columns()[i].type_().clone();
-    let conv = |e: postgres::Error| DbError::Postgres(e);
-    let v = if ty == Type::INT8 {
-        row.try_get::<_, Option<i64>>(i)
-            .map_err(conv)?
-            .map(Value::Integer)
-    } else if ty == Type::INT4 {
-        row.try_get::<_, Option<i32>>(i)
-            .map_err(conv)?
-            .map(|v| Value::Integer(v.into()))
-    } else if ty == Type::INT2 {
-        row.try_get::<_, Option<i16>>(i)
-            .map_err(conv)?
-            .map(|v| Value::Integer(v.into()))
-    } else if ty == Type::BOOL {
-        row.try_get::<_, Option<bool>>(i)
-            .map_err(conv)?
-            .map(|v| Value::Integer(v.into()))
-    } else if ty == Type::FLOAT8 {
-        row.try_get::<_, Option<f64>>(i)
-            .map_err(conv)?
-            .map(Value::Real)
-    } else if ty == Type::FLOAT4 {
-        row.try_get::<_, Option<f32>>(i)
-            .map_err(conv)?
-            .map(|v| Value::Real(v.into()))
-    } else if ty == Type::BYTEA {
-        row.try_get::<_, Option<Vec<u8>>>(i)
-            .map_err(conv)?
-            .map(Value::Blob)
-    } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(&ty) {
-        row.try_get::<_, Option<String>>(i)
-            .map_err(conv)?
-            .map(Value::Text)
+    /// Column `i` as `T` (NULL as `None`), turned into a [`Value`] by `f`.
+    fn col<'a, T: postgres::types::FromSql<'a>>(
+        row: &'a postgres::Row,
+        i: usize,
+        f: impl FnOnce(T) -> Value,
+    ) -> DbResult<Option<Value>> {
+        Ok(row.try_get::<_, Option<T>>(i)?.map(f))
+    }
+    let ty = row.columns()[i].type_();
+    let v = if *ty == Type::INT8 {
+        col(row, i, Value::Integer)?
+    } else if *ty == Type::INT4 {
+        col(row, i, |v: i32| Value::Integer(v.into()))?
+    } else if *ty == Type::INT2 {
+        col(row, i, |v: i16| Value::Integer(v.into()))?
+    } else if *ty == Type::BOOL {
+        col(row, i, |v: bool| Value::Integer(v.into()))?
+    } else if *ty == Type::FLOAT8 {
+        col(row, i, Value::Real)?
+    } else if *ty == Type::FLOAT4 {
+        col(row, i, |v: f32| Value::Real(v.into()))?
+    } else if *ty == Type::BYTEA {
+        col(row, i, Value::Blob)?
+    } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty) {
+        col(row, i, Value::Text)?
     } else {
         return Err(DbError::Conversion {
             index: i,

@@ -204,9 +204,9 @@ impl Store {
     pub fn open(data_dir: &Path) -> StoreResult<Store> {
         let path = sqlite::prepare(data_dir)?;
         let store = Store::with_source(Source::Sqlite(path.clone()), data_dir);
-        store
-            .pool
-            .with_conn(|c| sqlite::tighten(&path).map(|()| c.backend()))?;
+        // The first connection creates the file and its WAL companions;
+        // then they are made private.
+        store.pool.with_conn(|_| sqlite::tighten(&path))?;
         store.migrate()?;
         Ok(store)
     }
