@@ -81,6 +81,22 @@ impl ClusterConfig {
     }
 }
 
+impl Config {
+    /// The PostgreSQL URL, when one is set.
+    pub fn database_url(&self) -> Option<&str> {
+        self.store.database_url.as_ref().map(|u| u.0.as_str())
+    }
+
+    /// What "cannot open …" names when the store does not open: the
+    /// PostgreSQL URL without its password, or the data directory.
+    pub fn database_shown(&self) -> String {
+        match self.database_url() {
+            Some(url) => format!("the database {}", livestack_store::pg::redact(url)),
+            None => format!("the data directory {}", self.data_dir.display()),
+        }
+    }
+}
+
 /// `[store]`: the database. Unset, livestack keeps SQLite in the data
 /// directory; a `postgres://` URL makes it share that database with every
 /// node given the same URL.

@@ -93,17 +93,8 @@ impl App {
             .to_storage(&config.data_dir, config.http.listen)
             .context("invalid [storage] configuration")?;
         let fetch = config.fetch.policy()?;
-        let url = config.store.database_url.as_ref().map(|u| u.0.as_str());
-        let store = Store::open_configured(&config.data_dir, url).with_context(|| match url {
-            Some(url) => format!(
-                "cannot open the database {}",
-                livestack_store::pg::redact(url)
-            ),
-            None => format!(
-                "cannot open the data directory {}",
-                config.data_dir.display()
-            ),
-        })?;
+        let store = Store::open_configured(&config.data_dir, config.database_url())
+            .with_context(|| format!("cannot open {}", config.database_shown()))?;
         match store.backend() {
             livestack_store::Backend::Sqlite => {
                 tracing::info!(database = %store.describe(), "using SQLite")

@@ -222,17 +222,8 @@ fn load(location: &Location) -> anyhow::Result<Config> {
 /// create one (run from the wrong directory, they would make an empty one
 /// and then report that nothing is in it).
 fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let url = config.store.database_url.as_ref().map(|u| u.0.as_str());
-    Store::open_existing(&config.data_dir, url).with_context(|| match url {
-        Some(url) => format!(
-            "cannot open the database {}",
-            livestack_store::pg::redact(url)
-        ),
-        None => format!(
-            "cannot open the data directory {}",
-            config.data_dir.display()
-        ),
-    })
+    Store::open_existing(&config.data_dir, config.database_url())
+        .with_context(|| format!("cannot open {}", config.database_shown()))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -122,25 +122,8 @@ pub(crate) fn window(
     Ok((from, to))
 }
 
+/// Whether a stream's (domain, app, stream) pass the request's filters.
 fn online_matches(
-    s: &LiveAnywhere,
-    domain: Option<&str>,
-    app: Option<&str>,
-    stream: Option<&str>,
-) -> bool {
-    matches_names((&s.domain, &s.app, &s.stream), domain, app, stream)
-}
-
-fn local_matches(
-    s: &OnlineStream,
-    domain: Option<&str>,
-    app: Option<&str>,
-    stream: Option<&str>,
-) -> bool {
-    matches_names((&s.domain, &s.key.app, &s.key.stream), domain, app, stream)
-}
-
-fn matches_names(
     (d0, a0, s0): (&str, &str, &str),
     domain: Option<&str>,
     app: Option<&str>,
@@ -199,6 +182,35 @@ async fn live_anywhere(cx: &Cx) -> ApiResult<Vec<LiveAnywhere>> {
     Ok(out)
 }
 
+/// The other node app/stream is pushed to, if it is live on one (and not
+/// here).
+async fn owner_elsewhere(cx: &Cx, app: &str, stream: &str) -> ApiResult<Option<String>> {
+    Ok(live_anywhere(cx)
+        .await?
+        .into_iter()
+        .find(|s| s.app == app && s.stream == stream)
+        .and_then(|s| s.node))
+}
+
+/// Tells node `owner` to end its push of app/stream, reported as forbidden
+/// or dropped (see `propagation::DropOrder`).
+async fn order_drop(
+    cx: &Cx,
+    owner: &str,
+    app: &str,
+    stream: &str,
+    forbidden: bool,
+) -> ApiResult<()> {
+    let order = crate::propagation::DropOrder {
+        node: owner.to_owned(),
+        account: cx.account.0,
+        app: app.to_owned(),
+        stream: stream.to_owned(),
+        forbidden,
+    };
+    Ok(crate::propagation::send_drop(&cx.store, &order).await?)
+}
+
 fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
@@ -219,7 +231,14 @@ pub async fn describe_live_stream_online_list(
     let mut online: Vec<LiveAnywhere> = live_anywhere(&cx)
         .await?
         .into_iter()
-        .filter(|s| online_matches(s, domain.as_deref(), app.as_deref(), stream.as_deref()))
+        .filter(|s| {
+            online_matches(
+                (&s.domain, &s.app, &s.stream),
+                domain.as_deref(),
+                app.as_deref(),
+                stream.as_deref(),
+            )
+        })
         .collect();
     online.sort_by(|a, b| (&a.app, &a.stream).cmp(&(&b.app, &b.stream)));
     let total = online.len() as u64;
@@ -270,7 +289,14 @@ pub async fn describe_live_stream_push_info_list(
         .media
         .online(cx.account)
         .into_iter()
-        .filter(|s| local_matches(s, domain.as_deref(), app.as_deref(), None))
+        .filter(|s| {
+            online_matches(
+                (&s.domain, &s.key.app, &s.key.stream),
+                domain.as_deref(),
+                app.as_deref(),
+                None,
+            )
+        })
         .collect();
     if online.is_empty() {
         return Err(ApiError::new(
@@ -478,12 +504,7 @@ pub async fn drop_live_stream(
         // Live on another node: that node is told to drop it (over the
         // database's change channel), and this one answers once the push
         // has ended there.
-        if let Some(owner) = live_anywhere(&cx)
-            .await?
-            .into_iter()
-            .find(|s| s.app == req.app_name && s.stream == req.stream_name)
-            .and_then(|s| s.node)
-        {
+        if let Some(owner) = owner_elsewhere(&cx, &req.app_name, &req.stream_name).await? {
             cx.commit_point()?;
             return drop_on(&cx, &owner, &req.app_name, &req.stream_name).await;
         }
@@ -508,20 +529,17 @@ async fn drop_on(
     app: &str,
     stream: &str,
 ) -> ApiResult<DropLiveStreamResponse> {
-    let order = crate::propagation::DropOrder {
-        node: owner.to_owned(),
-        account: cx.account.0,
-        app: app.to_owned(),
-        stream: stream.to_owned(),
-        forbidden: false,
-    };
-    crate::propagation::send_drop(&cx.store, &order).await?;
+    order_drop(cx, owner, app, stream, false).await?;
     let deadline = tokio::time::Instant::now() + REMOTE_DROP_WAIT;
     loop {
-        let still = live_anywhere(cx)
+        // Only the other nodes' sessions: this node never held the push.
+        let (account, node) = (cx.account, cx.node.to_string());
+        let still = cx
+            .store
+            .run(move |c| livestack_store::cluster::remote_online(c, account, &node))
             .await?
             .iter()
-            .any(|s| s.app == app && s.stream == stream && s.node.as_deref() == Some(owner));
+            .any(|s| s.app == app && s.stream == stream && s.node == owner);
         if !still {
             return Ok(DropLiveStreamResponse {});
         }
@@ -588,20 +606,8 @@ pub async fn forbid_live_stream(
     );
     // Pushed to another node: that node ends it too (the ban is already
     // in the store, so its publisher cannot come back).
-    if let Some(owner) = live_anywhere(&cx)
-        .await?
-        .into_iter()
-        .find(|s| s.app == req.app_name && s.stream == req.stream_name)
-        .and_then(|s| s.node)
-    {
-        let order = crate::propagation::DropOrder {
-            node: owner,
-            account: cx.account.0,
-            app: req.app_name.clone(),
-            stream: req.stream_name.clone(),
-            forbidden: true,
-        };
-        crate::propagation::send_drop(&cx.store, &order).await?;
+    if let Some(owner) = owner_elsewhere(&cx, &req.app_name, &req.stream_name).await? {
+        order_drop(&cx, &owner, &req.app_name, &req.stream_name, true).await?;
     }
     Ok(ForbidLiveStreamResponse {})
 }
