@@ -13,6 +13,10 @@
 //! (only a client with the database's credentials can send it), and names
 //! the node that holds the push; only that node acts on it.
 //!
+//! And it answers the media plane's one question about other nodes: who
+//! owns a stream this node does not have ([`StoreOrigins`], for edge
+//! relays).
+//!
 //! On SQLite this does nothing: the one process is the only writer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,5 +165,46 @@ fn listen(
             std::thread::sleep(Duration::from_millis(50));
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The media plane's directory of stream owners, read from the push
+/// sessions of live nodes in the store.
+pub struct StoreOrigins {
+    store: Store,
+    node: Arc<str>,
+}
+
+impl StoreOrigins {
+    /// Owners as `store` knows them, seen from node `node`.
+    pub fn new(store: Store, node: Arc<str>) -> StoreOrigins {
+        StoreOrigins { store, node }
+    }
+}
+
+impl livestack_core::media::Origins for StoreOrigins {
+    fn locate(
+        &self,
+        key: &StreamKey,
+    ) -> livestack_core::media::MediaFuture<Option<livestack_core::media::Upstream>> {
+        let store = self.store.clone();
+        let node = Arc::clone(&self.node);
+        let key = key.clone();
+        Box::pin(async move {
+            let found = store
+                .run(move |c| {
+                    livestack_store::cluster::owner_of(c, key.account, &key.app, &key.stream, &node)
+                })
+                .await;
+            match found {
+                Ok(owner) => {
+                    owner.map(|(node, addr)| livestack_core::media::Upstream { node, addr })
+                }
+                Err(e) => {
+                    tracing::warn!("cannot look up the node that owns a stream: {e}");
+                    None
+                }
+            }
+        })
     }
 }

@@ -443,6 +443,47 @@ pub trait MediaControl: Send + Sync {
     fn bucket_permitted(&self, app_id: i64, bucket: &str) -> bool;
 }
 
+/// Where another node of the cluster serves a live stream: what an edge
+/// relay pulls from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The owner's node name, for logs.
+    pub node: String,
+    /// The owner's relay address (`host:port` of its HTTP playback
+    /// listener, as it advertises it).
+    pub addr: String,
+}
+
+/// How the media plane finds the node that owns a stream it does not
+/// have (several nodes on one database). Implemented by the control plane
+/// over the store; the answer comes within a few seconds (`None` too when
+/// the database cannot be asked).
+pub trait Origins: Send + Sync {
+    /// The node other than this one where `key` is pushed now, if any.
+    fn locate(&self, key: &StreamKey) -> MediaFuture<Option<Upstream>>;
+}
+
+/// What the media plane of a cluster node needs: its name, the secret
+/// that authenticates relay pulls between nodes, and the directory of
+/// owners.
+#[derive(Clone)]
+pub struct ClusterLink {
+    /// This node's name.
+    pub node: String,
+    /// Shared by every node (kept in the database); never a user's key.
+    pub secret: Vec<u8>,
+    /// Who owns what.
+    pub origins: std::sync::Arc<dyn Origins>,
+}
+
+impl std::fmt::Debug for ClusterLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterLink")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,6 +127,10 @@ pub(crate) struct Inner {
     pub(crate) rtmp_buffered: Arc<livestack_rtmp::chunk::SharedBudget>,
     /// Prometheus metrics the paths update.
     pub(crate) metrics: metrics::MediaMetrics,
+    /// The cluster this node is part of (PostgreSQL); unset on one node.
+    pub(crate) cluster: std::sync::OnceLock<livestack_core::media::ClusterLink>,
+    /// The edge relays of this node.
+    pub(crate) relays: serve::relay::Relays,
 }
 
 impl Inner {
@@ -256,6 +260,8 @@ impl MediaServer {
                 tasks,
                 notifier,
                 metrics,
+                cluster: std::sync::OnceLock::new(),
+                relays: serve::relay::Relays::default(),
             }),
         };
         let inner = Arc::clone(&server.inner);
@@ -307,6 +313,14 @@ impl MediaServer {
             .tasks
             .spawn(serve::http::accept_tls_loop(inner, listener, config));
         Ok(())
+    }
+
+    /// Makes this node part of a cluster: players here may play streams
+    /// pushed to other nodes (pulled from their owner by an edge relay),
+    /// and the other nodes may pull this node's streams. Set once, before
+    /// serving; a second call changes nothing.
+    pub fn join_cluster(&self, link: livestack_core::media::ClusterLink) {
+        let _ = self.inner.cluster.set(link);
     }
 
     /// The connection budget every listener shares (the API's included).

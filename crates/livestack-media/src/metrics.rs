@@ -33,6 +33,8 @@ pub(crate) enum Protocol {
     rtmp,
     flv,
     hls,
+    /// Another node's edge relay pulling a stream from this one.
+    relay,
 }
 
 /// A player's protocol and the play domain it asked for.
@@ -110,6 +112,8 @@ pub(crate) struct MediaMetrics {
     pub(crate) job_failures: Family<JobLabels, Counter>,
     /// Event callbacks by what became of them.
     pub(crate) callbacks: Family<CallbackLabels, Counter>,
+    /// Edge relays started (pulls of streams other nodes own).
+    pub(crate) relays: Counter,
 }
 
 impl MediaMetrics {
@@ -151,6 +155,11 @@ impl MediaMetrics {
             "callbacks",
             "Event callbacks by outcome (queued, delivered, failed attempt, given up, dropped)",
             self.callbacks.clone(),
+        );
+        registry.register(
+            "relays",
+            "Edge relays started: pulls of a stream pushed to another node, for players here",
+            self.relays.clone(),
         );
         registry.register_collector(Box::new(LiveState { inner }));
     }
@@ -277,6 +286,14 @@ impl Collector for LiveState {
                 }
             }
         }
+        let relays = all.iter().filter(|l| l.publisher.relay).count();
+        let gauge = ConstGauge::new(relays as i64);
+        gauge.encode(encoder.encode_descriptor(
+            "relays_up",
+            "Edge relays up now: streams pulled from another node (one per stream whatever the players)",
+            None,
+            gauge.metric_type(),
+        )?)?;
         let running = inner.processor.running_jobs() as i64;
         let gauge = ConstGauge::new(running);
         gauge.encode(encoder.encode_descriptor(

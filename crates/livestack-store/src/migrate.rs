@@ -21,6 +21,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (8, include_str!("migrations/0008_push_samples.sql")),
     (9, include_str!("migrations/0009_nodes.sql")),
     (10, include_str!("migrations/0010_node_leases.sql")),
+    (11, include_str!("migrations/0011_relays.sql")),
 ];
 
 /// The PostgreSQL spelling of a migration: SQLite's auto-numbered

@@ -51,6 +51,11 @@ pub struct ClusterConfig {
     /// The node's name; empty: the host name. Push sessions and recordings
     /// are marked with it, so a restart closes only its own.
     pub node_name: String,
+    /// The host or IP address the other nodes reach this one at; empty:
+    /// the API listener's address (the host name when that listens on
+    /// every interface). They pull its streams (edge relays) from this
+    /// host and the HTTP playback port.
+    pub advertise: String,
     /// How long a node counts as alive after renewing its lease (PostgreSQL).
     pub lease_secs: u64,
     /// How often it renews it; well under `lease_secs`.
@@ -61,6 +66,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             node_name: String::new(),
+            advertise: String::new(),
             lease_secs: 10,
             lease_renew_secs: 3,
         }
@@ -73,12 +79,31 @@ impl ClusterConfig {
         if !self.node_name.is_empty() {
             return self.node_name.clone();
         }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "livestack".to_owned())
+        host_name().unwrap_or_else(|| "livestack".to_owned())
     }
+
+    /// The host the other nodes reach this one at: the configured one, or
+    /// the IP the API listens on (`api`), or the host name when that is
+    /// every interface.
+    pub fn advertise_host(&self, api: std::net::SocketAddr) -> String {
+        if !self.advertise.is_empty() {
+            return self.advertise.clone();
+        }
+        if !api.ip().is_unspecified() {
+            return match api.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+        }
+        host_name().unwrap_or_else(|| "localhost".to_owned())
+    }
+}
+
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
 }
 
 impl Config {

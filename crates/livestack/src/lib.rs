@@ -234,6 +234,23 @@ impl App {
             Arc::from(node.as_str()),
             events_rx,
         ));
+        // With PostgreSQL, a node among others: players here can play
+        // what is pushed there (edge relays), signed with a secret the
+        // database keeps for every node.
+        if store.backend() == livestack_store::Backend::Postgres {
+            let secret = store
+                .run(livestack_store::cluster::shared_secret)
+                .await
+                .context("cannot read the cluster's relay secret")?;
+            media.join_cluster(livestack_core::media::ClusterLink {
+                node: node.clone(),
+                secret: secret.into_bytes(),
+                origins: Arc::new(livestack_api::propagation::StoreOrigins::new(
+                    store.clone(),
+                    Arc::from(node.as_str()),
+                )),
+            });
+        }
         media.serve_rtmp(listeners.rtmp);
         media.serve_http(listeners.http);
         media
@@ -285,10 +302,15 @@ impl App {
 
         // This node's lease (PostgreSQL): owned here, released at shutdown.
         let lease_shutdown = shutdown.child_token();
+        let host = config.cluster.advertise_host(addrs.api);
+        let advertised = livestack_store::cluster::NodeAddrs {
+            api: format!("{host}:{}", addrs.api.port()),
+            relay: format!("{host}:{}", addrs.http.port()),
+        };
         let lease = tokio::spawn(keep_lease(
             store_for_metrics.clone(),
             node.clone(),
-            addrs.api.to_string(),
+            advertised,
             config.cluster.clone(),
             lease_shutdown.clone(),
         ));
@@ -331,7 +353,7 @@ impl App {
 async fn keep_lease(
     store: Store,
     node: String,
-    advertise: String,
+    advertise: livestack_store::cluster::NodeAddrs,
     cluster: config::ClusterConfig,
     shutdown: CancellationToken,
 ) {

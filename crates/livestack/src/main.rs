@@ -132,6 +132,9 @@ struct ServeArgs {
     /// This node's name among nodes sharing one database [default: the host name].
     #[arg(long, env = "LIVESTACK_NODE_NAME", value_name = "NAME")]
     node_name: Option<String>,
+    /// The host or IP the other nodes reach this one at [default: the API listen address].
+    #[arg(long, env = "LIVESTACK_ADVERTISE", value_name = "HOST")]
+    advertise: Option<String>,
     /// API listen address [default: 127.0.0.1:9100]; port 0 picks a free port.
     #[arg(long, env = "LIVESTACK_API_LISTEN", value_name = "ADDR")]
     api_listen: Option<SocketAddr>,
@@ -230,6 +233,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = load(&args.location)?;
     if let Some(n) = args.node_name {
         config.cluster.node_name = n;
+    }
+    if let Some(a) = args.advertise {
+        config.cluster.advertise = a;
     }
     if let Some(a) = args.api_listen {
         config.api.listen = a;

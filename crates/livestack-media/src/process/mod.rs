@@ -6,7 +6,8 @@
 //! and the clock), starting and stopping them to match (the reconciler,
 //! once a second and whenever something changes), and finding what a
 //! player asked for ([`Processor::resolve_play`]: a watermarked stream, a
-//! transcoded output started on demand). Must not: touch the database or
+//! transcoded output started on demand, or an edge relay of a stream
+//! another node owns). Must not: touch the database or
 //! know wire names; a job's own work lives in its module (`transcode`,
 //! `record`, `snapshot`), its process handling in `supervisor`, its
 //! command line in `ffmpeg`.
@@ -384,10 +385,46 @@ impl Processor {
     }
 
     /// The live stream a player asking for `key` on play domain `domain`
-    /// gets: a transcoded output (started if need be), the watermarked
-    /// output of a watermarked source, or the source. Waits up to
-    /// [`OUTPUT_WAIT`] for an output that is starting.
+    /// gets: what [`resolve_local`](Self::resolve_local) finds when the
+    /// stream is pushed here, else (in a cluster) an edge relay of it from
+    /// the node that owns it, started if need be. A relay carries what
+    /// the owner resolved (its transcoded output, its watermark): those
+    /// run once in the cluster, on the owner.
     pub(crate) async fn resolve_play(
+        &self,
+        inner: &Arc<Inner>,
+        key: &StreamKey,
+        domain: &str,
+    ) -> Option<Arc<Live>> {
+        if let Some(relay) = inner.live(key).filter(|l| l.publisher.relay) {
+            return Some(relay);
+        }
+        let policy = inner.policy();
+        let at = StreamRef {
+            account: key.account,
+            domain,
+            app: &key.app,
+            stream: &key.stream,
+        };
+        let source = match policy.processing.transcode_request(&at) {
+            Some((_, base)) => StreamKey {
+                stream: base,
+                ..key.clone()
+            },
+            None => key.clone(),
+        };
+        if inner.live(&source).is_some_and(|l| !l.publisher.relay) {
+            return self.resolve_local(inner, key, domain).await;
+        }
+        crate::serve::relay::from_owner(inner, key, domain, &source).await
+    }
+
+    /// What a player asking for `key` on play domain `domain` gets from
+    /// the pushes on this node: a transcoded output (started if need be),
+    /// the watermarked output of a watermarked source, or the source.
+    /// Waits up to [`OUTPUT_WAIT`] for an output that is starting. Edge
+    /// relays are not sources: nothing is processed on them.
+    pub(crate) async fn resolve_local(
         &self,
         inner: &Inner,
         key: &StreamKey,
@@ -400,16 +437,17 @@ impl Processor {
             app: &key.app,
             stream: &key.stream,
         };
+        let local = |k: &StreamKey| inner.live(k).filter(|l| !l.publisher.relay);
         if let Some((template, base)) = policy.processing.transcode_request(&at) {
             let source = StreamKey {
                 stream: base,
                 ..key.clone()
             };
-            inner.live(&source)?;
+            local(&source)?;
             self.ask(key, template.id);
             return self.wait_for(inner, key).await;
         }
-        let live = inner.live(key)?;
+        let live = local(key)?;
         if live.publisher.watermark.is_some() {
             let marked = StreamKey {
                 stream: format!("{}{WATERMARKED}", key.stream),

@@ -10,8 +10,10 @@
 //! record storage under `/records/<key>` (the `video_url`/`pic_url` of
 //! callbacks): read-only, regular files only, no listing, nothing outside
 //! the storage directory; a path that names no such file falls through to
-//! playback, so an app called `records` still plays. Must not: serve
-//! anything but playback and recorded files.
+//! playback, so an app called `records` still plays. And, in a cluster,
+//! the relay pulls of other nodes (`/.livestack/relay/…`, see
+//! [`crate::serve::relay`]). Must not: serve anything but playback,
+//! recorded files and relay pulls.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -24,6 +26,7 @@ use livestack_core::media::StreamKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::metrics::Protocol;
 use crate::serve::access::{self, PlayRefusal};
 use crate::stream::live::Live;
 use crate::stream::output;
@@ -235,6 +238,9 @@ async fn handle<S: AsyncWrite + Unpin>(
             return Ok(true);
         }
     }
+    if let Some(rest) = req.path.strip_prefix(crate::serve::relay::PULL_PATH) {
+        return relay_pull(inner, socket, peer, &req, rest, head_only).await;
+    }
     if let Some(key) = req.path.strip_prefix("/records/") {
         if let Some(found) = record_file(inner.storage.local_dir(), key).await {
             // The file exists; with signed URLs ([storage] sign_key) only
@@ -311,8 +317,16 @@ async fn handle<S: AsyncWrite + Unpin>(
     let Some(live) = inner.processor.resolve_play(inner, &key, &domain).await else {
         return not_found(socket, &req, head_only).await;
     };
+    if live.publisher.relay && !matches!(kind, Kind::Flv) {
+        live.touch();
+    }
     match kind {
         Kind::Playlist => {
+            if live.publisher.relay && !live.has_segments() {
+                // A relay started by this very request: its first segment
+                // is a GOP away; an HLS player asks once, not again.
+                wait_for_segments(inner, &live).await;
+            }
             if !live.has_segments() {
                 // The first segment is still being cut: players retry.
                 return not_found(socket, &req, head_only).await;
@@ -339,10 +353,64 @@ async fn handle<S: AsyncWrite + Unpin>(
             None => not_found(socket, &req, head_only).await,
         },
         Kind::Flv => {
-            flv(inner, socket, live, &domain, head_only).await?;
+            flv(inner, socket, live, &domain, Protocol::flv, head_only).await?;
             Ok(false)
         }
     }
+}
+
+/// How long a playlist request waits for a new edge relay's first segment.
+const RELAY_SEGMENT_WAIT: Duration = Duration::from_secs(8);
+
+async fn wait_for_segments(inner: &Inner, live: &Live) {
+    let deadline = tokio::time::Instant::now() + RELAY_SEGMENT_WAIT;
+    while !live.has_segments() && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            () = inner.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Another node's edge relay pulling a stream pushed here: the same
+/// HTTP-FLV stream a player gets, for a signed request only, from the
+/// pushes of this node only (relays never chain).
+async fn relay_pull<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    peer: SocketAddr,
+    req: &Request,
+    rest: &str,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    use crate::serve::relay::{check_pull, PullRefusal};
+    let pull = match check_pull(inner, rest, &req.query) {
+        Ok(pull) => pull,
+        Err(PullRefusal::NotFound) => return not_found(socket, req, head_only).await,
+        Err(PullRefusal::Forbidden) => {
+            tracing::warn!(%peer, "relay pull refused: no valid cluster signature");
+            return forbidden(socket, req, head_only).await;
+        }
+    };
+    let Some(live) = inner
+        .processor
+        .resolve_local(inner, &pull.key, &pull.domain)
+        .await
+    else {
+        tracing::info!(%peer, app = pull.key.app, stream = pull.key.stream, "relay pull: the stream is not pushed here");
+        return not_found(socket, req, head_only).await;
+    };
+    tracing::info!(%peer, app = pull.key.app, stream = pull.key.stream, "relay pull started");
+    flv(
+        inner,
+        socket,
+        live,
+        &pull.domain,
+        Protocol::relay,
+        head_only,
+    )
+    .await?;
+    Ok(false)
 }
 
 /// The multi-variant playlist of an adaptive-bitrate transcode
@@ -477,6 +545,7 @@ async fn flv<S: AsyncWrite + Unpin>(
     socket: &mut S,
     live: Arc<Live>,
     domain: &str,
+    protocol: Protocol,
     head_only: bool,
 ) -> std::io::Result<()> {
     // No Content-Length and `Connection: close`: the body runs until the
@@ -496,13 +565,19 @@ async fn flv<S: AsyncWrite + Unpin>(
         livestack_formats::flv::encode_header(true, true),
     ];
     let cancel = inner.shutdown.child_token();
-    let player = inner.metrics.player(crate::metrics::Protocol::flv, domain);
+    // A relay is one connection per stream per edge, on which every
+    // edge player's latency rides: its writes are merged briefly.
+    let merge = match protocol {
+        Protocol::relay => crate::serve::relay::PULL_MERGE.min(inner.config.merge_write),
+        _ => inner.config.merge_write,
+    };
+    let player = inner.metrics.player(protocol, domain);
     let end = output::play(
         socket,
         prelude,
         sub,
         |f| &f.flv,
-        inner.config.merge_write,
+        merge,
         &cancel,
         &player.bytes,
     )

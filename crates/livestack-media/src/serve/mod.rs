@@ -1,6 +1,8 @@
 //! Where clients come in: the RTMP port (push and play), the HTTP port
 //! (HTTP-FLV, HLS, `/records/`) and HTTPS by SNI, with push and play
-//! authorization against the policy (`access`).
+//! authorization against the policy (`access`); and edge relays, which
+//! pull a stream pushed to another node of a cluster for players here
+//! (`relay`).
 //!
 //! Owns: listeners, connection tasks and protocol handling up to the point
 //! where a push is registered or a player attached. Must not: fan out
@@ -9,5 +11,6 @@
 pub(crate) mod access;
 pub(crate) mod http;
 pub(crate) mod ranges;
+pub(crate) mod relay;
 pub(crate) mod rtmp;
 pub(crate) mod tls;

@@ -382,6 +382,7 @@ fn register(
         session: session_id,
         internal: who.internal,
         watermark,
+        relay: false,
     };
     let segmenter = SegmenterConfig {
         target_duration_ms: inner.config.hls_segment.as_millis() as u64,

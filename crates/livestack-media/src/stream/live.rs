@@ -100,6 +100,11 @@ pub(crate) struct Live {
     chunk_size: u32,
     /// Read by the push sampler.
     pub(crate) progress: Progress,
+    /// When it went live, and the last HLS request for it (ms after
+    /// that): an edge relay with no player attached and no HLS request
+    /// for a while is stopped.
+    created: Instant,
+    touched_ms: AtomicU64,
 }
 
 /// Who is pushing, for [`Live::new`].
@@ -116,6 +121,10 @@ pub(crate) struct Publisher {
     pub(crate) internal: bool,
     /// The watermark laid over this push's outputs, chosen when it started.
     pub(crate) watermark: Option<livestack_core::rules::TemplateId>,
+    /// An edge relay: a stream pushed to another node, pulled from it for
+    /// this node's players (also `internal`: not listed, no events, no
+    /// processing here; the owner does all that).
+    pub(crate) relay: bool,
 }
 
 impl Live {
@@ -138,7 +147,21 @@ impl Live {
             hls: Mutex::new(Segmenter::new(hls)),
             chunk_size,
             progress: Progress::default(),
+            created: Instant::now(),
+            touched_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Notes an HLS request (players of HLS attach to no hub).
+    pub(crate) fn touch(&self) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.touched_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last HLS request, or since it went live.
+    pub(crate) fn untouched_for(&self) -> std::time::Duration {
+        let at = std::time::Duration::from_millis(self.touched_ms.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(at)
     }
 
     /// Ends the push: the publisher's task sees the token and closes the

@@ -55,6 +55,22 @@ impl Registry {
         live
     }
 
+    /// Registers the push `make` builds on a new hub, unless `key` is
+    /// live already (an edge relay never replaces a push).
+    pub(crate) fn insert_if_absent(
+        &self,
+        key: &StreamKey,
+        make: impl FnOnce(Arc<Hub>) -> Arc<Live>,
+    ) -> Option<Arc<Live>> {
+        let mut streams = self.lock();
+        if streams.contains_key(key) {
+            return None;
+        }
+        let live = make(Arc::new(Hub::new()));
+        streams.insert(key.clone(), Arc::clone(&live));
+        Some(live)
+    }
+
     /// Removes the push of `key` if it is still session `session` (a
     /// replacement may own the key by now).
     pub(crate) fn remove_if_current(&self, key: &StreamKey, session: u64) {

@@ -416,3 +416,136 @@ fn a_drop_for_a_node_that_cannot_answer_is_call_other_svr_error() {
         started.elapsed()
     );
 }
+
+/// The value of the unlabelled metric `name` on `server`'s `/metrics`.
+fn metric(server: &Server, name: &str) -> f64 {
+    let raw = crate::harness::http(
+        server.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("GET /metrics");
+    let body = String::from_utf8_lossy(&raw.body).into_owned();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics:\n{body}"))
+}
+
+/// A player reading `url` with ffmpeg for `seconds`, in the background.
+fn player(url: &str, seconds: u32) -> std::process::Child {
+    Command::new(crate::media::ffmpeg_bin("ffmpeg"))
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rw_timeout",
+            "10000000",
+        ])
+        .args([
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg")
+}
+
+#[test]
+fn a_stream_pushed_to_one_node_plays_on_another_over_rtmp_http_flv_and_hls_through_one_relay() {
+    use crate::media::{add, assert_h264_aac, probe};
+    let url = shared_database();
+    let a = node(&url);
+    let b = node(&url);
+    add(&a, "push.example.com", 0);
+    add(&a, "play.example.com", 1);
+    assert!(wait_until(Duration::from_secs(10), || b
+        .policy_in_force()
+        .domains
+        .contains_key("play.example.com")));
+    let _publisher = live_push(&a, "cam1", 90);
+    assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]));
+
+    // B has no push of cam1: it pulls it from A for its players and
+    // serves it as its own, same codecs and picture size.
+    let on_b = |path: &str, rtmp: bool| {
+        if rtmp {
+            format!("rtmp://{}/live/{path}?domain=play.example.com", b.rtmp)
+        } else {
+            format!("http://{}/live/{path}?domain=play.example.com", b.http)
+        }
+    };
+    assert_h264_aac(&on_b("cam1", true));
+    assert_h264_aac(&on_b("cam1.flv", false));
+    assert!(
+        wait_until(Duration::from_secs(15), || !probe(&on_b(
+            "cam1.m3u8",
+            false
+        ))
+        .is_empty()),
+        "no HLS playlist on B"
+    );
+    assert_h264_aac(&on_b("cam1.m3u8", false));
+    assert!(b.log().contains("relay started"), "{}", b.log());
+
+    // Stopped once its last player has left.
+    assert!(
+        wait_until(Duration::from_secs(20), || metric(
+            &b,
+            "livestack_relays_up"
+        ) == 0.0),
+        "the relay outlived its players"
+    );
+    let started_before = metric(&b, "livestack_relays_total");
+
+    // Five players at once over RTMP and HTTP-FLV: one relay, one pull
+    // on A, whatever their number.
+    let mut players: Vec<_> = (0..5)
+        .map(|i| {
+            let u = if i % 2 == 0 {
+                on_b("cam1", true)
+            } else {
+                on_b("cam1.flv", false)
+            };
+            player(&u, 6)
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(10), || metric(
+        &b,
+        "livestack_relays_up"
+    ) == 1.0));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(metric(&b, "livestack_relays_up"), 1.0);
+    assert_eq!(metric(&b, "livestack_relays_total"), started_before + 1.0);
+    let pulls = crate::harness::http(
+        a.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("metrics");
+    let pulls = String::from_utf8_lossy(&pulls.body).into_owned();
+    let relay_players: f64 = pulls
+        .lines()
+        .filter(|l| l.starts_with("livestack_players{") && l.contains("protocol=\"relay\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(relay_players, 1.0, "A serves B one pull:\n{pulls}");
+    for p in &mut players {
+        assert!(p.wait().expect("player").success(), "an edge player failed");
+    }
+
+    // Nobody else may pull from A: the pull needs the cluster's signature.
+    let forged = format!(
+        "GET /.livestack/relay/live/cam1.flv?account=1&domain=play.example.com&t={}&sign=00 \
+         HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        crate::media::now()
+    );
+    let refused = crate::harness::http(a.http, forged.as_bytes()).expect("forged pull");
+    assert_eq!(refused.status, 403);
+    assert!(a.log().contains("relay pull refused"));
+}

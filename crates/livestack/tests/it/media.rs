@@ -109,7 +109,7 @@ pub(crate) fn probe(url: &str) -> Vec<(String, String, u64, u64)> {
         .collect()
 }
 
-fn assert_h264_aac(url: &str) {
+pub(crate) fn assert_h264_aac(url: &str) {
     let streams = probe(url);
     assert!(
         streams.contains(&("video".into(), "h264".into(), 640, 360))
