@@ -13,9 +13,11 @@
 //! (only a client with the database's credentials can send it), and names
 //! the node that holds the push; only that node acts on it.
 //!
-//! And it answers the media plane's one question about other nodes: who
-//! owns a stream this node does not have ([`StoreOrigins`], for edge
-//! relays).
+//! And it answers the media plane's questions about other nodes
+//! ([`StoreOwnership`]): who owns a stream this node does not have (for
+//! edge relays), and the claims of this node's pushes (a push claims its
+//! stream; a claim taken from another node sends that node a replace
+//! order on the same channel).
 //!
 //! On SQLite this does nothing: the one process is the only writer.
 
@@ -57,6 +59,10 @@ pub struct DropOrder {
     /// forbidden-while-live, as on one node), else dropped.
     #[serde(default)]
     pub forbidden: bool,
+    /// `true` when a push of the same stream on another node took it over
+    /// (reported as replaced, 21/102).
+    #[serde(default)]
+    pub replaced: bool,
 }
 
 /// Asks the node holding a push to disconnect it (see [`DropOrder`]).
@@ -95,7 +101,9 @@ pub async fn follow_changes(
                 app: order.app,
                 stream: order.stream,
             };
-            let reason = if order.forbidden {
+            let reason = if order.replaced {
+                EndReason::Replaced
+            } else if order.forbidden {
                 EndReason::ForbiddenWhileLive
             } else {
                 EndReason::Dropped
@@ -168,21 +176,26 @@ fn listen(
     }
 }
 
-/// The media plane's directory of stream owners, read from the push
-/// sessions of live nodes in the store.
-pub struct StoreOrigins {
+/// Stream ownership as the store records it: claims, and the push
+/// sessions of live nodes.
+pub struct StoreOwnership {
     store: Store,
     node: Arc<str>,
 }
 
-impl StoreOrigins {
-    /// Owners as `store` knows them, seen from node `node`.
-    pub fn new(store: Store, node: Arc<str>) -> StoreOrigins {
-        StoreOrigins { store, node }
+impl StoreOwnership {
+    /// Ownership as `store` knows it, seen from node `node`.
+    pub fn new(store: Store, node: Arc<str>) -> StoreOwnership {
+        StoreOwnership { store, node }
     }
 }
 
-impl livestack_core::media::Origins for StoreOrigins {
+/// A session number as the store keeps it (every number is below 2^62).
+fn session_id(session: u64) -> i64 {
+    i64::try_from(session).unwrap_or(i64::MAX)
+}
+
+impl livestack_core::media::Ownership for StoreOwnership {
     fn locate(
         &self,
         key: &StreamKey,
@@ -204,6 +217,105 @@ impl livestack_core::media::Origins for StoreOrigins {
                     tracing::warn!("cannot look up the node that owns a stream: {e}");
                     None
                 }
+            }
+        })
+    }
+
+    fn claim(
+        &self,
+        key: &StreamKey,
+        session: u64,
+    ) -> livestack_core::media::MediaFuture<Result<i64, String>> {
+        let store = self.store.clone();
+        let node = Arc::clone(&self.node);
+        let key = key.clone();
+        Box::pin(async move {
+            let claimed = {
+                let (key, node) = (key.clone(), Arc::clone(&node));
+                store
+                    .transaction(move |c| {
+                        livestack_store::cluster::claim(
+                            c,
+                            key.account,
+                            &key.app,
+                            &key.stream,
+                            &node,
+                            session_id(session),
+                        )
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+            };
+            if let Some(previous) = claimed.previous {
+                // The push there ends as a second push here ends the first
+                // on one node. If the order is lost (that node is down),
+                // its lease says it is not live anyway, and it checks its
+                // claims before going on.
+                tracing::info!(app = %key.app, stream = %key.stream, previous, "the stream was live on another node: replacing it there");
+                let order = DropOrder {
+                    node: previous,
+                    account: key.account.0,
+                    app: key.app.clone(),
+                    stream: key.stream.clone(),
+                    forbidden: false,
+                    replaced: true,
+                };
+                if let Err(e) = send_drop(&store, &order).await {
+                    tracing::warn!(
+                        node = order.node,
+                        "cannot tell the node to end its push: {e}"
+                    );
+                }
+            }
+            Ok(claimed.epoch)
+        })
+    }
+
+    fn holds(
+        &self,
+        key: &StreamKey,
+        epoch: i64,
+    ) -> livestack_core::media::MediaFuture<Result<bool, String>> {
+        let store = self.store.clone();
+        let node = Arc::clone(&self.node);
+        let key = key.clone();
+        Box::pin(async move {
+            store
+                .run(move |c| {
+                    livestack_store::cluster::holds(
+                        c,
+                        key.account,
+                        &key.app,
+                        &key.stream,
+                        &node,
+                        epoch,
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn release(&self, key: &StreamKey, session: u64) -> livestack_core::media::MediaFuture<()> {
+        let store = self.store.clone();
+        let node = Arc::clone(&self.node);
+        let key = key.clone();
+        Box::pin(async move {
+            let released = store
+                .run(move |c| {
+                    livestack_store::cluster::release_claim(
+                        c,
+                        key.account,
+                        &key.app,
+                        &key.stream,
+                        &node,
+                        session_id(session),
+                    )
+                })
+                .await;
+            if let Err(e) = released {
+                // A stale claim only names this node until a push takes it.
+                tracing::warn!("cannot release a stream's claim: {e}");
             }
         })
     }

@@ -192,6 +192,10 @@ pub enum EndReason {
     ProtocolError,
     /// The server is shutting down.
     Shutdown,
+    /// The shared database cannot be reached, so the push cannot claim
+    /// its stream (several nodes): refused rather than risk two owners
+    /// (3/0, a server-side end).
+    StoreUnavailable,
 }
 
 impl EndReason {
@@ -212,7 +216,7 @@ impl EndReason {
             EndReason::Replaced => (21, 102),
             EndReason::Idle => (20, 0),
             EndReason::ProtocolError => (4, 0),
-            EndReason::Shutdown => (3, 0),
+            EndReason::Shutdown | EndReason::StoreUnavailable => (3, 0),
         }
     }
 
@@ -234,6 +238,7 @@ impl EndReason {
             EndReason::Idle => "no data received for too long",
             EndReason::ProtocolError => "connection error",
             EndReason::Shutdown => "server shutting down",
+            EndReason::StoreUnavailable => "the database cannot be reached",
         }
     }
 }
@@ -454,18 +459,27 @@ pub struct Upstream {
     pub addr: String,
 }
 
-/// How the media plane finds the node that owns a stream it does not
-/// have (several nodes on one database). Implemented by the control plane
-/// over the store; the answer comes within a few seconds (`None` too when
-/// the database cannot be asked).
-pub trait Origins: Send + Sync {
-    /// The node other than this one where `key` is pushed now, if any.
+/// Which node owns each live stream, when several nodes share one
+/// database. Implemented by the control plane over the store; every
+/// answer comes within a few seconds.
+pub trait Ownership: Send + Sync {
+    /// The node other than this one where `key` is pushed now, if any
+    /// (`None` too when the database cannot be asked).
     fn locate(&self, key: &StreamKey) -> MediaFuture<Option<Upstream>>;
+    /// Claims `key` for this node's push session `session`: the push that
+    /// held it on another node is told to end (replaced). The claim's
+    /// epoch, or why it cannot be had (the database is unreachable: the
+    /// push is refused).
+    fn claim(&self, key: &StreamKey, session: u64) -> MediaFuture<Result<i64, String>>;
+    /// Whether this node still holds `key` at `epoch`; `Err` when the
+    /// database cannot say.
+    fn holds(&self, key: &StreamKey, epoch: i64) -> MediaFuture<Result<bool, String>>;
+    /// Gives up the claim of push session `session`, if it still holds it.
+    fn release(&self, key: &StreamKey, session: u64) -> MediaFuture<()>;
 }
 
 /// What the media plane of a cluster node needs: its name, the secret
-/// that authenticates relay pulls between nodes, and the directory of
-/// owners.
+/// that authenticates relay pulls between nodes, and who owns what.
 #[derive(Clone)]
 pub struct ClusterLink {
     /// This node's name.
@@ -473,7 +487,7 @@ pub struct ClusterLink {
     /// Shared by every node (kept in the database); never a user's key.
     pub secret: Vec<u8>,
     /// Who owns what.
-    pub origins: std::sync::Arc<dyn Origins>,
+    pub ownership: std::sync::Arc<dyn Ownership>,
 }
 
 impl std::fmt::Debug for ClusterLink {

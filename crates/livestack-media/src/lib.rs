@@ -323,6 +323,36 @@ impl MediaServer {
         let _ = self.inner.cluster.set(link);
     }
 
+    /// Fencing: ends every push of this node whose stream another node
+    /// claimed meanwhile (called when this node's lease had run out: it
+    /// was paused or cut off, and a push of its streams elsewhere may have
+    /// taken them over while the order to end its own got lost). Its jobs
+    /// stop with it. Returns how many pushes were ended.
+    pub async fn recheck_claims(&self) -> usize {
+        let Some(link) = self.inner.cluster.get() else {
+            return 0;
+        };
+        let mut ended = 0;
+        for live in self.inner.streams.all() {
+            let Some(epoch) = live.publisher.epoch else {
+                continue;
+            };
+            let key = &live.publisher.key;
+            match link.ownership.holds(key, epoch).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(app = %key.app, stream = %key.stream, "push ended: another node claimed the stream while this one's lease had run out");
+                    live.stop(EndReason::Replaced);
+                    ended += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(app = %key.app, stream = %key.stream, "cannot check the stream's claim: {e}");
+                }
+            }
+        }
+        ended
+    }
+
     /// The connection budget every listener shares (the API's included).
     pub fn connections(&self) -> Arc<ConnLimiter> {
         Arc::clone(&self.inner.connections)
@@ -353,7 +383,8 @@ impl MediaControl for MediaServer {
     }
 
     fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool {
-        match self.inner.live(key) {
+        // An edge relay is not a push: the owner's push is what ends.
+        match self.inner.live(key).filter(|l| !l.publisher.relay) {
             Some(live) => {
                 live.stop(reason);
                 true

@@ -169,3 +169,108 @@ pub fn remote_online(
         },
     )?)
 }
+
+/// A stream's claim as a push takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// One more than the claim's epoch before (1 for a first claim).
+    pub epoch: i64,
+    /// The other node that held the claim until now: its push is to end
+    /// (replaced, as a second push on one node replaces the first).
+    pub previous: Option<String>,
+}
+
+/// Claims `account`'s `app/stream` for push session `session` on `node`.
+/// Call inside a write transaction ([`crate::Store::transaction`]): two
+/// claims of one stream never interleave, so each sees the one before.
+pub fn claim(
+    conn: &Connection,
+    account: AccountId,
+    app: &str,
+    stream: &str,
+    node: &str,
+    session: i64,
+) -> StoreResult<Claimed> {
+    use crate::db::OptionalExtension as _;
+    let before: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT node, epoch FROM stream_claims
+             WHERE account_id = ?1 AND app = ?2 AND stream = ?3",
+            (account.0, app, stream),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let epoch = before.as_ref().map_or(1, |(_, e)| e + 1);
+    conn.execute(
+        "INSERT INTO stream_claims (account_id, app, stream, node, session, epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (account_id, app, stream) DO UPDATE
+         SET node = excluded.node, session = excluded.session, epoch = excluded.epoch",
+        (account.0, app, stream, node, session, epoch),
+    )?;
+    Ok(Claimed {
+        epoch,
+        previous: before.map(|(n, _)| n).filter(|n| n != node),
+    })
+}
+
+/// Whether `node` still holds the claim of `account`'s `app/stream` at
+/// `epoch` (nobody took it over meanwhile).
+pub fn holds(
+    conn: &Connection,
+    account: AccountId,
+    app: &str,
+    stream: &str,
+    node: &str,
+    epoch: i64,
+) -> StoreResult<bool> {
+    use crate::db::OptionalExtension as _;
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM stream_claims
+             WHERE account_id = ?1 AND app = ?2 AND stream = ?3 AND node = ?4 AND epoch = ?5",
+            (account.0, app, stream, node, epoch),
+            |r| r.get::<i64>(0),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Gives up the claim push session `session` on `node` holds, if it still
+/// does (a push that replaced it keeps its own).
+pub fn release_claim(
+    conn: &Connection,
+    account: AccountId,
+    app: &str,
+    stream: &str,
+    node: &str,
+    session: i64,
+) -> StoreResult<()> {
+    conn.execute(
+        "DELETE FROM stream_claims
+         WHERE account_id = ?1 AND app = ?2 AND stream = ?3 AND node = ?4 AND session = ?5",
+        (account.0, app, stream, node, session),
+    )?;
+    Ok(())
+}
+
+/// Renews `node`'s lease like [`renew_lease`] and says whether it had
+/// run out before (the node was paused or cut off past its lease: its
+/// claims may have been taken over and must be checked).
+pub fn renew_lease_checked(
+    conn: &Connection,
+    node: &str,
+    addrs: &NodeAddrs,
+    lease_ms: i64,
+) -> StoreResult<bool> {
+    use crate::db::OptionalExtension as _;
+    let lapsed: Option<bool> = conn
+        .query_row(
+            &format!("SELECT lease_until_ms <= {DB_NOW_MS} FROM nodes WHERE name = ?1"),
+            [node],
+            |r| r.get(0),
+        )
+        .optional()?;
+    renew_lease(conn, node, addrs, lease_ms)?;
+    Ok(lapsed.unwrap_or(false))
+}

@@ -245,7 +245,7 @@ impl App {
             media.join_cluster(livestack_core::media::ClusterLink {
                 node: node.clone(),
                 secret: secret.into_bytes(),
-                origins: Arc::new(livestack_api::propagation::StoreOrigins::new(
+                ownership: Arc::new(livestack_api::propagation::StoreOwnership::new(
                     store.clone(),
                     Arc::from(node.as_str()),
                 )),
@@ -309,6 +309,7 @@ impl App {
         };
         let lease = tokio::spawn(keep_lease(
             store_for_metrics.clone(),
+            media.clone(),
             node.clone(),
             advertised,
             config.cluster.clone(),
@@ -330,6 +331,12 @@ impl App {
         // Whatever ended the API server ends the media plane too.
         media_shutdown.cancel();
         media.shutdown().await;
+        // The lease keeper holds a media handle: it goes before the
+        // recorder is awaited.
+        lease_shutdown.cancel();
+        if let Err(e) = lease.await {
+            tracing::error!("the lease keeper failed: {e}");
+        }
         // The media plane's event sender goes with its last handle; the
         // recorder then drains what is left and ends.
         drop(media);
@@ -340,18 +347,18 @@ impl App {
         if let Err(e) = follower.await {
             tracing::error!("the change follower failed: {e}");
         }
-        lease_shutdown.cancel();
-        if let Err(e) = lease.await {
-            tracing::error!("the lease keeper failed: {e}");
-        }
         served
     }
 }
 
 /// Renews this node's lease until `shutdown`, then gives it up, so its
-/// streams leave the other nodes' lists at once. Nothing to do on SQLite.
+/// streams leave the other nodes' lists at once. A renewal that finds the
+/// lease had run out (this node was paused or cut off) has the media
+/// plane check its pushes' claims before they go on. Nothing to do on
+/// SQLite.
 async fn keep_lease(
     store: Store,
+    media: livestack_media::MediaServer,
     node: String,
     advertise: livestack_store::cluster::NodeAddrs,
     cluster: config::ClusterConfig,
@@ -364,18 +371,32 @@ async fn keep_lease(
     let every = std::time::Duration::from_secs(cluster.lease_renew_secs.max(1));
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first renewal finds the lease of the last run over: nothing to
+    // check yet.
+    let mut first = true;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = ticks.tick() => {}
         }
         let (n, a) = (node.clone(), advertise.clone());
-        if let Err(e) = store
-            .run(move |c| livestack_store::cluster::renew_lease(c, &n, &a, lease_ms))
+        match store
+            .run(move |c| livestack_store::cluster::renew_lease_checked(c, &n, &a, lease_ms))
             .await
         {
-            tracing::warn!(node, "cannot renew this node's lease: {e}");
+            Ok(false) => {}
+            Ok(true) if first => {}
+            Ok(true) => {
+                let ended = media.recheck_claims().await;
+                tracing::warn!(
+                    node,
+                    ended,
+                    "this node's lease had run out: its pushes' claims were checked"
+                );
+            }
+            Err(e) => tracing::warn!(node, "cannot renew this node's lease: {e}"),
         }
+        first = false;
     }
     let n = node.clone();
     if let Err(e) = store

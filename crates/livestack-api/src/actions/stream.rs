@@ -207,6 +207,7 @@ async fn order_drop(
         app: app.to_owned(),
         stream: stream.to_owned(),
         forbidden,
+        replaced: false,
     };
     Ok(crate::propagation::send_drop(&cx.store, &order).await?)
 }

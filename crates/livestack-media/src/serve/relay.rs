@@ -7,12 +7,12 @@
 //! the pull itself (HTTP-FLV from the owner's playback listener, signed
 //! with the cluster secret); stopping it [`LINGER`] after its last player
 //! left; and, on the owner, checking a pull's signature. Must not: touch
-//! the database (the control plane's [`Origins`] say who owns what), run
+//! the database (the control plane's [`Ownership`] says who owns what), run
 //! processing on a relayed stream or report it as a push (the owner does
 //! both: a relay is `internal`), or relay what is itself a relay (pulls
 //! are answered from local pushes only, so relays never chain).
 //!
-//! [`Origins`]: livestack_core::media::Origins
+//! [`Ownership`]: livestack_core::media::Ownership
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -268,7 +268,7 @@ async fn pull(
 ) -> Result<&'static str, RelayError> {
     let link = inner.cluster.get().ok_or(RelayError::NoOwner)?;
     let owner = tokio::select! {
-        o = link.origins.locate(source) => o.ok_or(RelayError::NoOwner)?,
+        o = link.ownership.locate(source) => o.ok_or(RelayError::NoOwner)?,
         () = inner.shutdown.cancelled() => return Ok("shutting down"),
     };
     let t = inner.clock.unix();
@@ -361,6 +361,7 @@ async fn pull(
         internal: true,
         watermark: None,
         relay: true,
+        epoch: None,
     };
     let segmenter = SegmenterConfig {
         target_duration_ms: inner.config.hls_segment.as_millis() as u64,

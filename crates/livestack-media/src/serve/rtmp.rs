@@ -218,7 +218,18 @@ async fn publish(
             return Ok(());
         }
     };
-    let (live, session_id) = register(&inner, &who, &target, &conn, now);
+    // In a cluster the push claims its stream first: a push of it on
+    // another node is told to end (replaced), and without the database no
+    // push starts (two nodes could both think they own the stream).
+    let session_id = inner.next_session();
+    let epoch = match claim(&inner, &who, session_id).await {
+        Ok(epoch) => epoch,
+        Err(reason) => {
+            refuse(&inner, &mut conn, stream_id, target, reason, now).await;
+            return Ok(());
+        }
+    };
+    let (live, session_id) = register(&inner, &who, &target, &conn, now, session_id, epoch);
     conn.session.accept_publish(stream_id);
     // An authorized publisher sends keyframes of any size RTMP allows.
     conn.session.set_input_limits(
@@ -308,6 +319,29 @@ fn authorize(
     })
 }
 
+/// How long a push waits for its claim before it is refused.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Claims the stream for session `session` when this node is in a
+/// cluster (not for internal pushes: their source holds the claim);
+/// returns the claim's epoch.
+async fn claim(inner: &Inner, who: &Authorized, session: u64) -> Result<Option<i64>, EndReason> {
+    let Some(link) = inner.cluster.get().filter(|_| !who.internal) else {
+        return Ok(None);
+    };
+    match tokio::time::timeout(CLAIM_TIMEOUT, link.ownership.claim(&who.key, session)).await {
+        Ok(Ok(epoch)) => Ok(Some(epoch)),
+        Ok(Err(e)) => {
+            tracing::warn!("push refused: cannot claim the stream in the database: {e}");
+            Err(EndReason::StoreUnavailable)
+        }
+        Err(_) => {
+            tracing::warn!("push refused: the database did not answer the stream's claim within {CLAIM_TIMEOUT:?}");
+            Err(EndReason::StoreUnavailable)
+        }
+    }
+}
+
 /// Answers a refused `publish` with the CSS reason and reports it.
 async fn refuse(
     inner: &Inner,
@@ -347,6 +381,8 @@ fn register(
     target: &Target,
     conn: &Conn,
     now: i64,
+    session_id: u64,
+    epoch: Option<i64>,
 ) -> (Arc<Live>, u64) {
     let key = &who.key;
     // Watermark rules apply to pushes that start after them (as CSS).
@@ -365,7 +401,6 @@ fn register(
                 .map(|t| t.id)
         })
         .flatten();
-    let session_id = inner.next_session();
     let cancel = inner.shutdown.child_token();
     let publisher = Publisher {
         key: key.clone(),
@@ -383,6 +418,7 @@ fn register(
         internal: who.internal,
         watermark,
         relay: false,
+        epoch,
     };
     let segmenter = SegmenterConfig {
         target_duration_ms: inner.config.hls_segment.as_millis() as u64,
@@ -428,6 +464,11 @@ fn finish(
         return;
     }
     tracing::info!("push ended: {}", reason.describe());
+    if let Some(link) = inner.cluster.get() {
+        // Owned by the tracker; a replacement's claim is left alone.
+        let release = link.ownership.release(&who.key, live.publisher.session);
+        inner.tasks.spawn(release);
+    }
     notify::push_ended(inner, live, reason, lasted);
     inner.emit(MediaEvent::PublishStopped {
         key: who.key,

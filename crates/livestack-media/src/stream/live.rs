@@ -125,6 +125,8 @@ pub(crate) struct Publisher {
     /// this node's players (also `internal`: not listed, no events, no
     /// processing here; the owner does all that).
     pub(crate) relay: bool,
+    /// The epoch of this push's claim on its stream (several nodes).
+    pub(crate) epoch: Option<i64>,
 }
 
 impl Live {

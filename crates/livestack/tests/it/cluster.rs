@@ -245,8 +245,31 @@ fn a_database_that_goes_away_answers_connect_db_error_and_is_used_again_when_it_
     let pg = OwnServer::start();
     let server = node(&pg.url);
     add_domain(&server, "before.example.com").ok();
+    crate::media::add(&server, "push.example.com", 0);
+    let key = push_key(&server);
+    let signed = |stream: &str| {
+        push_url(
+            &server,
+            stream,
+            &livestack_core::urlsign::query(&key, stream, now() + 600),
+        )
+    };
 
     pg.pg_ctl("stop");
+    // A new push cannot claim its stream: refused, with a clear log line,
+    // rather than risk a second owner.
+    let mut refused = Publisher::start(&signed("during"), 30);
+    assert!(
+        refused.wait(Duration::from_secs(15)).is_some(),
+        "a push was accepted while the database was down"
+    );
+    assert!(
+        server
+            .log()
+            .contains("push refused: cannot claim the stream"),
+        "{}",
+        server.log()
+    );
     let started = Instant::now();
     let out = add_domain(&server, "during.example.com");
     out.expect_code("InternalError.ConnectDbError");
@@ -277,6 +300,11 @@ fn a_database_that_goes_away_answers_connect_db_error_and_is_used_again_when_it_
     let names: Vec<Value> = domain_names(&server).into_iter().map(Value::from).collect();
     assert!(names.contains(&json!("after.example.com")), "{names:?}");
     assert!(!names.contains(&json!("during.example.com")), "{names:?}");
+    // And pushes are taken again.
+    let _publisher = Publisher::start(&signed("after"), 30);
+    assert!(wait_until(Duration::from_secs(10), || state(
+        &server, "after"
+    ) == "active"));
 }
 
 fn online(server: &Server) -> Vec<String> {
@@ -548,4 +576,137 @@ fn a_stream_pushed_to_one_node_plays_on_another_over_rtmp_http_flv_and_hls_throu
     let refused = crate::harness::http(a.http, forged.as_bytes()).expect("forged pull");
     assert_eq!(refused.status, 403);
     assert!(a.log().contains("relay pull refused"));
+}
+
+#[test]
+fn a_second_push_on_another_node_replaces_the_first_with_its_end_event_and_one_callback_each() {
+    use crate::callbacks::{bind_callbacks, push, Receiver};
+    let url = shared_database();
+    let a = node(&url);
+    let b = node(&url);
+    crate::media::add(&a, "push.example.com", 0);
+    let receiver = Receiver::start(&[]);
+    bind_callbacks(
+        &a,
+        "live",
+        json!({
+            "StreamBeginNotifyUrl": receiver.url("/begin"),
+            "StreamEndNotifyUrl": receiver.url("/end"),
+        }),
+    );
+    assert!(wait_until(Duration::from_secs(10), || b
+        .policy_in_force()
+        .processing
+        .rules
+        .len()
+        == 1));
+
+    let mut first = push(&a, "cam1", 60);
+    assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]));
+    receiver.wait_for("/begin", 1, Duration::from_secs(15));
+
+    // The same stream pushed to B: B claims it, A's push ends as a
+    // replaced one (21/102), as a second push on one node would.
+    let _second = push(&b, "cam1", 60);
+    assert!(
+        first.wait(Duration::from_secs(10)).is_some(),
+        "A's publisher was not disconnected"
+    );
+    let end = receiver.wait_for("/end", 1, Duration::from_secs(15));
+    assert_eq!(end[0].body["errcode"], 21, "{}", end[0].body);
+    assert!(a
+        .log()
+        .contains("replaced by a newer push of the same stream"));
+    assert!(wait_until(Duration::from_secs(10), || online(&a)
+        == ["cam1"]
+        && online(&b) == ["cam1"]));
+    let events = b.api(
+        "DescribeLiveStreamEventList",
+        json!({"StartTime": livestack_api::time::utc_iso(crate::media::now() - 300),
+               "EndTime": livestack_api::time::utc_iso(crate::media::now() + 5), "IsAsc": 1}),
+    );
+    let list = events.ok()["EventList"]
+        .as_array()
+        .expect("EventList")
+        .clone();
+    let stops: Vec<_> = list.iter().map(|e| e["StopReason"].clone()).collect();
+    assert!(
+        stops.contains(&json!("replaced by a newer push of the same stream")),
+        "{list:?}"
+    );
+
+    // One begin callback per push, one end for the push that ended: none
+    // twice, none from a node that does not own the stream.
+    receiver.wait_for("/begin", 2, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        receiver.to("/begin").len(),
+        2,
+        "{:?}",
+        receiver.to("/begin")
+    );
+    assert_eq!(receiver.to("/end").len(), 1, "{:?}", receiver.to("/end"));
+}
+
+#[test]
+fn a_node_paused_past_its_lease_whose_stream_was_pushed_elsewhere_ends_its_own_push_when_it_wakes()
+{
+    let url = shared_database();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("short-lease.toml");
+    std::fs::write(&config, "[cluster]\nlease_secs = 2\nlease_renew_secs = 1\n").expect("config");
+    let config = config.to_str().expect("path").to_owned();
+    let options = |binary: bool, name: &str| ServerOptions {
+        binary,
+        database_url: Some(url.clone()),
+        args: vec![
+            "--config".to_owned(),
+            config.clone(),
+            "--node-name".to_owned(),
+            name.to_owned(),
+        ],
+        ..ServerOptions::default()
+    };
+    let a = Server::start_with(options(true, "fenced-a"));
+    let b = Server::start_with(options(false, "fenced-b"));
+    crate::media::add(&a, "push.example.com", 0);
+    let mut on_a = live_push(&a, "cam1", 60);
+    assert!(wait_until(Duration::from_secs(10), || online(&b) == ["cam1"]));
+
+    a.signal("-STOP");
+    // Past A's lease, and with the order B will send lost: every listening
+    // connection is cut (A's cannot hear until it wakes).
+    std::thread::sleep(Duration::from_secs(3));
+    sql(
+        &b,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'livestack-listener' AND datname = current_database()",
+    );
+    let key = push_key(&b);
+    let _on_b = Publisher::start(
+        &push_url(
+            &b,
+            "cam1",
+            &livestack_core::urlsign::query(&key, "cam1", now() + 600),
+        ),
+        60,
+    );
+    assert!(wait_until(Duration::from_secs(10), || online(&b)
+        == ["cam1"]
+        && b.log().contains("replacing it there")));
+    a.signal("-CONT");
+    // A finds its lease had run out, checks its claims, finds cam1 taken
+    // and ends its push instead of going on with it.
+    assert!(
+        on_a.wait(Duration::from_secs(15)).is_some(),
+        "A kept the push whose stream B had claimed"
+    );
+    assert!(
+        a.log()
+            .contains("another node claimed the stream while this one's lease had run out"),
+        "{}",
+        a.log()
+    );
+    assert!(wait_until(Duration::from_secs(10), || online(&a) == ["cam1"]));
+    assert_eq!(state(&b, "cam1"), "active");
 }
