@@ -232,6 +232,11 @@ error_codes! {
     InternalErrorCallOtherSvrError => "InternalError.CallOtherSvrError",
         "Error calling an internal service.", "调用内部服务错误。";
     InternalErrorSystemError => "InternalError.SystemError", "Internal system error.", "系统内部错误。";
+    InternalErrorGetStreamInfoError => "InternalError.GetStreamInfoError",
+        "Failed to get the stream's information.", "获取流信息失败。";
+    InternalErrorGetUpstreamInfoError => "InternalError.GetUpstreamInfoError",
+        "Failed to get the live source's information.", "获取直播源信息错误。";
+    InternalErrorUpdateDataError => "InternalError.UpdateDataError", "Failed to update data.", "更新数据失败。";
 }
 
 impl fmt::Display for ErrorCode {

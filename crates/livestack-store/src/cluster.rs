@@ -138,6 +138,8 @@ pub struct RemoteStream {
     pub started_at: i64,
     /// The node it is pushed to.
     pub node: String,
+    /// The publisher's IP address.
+    pub client_ip: String,
 }
 
 /// `account`'s streams pushed to live nodes other than `this_node`: the
@@ -151,7 +153,7 @@ pub fn remote_online(
 ) -> StoreResult<Vec<RemoteStream>> {
     Ok(conn.query_map(
         &format!(
-            "SELECT s.domain, s.app, s.stream, s.started_at, s.node
+            "SELECT s.domain, s.app, s.stream, s.started_at, s.node, s.client_ip
              FROM stream_sessions s JOIN nodes n ON n.name = s.node
              WHERE s.account_id = ?1 AND s.ended_at IS NULL AND s.succeeded = TRUE
                AND s.node <> ?2 AND n.lease_until_ms > {DB_NOW_MS}
@@ -165,6 +167,7 @@ pub fn remote_online(
                 stream: r.get(2)?,
                 started_at: r.get(3)?,
                 node: r.get(4)?,
+                client_ip: r.get(5)?,
             })
         },
     )?)

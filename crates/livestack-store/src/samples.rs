@@ -111,36 +111,62 @@ pub fn list(
     ))?;
     let rows = stmt.query_map(
         params![account.0, stream, from_ms, to_ms, domain, app],
-        |r| {
-            Ok(Sample {
-                account_id: r.get(0)?,
-                domain: r.get(1)?,
-                app: r.get(2)?,
-                stream: r.get(3)?,
-                at_ms: r.get(4)?,
-                started_ms: r.get(5)?,
-                client_ip: r.get(6)?,
-                server_ip: r.get(7)?,
-                sequence: r.get(8)?,
-                params: r.get(9)?,
-                video_codec: r.get(10)?,
-                audio_codec: r.get(11)?,
-                width: r.get(12)?,
-                height: r.get(13)?,
-                fps: r.get(14)?,
-                video_bps: r.get(15)?,
-                audio_fps: r.get(16)?,
-                audio_bps: r.get(17)?,
-                video_ts: r.get(18)?,
-                audio_ts: r.get(19)?,
-                meta_video_kbps: r.get(20)?,
-                meta_audio_kbps: r.get(21)?,
-                meta_fps: r.get(22)?,
-                gop_ms: r.get(23)?,
-                bytes: r.get(24)?,
-                interval_ms: r.get(25)?,
-            })
-        },
+        sample_row,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The latest sample of the push of `account`'s `app/stream` that started
+/// at `started_ms` (the push now live on another node, for
+/// `DescribeLiveStreamPushInfoList`).
+pub fn latest(
+    conn: &Connection,
+    account: AccountId,
+    app: &str,
+    stream: &str,
+    started_ms: i64,
+) -> StoreResult<Option<Sample>> {
+    use crate::db::OptionalExtension as _;
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM push_samples
+                 WHERE account_id = ?1 AND stream = ?2 AND app = ?3 AND started_ms = ?4
+                 ORDER BY at_ms DESC, id DESC LIMIT 1"
+            ),
+            (account.0, stream, app, started_ms),
+            sample_row,
+        )
+        .optional()?)
+}
+
+fn sample_row(r: &crate::db::Row) -> crate::db::DbResult<Sample> {
+    Ok(Sample {
+        account_id: r.get(0)?,
+        domain: r.get(1)?,
+        app: r.get(2)?,
+        stream: r.get(3)?,
+        at_ms: r.get(4)?,
+        started_ms: r.get(5)?,
+        client_ip: r.get(6)?,
+        server_ip: r.get(7)?,
+        sequence: r.get(8)?,
+        params: r.get(9)?,
+        video_codec: r.get(10)?,
+        audio_codec: r.get(11)?,
+        width: r.get(12)?,
+        height: r.get(13)?,
+        fps: r.get(14)?,
+        video_bps: r.get(15)?,
+        audio_fps: r.get(16)?,
+        audio_bps: r.get(17)?,
+        video_ts: r.get(18)?,
+        audio_ts: r.get(19)?,
+        meta_video_kbps: r.get(20)?,
+        meta_audio_kbps: r.get(21)?,
+        meta_fps: r.get(22)?,
+        gop_ms: r.get(23)?,
+        bytes: r.get(24)?,
+        interval_ms: r.get(25)?,
+    })
 }

@@ -42,6 +42,23 @@ pub(crate) fn pages(total: u64, size: u64) -> u64 {
     }
 }
 
+/// Store failures as the stream actions report them: their code lists have
+/// no database codes (CSS asks its stream services, not a database). A
+/// stream's facts that cannot be read fail as `GetStreamInfoError`, which
+/// node holds a push as `GetUpstreamInfoError`, a write as
+/// `UpdateDataError`.
+fn stream_info(e: livestack_store::StoreError) -> ApiError {
+    ApiError::internal(ErrorCode::InternalErrorGetStreamInfoError, e)
+}
+
+fn upstream_info(e: livestack_store::StoreError) -> ApiError {
+    ApiError::internal(ErrorCode::InternalErrorGetUpstreamInfoError, e)
+}
+
+fn update_data(e: livestack_store::StoreError) -> ApiError {
+    ApiError::internal(ErrorCode::InternalErrorUpdateDataError, e)
+}
+
 /// Checks that `name` is one of the caller's push domains
 /// (`InternalError.ConfigNotExist` otherwise, as these actions document).
 async fn check_push_domain(cx: &Cx, raw: &str) -> ApiResult<String> {
@@ -51,7 +68,8 @@ async fn check_push_domain(cx: &Cx, raw: &str) -> ApiResult<String> {
     let found = cx
         .store
         .run(move |c| domains::find(c, account, &key))
-        .await?;
+        .await
+        .map_err(stream_info)?;
     match found {
         Some(d) if d.kind == livestack_core::DomainKind::Push => Ok(name),
         _ => Err(ApiError::new(
@@ -166,7 +184,8 @@ async fn live_anywhere(cx: &Cx) -> ApiResult<Vec<LiveAnywhere>> {
         let remote = cx
             .store
             .run(move |c| livestack_store::cluster::remote_online(c, account, &node))
-            .await?;
+            .await
+            .map_err(upstream_info)?;
         for r in remote {
             if !out.iter().any(|l| l.app == r.app && l.stream == r.stream) {
                 out.push(LiveAnywhere {
@@ -209,7 +228,10 @@ async fn order_drop(
         forbidden,
         replaced: false,
     };
-    Ok(crate::propagation::send_drop(&cx.store, &order).await?)
+    // The order is how this node calls the owner: not sent, not called.
+    crate::propagation::send_drop(&cx.store, &order)
+        .await
+        .map_err(|e| ApiError::internal(ErrorCode::InternalErrorCallOtherSvrError, e))
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -228,9 +250,9 @@ pub async fn describe_live_stream_online_list(
         non_empty(req.app_name),
         non_empty(req.stream_name),
     );
-    let delayed = delayed_streams(&cx).await?;
-    let mut online: Vec<LiveAnywhere> = live_anywhere(&cx)
-        .await?
+    let anywhere = live_anywhere(&cx).await?;
+    let delayed = delayed_streams(&cx).await.map_err(stream_info)?;
+    let mut online: Vec<LiveAnywhere> = anywhere
         .into_iter()
         .filter(|s| {
             online_matches(
@@ -270,12 +292,11 @@ pub async fn describe_live_stream_online_list(
     })
 }
 
-async fn delayed_streams(cx: &Cx) -> ApiResult<Vec<Delayed>> {
+async fn delayed_streams(cx: &Cx) -> livestack_store::StoreResult<Vec<Delayed>> {
     let (account, now) = (cx.account, cx.now);
-    Ok(cx
-        .store
+    cx.store
         .run(move |c| streams::delays(c, account, now))
-        .await?)
+        .await
 }
 
 /// Statistics of the caller's live pushes, measured from the streams.
@@ -286,32 +307,14 @@ pub async fn describe_live_stream_push_info_list(
     let page_size = check_range("PageSize", req.page_size.map_or(200, to_i64), 1, 100_000)? as u64;
     let page_num = check_range("PageNum", req.page_num.map_or(1, to_i64), 1, 10_000)? as u64;
     let (domain, app) = (non_empty(req.push_domain), non_empty(req.app_name));
-    let mut online: Vec<OnlineStream> = cx
+    let matches = |d: &str, a: &str, s: &str| {
+        online_matches((d, a, s), domain.as_deref(), app.as_deref(), None)
+    };
+    let mut online: Vec<PushDataInfo> = cx
         .media
         .online(cx.account)
         .into_iter()
-        .filter(|s| {
-            online_matches(
-                (&s.domain, &s.key.app, &s.key.stream),
-                domain.as_deref(),
-                app.as_deref(),
-                None,
-            )
-        })
-        .collect();
-    if online.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::FailedOperationHasNotLivingStream,
-            "No stream is live.",
-            "无在线流。",
-        ));
-    }
-    online.sort_by(|a, b| (&a.key.app, &a.key.stream).cmp(&(&b.key.app, &b.key.stream)));
-    let total = online.len() as u64;
-    let list = online
-        .into_iter()
-        .skip(((page_num - 1).saturating_mul(page_size)) as usize)
-        .take(page_size as usize)
+        .filter(|s| matches(&s.domain, &s.key.app, &s.key.stream))
         .map(|s| PushDataInfo {
             stream_name: Some(s.key.stream),
             app_name: Some(s.key.app),
@@ -325,16 +328,77 @@ pub async fn describe_live_stream_push_info_list(
             begin_push_time: Some(crate::time::beijing(s.started)),
             acodec: Some(s.audio_codec.to_ascii_uppercase()),
             vcodec: Some(s.video_codec.to_ascii_uppercase()),
-            resolution: Some(if s.width > 0 {
-                format!("{}*{}", s.width, s.height)
-            } else {
-                String::new()
-            }),
+            resolution: Some(resolution(s.width.into(), s.height.into())),
             asample_rate: Some(u64::from(s.sample_rate)),
             meta_audio_speed: Some(0),
             meta_video_speed: Some(0),
             meta_fps: Some(0),
         })
+        .collect();
+    // Pushes held by other nodes: as their latest per-minute sample has
+    // them (a push younger than a minute shows its start only).
+    if cx.store.backend() == livestack_store::Backend::Postgres {
+        let (account, node) = (cx.account, cx.node.to_string());
+        let remote = cx
+            .store
+            .run(move |c| {
+                let mut out = Vec::new();
+                for r in livestack_store::cluster::remote_online(c, account, &node)? {
+                    let sample = livestack_store::samples::latest(
+                        c,
+                        account,
+                        &r.app,
+                        &r.stream,
+                        r.started_at.saturating_mul(1000),
+                    )?;
+                    out.push((r, sample));
+                }
+                Ok(out)
+            })
+            .await?;
+        for (r, sample) in remote {
+            let here = online.iter().any(|o| {
+                o.app_name.as_deref() == Some(&r.app) && o.stream_name.as_deref() == Some(&r.stream)
+            });
+            if here || !matches(&r.domain, &r.app, &r.stream) {
+                continue;
+            }
+            let s = sample.unwrap_or_default();
+            let kbps = |bps: i64| u64::try_from(bps).unwrap_or(0);
+            online.push(PushDataInfo {
+                stream_name: Some(r.stream),
+                app_name: Some(r.app),
+                client_ip: Some(r.client_ip),
+                server_ip: Some(s.server_ip),
+                video_fps: Some(s.fps.round() as u64),
+                video_speed: Some(kbps(s.video_bps)),
+                audio_fps: Some(s.audio_fps.round() as u64),
+                audio_speed: Some(kbps(s.audio_bps)),
+                push_domain: Some(r.domain),
+                begin_push_time: Some(crate::time::beijing(r.started_at)),
+                acodec: Some(s.audio_codec.to_ascii_uppercase()),
+                vcodec: Some(s.video_codec.to_ascii_uppercase()),
+                resolution: Some(resolution(s.width, s.height)),
+                asample_rate: Some(0),
+                meta_audio_speed: Some(0),
+                meta_video_speed: Some(0),
+                meta_fps: Some(0),
+            });
+        }
+    }
+    if online.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::FailedOperationHasNotLivingStream,
+            "No stream is live.",
+            "无在线流。",
+        ));
+    }
+    online.sort_by(|a, b| (&a.app_name, &a.stream_name).cmp(&(&b.app_name, &b.stream_name)));
+    let total = online.len() as u64;
+    let list = online
+        .into_iter()
+        .skip(((page_num - 1).saturating_mul(page_size)) as usize)
+        .take(page_size as usize)
         .collect();
     Ok(DescribeLiveStreamPushInfoListResponse {
         data_info_list: list,
@@ -343,6 +407,15 @@ pub async fn describe_live_stream_push_info_list(
         page_num,
         page_size,
     })
+}
+
+/// `640*360`, or empty while the picture size is unknown.
+fn resolution(width: i64, height: i64) -> String {
+    if width > 0 {
+        format!("{width}*{height}")
+    } else {
+        String::new()
+    }
 }
 
 /// `active`, `inactive` or `forbid`.
@@ -356,7 +429,8 @@ pub async fn describe_live_stream_state(
     let ban = cx
         .store
         .run(move |c| streams::find_forbidden(c, account, &app, &stream))
-        .await?;
+        .await
+        .map_err(stream_info)?;
     let state = if ban.is_some_and(|b| b.resume_at > now) {
         "forbid"
     } else if live_anywhere(&cx)
@@ -389,13 +463,12 @@ async fn session_page(
     filter: SessionFilter,
     page_num: u64,
     page_size: u64,
-) -> ApiResult<(u64, Vec<PushSession>)> {
+) -> livestack_store::StoreResult<(u64, Vec<PushSession>)> {
     let account = cx.account;
     let offset = (page_num - 1).saturating_mul(page_size);
-    Ok(cx
-        .store
+    cx.store
         .run(move |c| streams::list_sessions(c, account, &filter, offset, page_size))
-        .await?)
+        .await
 }
 
 /// A push session as a `StreamName` or `StreamEventInfo`: the model has
@@ -438,7 +511,9 @@ pub async fn describe_live_stream_published_list(
         ended_only: true,
         ascending: false,
     };
-    let (total, rows) = session_page(&cx, filter, page_num, page_size).await?;
+    let (total, rows) = session_page(&cx, filter, page_num, page_size)
+        .await
+        .map_err(stream_info)?;
     Ok(DescribeLiveStreamPublishedListResponse {
         publish_info: rows
             .into_iter()
@@ -480,7 +555,9 @@ pub async fn describe_live_stream_event_list(
         ended_only: true,
         ascending: is_asc,
     };
-    let (total, rows) = session_page(&cx, filter, page_num, page_size).await?;
+    let (total, rows) = session_page(&cx, filter, page_num, page_size)
+        .await
+        .map_err(ApiError::from)?;
     Ok(DescribeLiveStreamEventListResponse {
         event_list: rows
             .into_iter()
@@ -538,7 +615,8 @@ async fn drop_on(
         let still = cx
             .store
             .run(move |c| livestack_store::cluster::remote_online(c, account, &node))
-            .await?
+            .await
+            .map_err(upstream_info)?
             .iter()
             .any(|s| s.app == app && s.stream == stream && s.node == owner);
         if !still {
@@ -599,7 +677,10 @@ pub async fn forbid_live_stream(
         reason,
     };
     let now = cx.now;
-    cx.store.run(move |c| streams::forbid(c, &ban, now)).await?;
+    cx.store
+        .run(move |c| streams::forbid(c, &ban, now))
+        .await
+        .map_err(update_data)?;
     cx.publish_policy().await?;
     cx.media.drop_stream(
         &key(&cx, &req.app_name, &req.stream_name),
@@ -623,7 +704,8 @@ pub async fn resume_live_stream(
     let account = cx.account;
     cx.store
         .run(move |c| streams::resume(c, account, &req.app_name, &req.stream_name))
-        .await?;
+        .await
+        .map_err(update_data)?;
     cx.publish_policy().await?;
     Ok(ResumeLiveStreamResponse {})
 }
@@ -657,7 +739,10 @@ pub async fn add_delay_live_stream(
         expire_at,
         created_at: cx.now,
     };
-    cx.store.run(move |c| streams::set_delay(c, &row)).await?;
+    cx.store
+        .run(move |c| streams::set_delay(c, &row))
+        .await
+        .map_err(update_data)?;
     cx.publish_policy().await?;
     Ok(AddDelayLiveStreamResponse {})
 }
@@ -673,7 +758,8 @@ pub async fn resume_delay_live_stream(
     let removed = cx
         .store
         .run(move |c| streams::clear_delay(c, account, &req.app_name, &req.stream_name))
-        .await?;
+        .await
+        .map_err(update_data)?;
     if !removed {
         return Err(ApiError::new(
             ErrorCode::ResourceNotFound,
@@ -690,7 +776,7 @@ pub async fn describe_live_delay_info_list(
     cx: Cx,
     _req: DescribeLiveDelayInfoListRequest,
 ) -> ApiResult<DescribeLiveDelayInfoListResponse> {
-    let rows = delayed_streams(&cx).await?;
+    let rows = delayed_streams(&cx).await.map_err(ApiError::from)?;
     Ok(DescribeLiveDelayInfoListResponse {
         delay_info_list: rows
             .into_iter()

@@ -278,6 +278,14 @@ fn a_database_that_goes_away_answers_connect_db_error_and_is_used_again_when_it_
         "answered, not hung: {:?}",
         started.elapsed()
     );
+    // The stream actions answer the codes their own lists have.
+    let stream = json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "cam1"});
+    server
+        .api("DescribeLiveStreamState", stream.clone())
+        .expect_code("InternalError.GetStreamInfoError");
+    server
+        .api("DescribeLiveStreamOnlineList", json!({}))
+        .expect_code("InternalError.GetUpstreamInfoError");
     // What is already known keeps being served from the cached policy.
     assert!(domain_names(&server).contains(&"before.example.com".to_owned()));
     let log = server.log();
@@ -709,4 +717,77 @@ fn a_node_paused_past_its_lease_whose_stream_was_pushed_elsewhere_ends_its_own_p
     );
     assert!(wait_until(Duration::from_secs(10), || online(&a) == ["cam1"]));
     assert_eq!(state(&b, "cam1"), "active");
+}
+
+#[test]
+fn a_query_that_fails_for_another_reason_is_db_error_or_the_stream_actions_update_data_error() {
+    let url = shared_database();
+    let server = node(&url);
+    crate::media::add(&server, "push.example.com", 0);
+    // The database refuses these writes as a broken constraint or a full
+    // disk would: the connection is fine, the statement fails.
+    sql(
+        &server,
+        "CREATE FUNCTION livestack_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+         CREATE TRIGGER refuse_domains BEFORE INSERT ON domains
+             FOR EACH ROW EXECUTE FUNCTION livestack_test_refuse();
+         CREATE TRIGGER refuse_bans BEFORE INSERT OR UPDATE ON forbidden_streams
+             FOR EACH ROW EXECUTE FUNCTION livestack_test_refuse();",
+    );
+    let out = add_domain(&server, "more.example.com");
+    out.expect_code("InternalError.DBError");
+    assert!(server.log().contains(out.request_id()));
+    server
+        .api(
+            "ForbidLiveStream",
+            json!({"DomainName": "push.example.com", "AppName": "live", "StreamName": "cam1"}),
+        )
+        .expect_code("InternalError.UpdateDataError");
+    // Reads still work: nothing was half written.
+    assert_eq!(domain_names(&server), ["push.example.com"]);
+}
+
+#[test]
+fn describe_live_stream_push_info_list_on_any_node_lists_the_pushes_of_every_node() {
+    let url = shared_database();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("fast-samples.toml");
+    std::fs::write(&config, "[media]\npush_sample_interval_secs = 1\n").expect("config");
+    let options = |name: &str| ServerOptions {
+        database_url: Some(url.clone()),
+        args: vec![
+            "--config".to_owned(),
+            config.to_str().expect("path").to_owned(),
+            "--node-name".to_owned(),
+            name.to_owned(),
+        ],
+        ..ServerOptions::default()
+    };
+    let a = Server::start_with(options("info-a"));
+    let b = Server::start_with(options("info-b"));
+    crate::media::add(&a, "push.example.com", 0);
+    let _on_a = live_push(&a, "cam1", 60);
+    let _on_b = live_push(&b, "cam2", 60);
+    let rows = |s: &Server| {
+        s.api("DescribeLiveStreamPushInfoList", json!({})).ok()["DataInfoList"]
+            .as_array()
+            .expect("DataInfoList")
+            .clone()
+    };
+    let mut seen = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            seen = rows(&b);
+            seen.len() == 2
+                && seen
+                    .iter()
+                    .all(|r| r["Resolution"] == "640*360" && r["Vcodec"] == "H264")
+        }),
+        "B lists both pushes as measured: {seen:?}"
+    );
+    assert_eq!(seen[0]["StreamName"], "cam1");
+    assert_eq!(seen[1]["StreamName"], "cam2");
+    assert_eq!(seen[0]["ClientIp"], "127.0.0.1");
+    assert!(wait_until(Duration::from_secs(15), || rows(&a).len() == 2));
 }
