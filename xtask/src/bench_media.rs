@@ -31,6 +31,8 @@
 //! its pinning, `/proc` sampling, the source, livestack's start and its
 //! signed API client, the publisher, the load generator and the quiet gate.
 
+pub(crate) mod edge;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -719,12 +721,40 @@ impl Drop for RunningServer {
     }
 }
 
+/// How to start one livestack process.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Launch<'a> {
+    /// The CPU to pin it to.
+    pub(crate) cpu: Option<usize>,
+    /// Its store on this PostgreSQL database instead of SQLite.
+    pub(crate) database_url: Option<&'a str>,
+    /// `--node-name`.
+    pub(crate) node_name: Option<&'a str>,
+}
+
+/// Starts livestack on the server's CPU with a fresh SQLite store and the
+/// benchmark's domains.
 pub(crate) async fn start_livestack(env: &Env) -> Result<RunningServer> {
+    let server = launch_livestack(
+        env,
+        Launch {
+            cpu: env.pinning.server,
+            ..Launch::default()
+        },
+    )
+    .await?;
+    add_bench_domains(server.api.context("no API address")?).await?;
+    Ok(server)
+}
+
+/// Starts `livestack serve` as `launch` says, on a fresh data directory,
+/// every listener on `127.0.0.1:0`; returns once it printed its addresses.
+pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<RunningServer> {
     let dir = tempfile::Builder::new()
         .prefix("livestack-mbench-")
         .tempdir()
         .context("cannot create a data directory")?;
-    let mut cmd = env.command(env.pinning.server, &env.livestack);
+    let mut cmd = env.command(launch.cpu, &env.livestack);
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(dir.path())
@@ -737,7 +767,16 @@ pub(crate) async fn start_livestack(env: &Env) -> Result<RunningServer> {
         .env("LIVESTACK_SECRET_KEY", SECRET_KEY)
         .env_remove("RUST_LOG")
         .env_remove("LIVESTACK_CONFIG")
+        .env_remove("LIVESTACK_DATABASE_URL")
+        .env_remove("LIVESTACK_NODE_NAME")
+        .env_remove("LIVESTACK_ADVERTISE")
         .current_dir(dir.path());
+    if let Some(url) = launch.database_url {
+        cmd.env("LIVESTACK_DATABASE_URL", url);
+    }
+    if let Some(name) = launch.node_name {
+        cmd.args(["--node-name", name]);
+    }
     if let Some(ms) = env.merge_write_ms {
         let config = dir.path().join("livestack.toml");
         std::fs::write(&config, format!("[media]\nmerge_write_ms = {ms}\n"))
@@ -776,7 +815,7 @@ pub(crate) async fn start_livestack(env: &Env) -> Result<RunningServer> {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let rtmp = rtmp.context("livestack printed no RTMP address")?;
     let http = http.context("livestack printed no HTTP address")?;
-    let server = RunningServer {
+    Ok(RunningServer {
         kind: ServerKind::Livestack,
         child,
         pid,
@@ -785,8 +824,12 @@ pub(crate) async fn start_livestack(env: &Env) -> Result<RunningServer> {
         http: Some(http),
         api,
         _dir: dir,
-    };
-    let api = server.api.context("no API address")?;
+    })
+}
+
+/// The benchmark's push and play domains, and push authentication off,
+/// through livestack's API at `api`.
+pub(crate) async fn add_bench_domains(api: SocketAddr) -> Result<()> {
     for (action, body) in [
         (
             "AddLiveDomain",
@@ -805,7 +848,7 @@ pub(crate) async fn start_livestack(env: &Env) -> Result<RunningServer> {
             .await
             .with_context(|| format!("livestack API {action} {body}"))?;
     }
-    Ok(server)
+    Ok(())
 }
 
 /// A TC3-signed API call; fails on an HTTP error or an `"Error"` answer.
@@ -980,6 +1023,11 @@ struct RunResult {
     core1: Option<f64>,
     load_cpu: Option<f64>,
     publisher_cpu: Option<f64>,
+    /// The origin's CPU over the window, when `server` is an edge.
+    origin_cpu: Option<f64>,
+    /// TCP connections established to the origin's playback listener at
+    /// the window's start and end (the edge's relays), when on an edge.
+    relay_conns: Option<(usize, usize)>,
     rss_mb: f64,
     hwm_mb: Option<f64>,
     report: LoadReport,
@@ -1249,21 +1297,54 @@ async fn run_once(
             start_nginx(env, install, players).await?
         }
     };
-    let result = measure(&server, proto, players, opts, env).await;
+    let publish = urls(&server).publish;
+    let load = Load {
+        proto,
+        players,
+        warmup: opts.warmup,
+        window: opts.window,
+    };
+    let result = measure(&server, &publish, None, load, env).await;
     server.stop().await;
     result
 }
 
-async fn measure(
-    server: &RunningServer,
+/// What the load generator plays in one run.
+#[derive(Debug, Clone, Copy)]
+struct Load {
     proto: Proto,
     players: usize,
-    opts: &Options,
+    warmup: u64,
+    window: u64,
+}
+
+/// The node a stream is published to when the players play another.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    pid: u32,
+    /// Its HTTP playback port, where edges pull from.
+    http_port: u16,
+}
+
+/// Publishes to `publish`, plays `server` with `load` and samples
+/// `server`'s processes (and `origin`'s, when the players are on an edge)
+/// over the window.
+async fn measure(
+    server: &RunningServer,
+    publish: &str,
+    origin: Option<Origin>,
+    load: Load,
     env: &Env,
 ) -> Result<RunResult> {
+    let Load {
+        proto,
+        players,
+        warmup,
+        window,
+    } = load;
     let urls = urls(server);
     let log_dir = server._dir.path();
-    let mut publisher = start_publisher(env, &urls.publish, &log_dir.join("ffmpeg.log"))?;
+    let mut publisher = start_publisher(env, publish, &log_dir.join("ffmpeg.log"))?;
     let publisher_pid = publisher.id().context("ffmpeg exited at once")?;
     let target = match proto {
         Proto::Rtmp => PlayTarget::Rtmp {
@@ -1290,13 +1371,15 @@ async fn measure(
         core1: env.pinning.client.and_then(|c| cpu_busy_seconds(c, ticks)),
         load: cpu_seconds(load_pid, ticks).ok(),
         publisher: cpu_seconds(publisher_pid, ticks).ok(),
+        origin: origin.and_then(|o| cpu_seconds(o.pid, ticks).ok()),
+        conns: origin.map(|o| established_to(o.http_port)),
         rss_kb: server_pids
             .iter()
             .filter_map(|&p| status_number(p, "VmRSS"))
             .sum::<u64>(),
         hwm_kb: status_number(server.pid, "VmHWM"),
     };
-    let outcome = run_load_generator(env, &target, players, opts.warmup, opts.window, sample).await;
+    let outcome = run_load_generator(env, &target, players, warmup, window, sample).await;
     let publisher_alive = publisher.try_wait()?.is_none();
     let _ = publisher.kill().await;
     let (start, end, report) = outcome?;
@@ -1325,6 +1408,8 @@ async fn measure(
         core1: delta(start.core1, end.core1),
         load_cpu: delta(start.load, end.load),
         publisher_cpu: delta(start.publisher, end.publisher),
+        origin_cpu: delta(start.origin, end.origin),
+        relay_conns: start.conns.zip(end.conns),
         rss_mb: end.rss_kb as f64 / 1024.0,
         hwm_mb: end.hwm_kb.map(|k| k as f64 / 1024.0),
         report,
@@ -1334,6 +1419,21 @@ async fn measure(
     })
 }
 
+/// TCP connections in state ESTABLISHED whose local end is
+/// `127.0.0.1:port`, from `/proc/net/tcp` (0 when unreadable).
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let mut f = l.split_whitespace();
+            f.nth(1) == Some(local.as_str()) && f.nth(1) == Some("01")
+        })
+        .count()
+}
+
 struct Sample {
     at: Instant,
     server: Result<f64>,
@@ -1341,6 +1441,8 @@ struct Sample {
     core1: Option<f64>,
     load: Option<f64>,
     publisher: Option<f64>,
+    origin: Option<f64>,
+    conns: Option<usize>,
     rss_kb: u64,
     hwm_kb: Option<u64>,
 }
@@ -1729,6 +1831,22 @@ fn load_main(args: &[&str]) -> Result<ExitCode> {
             config.addr
         );
     }
+    if let Some(targets) = values.get("--first-frames") {
+        // One player per target, one after the other: the name (RTMP) or
+        // path (HTTP-FLV) of each, comma-separated.
+        let targets: Vec<String> = targets.split(',').map(str::to_owned).collect();
+        exit_when_stdin_closes();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let report = runtime.block_on(first_frames(&config, &targets));
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("cannot encode the report")?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let players = usize::try_from(number("--players")?.clamp(1, 20_000))?;
     let warmup = Duration::from_secs(number("--warmup")?);
     let window = Duration::from_secs(number("--window")?);
@@ -1828,6 +1946,61 @@ async fn run_load(
         probe_ms,
         players: records,
     })
+}
+
+/// How long a player of a target waits for its first keyframe.
+const FIRST_FRAME_LIMIT: Duration = Duration::from_secs(5);
+
+/// The first frame of one player of a target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FirstFrame {
+    pub(crate) target: String,
+    /// Connect to the first video keyframe, ms.
+    pub(crate) ms: Option<f64>,
+    pub(crate) error: Option<String>,
+}
+
+/// The `--first-frames` report (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FirstFrames {
+    pub(crate) first_frames: Vec<FirstFrame>,
+}
+
+/// Plays each of `targets` in turn until its first keyframe (at most
+/// [`FIRST_FRAME_LIMIT`]), one player at a time so that they do not
+/// slow each other down.
+async fn first_frames(config: &LoadConfig, targets: &[String]) -> FirstFrames {
+    let mut out = Vec::with_capacity(targets.len());
+    for target in targets {
+        let mut config = config.clone();
+        match config.proto {
+            Proto::Rtmp => config.name.clone_from(target),
+            Proto::Flv => config.path.clone_from(target),
+        }
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let mut counter = Counter::new(Window {
+            start: far,
+            end: far,
+        });
+        counter.stop_at_first_frame = true;
+        let until = tokio::time::Instant::now() + FIRST_FRAME_LIMIT;
+        let outcome = play(&config, &mut counter, until).await;
+        let ms = counter.first_frame.map(|d| d.as_secs_f64() * 1000.0);
+        let error = match (outcome, ms) {
+            (_, Some(_)) => None,
+            (Ok(()), None) => Some(format!(
+                "no keyframe within {} s",
+                FIRST_FRAME_LIMIT.as_secs()
+            )),
+            (Err(e), None) => Some(format!("{e:#}")),
+        };
+        out.push(FirstFrame {
+            target: target.clone(),
+            ms,
+            error,
+        });
+    }
+    FirstFrames { first_frames: out }
 }
 
 /// A player's counts, kept per read (not per tag) where that suffices.

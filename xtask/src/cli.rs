@@ -1,5 +1,5 @@
 //! The command-line options of the benchmark commands, read one way:
-//! `--name value`, `--name=value`, and the `--no-build` switch.
+//! `--name value`, `--name=value`, the `--no-build` switch and `--help`.
 //!
 //! Owns: splitting the arguments into options; each command keeps its own
 //! names, bounds and messages.
@@ -37,6 +37,11 @@ pub(crate) fn parse<'a>(args: &[&'a str], usage: &str) -> Result<Options<'a>> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v)),
             _ => (arg, None),
         };
+        if matches!(name, "--help" | "-h") && inline.is_none() {
+            // As clap does: the usage on stdout, and success.
+            println!("{usage}");
+            std::process::exit(0);
+        }
         if name == "--no-build" && inline.is_none() {
             out.build = false;
             continue;

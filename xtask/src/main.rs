@@ -13,6 +13,10 @@
 //! - `bench-media [--players LIST] …`: one stream fanned out to N RTMP or
 //!   HTTP-FLV players, livestack against nginx-rtmp (its load generator is
 //!   the hidden `bench-media --load`).
+//! - `bench-edge --database-url URL [--players LIST] …`: the same fan-out
+//!   served by an edge node of a two-node cluster (its relay pulling from
+//!   the origin) beside one node, and the first frame of a player that
+//!   starts a relay.
 //! - `bench-transcode [--rounds N] [--window SECS] …`: the CPU of a
 //!   transcode run by livestack against the same transcode as a bare
 //!   ffmpeg command.
@@ -61,11 +65,13 @@ fn run() -> Result<ExitCode> {
         ["bare-server"] => bench::bare_server(),
         ["load", options @ ..] => bench::load(options),
         ["bench-media", options @ ..] => bench_media::main(&root, options),
+        ["bench-edge", options @ ..] => bench_media::edge::main(&root, options),
         ["bench-transcode", options @ ..] => bench_transcode::main(&root, options),
         _ => bail!(
             "usage: cargo xtask codegen [--check]\n       cargo xtask bench-api [--duration SECS] \
              [--connections N] [--rounds R] [--livestack PATH] [--no-build]\n       \
              cargo xtask bench-media [--players LIST] [...]\n       \
+             cargo xtask bench-edge --database-url URL [...]\n       \
              cargo xtask bench-transcode [--rounds N] [...]"
         ),
     }
