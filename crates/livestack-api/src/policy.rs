@@ -43,9 +43,6 @@ pub struct PolicyPublisher {
     taken: Arc<std::sync::Mutex<u64>>,
     /// The generation of the published snapshot.
     published: AtomicU64,
-    /// This process's id in change announcements, so it does not reload
-    /// for its own.
-    origin: String,
 }
 
 /// Everything one refresh reads, from one read transaction.
@@ -73,7 +70,6 @@ impl PolicyPublisher {
             domains: std::sync::RwLock::new(Arc::new(Vec::new())),
             taken: Arc::new(std::sync::Mutex::new(0)),
             published: AtomicU64::new(0),
-            origin: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 
@@ -142,21 +138,19 @@ impl PolicyPublisher {
         Ok(())
     }
 
-    /// After a configuration write: puts it in force here, then tells the
-    /// other nodes sharing the database to reload (PostgreSQL). The write
-    /// is committed either way, so a failed announcement is logged, not
-    /// returned: the others catch up at their next slow reload.
+    /// After a configuration write: puts it in force here. The other
+    /// nodes sharing the database (PostgreSQL) have been told already, by
+    /// the database itself: the write's own transaction announced it
+    /// (migration 12's triggers), so no committed write goes unannounced,
+    /// whatever happens to this node after the commit.
     pub async fn changed(&self) -> StoreResult<()> {
-        self.refresh().await?;
-        if let Err(e) = self.store.announce_change(&self.origin).await {
-            tracing::warn!("cannot tell the other nodes of a configuration change: {e}");
-        }
-        Ok(())
+        self.refresh().await
     }
 
-    /// This process's id in change announcements.
+    /// This store's id in change announcements, so that this node does not
+    /// reload for its own writes ([`Store::origin`]).
     pub fn origin(&self) -> &str {
-        &self.origin
+        self.store.origin()
     }
 
     /// Publishes `snapshot` unless a newer one is in force already.

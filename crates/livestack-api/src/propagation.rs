@@ -36,8 +36,9 @@ use tokio_util::sync::CancellationToken;
 use crate::policy::PolicyPublisher;
 
 /// A reload at least this often, whatever was heard: the bound on how long
-/// a change announced while this node's listening connection was down (or
-/// never announced, when the writer died before it could) goes unseen.
+/// a change goes unseen when its announcement was lost some way this node
+/// could not notice (its listening connection is re-established, and
+/// reloads, as soon as it is found down).
 pub const SLOW_RELOAD: Duration = Duration::from_secs(30);
 
 /// Longest pause between attempts to listen again.
@@ -68,7 +69,7 @@ pub struct DropOrder {
 /// Asks the node holding a push to disconnect it (see [`DropOrder`]).
 pub async fn send_drop(store: &Store, order: &DropOrder) -> livestack_store::StoreResult<()> {
     let payload = serde_json::to_string(order).unwrap_or_default();
-    store.announce_change(&payload).await
+    store.send_on_channel(&payload).await
 }
 
 /// Follows other nodes' changes until `shutdown`: every announcement from

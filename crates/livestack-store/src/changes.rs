@@ -1,8 +1,11 @@
 //! Telling every node that the configuration changed (PostgreSQL only).
 //!
-//! Owns: the `livestack_changes` channel, announcing on it and listening
-//! to it on a connection of its own. The payload is the announcing node's
-//! origin id, never data: a listener reloads what it needs from the tables,
+//! Owns: the `livestack_changes` channel, sending on it and listening
+//! to it on a connection of its own. Configuration changes are announced
+//! by the database itself, from inside each writing transaction (the
+//! triggers of migration 12), so a change is announced exactly when it
+//! commits. Their payload is the writer's origin id ([`Store::origin`]),
+//! never data: a listener reloads what it needs from the tables,
 //! so a lost or duplicated notification costs a reload, not a wrong state.
 //! Must not: decide what a change means (the API's policy publisher does),
 //! or hide a lost listening connection (the caller reconnects and reloads,
@@ -41,15 +44,17 @@ pub enum Heard {
 }
 
 impl Store {
-    /// Announces a configuration change to every node listening (no-op on
-    /// SQLite, where this process is the only server).
-    pub async fn announce_change(&self, origin: &str) -> StoreResult<()> {
+    /// Sends `payload` to every node listening (no-op on SQLite, where
+    /// this process is the only server): the orders between nodes.
+    /// Configuration changes need no call: the database announces them
+    /// itself, from the writing transaction (migration 12's triggers).
+    pub async fn send_on_channel(&self, payload: &str) -> StoreResult<()> {
         if self.backend() != Backend::Postgres {
             return Ok(());
         }
-        let origin = origin.to_owned();
+        let payload = payload.to_owned();
         self.run(move |c| {
-            c.execute(&format!("SELECT pg_notify('{CHANNEL}', ?1)"), [origin])?;
+            c.execute(&format!("SELECT pg_notify('{CHANNEL}', ?1)"), [payload])?;
             Ok(())
         })
         .await
@@ -106,5 +111,81 @@ fn lost_connection(shown: &str) -> StoreError {
     StoreError::Connect {
         path: shown.to_owned(),
         source: DbError::Closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc};
+
+    use super::*;
+
+    /// Collects what a listener on `store` hears, on a thread of its own.
+    fn listener(store: &Store) -> (Arc<AtomicBool>, mpsc::Receiver<Heard>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let (store, flag) = (store.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let _ = store.listen_for_changes(&flag, |heard| {
+                let _ = tx.send(heard);
+            });
+        });
+        (stop, rx)
+    }
+
+    #[test]
+    fn the_database_announces_a_configuration_write_when_it_commits_and_never_a_rolled_back_or_other_write(
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_for_tests(dir.path()).expect("open");
+        if store.backend() != Backend::Postgres {
+            // One process on SQLite: there is nobody to tell.
+            return;
+        }
+        let (stop, heard) = listener(&store);
+        let wait = Duration::from_secs(10);
+        assert_eq!(heard.recv_timeout(wait), Ok(Heard::Connected));
+
+        // Not a configuration table: no announcement.
+        store
+            .run_blocking(|c| {
+                c.execute_batch(
+                    "INSERT INTO cluster_settings (name, value) VALUES ('unrelated', 'x')",
+                )?;
+                Ok(())
+            })
+            .expect("unrelated write");
+        // A configuration write that rolls back: none either.
+        let rolled_back = store.transaction_blocking(|c| {
+            c.execute_batch("UPDATE domains SET name = name WHERE false")?;
+            Err::<(), _>(StoreError::Refused {
+                path: "test".into(),
+                why: "rolled back on purpose".into(),
+            })
+        });
+        assert!(rolled_back.is_err());
+        // A committed one, with a statement that changes no row even: the
+        // trigger is per statement, and the announcement carries the
+        // writer's origin.
+        store
+            .transaction_blocking(|c| {
+                c.execute_batch("UPDATE domains SET name = name WHERE false")?;
+                c.execute_batch("UPDATE templates SET name = name WHERE false")?;
+                Ok(())
+            })
+            .expect("committed write");
+
+        // Notifications arrive in commit order, so anything the first two
+        // had sent would come before this one.
+        assert_eq!(
+            heard.recv_timeout(wait),
+            Ok(Heard::Change(store.origin().to_owned())),
+            "the committed write is announced first and once"
+        );
+        stop.store(true, Ordering::Release);
+        assert!(
+            heard.recv_timeout(Duration::from_secs(1)).is_err(),
+            "one transaction, one announcement"
+        );
     }
 }

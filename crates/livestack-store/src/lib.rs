@@ -138,6 +138,8 @@ struct Pool {
     /// Files kept beside the database (watermark pictures).
     data_dir: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// This store's id in change announcements (see [`Store::origin`]).
+    origin: String,
 }
 
 impl Pool {
@@ -185,6 +187,12 @@ impl Pool {
     }
 }
 
+/// A fresh origin id: 64 random bits in hex (only letters and digits, so
+/// it needs no quoting in a connection's options).
+fn new_origin() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 /// A handle on the database; cheap to clone and share between tasks.
 #[derive(Clone)]
 pub struct Store {
@@ -218,14 +226,23 @@ impl Store {
     /// Files the store keeps beside the database (watermark pictures) go
     /// to `data_dir`.
     pub fn connect(url: &str, data_dir: &Path) -> StoreResult<Store> {
-        let config = pg::config(url)?;
+        let mut config = pg::config(url)?;
         sqlite::private_dir(data_dir)?;
-        let store = Store::with_source(
+        let origin = new_origin();
+        // Read by the triggers that announce configuration changes
+        // (migration 12), so that a node can tell its own writes apart.
+        let options = format!(
+            "{} -c livestack.origin={origin}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
+        let store = Store::with_origin(
             Source::Postgres {
                 config: Box::new(config),
                 shown: pg::redact(url),
             },
             data_dir,
+            origin,
         );
         store.migrate()?;
         Ok(store)
@@ -263,11 +280,16 @@ impl Store {
     }
 
     fn with_source(source: Source, data_dir: &Path) -> Store {
+        Store::with_origin(source, data_dir, new_origin())
+    }
+
+    fn with_origin(source: Source, data_dir: &Path, origin: String) -> Store {
         Store {
             pool: Arc::new(Pool {
                 source,
                 data_dir: data_dir.to_owned(),
                 idle: Mutex::new(Vec::new()),
+                origin,
             }),
             observer: Arc::new(std::sync::OnceLock::new()),
         }
@@ -300,6 +322,15 @@ impl Store {
             });
         }
         Store::open(data_dir)
+    }
+
+    /// This store's id in change announcements: random per opened store
+    /// (so per node, and per app when several run in one process). On
+    /// PostgreSQL every connection carries it as `livestack.origin`, and
+    /// the triggers of migration 12 announce each committed configuration
+    /// write with it; a listener skips announcements of its own origin.
+    pub fn origin(&self) -> &str {
+        &self.pool.origin
     }
 
     /// Which backend this store uses.

@@ -4,7 +4,9 @@
 //! SQLite's `user_version`). One set of files, written for SQLite; the
 //! PostgreSQL schema is generated from it by [`for_postgres`] (the two
 //! differ only in how an auto-numbered key is declared), so the two
-//! schemas cannot drift apart.
+//! schemas cannot drift apart. The few that only PostgreSQL needs (the
+//! triggers announcing configuration changes) are `.pg.sql` files listed
+//! in [`POSTGRES_ONLY`].
 
 use crate::db::{Backend, Connection, DbError, WRITE_LOCK};
 use crate::{StoreError, StoreResult};
@@ -22,7 +24,16 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (9, include_str!("migrations/0009_nodes.sql")),
     (10, include_str!("migrations/0010_node_leases.sql")),
     (11, include_str!("migrations/0011_relays.sql")),
+    (
+        12,
+        include_str!("migrations/0012_change_notifications.pg.sql"),
+    ),
 ];
+
+/// Migrations that mean something on PostgreSQL only (their files end in
+/// `.pg.sql`): on SQLite they are recorded as applied without running, so
+/// both backends count the same versions.
+const POSTGRES_ONLY: &[u32] = &[12];
 
 /// The PostgreSQL spelling of a migration: SQLite's auto-numbered
 /// `INTEGER PRIMARY KEY` is an identity column there. Every other type the
@@ -102,6 +113,7 @@ fn apply(conn: &Connection, path: &str) -> StoreResult<()> {
         }
         let fail = |source: DbError| StoreError::Migration { version, source };
         let sql = match backend {
+            Backend::Sqlite if POSTGRES_ONLY.contains(&version) => String::new(),
             Backend::Sqlite => sql.to_owned(),
             Backend::Postgres => for_postgres(sql),
         };
