@@ -350,7 +350,7 @@ fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
     assert!(shots.len() >= 3, "{} snapshot callbacks", shots.len());
     for shot in &shots {
         let body = &shot.body;
-        assert_signed(body);
+        assert_signed(shot);
         assert_eq!(body["event_type"], 200, "{body}");
         assert_eq!(body["stream_id"], "cam", "{body}");
         assert_eq!(

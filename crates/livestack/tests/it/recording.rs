@@ -324,7 +324,7 @@ fn a_record_rule_cuts_flv_mp4_and_aac_at_the_interval_and_one_hls_playlist_per_p
     let app_id = root_app_id(&server);
     for call in &calls {
         let b = &call.body;
-        assert_signed(b);
+        assert_signed(call);
         assert_eq!(b["event_type"], 100, "{b}");
         assert_eq!(b["appid"], app_id, "{b}");
         assert_eq!(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::callbacks::{assert_signed, bind_callbacks, Receiver};
+use crate::callbacks::{assert_signed, bind_callbacks, Received, Receiver};
 use crate::harness::*;
 use crate::media::{now, state};
 use crate::processing::picture_size;
@@ -95,8 +95,9 @@ fn no_recording(server: &Server) -> bool {
 /// Checks a record callback of the task `id`: signed, event 100, the
 /// TaskId, and no `stream_param` (CSS leaves it out for `CreateRecordTask`).
 #[track_caller]
-fn assert_task_callback(body: &Value, id: &str, format: &str) {
-    assert_signed(body);
+fn assert_task_callback(call: &Received, id: &str, format: &str) {
+    assert_signed(call);
+    let body = &call.body;
     assert_eq!(body["event_type"], 100, "{body}");
     assert_eq!(body["task_id"], id, "{body}");
     assert_eq!(body["file_format"], format, "{body}");
@@ -139,7 +140,7 @@ fn a_record_task_records_until_stopped_and_its_callbacks_carry_its_task_id() {
     let files = flv(&server);
     let calls = receiver.wait_for("/record", files.len(), Duration::from_secs(10));
     for call in &calls {
-        assert_task_callback(&call.body, &id, "flv");
+        assert_task_callback(call, &id, "flv");
     }
     // The file being written when the task stopped was delivered: the
     // last file ends at the stop.
@@ -178,7 +179,7 @@ fn a_record_task_without_a_template_records_one_hls_playlist() {
 
     // The push ended: its playlist is delivered, closed.
     let calls = receiver.wait_for("/record", 1, Duration::from_secs(20));
-    assert_task_callback(&calls[0].body, &id, "hls");
+    assert_task_callback(&calls[0], &id, "hls");
     let files = stored(&server);
     let playlists = with_ext(&files, "m3u8");
     assert_eq!(playlists.len(), 1, "{:?}", names(&files));
@@ -222,7 +223,7 @@ fn a_screenshot_task_stores_and_announces_jpegs_until_stopped() {
     let jpegs = |s: &Server| with_ext(&stored(s), "jpg");
     for shot in &shots {
         let body = &shot.body;
-        assert_signed(body);
+        assert_signed(shot);
         assert_eq!(body["event_type"], 200, "{body}");
         assert_eq!(body["stream_id"], "cam", "{body}");
         assert_eq!(
@@ -293,7 +294,7 @@ fn a_task_in_the_future_records_from_its_start_time_to_its_end_time() {
         names(&files)
     );
     for call in &calls {
-        assert_task_callback(&call.body, &id, "flv");
+        assert_task_callback(call, &id, "flv");
         assert!(seconds(&call.body, "start_time") >= start, "{}", call.body);
         assert!(seconds(&call.body, "end_time") <= end + 2, "{}", call.body);
     }
@@ -549,7 +550,7 @@ fn a_bucket_that_fails_mid_stream_leaves_the_recording_going_to_local_disk() {
     ));
     let first = receiver.wait_for("/record", 1, Duration::from_secs(20));
     let body = &first[0].body;
-    assert_task_callback(body, &id, "flv");
+    assert_task_callback(&first[0], &id, "flv");
     let url = body["video_url"].as_str().unwrap_or_default();
     let path = url
         .strip_prefix(&format!("http://{}", moto.addr))
