@@ -169,26 +169,7 @@ struct Env {
 /// `cargo xtask bench-api …`.
 pub(crate) fn bench_api(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let opts = parse_options(args)?;
-    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => {
-            std::path::absolute(PathBuf::from(dir)).context("cannot resolve CARGO_TARGET_DIR")?
-        }
-        _ => root.join("target"),
-    };
-    if opts.build {
-        build(root, &target_dir)?;
-    }
-    let livestack = opts
-        .livestack
-        .clone()
-        .unwrap_or_else(|| target_dir.join("release").join("livestack"));
-    if !livestack.is_file() {
-        bail!(
-            "no livestack binary at {} (build it with `cargo build --release -p livestack`, \
-             or point --livestack at it)",
-            livestack.display()
-        );
-    }
+    let (target_dir, livestack) = binaries(root, opts.build, opts.livestack.as_deref())?;
     let env = Env {
         livestack,
         helper: helper_binary(&target_dir)?,
@@ -197,17 +178,54 @@ pub(crate) fn bench_api(root: &Path, args: &[&str]) -> Result<ExitCode> {
         pdeathsig: has_pdeathsig(),
     };
 
+    until_interrupted(run_bench(&opts, &env), "servers")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The target directory and the livestack binary a benchmark runs: both
+/// release binaries built first when `build_first` (`--no-build` not
+/// given); `given` (`--livestack`), else the release build; refused when
+/// it is not there.
+pub(crate) fn binaries(
+    root: &Path,
+    build_first: bool,
+    given: Option<&Path>,
+) -> Result<(PathBuf, PathBuf)> {
+    let target_dir = crate::bench_media::target_dir(root)?;
+    if build_first {
+        build(root, &target_dir)?;
+    }
+    let livestack = given.map_or_else(
+        || target_dir.join("release").join("livestack"),
+        Path::to_path_buf,
+    );
+    if !livestack.is_file() {
+        bail!(
+            "no livestack binary at {} (build it with `cargo build --release -p livestack`, \
+             or point --livestack at it)",
+            livestack.display()
+        );
+    }
+    Ok((target_dir, livestack))
+}
+
+/// Runs a benchmark on a one-thread runtime until it ends, or until
+/// SIGINT/SIGTERM: dropping the benchmark's future stops its children
+/// (`what`, named in the error).
+pub(crate) fn until_interrupted(
+    work: impl std::future::Future<Output = Result<()>>,
+    what: &str,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         tokio::select! {
-            result = run_bench(&opts, &env) => result,
-            signal = interrupted() => Err(anyhow!("interrupted by {signal}; servers stopped")),
+            result = work => result,
+            signal = interrupted() => Err(anyhow!("interrupted by {signal}; {what} stopped")),
         }
-    })?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Builds livestack exactly as a user would (its own cargo invocation, so

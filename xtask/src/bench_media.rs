@@ -44,7 +44,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 
 // Shared with the API benchmark: building, CPU lists, signals, the clock.
 use crate::bench::{
-    allowed_cpus, build, clock_ticks, exit_when_stdin_closes, interrupted, unix_now,
+    allowed_cpus, build, clock_ticks, exit_when_stdin_closes, unix_now, until_interrupted,
 };
 use livestack_api::auth::tc3;
 use livestack_formats::flv::{FlvReader, TagKind, VideoInfo};
@@ -255,16 +255,7 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let mut env = Env::prepare(&target_dir, livestack)?;
     env.nginx = nginx;
     env.merge_write_ms = opts.merge_write_ms;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        tokio::select! {
-            result = run_matrix(&opts, &env) => result,
-            signal = interrupted() => Err(anyhow!("interrupted by {signal}; processes stopped")),
-        }
-    })?;
+    until_interrupted(run_matrix(&opts, &env), "processes")?;
     Ok(ExitCode::SUCCESS)
 }
 

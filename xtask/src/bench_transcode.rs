@@ -39,14 +39,14 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use tokio::process::{Child, ChildStdin};
 
-use crate::bench::{build, interrupted};
+use crate::bench::{binaries, until_interrupted};
 use crate::bench_media::{
     api_call, children_of, cpu_busy_seconds, cpu_seconds, machine, run_load_generator,
-    start_livestack, start_publisher, status_number, target_dir, wait_for_quiet, Env, LoadReport,
-    PlayTarget, RunningServer, APP, PLAY_DOMAIN, PUSH_DOMAIN, STREAM,
+    start_livestack, start_publisher, status_number, wait_for_quiet, Env, LoadReport, PlayTarget,
+    RunningServer, APP, PLAY_DOMAIN, PUSH_DOMAIN, STREAM,
 };
 
 const USAGE: &str = "usage: cargo xtask bench-transcode [--rounds N] [--warmup SECS] \
@@ -202,32 +202,9 @@ impl Options {
 /// `cargo xtask bench-transcode …`.
 pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let opts = parse_options(args)?;
-    let target_dir = target_dir(root)?;
-    if opts.build {
-        build(root, &target_dir)?;
-    }
-    let livestack = opts
-        .livestack
-        .clone()
-        .unwrap_or_else(|| target_dir.join("release").join("livestack"));
-    if !livestack.is_file() {
-        bail!(
-            "no livestack binary at {} (build it with `cargo build --release -p livestack`, \
-             or point --livestack at it)",
-            livestack.display()
-        );
-    }
+    let (target_dir, livestack) = binaries(root, opts.build, opts.livestack.as_deref())?;
     let env = Env::prepare(&target_dir, livestack)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        tokio::select! {
-            result = run(&opts, &env) => result,
-            signal = interrupted() => Err(anyhow!("interrupted by {signal}; processes stopped")),
-        }
-    })?;
+    until_interrupted(run(&opts, &env), "processes")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -29,17 +29,17 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Child;
 
 use super::{
     add_bench_domains, api_call, launch_livestack, machine, measure, print_run, quantile,
-    start_livestack, target_dir, urls, wait_for_quiet, Env, FirstFrames, Launch, Load, Origin,
-    Proto, RunResult, RunningServer, APP, PLAY_DOMAIN, PUSH_DOMAIN, RAMP,
+    start_livestack, urls, wait_for_quiet, Env, FirstFrames, Launch, Load, Origin, Proto,
+    RunResult, RunningServer, APP, PLAY_DOMAIN, PUSH_DOMAIN, RAMP,
 };
-use crate::bench::{build, interrupted};
+use crate::bench::{binaries, until_interrupted};
 
 const USAGE: &str = "usage: cargo xtask bench-edge --database-url postgres://... \
     [--players 1000,2000] [--proto rtmp,flv] [--warmup SECS] [--window SECS] \
@@ -130,32 +130,9 @@ fn parse_options(args: &[&str]) -> Result<Options> {
 /// `cargo xtask bench-edge …`.
 pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let opts = parse_options(args)?;
-    let target_dir = target_dir(root)?;
-    if opts.build {
-        build(root, &target_dir)?;
-    }
-    let livestack = opts
-        .livestack
-        .clone()
-        .unwrap_or_else(|| target_dir.join("release").join("livestack"));
-    if !livestack.is_file() {
-        bail!(
-            "no livestack binary at {} (build it with `cargo build --release -p livestack`, \
-             or point --livestack at it)",
-            livestack.display()
-        );
-    }
+    let (target_dir, livestack) = binaries(root, opts.build, opts.livestack.as_deref())?;
     let env = Env::prepare(&target_dir, livestack)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        tokio::select! {
-            result = run_matrix(&opts, &env) => result,
-            signal = interrupted() => Err(anyhow!("interrupted by {signal}; processes stopped")),
-        }
-    })?;
+    until_interrupted(run_matrix(&opts, &env), "processes")?;
     Ok(ExitCode::SUCCESS)
 }
 
