@@ -15,6 +15,7 @@ pub mod cert;
 pub mod check;
 pub mod domain;
 pub mod processing;
+pub mod pull;
 pub mod record;
 pub mod snapshot;
 pub mod stream;

@@ -136,6 +136,13 @@ actions! {
     CreateLiveRecord => crate::actions::task::create_live_record,
     StopLiveRecord => crate::actions::task::stop_live_record,
     DeleteLiveRecord => crate::actions::task::delete_live_record,
+    // relay (pull-stream) tasks
+    CreateLivePullStreamTask => crate::actions::pull::create_live_pull_stream_task,
+    ModifyLivePullStreamTask => crate::actions::pull::modify_live_pull_stream_task,
+    DeleteLivePullStreamTask => crate::actions::pull::delete_live_pull_stream_task,
+    RestartLivePullStreamTask => crate::actions::pull::restart_live_pull_stream_task,
+    DescribeLivePullStreamTasks => crate::actions::pull::describe_live_pull_stream_tasks,
+    DescribeLivePullStreamTaskStatus => crate::actions::pull::describe_live_pull_stream_task_status,
 }
 
 /// `docs/api-coverage.md`: every action of the model, and whether

@@ -227,6 +227,24 @@ error_codes! {
     InvalidParameterDomainTooLong => "InvalidParameter.DomainTooLong", "The domain name is too long.", "域名长度超过限制。";
     ResourceNotFoundDomainNotExist => "ResourceNotFound.DomainNotExist",
         "The domain does not exist or does not match.", "域名不存在或不匹配。";
+    InvalidParameterInvalidSourceUrl => "InvalidParameter.InvalidSourceUrl",
+        "The source URL is not valid.", "源地址不规范。";
+    InvalidParameterInvalidToUrl => "InvalidParameter.InvalidToUrl",
+        "The target URL is not valid.", "目标地址不规范。";
+    InvalidParameterInvalidBackupToUrl => "InvalidParameter.InvalidBackupToUrl",
+        "The backup target URL is not valid.", "无效的备用推流地址。";
+    InvalidParameterInvalidCallbackUrl => "InvalidParameter.InvalidCallbackUrl",
+        "The callback URL is not valid.", "回调地址不规范。";
+    InvalidParameterInvalidTaskTime => "InvalidParameter.InvalidTaskTime",
+        "The task's time is out of bounds.", "任务时间超出限制。";
+    InvalidParameterInvalidWatermark => "InvalidParameter.InvalidWatermark",
+        "The watermark parameters are not valid.", "水印参数有误。";
+    InvalidParameterTaskNumMoreThanLimit => "InvalidParameter.TaskNumMoreThanLimit",
+        "The number of tasks exceeds the limit.", "任务数超过限制。";
+    InvalidParameterToUrlNoPermission => "InvalidParameter.ToUrlNoPermission",
+        "The target is not one of your push domains.", "外部地址无权限。";
+    InvalidParameterTaskNotExist => "InvalidParameter.TaskNotExist",
+        "The task does not exist.", "任务不存在。";
     InternalErrorConnectDbError => "InternalError.ConnectDbError", "Database connection error.", "DB连接错误。";
     InternalErrorDbError => "InternalError.DBError", "Database execution error.", "DB执行错误。";
     InternalErrorCallOtherSvrError => "InternalError.CallOtherSvrError",

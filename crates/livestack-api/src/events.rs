@@ -208,6 +208,30 @@ async fn record_one(
                 .run(move |c| livestack_store::samples::insert(c, &row))
                 .await
         }
+        MediaEvent::PullTaskReported {
+            task,
+            active,
+            file_url,
+            file_index,
+            looped,
+            offset_secs,
+            last_error,
+            at,
+        } => {
+            let report = livestack_store::pull_tasks::RunReport {
+                node: node.to_string(),
+                active,
+                file_url,
+                file_index,
+                looped,
+                offset_secs,
+                last_error,
+                reported_at: at,
+            };
+            store
+                .run(move |c| livestack_store::pull_tasks::report(c, task, &report))
+                .await
+        }
         MediaEvent::RecordingStopped { span, at_ms } => {
             store
                 .run(move |c| livestack_store::usage::stop_recording(c, span, at_ms))

@@ -55,6 +55,8 @@ struct Snapshot {
     templates: Vec<livestack_core::rules::Template>,
     rules: Vec<livestack_core::rules::Rule>,
     tasks: Vec<tasks::TaskRow>,
+    pull_tasks: Vec<livestack_store::pull_tasks::PullTaskRow>,
+    nodes: Vec<String>,
     accounts: Vec<livestack_store::Account>,
 }
 
@@ -124,6 +126,16 @@ impl PolicyPublisher {
                     templates: templates::all(c)?,
                     rules: templates::all_rules(c)?,
                     tasks: tasks::in_force(c, now)?,
+                    pull_tasks: livestack_store::pull_tasks::in_force(c, now)?,
+                    // Nodes share a database only on PostgreSQL.
+                    nodes: if c.backend() == livestack_store::db::Backend::Postgres {
+                        livestack_store::cluster::live_nodes(c)?
+                            .into_iter()
+                            .map(|n| n.name)
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                     accounts: livestack_store::accounts::list(c)?,
                 })
             })
@@ -204,6 +216,15 @@ impl PolicyPublisher {
                     }
                 })
                 .collect(),
+            // Relay tasks, started and stopped by their window on the
+            // media plane like record tasks; in a cluster the nodes alive
+            // now share them out.
+            pull_tasks: s
+                .pull_tasks
+                .iter()
+                .filter_map(crate::actions::pull::to_core)
+                .collect(),
+            nodes: s.nodes,
             app_ids: s.accounts.into_iter().map(|a| (a.id, a.app_id)).collect(),
         };
         let mut policy = Policy {

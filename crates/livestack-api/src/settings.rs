@@ -1,7 +1,7 @@
 //! Settings of the API that an operator chooses.
 //!
 //! Owns: [`TaskLimits`], the per-account limits of legacy recording
-//! tasks. Must not: read files or the environment (the binary does).
+//! tasks and of relay tasks. Must not: read files or the environment (the binary does).
 
 /// How long fetching a watermark picture may take, connection to last byte.
 pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -10,6 +10,9 @@ pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 pub const LEGACY_PER_DAY: u64 = 4000;
 /// Legacy tasks of an account that may run at once, by default.
 pub const LEGACY_AT_ONCE: u64 = 400;
+
+/// Relay tasks an account may hold, by default (CSS's documented 200).
+pub const PULL_TASKS: u64 = 200;
 
 /// The limits of legacy `CreateLiveRecord` tasks. CSS raises them on
 /// request ("有超出此限制的需要提工单申请"), so an operator may set them.
@@ -21,6 +24,9 @@ pub struct TaskLimits {
     /// Tasks of an account that may run at once:
     /// `LimitExceeded.MaximumRunningTask` beyond.
     pub legacy_running: u64,
+    /// Relay (pull-stream) tasks an account may hold:
+    /// `InvalidParameter.TaskNumMoreThanLimit` beyond.
+    pub pull_tasks: u64,
 }
 
 impl Default for TaskLimits {
@@ -29,6 +35,7 @@ impl Default for TaskLimits {
         TaskLimits {
             legacy_per_day: LEGACY_PER_DAY,
             legacy_running: LEGACY_AT_ONCE,
+            pull_tasks: PULL_TASKS,
         }
     }
 }

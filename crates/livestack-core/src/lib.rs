@@ -11,6 +11,7 @@ pub mod limits;
 pub mod media;
 pub mod naming;
 pub mod netpolicy;
+pub mod pull;
 pub mod rules;
 pub mod tasks;
 pub mod urlsign;

@@ -325,6 +325,27 @@ pub enum MediaEvent {
         /// Unix milliseconds.
         at_ms: i64,
     },
+    /// A relay task's job says how it is doing: when it starts pushing,
+    /// when an attempt fails, when it moves to another source file, and
+    /// when it stops.
+    PullTaskReported {
+        /// The task's row id.
+        task: i64,
+        /// Whether it is pushing now.
+        active: bool,
+        /// The URL being pulled.
+        file_url: String,
+        /// Its position in the source list (0-based).
+        file_index: i64,
+        /// Loops of the file list done.
+        looped: i64,
+        /// Seconds into the current source.
+        offset_secs: i64,
+        /// Why the last attempt failed; empty when none did.
+        last_error: String,
+        /// Unix seconds.
+        at: i64,
+    },
     /// That recording stopped.
     RecordingStopped {
         /// As started.

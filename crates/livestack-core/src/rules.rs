@@ -661,6 +661,11 @@ pub struct Processing {
     /// Record and screenshot tasks that have not ended, been stopped or
     /// been deleted.
     pub tasks: Vec<crate::tasks::Task>,
+    /// Relay tasks not deleted nor ended (paused ones too).
+    pub pull_tasks: Vec<crate::pull::PullTask>,
+    /// In a cluster, the nodes alive when the policy was read, which share
+    /// the relay tasks ([`crate::pull::assigned_node`]); empty on one node.
+    pub nodes: Vec<String>,
     /// Each account's AppId (the `appid` of callbacks).
     pub app_ids: HashMap<AccountId, i64>,
 }

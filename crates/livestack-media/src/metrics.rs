@@ -63,6 +63,8 @@ pub(crate) enum JobKind {
     transcode,
     record,
     snapshot,
+    /// A relay (pull-stream) task.
+    pull,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

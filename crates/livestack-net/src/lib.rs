@@ -75,6 +75,33 @@ pub fn check_url(policy: &FetchPolicy, url: &str) -> Result<(), Refused> {
     }
 }
 
+/// Checks a URL that another program (ffmpeg) will open: its host, an IP
+/// literal or a name resolved now, must have only addresses the policy
+/// permits, and a URL without a host is refused. The program resolves
+/// the name again when it connects, so unlike this crate's HTTP client a
+/// name whose answers change between the two (DNS rebinding) could still
+/// reach what this refused; the caller checks again before every attempt.
+pub async fn check_url_resolved(policy: &FetchPolicy, url: &str) -> Result<(), Refused> {
+    let url = reqwest::Url::parse(url).map_err(|_| Refused)?;
+    let host = url.host_str().ok_or(Refused)?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return if policy.permits(ip) {
+            Ok(())
+        } else {
+            Err(Refused)
+        };
+    }
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((bare, 0))
+        .await
+        .map_err(|_| Refused)?
+        .collect();
+    if found.is_empty() || !found.iter().all(|a| policy.permits(a.ip())) {
+        return Err(Refused);
+    }
+    Ok(())
+}
+
 fn literal_permitted(policy: &FetchPolicy, url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {
         return true;
@@ -132,6 +159,11 @@ impl Fetcher {
     /// checked as the client resolves them.
     pub fn check(&self, url: &str) -> Result<(), Refused> {
         check_url(&self.policy, url)
+    }
+
+    /// The policy it obeys.
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.policy
     }
 
     /// The client (every connection it makes obeys the policy).

@@ -22,6 +22,7 @@ pub mod domains;
 pub mod keys;
 mod migrate;
 pub mod pg;
+pub mod pull_tasks;
 pub mod samples;
 pub mod sqlite;
 pub mod streams;

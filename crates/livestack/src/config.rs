@@ -197,6 +197,8 @@ pub struct ApiConfig {
     pub legacy_record_tasks_per_day: u64,
     /// Legacy recording tasks of an account that may run at once.
     pub legacy_record_tasks_running: u64,
+    /// Relay (pull-stream) tasks an account may hold.
+    pub pull_stream_tasks: u64,
 }
 
 /// A listener of the media plane.
@@ -535,6 +537,7 @@ impl Default for ApiConfig {
             regions: defaults.regions,
             legacy_record_tasks_per_day: defaults.task_limits.legacy_per_day,
             legacy_record_tasks_running: defaults.task_limits.legacy_running,
+            pull_stream_tasks: defaults.task_limits.pull_tasks,
         }
     }
 }

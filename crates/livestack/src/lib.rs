@@ -263,6 +263,7 @@ impl App {
             task_limits: livestack_api::TaskLimits {
                 legacy_per_day: config.api.legacy_record_tasks_per_day,
                 legacy_running: config.api.legacy_record_tasks_running,
+                pull_tasks: config.api.pull_stream_tasks,
             },
             fetch,
             node: node.clone(),

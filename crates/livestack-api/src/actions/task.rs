@@ -96,7 +96,7 @@ pub fn max_overlap(windows: &[(i64, i64)], from: i64, to: i64) -> usize {
 
 /// An AppName or StreamName a push could use: 1 to 256 letters, digits,
 /// `_`, `-` and `.`.
-fn check_name(code: ErrorCode, label: &str, value: &str) -> ApiResult<()> {
+pub(crate) fn check_name(code: ErrorCode, label: &str, value: &str) -> ApiResult<()> {
     let ok = !value.is_empty()
         && value.len() <= 256
         && value
@@ -114,7 +114,7 @@ fn check_name(code: ErrorCode, label: &str, value: &str) -> ApiResult<()> {
 }
 
 /// Whether `domain` (lower-case) is one of the caller's push domains.
-fn is_push_domain(
+pub(crate) fn is_push_domain(
     c: &Connection,
     account: livestack_core::AccountId,
     domain: &str,
@@ -123,7 +123,7 @@ fn is_push_domain(
         .is_some_and(|d| d.kind == livestack_core::DomainKind::Push))
 }
 
-fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {
+pub(crate) fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {
     ApiError::new(
         code,
         format!("`{domain}` is not a push domain of this account."),
@@ -133,7 +133,7 @@ fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {
 
 /// Checks, in a transaction, that `domain` (lower-case) is one of the
 /// caller's push domains.
-fn check_push_domain(
+pub(crate) fn check_push_domain(
     c: &Connection,
     account: livestack_core::AccountId,
     domain: &str,
@@ -181,7 +181,7 @@ async fn check_storage(cx: &Cx, template: &Template) -> ApiResult<()> {
     Ok(())
 }
 
-fn dry_run_stop(dry_run: bool) -> ApiResult<()> {
+pub(crate) fn dry_run_stop(dry_run: bool) -> ApiResult<()> {
     if dry_run {
         Err(ApiError::bare(ErrorCode::DryRunOperation))
     } else {

@@ -455,7 +455,9 @@ struct Retry {
 /// One notification to deliver.
 struct Job {
     url: String,
-    key: String,
+    /// The template's key, signing the body (`t`, `sign`); `None` for
+    /// events CSS does not sign (relay tasks' 314).
+    key: Option<String>,
     fields: Map<String, Value>,
     retry: Retry,
     /// For logs and callback records: `event_type` and StreamName.
@@ -587,6 +589,28 @@ impl Notifier {
         let Some(url) = target.url(event) else {
             return;
         };
+        let key = Some(target.spec.key.clone());
+        self.enqueue(url, key, target.account, fields, retry);
+    }
+
+    /// Sends a relay task's event (314) to its `CallbackUrl`, unsigned (CSS
+    /// documents no `sign` for these), retried like push events.
+    pub(crate) fn pull_task(&self, url: &str, account: AccountId, fields: Map<String, Value>) {
+        let retry = Retry {
+            retries: STREAM_RETRIES,
+            interval: self.config.retry_interval,
+        };
+        self.enqueue(url, None, account, fields, retry);
+    }
+
+    fn enqueue(
+        &self,
+        url: &str,
+        key: Option<String>,
+        account: AccountId,
+        fields: Map<String, Value>,
+        retry: Retry,
+    ) {
         let event_type = fields
             .get("event_type")
             .and_then(Value::as_i64)
@@ -608,12 +632,12 @@ impl Notifier {
         };
         let job = Job {
             url: url.to_owned(),
-            key: target.spec.key.clone(),
+            key,
             fields,
             retry,
             event_type,
             stream,
-            account: target.account,
+            account,
         };
         self.metrics.callback(CallbackOutcome::queued);
         if let Err(e) = self.tx.try_send((job, permit)) {
@@ -716,7 +740,10 @@ async fn deliver(
                 () = shutdown.cancelled() => return,
             }
         }
-        let body = signed_body(&job.fields, &job.key, clock.unix());
+        let body = match &job.key {
+            Some(key) => signed_body(&job.fields, key, clock.unix()),
+            None => Value::Object(job.fields.clone()).to_string().into_bytes(),
+        };
         let sent_ms = clock.unix_ms();
         let request = String::from_utf8_lossy(&body).into_owned();
         let answer = tokio::select! {

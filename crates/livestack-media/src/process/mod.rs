@@ -24,6 +24,7 @@
 //! allowed in stream names).
 
 pub(crate) mod ffmpeg;
+mod pull;
 mod record;
 mod snapshot;
 pub(crate) mod supervisor;
@@ -257,6 +258,9 @@ struct Grant {
     app: String,
     stream: String,
     direction: Direction,
+    /// A relay task's push (its row id): a push like any other, not an
+    /// internal one.
+    task: Option<i64>,
 }
 
 /// A job's credential and the URL carrying it; revoked on drop.
@@ -279,6 +283,8 @@ impl Drop for Pass {
 /// The processing jobs of a media server.
 pub(crate) struct Processor {
     jobs: Mutex<HashMap<JobKey, Running>>,
+    /// Relay task jobs.
+    pulls: pull::Jobs,
     /// Transcoded outputs asked for: output → (template, last asked).
     demand: Mutex<HashMap<StreamKey, (TemplateId, Instant)>>,
     wake: Notify,
@@ -304,6 +310,7 @@ impl Processor {
     pub(crate) fn new(clock: Clock) -> Processor {
         Processor {
             jobs: Mutex::new(HashMap::new()),
+            pulls: Mutex::new(HashMap::new()),
             demand: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             grants: Arc::new(Mutex::new(HashMap::new())),
@@ -345,8 +352,31 @@ impl Processor {
         // Tokens are 128 random bits: the map lookup reveals nothing a
         // guess could use.
         let grant = grants.get::<str>(&token)?;
-        (grant.app == app && grant.stream == stream && grant.direction == direction)
-            .then_some(grant.account)
+        (grant.app == app
+            && grant.stream == stream
+            && grant.direction == direction
+            && grant.task.is_none())
+        .then_some(grant.account)
+    }
+
+    /// The account and relay task whose push of `app/stream` the token in
+    /// `query` is, from a loopback `peer`.
+    pub(crate) fn task_grant(
+        &self,
+        query: &str,
+        peer: SocketAddr,
+        app: &str,
+        stream: &str,
+    ) -> Option<(AccountId, i64)> {
+        if !peer.ip().is_loopback() {
+            return None;
+        }
+        let token = crate::serve::access::query_get(query, INTERNAL_PARAM)?;
+        let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let grant = grants.get::<str>(&token)?;
+        let task = grant.task?;
+        (grant.app == app && grant.stream == stream && grant.direction == Direction::Write)
+            .then_some((grant.account, task))
     }
 
     /// A credential for one job to `direction` `account`'s `app/stream`,
@@ -359,6 +389,31 @@ impl Processor {
         app: &str,
         stream: &str,
         direction: Direction,
+    ) -> Option<Pass> {
+        self.grant_for(account, domain, app, stream, direction, None)
+    }
+
+    /// A credential for relay task `task` to push `account`'s
+    /// `app/stream` on `domain` as a push like any other.
+    pub(crate) fn grant_task(
+        &self,
+        account: AccountId,
+        domain: &str,
+        app: &str,
+        stream: &str,
+        task: i64,
+    ) -> Option<Pass> {
+        self.grant_for(account, domain, app, stream, Direction::Write, Some(task))
+    }
+
+    fn grant_for(
+        &self,
+        account: AccountId,
+        domain: &str,
+        app: &str,
+        stream: &str,
+        direction: Direction,
+        task: Option<i64>,
     ) -> Option<Pass> {
         use rand::RngCore;
         let addr = self.rtmp_addr.get()?;
@@ -375,6 +430,7 @@ impl Processor {
                     app: app.to_owned(),
                     stream: stream.to_owned(),
                     direction,
+                    task,
                 },
             );
         Some(Pass {
@@ -529,6 +585,7 @@ fn reconcile(inner: &Arc<Inner>) {
     if p.rtmp_addr.get().is_none() {
         return;
     }
+    pull::reconcile(inner);
     let policy = inner.policy();
     let sources: Vec<Source> = inner
         .streams

@@ -90,6 +90,28 @@ pub(crate) fn authorize_push(
     query: &str,
     now: i64,
 ) -> Result<AccountId, EndReason> {
+    let d = admit_push(policy, domain, app, stream, now)?;
+    if let Some(auth) = &d.auth {
+        check_signature(auth, stream, query, now).map_err(|r| match r {
+            urlsign::Refusal::NoAuthParams => EndReason::NoAuthParams,
+            urlsign::Refusal::NoTxTime => EndReason::NoTxTime,
+            urlsign::Refusal::Expired => EndReason::Expired,
+            urlsign::Refusal::BadSecret => EndReason::BadSignature,
+        })?;
+    }
+    Ok(d.account)
+}
+
+/// Everything [`authorize_push`] checks but the signature: an enabled push
+/// domain, valid names, a stream not forbidden. A relay task's push, which
+/// carries no signature, is checked this far.
+pub(crate) fn admit_push<'p>(
+    policy: &'p Policy,
+    domain: &str,
+    app: &str,
+    stream: &str,
+    now: i64,
+) -> Result<&'p livestack_core::media::DomainPolicy, EndReason> {
     let Some(d) = policy.domain(domain).filter(|d| d.kind == DomainKind::Push) else {
         return Err(EndReason::UnknownDomain);
     };
@@ -107,15 +129,7 @@ pub(crate) fn authorize_push(
     if policy.is_forbidden(&key, now) {
         return Err(EndReason::StreamForbidden);
     }
-    if let Some(auth) = &d.auth {
-        check_signature(auth, stream, query, now).map_err(|r| match r {
-            urlsign::Refusal::NoAuthParams => EndReason::NoAuthParams,
-            urlsign::Refusal::NoTxTime => EndReason::NoTxTime,
-            urlsign::Refusal::Expired => EndReason::Expired,
-            urlsign::Refusal::BadSecret => EndReason::BadSignature,
-        })?;
-    }
-    Ok(d.account)
+    Ok(d)
 }
 
 /// Why a play was refused.

@@ -247,7 +247,7 @@ async fn publish(
             key: who.key.clone(),
             domain: who.domain.clone(),
             client: conn.peer,
-            params: target.query.clone(),
+            params: without_internal_token(&target.query),
             at: now,
             session: session_id,
         });
@@ -296,7 +296,20 @@ fn authorize(
     // exactly this stream; the credential names the account.
     let grant = target.job_grant(inner, peer, Direction::Write);
     let internal = grant.is_some();
+    // A relay task's push: its task was created by the account through
+    // the API, so it needs no push signature, and it is a push like any
+    // other from here on (listed, processed, called back).
+    let task = inner
+        .processor
+        .task_grant(&target.query, peer, &target.app, &target.stream);
     let account = if let Some(account) = grant {
+        account
+    } else if let Some((account, _)) = task {
+        let d = access::admit_push(&policy, &domain, &target.app, &target.stream, now)?;
+        if d.account != account {
+            // The domain changed hands since the task was created.
+            return Err(EndReason::UnknownDomain);
+        }
         account
     } else {
         access::authorize_push(
@@ -321,6 +334,16 @@ fn authorize(
 
 /// How long a push waits for its claim before it is refused.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A push URL's query without livestack's internal token (a relay task's
+/// push carries one beside the task's `PushArgs`).
+fn without_internal_token(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|p| p.split('=').next() != Some(crate::process::INTERNAL_PARAM))
+        .collect::<Vec<_>>()
+        .join("&")
+}
 
 /// Claims the stream for session `session` when this node is in a
 /// cluster (not for internal pushes: their source holds the claim);
@@ -412,7 +435,7 @@ fn register(
         params: if who.internal {
             String::new()
         } else {
-            target.query.clone()
+            without_internal_token(&target.query)
         },
         session: session_id,
         internal: who.internal,

@@ -24,6 +24,7 @@ mod parity;
 mod policy;
 pub(crate) mod processing;
 pub(crate) mod recording;
+mod relay_tasks;
 mod task_processing;
 mod tasks;
 pub(crate) mod templates;

@@ -1,0 +1,514 @@
+//! Relay (pull-stream) tasks doing real work, end to end: a task pulling
+//! a live stream of the same server over HTTP-FLV, and one playing MP4
+//! files served by a local HTTP server, each pushed to a stream of the
+//! push domain that is listed and plays (ffprobe); pause, resume, restart,
+//! delete; the 314 callbacks; the documented codes for what a task may not
+//! be, private addresses included.
+//!
+//! The servers allow fetches of 127.0.0.0/8 (`[fetch] allow`), as an
+//! operator would for sources on their own machine; one test runs without
+//! that allowance and sees loopback and private sources refused.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::callbacks::Receiver;
+use crate::harness::*;
+use crate::media::{assert_h264_aac, ffmpeg_bin, live_push, now, state};
+use crate::recording::recording_server_with;
+
+const PUSH: &str = "push.example.com";
+
+/// A server whose relay tasks may pull from this machine.
+fn relay_server() -> (Server, tempfile::TempDir) {
+    recording_server_with(
+        "[fetch]\nallow = [\"127.0.0.0/8\"]\n[callbacks]\ntimeout_secs = 5\nretry_interval_secs = 1\n",
+    )
+}
+
+fn iso(t: i64) -> String {
+    livestack_api::time::utc_iso(t)
+}
+
+/// The parameters of a task pulling `sources` of `kind` into live/`stream`
+/// for an hour, with `extra`.
+fn task(kind: &str, sources: &[String], stream: &str, extra: Value) -> Value {
+    with(
+        json!({"SourceType": kind, "SourceUrls": sources, "DomainName": PUSH,
+               "AppName": "live", "StreamName": stream, "StartTime": iso(now() - 5),
+               "EndTime": iso(now() + 3600), "Operator": "tests"}),
+        extra,
+    )
+}
+
+fn created(outcome: &Outcome) -> String {
+    outcome.ok()["TaskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no TaskId in {}", outcome.0))
+        .to_owned()
+}
+
+fn flv(server: &Server, stream: &str) -> String {
+    format!(
+        "http://{}/live/{stream}.flv?domain=play.example.com",
+        server.http
+    )
+}
+
+fn run_status(server: &Server, id: &str) -> String {
+    server
+        .api("DescribeLivePullStreamTaskStatus", json!({"TaskId": id}))
+        .ok()["TaskStatusInfo"]["RunStatus"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[track_caller]
+fn await_state(server: &Server, stream: &str, wanted: &str, why: &str) {
+    assert!(
+        wait_until(Duration::from_secs(30), || state(server, stream) == wanted),
+        "{why}: {stream} is {} (log: {})",
+        state(server, stream),
+        server.log()
+    );
+}
+
+/// The 314 events the receiver got at `path`, by `callback_event`.
+fn events(receiver: &Receiver, path: &str) -> Vec<String> {
+    receiver
+        .to(path)
+        .iter()
+        .filter_map(|c| c.body["callback_event"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted() {
+    let (server, _config) = relay_server();
+    let _source = live_push(&server, "origin", 120);
+    let receiver = Receiver::start(&[]);
+    let id = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "origin")],
+            "relayed",
+            json!({"CallbackUrl": receiver.url("/pull"), "PushArgs": "from=relay"}),
+        ),
+    ));
+    await_state(&server, "relayed", "active", "the relay never pushed");
+    assert_h264_aac(&flv(&server, "relayed"));
+    assert_eq!(run_status(&server, &id), "active");
+    let online = server.api("DescribeLiveStreamOnlineList", json!({"DomainName": PUSH}));
+    let names: Vec<&str> = online.ok()["OnlineInfo"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["StreamName"].as_str())
+        .collect();
+    assert!(names.contains(&"relayed"), "{names:?}");
+
+    // The task's start, with the documented body: strings of JSON.
+    let start = receiver.wait_for("/pull", 1, Duration::from_secs(15));
+    let body = &start[0].body;
+    assert_eq!(body["event_type"], 314, "{body}");
+    assert_eq!(body["callback_event"], "TaskStart", "{body}");
+    assert_eq!(body["task_id"], id.as_str(), "{body}");
+    assert_eq!(body["product_name"], "pullpush", "{body}");
+    assert_eq!(body["stream_id"], "relayed", "{body}");
+    let urls: Vec<String> =
+        serde_json::from_str(body["source_urls"].as_str().expect("a string")).expect("JSON");
+    assert_eq!(urls, vec![flv(&server, "origin")]);
+    let msg: Value = serde_json::from_str(body["msg"].as_str().expect("a string")).expect("JSON");
+    assert!(msg["task_start_time"].as_i64().is_some(), "{msg}");
+
+    // Describe echoes what was given; one task comes with what it pulls.
+    let one = server.api("DescribeLivePullStreamTasks", json!({"TaskId": id}));
+    let info = &one.ok()["TaskInfos"][0];
+    assert_eq!(info["Status"], "enable");
+    assert_eq!(info["PushArgs"], "from=relay");
+    assert_eq!(info["CreateBy"], "tests");
+    assert_eq!(
+        info["RecentPullInfo"]["FileUrl"],
+        flv(&server, "origin").as_str()
+    );
+    assert_eq!(one.ok()["LimitTaskNum"], 200);
+
+    // Paused: the push ends and the task says so; enabled: it comes back.
+    server
+        .api(
+            "ModifyLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests", "Status": "pause"}),
+        )
+        .ok();
+    await_state(&server, "relayed", "inactive", "a paused task kept pushing");
+    assert!(wait_until(Duration::from_secs(10), || run_status(
+        &server, &id
+    ) == "inactive"));
+    assert!(
+        wait_until(Duration::from_secs(15), || events(&receiver, "/pull")
+            .contains(&"TaskExit".to_owned())),
+        "{:?}",
+        events(&receiver, "/pull")
+    );
+    server
+        .api(
+            "ModifyLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests", "Status": "enable"}),
+        )
+        .ok();
+    await_state(
+        &server,
+        "relayed",
+        "active",
+        "an enabled task did not push again",
+    );
+
+    // A restart makes the push again.
+    let starts = || {
+        events(&receiver, "/pull")
+            .iter()
+            .filter(|e| *e == "TaskStart")
+            .count()
+    };
+    let before = starts();
+    server
+        .api(
+            "RestartLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests"}),
+        )
+        .ok();
+    assert!(
+        wait_until(Duration::from_secs(20), || starts() > before),
+        "no TaskStart after the restart: {:?}",
+        events(&receiver, "/pull")
+    );
+    await_state(
+        &server,
+        "relayed",
+        "active",
+        "the restarted task did not push",
+    );
+
+    // Deleted: the push ends and the task is gone.
+    server
+        .api(
+            "DeleteLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests"}),
+        )
+        .ok();
+    await_state(
+        &server,
+        "relayed",
+        "inactive",
+        "a deleted task kept pushing",
+    );
+    server
+        .api("DescribeLivePullStreamTaskStatus", json!({"TaskId": id}))
+        .expect_code("InvalidParameter.TaskNotExist");
+    server
+        .api(
+            "DeleteLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests"}),
+        )
+        .expect_code("InvalidParameter.TaskNotExist");
+    let all = server.api("DescribeLivePullStreamTasks", json!({}));
+    assert_eq!(all.ok()["TotalNum"], 0);
+}
+
+/// A tiny HTTP server on 127.0.0.1:0 serving the files of a directory,
+/// a thread per connection, until dropped.
+struct Files {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Files {
+    fn serve(dir: PathBuf) -> Files {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    let dir = dir.clone();
+                    std::thread::spawn(move || {
+                        let _ = serve_file(conn, &dir);
+                    });
+                }
+            }
+        });
+        Files {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://{}/{name}", self.addr)
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_file(mut conn: TcpStream, dir: &Path) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut request = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let name = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .trim_start_matches('/');
+    match std::fs::read(dir.join(name))
+        .ok()
+        .filter(|_| !name.contains(".."))
+    {
+        Some(body) => {
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            conn.write_all(&body)
+        }
+        None => write!(
+            conn,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    }
+}
+
+/// An MP4 of `seconds` of test picture and tone (640x360, H.264/AAC).
+fn mp4(path: &Path, seconds: u32) {
+    let ok = Command::new(ffmpeg_bin("ffmpeg"))
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-movflags", "+faststart"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg")
+        .success();
+    assert!(ok, "could not make {}", path.display());
+}
+
+#[test]
+fn a_relay_task_plays_mp4_files_served_over_http_in_a_loop_as_one_stream() {
+    let (server, _config) = relay_server();
+    let media = tempfile::tempdir().expect("tmp");
+    mp4(&media.path().join("a.mp4"), 4);
+    mp4(&media.path().join("b.mp4"), 4);
+    let files = Files::serve(media.path().to_path_buf());
+    let id = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullVodPushLive",
+            &[files.url("a.mp4"), files.url("b.mp4")],
+            "vod",
+            json!({"VodLoopTimes": "-1", "SpecifyTaskId": "vod-1"}),
+        ),
+    ));
+    await_state(&server, "vod", "active", "the file relay never pushed");
+    assert_h264_aac(&flv(&server, "vod"));
+    // The same SpecifyTaskId again is the same task (a retried create).
+    let again = server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullVodPushLive",
+            &[files.url("a.mp4")],
+            "vod",
+            json!({"SpecifyTaskId": "vod-1"}),
+        ),
+    );
+    assert_eq!(created(&again), id);
+    let by_specified = server.api(
+        "DescribeLivePullStreamTasks",
+        json!({"SpecifyTaskId": "vod-1"}),
+    );
+    assert_eq!(by_specified.ok()["TaskInfos"][0]["TaskId"], id.as_str());
+    assert_eq!(by_specified.ok()["TaskInfos"][0]["VodLoopTimes"], -1);
+    // Two 4 s files looped: still one push after more than a loop.
+    let started = state_started(&server, "vod");
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(state(&server, "vod"), "active");
+    assert_eq!(
+        state_started(&server, "vod"),
+        started,
+        "the push restarted between files"
+    );
+}
+
+/// When the current push of live/`stream` started, as the online list says.
+fn state_started(server: &Server, stream: &str) -> String {
+    let online = server.api(
+        "DescribeLiveStreamOnlineList",
+        json!({"DomainName": PUSH, "StreamName": stream}),
+    );
+    online.ok()["OnlineInfo"][0]["PublishTimeList"][0]["PublishTime"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn what_a_relay_task_may_not_be_is_refused_with_the_documented_codes() {
+    let (server, _config) = relay_server();
+    let src = vec!["rtmp://93.184.216.34/live/src".to_owned()];
+    let make = |kind: &str, sources: &[String], extra: Value| {
+        server.api("CreateLivePullStreamTask", task(kind, sources, "x", extra))
+    };
+    make(
+        "PullLivePushLive",
+        &["ftp://93.184.216.34/a".into()],
+        json!({}),
+    )
+    .expect_code("InvalidParameter.InvalidSourceUrl");
+    make(
+        "PullLivePushLive",
+        &[src[0].clone(), src[0].clone()],
+        json!({}),
+    )
+    .expect_code("InvalidParameter.InvalidSourceUrl");
+    make(
+        "PullVodPushLive",
+        &["http://93.184.216.34/a.avi".into()],
+        json!({}),
+    )
+    .expect_code("InvalidParameter.InvalidSourceUrl");
+    make(
+        "PullLivePushLive",
+        &src,
+        json!({"DomainName": "not-mine.example.com"}),
+    )
+    .expect_code("InvalidParameter.ToUrlNoPermission");
+    make(
+        "PullLivePushLive",
+        &src,
+        json!({"ToUrl": "http://93.184.216.34/x"}),
+    )
+    .expect_code("InvalidParameter.InvalidToUrl");
+    make("PullLivePushLive", &src, json!({"CallbackUrl": "ftp://x"}))
+        .expect_code("InvalidParameter.InvalidCallbackUrl");
+    make(
+        "PullLivePushLive",
+        &src,
+        json!({"CallbackEvents": ["Nope"]}),
+    )
+    .expect_code("InvalidParameterValue");
+    make(
+        "PullLivePushLive",
+        &src,
+        json!({"EndTime": iso(now() - 10)}),
+    )
+    .expect_code("InvalidParameter.InvalidTaskTime");
+    make(
+        "PullLivePushLive",
+        &src,
+        json!({"StartTime": iso(now()), "EndTime": iso(now() + 31 * 86_400)}),
+    )
+    .expect_code("InvalidParameter.InvalidTaskTime");
+    make("Other", &src, json!({})).expect_code("InvalidParameterValue");
+    server
+        .api(
+            "DescribeLivePullStreamTaskStatus",
+            json!({"TaskId": "nope"}),
+        )
+        .expect_code("InvalidParameter.TaskNotExist");
+    server
+        .api(
+            "ModifyLivePullStreamTask",
+            json!({"TaskId": "nope", "Operator": "tests", "Status": "pause"}),
+        )
+        .expect_code("InvalidParameter.TaskNotExist");
+    // A dry run checks and creates nothing.
+    server
+        .api(
+            "CreateLivePullStreamTask",
+            with(
+                task("PullLivePushLive", &src, "x", json!({})),
+                json!({"DryRun": true}),
+            ),
+        )
+        .expect_code("DryRunOperation");
+    assert_eq!(
+        server.api("DescribeLivePullStreamTasks", json!({})).ok()["TotalNum"],
+        0
+    );
+}
+
+#[test]
+fn relay_sources_and_targets_on_private_addresses_are_refused_unless_the_operator_allows_them() {
+    // An allow-list that does not cover loopback (the tests' servers
+    // allow 127.0.0.0/8 unless told otherwise).
+    let (server, _config) = recording_server_with("[fetch]\nallow = [\"192.0.2.0/24\"]\n");
+    let create = |sources: &[&str], extra: Value| {
+        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+        server.api(
+            "CreateLivePullStreamTask",
+            task("PullLivePushLive", &sources, "x", extra),
+        )
+    };
+    for private in [
+        "rtmp://127.0.0.1/live/a",
+        "http://10.1.2.3/live/a.flv",
+        "http://169.254.169.254/live/a.flv",
+        "http://localhost/live/a.flv",
+        "rtmp://[::1]/live/a",
+    ] {
+        let refused = create(&[private], json!({}));
+        refused.expect_code("InvalidParameter.InvalidSourceUrl");
+        assert!(
+            refused.message().contains("internal address"),
+            "{}",
+            refused.message()
+        );
+    }
+    create(
+        &["rtmp://93.184.216.34/live/a"],
+        json!({"ToUrl": "rtmp://192.168.1.1/live/b", "DomainName": "", "AppName": "", "StreamName": ""}),
+    )
+    .expect_code("InvalidParameter.InvalidToUrl");
+}
