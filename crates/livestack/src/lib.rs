@@ -280,8 +280,9 @@ impl App {
             follower_shutdown.clone(),
         ));
         let store_for_metrics = store.clone();
-        let gateway = livestack_api::Gateway::new(store, &settings, control, policy, clock)
-            .context("cannot make the HTTP client for watermark pictures")?;
+        let gateway =
+            livestack_api::Gateway::new(store, &settings, control, Arc::clone(&policy), clock)
+                .context("cannot make the HTTP client for watermark pictures")?;
         // One registry for `GET /metrics`: every metric is named
         // livestack_…, the plane's own and the process's.
         let mut registry = prometheus_client::registry::Registry::with_prefix("livestack");
@@ -311,6 +312,7 @@ impl App {
         let lease = tokio::spawn(keep_lease(
             store_for_metrics.clone(),
             media.clone(),
+            Arc::clone(&policy),
             node.clone(),
             advertised,
             config.cluster.clone(),
@@ -355,11 +357,14 @@ impl App {
 /// Renews this node's lease until `shutdown`, then gives it up, so its
 /// streams leave the other nodes' lists at once. A renewal that finds the
 /// lease had run out (this node was paused or cut off) has the media
-/// plane check its pushes' claims before they go on. Nothing to do on
-/// SQLite.
+/// plane check its pushes' claims before they go on. When the set of live
+/// nodes changes (a node joined, or one's lease ran out), the policy is
+/// read again: relay tasks are shared out over the live nodes, so every
+/// node must see the same set soon. Nothing to do on SQLite.
 async fn keep_lease(
     store: Store,
     media: livestack_media::MediaServer,
+    policy: Arc<livestack_api::PolicyPublisher>,
     node: String,
     advertise: livestack_store::cluster::NodeAddrs,
     cluster: config::ClusterConfig,
@@ -398,6 +403,18 @@ async fn keep_lease(
             Err(e) => tracing::warn!(node, "cannot renew this node's lease: {e}"),
         }
         first = false;
+        match store.run(livestack_store::cluster::live_nodes).await {
+            Ok(now) => {
+                let names: Vec<String> = now.into_iter().map(|n| n.name).collect();
+                if policy.current().processing.nodes != names {
+                    tracing::info!(nodes = ?names, "the cluster's live nodes changed");
+                    if let Err(e) = policy.refresh().await {
+                        tracing::warn!(node, "cannot reload the policy: {e}");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(node, "cannot read the cluster's live nodes: {e}"),
+        }
     }
     let n = node.clone();
     if let Err(e) = store

@@ -137,7 +137,7 @@ struct PullJob {
 impl PullJob {
     /// One attempt: check what it opens, run ffmpeg until it ends or the
     /// job is cancelled, and tell the task's callback and the store.
-    async fn attempt(&self) -> Result<(), JobError> {
+    async fn attempt(self: Arc<Self>) -> Result<(), JobError> {
         let fetch = &self.inner.config.callbacks.fetch;
         // The live source, or its backup after a failed attempt.
         let failed_before = self.failed.lock().map(|f| *f).unwrap_or(false);
@@ -201,8 +201,33 @@ impl PullJob {
                 vod_args(&sources, &list.to_string_lossy(), self.task.loops, &target)
             }
         };
+        // Where in its files a file task is: their durations, read first,
+        // against how far ffmpeg has pushed (`-progress`).
+        let durations = match self.task.kind {
+            PullSourceKind::Vod => durations(&self.inner.config.ffmpeg, &sources).await,
+            PullSourceKind::Live => None,
+        };
         let label = format!("relay task {}", self.task.public_id);
         let mut ffmpeg = Ffmpeg::spawn(&self.inner.config.ffmpeg, &args, &label)?;
+        let tracker = Arc::new(Mutex::new(Tracker::new(durations)));
+        {
+            let (job, tracker) = (Arc::clone(&self), Arc::clone(&tracker));
+            ffmpeg.observe(Box::new(move |line| {
+                let Some(value) = progress_value(line) else {
+                    return false;
+                };
+                if let Some(us) = value {
+                    let moved = tracker
+                        .lock()
+                        .map(|mut t| t.advance(us, job.inner.clock.unix()))
+                        .unwrap_or_default();
+                    for m in moved {
+                        job.moved(&sources_of(&job.task), m);
+                    }
+                }
+                true
+            }));
+        }
         let started_ms = self.inner.clock.unix_ms();
         self.report_at(true, "", &sources[0]);
         self.callback(
@@ -212,6 +237,10 @@ impl PullJob {
         );
         let result = ffmpeg.run_until(&self.cancel).await;
         let _ = std::fs::remove_file(&list);
+        let last = tracker.lock().ok().and_then(|mut t| t.finish());
+        if let Some(m) = last {
+            self.moved(&sources, m);
+        }
         let exit = json!({"task_exit_time": self.inner.clock.unix_ms()});
         match &result {
             Err(e) => {
@@ -238,6 +267,43 @@ impl PullJob {
         }
         self.callback("TaskExit", &sources[0], exit);
         result
+    }
+
+    /// Tells the callback and the store that the task moved to another
+    /// file (or finished one).
+    fn moved(&self, sources: &[String], m: Moved) {
+        let Some(url) = sources.get(m.index) else {
+            return;
+        };
+        match m.kind {
+            MoveKind::Started => {
+                self.callback(
+                    "VodSourceFileStart",
+                    url,
+                    json!({"index": m.index + 1, "looped_times": m.looped}),
+                );
+            }
+            MoveKind::Finished => {
+                self.callback(
+                    "VodSourceFileFinish",
+                    url,
+                    json!({"index": m.index + 1, "duration": m.offset_secs,
+                           "looped_times": m.looped}),
+                );
+                return;
+            }
+            MoveKind::Progress => {}
+        }
+        self.inner.emit(MediaEvent::PullTaskReported {
+            task: self.task.id,
+            active: true,
+            file_url: url.clone(),
+            file_index: m.index as i64,
+            looped: m.looped,
+            offset_secs: m.offset_secs,
+            last_error: String::new(),
+            at: self.inner.clock.unix(),
+        });
     }
 
     /// A failed attempt that never started ffmpeg: alarm, report, error.
@@ -333,6 +399,173 @@ pub(crate) fn pull_fields(
     }
 }
 
+fn sources_of(task: &PullTask) -> Vec<String> {
+    task.sources.clone()
+}
+
+/// How often a file task's position is written while it stays in one
+/// file.
+const REPORT_EVERY: i64 = 10;
+
+/// What a position change means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MoveKind {
+    /// A file began.
+    Started,
+    /// A file ended (`offset_secs` is how long it played).
+    Finished,
+    /// Still in the same file: a periodic report.
+    Progress,
+}
+
+/// A file task's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Moved {
+    kind: MoveKind,
+    /// The file, 0-based.
+    index: usize,
+    /// Loops of the list done.
+    looped: i64,
+    /// Seconds into the file.
+    offset_secs: i64,
+}
+
+/// Follows a file task through its files from how far ffmpeg has pushed:
+/// with every file's duration known, a push time falls in one file of
+/// one loop. Without them (a file whose duration could not be read) it
+/// says nothing.
+struct Tracker {
+    /// Each file's duration, µs.
+    durations: Option<Vec<u64>>,
+    /// (loop, file) now, and when its position was last reported.
+    at: Option<(i64, usize)>,
+    reported: i64,
+    offset_secs: i64,
+}
+
+impl Tracker {
+    fn new(durations: Option<Vec<u64>>) -> Tracker {
+        Tracker {
+            durations: durations.filter(|d| !d.is_empty() && d.iter().all(|&d| d > 0)),
+            at: None,
+            reported: 0,
+            offset_secs: 0,
+        }
+    }
+
+    /// ffmpeg has pushed `us` µs (at Unix time `now`): the files finished
+    /// and started since, and a periodic report.
+    fn advance(&mut self, us: u64, now: i64) -> Vec<Moved> {
+        let Some(d) = &self.durations else {
+            return Vec::new();
+        };
+        let total: u64 = d.iter().sum();
+        let looped = (us / total) as i64;
+        let mut within = us % total;
+        let mut index = 0;
+        while index + 1 < d.len() && within >= d[index] {
+            within -= d[index];
+            index += 1;
+        }
+        let offset_secs = (within / 1_000_000) as i64;
+        let mut out = Vec::new();
+        if self.at != Some((looped, index)) {
+            if let Some(previous) = self.finish() {
+                out.push(previous);
+            }
+            self.at = Some((looped, index));
+            self.reported = now;
+            self.offset_secs = offset_secs;
+            out.push(Moved {
+                kind: MoveKind::Started,
+                index,
+                looped,
+                offset_secs,
+            });
+        } else {
+            self.offset_secs = offset_secs;
+            if now - self.reported >= REPORT_EVERY {
+                self.reported = now;
+                out.push(Moved {
+                    kind: MoveKind::Progress,
+                    index,
+                    looped,
+                    offset_secs,
+                });
+            }
+        }
+        out
+    }
+
+    /// The end of the file being played, if one is.
+    fn finish(&mut self) -> Option<Moved> {
+        let (looped, index) = self.at.take()?;
+        let played = self
+            .durations
+            .as_ref()
+            .and_then(|d| d.get(index))
+            .map_or(self.offset_secs, |&d| ((d + 500_000) / 1_000_000) as i64);
+        Some(Moved {
+            kind: MoveKind::Finished,
+            index,
+            looped,
+            offset_secs: played.max(self.offset_secs),
+        })
+    }
+}
+
+/// A `-progress` line: `Some(Some(µs))` for `out_time_us=`, `Some(None)`
+/// for the other keys of a progress block, `None` for anything else.
+fn progress_value(line: &str) -> Option<Option<u64>> {
+    let (key, value) = line.split_once('=')?;
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    Some(if key == "out_time_us" {
+        value.trim().parse().ok()
+    } else {
+        None
+    })
+}
+
+/// Each file's duration in µs, read by opening it with ffmpeg (its
+/// header only); `None` when one cannot be read.
+async fn durations(ffmpeg: &str, files: &[String]) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let run = tokio::process::Command::new(ffmpeg)
+            .args(["-hide_banner", "-nostdin", "-protocol_whitelist", PROTOCOLS])
+            .args(["-rw_timeout", "10000000", "-i", f])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(std::time::Duration::from_secs(15), run)
+            .await
+            .ok()?
+            .ok()?;
+        out.push(parse_duration(&String::from_utf8_lossy(&output.stderr))?);
+    }
+    Some(out)
+}
+
+/// `Duration: 00:01:02.50` of ffmpeg's input report, in µs.
+fn parse_duration(report: &str) -> Option<u64> {
+    let rest = report.split("Duration: ").nth(1)?;
+    let hms = rest.split(',').next()?.trim();
+    let mut parts = hms.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    let us = ((h * 3600.0 + m * 60.0 + s) * 1e6).round();
+    (us > 0.0).then_some(us as u64)
+}
+
 /// A URL as logged: without its query, which may carry credentials.
 fn shown(url: &str) -> &str {
     url.split('?').next().unwrap_or("")
@@ -379,7 +612,15 @@ fn live_args(source: &str, target: &str) -> Vec<String> {
 /// Plays files in order at their own pace, `loops` more times after the
 /// first (-1: forever), as one push.
 fn vod_args(sources: &[String], list: &str, loops: i64, target: &str) -> Vec<String> {
-    let mut a = strings(&["-hide_banner", "-loglevel", "warning", "-nostats", "-re"]);
+    let mut a = strings(&[
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-nostats",
+        "-progress",
+        "pipe:2",
+        "-re",
+    ]);
     a.extend(["-stream_loop".to_owned(), loops.max(-1).to_string()]);
     if sources.len() > 1 {
         // The list itself is livestack's own file; what it names may only
@@ -477,6 +718,49 @@ mod tests {
         assert_eq!(msg["task_start_time"], 1_000);
         assert_eq!(body["to_url"], "rtmp://push.example.com/live/relay");
         assert_eq!(body["stream_id"], "relay");
+    }
+
+    #[test]
+    fn a_push_time_falls_in_one_file_of_one_loop() {
+        let mut t = Tracker::new(Some(vec![4_000_000, 2_000_000]));
+        let kinds = |m: &[Moved]| {
+            m.iter()
+                .map(|m| (m.kind, m.index, m.looped))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&t.advance(0, 100)), [(MoveKind::Started, 0, 0)]);
+        assert!(t.advance(3_900_000, 101).is_empty());
+        assert_eq!(
+            kinds(&t.advance(4_100_000, 102)),
+            [(MoveKind::Finished, 0, 0), (MoveKind::Started, 1, 0)]
+        );
+        assert_eq!(
+            kinds(&t.advance(6_500_000, 103)),
+            [(MoveKind::Finished, 1, 0), (MoveKind::Started, 0, 1)]
+        );
+        assert_eq!(
+            kinds(&t.advance(7_000_000, 120)),
+            [(MoveKind::Progress, 0, 1)]
+        );
+        let last = t.finish().unwrap();
+        assert_eq!(
+            (last.kind, last.index, last.offset_secs),
+            (MoveKind::Finished, 0, 4)
+        );
+        assert!(Tracker::new(None).advance(1, 1).is_empty());
+        assert!(Tracker::new(Some(vec![0])).advance(1, 1).is_empty());
+    }
+
+    #[test]
+    fn progress_lines_and_durations_are_read_from_ffmpegs_output() {
+        assert_eq!(progress_value("out_time_us=4100000"), Some(Some(4_100_000)));
+        assert_eq!(progress_value("progress=continue"), Some(None));
+        assert_eq!(progress_value("stream_0_0_q=-1.0"), Some(None));
+        assert_eq!(progress_value("[flv @ 0x1] Failed to update header"), None);
+        assert_eq!(progress_value("Some text=with spaces"), None);
+        let report = "Input #0, mov,mp4, from 'http://h/a.mp4':\n  Duration: 00:01:02.50, start: 0.000000, bitrate: 1 kb/s";
+        assert_eq!(parse_duration(report), Some(62_500_000));
+        assert_eq!(parse_duration("  Duration: N/A, bitrate: N/A"), None);
     }
 
     #[test]

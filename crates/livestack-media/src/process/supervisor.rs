@@ -64,7 +64,13 @@ pub(crate) struct Ffmpeg {
     stderr: Option<tokio::io::Lines<BufReader<ChildStderr>>>,
     tail: Vec<String>,
     label: String,
+    /// Sees every line first; a line it claims (returns true for) is not
+    /// logged or kept for error messages (progress reports, say).
+    observer: Option<Observer>,
 }
+
+/// See [`Ffmpeg::observe`].
+pub(crate) type Observer = Box<dyn FnMut(&str) -> bool + Send>;
 
 impl Ffmpeg {
     /// Starts `program` (ffmpeg) with `args`; `label` names the job in logs.
@@ -89,6 +95,7 @@ impl Ffmpeg {
             stderr,
             tail: Vec::new(),
             label: label.to_owned(),
+            observer: None,
         })
     }
 
@@ -136,7 +143,17 @@ impl Ffmpeg {
         }
     }
 
+    /// Hands every line ffmpeg prints to `observer` first.
+    pub(crate) fn observe(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
     fn keep(&mut self, line: String) {
+        if let Some(observe) = self.observer.as_mut() {
+            if observe(&line) {
+                return;
+            }
+        }
         tracing::debug!(job = %self.label, "ffmpeg: {line}");
         if self.tail.len() == TAIL_LINES {
             self.tail.remove(0);

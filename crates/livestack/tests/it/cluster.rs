@@ -791,3 +791,117 @@ fn describe_live_stream_push_info_list_on_any_node_lists_the_pushes_of_every_nod
     assert_eq!(seen[0]["ClientIp"], "127.0.0.1");
     assert!(wait_until(Duration::from_secs(15), || rows(&a).len() == 2));
 }
+
+/// When each of `streams` started its current push, as `server` lists them.
+fn publish_times(server: &Server, streams: &[String]) -> Vec<String> {
+    let out = server.api("DescribeLiveStreamOnlineList", json!({"PageSize": 100}));
+    streams
+        .iter()
+        .map(|name| {
+            out.ok()["OnlineInfo"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["StreamName"] == name.as_str())
+                .and_then(|s| s["PublishTimeList"][0]["PublishTime"].as_str())
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn relay_tasks_run_once_in_a_cluster_and_move_to_a_live_node_when_theirs_dies() {
+    use crate::media::add;
+    let url = shared_database();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("short-lease.toml");
+    std::fs::write(&config, "[cluster]\nlease_secs = 2\nlease_renew_secs = 1\n").expect("config");
+    let config = config.to_str().expect("path").to_owned();
+    let options = |binary: bool, name: &str| ServerOptions {
+        binary,
+        database_url: Some(url.clone()),
+        args: vec![
+            "--config".to_owned(),
+            config.clone(),
+            "--node-name".to_owned(),
+            name.to_owned(),
+        ],
+        ..ServerOptions::default()
+    };
+    let a = Server::start_with(options(false, "relay-a"));
+    let mut b = Server::start_with(options(true, "relay-b"));
+    add(&a, "push.example.com", 0);
+    add(&a, "play.example.com", 1);
+    let _origin = live_push(&a, "origin", 120);
+    let source = format!("http://{}/live/origin.flv?domain=play.example.com", a.http);
+    // Both nodes are live before the tasks exist (their creation makes
+    // every node read the policy, and with it the live nodes, again).
+    assert!(wait_until(Duration::from_secs(10), || a
+        .policy_in_force()
+        .processing
+        .nodes
+        .len()
+        == 2));
+    let streams: Vec<String> = (0..6).map(|i| format!("relay{i}")).collect();
+    for s in &streams {
+        a.api(
+            "CreateLivePullStreamTask",
+            json!({"SourceType": "PullLivePushLive", "SourceUrls": [source],
+                   "DomainName": "push.example.com", "AppName": "live", "StreamName": s,
+                   "StartTime": livestack_api::time::utc_iso(now() - 5),
+                   "EndTime": livestack_api::time::utc_iso(now() + 3600),
+                   "Operator": "tests"}),
+        )
+        .ok();
+    }
+    let all_live = |server: &Server| {
+        let listed = online(server);
+        streams.iter().all(|s| listed.contains(s))
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || all_live(&a) && all_live(&b)),
+        "not every relay went live: {:?}",
+        online(&a)
+    );
+    // Each task pushes from one node: no push replaces another.
+    let first = publish_times(&a, &streams);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        publish_times(&a, &streams),
+        first,
+        "a relay's push was replaced"
+    );
+    assert_eq!(publish_times(&b, &streams), first, "the nodes disagree");
+    // Both nodes run some: the tasks are shared out (rendezvous hashing;
+    // six tasks all landing on one of two nodes is a 1-in-32 chance, so
+    // this is reported, not asserted).
+    let on_a = a.log().matches("job started").count();
+    eprintln!("node a started {on_a} relay jobs of {}", streams.len());
+
+    // B dies: its tasks move to A once its lease runs out.
+    b.kill9();
+    // Until its lease runs out B's pushes are still listed; then A, alone
+    // among the live nodes, takes every task.
+    assert!(
+        wait_until(Duration::from_secs(15), || a
+            .policy_in_force()
+            .processing
+            .nodes
+            == ["relay-a"]),
+        "A never saw B leave"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || all_live(&a)
+            && publish_times(&a, &streams).iter().all(|t| !t.is_empty())),
+        "the dead node's relays did not move: {:?}",
+        online(&a)
+    );
+    let after = publish_times(&a, &streams);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        publish_times(&a, &streams),
+        after,
+        "a relay's push was replaced"
+    );
+}

@@ -342,13 +342,16 @@ fn a_relay_task_plays_mp4_files_served_over_http_in_a_loop_as_one_stream() {
     mp4(&media.path().join("a.mp4"), 4);
     mp4(&media.path().join("b.mp4"), 4);
     let files = Files::serve(media.path().to_path_buf());
+    let receiver = Receiver::start(&[]);
     let id = created(&server.api(
         "CreateLivePullStreamTask",
         task(
             "PullVodPushLive",
             &[files.url("a.mp4"), files.url("b.mp4")],
             "vod",
-            json!({"VodLoopTimes": "-1", "SpecifyTaskId": "vod-1"}),
+            json!({"VodLoopTimes": "-1", "SpecifyTaskId": "vod-1",
+                   "CallbackUrl": receiver.url("/vod"),
+                   "CallbackEvents": ["VodSourceFileStart", "VodSourceFileFinish"]}),
         ),
     ));
     await_state(&server, "vod", "active", "the file relay never pushed");
@@ -378,6 +381,51 @@ fn a_relay_task_plays_mp4_files_served_over_http_in_a_loop_as_one_stream() {
         state_started(&server, "vod"),
         started,
         "the push restarted between files"
+    );
+
+    // Each file's start and finish was called back, in order, and the
+    // status follows the files and loops.
+    let files_called = |event: &str| -> Vec<(i64, String)> {
+        receiver
+            .to("/vod")
+            .iter()
+            .filter(|c| c.body["callback_event"] == event)
+            .map(|c| {
+                let msg: Value = serde_json::from_str(c.body["msg"].as_str().unwrap_or("{}"))
+                    .unwrap_or(Value::Null);
+                (
+                    msg["index"].as_i64().unwrap_or(0),
+                    msg["url"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let starts = files_called("VodSourceFileStart");
+    assert!(starts.len() >= 2, "{starts:?}");
+    assert_eq!(starts[0], (1, files.url("a.mp4")));
+    assert_eq!(starts[1], (2, files.url("b.mp4")));
+    let finished = files_called("VodSourceFileFinish");
+    assert_eq!(
+        finished.first(),
+        Some(&(1, files.url("a.mp4"))),
+        "{finished:?}"
+    );
+    assert!(
+        receiver
+            .to("/vod")
+            .iter()
+            .all(|c| c.body["callback_event"] != "TaskStart"),
+        "an event left out of CallbackEvents was sent"
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let s = server.api("DescribeLivePullStreamTaskStatus", json!({"TaskId": id}));
+            s.ok()["TaskStatusInfo"]["LoopedTimes"]
+                .as_i64()
+                .unwrap_or(0)
+                >= 1
+        }),
+        "the status never counted a loop"
     );
 }
 
