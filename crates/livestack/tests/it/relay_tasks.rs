@@ -1,4 +1,5 @@
-//! Relay (pull-stream) tasks doing real work, end to end: a task pulling
+//! Relay (pull-stream) tasks doing real work, end to end (made and
+//! described through the official Python SDK): a task pulling
 //! a live stream of the same server over HTTP-FLV, and one playing MP4
 //! files served by a local HTTP server, each pushed to a stream of the
 //! push domain that is listed and plays (ffprobe); pause, resume, restart,
@@ -96,7 +97,8 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
     let (server, _config) = relay_server();
     let _source = live_push(&server, "origin", 120);
     let receiver = Receiver::start(&[]);
-    let id = created(&server.api(
+    // Through the official Python SDK, as a user's script would.
+    let id = created(&python1(&server.call(
         "CreateLivePullStreamTask",
         task(
             "PullLivePushLive",
@@ -104,7 +106,7 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
             "relayed",
             json!({"CallbackUrl": receiver.url("/pull"), "PushArgs": "from=relay"}),
         ),
-    ));
+    )));
     await_state(&server, "relayed", "active", "the relay never pushed");
     assert_h264_aac(&flv(&server, "relayed"));
     assert_eq!(run_status(&server, &id), "active");
@@ -132,7 +134,7 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
     assert!(msg["task_start_time"].as_i64().is_some(), "{msg}");
 
     // Describe echoes what was given; one task comes with what it pulls.
-    let one = server.api("DescribeLivePullStreamTasks", json!({"TaskId": id}));
+    let one = python1(&server.call("DescribeLivePullStreamTasks", json!({"TaskId": id})));
     let info = &one.ok()["TaskInfos"][0];
     assert_eq!(info["Status"], "enable");
     assert_eq!(info["PushArgs"], "from=relay");
