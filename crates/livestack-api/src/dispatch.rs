@@ -143,6 +143,11 @@ actions! {
     RestartLivePullStreamTask => crate::actions::pull::restart_live_pull_stream_task,
     DescribeLivePullStreamTasks => crate::actions::pull::describe_live_pull_stream_tasks,
     DescribeLivePullStreamTaskStatus => crate::actions::pull::describe_live_pull_stream_task_status,
+    CreatePullStreamConfig => crate::actions::pull::create_pull_stream_config,
+    ModifyPullStreamConfig => crate::actions::pull::modify_pull_stream_config,
+    DeletePullStreamConfig => crate::actions::pull::delete_pull_stream_config,
+    DescribePullStreamConfigs => crate::actions::pull::describe_pull_stream_configs,
+    ModifyPullStreamStatus => crate::actions::pull::modify_pull_stream_status,
 }
 
 /// `docs/api-coverage.md`: every action of the model, and whether

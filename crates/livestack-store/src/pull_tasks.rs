@@ -17,6 +17,9 @@ pub struct PullTaskRow {
     pub id: i64,
     /// The owner.
     pub account: AccountId,
+    /// Made by the legacy `CreatePullStreamConfig` (its ConfigId is the
+    /// row id) rather than `CreateLivePullStreamTask`.
+    pub legacy: bool,
     /// Random, never 0 once stored: part of the public TaskId.
     pub token: i64,
     /// `SpecifyTaskId`; empty when none was given.
@@ -63,7 +66,8 @@ pub struct RunReport {
 }
 
 const COLUMNS: &str = "id, account_id, token, specify_task_id, spec, status, start_time, \
-                       end_time, generation, created_at, updated_at, created_by, updated_by";
+                       end_time, generation, created_at, updated_at, created_by, updated_by, \
+                       legacy";
 
 fn from_row(r: &crate::db::Row) -> crate::db::DbResult<PullTaskRow> {
     let spec: String = r.get(4)?;
@@ -85,6 +89,7 @@ fn from_row(r: &crate::db::Row) -> crate::db::DbResult<PullTaskRow> {
         updated_at: r.get(10)?,
         created_by: r.get(11)?,
         updated_by: r.get(12)?,
+        legacy: r.get(13)?,
     })
 }
 
@@ -103,8 +108,8 @@ pub fn insert(conn: &Connection, row: &mut PullTaskRow) -> StoreResult<()> {
     }
     let id: i64 = conn.query_row(
         "INSERT INTO pull_tasks (account_id, token, specify_task_id, spec, status, start_time,
-             end_time, generation, created_at, updated_at, created_by, updated_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             end_time, generation, created_at, updated_at, created_by, updated_by, legacy)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          RETURNING id",
         crate::params![
             row.account.0,
@@ -119,6 +124,7 @@ pub fn insert(conn: &Connection, row: &mut PullTaskRow) -> StoreResult<()> {
             row.updated_at,
             row.created_by,
             row.updated_by,
+            row.legacy,
         ],
         |r| r.get(0),
     )?;
@@ -148,14 +154,20 @@ pub fn update(conn: &Connection, row: &PullTaskRow) -> StoreResult<bool> {
     Ok(n > 0)
 }
 
-/// One of `account`'s tasks, unless deleted.
-pub fn find(conn: &Connection, account: AccountId, id: i64) -> StoreResult<Option<PullTaskRow>> {
+/// One of `account`'s tasks (`legacy`: made by `CreatePullStreamConfig`),
+/// unless deleted.
+pub fn find(
+    conn: &Connection,
+    account: AccountId,
+    legacy: bool,
+    id: i64,
+) -> StoreResult<Option<PullTaskRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM pull_tasks
-         WHERE id = ?1 AND account_id = ?2 AND deleted_at IS NULL"
+         WHERE id = ?1 AND account_id = ?2 AND legacy = ?3 AND deleted_at IS NULL"
     ))?;
     Ok(stmt
-        .query_row(crate::params![id, account.0], from_row)
+        .query_row(crate::params![id, account.0, legacy], from_row)
         .optional()?)
 }
 
@@ -168,7 +180,7 @@ pub fn find_specified(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM pull_tasks
          WHERE account_id = ?1 AND specify_task_id = ?2 AND specify_task_id <> ''
-           AND deleted_at IS NULL"
+           AND legacy = FALSE AND deleted_at IS NULL"
     ))?;
     Ok(stmt
         .query_row(crate::params![account.0, specify], from_row)
@@ -189,33 +201,37 @@ pub fn delete(conn: &Connection, account: AccountId, id: i64, now: i64) -> Store
     Ok(n > 0)
 }
 
-/// How many tasks `account` has (ended ones too, until deleted: they count
-/// against the limit, as CSS's do).
-pub fn count(conn: &Connection, account: AccountId) -> StoreResult<u64> {
+/// How many tasks of a family `account` has (ended ones too, until
+/// deleted: they count against the limit, as CSS's do).
+pub fn count(conn: &Connection, account: AccountId, legacy: bool) -> StoreResult<u64> {
     let n: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM pull_tasks WHERE account_id = ?1 AND deleted_at IS NULL",
-        crate::params![account.0],
+        "SELECT COUNT(*) FROM pull_tasks
+         WHERE account_id = ?1 AND legacy = ?2 AND deleted_at IS NULL",
+        crate::params![account.0, legacy],
         |r| r.get(0),
     )?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// A page of `account`'s tasks, last changed first.
+/// A page of `account`'s tasks of a family, last changed first.
 pub fn page(
     conn: &Connection,
     account: AccountId,
+    legacy: bool,
     offset: u64,
     limit: u64,
 ) -> StoreResult<Vec<PullTaskRow>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM pull_tasks WHERE account_id = ?1 AND deleted_at IS NULL
+        "SELECT {COLUMNS} FROM pull_tasks
+         WHERE account_id = ?1 AND legacy = ?4 AND deleted_at IS NULL
          ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3"
     ))?;
     let rows = stmt.query_map(
         crate::params![
             account.0,
             i64::try_from(limit).unwrap_or(i64::MAX),
-            i64::try_from(offset).unwrap_or(i64::MAX)
+            i64::try_from(offset).unwrap_or(i64::MAX),
+            legacy
         ],
         from_row,
     )?;

@@ -1,11 +1,14 @@
 //! The validators every action family shares.
 //!
 //! Owns: the checks of enumerations, ranges and switches and the error
-//! each gives (`InvalidParameterValue`, `InternalError.InvalidInput`), and
-//! how a bad value is shown back in a message. Must not: know any one
+//! each gives (`InvalidParameterValue`, `InternalError.InvalidInput`), the
+//! checks of stream names and push domains that tasks of every kind make,
+//! the dry-run stop, and how a bad value is shown back in a message. Must not: know any one
 //! family's rules (those stay in the family's module).
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use livestack_store::Connection;
+use livestack_store::{domains, StoreResult};
 
 /// `InvalidParameterValue` unless `value` is in `allowed`.
 pub(crate) fn check_enum(
@@ -114,6 +117,67 @@ pub(crate) fn flag(name: &str, value: Option<i64>) -> ApiResult<Option<bool>> {
 pub(crate) fn ranged(name: &str, value: i64, min: u32, max: u32) -> ApiResult<u32> {
     check_range(name, value, i64::from(min), i64::from(max))
         .map(|v| u32::try_from(v).unwrap_or(max))
+}
+
+/// An AppName or StreamName a push could use: 1 to 256 letters, digits,
+/// `_`, `-` and `.`.
+pub(crate) fn check_name(code: ErrorCode, label: &str, value: &str) -> ApiResult<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            code,
+            format!("{label} `{value}` must be 1 to 256 letters, digits, `_`, `-` or `.`."),
+            format!("{label} `{value}` 须为 1~256 个字母、数字、_、-、. 组成的名称。"),
+        ))
+    }
+}
+
+/// Whether `domain` (lower-case) is one of the caller's push domains.
+pub(crate) fn is_push_domain(
+    c: &Connection,
+    account: livestack_core::AccountId,
+    domain: &str,
+) -> StoreResult<bool> {
+    Ok(domains::find(c, account, domain)?
+        .is_some_and(|d| d.kind == livestack_core::DomainKind::Push))
+}
+
+pub(crate) fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {
+    ApiError::new(
+        code,
+        format!("`{domain}` is not a push domain of this account."),
+        format!("`{domain}` 不是本账号的推流域名。"),
+    )
+}
+
+/// Checks, in a transaction, that `domain` (lower-case) is one of the
+/// caller's push domains.
+pub(crate) fn check_push_domain(
+    c: &Connection,
+    account: livestack_core::AccountId,
+    domain: &str,
+    code: ErrorCode,
+) -> ApiResult<()> {
+    if is_push_domain(c, account, domain)? {
+        Ok(())
+    } else {
+        Err(not_push_domain(domain, code))
+    }
+}
+
+/// `DryRunOperation` once a dry run has passed every check.
+pub(crate) fn dry_run_stop(dry_run: bool) -> ApiResult<()> {
+    if dry_run {
+        Err(ApiError::bare(ErrorCode::DryRunOperation))
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use livestack_store::domains::{self, Domain};
 use livestack_store::templates::{self, RulePlace};
 use livestack_store::{accounts, Connection, StoreError};
 
-use super::check::{invalid_input, shown};
+use super::check::{dry_run_stop, invalid_input, shown};
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -116,14 +116,6 @@ pub(crate) fn missing_template(kind: Kind, id: i64) -> ApiError {
         format!("There is no {en} with id {id}."),
         format!("{zh} {id} 不存在。"),
     )
-}
-
-fn dry_run_stop(dry_run: bool) -> ApiResult<()> {
-    if dry_run {
-        Err(ApiError::bare(ErrorCode::DryRunOperation))
-    } else {
-        Ok(())
-    }
 }
 
 /// Transcoding template names are stream-name suffixes, so they must be

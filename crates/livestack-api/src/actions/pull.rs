@@ -12,17 +12,21 @@
 use livestack_core::pull::{PullSourceKind, PullTarget, PullTask};
 use livestack_model::{
     CreateLivePullStreamTaskRequest, CreateLivePullStreamTaskResponse,
-    DeleteLivePullStreamTaskRequest, DeleteLivePullStreamTaskResponse,
-    DescribeLivePullStreamTaskStatusRequest, DescribeLivePullStreamTaskStatusResponse,
-    DescribeLivePullStreamTasksRequest, DescribeLivePullStreamTasksResponse,
-    ModifyLivePullStreamTaskRequest, ModifyLivePullStreamTaskResponse, PullPushWatermarkInfo,
-    PullStreamTaskInfo, RecentPullInfo, RestartLivePullStreamTaskRequest,
-    RestartLivePullStreamTaskResponse, TaskStatusInfo,
+    CreatePullStreamConfigRequest, CreatePullStreamConfigResponse, DeleteLivePullStreamTaskRequest,
+    DeleteLivePullStreamTaskResponse, DeletePullStreamConfigRequest,
+    DeletePullStreamConfigResponse, DescribeLivePullStreamTaskStatusRequest,
+    DescribeLivePullStreamTaskStatusResponse, DescribeLivePullStreamTasksRequest,
+    DescribeLivePullStreamTasksResponse, DescribePullStreamConfigsRequest,
+    DescribePullStreamConfigsResponse, ModifyLivePullStreamTaskRequest,
+    ModifyLivePullStreamTaskResponse, ModifyPullStreamConfigRequest,
+    ModifyPullStreamConfigResponse, ModifyPullStreamStatusRequest, ModifyPullStreamStatusResponse,
+    PullPushWatermarkInfo, PullStreamConfig, PullStreamTaskInfo, RecentPullInfo,
+    RestartLivePullStreamTaskRequest, RestartLivePullStreamTaskResponse, TaskStatusInfo,
 };
 use livestack_store::pull_tasks::{self, PullTaskRow};
 use serde::{Deserialize, Serialize};
 
-use crate::actions::task::{check_name, check_push_domain, dry_run_stop};
+use crate::actions::check::{check_name, check_push_domain, dry_run_stop};
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{parse_task_id, task_id};
@@ -87,6 +91,25 @@ pub struct Spec {
     pub extra_cmd: String,
     /// As given.
     pub vod_local_mode: i64,
+    /// A legacy `CreatePullStreamConfig`'s own fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<LegacySpec>,
+}
+
+/// What a legacy pull config has beside a task's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LegacySpec {
+    /// `FromUrl` as given.
+    pub from_url: String,
+    /// `ToUrl` as given.
+    pub to_url: String,
+    /// 1 深圳, 2 上海, 3 天津, 4 中国香港.
+    pub area_id: i64,
+    /// 1 电信, 2 移动, 3 联通, 4 其他.
+    pub isp_id: i64,
+    /// Set to status 0 (invalid) by `ModifyPullStreamStatus`.
+    pub invalid: bool,
 }
 
 fn code(code: ErrorCode, en: String, zh: String) -> ApiError {
@@ -468,6 +491,7 @@ pub async fn create_live_pull_stream_task(
         backup_to_url: req.backup_to_url.unwrap_or_default().trim().to_owned(),
         extra_cmd: req.extra_cmd.unwrap_or_default(),
         vod_local_mode: req.vod_local_mode.unwrap_or(0),
+        legacy: None,
     };
     let (start, end) = window(cx.now, &req.start_time, &req.end_time)?;
     check_spec(&cx, &mut spec).await?;
@@ -477,6 +501,7 @@ pub async fn create_live_pull_stream_task(
     let mut row = PullTaskRow {
         id: 0,
         account,
+        legacy: false,
         token: 0,
         specify,
         spec: serde_json::to_value(&spec)
@@ -506,7 +531,7 @@ pub async fn create_live_pull_stream_task(
                     ErrorCode::InvalidParameterToUrlNoPermission,
                 )?;
             }
-            if pull_tasks::count(c, account)? >= limit {
+            if pull_tasks::count(c, account, false)? >= limit {
                 return Err(code(
                     ErrorCode::InvalidParameterTaskNumMoreThanLimit,
                     format!("An account holds at most {limit} relay tasks (ended ones count until deleted)."),
@@ -540,7 +565,7 @@ fn find(
     let Some((id, token)) = parse_task_id(public_id.trim()) else {
         return Ok(None);
     };
-    Ok(pull_tasks::find(c, account, id)?.filter(|row| row.token == token))
+    Ok(pull_tasks::find(c, account, false, id)?.filter(|row| row.token == token))
 }
 
 /// The name a caller used for a task: its SpecifyTaskId when given.
@@ -787,8 +812,8 @@ pub async fn describe_live_pull_stream_tasks(
                 });
                 return Ok((vec![info(&row, now, recent)], 1));
             }
-            let total = pull_tasks::count(c, account)?;
-            let rows = pull_tasks::page(c, account, (page_num - 1) * page_size, page_size)?;
+            let total = pull_tasks::count(c, account, false)?;
+            let rows = pull_tasks::page(c, account, false, (page_num - 1) * page_size, page_size)?;
             Ok((rows.iter().map(|r| info(r, now, None)).collect(), total))
         })
         .await?;
@@ -842,4 +867,458 @@ pub async fn describe_live_pull_stream_task_status(
             next_file_url: Some(next),
         },
     })
+}
+
+// ---------------------------------------------------------------- legacy
+
+/// Legacy pull configs an account may hold.
+const LEGACY_MAX: u64 = 10;
+/// A legacy config's window is shorter than this.
+const LEGACY_SPAN: i64 = 7 * DAY;
+/// Files or streams of one `FromUrl`.
+const LEGACY_MAX_URLS: usize = 10;
+
+fn legacy_invalid(en: String, zh: String) -> ApiError {
+    code(ErrorCode::InvalidParameter, en, zh)
+}
+
+fn legacy_not_found(id: &str) -> ApiError {
+    legacy_invalid(
+        format!("There is no pull config with ConfigId `{id}`."),
+        format!("拉流配置 `{id}` 不存在。"),
+    )
+}
+
+/// `FromUrl`: up to 10 space-separated URLs, rtmp or http (not https),
+/// live streams or flv/mp4/hls files. One rtmp URL, or one http .flv or
+/// .m3u8 URL, is a live source; several URLs, or an .mp4, are files
+/// played in order.
+fn legacy_sources(from: &str) -> ApiResult<(PullSourceKind, Vec<String>)> {
+    let urls: Vec<String> = from.split_whitespace().map(str::to_owned).collect();
+    if urls.is_empty() || urls.len() > LEGACY_MAX_URLS {
+        return Err(legacy_invalid(
+            format!(
+                "FromUrl must hold 1 to {LEGACY_MAX_URLS} URLs separated by spaces, not {}.",
+                urls.len()
+            ),
+            format!(
+                "FromUrl 须为 1~{LEGACY_MAX_URLS} 个以空格分隔的地址，当前 {} 个。",
+                urls.len()
+            ),
+        ));
+    }
+    for u in &urls {
+        let ok = reqwest::Url::parse(u).is_ok_and(|p| {
+            let path = p.path().to_ascii_lowercase();
+            match p.scheme() {
+                "rtmp" => true,
+                "http" => [".flv", ".mp4", ".m3u8"].iter().any(|e| path.ends_with(e)),
+                _ => false,
+            }
+        });
+        if !ok {
+            return Err(legacy_invalid(
+                format!("FromUrl `{u}` must be an rtmp:// URL or an http:// URL of an .flv, .mp4 or .m3u8 (https is not supported)."),
+                format!("FromUrl `{u}` 须为 rtmp:// 地址或 .flv、.mp4、.m3u8 的 http:// 地址（不支持 https）。"),
+            ));
+        }
+    }
+    let files = urls.len() > 1
+        || urls[0]
+            .to_ascii_lowercase()
+            .split('?')
+            .next()
+            .is_some_and(|p| p.ends_with(".mp4"));
+    if files && urls.iter().any(|u| u.starts_with("rtmp://")) {
+        return Err(legacy_invalid(
+            "FromUrl may list several files, not several live streams.".into(),
+            "FromUrl 可列多个文件，不能列多个直播流。".into(),
+        ));
+    }
+    let kind = if files {
+        PullSourceKind::Vod
+    } else {
+        PullSourceKind::Live
+    };
+    Ok((kind, urls))
+}
+
+/// `ToUrl`: `rtmp://<push domain>/<app>/<stream>[?args]`.
+fn legacy_target(to: &str) -> ApiResult<(String, String, String, String)> {
+    let bad = || {
+        legacy_invalid(
+            format!("ToUrl `{to}` must be rtmp://<push domain>/<AppName>/<StreamName>."),
+            format!("ToUrl `{to}` 须为 rtmp://推流域名/AppName/StreamName。"),
+        )
+    };
+    let u = reqwest::Url::parse(to.trim()).map_err(|_| bad())?;
+    if u.scheme() != "rtmp" {
+        return Err(bad());
+    }
+    let domain = u.host_str().ok_or_else(bad)?.to_ascii_lowercase();
+    let mut parts = u.path().trim_start_matches('/').splitn(2, '/');
+    let app = parts.next().unwrap_or("").to_owned();
+    let stream = parts.next().unwrap_or("").to_owned();
+    check_name(ErrorCode::InvalidParameter, "AppName", &app)?;
+    check_name(ErrorCode::InvalidParameter, "StreamName", &stream)?;
+    Ok((domain, app, stream, u.query().unwrap_or("").to_owned()))
+}
+
+/// The window of a legacy config: both times after now, end after start,
+/// less than 7 days apart.
+fn legacy_window(now: i64, start: &str, end: &str) -> ApiResult<(i64, i64)> {
+    let parse = |label: &str, v: &str| {
+        parse_time(v).ok_or_else(|| {
+            legacy_invalid(
+                format!("{label} `{v}` is not a time such as 2026-12-03T12:00:00Z."),
+                format!("{label} `{v}` 不是形如 2026-12-03T12:00:00Z 的时间。"),
+            )
+        })
+    };
+    let (s, e) = (parse("StartTime", start)?, parse("EndTime", end)?);
+    if e <= s {
+        return Err(legacy_invalid(
+            "EndTime must be later than StartTime.".into(),
+            "结束时间必须大于开始时间。".into(),
+        ));
+    }
+    if s <= now || e <= now {
+        return Err(legacy_invalid(
+            "StartTime and EndTime must be later than the current time.".into(),
+            "结束时间和开始时间必须大于当前时间。".into(),
+        ));
+    }
+    if e - s >= LEGACY_SPAN {
+        return Err(legacy_invalid(
+            "EndTime - StartTime must be less than 7 days.".into(),
+            "结束时间和开始时间之差必须小于七天。".into(),
+        ));
+    }
+    Ok((s, e))
+}
+
+fn legacy_place(area: i64, isp: i64) -> ApiResult<()> {
+    for (name, v) in [("AreaId", area), ("IspId", isp)] {
+        if !(1..=4).contains(&v) {
+            return Err(code(
+                ErrorCode::InvalidParameterValue,
+                format!("{name} must be 1, 2, 3 or 4, not {v}."),
+                format!("{name} 取值须为 1、2、3、4，当前为 {v}。"),
+            ));
+        }
+    }
+    if (area == 4) != (isp == 4) {
+        return Err(legacy_invalid(
+            "AreaId 4 (Hong Kong, China) goes with IspId 4 (other), and only with it.".into(),
+            "AreaId 为 4（中国香港）时 IspId 须为 4（其他），反之亦然。".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Turns a legacy config's fields into a spec, checked.
+async fn legacy_spec(cx: &Cx, l: LegacySpec) -> ApiResult<Spec> {
+    legacy_place(l.area_id, l.isp_id)?;
+    let (kind, urls) = legacy_sources(&l.from_url)?;
+    let (domain, app, stream, args) = legacy_target(&l.to_url)?;
+    for u in &urls {
+        check_source(cx, kind, u).await?;
+    }
+    Ok(Spec {
+        source_type: match kind {
+            PullSourceKind::Live => "PullLivePushLive",
+            PullSourceKind::Vod => "PullVodPushLive",
+        }
+        .to_owned(),
+        source_urls: urls,
+        domain_name: domain,
+        app_name: app,
+        stream_name: stream,
+        push_args: args,
+        // A legacy config plays its files once.
+        vod_loop_times: 0,
+        vod_refresh_type: "ImmediateNewSource".to_owned(),
+        legacy: Some(l),
+        ..Spec::default()
+    })
+}
+
+/// Creates a legacy pull config (a relay task; its ConfigId is the row id).
+pub async fn create_pull_stream_config(
+    cx: Cx,
+    req: CreatePullStreamConfigRequest,
+) -> ApiResult<CreatePullStreamConfigResponse> {
+    let (start, end) = legacy_window(cx.now, &req.start_time, &req.end_time)?;
+    let spec = legacy_spec(
+        &cx,
+        LegacySpec {
+            from_url: req.from_url,
+            to_url: req.to_url,
+            area_id: req.area_id,
+            isp_id: req.isp_id,
+            invalid: false,
+        },
+    )
+    .await?;
+    let (account, now, dry_run) = (cx.account, cx.now, cx.dry_run);
+    let mut row = PullTaskRow {
+        id: 0,
+        account,
+        legacy: true,
+        token: 0,
+        specify: String::new(),
+        spec: serde_json::to_value(&spec)
+            .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?,
+        enabled: true,
+        start,
+        end,
+        generation: 0,
+        created_at: now,
+        updated_at: now,
+        created_by: String::new(),
+        updated_by: String::new(),
+    };
+    let row = cx
+        .store
+        .transaction(move |c| {
+            check_push_domain(c, account, &spec.domain_name, ErrorCode::InvalidParameter)?;
+            if pull_tasks::count(c, account, true)? >= LEGACY_MAX {
+                return Err(legacy_invalid(
+                    format!("An account holds at most {LEGACY_MAX} pull configs."),
+                    format!("每个账号最多 {LEGACY_MAX} 个拉流配置。"),
+                ));
+            }
+            dry_run_stop(dry_run)?;
+            pull_tasks::insert(c, &mut row)?;
+            Ok::<_, ApiError>(row)
+        })
+        .await?;
+    cx.publish_policy().await?;
+    Ok(CreatePullStreamConfigResponse {
+        config_id: row.id.to_string(),
+    })
+}
+
+fn legacy_find(
+    c: &livestack_store::db::Connection,
+    account: livestack_core::AccountId,
+    id: &str,
+) -> ApiResult<PullTaskRow> {
+    let n: i64 = id.trim().parse().map_err(|_| legacy_not_found(id))?;
+    pull_tasks::find(c, account, true, n)?.ok_or_else(|| legacy_not_found(id))
+}
+
+fn legacy_of(row: &PullTaskRow) -> ApiResult<LegacySpec> {
+    serde_json::from_value::<Spec>(row.spec.clone())
+        .ok()
+        .and_then(|s| s.legacy)
+        .ok_or_else(|| {
+            ApiError::internal(
+                ErrorCode::InternalError,
+                anyhow::anyhow!("pull config {} has no legacy spec", row.id),
+            )
+        })
+}
+
+/// Changes a legacy pull config; AreaId and IspId change together.
+pub async fn modify_pull_stream_config(
+    cx: Cx,
+    req: ModifyPullStreamConfigRequest,
+) -> ApiResult<ModifyPullStreamConfigResponse> {
+    if req.area_id.is_some() != req.isp_id.is_some() {
+        return Err(legacy_invalid(
+            "AreaId and IspId are changed together.".into(),
+            "AreaId 和 IspId 须同时修改。".into(),
+        ));
+    }
+    let (account, now, dry_run) = (cx.account, cx.now, cx.dry_run);
+    let id = req.config_id.clone();
+    let mut row = cx
+        .store
+        .transaction(move |c| legacy_find(c, account, &id))
+        .await?;
+    let mut l = legacy_of(&row)?;
+    let old = l.clone();
+    if let Some(v) = req.from_url {
+        l.from_url = v;
+    }
+    if let Some(v) = req.to_url {
+        l.to_url = v;
+    }
+    if let (Some(a), Some(i)) = (req.area_id, req.isp_id) {
+        l.area_id = a;
+        l.isp_id = i;
+    }
+    if req.start_time.is_some() || req.end_time.is_some() {
+        let start = req.start_time.unwrap_or_else(|| utc_iso(row.start));
+        let end = req.end_time.unwrap_or_else(|| utc_iso(row.end));
+        (row.start, row.end) = legacy_window(now, &start, &end)?;
+    }
+    let restart = l.from_url != old.from_url || l.to_url != old.to_url;
+    let spec = legacy_spec(&cx, l).await?;
+    row.spec =
+        serde_json::to_value(&spec).map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+    row.updated_at = now;
+    if restart {
+        row.generation += 1;
+    }
+    cx.store
+        .transaction(move |c| {
+            check_push_domain(c, account, &spec.domain_name, ErrorCode::InvalidParameter)?;
+            dry_run_stop(dry_run)?;
+            if !pull_tasks::update(c, &row)? {
+                return Err(legacy_not_found(&req.config_id));
+            }
+            Ok(())
+        })
+        .await?;
+    cx.publish_policy().await?;
+    Ok(ModifyPullStreamConfigResponse {})
+}
+
+/// Deletes a legacy pull config.
+pub async fn delete_pull_stream_config(
+    cx: Cx,
+    req: DeletePullStreamConfigRequest,
+) -> ApiResult<DeletePullStreamConfigResponse> {
+    let (account, now, dry_run) = (cx.account, cx.now, cx.dry_run);
+    cx.store
+        .transaction(move |c| {
+            let row = legacy_find(c, account, &req.config_id)?;
+            dry_run_stop(dry_run)?;
+            pull_tasks::delete(c, account, row.id, now)?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    cx.publish_policy().await?;
+    Ok(DeletePullStreamConfigResponse {})
+}
+
+fn area_name(id: i64) -> &'static str {
+    match id {
+        1 => "深圳",
+        2 => "上海",
+        3 => "天津",
+        4 => "中国香港",
+        _ => "",
+    }
+}
+
+fn isp_name(id: i64) -> &'static str {
+    match id {
+        1 => "电信",
+        2 => "移动",
+        3 => "联通",
+        _ => "其他",
+    }
+}
+
+/// The legacy status: 0 invalid (ended or set so), 1 initial (not started
+/// yet), 2 running, 3 failed to start, 4 paused.
+fn legacy_status(
+    row: &PullTaskRow,
+    l: &LegacySpec,
+    run: Option<&pull_tasks::RunReport>,
+    now: i64,
+) -> &'static str {
+    if l.invalid || row.end <= now {
+        "0"
+    } else if !row.enabled {
+        "4"
+    } else if row.start > now {
+        "1"
+    } else {
+        match run {
+            Some(r) if r.active => "2",
+            Some(r) if !r.last_error.is_empty() => "3",
+            _ => "1",
+        }
+    }
+}
+
+/// The caller's legacy pull configs, or the one named.
+pub async fn describe_pull_stream_configs(
+    cx: Cx,
+    req: DescribePullStreamConfigsRequest,
+) -> ApiResult<DescribePullStreamConfigsResponse> {
+    let (account, now) = (cx.account, cx.now);
+    let rows = cx
+        .store
+        .transaction(move |c| {
+            let rows = match req.config_id.as_deref().filter(|s| !s.trim().is_empty()) {
+                Some(id) => vec![legacy_find(c, account, id)?],
+                None => pull_tasks::page(c, account, true, 0, u64::MAX / 2)?,
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let run = pull_tasks::last_report(c, row.id)?;
+                out.push((row, run));
+            }
+            Ok::<_, ApiError>(out)
+        })
+        .await?;
+    let mut configs = Vec::with_capacity(rows.len());
+    for (row, run) in rows {
+        let l = legacy_of(&row)?;
+        configs.push(PullStreamConfig {
+            config_id: row.id.to_string(),
+            status: legacy_status(&row, &l, run.as_ref(), now).to_owned(),
+            from_url: l.from_url,
+            to_url: l.to_url,
+            area_name: area_name(l.area_id).to_owned(),
+            isp_name: isp_name(l.isp_id).to_owned(),
+            start_time: utc_iso(row.start),
+            end_time: utc_iso(row.end),
+        });
+    }
+    Ok(DescribePullStreamConfigsResponse {
+        pull_stream_configs: Some(configs),
+    })
+}
+
+/// Sets legacy pull configs' status: 2 running, 4 paused, 0 invalid.
+pub async fn modify_pull_stream_status(
+    cx: Cx,
+    req: ModifyPullStreamStatusRequest,
+) -> ApiResult<ModifyPullStreamStatusResponse> {
+    let status = req.status.trim().to_owned();
+    if !["0", "2", "4"].contains(&status.as_str()) {
+        return Err(code(
+            ErrorCode::InvalidParameterValue,
+            format!("Status must be 0 (invalid), 2 (running) or 4 (paused), not `{status}`."),
+            format!("Status 取值须为 0（无效）、2（运行中）或 4（暂停），当前为 `{status}`。"),
+        ));
+    }
+    if req.config_ids.is_empty() {
+        return Err(code(
+            ErrorCode::MissingParameter,
+            "ConfigIds must name at least one config.".into(),
+            "ConfigIds 至少须有一个配置。".into(),
+        ));
+    }
+    let (account, now, dry_run) = (cx.account, cx.now, cx.dry_run);
+    cx.store
+        .transaction(move |c| {
+            let mut rows = Vec::new();
+            for id in &req.config_ids {
+                rows.push(legacy_find(c, account, id)?);
+            }
+            dry_run_stop(dry_run)?;
+            for mut row in rows {
+                let mut spec: Spec = serde_json::from_value(row.spec.clone())
+                    .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+                if let Some(l) = spec.legacy.as_mut() {
+                    l.invalid = status == "0";
+                }
+                row.enabled = status == "2";
+                row.spec = serde_json::to_value(&spec)
+                    .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+                row.updated_at = now;
+                pull_tasks::update(c, &row)?;
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    cx.publish_policy().await?;
+    Ok(ModifyPullStreamStatusResponse {})
 }

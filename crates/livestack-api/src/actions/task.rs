@@ -53,9 +53,11 @@ use livestack_model::{
     StopScreenshotTaskRequest, StopScreenshotTaskResponse,
 };
 use livestack_store::tasks::{self, Family, TaskFilter, TaskRow};
-use livestack_store::{domains, templates, Connection, StoreResult};
+use livestack_store::{templates, Connection};
 
-use super::check::to_i64;
+use super::check::{
+    check_name, check_push_domain, dry_run_stop, is_push_domain, not_push_domain, to_i64,
+};
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ids::{parse_scroll_token, parse_task_id, scroll_token, task_id};
@@ -94,58 +96,6 @@ pub fn max_overlap(windows: &[(i64, i64)], from: i64, to: i64) -> usize {
     usize::try_from(most).unwrap_or(0)
 }
 
-/// An AppName or StreamName a push could use: 1 to 256 letters, digits,
-/// `_`, `-` and `.`.
-pub(crate) fn check_name(code: ErrorCode, label: &str, value: &str) -> ApiResult<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 256
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            code,
-            format!("{label} `{value}` must be 1 to 256 letters, digits, `_`, `-` or `.`."),
-            format!("{label} `{value}` 须为 1~256 个字母、数字、_、-、. 组成的名称。"),
-        ))
-    }
-}
-
-/// Whether `domain` (lower-case) is one of the caller's push domains.
-pub(crate) fn is_push_domain(
-    c: &Connection,
-    account: livestack_core::AccountId,
-    domain: &str,
-) -> StoreResult<bool> {
-    Ok(domains::find(c, account, domain)?
-        .is_some_and(|d| d.kind == livestack_core::DomainKind::Push))
-}
-
-pub(crate) fn not_push_domain(domain: &str, code: ErrorCode) -> ApiError {
-    ApiError::new(
-        code,
-        format!("`{domain}` is not a push domain of this account."),
-        format!("`{domain}` 不是本账号的推流域名。"),
-    )
-}
-
-/// Checks, in a transaction, that `domain` (lower-case) is one of the
-/// caller's push domains.
-pub(crate) fn check_push_domain(
-    c: &Connection,
-    account: livestack_core::AccountId,
-    domain: &str,
-    code: ErrorCode,
-) -> ApiResult<()> {
-    if is_push_domain(c, account, domain)? {
-        Ok(())
-    } else {
-        Err(not_push_domain(domain, code))
-    }
-}
-
 /// Asks the media plane whether the buckets `template` stores files in
 /// can take them now. A task whose files would pile up on local disk,
 /// unseen, because their bucket cannot be reached is refused with
@@ -179,14 +129,6 @@ async fn check_storage(cx: &Cx, template: &Template) -> ApiResult<()> {
         }
     }
     Ok(())
-}
-
-pub(crate) fn dry_run_stop(dry_run: bool) -> ApiResult<()> {
-    if dry_run {
-        Err(ApiError::bare(ErrorCode::DryRunOperation))
-    } else {
-        Ok(())
-    }
 }
 
 fn invalid(en: String, zh: String) -> ApiError {

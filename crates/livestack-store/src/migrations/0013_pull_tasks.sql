@@ -1,4 +1,5 @@
--- Relay (pull-stream) tasks: CreateLivePullStreamTask, one row each.
+-- Relay (pull-stream) tasks: CreateLivePullStreamTask (legacy = FALSE)
+-- and the legacy CreatePullStreamConfig (legacy = TRUE), one row each.
 --
 -- `spec` is the task as the caller gave it (JSON, written and read only
 -- by livestack-store's pull_tasks module): what pulls and pushes, the
@@ -10,6 +11,7 @@
 CREATE TABLE pull_tasks (
     id              INTEGER PRIMARY KEY,
     account_id      BIGINT  NOT NULL REFERENCES accounts (id),
+    legacy          BOOLEAN NOT NULL,
     token           BIGINT  NOT NULL,
     specify_task_id TEXT    NOT NULL,
     spec            TEXT    NOT NULL,
@@ -27,7 +29,7 @@ CREATE TABLE pull_tasks (
 -- retried creates).
 CREATE UNIQUE INDEX pull_tasks_specified ON pull_tasks (account_id, specify_task_id)
     WHERE specify_task_id <> '' AND deleted_at IS NULL;
-CREATE INDEX pull_tasks_by_update ON pull_tasks (account_id, updated_at);
+CREATE INDEX pull_tasks_by_update ON pull_tasks (account_id, legacy, updated_at);
 -- What each task's job last reported (the node running it writes it):
 -- DescribeLivePullStreamTaskStatus and RecentPullInfo. Kept apart from
 -- pull_tasks so that these frequent writes are not configuration changes.

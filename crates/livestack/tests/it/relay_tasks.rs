@@ -562,3 +562,140 @@ fn relay_sources_and_targets_on_private_addresses_are_refused_unless_the_operato
     )
     .expect_code("InvalidParameter.InvalidToUrl");
 }
+
+fn legacy_status(server: &Server, id: &str) -> Value {
+    server
+        .api("DescribePullStreamConfigs", json!({"ConfigId": id}))
+        .ok()["PullStreamConfigs"][0]
+        .clone()
+}
+
+#[test]
+fn legacy_pull_configs_run_on_the_same_engine_with_their_own_rules() {
+    let (server, _config) = relay_server();
+    let _source = live_push(&server, "origin", 120);
+    let config = |from: &str, to: &str, area: i64, isp: i64, start: i64| {
+        json!({"FromUrl": from, "ToUrl": to, "AreaId": area, "IspId": isp,
+               "StartTime": iso(start), "EndTime": iso(now() + 3600)})
+    };
+    let to = "rtmp://push.example.com/live/legacy";
+    // Both times must be in the future: this one starts in 2 s.
+    let made = server.api(
+        "CreatePullStreamConfig",
+        config(&flv(&server, "origin"), to, 1, 2, now() + 2),
+    );
+    let id = made.ok()["ConfigId"].as_str().expect("ConfigId").to_owned();
+    await_state(
+        &server,
+        "legacy",
+        "active",
+        "the legacy config never pushed",
+    );
+    assert!(wait_until(Duration::from_secs(10), || legacy_status(
+        &server, &id
+    )["Status"]
+        == "2"));
+    let shown = legacy_status(&server, &id);
+    assert_eq!(shown["AreaName"], "深圳", "{shown}");
+    assert_eq!(shown["IspName"], "移动", "{shown}");
+    assert_eq!(shown["ToUrl"], to, "{shown}");
+    // Not a current task: the two families are apart.
+    assert_eq!(
+        server.api("DescribeLivePullStreamTasks", json!({})).ok()["TotalNum"],
+        0
+    );
+
+    server
+        .api(
+            "ModifyPullStreamStatus",
+            json!({"ConfigIds": [id], "Status": "4"}),
+        )
+        .ok();
+    await_state(
+        &server,
+        "legacy",
+        "inactive",
+        "a paused config kept pushing",
+    );
+    assert_eq!(legacy_status(&server, &id)["Status"], "4");
+    server
+        .api(
+            "ModifyPullStreamStatus",
+            json!({"ConfigIds": [id], "Status": "2"}),
+        )
+        .ok();
+    await_state(&server, "legacy", "active", "a resumed config did not push");
+
+    // The legacy rules.
+    let later = now() + 60;
+    let origin = flv(&server, "origin");
+    for (params, why) in [
+        (
+            config("https://93.184.216.34/a.flv", to, 1, 1, later),
+            "https",
+        ),
+        (config(&origin, to, 1, 1, now() - 10), "a start in the past"),
+        (
+            config(&origin, to, 4, 1, later),
+            "Hong Kong with another ISP",
+        ),
+        (
+            config(&origin, "rtmp://not-mine.example.com/live/x", 1, 1, later),
+            "not a push domain",
+        ),
+        (
+            config(&origin, "http://push.example.com/live/x", 1, 1, later),
+            "not rtmp",
+        ),
+    ] {
+        let refused = server.api("CreatePullStreamConfig", params);
+        assert_eq!(
+            refused.code(),
+            Some("InvalidParameter"),
+            "{why}: {}",
+            refused.0
+        );
+    }
+    server
+        .api("CreatePullStreamConfig", config(&origin, to, 5, 1, later))
+        .expect_code("InvalidParameterValue");
+    server
+        .api(
+            "ModifyPullStreamConfig",
+            json!({"ConfigId": id, "AreaId": 2}),
+        )
+        .expect_code("InvalidParameter");
+    server
+        .api(
+            "ModifyPullStreamStatus",
+            json!({"ConfigIds": [id], "Status": "1"}),
+        )
+        .expect_code("InvalidParameterValue");
+    // Ten at most.
+    for _ in 1..10 {
+        server
+            .api("CreatePullStreamConfig", config(&origin, to, 1, 1, later))
+            .ok();
+    }
+    server
+        .api("CreatePullStreamConfig", config(&origin, to, 1, 1, later))
+        .expect_code("InvalidParameter");
+
+    server
+        .api("DeletePullStreamConfig", json!({"ConfigId": id}))
+        .ok();
+    await_state(
+        &server,
+        "legacy",
+        "inactive",
+        "a deleted config kept pushing",
+    );
+    server
+        .api("DescribePullStreamConfigs", json!({"ConfigId": id}))
+        .expect_code("InvalidParameter");
+    let all = server.api("DescribePullStreamConfigs", json!({}));
+    assert_eq!(
+        all.ok()["PullStreamConfigs"].as_array().map(Vec::len),
+        Some(9)
+    );
+}
