@@ -95,7 +95,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                 .copied()
                 .unwrap_or(0),
             cancel: cancel.clone(),
-            failed: Mutex::new(false),
+            on_backup: Mutex::new(false),
         });
         let label = format!("relay task {}", task.public_id);
         let status = Arc::new(Mutex::new(JobStatus::default()));
@@ -130,8 +130,10 @@ struct PullJob {
     task: PullTask,
     app_id: i64,
     cancel: CancellationToken,
-    /// Whether the last attempt failed (the next pulls the backup source).
-    failed: Mutex<bool>,
+    /// Whether attempts pull the backup source: a live task switches
+    /// between its source and its backup each time the one it pulls fails
+    /// or ends, and stays on whichever works.
+    on_backup: Mutex<bool>,
 }
 
 impl PullJob {
@@ -139,10 +141,10 @@ impl PullJob {
     /// job is cancelled, and tell the task's callback and the store.
     async fn attempt(self: Arc<Self>) -> Result<(), JobError> {
         let fetch = &self.inner.config.callbacks.fetch;
-        // The live source, or its backup after a failed attempt.
-        let failed_before = self.failed.lock().map(|f| *f).unwrap_or(false);
+        // The live source, or its backup.
+        let on_backup = self.on_backup.lock().map(|f| *f).unwrap_or(false);
         let sources: Vec<String> = match (&self.task.kind, &self.task.backup) {
-            (PullSourceKind::Live, Some(backup)) if failed_before => vec![backup.clone()],
+            (PullSourceKind::Live, Some(backup)) if on_backup => vec![backup.clone()],
             _ => self.task.sources.clone(),
         };
         for url in &sources {
@@ -242,31 +244,43 @@ impl PullJob {
             self.moved(&sources, m);
         }
         let exit = json!({"task_exit_time": self.inner.clock.unix_ms()});
+        if self.cancel.is_cancelled() {
+            self.report_at(false, "", &sources[0]);
+            self.callback("TaskExit", &sources[0], exit);
+            return result;
+        }
         match &result {
             Err(e) => {
-                if let Ok(mut f) = self.failed.lock() {
-                    *f = true;
-                }
                 self.alarm("PullFileFailed", &sources[0], &e.to_string());
                 self.report_at(false, &e.to_string(), &sources[0]);
             }
-            Ok(()) => {
-                if let Ok(mut f) = self.failed.lock() {
-                    *f = false;
-                }
-                if self.task.kind == PullSourceKind::Vod && !self.cancel.is_cancelled() {
-                    // Every loop played: the task has nothing more to push
-                    // until it is restarted or changed.
-                    self.callback("TaskExit", &sources[0], exit);
-                    self.report_at(false, "", &sources[0]);
-                    self.cancel.cancelled().await;
-                    return Ok(());
-                }
+            Ok(()) if self.task.kind == PullSourceKind::Vod => {
+                // Every loop played: the task has nothing more to push
+                // until it is restarted or changed.
+                self.callback("TaskExit", &sources[0], exit);
                 self.report_at(false, "", &sources[0]);
+                self.cancel.cancelled().await;
+                return Ok(());
+            }
+            Ok(()) => {
+                // A live source that ended is as good as failed: the
+                // next attempt tries again (or the other source).
+                self.report_at(false, "the source ended", &sources[0]);
             }
         }
+        self.switch_source();
         self.callback("TaskExit", &sources[0], exit);
         result
+    }
+
+    /// After a failed attempt, a live task with a backup pulls the other
+    /// source next.
+    fn switch_source(&self) {
+        if self.task.backup.is_some() && self.task.kind == PullSourceKind::Live {
+            if let Ok(mut b) = self.on_backup.lock() {
+                *b = !*b;
+            }
+        }
     }
 
     /// Tells the callback and the store that the task moved to another
@@ -308,6 +322,7 @@ impl PullJob {
 
     /// A failed attempt that never started ffmpeg: alarm, report, error.
     fn failed_with(&self, alarm: &str, url: &str, why: String) -> Result<(), JobError> {
+        self.switch_source();
         self.alarm(alarm, url, &why);
         self.report_at(false, &why, url);
         Err(JobError::Work(why))

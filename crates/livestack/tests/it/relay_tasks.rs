@@ -699,3 +699,71 @@ fn legacy_pull_configs_run_on_the_same_engine_with_their_own_rules() {
         Some(9)
     );
 }
+
+#[test]
+fn a_live_relay_whose_source_dies_goes_on_from_its_backup_source() {
+    let (server, _config) = relay_server();
+    let mut main = live_push(&server, "main", 8);
+    let _spare = live_push(&server, "spare", 120);
+    let receiver = Receiver::start(&[]);
+    let id = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "main")],
+            "resilient",
+            json!({"BackupSourceType": "PullLivePushLive",
+                   "BackupSourceUrl": flv(&server, "spare"),
+                   "CallbackUrl": receiver.url("/pull")}),
+        ),
+    ));
+    await_state(&server, "resilient", "active", "the relay never pushed");
+    let pulls = |url: &str| {
+        let s = server.api("DescribeLivePullStreamTaskStatus", json!({"TaskId": id}));
+        s.ok()["TaskStatusInfo"]["FileUrl"] == url
+            && s.ok()["TaskStatusInfo"]["RunStatus"] == "active"
+    };
+    assert!(pulls(&flv(&server, "main")));
+    // The main source ends: the task exits, and starts again on the backup.
+    assert!(main.wait(Duration::from_secs(30)).is_some());
+    assert!(
+        wait_until(Duration::from_secs(30), || pulls(&flv(&server, "spare"))),
+        "the task never went on from its backup: {:?}",
+        events(&receiver, "/pull")
+    );
+    await_state(&server, "resilient", "active", "the backup was not pushed");
+    assert_h264_aac(&flv(&server, "resilient"));
+    let seen = events(&receiver, "/pull");
+    let exit = seen
+        .iter()
+        .position(|e| e == "TaskExit")
+        .expect("a TaskExit");
+    assert!(
+        seen[exit..].iter().any(|e| e == "TaskStart"),
+        "no TaskStart after the exit: {seen:?}"
+    );
+}
+
+#[test]
+fn a_relay_whose_source_cannot_be_pulled_raises_an_alarm_and_keeps_trying() {
+    let (server, _config) = relay_server();
+    let receiver = Receiver::start(&[]);
+    let id = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "not-live")],
+            "never",
+            json!({"CallbackUrl": receiver.url("/pull"), "CallbackEvents": ["TaskAlarm"]}),
+        ),
+    ));
+    let alarms = receiver.wait_for("/pull", 2, Duration::from_secs(30));
+    for a in &alarms {
+        assert_eq!(a.body["callback_event"], "TaskAlarm", "{}", a.body);
+        let msg: Value = serde_json::from_str(a.body["msg"].as_str().expect("msg")).expect("JSON");
+        assert_eq!(msg["alarm_type"], "PullFileFailed", "{msg}");
+        assert_eq!(msg["url"], flv(&server, "not-live").as_str(), "{msg}");
+    }
+    assert_eq!(run_status(&server, &id), "inactive");
+    assert_eq!(state(&server, "never"), "inactive");
+}
