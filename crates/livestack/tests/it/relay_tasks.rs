@@ -767,3 +767,47 @@ fn a_relay_whose_source_cannot_be_pulled_raises_an_alarm_and_keeps_trying() {
     assert_eq!(run_status(&server, &id), "inactive");
     assert_eq!(state(&server, "never"), "inactive");
 }
+
+#[test]
+fn a_relay_task_pushes_only_inside_its_window_and_to_any_rtmp_url_with_its_push_args() {
+    let (server, _config) = relay_server();
+    let _source = live_push(&server, "origin", 120);
+    // ToUrl: a full RTMP URL, here this server's own with a signed push
+    // of live/outside (PushArgs carry the signature).
+    let auth =
+        livestack_core::urlsign::query(&crate::media::push_key(&server), "outside", now() + 600);
+    let to = format!("rtmp://{}/live/outside?domain={PUSH}", server.rtmp);
+    let start = now() + 3;
+    server
+        .api(
+            "CreateLivePullStreamTask",
+            with(
+                task("PullLivePushLive", &[flv(&server, "origin")], "", json!({})),
+                json!({"DomainName": "", "AppName": "", "StreamName": "", "ToUrl": to,
+                       "PushArgs": auth, "StartTime": iso(start), "EndTime": iso(start + 8)}),
+            ),
+        )
+        .ok();
+    assert_eq!(
+        state(&server, "outside"),
+        "inactive",
+        "it started before its StartTime"
+    );
+    await_state(
+        &server,
+        "outside",
+        "active",
+        "it never started at its StartTime",
+    );
+    assert!(now() >= start);
+    assert_h264_aac(&flv(&server, "outside"));
+    await_state(
+        &server,
+        "outside",
+        "inactive",
+        "it did not stop at its EndTime",
+    );
+    assert!(now() >= start + 8, "it stopped early");
+    let ended = server.api("DescribeLivePullStreamTasks", json!({}));
+    assert_eq!(ended.ok()["TaskInfos"][0]["Status"], "invalid");
+}
