@@ -187,21 +187,9 @@ impl PullJob {
                 with_args(url, &self.task.push_args)
             }
         };
-        let list = self
-            .inner
-            .config
-            .work_dir
-            .join(format!("pull-{}.ffconcat", self.task.id));
         let args = match self.task.kind {
             PullSourceKind::Live => live_args(&sources[0], &target),
-            PullSourceKind::Vod => {
-                if sources.len() > 1 {
-                    std::fs::create_dir_all(&self.inner.config.work_dir)
-                        .and_then(|()| std::fs::write(&list, concat_list(&sources)))
-                        .map_err(|e| JobError::Work(format!("cannot write the file list: {e}")))?;
-                }
-                vod_args(&sources, &list.to_string_lossy(), self.task.loops, &target)
-            }
+            PullSourceKind::Vod => vod_args(&sources, self.task.loops, &target),
         };
         // Where in its files a file task is: their durations, read first,
         // against how far ffmpeg has pushed (`-progress`).
@@ -238,7 +226,6 @@ impl PullJob {
             json!({"task_start_time": started_ms}),
         );
         let result = ffmpeg.run_until(&self.cancel).await;
-        let _ = std::fs::remove_file(&list);
         let last = tracker.lock().ok().and_then(|mut t| t.finish());
         if let Some(m) = last {
             self.moved(&sources, m);
@@ -626,7 +613,8 @@ fn live_args(source: &str, target: &str) -> Vec<String> {
 
 /// Plays files in order at their own pace, `loops` more times after the
 /// first (-1: forever), as one push.
-fn vod_args(sources: &[String], list: &str, loops: i64, target: &str) -> Vec<String> {
+fn vod_args(sources: &[String], loops: i64, target: &str) -> Vec<String> {
+    use base64::Engine as _;
     let mut a = strings(&[
         "-hide_banner",
         "-loglevel",
@@ -638,17 +626,20 @@ fn vod_args(sources: &[String], list: &str, loops: i64, target: &str) -> Vec<Str
     ]);
     a.extend(["-stream_loop".to_owned(), loops.max(-1).to_string()]);
     if sources.len() > 1 {
-        // The list itself is livestack's own file; what it names may only
-        // be network URLs.
+        // The list goes inline as a data: URI rather than in a file: with
+        // `file` in the whitelist, a tenant's playlist (an .m3u8 in the
+        // list) could name local files, which the whitelist, inherited by
+        // everything the list opens, now refuses.
+        let list = base64::engine::general_purpose::STANDARD.encode(concat_list(sources));
         a.extend(strings(&[
             "-f",
             "concat",
             "-safe",
             "0",
             "-protocol_whitelist",
-            &format!("file,{PROTOCOLS}"),
+            &format!("data,{PROTOCOLS}"),
             "-i",
-            list,
+            &format!("data:text/plain;base64,{list}"),
         ]));
     } else {
         a.extend(strings(&[
@@ -787,8 +778,20 @@ mod tests {
             concat_list(&["http://h/it's.mp4".into()]),
             "ffconcat version 1.0\nfile 'http://h/it'\\''s.mp4'\n"
         );
-        let args = vod_args(&["http://h/1.mp4".into()], "l", 2, "rtmp://t");
+        let args = vod_args(&["http://h/1.mp4".into()], 2, "rtmp://t");
         assert!(args.windows(2).any(|w| w == ["-stream_loop", "2"]));
         assert!(!args.iter().any(|a| a == "concat"));
+        let args = vod_args(
+            &["http://h/1.mp4".into(), "http://h/2.mp4".into()],
+            -1,
+            "rtmp://t",
+        );
+        assert!(args
+            .iter()
+            .any(|a| a.starts_with("data:text/plain;base64,")));
+        assert!(
+            !args.iter().any(|a| a.split(',').any(|p| p == "file")),
+            "nothing a relay opens may be a local file: {args:?}"
+        );
     }
 }
