@@ -266,6 +266,26 @@ impl MediaServer {
         };
         let inner = Arc::clone(&server.inner);
         server.inner.tasks.spawn(process::Processor::run(inner));
+        // The fetch proxy relay jobs' ffmpeg opens URLs through: without
+        // it they do not run (they would fetch unchecked).
+        match std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(TcpListener::from_std)
+        {
+            Ok(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    let _ = server.inner.processor.fetch_proxy.set(addr);
+                }
+                let policy = Arc::new(server.inner.config.callbacks.fetch.clone());
+                let stop = server.inner.shutdown.clone();
+                server.inner.tasks.spawn(livestack_net::proxy::serve(
+                    listener,
+                    policy,
+                    async move { stop.cancelled().await },
+                ));
+            }
+            Err(e) => tracing::error!("relay tasks disabled: cannot open the fetch proxy: {e}"),
+        }
         let inner = Arc::clone(&server.inner);
         server.inner.tasks.spawn(sample_pushes(inner));
         server

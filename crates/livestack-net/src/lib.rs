@@ -16,6 +16,8 @@ use std::time::Duration;
 pub use livestack_core::netpolicy::{Cidr, FetchPolicy};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+pub mod proxy;
+
 /// A fetch was refused: the URL's host is, or resolves only to, an address
 /// the policy refuses.
 #[derive(Debug, thiserror::Error)]

@@ -293,6 +293,9 @@ pub(crate) struct Processor {
     grants: Arc<Mutex<HashMap<String, Grant>>>,
     /// Where livestack's RTMP port is, once it listens.
     pub(crate) rtmp_addr: std::sync::OnceLock<SocketAddr>,
+    /// The fetch proxy relay jobs' ffmpeg connects through
+    /// (`livestack_net::proxy`), once it listens.
+    pub(crate) fetch_proxy: std::sync::OnceLock<SocketAddr>,
     /// The media plane's clock (demand windows, task windows).
     pub(crate) clock: Clock,
     /// Numbers recording spans from a random base (see
@@ -315,6 +318,7 @@ impl Processor {
             wake: Notify::new(),
             grants: Arc::new(Mutex::new(HashMap::new())),
             rtmp_addr: std::sync::OnceLock::new(),
+            fetch_proxy: std::sync::OnceLock::new(),
             clock,
             spans: std::sync::atomic::AtomicU64::new(crate::process_id_base()),
         }

@@ -193,12 +193,18 @@ impl PullJob {
         };
         // Where in its files a file task is: their durations, read first,
         // against how far ffmpeg has pushed (`-progress`).
+        let proxy = *self
+            .inner
+            .processor
+            .fetch_proxy
+            .get()
+            .ok_or_else(|| JobError::Work("the fetch proxy is not open".into()))?;
         let durations = match self.task.kind {
-            PullSourceKind::Vod => durations(&self.inner.config.ffmpeg, &sources).await,
+            PullSourceKind::Vod => durations(&self.inner.config.ffmpeg, proxy, &sources).await,
             PullSourceKind::Live => None,
         };
         let label = format!("relay task {}", self.task.public_id);
-        let mut ffmpeg = Ffmpeg::spawn(&self.inner.config.ffmpeg, &args, &label)?;
+        let mut ffmpeg = Ffmpeg::spawn_proxied(&self.inner.config.ffmpeg, &args, &label, proxy)?;
         let tracker = Arc::new(Mutex::new(Tracker::new(durations)));
         {
             let (job, tracker) = (Arc::clone(&self), Arc::clone(&tracker));
@@ -536,10 +542,14 @@ fn progress_value(line: &str) -> Option<Option<u64>> {
 
 /// Each file's duration in µs, read by opening it with ffmpeg (its
 /// header only); `None` when one cannot be read.
-async fn durations(ffmpeg: &str, files: &[String]) -> Option<Vec<u64>> {
+async fn durations(
+    ffmpeg: &str,
+    proxy: std::net::SocketAddr,
+    files: &[String],
+) -> Option<Vec<u64>> {
     let mut out = Vec::with_capacity(files.len());
     for f in files {
-        let run = tokio::process::Command::new(ffmpeg)
+        let run = supervisor::proxied(ffmpeg, proxy)
             .args(["-hide_banner", "-nostdin", "-protocol_whitelist", PROTOCOLS])
             .args(["-rw_timeout", "10000000", "-i", f])
             .stdin(std::process::Stdio::null())

@@ -55,6 +55,22 @@ pub(crate) enum JobError {
     Work(String),
 }
 
+/// A command for `program` whose every HTTP request and HTTPS tunnel goes
+/// through the fetch proxy at `proxy` (ffmpeg reads `http_proxy` for
+/// both, in every input it opens, a list's files and a playlist's
+/// segments included), with nothing exempt (`no_proxy` removed).
+pub(crate) fn proxied(program: &str, proxy: std::net::SocketAddr) -> Command {
+    let mut command = Command::new(program);
+    let url = format!("http://{proxy}");
+    command
+        .env("http_proxy", &url)
+        .env("HTTP_PROXY", &url)
+        .env("https_proxy", &url)
+        .env_remove("no_proxy")
+        .env_remove("NO_PROXY");
+    command
+}
+
 /// A running ffmpeg, killed if dropped.
 pub(crate) struct Ffmpeg {
     child: Child,
@@ -75,8 +91,28 @@ pub(crate) type Observer = Box<dyn FnMut(&str) -> bool + Send>;
 impl Ffmpeg {
     /// Starts `program` (ffmpeg) with `args`; `label` names the job in logs.
     pub(crate) fn spawn(program: &str, args: &[String], label: &str) -> Result<Ffmpeg, JobError> {
+        Ffmpeg::spawn_command(Command::new(program), program, args, label)
+    }
+
+    /// The same, its HTTP and HTTPS connections made through the fetch
+    /// proxy at `proxy` ([`proxied`]).
+    pub(crate) fn spawn_proxied(
+        program: &str,
+        args: &[String],
+        label: &str,
+        proxy: std::net::SocketAddr,
+    ) -> Result<Ffmpeg, JobError> {
+        Ffmpeg::spawn_command(proxied(program, proxy), program, args, label)
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        program: &str,
+        args: &[String],
+        label: &str,
+    ) -> Result<Ffmpeg, JobError> {
         tracing::debug!(job = label, "starting {program} {}", args.join(" "));
-        let mut child = Command::new(program)
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

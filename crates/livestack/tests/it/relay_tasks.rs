@@ -229,23 +229,32 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
 
 /// A tiny HTTP server on 127.0.0.1:0 serving the files of a directory,
 /// a thread per connection, until dropped.
+/// A file `NAME.redirect` answers NAME with a 302 to the URL it holds.
 struct Files {
     addr: SocketAddr,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Files {
     fn serve(dir: PathBuf) -> Files {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Files::serve_on("127.0.0.1", dir)
+    }
+
+    fn serve_on(ip: &str, dir: PathBuf) -> Files {
+        let listener = TcpListener::bind((ip, 0)).expect("bind");
         let addr = listener.local_addr().expect("address");
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stopped.load(Ordering::SeqCst) {
                     break;
                 }
+                counted.fetch_add(1, Ordering::SeqCst);
                 if let Ok(conn) = conn {
                     let dir = dir.clone();
                     std::thread::spawn(move || {
@@ -256,9 +265,15 @@ impl Files {
         });
         Files {
             addr,
+            hits,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Connections accepted so far.
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
     }
 
     fn url(&self, name: &str) -> String {
@@ -293,6 +308,13 @@ fn serve_file(mut conn: TcpStream, dir: &Path) -> std::io::Result<()> {
         .nth(1)
         .unwrap_or("/")
         .trim_start_matches('/');
+    if let Ok(to) = std::fs::read_to_string(dir.join(format!("{name}.redirect"))) {
+        return write!(
+            conn,
+            "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            to.trim()
+        );
+    }
     match std::fs::read(dir.join(name))
         .ok()
         .filter(|_| !name.contains(".."))
@@ -810,4 +832,38 @@ fn a_relay_task_pushes_only_inside_its_window_and_to_any_rtmp_url_with_its_push_
     assert!(now() >= start + 8, "it stopped early");
     let ended = server.api("DescribeLivePullStreamTasks", json!({}));
     assert_eq!(ended.ok()["TaskInfos"][0]["Status"], "invalid");
+}
+
+#[test]
+fn a_redirect_of_a_relay_source_to_an_address_the_operator_did_not_allow_is_not_followed() {
+    // Only 127.0.0.1 is allowed; 127.0.0.2 stands for a private network.
+    let (server, _config) = recording_server_with(
+        "[fetch]\nallow = [\"127.0.0.1/32\"]\n[callbacks]\ntimeout_secs = 5\nretry_interval_secs = 1\n",
+    );
+    let inside = tempfile::tempdir().expect("tmp");
+    mp4(&inside.path().join("a.mp4"), 2);
+    let private = Files::serve_on("127.0.0.2", inside.path().to_path_buf());
+    let outside = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        outside.path().join("jump.mp4.redirect"),
+        private.url("a.mp4"),
+    )
+    .expect("write");
+    let public = Files::serve(outside.path().to_path_buf());
+    let receiver = Receiver::start(&[]);
+    server
+        .api(
+            "CreateLivePullStreamTask",
+            task(
+                "PullVodPushLive",
+                &[public.url("jump.mp4")],
+                "jumped",
+                json!({"CallbackUrl": receiver.url("/pull"), "CallbackEvents": ["TaskAlarm"]}),
+            ),
+        )
+        .ok();
+    receiver.wait_for("/pull", 1, Duration::from_secs(30));
+    assert!(public.hits() >= 1, "the source was never asked");
+    assert_eq!(private.hits(), 0, "the redirect reached a refused address");
+    assert_eq!(state(&server, "jumped"), "inactive");
 }
