@@ -119,15 +119,19 @@ pub(crate) fn ranged(name: &str, value: i64, min: u32, max: u32) -> ApiResult<u3
         .map(|v| u32::try_from(v).unwrap_or(max))
 }
 
+/// Whether `value` is at most 256 of the characters a stream or app name
+/// may hold: letters, digits, `_`, `-` and `.`.
+pub(crate) fn name_chars(value: &str) -> bool {
+    value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 /// An AppName or StreamName a push could use: 1 to 256 letters, digits,
 /// `_`, `-` and `.`.
 pub(crate) fn check_name(code: ErrorCode, label: &str, value: &str) -> ApiResult<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 256
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
+    if !value.is_empty() && name_chars(value) {
         Ok(())
     } else {
         Err(ApiError::new(

@@ -22,7 +22,7 @@ use livestack_store::domains::{self, Domain};
 use livestack_store::templates::{self, RulePlace};
 use livestack_store::{accounts, Connection, StoreError};
 
-use super::check::{dry_run_stop, invalid_input, shown};
+use super::check::{dry_run_stop, invalid_input, name_chars, shown};
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -348,11 +348,7 @@ fn check_domain(kind: Kind, name: &str, found: Option<Domain>) -> ApiResult<()> 
 /// An AppName or StreamName of a rule: empty (the whole domain or app) or
 /// a name a push could use.
 fn check_stream_part(label: &str, value: &str) -> ApiResult<()> {
-    let ok = value.len() <= 256
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
+    if name_chars(value) {
         Ok(())
     } else {
         Err(invalid_input(

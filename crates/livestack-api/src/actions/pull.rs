@@ -112,6 +112,19 @@ pub struct LegacySpec {
     pub invalid: bool,
 }
 
+impl Spec {
+    /// The spec of a stored task.
+    fn of(row: &PullTaskRow) -> ApiResult<Spec> {
+        serde_json::from_value(row.spec.clone())
+            .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))
+    }
+
+    /// As stored.
+    fn to_json(&self) -> ApiResult<serde_json::Value> {
+        serde_json::to_value(self).map_err(|e| ApiError::internal(ErrorCode::InternalError, e))
+    }
+}
+
 fn code(code: ErrorCode, en: String, zh: String) -> ApiError {
     ApiError::new(code, en, zh)
 }
@@ -135,22 +148,17 @@ fn unsupported(what: &str) -> ApiError {
     )
 }
 
-/// Checks a source URL: a scheme CSS pulls from, a host, and for files
-/// one of the formats it plays; never an address the operator's fetch
-/// policy refuses (CSS refuses internal addresses for relay sources).
-async fn check_source(cx: &Cx, kind: PullSourceKind, url: &str) -> ApiResult<()> {
-    let bad = |why: &str| {
-        code(
-            ErrorCode::InvalidParameterInvalidSourceUrl,
-            format!("The source URL `{url}` {why}."),
-            format!("源地址 `{url}` 不规范：{why}。"),
-        )
-    };
-    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| bad("is not a URL"))?;
-    let schemes: &[&str] = match kind {
-        PullSourceKind::Live => &["rtmp", "rtmps", "http", "https", "rtsp", "srt"],
-        PullSourceKind::Vod => &["http", "https"],
-    };
+/// Checks a URL a relay opens: one of `schemes`, a host, what `more`
+/// asks of it, and an address the operator's fetch policy permits
+/// (resolved now); `bad` makes the refusal from the reason.
+async fn check_relay_url(
+    cx: &Cx,
+    url: &str,
+    schemes: &[&str],
+    bad: impl Fn(&str) -> ApiError,
+    more: impl Fn(&reqwest::Url) -> Result<(), &'static str>,
+) -> ApiResult<()> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| bad("is not a URL"))?;
     if !schemes.contains(&parsed.scheme()) {
         return Err(bad(&format!(
             "must be one of {}",
@@ -164,13 +172,8 @@ async fn check_source(cx: &Cx, kind: PullSourceKind, url: &str) -> ApiResult<()>
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
     }
-    if kind == PullSourceKind::Vod {
-        let path = parsed.path().to_ascii_lowercase();
-        if ![".flv", ".mp4", ".m3u8"].iter().any(|e| path.ends_with(e)) {
-            return Err(bad("must name an .flv, .mp4 or .m3u8 file"));
-        }
-    }
-    if livestack_net::check_url_resolved(cx.fetch.policy(), url.trim())
+    more(&parsed).map_err(&bad)?;
+    if livestack_net::check_url_resolved(cx.fetch.policy(), url)
         .await
         .is_err()
     {
@@ -181,34 +184,44 @@ async fn check_source(cx: &Cx, kind: PullSourceKind, url: &str) -> ApiResult<()>
     Ok(())
 }
 
-/// Checks `ToUrl` (or `BackupToUrl` with `code`): an RTMP, RTMPS, RTSP,
-/// RTP or SRT URL whose address the fetch policy permits.
-async fn check_to_url(cx: &Cx, url: &str, which: &str, err: ErrorCode) -> ApiResult<()> {
+/// Checks a source URL: a scheme CSS pulls from, and for files one of the
+/// formats it plays (CSS refuses internal addresses for relay sources).
+async fn check_source(cx: &Cx, kind: PullSourceKind, url: &str) -> ApiResult<()> {
+    let url = url.trim();
     let bad = |why: &str| {
         code(
-            err,
-            format!("{which} `{url}` {why}."),
-            format!("{which} `{url}` 不规范：{why}。"),
+            ErrorCode::InvalidParameterInvalidSourceUrl,
+            format!("The source URL `{url}` {why}."),
+            format!("源地址 `{url}` 不规范：{why}。"),
         )
     };
-    let parsed = reqwest::Url::parse(url).map_err(|_| bad("is not a URL"))?;
-    if !["rtmp", "rtmps", "rtsp", "rtp", "srt"].contains(&parsed.scheme()) {
-        return Err(bad(
-            "must be an rtmp://, rtmps://, rtsp://, rtp:// or srt:// URL",
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
-    }
-    if livestack_net::check_url_resolved(cx.fetch.policy(), url)
-        .await
-        .is_err()
-    {
-        return Err(bad(
-            "is an internal address, or a name that does not resolve to a public one",
-        ));
-    }
-    Ok(())
+    let schemes: &[&str] = match kind {
+        PullSourceKind::Live => &["rtmp", "rtmps", "http", "https", "rtsp", "srt"],
+        PullSourceKind::Vod => &["http", "https"],
+    };
+    check_relay_url(cx, url, schemes, bad, |parsed| {
+        let path = parsed.path().to_ascii_lowercase();
+        if kind == PullSourceKind::Vod
+            && ![".flv", ".mp4", ".m3u8"].iter().any(|e| path.ends_with(e))
+        {
+            return Err("must name an .flv, .mp4 or .m3u8 file");
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Checks `ToUrl`: an RTMP, RTMPS, RTSP, RTP or SRT URL.
+async fn check_to_url(cx: &Cx, url: &str) -> ApiResult<()> {
+    let bad = |why: &str| {
+        code(
+            ErrorCode::InvalidParameterInvalidToUrl,
+            format!("ToUrl `{url}` {why}."),
+            format!("ToUrl `{url}` 不规范：{why}。"),
+        )
+    };
+    let schemes = ["rtmp", "rtmps", "rtsp", "rtp", "srt"];
+    check_relay_url(cx, url, &schemes, bad, |_| Ok(())).await
 }
 
 fn check_callback_url(url: &str) -> ApiResult<()> {
@@ -236,19 +249,26 @@ fn check_events(events: &[String]) -> ApiResult<()> {
     }
 }
 
-/// The window `[start, end)` from two times: end after start and after
-/// now, shorter than 30 days.
-fn window(now: i64, start: &str, end: &str) -> ApiResult<(i64, i64)> {
-    let bad = |en: String, zh: String| code(ErrorCode::InvalidParameterInvalidTaskTime, en, zh);
+/// `StartTime` and `EndTime` as Unix seconds; one that does not parse is
+/// refused with `err`.
+fn times(err: ErrorCode, start: &str, end: &str) -> ApiResult<(i64, i64)> {
     let parse = |label: &str, v: &str| {
         parse_time(v).ok_or_else(|| {
-            bad(
+            code(
+                err,
                 format!("{label} `{v}` is not a time such as 2026-12-03T12:00:00Z."),
                 format!("{label} `{v}` 不是形如 2026-12-03T12:00:00Z 的时间。"),
             )
         })
     };
-    let (s, e) = (parse("StartTime", start)?, parse("EndTime", end)?);
+    Ok((parse("StartTime", start)?, parse("EndTime", end)?))
+}
+
+/// The window `[start, end)` from two times: end after start and after
+/// now, shorter than 30 days.
+fn window(now: i64, start: &str, end: &str) -> ApiResult<(i64, i64)> {
+    let bad = |en: String, zh: String| code(ErrorCode::InvalidParameterInvalidTaskTime, en, zh);
+    let (s, e) = times(ErrorCode::InvalidParameterInvalidTaskTime, start, end)?;
     if e <= s {
         return Err(bad(
             "EndTime must be later than StartTime.".into(),
@@ -350,13 +370,7 @@ async fn check_spec(cx: &Cx, spec: &mut Spec) -> ApiResult<PullSourceKind> {
         check_name(ErrorCode::InvalidParameter, "AppName", &spec.app_name)?;
         check_name(ErrorCode::InvalidParameter, "StreamName", &spec.stream_name)?;
     } else {
-        check_to_url(
-            cx,
-            &spec.to_url,
-            "ToUrl",
-            ErrorCode::InvalidParameterInvalidToUrl,
-        )
-        .await?;
+        check_to_url(cx, &spec.to_url).await?;
     }
     if !spec.backup_to_url.is_empty() {
         return Err(unsupported("BackupToUrl"));
@@ -391,7 +405,7 @@ async fn check_spec(cx: &Cx, spec: &mut Spec) -> ApiResult<PullSourceKind> {
                 "a BackupSourceType other than PullLivePushLive",
             ));
         }
-        check_source(cx, PullSourceKind::Live, &spec.backup_source_url.clone()).await?;
+        check_source(cx, PullSourceKind::Live, &spec.backup_source_url).await?;
     }
     Ok(kind)
 }
@@ -406,7 +420,7 @@ fn watermarks(w: Option<&Vec<PullPushWatermarkInfo>>) -> ApiResult<()> {
 /// The media plane's view of a stored task, `None` when its spec does
 /// not read (written by a newer livestack).
 pub(crate) fn to_core(row: &PullTaskRow) -> Option<PullTask> {
-    let spec: Spec = serde_json::from_value(row.spec.clone()).ok()?;
+    let spec = Spec::of(row).ok()?;
     let kind = match spec.source_type.as_str() {
         "PullLivePushLive" => PullSourceKind::Live,
         "PullVodPushLive" => PullSourceKind::Vod,
@@ -504,8 +518,7 @@ pub async fn create_live_pull_stream_task(
         legacy: false,
         token: 0,
         specify,
-        spec: serde_json::to_value(&spec)
-            .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?,
+        spec: spec.to_json()?,
         enabled: true,
         start,
         end,
@@ -608,8 +621,7 @@ pub async fn modify_live_pull_stream_task(
         .run(move |c| find(c, account, &public_id, None))
         .await?
         .ok_or_else(|| not_found(&req.task_id))?;
-    let old: Spec = serde_json::from_value(row.spec.clone())
-        .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+    let old = Spec::of(&row)?;
     let mut spec = old.clone();
     if let Some(urls) = req.source_urls {
         spec.source_urls = urls;
@@ -654,8 +666,7 @@ pub async fn modify_live_pull_stream_task(
         || spec.backup_source_url != old.backup_source_url;
     let specify = req.specify_task_id.map(|s| s.trim().to_owned());
     let mut row = row;
-    row.spec =
-        serde_json::to_value(&spec).map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+    row.spec = spec.to_json()?;
     row.start = start;
     row.end = end;
     row.enabled = enabled.unwrap_or(row.enabled);
@@ -732,7 +743,7 @@ pub async fn restart_live_pull_stream_task(
 }
 
 fn info(row: &PullTaskRow, now: i64, recent: Option<RecentPullInfo>) -> PullStreamTaskInfo {
-    let spec: Spec = serde_json::from_value(row.spec.clone()).unwrap_or_default();
+    let spec = Spec::of(row).unwrap_or_default();
     // CSS's statuses: enable, pause, invalid (ended).
     let status = if row.end <= now {
         "invalid"
@@ -845,7 +856,7 @@ pub async fn describe_live_pull_stream_task_status(
         })
         .await?;
     let (row, report) = found.ok_or_else(|| not_found(&req.task_id))?;
-    let spec: Spec = serde_json::from_value(row.spec.clone()).unwrap_or_default();
+    let spec = Spec::of(&row).unwrap_or_default();
     let r = report.unwrap_or_default();
     let next = usize::try_from(r.file_index)
         .ok()
@@ -967,15 +978,7 @@ fn legacy_target(to: &str) -> ApiResult<(String, String, String, String)> {
 /// The window of a legacy config: both times after now, end after start,
 /// less than 7 days apart.
 fn legacy_window(now: i64, start: &str, end: &str) -> ApiResult<(i64, i64)> {
-    let parse = |label: &str, v: &str| {
-        parse_time(v).ok_or_else(|| {
-            legacy_invalid(
-                format!("{label} `{v}` is not a time such as 2026-12-03T12:00:00Z."),
-                format!("{label} `{v}` 不是形如 2026-12-03T12:00:00Z 的时间。"),
-            )
-        })
-    };
-    let (s, e) = (parse("StartTime", start)?, parse("EndTime", end)?);
+    let (s, e) = times(ErrorCode::InvalidParameter, start, end)?;
     if e <= s {
         return Err(legacy_invalid(
             "EndTime must be later than StartTime.".into(),
@@ -1067,8 +1070,7 @@ pub async fn create_pull_stream_config(
         legacy: true,
         token: 0,
         specify: String::new(),
-        spec: serde_json::to_value(&spec)
-            .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?,
+        spec: spec.to_json()?,
         enabled: true,
         start,
         end,
@@ -1109,15 +1111,12 @@ fn legacy_find(
 }
 
 fn legacy_of(row: &PullTaskRow) -> ApiResult<LegacySpec> {
-    serde_json::from_value::<Spec>(row.spec.clone())
-        .ok()
-        .and_then(|s| s.legacy)
-        .ok_or_else(|| {
-            ApiError::internal(
-                ErrorCode::InternalError,
-                anyhow::anyhow!("pull config {} has no legacy spec", row.id),
-            )
-        })
+    Spec::of(row)?.legacy.ok_or_else(|| {
+        ApiError::internal(
+            ErrorCode::InternalError,
+            anyhow::anyhow!("pull config {} has no legacy spec", row.id),
+        )
+    })
 }
 
 /// Changes a legacy pull config; AreaId and IspId change together.
@@ -1156,8 +1155,7 @@ pub async fn modify_pull_stream_config(
     }
     let restart = l.from_url != old.from_url || l.to_url != old.to_url;
     let spec = legacy_spec(&cx, l).await?;
-    row.spec =
-        serde_json::to_value(&spec).map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+    row.spec = spec.to_json()?;
     row.updated_at = now;
     if restart {
         row.generation += 1;
@@ -1305,14 +1303,12 @@ pub async fn modify_pull_stream_status(
             }
             dry_run_stop(dry_run)?;
             for mut row in rows {
-                let mut spec: Spec = serde_json::from_value(row.spec.clone())
-                    .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+                let mut spec = Spec::of(&row)?;
                 if let Some(l) = spec.legacy.as_mut() {
                     l.invalid = status == "0";
                 }
                 row.enabled = status == "2";
-                row.spec = serde_json::to_value(&spec)
-                    .map_err(|e| ApiError::internal(ErrorCode::InternalError, e))?;
+                row.spec = spec.to_json()?;
                 row.updated_at = now;
                 pull_tasks::update(c, &row)?;
             }

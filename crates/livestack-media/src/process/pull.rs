@@ -116,7 +116,8 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                     async move { j.attempt().await }
                 })
                 .await;
-                job.report(false, "");
+                let first = job.task.sources.first().cloned().unwrap_or_default();
+                job.report_at(false, "", &first);
             }
             .instrument(span),
         );
@@ -218,7 +219,7 @@ impl PullJob {
                         .map(|mut t| t.advance(us, job.inner.clock.unix()))
                         .unwrap_or_default();
                     for m in moved {
-                        job.moved(&sources_of(&job.task), m);
+                        job.moved(&job.task.sources, m);
                     }
                 }
                 true
@@ -301,16 +302,7 @@ impl PullJob {
             }
             MoveKind::Progress => {}
         }
-        self.inner.emit(MediaEvent::PullTaskReported {
-            task: self.task.id,
-            active: true,
-            file_url: url.clone(),
-            file_index: m.index as i64,
-            looped: m.looped,
-            offset_secs: m.offset_secs,
-            last_error: String::new(),
-            at: self.inner.clock.unix(),
-        });
+        self.emit_report(true, "", url, (m.index as i64, m.looped, m.offset_secs));
     }
 
     /// A failed attempt that never started ffmpeg: alarm, report, error.
@@ -329,11 +321,7 @@ impl PullJob {
         );
     }
 
-    fn report(&self, active: bool, error: &str) {
-        let url = self.task.sources.first().cloned().unwrap_or_default();
-        self.report_at(active, error, &url);
-    }
-
+    /// Reports the task pulling `url` (at its start), or having stopped.
     fn report_at(&self, active: bool, error: &str, url: &str) {
         let index = self
             .task
@@ -341,13 +329,25 @@ impl PullJob {
             .iter()
             .position(|s| s == url)
             .map_or(0, |i| i as i64);
+        self.emit_report(active, error, url, (index, 0, 0));
+    }
+
+    /// Reports the task's state and its (file index, loops done, seconds
+    /// into the file).
+    fn emit_report(
+        &self,
+        active: bool,
+        error: &str,
+        url: &str,
+        (index, looped, offset): (i64, i64, i64),
+    ) {
         self.inner.emit(MediaEvent::PullTaskReported {
             task: self.task.id,
             active,
             file_url: url.to_owned(),
             file_index: index,
-            looped: 0,
-            offset_secs: 0,
+            looped,
+            offset_secs: offset,
             last_error: error.to_owned(),
             at: self.inner.clock.unix(),
         });
@@ -405,10 +405,6 @@ pub(crate) fn pull_fields(
         Value::Object(m) => m,
         _ => Map::new(),
     }
-}
-
-fn sources_of(task: &PullTask) -> Vec<String> {
-    task.sources.clone()
 }
 
 /// How often a file task's position is written while it stays in one

@@ -33,6 +33,44 @@ fn node(url: &str) -> Server {
     })
 }
 
+/// Nodes on the shared database whose lease is 2 s, renewed every second,
+/// so that a node's death or freeze shows within seconds. Keeps their
+/// configuration file for as long as it lives.
+struct ShortLease {
+    url: String,
+    config: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ShortLease {
+    fn new() -> ShortLease {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = dir.path().join("short-lease.toml");
+        std::fs::write(&config, "[cluster]\nlease_secs = 2\nlease_renew_secs = 1\n")
+            .expect("config");
+        ShortLease {
+            url: shared_database(),
+            config: config.to_str().expect("path").to_owned(),
+            _dir: dir,
+        }
+    }
+
+    /// A node named `name`, the real binary when `binary` (for signals).
+    fn options(&self, binary: bool, name: &str) -> ServerOptions {
+        ServerOptions {
+            binary,
+            database_url: Some(self.url.clone()),
+            args: vec![
+                "--config".to_owned(),
+                self.config.clone(),
+                "--node-name".to_owned(),
+                name.to_owned(),
+            ],
+            ..ServerOptions::default()
+        }
+    }
+}
+
 fn domain_names(server: &Server) -> Vec<String> {
     let out = server.api("DescribeLiveDomains", json!({"PageSize": 100}));
     out.ok()["DomainList"]
@@ -327,22 +365,8 @@ fn online(server: &Server) -> Vec<String> {
 #[test]
 fn the_online_list_is_the_same_on_every_node_a_drop_on_any_node_ends_the_push_and_a_killed_nodes_streams_leave_after_its_lease(
 ) {
-    let url = shared_database();
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("short-lease.toml");
-    std::fs::write(&config, "[cluster]\nlease_secs = 2\nlease_renew_secs = 1\n").expect("config");
-    let config = config.to_str().expect("path").to_owned();
-    let options = |binary: bool, name: &str| ServerOptions {
-        binary,
-        database_url: Some(url.clone()),
-        args: vec![
-            "--config".to_owned(),
-            config.clone(),
-            "--node-name".to_owned(),
-            name.to_owned(),
-        ],
-        ..ServerOptions::default()
-    };
+    let lease = ShortLease::new();
+    let options = |binary: bool, name: &str| lease.options(binary, name);
     // A is the real binary, to be killed with SIGKILL.
     let mut a = Server::start_with(options(true, "node-a"));
     let b = Server::start_with(options(false, "node-b"));
@@ -659,22 +683,8 @@ fn a_second_push_on_another_node_replaces_the_first_with_its_end_event_and_one_c
 #[test]
 fn a_node_paused_past_its_lease_whose_stream_was_pushed_elsewhere_ends_its_own_push_when_it_wakes()
 {
-    let url = shared_database();
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("short-lease.toml");
-    std::fs::write(&config, "[cluster]\nlease_secs = 2\nlease_renew_secs = 1\n").expect("config");
-    let config = config.to_str().expect("path").to_owned();
-    let options = |binary: bool, name: &str| ServerOptions {
-        binary,
-        database_url: Some(url.clone()),
-        args: vec![
-            "--config".to_owned(),
-            config.clone(),
-            "--node-name".to_owned(),
-            name.to_owned(),
-        ],
-        ..ServerOptions::default()
-    };
+    let lease = ShortLease::new();
+    let options = |binary: bool, name: &str| lease.options(binary, name);
     let a = Server::start_with(options(true, "fenced-a"));
     let b = Server::start_with(options(false, "fenced-b"));
     crate::media::add(&a, "push.example.com", 0);
@@ -813,22 +823,8 @@ fn publish_times(server: &Server, streams: &[String]) -> Vec<String> {
 #[test]
 fn relay_tasks_run_once_in_a_cluster_and_move_to_a_live_node_when_theirs_dies() {
     use crate::media::add;
-    let url = shared_database();
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("short-lease.toml");
-    std::fs::write(&config, "[cluster]\nlease_secs = 2\nlease_renew_secs = 1\n").expect("config");
-    let config = config.to_str().expect("path").to_owned();
-    let options = |binary: bool, name: &str| ServerOptions {
-        binary,
-        database_url: Some(url.clone()),
-        args: vec![
-            "--config".to_owned(),
-            config.clone(),
-            "--node-name".to_owned(),
-            name.to_owned(),
-        ],
-        ..ServerOptions::default()
-    };
+    let lease = ShortLease::new();
+    let options = |binary: bool, name: &str| lease.options(binary, name);
     let a = Server::start_with(options(false, "relay-a"));
     let mut b = Server::start_with(options(true, "relay-b"));
     add(&a, "push.example.com", 0);
