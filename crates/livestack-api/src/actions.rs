@@ -14,6 +14,7 @@ pub mod callback;
 pub mod cert;
 pub mod check;
 pub mod domain;
+pub mod mix;
 pub mod processing;
 pub mod pull;
 pub mod record;

@@ -136,6 +136,9 @@ actions! {
     CreateLiveRecord => crate::actions::task::create_live_record,
     StopLiveRecord => crate::actions::task::stop_live_record,
     DeleteLiveRecord => crate::actions::task::delete_live_record,
+    // stream mixing
+    CreateCommonMixStream => crate::actions::mix::create_common_mix_stream,
+    CancelCommonMixStream => crate::actions::mix::cancel_common_mix_stream,
     // relay (pull-stream) tasks
     CreateLivePullStreamTask => crate::actions::pull::create_live_pull_stream_task,
     ModifyLivePullStreamTask => crate::actions::pull::modify_live_pull_stream_task,

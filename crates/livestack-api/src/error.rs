@@ -245,6 +245,35 @@ error_codes! {
         "The target is not one of your push domains.", "外部地址无权限。";
     InvalidParameterTaskNotExist => "InvalidParameter.TaskNotExist",
         "The task does not exist.", "任务不存在。";
+    // Mixing (CreateCommonMixStream, CancelCommonMixStream).
+    InvalidParameterInvalidLayerParam => "InvalidParameter.InvalidLayerParam",
+        "The layer parameters are not valid.", "图层参数错误。";
+    InvalidParameterInvalidCropParam => "InvalidParameter.InvalidCropParam",
+        "The crop reaches outside the input picture.", "裁剪区域溢出原始图片。";
+    InvalidParameterInvalidBitrate => "InvalidParameter.InvalidBitrate",
+        "The output bitrate is not valid.", "非法的输出码率。";
+    InvalidParameterInvalidBackgroudResolution => "InvalidParameter.InvalidBackgroudResolution",
+        "The background's width and height are not valid.", "非法的背景长宽。";
+    InvalidParameterInvalidPictureId => "InvalidParameter.InvalidPictureID",
+        "The watermark ID is not set.", "水印 ID 未设置。";
+    InvalidParameterInvalidOutputStreamId => "InvalidParameter.InvalidOutputStreamID",
+        "The output stream ID is taken.", "输出流 ID 被占用。";
+    InvalidParameterInvalidOutputType => "InvalidParameter.InvalidOutputType",
+        "The output type does not match the output stream name.",
+        "非法输出类型，检查 OutputPram-StreamId 与 OutputType 是否匹配。";
+    InvalidParameterInputNumLimitExceeded => "InvalidParameter.InputNumLimitExceeded",
+        "Too many inputs.", "输入数目超出限制。";
+    InvalidParameterTemplateNotMatchInputNum => "InvalidParameter.TemplateNotMatchInputNum",
+        "The template does not match the number of inputs.", "模板与输入流条数不匹配。";
+    InvalidParameterSessionOutputStreamChanged => "InvalidParameter.SessionOutputStreamChanged",
+        "The output stream of the session changed.", "同一会话输出流发生变化。";
+    InvalidParameterOtherError => "InvalidParameter.OtherError", "Other error.", "其他错误。";
+    InvalidParameterCancelSessionNotExist => "InvalidParameter.CancelSessionNotExist",
+        "The session to cancel does not exist.", "取消不存在的会话。";
+    FailedOperationStreamNotExist => "FailedOperation.StreamNotExist",
+        "The stream does not exist.", "流不存在。";
+    FailedOperationGetStreamResolutionError => "FailedOperation.GetStreamResolutionError",
+        "Could not get the input stream's width and height.", "获取输入流长宽失败。";
     InternalErrorConnectDbError => "InternalError.ConnectDbError", "Database connection error.", "DB连接错误。";
     InternalErrorDbError => "InternalError.DBError", "Database execution error.", "DB执行错误。";
     InternalErrorCallOtherSvrError => "InternalError.CallOtherSvrError",

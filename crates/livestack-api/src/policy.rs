@@ -56,6 +56,7 @@ struct Snapshot {
     rules: Vec<livestack_core::rules::Rule>,
     tasks: Vec<tasks::TaskRow>,
     pull_tasks: Vec<livestack_store::pull_tasks::PullTaskRow>,
+    mixes: Vec<livestack_store::mixes::MixRow>,
     nodes: Vec<String>,
     accounts: Vec<livestack_store::Account>,
 }
@@ -127,6 +128,7 @@ impl PolicyPublisher {
                     rules: templates::all_rules(c)?,
                     tasks: tasks::in_force(c, now)?,
                     pull_tasks: livestack_store::pull_tasks::in_force(c, now)?,
+                    mixes: livestack_store::mixes::all(c)?,
                     // Nodes share a database only on PostgreSQL.
                     nodes: if c.backend() == livestack_store::db::Backend::Postgres {
                         livestack_store::cluster::live_nodes(c)?
@@ -223,6 +225,12 @@ impl PolicyPublisher {
                 .pull_tasks
                 .iter()
                 .filter_map(crate::actions::pull::to_core)
+                .collect(),
+            // Mix sessions run until cancelled.
+            mixes: s
+                .mixes
+                .iter()
+                .filter_map(crate::actions::mix::to_core)
                 .collect(),
             nodes: s.nodes,
             app_ids: s.accounts.into_iter().map(|a| (a.id, a.app_id)).collect(),

@@ -9,6 +9,7 @@ pub mod buckets;
 pub mod clock;
 pub mod limits;
 pub mod media;
+pub mod mix;
 pub mod naming;
 pub mod netpolicy;
 pub mod pull;

@@ -663,6 +663,8 @@ pub struct Processing {
     pub tasks: Vec<crate::tasks::Task>,
     /// Relay tasks not deleted nor ended (paused ones too).
     pub pull_tasks: Vec<crate::pull::PullTask>,
+    /// Mix sessions not cancelled.
+    pub mixes: Vec<crate::mix::MixSession>,
     /// In a cluster, the nodes alive when the policy was read, which share
     /// the relay tasks ([`crate::pull::assigned_node`]); empty on one node.
     pub nodes: Vec<String>,

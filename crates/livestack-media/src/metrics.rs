@@ -65,6 +65,8 @@ pub(crate) enum JobKind {
     snapshot,
     /// A relay (pull-stream) task.
     pull,
+    /// A mix session.
+    mix,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

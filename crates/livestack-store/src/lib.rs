@@ -21,6 +21,7 @@ pub mod db;
 pub mod domains;
 pub mod keys;
 mod migrate;
+pub mod mixes;
 pub mod pg;
 pub mod pull_tasks;
 pub mod samples;

@@ -33,12 +33,17 @@ const MIGRATIONS: &[(u32, &str)] = &[
         14,
         include_str!("migrations/0014_pull_task_notifications.pg.sql"),
     ),
+    (15, include_str!("migrations/0015_mix_sessions.sql")),
+    (
+        16,
+        include_str!("migrations/0016_mix_session_notifications.pg.sql"),
+    ),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in
 /// `.pg.sql`): on SQLite they are recorded as applied without running, so
 /// both backends count the same versions.
-const POSTGRES_ONLY: &[u32] = &[12, 14];
+const POSTGRES_ONLY: &[u32] = &[12, 14, 16];
 
 /// The PostgreSQL spelling of a migration: SQLite's auto-numbered
 /// `INTEGER PRIMARY KEY` is an identity column there. Every other type the

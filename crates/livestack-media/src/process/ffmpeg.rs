@@ -217,6 +217,175 @@ pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u
     a
 }
 
+/// One input of a mix job's ffmpeg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MixPart {
+    /// A live stream on loopback RTMP, and which of its tracks are used
+    /// (`audio` only when it has sound).
+    Stream {
+        url: String,
+        video: bool,
+        audio: bool,
+    },
+    /// A picture file, its alpha channel honoured or not.
+    Picture { path: String, alpha: bool },
+    /// A plain colour (0xRRGGBB) of a size.
+    Canvas { color: u32, width: u32, height: u32 },
+}
+
+/// Where one input's picture goes on a mix's canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MixPlace {
+    /// The input (an index into the parts).
+    pub(crate) part: usize,
+    pub(crate) rect: livestack_core::mix::Rect,
+    pub(crate) crop: Option<livestack_core::mix::Crop>,
+}
+
+/// A mix job's picture and sound: its inputs, the canvas, the pictures in
+/// layer order (the first is the background) and the output settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MixGraph {
+    pub(crate) parts: Vec<MixPart>,
+    pub(crate) canvas: (u32, u32),
+    pub(crate) places: Vec<MixPlace>,
+    /// `UseMixCropCenter`: cut to the place's shape instead of stretching.
+    pub(crate) crop_center: bool,
+    pub(crate) output: livestack_core::mix::MixOutput,
+}
+
+/// A mix: every input's picture scaled (and cropped) into its place and
+/// laid over the background in layer order, their sound mixed, encoded
+/// as H.264 and AAC and published as FLV to `output`. Inputs that end
+/// keep their last picture on the canvas (`overlay`'s `eof_action`); live
+/// inputs give up after 5 s without data, so one that stalls does not
+/// hold the others up. Generated inputs (canvases, pictures) are paced at
+/// their own rate (`-re`); live ones arrive at theirs.
+pub(crate) fn mix(g: &MixGraph, output: &str) -> Vec<String> {
+    let o = &g.output;
+    let fps = if o.fps == 0 { 25 } else { o.fps };
+    let mut a = strings(&["-hide_banner", "-loglevel", "warning", "-nostats"]);
+    for part in &g.parts {
+        match part {
+            MixPart::Stream { url, .. } => {
+                a.extend(strings(&["-rw_timeout", "5000000", "-i", url]));
+            }
+            MixPart::Picture { path, .. } => {
+                a.extend(strings(&["-re", "-loop", "1", "-framerate"]));
+                a.extend([fps.to_string(), "-i".to_owned(), path.clone()]);
+            }
+            MixPart::Canvas {
+                color,
+                width,
+                height,
+            } => {
+                a.extend(strings(&["-re", "-f", "lavfi", "-i"]));
+                a.push(format!("color=c=0x{color:06x}:s={width}x{height}:r={fps}"));
+            }
+        }
+    }
+    let mut graph: Vec<String> = Vec::new();
+    let (cw, ch) = g.canvas;
+    for (k, p) in g.places.iter().enumerate() {
+        let mut f: Vec<String> = Vec::new();
+        match g.parts.get(p.part) {
+            Some(MixPart::Stream { .. }) => f.push("setpts=PTS-STARTPTS".into()),
+            Some(MixPart::Picture { alpha, .. }) => f.push(
+                if *alpha {
+                    "format=rgba"
+                } else {
+                    "format=rgb24"
+                }
+                .into(),
+            ),
+            _ => {}
+        }
+        if let Some(c) = p.crop {
+            f.push(format!("crop={}:{}:{}:{}", c.width, c.height, c.x, c.y));
+        }
+        let (w, h) = if k == 0 {
+            (cw, ch)
+        } else {
+            (p.rect.width.max(1), p.rect.height.max(1))
+        };
+        if g.crop_center {
+            f.push(format!(
+                "scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
+            ));
+        } else {
+            f.push(format!("scale={w}:{h}"));
+        }
+        if k == 0 {
+            f.push(format!("fps={fps}"));
+            f.push("format=yuv420p".into());
+        }
+        graph.push(format!("[{}:v]{}[v{k}]", p.part, f.join(",")));
+    }
+    let mut base = "v0".to_owned();
+    for (k, p) in g.places.iter().enumerate().skip(1) {
+        let next = format!("b{k}");
+        graph.push(format!(
+            "[{base}][v{k}]overlay=x={}:y={}:eof_action=repeat[{next}]",
+            p.rect.x, p.rect.y
+        ));
+        base = next;
+    }
+    graph.push(format!("[{base}]format=yuv420p[vout]"));
+    let sounds: Vec<usize> = g
+        .parts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| matches!(p, MixPart::Stream { audio: true, .. }))
+        .map(|(j, _)| j)
+        .collect();
+    for (k, j) in sounds.iter().enumerate() {
+        graph.push(format!(
+            "[{j}:a]asetpts=PTS-STARTPTS,aresample=async=1[a{k}]"
+        ));
+    }
+    match sounds.len() {
+        0 => {}
+        1 => graph.push("[a0]anull[aout]".into()),
+        n => {
+            let labels: String = (0..n).map(|k| format!("[a{k}]")).collect();
+            graph.push(format!(
+                "{labels}amix=inputs={n}:duration=longest:dropout_transition=0[aout]"
+            ));
+        }
+    }
+    a.extend(["-filter_complex".to_owned(), graph.join(";")]);
+    a.extend(strings(&["-map", "[vout]"]));
+    let r = Rendition {
+        video: true,
+        audio: !sounds.is_empty(),
+        video_bitrate: if o.video_kbps == 0 {
+            1500
+        } else {
+            o.video_kbps
+        },
+        gop: if o.gop_secs == 0 { 2 } else { o.gop_secs },
+        audio_bitrate: o.audio_kbps,
+        ..Rendition::default()
+    };
+    video_encoding(&r, Profile::Main, &mut a);
+    if sounds.is_empty() {
+        a.push("-an".to_owned());
+    } else {
+        a.extend(strings(&["-map", "[aout]"]));
+        audio_encoding(&r, &mut a);
+        let rate = if o.sample_rate == 0 {
+            44_100
+        } else {
+            o.sample_rate
+        };
+        let channels = if o.channels == 0 { 2 } else { o.channels };
+        a.extend(["-ar".to_owned(), rate.to_string()]);
+        a.extend(["-ac".to_owned(), channels.to_string()]);
+    }
+    a.extend(strings(&["-f", "flv", output]));
+    a
+}
+
 /// The segment list a recording writes in its directory: one CSV line
 /// (`file,start,end`, seconds) as each file is complete.
 pub(crate) const SEGMENT_LIST: &str = "segments.csv";
@@ -573,5 +742,98 @@ mod tests {
              -f hls -hls_time 10 -hls_list_size 0 -hls_playlist_type event \
              -hls_segment_filename /w/r1/seg-%06d.ts /w/r1/index.m3u8"
         );
+    }
+
+    #[test]
+    fn a_mix_lays_each_picture_in_its_place_over_the_background_and_mixes_the_sound() {
+        use livestack_core::mix::{Crop, MixOutput, Rect};
+        let rect = |x, y, width, height| Rect {
+            x,
+            y,
+            width,
+            height,
+        };
+        let g = MixGraph {
+            parts: vec![
+                MixPart::Canvas {
+                    color: 0x0000ff,
+                    width: 640,
+                    height: 360,
+                },
+                MixPart::Stream {
+                    url: "rtmp://l/live/a?t=1".into(),
+                    video: true,
+                    audio: true,
+                },
+                MixPart::Stream {
+                    url: "rtmp://l/live/b?t=2".into(),
+                    video: false,
+                    audio: true,
+                },
+                MixPart::Picture {
+                    path: "/p/logo.png".into(),
+                    alpha: true,
+                },
+            ],
+            canvas: (640, 360),
+            places: vec![
+                MixPlace {
+                    part: 0,
+                    rect: rect(0, 0, 640, 360),
+                    crop: None,
+                },
+                MixPlace {
+                    part: 1,
+                    rect: rect(320, 180, 320, 180),
+                    crop: Some(Crop {
+                        width: 100,
+                        height: 50,
+                        x: 10,
+                        y: 20,
+                    }),
+                },
+                MixPlace {
+                    part: 3,
+                    rect: rect(10, 10, 64, 64),
+                    crop: None,
+                },
+            ],
+            crop_center: false,
+            output: MixOutput {
+                stream: "out".into(),
+                domain: "d".into(),
+                app: "live".into(),
+                replaces_input: false,
+                video_kbps: 800,
+                gop_secs: 0,
+                fps: 0,
+                audio_kbps: 0,
+                sample_rate: 0,
+                channels: 1,
+            },
+        };
+        let args = mix(&g, "rtmp://l/live/out?t=3").join(" ");
+        assert!(
+            args.contains("-re -f lavfi -i color=c=0x0000ff:s=640x360:r=25"),
+            "{args}"
+        );
+        assert!(args.contains("-rw_timeout 5000000 -i rtmp://l/live/a?t=1"), "{args}");
+        assert!(args.contains("-re -loop 1 -framerate 25 -i /p/logo.png"), "{args}");
+        assert!(
+            args.contains(
+                "[0:v]scale=640:360,fps=25,format=yuv420p[v0];\
+                 [1:v]setpts=PTS-STARTPTS,crop=100:50:10:20,scale=320:180[v1];\
+                 [3:v]format=rgba,scale=64:64[v2];\
+                 [v0][v1]overlay=x=320:y=180:eof_action=repeat[b1];\
+                 [b1][v2]overlay=x=10:y=10:eof_action=repeat[b2];\
+                 [b2]format=yuv420p[vout];\
+                 [1:a]asetpts=PTS-STARTPTS,aresample=async=1[a0];\
+                 [2:a]asetpts=PTS-STARTPTS,aresample=async=1[a1];\
+                 [a0][a1]amix=inputs=2:duration=longest:dropout_transition=0[aout]"
+            ),
+            "{args}"
+        );
+        assert!(args.contains("-b:v 800k"), "{args}");
+        assert!(args.ends_with("-ar 44100 -ac 1 -f flv rtmp://l/live/out?t=3"), "{args}");
     }
 }

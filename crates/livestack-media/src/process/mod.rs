@@ -24,6 +24,7 @@
 //! allowed in stream names).
 
 pub(crate) mod ffmpeg;
+mod mix;
 mod pull;
 mod record;
 mod snapshot;
@@ -258,9 +259,18 @@ struct Grant {
     app: String,
     stream: String,
     direction: Direction,
-    /// A relay task's push (its row id): a push like any other, not an
+    /// A relay task's or a mix's push: a push like any other, not an
     /// internal one.
-    task: Option<i64>,
+    origin: Option<Origin>,
+}
+
+/// Which job makes a push that is a push like any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A relay task (its row id).
+    Relay(i64),
+    /// A mix session's output (its row id).
+    Mix(i64),
 }
 
 /// A job's credential and the URL carrying it; revoked on drop.
@@ -285,6 +295,8 @@ pub(crate) struct Processor {
     jobs: Mutex<HashMap<JobKey, Running>>,
     /// Relay task jobs.
     pulls: pull::Jobs,
+    /// Mix session jobs.
+    mixes: mix::Jobs,
     /// Transcoded outputs asked for: output → (template, last asked).
     demand: Mutex<HashMap<StreamKey, (TemplateId, Instant)>>,
     wake: Notify,
@@ -314,6 +326,7 @@ impl Processor {
         Processor {
             jobs: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
+            mixes: Mutex::new(HashMap::new()),
             demand: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             grants: Arc::new(Mutex::new(HashMap::new())),
@@ -359,28 +372,28 @@ impl Processor {
         (grant.app == app
             && grant.stream == stream
             && grant.direction == direction
-            && grant.task.is_none())
+            && grant.origin.is_none())
         .then_some(grant.account)
     }
 
-    /// The account and relay task whose push of `app/stream` the token in
-    /// `query` is, from a loopback `peer`.
+    /// The account and the job (relay task or mix) whose push of
+    /// `app/stream` the token in `query` is, from a loopback `peer`.
     pub(crate) fn task_grant(
         &self,
         query: &str,
         peer: SocketAddr,
         app: &str,
         stream: &str,
-    ) -> Option<(AccountId, i64)> {
+    ) -> Option<(AccountId, Origin)> {
         if !peer.ip().is_loopback() {
             return None;
         }
         let token = crate::serve::access::query_get(query, INTERNAL_PARAM)?;
         let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
         let grant = grants.get::<str>(&token)?;
-        let task = grant.task?;
+        let origin = grant.origin?;
         (grant.app == app && grant.stream == stream && grant.direction == Direction::Write)
-            .then_some((grant.account, task))
+            .then_some((grant.account, origin))
     }
 
     /// A credential for one job to `direction` `account`'s `app/stream`,
@@ -397,17 +410,17 @@ impl Processor {
         self.grant_for(account, domain, app, stream, direction, None)
     }
 
-    /// A credential for relay task `task` to push `account`'s
-    /// `app/stream` on `domain` as a push like any other.
+    /// A credential for a relay task or a mix (`origin`) to push
+    /// `account`'s `app/stream` on `domain` as a push like any other.
     pub(crate) fn grant_task(
         &self,
         account: AccountId,
         domain: &str,
         app: &str,
         stream: &str,
-        task: i64,
+        origin: Origin,
     ) -> Option<Pass> {
-        self.grant_for(account, domain, app, stream, Direction::Write, Some(task))
+        self.grant_for(account, domain, app, stream, Direction::Write, Some(origin))
     }
 
     fn grant_for(
@@ -417,7 +430,7 @@ impl Processor {
         app: &str,
         stream: &str,
         direction: Direction,
-        task: Option<i64>,
+        origin: Option<Origin>,
     ) -> Option<Pass> {
         use rand::RngCore;
         let addr = self.rtmp_addr.get()?;
@@ -434,7 +447,7 @@ impl Processor {
                     app: app.to_owned(),
                     stream: stream.to_owned(),
                     direction,
-                    task,
+                    origin,
                 },
             );
         Some(Pass {
@@ -508,6 +521,23 @@ impl Processor {
             return self.wait_for(inner, key).await;
         }
         let live = local(key)?;
+        // A mix that replaces this stream for its players
+        // (`OutputStreamType` 0), while it runs.
+        let mixed = policy.processing.mixes.iter().any(|m| {
+            m.account == key.account
+                && m.layout.output.replaces_input
+                && m.layout.output.stream == key.stream
+                && m.layout.output.app == key.app
+        });
+        if mixed {
+            let output = StreamKey {
+                stream: format!("{}{}", key.stream, mix::MIXED),
+                ..key.clone()
+            };
+            if let Some(mixed) = inner.live(&output) {
+                return Some(mixed);
+            }
+        }
         if live.publisher.watermark.is_some() {
             let marked = StreamKey {
                 stream: format!("{}{WATERMARKED}", key.stream),
@@ -590,6 +620,7 @@ fn reconcile(inner: &Arc<Inner>) {
         return;
     }
     pull::reconcile(inner);
+    mix::reconcile(inner);
     let policy = inner.policy();
     let sources: Vec<Source> = inner
         .streams

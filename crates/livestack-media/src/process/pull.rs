@@ -170,7 +170,13 @@ impl PullJob {
                 pass = self
                     .inner
                     .processor
-                    .grant_task(self.task.account, domain, app, stream, self.task.id)
+                    .grant_task(
+                        self.task.account,
+                        domain,
+                        app,
+                        stream,
+                        super::Origin::Relay(self.task.id),
+                    )
                     .ok_or_else(|| JobError::Work("the RTMP port is not open yet".into()))?;
                 with_args(&pass.url, &self.task.push_args)
             }

@@ -19,6 +19,7 @@ mod harness;
 mod limits;
 mod media;
 mod metrics;
+mod mix;
 mod operations;
 mod parity;
 mod policy;

@@ -18,9 +18,15 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// Publishes `seconds` of 640x360 25 fps H.264 (1 s GOP) + AAC to `url`.
     pub(crate) fn start(url: &str, seconds: u32) -> Publisher {
+        Publisher::start_with(url, "testsrc=size=640x360:rate=25", seconds)
+    }
+
+    /// Publishes `seconds` of the lavfi source `video` (H.264, 1 s GOP at
+    /// 25 fps) + AAC to `url`.
+    pub(crate) fn start_with(url: &str, video: &str, seconds: u32) -> Publisher {
         let child = Command::new(ffmpeg_bin("ffmpeg"))
             .args(["-hide_banner", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
+            .args(["-f", "lavfi", "-i", video])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
             .args([
                 "-c:v",

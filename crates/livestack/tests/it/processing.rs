@@ -149,7 +149,7 @@ fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
 
 /// The mean colour of the `w`×`h` box at (`x`, `y`) of the first frame
 /// `url` gives (as ffmpeg decodes it to RGB).
-fn mean_color(url: &str, size: (u32, u32), x: u32, y: u32, w: u32, h: u32) -> [f64; 3] {
+pub(crate) fn mean_color(url: &str, size: (u32, u32), x: u32, y: u32, w: u32, h: u32) -> [f64; 3] {
     let out = Command::new(ffmpeg_bin("ffmpeg"))
         .args([
             "-hide_banner",
