@@ -10,6 +10,7 @@
 //! describe flows of the five template families), and ids and settings
 //! in the crate's `ids` and `settings` modules.
 
+pub mod backup;
 pub mod callback;
 pub mod cert;
 pub mod check;

@@ -136,6 +136,10 @@ actions! {
     CreateLiveRecord => crate::actions::task::create_live_record,
     StopLiveRecord => crate::actions::task::stop_live_record,
     DeleteLiveRecord => crate::actions::task::delete_live_record,
+    // primary and backup streams
+    DescribeBackupStreamList => crate::actions::backup::describe_backup_stream_list,
+    SwitchBackupStream => crate::actions::backup::switch_backup_stream,
+    EnableOptimalSwitching => crate::actions::backup::enable_optimal_switching,
     // stream mixing
     CreateCommonMixStream => crate::actions::mix::create_common_mix_stream,
     CancelCommonMixStream => crate::actions::mix::cancel_common_mix_stream,

@@ -436,6 +436,41 @@ pub struct OnlineStream {
     pub players: u64,
 }
 
+/// One push of a live stream, as `DescribeBackupStreamList` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPush {
+    /// The stream.
+    pub key: StreamKey,
+    /// The push domain.
+    pub domain: String,
+    /// When the push started (Unix time).
+    pub started: i64,
+    /// Its `sequence` (`UpstreamSequence`), as its callbacks carry it.
+    pub sequence: String,
+    /// Whether players get this push (the primary) or it waits (backup).
+    pub primary: bool,
+    /// The relay task making it (row id), if one is.
+    pub relay_task: Option<i64>,
+}
+
+/// A stream's pushes: the primary first, then its backup if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPushes {
+    /// The pushes.
+    pub pushes: Vec<StreamPush>,
+    /// `EnableOptimalSwitching` is on for it.
+    pub optimal: bool,
+}
+
+/// Why a switch to another push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchError {
+    /// The stream is not being pushed.
+    NotLive,
+    /// None of its pushes has that sequence.
+    NoSuchPush,
+}
+
 /// An answer the media plane gives later: boxed, so that
 /// [`MediaControl`] stays usable as a trait object and this crate needs no
 /// async runtime.
@@ -447,6 +482,15 @@ pub type MediaFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> 
 pub trait MediaControl: Send + Sync {
     /// Every live push of `account`.
     fn online(&self, account: AccountId) -> Vec<OnlineStream>;
+    /// Every live stream of `account` with its pushes (primary and backup).
+    fn pushes(&self, account: AccountId) -> Vec<StreamPushes>;
+    /// Makes the push with `sequence` of `key` on `domain` the one players
+    /// get (at its next keyframe).
+    fn switch_push(&self, key: &StreamKey, domain: &str, sequence: &str)
+        -> Result<(), SwitchError>;
+    /// Turns optimal switching of `account`'s live stream `stream` on or
+    /// off, until its pushes end; false when it is not live.
+    fn set_optimal_switching(&self, account: AccountId, stream: &str, on: bool) -> bool;
     /// Disconnects the live push of `key` with `reason`; false when it is
     /// not live. Takes effect on the connection at once.
     fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool;

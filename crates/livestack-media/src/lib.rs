@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use livestack_core::limits::ConnLimiter;
 use livestack_core::media::{
-    EndReason, MediaControl, MediaEvent, MediaFuture, OnlineStream, Policy, StreamKey,
+    EndReason, MediaControl, MediaEvent, MediaFuture, OnlineStream, Policy, StreamKey, StreamPush,
+    StreamPushes, SwitchError,
 };
 use livestack_core::{AccountId, Clock};
 use tokio::net::TcpListener;
@@ -83,6 +84,11 @@ pub struct MediaConfig {
     /// connection (each connection's own cap is 32 MiB once authorized,
     /// 256 KiB before).
     pub max_rtmp_buffered: usize,
+    /// Push domains (lower-case) whose streams take a backup push (主备流):
+    /// a second push of a live stream is kept as its backup instead of
+    /// replacing it. On one node only (a cluster's claim keeps one push
+    /// per stream).
+    pub backup_domains: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -103,6 +109,7 @@ impl Default for MediaConfig {
             max_rtmp_buffered: 512 << 20,
             push_sample_interval: Duration::from_secs(60),
             metrics_top_streams: 10,
+            backup_domains: Vec::new(),
         }
     }
 }
@@ -402,10 +409,80 @@ impl MediaControl for MediaServer {
             .collect()
     }
 
+    fn pushes(&self, account: AccountId) -> Vec<StreamPushes> {
+        let push = |l: &Live, primary: bool| StreamPush {
+            key: l.publisher.key.clone(),
+            domain: l.publisher.domain.clone(),
+            started: l.publisher.started,
+            sequence: self.inner.notifier.sequence(l.publisher.session),
+            primary,
+            relay_task: l.publisher.relay_task,
+        };
+        self.inner
+            .streams
+            .all()
+            .iter()
+            .filter(|l| {
+                l.publisher.key.account == account && !l.publisher.internal && !l.publisher.relay
+            })
+            .map(|l| {
+                let (_, backup) = self.inner.streams.pushes(&l.publisher.key);
+                let mut pushes = vec![push(l, true)];
+                pushes.extend(backup.map(|b| push(&b, false)));
+                StreamPushes {
+                    pushes,
+                    optimal: l.switch.optimal(),
+                }
+            })
+            .collect()
+    }
+
+    fn switch_push(
+        &self,
+        key: &StreamKey,
+        domain: &str,
+        sequence: &str,
+    ) -> Result<(), SwitchError> {
+        let (current, backup) = self.inner.streams.pushes(key);
+        let of_domain = |l: &Arc<Live>| {
+            l.publisher.domain.eq_ignore_ascii_case(domain) && !l.publisher.internal
+        };
+        let current = current.filter(of_domain).ok_or(SwitchError::NotLive)?;
+        let target = [Some(current), backup]
+            .into_iter()
+            .flatten()
+            .find(|l| self.inner.notifier.sequence(l.publisher.session) == sequence)
+            .ok_or(SwitchError::NoSuchPush)?;
+        self.inner
+            .streams
+            .switch_to(key, target.publisher.session)
+            .map_err(|e| match e {
+                stream::registry::SwitchRefusal::NotLive => SwitchError::NotLive,
+                stream::registry::SwitchRefusal::NoSuchPush => SwitchError::NoSuchPush,
+            })
+    }
+
+    fn set_optimal_switching(&self, account: AccountId, stream: &str, on: bool) -> bool {
+        let mut found = false;
+        for l in self.inner.streams.all() {
+            let p = &l.publisher;
+            if p.key.account == account && p.key.stream == stream && !p.internal && !p.relay {
+                l.switch.set_optimal(on);
+                found = true;
+            }
+        }
+        found
+    }
+
     fn drop_stream(&self, key: &StreamKey, reason: EndReason) -> bool {
-        // An edge relay is not a push: the owner's push is what ends.
-        match self.inner.live(key).filter(|l| !l.publisher.relay) {
+        // An edge relay is not a push: the owner's push is what ends, and
+        // a backup of it with it.
+        let (current, backup) = self.inner.streams.pushes(key);
+        match current.filter(|l| !l.publisher.relay) {
             Some(live) => {
+                if let Some(b) = backup {
+                    b.stop(reason);
+                }
                 live.stop(reason);
                 true
             }

@@ -234,6 +234,9 @@ pub struct MediaConfig {
     /// How many of the busiest streams get `livestack_top_stream_*`
     /// series in `/metrics` (0: none).
     pub metrics_top_streams: usize,
+    /// Push domains whose streams take a backup push (主备流) instead of
+    /// a second push replacing the first; one node only.
+    pub backup_domains: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -248,6 +251,7 @@ impl Default for MediaConfig {
             max_record_interval_secs: d.max_record_interval.map(|d| d.as_secs()),
             push_sample_interval_secs: d.push_sample_interval.as_secs(),
             metrics_top_streams: d.metrics_top_streams,
+            backup_domains: d.backup_domains,
         }
     }
 }
@@ -268,6 +272,11 @@ impl MediaConfig {
                 .map(|s| Duration::from_secs(s.max(1))),
             push_sample_interval: Duration::from_secs(self.push_sample_interval_secs.max(1)),
             metrics_top_streams: self.metrics_top_streams,
+            backup_domains: self
+                .backup_domains
+                .iter()
+                .map(|d| d.trim().to_ascii_lowercase())
+                .collect(),
             ..livestack_media::MediaConfig::default()
         }
     }

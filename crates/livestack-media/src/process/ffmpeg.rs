@@ -817,8 +817,14 @@ mod tests {
             args.contains("-re -f lavfi -i color=c=0x0000ff:s=640x360:r=25"),
             "{args}"
         );
-        assert!(args.contains("-rw_timeout 5000000 -i rtmp://l/live/a?t=1"), "{args}");
-        assert!(args.contains("-re -loop 1 -framerate 25 -i /p/logo.png"), "{args}");
+        assert!(
+            args.contains("-rw_timeout 5000000 -i rtmp://l/live/a?t=1"),
+            "{args}"
+        );
+        assert!(
+            args.contains("-re -loop 1 -framerate 25 -i /p/logo.png"),
+            "{args}"
+        );
         assert!(
             args.contains(
                 "[0:v]scale=640:360,fps=25,format=yuv420p[v0];\
@@ -834,6 +840,9 @@ mod tests {
             "{args}"
         );
         assert!(args.contains("-b:v 800k"), "{args}");
-        assert!(args.ends_with("-ar 44100 -ac 1 -f flv rtmp://l/live/out?t=3"), "{args}");
+        assert!(
+            args.ends_with("-ar 44100 -ac 1 -f flv rtmp://l/live/out?t=3"),
+            "{args}"
+        );
     }
 }

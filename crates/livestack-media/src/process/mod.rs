@@ -590,6 +590,11 @@ impl Processor {
         }
         loop {
             reconcile(&inner);
+            // The media plane's once-a-second look also moves players of
+            // streams with optimal switching on to their better push.
+            for key in inner.streams.switch_optimally() {
+                tracing::info!(stream = %key.stream, "optimal switching: players move to the backup push");
+            }
             tokio::select! {
                 () = inner.processor.wake.notified() => {}
                 () = tokio::time::sleep(RECONCILE_EVERY) => {}

@@ -362,6 +362,7 @@ async fn pull(
         watermark: None,
         relay: true,
         epoch: None,
+        relay_task: None,
     };
     let segmenter = SegmenterConfig {
         target_duration_ms: inner.config.hls_segment.as_millis() as u64,
@@ -372,10 +373,10 @@ async fn pull(
     let cancel = inner.shutdown.child_token();
     let live = inner
         .streams
-        .insert_if_absent(key, |hub| {
+        .insert_if_absent(key, session, |feed| {
             Arc::new(Live::new(
                 publisher,
-                hub,
+                feed,
                 cancel,
                 segmenter,
                 inner.config.chunk_size,

@@ -201,6 +201,8 @@ struct Authorized {
     domain: String,
     /// A processing job's output (loopback with the job's token).
     internal: bool,
+    /// The relay task making the push, if one is.
+    relay_task: Option<i64>,
 }
 
 /// A push: authorize, register, ingest until it ends, finish.
@@ -302,6 +304,10 @@ fn authorize(
     let task = inner
         .processor
         .task_grant(&target.query, peer, &target.app, &target.stream);
+    let relay_task = match task {
+        Some((_, crate::process::Origin::Relay(id))) => Some(id),
+        _ => None,
+    };
     let account = if let Some(account) = grant {
         account
     } else if let Some((account, _)) = task {
@@ -329,6 +335,7 @@ fn authorize(
         },
         domain,
         internal,
+        relay_task,
     })
 }
 
@@ -442,6 +449,7 @@ fn register(
         watermark,
         relay: false,
         epoch,
+        relay_task: who.relay_task,
     };
     let segmenter = SegmenterConfig {
         target_duration_ms: inner.config.hls_segment.as_millis() as u64,
@@ -455,15 +463,28 @@ fn register(
             .to_owned(),
         ..SegmenterConfig::default()
     };
-    let live = inner.streams.insert_replacing(key, |hub| {
+    // A push domain that takes backup streams keeps a second push of a
+    // live stream as its backup (one node only: in a cluster the claim
+    // keeps one push per stream).
+    let backup = !who.internal
+        && inner.cluster.get().is_none()
+        && inner
+            .config
+            .backup_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&who.domain));
+    let (live, is_backup) = inner.streams.insert_push(key, session_id, backup, |feed| {
         Arc::new(Live::new(
             publisher,
-            hub,
+            feed,
             cancel,
             segmenter,
             inner.config.chunk_size,
         ))
     });
+    if is_backup {
+        tracing::info!("kept as the backup of the live push");
+    }
     (live, session_id)
 }
 
@@ -478,9 +499,15 @@ fn finish(
     peer: SocketAddr,
 ) {
     live.finish_hls();
-    inner
+    if let Some(backup) = inner
         .streams
-        .remove_if_current(&who.key, live.publisher.session);
+        .remove_if_current(&who.key, live.publisher.session)
+    {
+        tracing::info!(
+            session = backup.publisher.session,
+            "the backup push takes over"
+        );
+    }
     inner.processor.wake();
     if who.internal {
         tracing::debug!("internal push ended: {}", reason.describe());

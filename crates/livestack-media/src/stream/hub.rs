@@ -56,6 +56,9 @@ struct State {
     /// audio header, bounded).
     gop: Vec<Arc<Frame>>,
     has_video: bool,
+    /// The latest timestamp sent (a publisher taking over continues
+    /// after it).
+    last_timestamp: u32,
 }
 
 /// What a player gets when it attaches: everything needed to start
@@ -97,6 +100,7 @@ impl Hub {
     pub fn push(&self, frame: Frame) {
         let frame = Arc::new(frame);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.last_timestamp = state.last_timestamp.max(frame.timestamp);
         match frame.kind {
             FrameKind::Script => state.metadata = Some(Arc::clone(&frame)),
             FrameKind::Video if frame.sequence_header => {
@@ -148,6 +152,14 @@ impl Hub {
             start,
             live: self.tx.subscribe(),
         }
+    }
+
+    /// The latest timestamp the players have been sent.
+    pub fn last_timestamp(&self) -> u32 {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_timestamp
     }
 
     /// How many players are attached.

@@ -87,11 +87,77 @@ impl Progress {
     }
 }
 
+/// Which of a stream's pushes feeds its players: shared by the pushes of
+/// one stream, which is one push unless its push domain takes backup
+/// streams (主备流). A hand-over happens at the new feeder's next
+/// keyframe, sending its sequence headers first and shifting its
+/// timestamps to continue after the last one players got, so players
+/// change publishers without noticing more than a jump in the picture.
+pub(crate) struct Switch {
+    state: Mutex<SwitchState>,
+}
+
+struct SwitchState {
+    /// The push session feeding the players.
+    feeder: u64,
+    /// The push taking over at its next keyframe.
+    pending: Option<u64>,
+    /// Added to the feeder's timestamps.
+    offset: i64,
+    /// `EnableOptimalSwitching`: the media plane switches to the better
+    /// push by itself.
+    optimal: bool,
+}
+
+impl Switch {
+    /// A switch fed by push session `feeder`.
+    pub(crate) fn new(feeder: u64) -> Switch {
+        Switch {
+            state: Mutex::new(SwitchState {
+                feeder,
+                pending: None,
+                offset: 0,
+                optimal: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SwitchState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes push session `to` the feeder from its next keyframe on.
+    pub(crate) fn hand_over(&self, to: u64) {
+        let mut s = self.lock();
+        s.pending = (s.feeder != to).then_some(to);
+    }
+
+    /// Whether optimal switching is on.
+    pub(crate) fn optimal(&self) -> bool {
+        self.lock().optimal
+    }
+
+    /// Turns optimal switching on or off.
+    pub(crate) fn set_optimal(&self, on: bool) {
+        self.lock().optimal = on;
+    }
+}
+
+/// `timestamp` shifted by `offset`, within what RTMP can carry.
+fn shifted(timestamp: u32, offset: i64) -> u32 {
+    (i64::from(timestamp) + offset).clamp(0, i64::from(u32::MAX)) as u32
+}
+
 /// A live push.
 pub(crate) struct Live {
     /// Who is pushing what.
     pub(crate) publisher: Publisher,
     pub(crate) hub: Arc<Hub>,
+    /// Whether this push feeds the hub (see [`Switch`]).
+    pub(crate) switch: Arc<Switch>,
+    /// Its latest metadata, video and audio sequence headers, sent ahead
+    /// of its frames when it takes over a hub.
+    headers: Mutex<[Option<Bytes>; 3]>,
     cancel: CancellationToken,
     end_reason: Mutex<Option<EndReason>>,
     meter: Mutex<Meter>,
@@ -127,6 +193,8 @@ pub(crate) struct Publisher {
     pub(crate) relay: bool,
     /// The epoch of this push's claim on its stream (several nodes).
     pub(crate) epoch: Option<i64>,
+    /// The relay task (row id) making this push, if one is.
+    pub(crate) relay_task: Option<i64>,
 }
 
 impl Live {
@@ -134,7 +202,7 @@ impl Live {
     /// replaces, so that players stay attached).
     pub(crate) fn new(
         p: Publisher,
-        hub: Arc<Hub>,
+        (hub, switch): (Arc<Hub>, Arc<Switch>),
         cancel: CancellationToken,
         hls: SegmenterConfig,
         chunk_size: u32,
@@ -142,6 +210,8 @@ impl Live {
         Live {
             publisher: p,
             hub,
+            switch,
+            headers: Mutex::new([None, None, None]),
             cancel,
             end_reason: Mutex::new(None),
             meter: Mutex::new(Meter::new(Instant::now())),
@@ -185,13 +255,14 @@ impl Live {
     }
 
     /// Takes one message from the publisher: measures it, feeds the HLS
-    /// segmenter, encodes it once for every output and hands it to the hub.
+    /// segmenter, and, while this push feeds the hub (see [`Switch`]),
+    /// encodes it once for every output and hands it to the hub.
     pub(crate) fn publish(&self, kind: FrameKind, timestamp: u32, payload: Bytes) {
         let now = Instant::now();
-        let (tag_kind, msg_type, csid) = match kind {
-            FrameKind::Audio => (TagKind::Audio, 8, 4),
-            FrameKind::Video => (TagKind::Video, 9, 6),
-            FrameKind::Script => (TagKind::Script, 18, 5),
+        let tag_kind = match kind {
+            FrameKind::Audio => TagKind::Audio,
+            FrameKind::Video => TagKind::Video,
+            FrameKind::Script => TagKind::Script,
         };
         let mut keyframe = false;
         let mut sequence_header = false;
@@ -236,6 +307,60 @@ impl Live {
                 tracing::debug!(stream = %self.publisher.key.stream, "HLS dropped a frame: {e}");
             }
         }
+        if kind == FrameKind::Script || sequence_header {
+            let slot = match kind {
+                FrameKind::Script => 0,
+                FrameKind::Video => 1,
+                FrameKind::Audio => 2,
+            };
+            self.headers.lock().unwrap_or_else(|e| e.into_inner())[slot] = Some(payload.clone());
+        }
+        // Under the switch's lock, so a hand-over and the frames around it
+        // reach the hub in order.
+        let mut sw = self.switch.lock();
+        if sw.feeder != self.publisher.session {
+            let takes_over = sw.pending == Some(self.publisher.session)
+                && kind == FrameKind::Video
+                && keyframe
+                && !sequence_header;
+            if !takes_over {
+                return;
+            }
+            sw.feeder = self.publisher.session;
+            sw.pending = None;
+            sw.offset = i64::from(self.hub.last_timestamp()) + 1 - i64::from(timestamp);
+            let at = shifted(timestamp, sw.offset);
+            let headers = self
+                .headers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let kinds = [FrameKind::Script, FrameKind::Video, FrameKind::Audio];
+            for (kind, header) in kinds.into_iter().zip(headers) {
+                if let Some(h) = header {
+                    let is_header = kind != FrameKind::Script;
+                    self.send(kind, at, h, kind == FrameKind::Video, is_header);
+                }
+            }
+        }
+        let at = shifted(timestamp, sw.offset);
+        self.send(kind, at, payload, keyframe, sequence_header);
+    }
+
+    /// Encodes one message for every output and hands it to the hub.
+    fn send(
+        &self,
+        kind: FrameKind,
+        timestamp: u32,
+        payload: Bytes,
+        keyframe: bool,
+        sequence_header: bool,
+    ) {
+        let (tag_kind, msg_type, csid) = match kind {
+            FrameKind::Audio => (TagKind::Audio, 8, 4),
+            FrameKind::Video => (TagKind::Video, 9, 6),
+            FrameKind::Script => (TagKind::Script, 18, 5),
+        };
         let rtmp = livestack_rtmp::chunk::encode_message_fmt0(
             csid,
             msg_type,

@@ -1,10 +1,16 @@
-//! The live pushes by stream, and the two rules of changing them.
+//! The live pushes by stream, and the rules of changing them.
 //!
-//! Owns: the map from [`StreamKey`] to its [`Live`] push. A second push of
-//! a live stream replaces the first and keeps its hub, so players stay
-//! attached (CSS's 21/102); a push that ends removes its entry only if it
-//! is still the current one. Must not: hold its lock across an `.await`
-//! or while calling out (every method takes it for one map operation).
+//! Owns: the map from [`StreamKey`] to its current [`Live`] push, and the
+//! backup pushes of streams whose push domain takes them. A second push
+//! of a live stream replaces the first and keeps its hub, so players stay
+//! attached (CSS's 21/102), unless the push domain takes backup streams
+//! (主备流, `[media] backup_domains`): then it is kept warm beside the
+//! first as its backup (a third replaces the backup), players follow the
+//! current one, and when that one ends, or a switch asks for it, the
+//! backup takes over the hub at its next keyframe ([`Switch`]). A push
+//! that ends removes its entry only if it is still the current one. Must
+//! not: hold its lock across an `.await` or while calling out (every
+//! method takes it for one map operation).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,27 +18,134 @@ use std::sync::{Arc, Mutex};
 use livestack_core::media::{EndReason, StreamKey};
 
 use crate::stream::hub::Hub;
-use crate::stream::live::Live;
+use crate::stream::live::{Live, Switch};
 
 /// Every live push, internal ones (processing outputs) included.
 #[derive(Default)]
 pub(crate) struct Registry {
-    streams: Mutex<HashMap<StreamKey, Arc<Live>>>,
+    streams: Mutex<Streams>,
+}
+
+#[derive(Default)]
+struct Streams {
+    current: HashMap<StreamKey, Arc<Live>>,
+    /// The backup push of a stream, where its domain takes one.
+    backups: HashMap<StreamKey, Arc<Live>>,
+}
+
+/// Why a switch to another push of a stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SwitchRefusal {
+    /// The stream is not live here.
+    NotLive,
+    /// No push of it has that session.
+    NoSuchPush,
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Arc<Live>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The push of `key`, if live.
     pub(crate) fn get(&self, key: &StreamKey) -> Option<Arc<Live>> {
-        self.lock().get(key).cloned()
+        self.lock().current.get(key).cloned()
     }
 
-    /// Every live push.
+    /// The current push of `key` and its backup, if any.
+    pub(crate) fn pushes(&self, key: &StreamKey) -> (Option<Arc<Live>>, Option<Arc<Live>>) {
+        let s = self.lock();
+        (s.current.get(key).cloned(), s.backups.get(key).cloned())
+    }
+
+    /// Optimal switching (`EnableOptimalSwitching`), once a second: of a
+    /// stream with it on and a backup, players move to the backup when
+    /// its measured frame rate is at least 1 and more than twice the
+    /// current push's (a push that stalls or starves falls to 0 within
+    /// the meter's window). Returns the streams switched.
+    pub(crate) fn switch_optimally(&self) -> Vec<StreamKey> {
+        let pairs: Vec<(StreamKey, Arc<Live>, Arc<Live>)> = {
+            let s = self.lock();
+            s.backups
+                .iter()
+                .filter_map(|(k, b)| {
+                    let c = s.current.get(k)?;
+                    c.switch
+                        .optimal()
+                        .then(|| (k.clone(), Arc::clone(c), Arc::clone(b)))
+                })
+                .collect()
+        };
+        let mut switched = Vec::new();
+        for (key, current, backup) in pairs {
+            let (now, other) = (current.snapshot().fps, backup.snapshot().fps);
+            if other >= 1.0
+                && other > 2.0 * now
+                && self.switch_to(&key, backup.publisher.session).is_ok()
+            {
+                switched.push(key);
+            }
+        }
+        switched
+    }
+
+    /// Registers the push `make` builds (session `session`): as the
+    /// backup of the current push of `key` when `backup` is allowed and
+    /// that one is an ordinary push (stopping a backup it replaces), else
+    /// replacing the current push as [`insert_replacing`](Self::insert_replacing)
+    /// does. Returns the push and whether it is a backup.
+    pub(crate) fn insert_push(
+        &self,
+        key: &StreamKey,
+        session: u64,
+        backup: bool,
+        make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
+    ) -> (Arc<Live>, bool) {
+        let mut streams = self.lock();
+        let primary = streams
+            .current
+            .get(key)
+            .filter(|l| backup && !l.publisher.internal && !l.publisher.relay)
+            .cloned();
+        let Some(primary) = primary else {
+            drop(streams);
+            return (self.insert_replacing(key, session, make), false);
+        };
+        if let Some(old) = streams.backups.remove(key) {
+            old.stop(EndReason::Replaced);
+        }
+        let live = make((Arc::clone(&primary.hub), Arc::clone(&primary.switch)));
+        streams.backups.insert(key.clone(), Arc::clone(&live));
+        (live, true)
+    }
+
+    /// Makes push session `session` of `key` the one players get, from its
+    /// next keyframe; the current one becomes the backup.
+    pub(crate) fn switch_to(&self, key: &StreamKey, session: u64) -> Result<(), SwitchRefusal> {
+        let mut streams = self.lock();
+        let current = streams
+            .current
+            .get(key)
+            .cloned()
+            .ok_or(SwitchRefusal::NotLive)?;
+        if current.publisher.session == session {
+            return Ok(());
+        }
+        let backup = streams
+            .backups
+            .get(key)
+            .filter(|b| b.publisher.session == session)
+            .cloned()
+            .ok_or(SwitchRefusal::NoSuchPush)?;
+        current.switch.hand_over(session);
+        streams.current.insert(key.clone(), backup);
+        streams.backups.insert(key.clone(), current);
+        Ok(())
+    }
+
+    /// Every live push (the current one of each stream).
     pub(crate) fn all(&self) -> Vec<Arc<Live>> {
-        self.lock().values().cloned().collect()
+        self.lock().current.values().cloned().collect()
     }
 
     /// Registers the push `make` builds on the stream's hub: the hub of
@@ -40,18 +153,22 @@ impl Registry {
     pub(crate) fn insert_replacing(
         &self,
         key: &StreamKey,
-        make: impl FnOnce(Arc<Hub>) -> Arc<Live>,
+        session: u64,
+        make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
     ) -> Arc<Live> {
         let mut streams = self.lock();
-        let hub = match streams.get(key) {
+        let hub = match streams.current.get(key) {
             Some(old) => {
                 old.stop(EndReason::Replaced);
                 Arc::clone(&old.hub)
             }
             None => Arc::new(Hub::new()),
         };
-        let live = make(hub);
-        streams.insert(key.clone(), Arc::clone(&live));
+        if let Some(backup) = streams.backups.remove(key) {
+            backup.stop(EndReason::Replaced);
+        }
+        let live = make((hub, Arc::new(Switch::new(session))));
+        streams.current.insert(key.clone(), Arc::clone(&live));
         live
     }
 
@@ -60,26 +177,43 @@ impl Registry {
     pub(crate) fn insert_if_absent(
         &self,
         key: &StreamKey,
-        make: impl FnOnce(Arc<Hub>) -> Arc<Live>,
+        session: u64,
+        make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
     ) -> Option<Arc<Live>> {
         let mut streams = self.lock();
-        if streams.contains_key(key) {
+        if streams.current.contains_key(key) {
             return None;
         }
-        let live = make(Arc::new(Hub::new()));
-        streams.insert(key.clone(), Arc::clone(&live));
+        let live = make((Arc::new(Hub::new()), Arc::new(Switch::new(session))));
+        streams.current.insert(key.clone(), Arc::clone(&live));
         Some(live)
     }
 
     /// Removes the push of `key` if it is still session `session` (a
-    /// replacement may own the key by now).
-    pub(crate) fn remove_if_current(&self, key: &StreamKey, session: u64) {
+    /// replacement may own the key by now): its backup, if it has one,
+    /// takes over (returned); or removes the backup if that is `session`.
+    pub(crate) fn remove_if_current(&self, key: &StreamKey, session: u64) -> Option<Arc<Live>> {
         let mut streams = self.lock();
         if streams
+            .backups
             .get(key)
             .is_some_and(|l| l.publisher.session == session)
         {
-            streams.remove(key);
+            streams.backups.remove(key);
+            return None;
         }
+        if streams
+            .current
+            .get(key)
+            .is_some_and(|l| l.publisher.session == session)
+        {
+            streams.current.remove(key);
+            if let Some(backup) = streams.backups.remove(key) {
+                backup.switch.hand_over(backup.publisher.session);
+                streams.current.insert(key.clone(), Arc::clone(&backup));
+                return Some(backup);
+            }
+        }
+        None
     }
 }

@@ -7,6 +7,7 @@
 // Test helpers are `pub` for the sibling modules; the binary exports nothing.
 #![allow(unreachable_pub)]
 
+mod backup_streams;
 mod browser;
 pub(crate) mod callbacks;
 mod certs;
@@ -19,7 +20,7 @@ mod harness;
 mod limits;
 mod media;
 mod metrics;
-mod mix;
+pub(crate) mod mix;
 mod operations;
 mod parity;
 mod policy;

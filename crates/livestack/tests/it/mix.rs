@@ -15,20 +15,35 @@ use crate::media::{ffmpeg_bin, now, probe, push_key, push_url, setup, state, Pub
 
 const W: u32 = 640;
 const H: u32 = 360;
-const RED: [f64; 3] = [255.0, 0.0, 0.0];
-const GREEN: [f64; 3] = [0.0, 255.0, 0.0];
+pub(crate) const RED: [f64; 3] = [255.0, 0.0, 0.0];
+pub(crate) const GREEN: [f64; 3] = [0.0, 255.0, 0.0];
 const BLUE: [f64; 3] = [0.0, 0.0, 255.0];
 const YELLOW: [f64; 3] = [255.0, 255.0, 0.0];
 
 /// Pushes `seconds` of a 320x180 picture of one colour (0xRRGGBB) with a
 /// tone, as live/`stream`, and waits until it is live.
-fn colour_push(server: &Server, stream: &str, colour: &str, seconds: u32) -> Publisher {
+pub(crate) fn colour_push(server: &Server, stream: &str, colour: &str, seconds: u32) -> Publisher {
+    colour_push_at(server, stream, colour, 25, seconds)
+}
+
+/// [`colour_push`] at `fps` frames per second.
+pub(crate) fn colour_push_at(
+    server: &Server,
+    stream: &str,
+    colour: &str,
+    fps: u32,
+    seconds: u32,
+) -> Publisher {
     let url = push_url(
         server,
         stream,
         &urlsign::query(&push_key(server), stream, now() + 600),
     );
-    let p = Publisher::start_with(&url, &format!("color=c={colour}:s=320x180:r=25"), seconds);
+    let p = Publisher::start_with(
+        &url,
+        &format!("color=c={colour}:s=320x180:r={fps}"),
+        seconds,
+    );
     assert!(
         wait_until(Duration::from_secs(15), || state(server, stream)
             == "active"),
@@ -46,14 +61,14 @@ fn colour_push(server: &Server, stream: &str, colour: &str, seconds: u32) -> Pub
     p
 }
 
-fn online(server: &Server) -> Vec<Value> {
+pub(crate) fn online(server: &Server) -> Vec<Value> {
     server.api("DescribeLiveStreamOnlineList", json!({})).ok()["OnlineInfo"]
         .as_array()
         .cloned()
         .unwrap_or_default()
 }
 
-fn flv(server: &Server, stream: &str) -> String {
+pub(crate) fn flv(server: &Server, stream: &str) -> String {
     format!(
         "http://{}/live/{stream}.flv?domain=play.example.com",
         server.http
@@ -87,7 +102,7 @@ fn mean(frame: &[u8], width: u32, x: u32, y: u32) -> [f64; 3] {
     sum.map(|s| s / 4800.0)
 }
 
-fn near(c: [f64; 3], want: [f64; 3]) -> bool {
+pub(crate) fn near(c: [f64; 3], want: [f64; 3]) -> bool {
     c.iter().zip(want).all(|(a, b)| (a - b).abs() < 60.0)
 }
 

@@ -118,6 +118,14 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
         .filter_map(|s| s["StreamName"].as_str())
         .collect();
     assert!(names.contains(&"relayed"), "{names:?}");
+    // Its push names the task it comes from.
+    let pushes = server.api("DescribeBackupStreamList", json!({"StreamName": "relayed"}));
+    assert_eq!(
+        pushes.ok()["StreamInfoList"][0]["BackupList"][0]["SourceFrom"],
+        format!("拉流转推({id})").as_str(),
+        "{}",
+        pushes.0
+    );
 
     // The task's start, with the documented body: strings of JSON.
     let start = receiver.wait_for("/pull", 1, Duration::from_secs(15));
