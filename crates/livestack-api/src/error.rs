@@ -272,6 +272,7 @@ error_codes! {
         "The session to cancel does not exist.", "取消不存在的会话。";
     FailedOperationStreamNotExist => "FailedOperation.StreamNotExist",
         "The stream does not exist.", "流不存在。";
+    FailedOperationNotFound => "FailedOperation.NotFound", "No record was found.", "找不到记录。";
     FailedOperationGetStreamResolutionError => "FailedOperation.GetStreamResolutionError",
         "Could not get the input stream's width and height.", "获取输入流长宽失败。";
     InternalErrorConnectDbError => "InternalError.ConnectDbError", "Database connection error.", "DB连接错误。";

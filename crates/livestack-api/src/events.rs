@@ -210,6 +210,7 @@ async fn record_one(
         }
         MediaEvent::PullTaskReported {
             task,
+            live,
             active,
             file_url,
             file_index,
@@ -227,6 +228,12 @@ async fn record_one(
                 offset_secs,
                 last_error,
                 reported_at: at,
+                source_type: if live {
+                    "PullLivePushLive"
+                } else {
+                    "PullVodPushLive"
+                }
+                .to_owned(),
             };
             store
                 .run(move |c| livestack_store::pull_tasks::report(c, task, &report))

@@ -331,6 +331,8 @@ pub enum MediaEvent {
     PullTaskReported {
         /// The task's row id.
         task: i64,
+        /// Whether its source is live (else files).
+        live: bool,
         /// Whether it is pushing now.
         active: bool,
         /// The URL being pulled.

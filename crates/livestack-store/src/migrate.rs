@@ -38,6 +38,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         16,
         include_str!("migrations/0016_mix_session_notifications.pg.sql"),
     ),
+    (17, include_str!("migrations/0017_pull_task_spans.sql")),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in

@@ -63,6 +63,22 @@ pub struct RunReport {
     pub last_error: String,
     /// When (Unix seconds).
     pub reported_at: i64,
+    /// The task's `SourceType` (for its run spans; not kept with the
+    /// report).
+    pub source_type: String,
+}
+
+/// One run of a task: when it pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpan {
+    /// The task's row id.
+    pub task: i64,
+    /// Its `SourceType`.
+    pub source_type: String,
+    /// Unix seconds it started pushing.
+    pub started_at: i64,
+    /// Unix seconds it stopped; `None` while it runs.
+    pub ended_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, account_id, token, specify_task_id, spec, status, start_time, \
@@ -198,6 +214,11 @@ pub fn delete(conn: &Connection, account: AccountId, id: i64, now: i64) -> Store
         "DELETE FROM pull_task_runs WHERE task_id = ?1",
         crate::params![id],
     )?;
+    conn.execute(
+        "UPDATE pull_task_spans SET ended_at = CASE WHEN ?2 > started_at THEN ?2 ELSE started_at END
+         WHERE task_id = ?1 AND ended_at IS NULL",
+        crate::params![id, now],
+    )?;
     Ok(n > 0)
 }
 
@@ -271,7 +292,60 @@ pub fn report(conn: &Connection, task: i64, r: &RunReport) -> StoreResult<()> {
             r.reported_at,
         ],
     )?;
+    // A run opens with the first report that it pushes and closes with
+    // the first that it does not.
+    let open: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM pull_task_spans WHERE task_id = ?1 AND ended_at IS NULL",
+            crate::params![task],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match (open, r.active) {
+        (None, true) => {
+            conn.execute(
+                "INSERT INTO pull_task_spans (task_id, account_id, source_type, started_at)
+                 SELECT id, account_id, ?2, ?3 FROM pull_tasks
+                 WHERE id = ?1 AND deleted_at IS NULL",
+                crate::params![task, r.source_type, r.reported_at],
+            )?;
+        }
+        (Some(span), false) => close_span(conn, span, r.reported_at)?,
+        _ => {}
+    }
     Ok(())
+}
+
+fn close_span(conn: &Connection, span: i64, at: i64) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE pull_task_spans SET ended_at = CASE WHEN ?2 > started_at THEN ?2 ELSE started_at END WHERE id = ?1",
+        crate::params![span, at],
+    )?;
+    Ok(())
+}
+
+/// `account`'s task runs that overlap `from..=to` (Unix seconds), deleted
+/// tasks' included.
+pub fn spans_between(
+    conn: &Connection,
+    account: AccountId,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<RunSpan>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT task_id, source_type, started_at, ended_at FROM pull_task_spans
+         WHERE account_id = ?1 AND started_at <= ?3 AND (ended_at IS NULL OR ended_at >= ?2)
+         ORDER BY started_at",
+    )?;
+    let rows = stmt.query_map(crate::params![account.0, from, to], |r| {
+        Ok(RunSpan {
+            task: r.get(0)?,
+            source_type: r.get(1)?,
+            started_at: r.get(2)?,
+            ended_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// What task `task`'s job last said, if it ever ran.
@@ -291,6 +365,7 @@ pub fn last_report(conn: &Connection, task: i64) -> StoreResult<Option<RunReport
                 offset_secs: r.get(5)?,
                 last_error: r.get(6)?,
                 reported_at: r.get(7)?,
+                source_type: String::new(),
             })
         })
         .optional()?)

@@ -17,11 +17,13 @@ use livestack_model::{
     DeletePullStreamConfigResponse, DescribeLivePullStreamTaskStatusRequest,
     DescribeLivePullStreamTaskStatusResponse, DescribeLivePullStreamTasksRequest,
     DescribeLivePullStreamTasksResponse, DescribePullStreamConfigsRequest,
-    DescribePullStreamConfigsResponse, ModifyLivePullStreamTaskRequest,
+    DescribePullStreamConfigsResponse, DescribePullTransformPushInfoListRequest,
+    DescribePullTransformPushInfoListResponse, ModifyLivePullStreamTaskRequest,
     ModifyLivePullStreamTaskResponse, ModifyPullStreamConfigRequest,
     ModifyPullStreamConfigResponse, ModifyPullStreamStatusRequest, ModifyPullStreamStatusResponse,
     PullPushWatermarkInfo, PullStreamConfig, PullStreamTaskInfo, RecentPullInfo,
     RestartLivePullStreamTaskRequest, RestartLivePullStreamTaskResponse, TaskStatusInfo,
+    TurnPushInfo,
 };
 use livestack_store::pull_tasks::{self, PullTaskRow};
 use serde::{Deserialize, Serialize};
@@ -877,6 +879,88 @@ pub async fn describe_live_pull_stream_task_status(
             file_duration: Some(0),
             next_file_url: Some(next),
         },
+    })
+}
+
+/// The push quality of a relay task's target stream over the window (up
+/// to a month ago): the push samples of that stream while the task was
+/// pushing it (one a minute, kept 7 days). A task pushing to a `ToUrl`
+/// elsewhere has none: livestack measures the pushes it receives, not
+/// what its relays send to other servers.
+pub async fn describe_pull_transform_push_info_list(
+    cx: Cx,
+    req: DescribePullTransformPushInfoListRequest,
+) -> ApiResult<DescribePullTransformPushInfoListResponse> {
+    let (from, to) =
+        super::stream::window(&cx, &req.start_time, &req.end_time, 31 * DAY, 31 * DAY)?;
+    let account = cx.account;
+    let id = req.task_id.trim().to_owned();
+    let rows = cx
+        .store
+        .run(move |c| {
+            let Some(row) = find(c, account, &id, None)? else {
+                return Ok(None);
+            };
+            let Some(PullTask {
+                target:
+                    PullTarget::Stream {
+                        domain,
+                        app,
+                        stream,
+                    },
+                ..
+            }) = to_core(&row)
+            else {
+                return Ok(Some(Vec::new()));
+            };
+            let spans = pull_tasks::spans_between(c, account, from, to)?;
+            let samples = livestack_store::samples::list(
+                c,
+                account,
+                &stream,
+                Some(&domain),
+                Some(&app),
+                from * 1000,
+                to * 1000 + 999,
+            )?;
+            // Only while the task was the one pushing.
+            let ours = |at_ms: i64| {
+                spans.iter().any(|s| {
+                    s.task == row.id
+                        && s.started_at * 1000 <= at_ms
+                        && s.ended_at.is_none_or(|e| at_ms <= e * 1000 + 999)
+                })
+            };
+            Ok(Some(
+                samples.into_iter().filter(|s| ours(s.at_ms)).collect(),
+            ))
+        })
+        .await?;
+    let rows: Vec<livestack_store::samples::Sample> = rows.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::FailedOperationNotFound,
+            format!("There is no relay task {}.", req.task_id),
+            format!("拉流转推任务 {} 不存在。", req.task_id),
+        )
+    })?;
+    let whole = |v: f64| {
+        (v.is_finite() && v > 0.0)
+            .then(|| v.round() as i64)
+            .unwrap_or(0)
+    };
+    Ok(DescribePullTransformPushInfoListResponse {
+        data_info_list: Some(
+            rows.into_iter()
+                .map(|r| TurnPushInfo {
+                    video_fps: Some(whole(r.fps)),
+                    audio_fps: Some(whole(r.audio_fps)),
+                    video_rate: Some(r.video_bps),
+                    audio_rate: Some(r.audio_bps),
+                    stream_flag: Some(r.stream),
+                    time: Some(utc_iso(r.at_ms.div_euclid(1000))),
+                })
+                .collect(),
+        ),
     })
 }
 

@@ -1,7 +1,8 @@
 //! Bookkeeping, from what really happened:
 //! `DescribeScreenShotSheetNumList` (snapshots stored),
-//! `DescribeConcurrentRecordStreamNum` (streams recorded at once) and
-//! `DescribeStreamPushInfoList` (push quality, sampled each minute).
+//! `DescribeConcurrentRecordStreamNum` (streams recorded at once),
+//! `DescribeStreamPushInfoList` (push quality, sampled each minute) and
+//! `DescribePullTransformPushInfo` (how long relay tasks pushed).
 //!
 //! Owns: the windows, slots and filters of these two queries. Must not:
 //! invent numbers: a slot with nothing in it says 0, and data for a zone
@@ -10,9 +11,10 @@
 
 use livestack_model::{
     ConcurrentRecordStreamNum, DescribeConcurrentRecordStreamNumRequest,
-    DescribeConcurrentRecordStreamNumResponse, DescribeScreenShotSheetNumListRequest,
+    DescribeConcurrentRecordStreamNumResponse, DescribePullTransformPushInfoRequest,
+    DescribePullTransformPushInfoResponse, DescribeScreenShotSheetNumListRequest,
     DescribeScreenShotSheetNumListResponse, DescribeStreamPushInfoListRequest,
-    DescribeStreamPushInfoListResponse, PushQualityData, TimeValue,
+    DescribeStreamPushInfoListResponse, PushQualityData, TaskDurationInfo, TimeValue,
 };
 use livestack_store::samples;
 use livestack_store::usage::{self, SLOT_SECS};
@@ -201,6 +203,72 @@ pub async fn describe_concurrent_record_stream_num(
     }
     Ok(DescribeConcurrentRecordStreamNumResponse {
         data_info_list: Some(data),
+    })
+}
+
+/// How long the caller's relay tasks pushed in each 5 minutes of the
+/// window (up to 31 days, within the last 3 years), of one `SourceType`
+/// or all: each run counted from the report that it started pushing to
+/// the one that it stopped (or now, while it runs), deleted tasks' runs
+/// included, as on a bill.
+pub async fn describe_pull_transform_push_info(
+    cx: Cx,
+    req: DescribePullTransformPushInfoRequest,
+) -> ApiResult<DescribePullTransformPushInfoResponse> {
+    let ours = zone("MainlandOrOversea", req.mainland_or_oversea.as_deref())?;
+    let kind = match req.source_type.as_deref().unwrap_or("") {
+        "" => None,
+        k @ ("PullLivePushLive" | "PullVodPushLive" | "PullPicPushLive") => Some(k.to_owned()),
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameterValue,
+                format!("SourceType must be PullLivePushLive, PullVodPushLive or PullPicPushLive, not `{other}`."),
+                format!("SourceType 取值须为 PullLivePushLive、PullVodPushLive 或 PullPicPushLive，当前为 `{other}`。"),
+            ))
+        }
+    };
+    let (from, to) = window(
+        &cx,
+        &lenient(&req.start_time),
+        &lenient(&req.end_time),
+        31 * DAY,
+        3 * 366 * DAY,
+    )?;
+    let account = cx.account;
+    let spans = if ours {
+        cx.store
+            .run(move |c| livestack_store::pull_tasks::spans_between(c, account, from, to))
+            .await?
+    } else {
+        Vec::new()
+    };
+    let runs: Vec<(i64, i64)> = spans
+        .into_iter()
+        .filter(|s| kind.as_deref().is_none_or(|k| k == s.source_type))
+        .map(|s| (s.started_at, s.ended_at.unwrap_or(cx.now)))
+        .collect();
+    let mut total = 0u64;
+    let data_info_list: Vec<TaskDurationInfo> = slots(from, to, SLOT_SECS, 0)
+        .into_iter()
+        .map(|slot| {
+            let (a, b) = (slot.max(from), (slot + SLOT_SECS).min(to + 1));
+            let seconds: i64 = runs
+                .iter()
+                .map(|&(s, e)| (e.min(b) - s.max(a)).max(0))
+                .sum();
+            let seconds = u64::try_from(seconds).unwrap_or(0);
+            total += seconds;
+            TaskDurationInfo {
+                time: utc_iso(slot),
+                duration: seconds.div_ceil(60),
+                duration_second: seconds,
+            }
+        })
+        .collect();
+    Ok(DescribePullTransformPushInfoResponse {
+        data_info_list,
+        total_duration: total.div_ceil(60),
+        total_duration_second: total,
     })
 }
 

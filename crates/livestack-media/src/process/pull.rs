@@ -349,6 +349,7 @@ impl PullJob {
     ) {
         self.inner.emit(MediaEvent::PullTaskReported {
             task: self.task.id,
+            live: self.task.kind == PullSourceKind::Live,
             active,
             file_url: url.to_owned(),
             file_index: index,

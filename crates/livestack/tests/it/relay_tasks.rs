@@ -875,3 +875,80 @@ fn a_redirect_of_a_relay_source_to_an_address_the_operator_did_not_allow_is_not_
     assert_eq!(private.hits(), 0, "the redirect reached a refused address");
     assert_eq!(state(&server, "jumped"), "inactive");
 }
+
+#[test]
+fn a_relay_tasks_push_time_and_quality_are_reported_from_its_runs() {
+    let (server, _config) = recording_server_with(
+        "push_sample_interval_secs = 1\n[fetch]\nallow = [\"127.0.0.0/8\"]\n",
+    );
+    let _source = live_push(&server, "origin", 120);
+    let id = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "origin")],
+            "metered",
+            json!({}),
+        ),
+    ));
+    await_state(&server, "metered", "active", "the relay never pushed");
+    let window = || json!({"StartTime": iso(now() - 600), "EndTime": iso(now())});
+    // Quality samples of its target while it pushes.
+    let mut samples = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            samples = python1(&server.call(
+                "DescribePullTransformPushInfoList",
+                with(window(), json!({"TaskId": id})),
+            ))
+            .ok()["DataInfoList"]
+                .clone();
+            samples.as_array().is_some_and(|s| s.len() >= 2)
+        }),
+        "no samples: {samples}"
+    );
+    let last = &samples.as_array().unwrap()[samples.as_array().unwrap().len() - 1];
+    assert_eq!(last["StreamFlag"], "metered", "{last}");
+    assert!(last["VideoFps"].as_i64().unwrap_or(0) > 0, "{last}");
+    assert!(last["VideoRate"].as_i64().unwrap_or(0) > 0, "{last}");
+
+    // Its push time, counted while it runs, by SourceType.
+    let seconds = |extra: Value| {
+        server
+            .api("DescribePullTransformPushInfo", with(window(), extra))
+            .ok()["TotalDurationSecond"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || seconds(json!({})) >= 3),
+        "no push time counted"
+    );
+    assert_eq!(seconds(json!({"SourceType": "PullVodPushLive"})), 0);
+    assert!(seconds(json!({"SourceType": "PullLivePushLive"})) >= 3);
+    let bad = server.api(
+        "DescribePullTransformPushInfo",
+        with(window(), json!({"SourceType": "Pictures"})),
+    );
+    assert_eq!(bad.code(), Some("InvalidParameterValue"));
+
+    // Deleted, its time stays on the bill; its samples are gone with it.
+    server
+        .api(
+            "DeleteLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests"}),
+        )
+        .ok();
+    let counted = seconds(json!({}));
+    assert!(counted >= 3, "{counted}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        seconds(json!({})) <= counted + 1,
+        "a deleted task's run stayed open"
+    );
+    let gone = server.api(
+        "DescribePullTransformPushInfoList",
+        with(window(), json!({"TaskId": id})),
+    );
+    assert_eq!(gone.code(), Some("FailedOperation.NotFound"));
+}
