@@ -944,9 +944,11 @@ pub async fn describe_pull_transform_push_info_list(
         )
     })?;
     let whole = |v: f64| {
-        (v.is_finite() && v > 0.0)
-            .then(|| v.round() as i64)
-            .unwrap_or(0)
+        if v.is_finite() && v > 0.0 {
+            v.round() as i64
+        } else {
+            0
+        }
     };
     Ok(DescribePullTransformPushInfoListResponse {
         data_info_list: Some(
