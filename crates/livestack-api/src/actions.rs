@@ -16,6 +16,7 @@ pub mod cert;
 pub mod check;
 pub mod domain;
 pub mod mix;
+pub mod owner;
 pub mod processing;
 pub mod pull;
 pub mod record;

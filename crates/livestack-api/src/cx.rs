@@ -34,6 +34,8 @@ pub struct Cx {
     pub fetch: livestack_net::Fetcher,
     /// The limits of legacy recording tasks.
     pub task_limits: crate::settings::TaskLimits,
+    /// How domain ownership is checked, and when it is required.
+    pub owner: Arc<crate::settings::OwnerVerification>,
     /// This node's name (whose streams the local media plane holds).
     pub node: Arc<str>,
 }

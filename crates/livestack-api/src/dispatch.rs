@@ -136,6 +136,8 @@ actions! {
     CreateLiveRecord => crate::actions::task::create_live_record,
     StopLiveRecord => crate::actions::task::stop_live_record,
     DeleteLiveRecord => crate::actions::task::delete_live_record,
+    // domain ownership
+    AuthenticateDomainOwner => crate::actions::owner::authenticate_domain_owner,
     // primary and backup streams
     DescribeBackupStreamList => crate::actions::backup::describe_backup_stream_list,
     SwitchBackupStream => crate::actions::backup::switch_backup_stream,

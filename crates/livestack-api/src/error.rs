@@ -272,6 +272,8 @@ error_codes! {
         "The session to cancel does not exist.", "取消不存在的会话。";
     FailedOperationStreamNotExist => "FailedOperation.StreamNotExist",
         "The stream does not exist.", "流不存在。";
+    FailedOperationDomainNeedVerifyOwner => "FailedOperation.DomainNeedVerifyOwner",
+        "The domain's ownership must be verified.", "域名归属待验证。";
     FailedOperationNotFound => "FailedOperation.NotFound", "No record was found.", "找不到记录。";
     FailedOperationGetStreamResolutionError => "FailedOperation.GetStreamResolutionError",
         "Could not get the input stream's width and height.", "获取输入流长宽失败。";

@@ -89,6 +89,8 @@ pub struct ApiSettings {
     pub fetch: livestack_net::FetchPolicy,
     /// This node's name among nodes sharing one database.
     pub node: String,
+    /// How domain ownership is checked, and when it is required.
+    pub owner: crate::settings::OwnerVerification,
 }
 
 impl Default for ApiSettings {
@@ -99,6 +101,7 @@ impl Default for ApiSettings {
             task_limits: TaskLimits::default(),
             fetch: livestack_net::FetchPolicy::default(),
             node: String::new(),
+            owner: crate::settings::OwnerVerification::default(),
         }
     }
 }
@@ -113,6 +116,7 @@ pub struct Gateway {
     auth: Authenticator,
     task_limits: TaskLimits,
     fetch: livestack_net::Fetcher,
+    owner: Arc<crate::settings::OwnerVerification>,
     node: Arc<str>,
     clock: Clock,
     metrics: crate::metrics::ApiMetrics,
@@ -144,6 +148,7 @@ impl Gateway {
             auth: Authenticator::new(store.clone()),
             task_limits: settings.task_limits,
             fetch,
+            owner: Arc::new(settings.owner.clone()),
             node: Arc::from(settings.node.as_str()),
             clock,
             metrics: crate::metrics::ApiMetrics::default(),
@@ -491,6 +496,7 @@ async fn execute(
         dry_run,
         now,
         task_limits: gw.task_limits,
+        owner: Arc::clone(&gw.owner),
         fetch: gw.fetch.clone(),
         node: Arc::clone(&gw.node),
     };

@@ -26,4 +26,4 @@ pub mod time;
 
 pub use gateway::{ApiSettings, Gateway, DEFAULT_REGIONS, VERSION};
 pub use policy::PolicyPublisher;
-pub use settings::TaskLimits;
+pub use settings::{OwnerVerification, TaskLimits};

@@ -1,7 +1,8 @@
 //! Settings of the API that an operator chooses.
 //!
 //! Owns: [`TaskLimits`], the per-account limits of legacy recording
-//! tasks and of relay tasks. Must not: read files or the environment (the binary does).
+//! tasks and of relay tasks, and [`OwnerVerification`], how domain
+//! ownership is checked. Must not: read files or the environment (the binary does).
 
 /// How long fetching a watermark picture may take, connection to last byte.
 pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -36,6 +37,37 @@ impl Default for TaskLimits {
             legacy_per_day: LEGACY_PER_DAY,
             legacy_running: LEGACY_AT_ONCE,
             pull_tasks: PULL_TASKS,
+        }
+    }
+}
+
+/// How `AuthenticateDomainOwner` checks that an account controls a
+/// domain, and when `AddLiveDomain` requires it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerVerification {
+    /// `AddLiveDomain` refuses a domain whose main domain another account
+    /// already has a domain under, until this account has verified it
+    /// (`FailedOperation.DomainNeedVerifyOwner`), as CSS does. Off by
+    /// default: a platform of one tenant has no one to keep out.
+    pub required: bool,
+    /// The name server TXT records are asked of; `None`: the system's.
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// The TXT record's name, `{domain}` standing for the main domain.
+    pub txt_name: String,
+    /// The verification file's URL, `{domain}` standing for the domain
+    /// verified.
+    pub file_url: String,
+}
+
+impl Default for OwnerVerification {
+    /// CSS's record (`_cssauth` TXT) and file (`cssauth.html` at the
+    /// root), not required.
+    fn default() -> Self {
+        OwnerVerification {
+            required: false,
+            dns_server: None,
+            txt_name: "_cssauth.{domain}".to_owned(),
+            file_url: "http://{domain}/cssauth.html".to_owned(),
         }
     }
 }

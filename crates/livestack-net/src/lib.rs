@@ -16,6 +16,7 @@ use std::time::Duration;
 pub use livestack_core::netpolicy::{Cidr, FetchPolicy};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+pub mod dns;
 pub mod proxy;
 
 /// A fetch was refused: the URL's host is, or resolves only to, an address

@@ -299,3 +299,53 @@ pub fn delete(
     )?;
     Ok(n > 0)
 }
+
+/// Whether `account` has proven it controls `main_domain`.
+pub fn owner_verified(
+    conn: &Connection,
+    account: AccountId,
+    main_domain: &str,
+) -> StoreResult<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM domain_owners WHERE account_id = ?1 AND main_domain = ?2",
+        crate::params![account.0, main_domain],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Records that `account` proved it controls `main_domain` by `method`
+/// at `now` (again: the latest proof is kept).
+pub fn record_owner(
+    conn: &Connection,
+    account: AccountId,
+    main_domain: &str,
+    method: &str,
+    now: i64,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO domain_owners (account_id, main_domain, method, verified_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account_id, main_domain) DO UPDATE SET method = excluded.method,
+             verified_at = excluded.verified_at",
+        crate::params![account.0, main_domain, method, now],
+    )?;
+    Ok(())
+}
+
+/// Whether an account other than `account` has `main_domain` or a domain
+/// under it. Domain names hold letters, digits, `-` and `.` only, so the
+/// pattern has nothing to escape.
+pub fn held_by_another(
+    conn: &Connection,
+    account: AccountId,
+    main_domain: &str,
+) -> StoreResult<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM domains
+         WHERE account_id <> ?1 AND (name = ?2 OR name LIKE ?3)",
+        crate::params![account.0, main_domain, format!("%.{main_domain}")],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("migrations/0016_mix_session_notifications.pg.sql"),
     ),
     (17, include_str!("migrations/0017_pull_task_spans.sql")),
+    (18, include_str!("migrations/0018_domain_owners.sql")),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in

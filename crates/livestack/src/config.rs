@@ -199,6 +199,16 @@ pub struct ApiConfig {
     pub legacy_record_tasks_running: u64,
     /// Relay (pull-stream) tasks an account may hold.
     pub pull_stream_tasks: u64,
+    /// AddLiveDomain requires a verified main domain when another account
+    /// has a domain under it (FailedOperation.DomainNeedVerifyOwner).
+    pub verify_domain_owner: bool,
+    /// The name server of AuthenticateDomainOwner's TXT lookups ("":
+    /// the system's).
+    pub owner_dns_server: String,
+    /// The TXT record's name (`{domain}`: the main domain).
+    pub owner_txt_name: String,
+    /// The verification file's URL (`{domain}`: the domain verified).
+    pub owner_file_url: String,
 }
 
 /// A listener of the media plane.
@@ -547,6 +557,10 @@ impl Default for ApiConfig {
             legacy_record_tasks_per_day: defaults.task_limits.legacy_per_day,
             legacy_record_tasks_running: defaults.task_limits.legacy_running,
             pull_stream_tasks: defaults.task_limits.pull_tasks,
+            verify_domain_owner: defaults.owner.required,
+            owner_dns_server: String::new(),
+            owner_txt_name: defaults.owner.txt_name,
+            owner_file_url: defaults.owner.file_url,
         }
     }
 }

@@ -267,6 +267,17 @@ impl App {
             },
             fetch,
             node: node.clone(),
+            owner: livestack_api::OwnerVerification {
+                required: config.api.verify_domain_owner,
+                dns_server: match config.api.owner_dns_server.trim() {
+                    "" => None,
+                    s => Some(s.parse().with_context(|| {
+                        format!("[api] owner_dns_server `{s}` is not an address like 127.0.0.1:53")
+                    })?),
+                },
+                txt_name: config.api.owner_txt_name.clone(),
+                file_url: config.api.owner_file_url.clone(),
+            },
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
         // Other nodes' configuration writes and drop orders (PostgreSQL):

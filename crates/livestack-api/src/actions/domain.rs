@@ -6,8 +6,10 @@
 //!
 //! Owns: validation of domain names and of the documented enumerations,
 //! and the choice of error code for each failure. Must not: resolve DNS or
-//! verify domain ownership (a self-hosted platform has nothing to verify
-//! against; `VerifyOwnerType` is accepted and checked for its values only).
+//! verify domain ownership itself (`owner.rs` does; `AddLiveDomain` asks it
+//! whether a domain needs a verified owner first, and `VerifyOwnerType`
+//! is checked for its values only, the proof being
+//! `AuthenticateDomainOwner`'s).
 
 use livestack_core::DomainKind;
 use livestack_model::{
@@ -224,9 +226,11 @@ pub async fn add_live_domain(
         Mine,
         Theirs,
         Full,
+        Unverified,
         DryRun,
     }
     let dry_run = cx.dry_run;
+    let verify = cx.owner.required;
     // One write transaction: the uniqueness and quota checks and the insert
     // see the same state.
     let outcome = cx
@@ -236,6 +240,15 @@ pub async fn add_live_domain(
                 Some(existing) if existing.account_id == domain.account_id => Outcome::Mine,
                 Some(_) => Outcome::Theirs,
                 None if domains::count(c, domain.account_id)? >= DOMAIN_QUOTA => Outcome::Full,
+                None if super::owner::needs_verification(
+                    c,
+                    verify,
+                    domain.account_id,
+                    &domain.name,
+                )? =>
+                {
+                    Outcome::Unverified
+                }
                 None if dry_run => Outcome::DryRun,
                 None => {
                     domains::insert(c, &domain)?;
@@ -260,6 +273,14 @@ pub async fn add_live_domain(
             format!("The domain `{name}` is already in use by another account."),
             format!("域名 `{name}` 已在其他处接入，请检查域名是否输入正确。"),
         )),
+        Outcome::Unverified => {
+            let main = super::owner::main_domain(&name).unwrap_or_default();
+            Err(ApiError::new(
+                ErrorCode::FailedOperationDomainNeedVerifyOwner,
+                format!("Another account has a domain under {main}: prove this account controls {main} with AuthenticateDomainOwner (dnsCheck or fileCheck) first."),
+                format!("{main} 下已有其他账号的域名：请先通过 AuthenticateDomainOwner（dnsCheck 或 fileCheck）验证本账号对 {main} 的归属。"),
+            ))
+        }
         Outcome::Full => Err(ApiError::new(
             ErrorCode::FailedOperationHostOutLimit,
             format!("This account already has {DOMAIN_QUOTA} domains, the limit."),

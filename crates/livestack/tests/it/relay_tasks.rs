@@ -238,15 +238,15 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
 /// A tiny HTTP server on 127.0.0.1:0 serving the files of a directory,
 /// a thread per connection, until dropped.
 /// A file `NAME.redirect` answers NAME with a 302 to the URL it holds.
-struct Files {
-    addr: SocketAddr,
+pub(crate) struct Files {
+    pub(crate) addr: SocketAddr,
     hits: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Files {
-    fn serve(dir: PathBuf) -> Files {
+    pub(crate) fn serve(dir: PathBuf) -> Files {
         Files::serve_on("127.0.0.1", dir)
     }
 
