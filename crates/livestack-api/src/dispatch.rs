@@ -152,6 +152,7 @@ actions! {
     RestartLivePullStreamTask => crate::actions::pull::restart_live_pull_stream_task,
     DescribeLivePullStreamTasks => crate::actions::pull::describe_live_pull_stream_tasks,
     DescribeLivePullStreamTaskStatus => crate::actions::pull::describe_live_pull_stream_task_status,
+    InsertTaskTemporaryFiles => crate::actions::pull::insert_task_temporary_files,
     DescribePullTransformPushInfoList => crate::actions::pull::describe_pull_transform_push_info_list,
     DescribePullTransformPushInfo => crate::actions::usage::describe_pull_transform_push_info,
     CreatePullStreamConfig => crate::actions::pull::create_pull_stream_config,

@@ -239,6 +239,11 @@ async fn record_one(
                 .run(move |c| livestack_store::pull_tasks::report(c, task, &report))
                 .await
         }
+        MediaEvent::PullInsertPlayed { insert, at } => {
+            store
+                .run(move |c| livestack_store::pull_tasks::insert_played(c, insert, at))
+                .await
+        }
         MediaEvent::RecordingStopped { span, at_ms } => {
             store
                 .run(move |c| livestack_store::usage::stop_recording(c, span, at_ms))

@@ -57,6 +57,7 @@ struct Snapshot {
     tasks: Vec<tasks::TaskRow>,
     pull_tasks: Vec<livestack_store::pull_tasks::PullTaskRow>,
     mixes: Vec<livestack_store::mixes::MixRow>,
+    inserts: Vec<livestack_store::pull_tasks::InsertRow>,
     nodes: Vec<String>,
     accounts: Vec<livestack_store::Account>,
 }
@@ -129,6 +130,7 @@ impl PolicyPublisher {
                     tasks: tasks::in_force(c, now)?,
                     pull_tasks: livestack_store::pull_tasks::in_force(c, now)?,
                     mixes: livestack_store::mixes::all(c)?,
+                    inserts: livestack_store::pull_tasks::pending_inserts(c)?,
                     // Nodes share a database only on PostgreSQL.
                     nodes: if c.backend() == livestack_store::db::Backend::Postgres {
                         livestack_store::cluster::live_nodes(c)?
@@ -225,6 +227,21 @@ impl PolicyPublisher {
                 .pull_tasks
                 .iter()
                 .filter_map(crate::actions::pull::to_core)
+                .map(|mut t| {
+                    t.inserts = s
+                        .inserts
+                        .iter()
+                        .filter(|i| i.task == t.id)
+                        .map(|i| livestack_core::pull::PullInsert {
+                            id: i.id,
+                            after: i.after,
+                            priority: i.priority,
+                            files: i.files.clone(),
+                            context: i.context.clone(),
+                        })
+                        .collect();
+                    t
+                })
                 .collect(),
             // Mix sessions run until cancelled.
             mixes: s

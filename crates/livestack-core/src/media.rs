@@ -348,6 +348,14 @@ pub enum MediaEvent {
         /// Unix seconds.
         at: i64,
     },
+    /// A relay task played the files of an insert
+    /// (`InsertTaskTemporaryFiles`), which are not played again.
+    PullInsertPlayed {
+        /// The insert's row id.
+        insert: i64,
+        /// Unix seconds.
+        at: i64,
+    },
     /// That recording stopped.
     RecordingStopped {
         /// As started.

@@ -71,6 +71,26 @@ pub struct PullTask {
     /// a `ModifyLivePullStreamTask` of what it pulls or pushes): the media
     /// plane runs one job per (id, generation).
     pub generation: i64,
+    /// Files inserted while it runs (`InsertTaskTemporaryFiles`) and not
+    /// played yet, oldest first.
+    pub inserts: Vec<PullInsert>,
+}
+
+/// Files to play once between a file task's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullInsert {
+    /// The row id.
+    pub id: i64,
+    /// `InsertAfterIndex`: after which file (1-based) they play; 0 after
+    /// the one playing when they are seen; past the end after the last.
+    pub after: i64,
+    /// `InsertPriorityType`: of inserts after the same file, 0 plays
+    /// first, then 1, then 2.
+    pub priority: i64,
+    /// The files.
+    pub files: Vec<String>,
+    /// `InsertContext`, echoed in their file callbacks.
+    pub context: String,
 }
 
 impl PullTask {
@@ -134,6 +154,7 @@ mod tests {
             callback_url: "http://cb".into(),
             callback_events: vec![],
             generation: 0,
+            inserts: vec![],
         }
     }
 

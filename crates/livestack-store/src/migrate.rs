@@ -40,12 +40,17 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (17, include_str!("migrations/0017_pull_task_spans.sql")),
     (18, include_str!("migrations/0018_domain_owners.sql")),
+    (19, include_str!("migrations/0019_pull_task_inserts.sql")),
+    (
+        20,
+        include_str!("migrations/0020_pull_task_insert_notifications.pg.sql"),
+    ),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in
 /// `.pg.sql`): on SQLite they are recorded as applied without running, so
 /// both backends count the same versions.
-const POSTGRES_ONLY: &[u32] = &[12, 14, 16];
+const POSTGRES_ONLY: &[u32] = &[12, 14, 16, 20];
 
 /// The PostgreSQL spelling of a migration: SQLite's auto-numbered
 /// `INTEGER PRIMARY KEY` is an identity column there. Every other type the

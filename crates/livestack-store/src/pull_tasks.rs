@@ -370,3 +370,62 @@ pub fn last_report(conn: &Connection, task: i64) -> StoreResult<Option<RunReport
         })
         .optional()?)
 }
+
+/// Files inserted into a task, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertRow {
+    /// The row id (0 before insert).
+    pub id: i64,
+    /// The task's row id.
+    pub task: i64,
+    /// `InsertAfterIndex`.
+    pub after: i64,
+    /// `InsertPriorityType`.
+    pub priority: i64,
+    /// `InsertContext`.
+    pub context: String,
+    /// The files' URLs.
+    pub files: Vec<String>,
+}
+
+/// Stores an insert for task `row.task` at `now`.
+pub fn insert_files(conn: &Connection, row: &InsertRow, now: i64) -> StoreResult<i64> {
+    let files = serde_json::Value::from(row.files.clone()).to_string();
+    Ok(conn.query_row(
+        "INSERT INTO pull_task_inserts (task_id, after_index, priority, context, files, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        crate::params![row.task, row.after, row.priority, row.context, files, now],
+        |r| r.get(0),
+    )?)
+}
+
+/// Every insert not played yet of a task not deleted, oldest first: the
+/// media plane's policy.
+pub fn pending_inserts(conn: &Connection) -> StoreResult<Vec<InsertRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.task_id, i.after_index, i.priority, i.context, i.files
+         FROM pull_task_inserts i JOIN pull_tasks t ON t.id = i.task_id
+         WHERE i.played_at IS NULL AND t.deleted_at IS NULL ORDER BY i.id",
+    )?;
+    let rows = stmt.query_map(crate::params![], |r| {
+        let files: String = r.get(5)?;
+        Ok(InsertRow {
+            id: r.get(0)?,
+            task: r.get(1)?,
+            after: r.get(2)?,
+            priority: r.get(3)?,
+            context: r.get(4)?,
+            files: serde_json::from_str(&files).unwrap_or_default(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Notes that an insert's files have been started.
+pub fn insert_played(conn: &Connection, id: i64, at: i64) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE pull_task_inserts SET played_at = ?2 WHERE id = ?1 AND played_at IS NULL",
+        crate::params![id, at],
+    )?;
+    Ok(())
+}

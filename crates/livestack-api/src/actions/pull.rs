@@ -18,7 +18,8 @@ use livestack_model::{
     DescribeLivePullStreamTaskStatusResponse, DescribeLivePullStreamTasksRequest,
     DescribeLivePullStreamTasksResponse, DescribePullStreamConfigsRequest,
     DescribePullStreamConfigsResponse, DescribePullTransformPushInfoListRequest,
-    DescribePullTransformPushInfoListResponse, ModifyLivePullStreamTaskRequest,
+    DescribePullTransformPushInfoListResponse, InsertTaskTemporaryFilesRequest,
+    InsertTaskTemporaryFilesResponse, ModifyLivePullStreamTaskRequest,
     ModifyLivePullStreamTaskResponse, ModifyPullStreamConfigRequest,
     ModifyPullStreamConfigResponse, ModifyPullStreamStatusRequest, ModifyPullStreamStatusResponse,
     PullPushWatermarkInfo, PullStreamConfig, PullStreamTaskInfo, RecentPullInfo,
@@ -453,6 +454,7 @@ pub(crate) fn to_core(row: &PullTaskRow) -> Option<PullTask> {
         callback_url: spec.callback_url,
         callback_events: spec.callback_events,
         generation: row.generation,
+        inserts: Vec::new(),
     })
 }
 
@@ -880,6 +882,93 @@ pub async fn describe_live_pull_stream_task_status(
             next_file_url: Some(next),
         },
     })
+}
+
+/// Plays files once between a running file task's own files: after the
+/// one playing (`InsertAfterIndex` 0) or after the file numbered
+/// `InsertAfterIndex` (past the end: after the last), highest priority
+/// first among inserts at the same place; their start and finish
+/// callbacks carry `InsertContext`. The job restarts its push there to
+/// play them (see the media plane's relay jobs).
+pub async fn insert_task_temporary_files(
+    cx: Cx,
+    req: InsertTaskTemporaryFilesRequest,
+) -> ApiResult<InsertTaskTemporaryFilesResponse> {
+    let files: Vec<String> = req
+        .temporary_files
+        .iter()
+        .map(|f| f.trim().to_owned())
+        .collect();
+    if files.is_empty() || files.len() > MAX_FILES {
+        return Err(code(
+            ErrorCode::InvalidParameterValue,
+            format!(
+                "TemporaryFiles must hold 1 to {MAX_FILES} URLs, not {}.",
+                files.len()
+            ),
+            format!(
+                "TemporaryFiles 须为 1~{MAX_FILES} 个文件地址，当前为 {} 个。",
+                files.len()
+            ),
+        ));
+    }
+    for f in &files {
+        check_source(&cx, PullSourceKind::Vod, f).await?;
+    }
+    let after = req.insert_after_index.unwrap_or(0);
+    if after < 0 {
+        return Err(code(
+            ErrorCode::InvalidParameterValue,
+            format!("InsertAfterIndex must be 0 or a file's number (from 1), not {after}."),
+            format!("InsertAfterIndex 须为 0 或文件序号（从 1 开始），当前为 {after}。"),
+        ));
+    }
+    let priority = crate::actions::check::check_enum(
+        "InsertPriorityType",
+        req.insert_priority_type,
+        &[0, 1, 2],
+    )?
+    .unwrap_or(0);
+    let context = req.insert_context.unwrap_or_default();
+    if context.len() > MAX_COMMENT {
+        return Err(code(
+            ErrorCode::InvalidParameterValue,
+            format!("InsertContext may hold at most {MAX_COMMENT} bytes."),
+            format!("InsertContext 最长 {MAX_COMMENT} 字节。"),
+        ));
+    }
+    let (account, now, dry_run) = (cx.account, cx.now, cx.dry_run);
+    let id = req.task_id.clone();
+    cx.store
+        .transaction(move |c| {
+            let row = find(c, account, &id, None)?.ok_or_else(|| not_found(&id))?;
+            let running = row.enabled && row.start <= now && now < row.end;
+            let vod = Spec::of(&row).is_ok_and(|s| s.source_type == "PullVodPushLive");
+            if !(running && vod) {
+                return Err(code(
+                    ErrorCode::InvalidParameterTaskNotExist,
+                    format!("Task `{id}` is not a running PullVodPushLive task: files are inserted into a file task while it runs."),
+                    format!("任务 `{id}` 不是运行中的点播拉流任务：插播仅支持运行中的 PullVodPushLive 任务。"),
+                ));
+            }
+            dry_run_stop(dry_run)?;
+            pull_tasks::insert_files(
+                c,
+                &pull_tasks::InsertRow {
+                    id: 0,
+                    task: row.id,
+                    after,
+                    priority,
+                    context,
+                    files,
+                },
+                now,
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    cx.publish_policy().await?;
+    Ok(InsertTaskTemporaryFilesResponse {})
 }
 
 /// The push quality of a relay task's target stream over the window (up

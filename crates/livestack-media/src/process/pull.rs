@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use livestack_core::media::MediaEvent;
-use livestack_core::pull::{assigned_node, PullSourceKind, PullTarget, PullTask};
+use livestack_core::pull::{assigned_node, PullInsert, PullSourceKind, PullTarget, PullTask};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -96,6 +96,9 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
                 .unwrap_or(0),
             cancel: cancel.clone(),
             on_backup: Mutex::new(false),
+            seen: Mutex::new(std::collections::HashSet::new()),
+            placed: Mutex::new(Vec::new()),
+            cut: Mutex::new(None),
         });
         let label = format!("relay task {}", task.public_id);
         let status = Arc::new(Mutex::new(JobStatus::default()));
@@ -135,6 +138,60 @@ struct PullJob {
     /// between its source and its backup each time the one it pulls fails
     /// or ends, and stays on whichever works.
     on_backup: Mutex<bool>,
+    /// Inserts seen (`InsertTaskTemporaryFiles`), and those waiting for
+    /// the end of the file they follow.
+    seen: Mutex<std::collections::HashSet<i64>>,
+    placed: Mutex<Vec<(PullInsert, usize)>>,
+    /// The plan a run cut for inserts continues with.
+    cut: Mutex<Option<Plan>>,
+}
+
+/// One file of a run: its URL, the number of the task's file it is or
+/// follows (0-based; callbacks keep the task's own numbering), and for an
+/// inserted file its `InsertContext`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Item {
+    url: String,
+    index: usize,
+    context: Option<String>,
+}
+
+/// What one run of a file task plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    items: Vec<Item>,
+    /// Its `-stream_loop`.
+    loops: i64,
+    /// Loops of the task's list done before it (callbacks count on).
+    loop_base: i64,
+    /// For a run of inserted files and the rest of a loop: the list's
+    /// `-stream_loop` for the loops left after it (`None`: none left).
+    /// `None` for a run of the list itself.
+    then: Option<Option<i64>>,
+}
+
+impl Plan {
+    /// The task's own files, looped `loops` more times.
+    fn files(sources: &[String], loops: i64) -> Plan {
+        Plan {
+            items: sources
+                .iter()
+                .enumerate()
+                .map(|(index, url)| Item {
+                    url: url.clone(),
+                    index,
+                    context: None,
+                })
+                .collect(),
+            loops,
+            loop_base: 0,
+            then: None,
+        }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.items.iter().map(|i| i.url.clone()).collect()
+    }
 }
 
 impl PullJob {
@@ -194,43 +251,13 @@ impl PullJob {
                 with_args(url, &self.task.push_args)
             }
         };
-        let args = match self.task.kind {
-            PullSourceKind::Live => live_args(&sources[0], &target),
-            PullSourceKind::Vod => vod_args(&sources, self.task.loops, &target),
-        };
-        // Where in its files a file task is: their durations, read first,
-        // against how far ffmpeg has pushed (`-progress`).
         let proxy = *self
             .inner
             .processor
             .fetch_proxy
             .get()
             .ok_or_else(|| JobError::Work("the fetch proxy is not open".into()))?;
-        let durations = match self.task.kind {
-            PullSourceKind::Vod => durations(&self.inner.config.ffmpeg, proxy, &sources).await,
-            PullSourceKind::Live => None,
-        };
         let label = format!("relay task {}", self.task.public_id);
-        let mut ffmpeg = Ffmpeg::spawn_proxied(&self.inner.config.ffmpeg, &args, &label, proxy)?;
-        let tracker = Arc::new(Mutex::new(Tracker::new(durations)));
-        {
-            let (job, tracker) = (Arc::clone(&self), Arc::clone(&tracker));
-            ffmpeg.observe(Box::new(move |line| {
-                let Some(value) = progress_value(line) else {
-                    return false;
-                };
-                if let Some(us) = value {
-                    let moved = tracker
-                        .lock()
-                        .map(|mut t| t.advance(us, job.inner.clock.unix()))
-                        .unwrap_or_default();
-                    for m in moved {
-                        job.moved(&job.task.sources, m);
-                    }
-                }
-                true
-            }));
-        }
         let started_ms = self.inner.clock.unix_ms();
         self.report_at(true, "", &sources[0]);
         self.callback(
@@ -238,11 +265,74 @@ impl PullJob {
             &sources[0],
             json!({"task_start_time": started_ms}),
         );
-        let result = ffmpeg.run_until(&self.cancel).await;
-        let last = tracker.lock().ok().and_then(|mut t| t.finish());
-        if let Some(m) = last {
-            self.moved(&sources, m);
-        }
+        // A file task plays its list, looped; files inserted while it runs
+        // cut the run at the end of a file and play once before the rest.
+        let mut plan = Arc::new(Plan::files(&sources, self.task.loops));
+        let result = loop {
+            let args = match self.task.kind {
+                PullSourceKind::Live => live_args(&sources[0], &target),
+                PullSourceKind::Vod => vod_args(&plan.urls(), plan.loops, &target),
+            };
+            // Where in its files a file task is: their durations, read
+            // first, against how far ffmpeg has pushed (`-progress`).
+            let durations = match self.task.kind {
+                PullSourceKind::Vod => {
+                    durations(&self.inner.config.ffmpeg, proxy, &plan.urls()).await
+                }
+                PullSourceKind::Live => None,
+            };
+            let mut ffmpeg =
+                Ffmpeg::spawn_proxied(&self.inner.config.ffmpeg, &args, &label, proxy)?;
+            let tracker = Arc::new(Mutex::new(Tracker::new(durations, plan.loops)));
+            let run = self.cancel.child_token();
+            {
+                let (job, tracker, plan, run) = (
+                    Arc::clone(&self),
+                    Arc::clone(&tracker),
+                    Arc::clone(&plan),
+                    run.clone(),
+                );
+                ffmpeg.observe(Box::new(move |line| {
+                    let Some(value) = progress_value(line) else {
+                        return false;
+                    };
+                    if let Some(us) = value {
+                        let moved = tracker
+                            .lock()
+                            .map(|mut t| t.advance(us, job.inner.clock.unix()))
+                            .unwrap_or_default();
+                        for m in moved {
+                            job.moved(&plan, m, &run);
+                        }
+                    }
+                    true
+                }));
+            }
+            let result = ffmpeg.run_until(&run).await;
+            let last = tracker.lock().ok().and_then(|mut t| t.finish());
+            if let Some(m) = last {
+                self.moved(&plan, m, &run);
+            }
+            if self.cancel.is_cancelled() {
+                break result;
+            }
+            let cut = self.cut.lock().ok().and_then(|mut c| c.take());
+            if let Some(next) = cut {
+                plan = Arc::new(next);
+                continue;
+            }
+            match (&result, plan.then) {
+                // Inserted files and the rest of the list played: the
+                // whole list again, for the loops left.
+                (Ok(()), Some(Some(loops))) => {
+                    plan = Arc::new(Plan {
+                        loop_base: plan.loop_base + 1,
+                        ..Plan::files(&sources, loops)
+                    });
+                }
+                _ => break result,
+            }
+        };
         let exit = json!({"task_exit_time": self.inner.clock.unix_ms()});
         if self.cancel.is_cancelled() {
             self.report_at(false, "", &sources[0]);
@@ -284,31 +374,125 @@ impl PullJob {
     }
 
     /// Tells the callback and the store that the task moved to another
-    /// file (or finished one).
-    fn moved(&self, sources: &[String], m: Moved) {
-        let Some(url) = sources.get(m.index) else {
+    /// file (or finished one) of `plan`; places inserts it has not seen
+    /// yet, and at the end of a file that inserts follow, cuts `run` to
+    /// play them (the next plan, in [`PullJob::cut`]).
+    fn moved(&self, plan: &Plan, m: Moved, run: &CancellationToken) {
+        // A run cut for inserts says nothing more: the file after the cut
+        // plays again, whole, after the inserts.
+        if self.cut.lock().map(|c| c.is_some()).unwrap_or(false) {
+            return;
+        }
+        let Some(item) = plan.items.get(m.index) else {
             return;
         };
+        let looped = plan.loop_base + m.looped;
+        let mut msg = match m.kind {
+            MoveKind::Started => json!({"index": item.index + 1, "looped_times": looped}),
+            MoveKind::Finished => json!({"index": item.index + 1, "duration": m.offset_secs,
+                                          "looped_times": looped}),
+            MoveKind::Progress => Value::Null,
+        };
+        if let (Some(context), Value::Object(o)) = (&item.context, &mut msg) {
+            o.insert("insert_context".into(), json!(context));
+        }
         match m.kind {
-            MoveKind::Started => {
-                self.callback(
-                    "VodSourceFileStart",
-                    url,
-                    json!({"index": m.index + 1, "looped_times": m.looped}),
-                );
-            }
-            MoveKind::Finished => {
-                self.callback(
-                    "VodSourceFileFinish",
-                    url,
-                    json!({"index": m.index + 1, "duration": m.offset_secs,
-                           "looped_times": m.looped}),
-                );
-                return;
-            }
+            MoveKind::Started => self.callback("VodSourceFileStart", &item.url, msg),
+            MoveKind::Finished => self.callback("VodSourceFileFinish", &item.url, msg),
             MoveKind::Progress => {}
         }
-        self.emit_report(true, "", url, (m.index as i64, m.looped, m.offset_secs));
+        if m.kind != MoveKind::Finished {
+            self.place_inserts(item.index);
+            self.emit_report(
+                true,
+                "",
+                &item.url,
+                (item.index as i64, looped, m.offset_secs),
+            );
+            return;
+        }
+        // The end of one of the task's own files: inserts placed after it
+        // play now, then the rest of this loop.
+        if item.context.is_some() {
+            return;
+        }
+        let mut due: Vec<PullInsert> = {
+            let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+            let (now, later): (Vec<_>, Vec<_>) = placed
+                .drain(..)
+                .partition(|(_, point)| *point == item.index);
+            *placed = later;
+            now.into_iter().map(|(i, _)| i).collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        due.sort_by_key(|i| (i.priority, i.id));
+        let mut items = Vec::new();
+        for i in &due {
+            self.inner.emit(MediaEvent::PullInsertPlayed {
+                insert: i.id,
+                at: self.inner.clock.unix(),
+            });
+            items.extend(i.files.iter().map(|f| Item {
+                url: f.clone(),
+                index: item.index,
+                context: Some(i.context.clone()),
+            }));
+        }
+        items.extend(
+            self.task
+                .sources
+                .iter()
+                .enumerate()
+                .skip(item.index + 1)
+                .map(|(index, url)| Item {
+                    url: url.clone(),
+                    index,
+                    context: None,
+                }),
+        );
+        let left = self.task.loops - looped;
+        let then = if self.task.loops == -1 {
+            Some(-1)
+        } else {
+            (left >= 1).then_some(left - 1)
+        };
+        if let Ok(mut cut) = self.cut.lock() {
+            *cut = Some(Plan {
+                items,
+                loops: 0,
+                loop_base: looped,
+                then: Some(then),
+            });
+        }
+        run.cancel();
+    }
+
+    /// Gives each insert not seen yet its place: after the file it names
+    /// (1-based; past the end: the last), or with 0 after `current`.
+    fn place_inserts(&self, current: usize) {
+        let policy = self.inner.policy();
+        let Some(task) = policy
+            .processing
+            .pull_tasks
+            .iter()
+            .find(|t| t.id == self.task.id)
+        else {
+            return;
+        };
+        let last = self.task.sources.len().saturating_sub(1);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+        for i in &task.inserts {
+            if seen.insert(i.id) {
+                let point = match usize::try_from(i.after) {
+                    Ok(0) | Err(_) => current,
+                    Ok(n) => (n - 1).min(last),
+                };
+                placed.push((i.clone(), point));
+            }
+        }
     }
 
     /// A failed attempt that never started ffmpeg: alarm, report, error.
@@ -448,6 +632,9 @@ struct Moved {
 struct Tracker {
     /// Each file's duration, µs.
     durations: Option<Vec<u64>>,
+    /// The `-stream_loop` of the run (-1: forever): a push time past the
+    /// last loop's end (a frame or two over) is the end, not a new loop.
+    loops: i64,
     /// (loop, file) now, and when its position was last reported.
     at: Option<(i64, usize)>,
     reported: i64,
@@ -455,9 +642,10 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn new(durations: Option<Vec<u64>>) -> Tracker {
+    fn new(durations: Option<Vec<u64>>, loops: i64) -> Tracker {
         Tracker {
             durations: durations.filter(|d| !d.is_empty() && d.iter().all(|&d| d > 0)),
+            loops,
             at: None,
             reported: 0,
             offset_secs: 0,
@@ -472,6 +660,9 @@ impl Tracker {
         };
         let total: u64 = d.iter().sum();
         let looped = (us / total) as i64;
+        if self.loops >= 0 && looped > self.loops {
+            return Vec::new();
+        }
         let mut within = us % total;
         let mut index = 0;
         while index + 1 < d.len() && within >= d[index] {
@@ -702,6 +893,7 @@ mod tests {
             callback_url: "http://cb/".into(),
             callback_events: vec![],
             generation: 0,
+            inserts: vec![],
         }
     }
 
@@ -741,7 +933,7 @@ mod tests {
 
     #[test]
     fn a_push_time_falls_in_one_file_of_one_loop() {
-        let mut t = Tracker::new(Some(vec![4_000_000, 2_000_000]));
+        let mut t = Tracker::new(Some(vec![4_000_000, 2_000_000]), -1);
         let kinds = |m: &[Moved]| {
             m.iter()
                 .map(|m| (m.kind, m.index, m.looped))
@@ -766,8 +958,12 @@ mod tests {
             (last.kind, last.index, last.offset_secs),
             (MoveKind::Finished, 0, 4)
         );
-        assert!(Tracker::new(None).advance(1, 1).is_empty());
-        assert!(Tracker::new(Some(vec![0])).advance(1, 1).is_empty());
+        assert!(Tracker::new(None, -1).advance(1, 1).is_empty());
+        assert!(Tracker::new(Some(vec![0]), -1).advance(1, 1).is_empty());
+        // Played once: a time a little past the end starts no second loop.
+        let mut once = Tracker::new(Some(vec![2_000_000]), 0);
+        assert_eq!(kinds(&once.advance(0, 1)), [(MoveKind::Started, 0, 0)]);
+        assert!(once.advance(2_040_000, 2).is_empty());
     }
 
     #[test]

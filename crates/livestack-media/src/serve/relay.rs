@@ -388,7 +388,7 @@ async fn pull(
     tx.send_replace(State::Up);
     let fed = feed(inner, &live, &mut socket, rest).await;
     live.finish_hls();
-    inner.streams.remove_if_current(key, session);
+    inner.streams.remove_if_current(key, session, false);
     fed
 }
 

@@ -499,9 +499,12 @@ fn finish(
     peer: SocketAddr,
 ) {
     live.finish_hls();
+    // A relay task's push that ends by itself (its ffmpeg restarting)
+    // leaves its players attached for the task's next push.
+    let linger = live.publisher.relay_task.is_some() && reason == EndReason::ClientClosed;
     if let Some(backup) = inner
         .streams
-        .remove_if_current(&who.key, live.publisher.session)
+        .remove_if_current(&who.key, live.publisher.session, linger)
     {
         tracing::info!(
             session = backup.publisher.session,

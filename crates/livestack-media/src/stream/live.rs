@@ -122,6 +122,20 @@ impl Switch {
         }
     }
 
+    /// A switch for push session `session` taking over a hub whose
+    /// players stayed attached after the push before it ended: it feeds
+    /// from its first keyframe, its timestamps continuing theirs.
+    pub(crate) fn taking_over(session: u64) -> Switch {
+        Switch {
+            state: Mutex::new(SwitchState {
+                feeder: 0,
+                pending: Some(session),
+                offset: 0,
+                optimal: false,
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SwitchState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -31,7 +31,15 @@ struct Streams {
     current: HashMap<StreamKey, Arc<Live>>,
     /// The backup push of a stream, where its domain takes one.
     backups: HashMap<StreamKey, Arc<Live>>,
+    /// Hubs of relay-task pushes that just ended, kept until
+    /// [`LINGER`] for the task's next push, so its players stay attached
+    /// across the restart of its ffmpeg (between inserted files, after a
+    /// source error).
+    lingering: HashMap<StreamKey, (Arc<Hub>, std::time::Instant)>,
 }
+
+/// How long the hub of an ended relay-task push waits for the next one.
+pub(crate) const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a switch to another push of a stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +72,11 @@ impl Registry {
     /// current push's (a push that stalls or starves falls to 0 within
     /// the meter's window). Returns the streams switched.
     pub(crate) fn switch_optimally(&self) -> Vec<StreamKey> {
+        // The same once-a-second look lets go of lingering hubs nobody
+        // took over: their players see the stream end.
+        self.lock()
+            .lingering
+            .retain(|_, (_, until)| std::time::Instant::now() < *until);
         let pairs: Vec<(StreamKey, Arc<Live>, Arc<Live>)> = {
             let s = self.lock();
             s.backups
@@ -157,17 +170,22 @@ impl Registry {
         make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
     ) -> Arc<Live> {
         let mut streams = self.lock();
-        let hub = match streams.current.get(key) {
-            Some(old) => {
+        let lingering = streams
+            .lingering
+            .remove(key)
+            .filter(|(_, until)| std::time::Instant::now() < *until);
+        let (hub, switch) = match (streams.current.get(key), lingering) {
+            (Some(old), _) => {
                 old.stop(EndReason::Replaced);
-                Arc::clone(&old.hub)
+                (Arc::clone(&old.hub), Switch::new(session))
             }
-            None => Arc::new(Hub::new()),
+            (None, Some((hub, _))) => (hub, Switch::taking_over(session)),
+            (None, None) => (Arc::new(Hub::new()), Switch::new(session)),
         };
         if let Some(backup) = streams.backups.remove(key) {
             backup.stop(EndReason::Replaced);
         }
-        let live = make((hub, Arc::new(Switch::new(session))));
+        let live = make((hub, Arc::new(switch)));
         streams.current.insert(key.clone(), Arc::clone(&live));
         live
     }
@@ -191,8 +209,14 @@ impl Registry {
 
     /// Removes the push of `key` if it is still session `session` (a
     /// replacement may own the key by now): its backup, if it has one,
-    /// takes over (returned); or removes the backup if that is `session`.
-    pub(crate) fn remove_if_current(&self, key: &StreamKey, session: u64) -> Option<Arc<Live>> {
+    /// takes over (returned), else with `linger` its hub waits [`LINGER`]
+    /// for the next push; or removes the backup if that is `session`.
+    pub(crate) fn remove_if_current(
+        &self,
+        key: &StreamKey,
+        session: u64,
+        linger: bool,
+    ) -> Option<Arc<Live>> {
         let mut streams = self.lock();
         if streams
             .backups
@@ -207,11 +231,17 @@ impl Registry {
             .get(key)
             .is_some_and(|l| l.publisher.session == session)
         {
-            streams.current.remove(key);
+            let ended = streams.current.remove(key);
             if let Some(backup) = streams.backups.remove(key) {
                 backup.switch.hand_over(backup.publisher.session);
                 streams.current.insert(key.clone(), Arc::clone(&backup));
                 return Some(backup);
+            }
+            if let Some(ended) = ended.filter(|_| linger) {
+                let until = std::time::Instant::now() + LINGER;
+                streams
+                    .lingering
+                    .insert(key.clone(), (Arc::clone(&ended.hub), until));
             }
         }
         None

@@ -24,14 +24,14 @@ fn backup_server() -> (Server, tempfile::TempDir) {
 
 /// One player on one connection, decoding 4 frames a second to their
 /// mean colour.
-struct Player {
+pub(crate) struct Player {
     child: Child,
     colours: Arc<Mutex<Vec<[f64; 3]>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Player {
-    fn start(url: &str) -> Player {
+    pub(crate) fn start(url: &str) -> Player {
         let mut child = Command::new(ffmpeg_bin("ffmpeg"))
             .args(["-hide_banner", "-loglevel", "error", "-i", url])
             .args([
@@ -73,7 +73,7 @@ impl Player {
     /// Whether, within 30 s, the player is getting `colour` (its latest
     /// frame) on the connection it started with.
     #[track_caller]
-    fn sees(&mut self, colour: [f64; 3]) -> bool {
+    pub(crate) fn sees(&mut self, colour: [f64; 3]) -> bool {
         wait_until(Duration::from_secs(30), || {
             self.colours
                 .lock()

@@ -7,7 +7,7 @@
 // Test helpers are `pub` for the sibling modules; the binary exports nothing.
 #![allow(unreachable_pub)]
 
-mod backup_streams;
+pub(crate) mod backup_streams;
 mod browser;
 pub(crate) mod callbacks;
 mod certs;

@@ -18,7 +18,7 @@ const H: u32 = 360;
 pub(crate) const RED: [f64; 3] = [255.0, 0.0, 0.0];
 pub(crate) const GREEN: [f64; 3] = [0.0, 255.0, 0.0];
 const BLUE: [f64; 3] = [0.0, 0.0, 255.0];
-const YELLOW: [f64; 3] = [255.0, 255.0, 0.0];
+pub(crate) const YELLOW: [f64; 3] = [255.0, 255.0, 0.0];
 
 /// Pushes `seconds` of a 320x180 picture of one colour (0xRRGGBB) with a
 /// tone, as live/`stream`, and waits until it is live.

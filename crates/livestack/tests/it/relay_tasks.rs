@@ -344,9 +344,14 @@ fn serve_file(mut conn: TcpStream, dir: &Path) -> std::io::Result<()> {
 
 /// An MP4 of `seconds` of test picture and tone (640x360, H.264/AAC).
 fn mp4(path: &Path, seconds: u32) {
+    mp4_of(path, seconds, "testsrc=size=640x360:rate=25");
+}
+
+/// An MP4 of `seconds` of the lavfi picture `video` and a tone.
+fn mp4_of(path: &Path, seconds: u32, video: &str) {
     let ok = Command::new(ffmpeg_bin("ffmpeg"))
         .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
+        .args(["-f", "lavfi", "-i", video])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
         .args(["-t", &seconds.to_string()])
         .args([
@@ -951,4 +956,116 @@ fn a_relay_tasks_push_time_and_quality_are_reported_from_its_runs() {
         with(window(), json!({"TaskId": id})),
     );
     assert_eq!(gone.code(), Some("FailedOperation.NotFound"));
+}
+
+#[test]
+fn files_inserted_into_a_running_file_task_play_after_the_file_they_follow_with_their_context() {
+    let (server, _config) = relay_server();
+    let media = tempfile::tempdir().expect("tmp");
+    let colour = |name: &str, c: &str| {
+        mp4_of(
+            &media.path().join(name),
+            3,
+            &format!("color=c={c}:s=320x180:r=25"),
+        )
+    };
+    colour("red.mp4", "0xFF0000");
+    colour("green.mp4", "0x00FF00");
+    colour("yellow.mp4", "0xFFFF00");
+    let files = Files::serve(media.path().to_path_buf());
+    let receiver = Receiver::start(&[]);
+    let id = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullVodPushLive",
+            &[files.url("red.mp4"), files.url("green.mp4")],
+            "carousel",
+            json!({"VodLoopTimes": "-1", "CallbackUrl": receiver.url("/files"),
+                   "CallbackEvents": ["VodSourceFileStart", "VodSourceFileFinish"]}),
+        ),
+    ));
+    await_state(&server, "carousel", "active", "the file relay never pushed");
+    let mut player = crate::backup_streams::Player::start(&flv(&server, "carousel"));
+    assert!(player.sees(crate::mix::RED) || player.sees(crate::mix::GREEN));
+    python1(&server.call(
+        "InsertTaskTemporaryFiles",
+        json!({"TaskId": id, "TemporaryFiles": [files.url("yellow.mp4")],
+               "Operator": "tests", "InsertAfterIndex": 2, "InsertContext": "ad-1"}),
+    ))
+    .ok();
+    assert!(
+        player.sees(crate::mix::YELLOW),
+        "the inserted file never played (log: {})",
+        server.log()
+    );
+    // Its start and finish carry the context and keep the task's
+    // numbering (after file 2); then the list goes on from file 1.
+    let msgs = |event: &str| -> Vec<Value> {
+        receiver
+            .to("/files")
+            .iter()
+            .filter(|c| c.body["callback_event"] == event)
+            .filter_map(|c| serde_json::from_str(c.body["msg"].as_str().unwrap_or("")).ok())
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || msgs("VodSourceFileFinish")
+            .iter()
+            .any(|m| m["insert_context"] == "ad-1")),
+        "no finish of the inserted file: {:?}",
+        msgs("VodSourceFileFinish")
+    );
+    let starts = msgs("VodSourceFileStart");
+    let at = starts
+        .iter()
+        .position(|m| m["insert_context"] == "ad-1")
+        .expect("the inserted file's start");
+    assert_eq!(starts[at]["url"], files.url("yellow.mp4").as_str());
+    assert_eq!(starts[at]["index"], 2);
+    assert_eq!(starts[at - 1]["index"], 2, "{starts:?}");
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            msgs("VodSourceFileStart")
+                .get(at + 1)
+                .is_some_and(|m| m["index"] == 1 && m["insert_context"].is_null())
+        }),
+        "the list did not go on after the inserted file: {:?}",
+        msgs("VodSourceFileStart")
+    );
+    assert!(player.sees(crate::mix::RED), "the player lost the stream");
+    // Played once, not again.
+    std::thread::sleep(Duration::from_secs(8));
+    let inserted = msgs("VodSourceFileStart")
+        .iter()
+        .filter(|m| m["insert_context"] == "ad-1")
+        .count();
+    assert_eq!(inserted, 1);
+
+    // What it may not do.
+    let live = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "carousel")],
+            "again",
+            json!({}),
+        ),
+    ));
+    for (params, code) in [
+        (
+            json!({"TaskId": live, "TemporaryFiles": [files.url("yellow.mp4")], "Operator": "t"}),
+            "InvalidParameter.TaskNotExist",
+        ),
+        (
+            json!({"TaskId": "nope", "TemporaryFiles": [files.url("yellow.mp4")], "Operator": "t"}),
+            "InvalidParameter.TaskNotExist",
+        ),
+        (
+            json!({"TaskId": id, "TemporaryFiles": vec![files.url("yellow.mp4"); 31], "Operator": "t"}),
+            "InvalidParameterValue",
+        ),
+    ] {
+        let got = server.api("InsertTaskTemporaryFiles", params.clone());
+        assert_eq!(got.code(), Some(code), "{params}: {}", got.0);
+    }
 }
