@@ -86,8 +86,8 @@ pub struct MediaConfig {
     pub max_rtmp_buffered: usize,
     /// Push domains (lower-case) whose streams take a backup push (主备流):
     /// a second push of a live stream is kept as its backup instead of
-    /// replacing it. On one node only (a cluster's claim keeps one push
-    /// per stream).
+    /// replacing it, when both reach this node (the stream's claim stays
+    /// with the one feeding players).
     pub backup_domains: Vec<String>,
 }
 
@@ -459,7 +459,9 @@ impl MediaControl for MediaServer {
             .map_err(|e| match e {
                 stream::registry::SwitchRefusal::NotLive => SwitchError::NotLive,
                 stream::registry::SwitchRefusal::NoSuchPush => SwitchError::NoSuchPush,
-            })
+            })?;
+        serve::rtmp::claim_for(&self.inner, key, target.publisher.session);
+        Ok(())
     }
 
     fn set_optimal_switching(&self, account: AccountId, stream: &str, on: bool) -> bool {

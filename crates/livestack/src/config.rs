@@ -245,7 +245,7 @@ pub struct MediaConfig {
     /// series in `/metrics` (0: none).
     pub metrics_top_streams: usize,
     /// Push domains whose streams take a backup push (主备流) instead of
-    /// a second push replacing the first; one node only.
+    /// a second push replacing the first (both on the same node).
     pub backup_domains: Vec<String>,
 }
 

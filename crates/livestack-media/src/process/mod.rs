@@ -592,8 +592,9 @@ impl Processor {
             reconcile(&inner);
             // The media plane's once-a-second look also moves players of
             // streams with optimal switching on to their better push.
-            for key in inner.streams.switch_optimally() {
+            for (key, session) in inner.streams.switch_optimally() {
                 tracing::info!(stream = %key.stream, "optimal switching: players move to the backup push");
+                crate::serve::rtmp::claim_for(&inner, &key, session);
             }
             tokio::select! {
                 () = inner.processor.wake.notified() => {}

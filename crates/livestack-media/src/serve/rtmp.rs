@@ -223,15 +223,37 @@ async fn publish(
     // In a cluster the push claims its stream first: a push of it on
     // another node is told to end (replaced), and without the database no
     // push starts (two nodes could both think they own the stream).
+    // A push that will wait as the backup of this node's live push claims
+    // nothing: the claim stays with the primary, and passes to the backup
+    // when it takes over (see `finish`).
     let session_id = inner.next_session();
-    let epoch = match claim(&inner, &who, session_id).await {
-        Ok(epoch) => epoch,
-        Err(reason) => {
-            refuse(&inner, &mut conn, stream_id, target, reason, now).await;
-            return Ok(());
+    let as_backup = takes_backup(&inner, &who)
+        && inner
+            .streams
+            .get(&who.key)
+            .is_some_and(|l| !l.publisher.internal && !l.publisher.relay);
+    let epoch = if as_backup {
+        None
+    } else {
+        match claim(&inner, &who, session_id).await {
+            Ok(epoch) => epoch,
+            Err(reason) => {
+                refuse(&inner, &mut conn, stream_id, target, reason, now).await;
+                return Ok(());
+            }
         }
     };
     let (live, session_id) = register(&inner, &who, &target, &conn, now, session_id, epoch);
+    if as_backup
+        && inner
+            .streams
+            .get(&who.key)
+            .is_some_and(|l| Arc::ptr_eq(&l, &live))
+    {
+        // The primary ended meanwhile: this push is the primary, and
+        // claims the stream after all.
+        claim_for(&inner, &who.key, session_id);
+    }
     conn.session.accept_publish(stream_id);
     // An authorized publisher sends keyframes of any size RTMP allows.
     conn.session.set_input_limits(
@@ -337,6 +359,29 @@ fn authorize(
         internal,
         relay_task,
     })
+}
+
+/// Whether `who` pushes on a domain that takes backup streams.
+fn takes_backup(inner: &Inner, who: &Authorized) -> bool {
+    !who.internal
+        && inner
+            .config
+            .backup_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&who.domain))
+}
+
+/// In a cluster, claims `key` for push session `session` in the
+/// background (a backup taking over, a switch): owned by the task tracker.
+pub(crate) fn claim_for(inner: &Inner, key: &StreamKey, session: u64) {
+    if let Some(link) = inner.cluster.get() {
+        let (claim, key) = (link.ownership.claim(key, session), key.clone());
+        inner.tasks.spawn(async move {
+            if let Err(e) = claim.await {
+                tracing::warn!(stream = %key.stream, "the backup push could not claim the stream: {e}");
+            }
+        });
+    }
 }
 
 /// How long a push waits for its claim before it is refused.
@@ -464,15 +509,8 @@ fn register(
         ..SegmenterConfig::default()
     };
     // A push domain that takes backup streams keeps a second push of a
-    // live stream as its backup (one node only: in a cluster the claim
-    // keeps one push per stream).
-    let backup = !who.internal
-        && inner.cluster.get().is_none()
-        && inner
-            .config
-            .backup_domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(&who.domain));
+    // live stream on this node as its backup.
+    let backup = takes_backup(inner, who);
     let (live, is_backup) = inner.streams.insert_push(key, session_id, backup, |feed| {
         Arc::new(Live::new(
             publisher,
@@ -502,14 +540,16 @@ fn finish(
     // A relay task's push that ends by itself (its ffmpeg restarting)
     // leaves its players attached for the task's next push.
     let linger = live.publisher.relay_task.is_some() && reason == EndReason::ClientClosed;
-    if let Some(backup) = inner
+    let promoted = inner
         .streams
-        .remove_if_current(&who.key, live.publisher.session, linger)
-    {
+        .remove_if_current(&who.key, live.publisher.session, linger);
+    if let Some(backup) = &promoted {
         tracing::info!(
             session = backup.publisher.session,
             "the backup push takes over"
         );
+        // The stream's claim passes to the push that now feeds it.
+        claim_for(inner, &who.key, backup.publisher.session);
     }
     inner.processor.wake();
     if who.internal {
@@ -517,8 +557,9 @@ fn finish(
         return;
     }
     tracing::info!("push ended: {}", reason.describe());
-    if let Some(link) = inner.cluster.get() {
-        // Owned by the tracker; a replacement's claim is left alone.
+    if let Some(link) = inner.cluster.get().filter(|_| promoted.is_none()) {
+        // Owned by the tracker; a replacement's claim is left alone (so is
+        // the primary's when a backup ends: it claimed nothing).
         let release = link.ownership.release(&who.key, live.publisher.session);
         inner.tasks.spawn(release);
     }

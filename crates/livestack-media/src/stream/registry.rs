@@ -70,8 +70,9 @@ impl Registry {
     /// stream with it on and a backup, players move to the backup when
     /// its measured frame rate is at least 1 and more than twice the
     /// current push's (a push that stalls or starves falls to 0 within
-    /// the meter's window). Returns the streams switched.
-    pub(crate) fn switch_optimally(&self) -> Vec<StreamKey> {
+    /// the meter's window). Returns the streams switched, with the push
+    /// session now feeding each.
+    pub(crate) fn switch_optimally(&self) -> Vec<(StreamKey, u64)> {
         // The same once-a-second look lets go of lingering hubs nobody
         // took over: their players see the stream end.
         self.lock()
@@ -96,7 +97,7 @@ impl Registry {
                 && other > 2.0 * now
                 && self.switch_to(&key, backup.publisher.session).is_ok()
             {
-                switched.push(key);
+                switched.push((key, backup.publisher.session));
             }
         }
         switched
