@@ -74,6 +74,12 @@ pub struct PullTask {
     /// Files inserted while it runs (`InsertTaskTemporaryFiles`) and not
     /// played yet, oldest first.
     pub inserts: Vec<PullInsert>,
+    /// `TranscodeTemplateName`: the task's push is encoded by the
+    /// account's transcode template of that name; empty: copied as it is.
+    pub transcode_template: String,
+    /// `RecordTemplateId`: the account's record template the target
+    /// stream is recorded by while the task pushes it.
+    pub record_template: Option<i64>,
 }
 
 /// Files to play once between a file task's files.
@@ -155,6 +161,8 @@ mod tests {
             callback_events: vec![],
             generation: 0,
             inserts: vec![],
+            transcode_template: String::new(),
+            record_template: None,
         }
     }
 

@@ -94,6 +94,12 @@ pub struct Spec {
     pub extra_cmd: String,
     /// As given.
     pub vod_local_mode: i64,
+    /// The account's transcode template the push is encoded by; empty:
+    /// copied.
+    pub transcode_template_name: String,
+    /// The account's record template the target is recorded by (its id
+    /// as a string, as the wire has it); empty: none of the task's own.
+    pub record_template_id: String,
     /// A legacy `CreatePullStreamConfig`'s own fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy: Option<LegacySpec>,
@@ -413,6 +419,44 @@ async fn check_spec(cx: &Cx, spec: &mut Spec) -> ApiResult<PullSourceKind> {
     Ok(kind)
 }
 
+/// The task's own templates are the account's: a transcode template of
+/// that name, a record template of that id.
+fn check_templates(
+    c: &livestack_store::db::Connection,
+    account: livestack_core::AccountId,
+    spec: &Spec,
+) -> ApiResult<()> {
+    use livestack_core::rules::{Kind, TemplateId};
+    use livestack_store::templates;
+    let name = &spec.transcode_template_name;
+    if !name.is_empty()
+        && !templates::list(c, account, Kind::Transcode)?
+            .iter()
+            .any(|t| &t.name == name)
+    {
+        return Err(code(
+            ErrorCode::InvalidParameterValue,
+            format!("TranscodeTemplateName `{name}` is not one of your transcode templates."),
+            format!("TranscodeTemplateName `{name}` 不是本账号的转码模板。"),
+        ));
+    }
+    let id = spec.record_template_id.as_str();
+    if !id.is_empty() {
+        let found = match id.parse::<i64>() {
+            Ok(n) => templates::find(c, account, Kind::Record, TemplateId(n))?.is_some(),
+            Err(_) => false,
+        };
+        if !found {
+            return Err(code(
+                ErrorCode::InvalidParameterValue,
+                format!("RecordTemplateId `{id}` is not one of your record templates."),
+                format!("RecordTemplateId `{id}` 不是本账号的录制模板。"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn watermarks(w: Option<&Vec<PullPushWatermarkInfo>>) -> ApiResult<()> {
     if w.is_some_and(|w| !w.is_empty()) {
         return Err(unsupported("WatermarkList"));
@@ -455,6 +499,8 @@ pub(crate) fn to_core(row: &PullTaskRow) -> Option<PullTask> {
         callback_events: spec.callback_events,
         generation: row.generation,
         inserts: Vec::new(),
+        transcode_template: spec.transcode_template_name.clone(),
+        record_template: spec.record_template_id.trim().parse().ok(),
     })
 }
 
@@ -465,20 +511,6 @@ pub async fn create_live_pull_stream_task(
     req: CreateLivePullStreamTaskRequest,
 ) -> ApiResult<CreateLivePullStreamTaskResponse> {
     watermarks(req.watermark_list.as_ref())?;
-    if req
-        .transcode_template_name
-        .as_deref()
-        .is_some_and(|t| !t.is_empty())
-    {
-        return Err(unsupported("TranscodeTemplateName"));
-    }
-    if req
-        .record_template_id
-        .as_deref()
-        .is_some_and(|t| !t.is_empty())
-    {
-        return Err(unsupported("RecordTemplateId"));
-    }
     if req.file_index.is_some_and(|i| i > 1) || req.offset_time.is_some_and(|o| o > 0) {
         return Err(unsupported("FileIndex and OffsetTime"));
     }
@@ -509,6 +541,12 @@ pub async fn create_live_pull_stream_task(
         backup_to_url: req.backup_to_url.unwrap_or_default().trim().to_owned(),
         extra_cmd: req.extra_cmd.unwrap_or_default(),
         vod_local_mode: req.vod_local_mode.unwrap_or(0),
+        transcode_template_name: req
+            .transcode_template_name
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        record_template_id: req.record_template_id.unwrap_or_default().trim().to_owned(),
         legacy: None,
     };
     let (start, end) = window(cx.now, &req.start_time, &req.end_time)?;
@@ -548,6 +586,7 @@ pub async fn create_live_pull_stream_task(
                     ErrorCode::InvalidParameterToUrlNoPermission,
                 )?;
             }
+            check_templates(c, account, &spec)?;
             if pull_tasks::count(c, account, false)? >= limit {
                 return Err(code(
                     ErrorCode::InvalidParameterTaskNumMoreThanLimit,
@@ -785,9 +824,9 @@ fn info(row: &PullTaskRow, now: i64, recent: Option<RecentPullInfo>) -> PullStre
         backup_source_url: spec.backup_source_url,
         watermark_list: Vec::new(),
         vod_local_mode: spec.vod_local_mode,
-        record_template_id: String::new(),
+        record_template_id: spec.record_template_id,
         backup_to_url: spec.backup_to_url,
-        transcode_template_name: None,
+        transcode_template_name: Some(spec.transcode_template_name),
     }
 }
 

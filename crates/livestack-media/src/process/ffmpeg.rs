@@ -132,6 +132,26 @@ fn video_encoding(r: &Rendition, profile: Profile, out: &mut Vec<String>) {
     ]);
 }
 
+/// What encodes a relay task's push by a transcode template's
+/// rendition: its size, video and audio settings (`-c copy` without one).
+pub(crate) fn relay_encoding(r: &Rendition, profile: Profile) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(scale) = scale_filter(r) {
+        a.extend(["-vf".to_owned(), scale]);
+    }
+    if r.video {
+        video_encoding(r, profile, &mut a);
+    } else {
+        a.push("-vn".to_owned());
+    }
+    if r.audio {
+        audio_encoding(r, &mut a);
+    } else {
+        a.push("-an".to_owned());
+    }
+    a
+}
+
 /// Audio encoding arguments for a rendition.
 fn audio_encoding(r: &Rendition, out: &mut Vec<String>) {
     let rate = if r.audio_bitrate == 0 {

@@ -112,6 +112,9 @@ pub(crate) struct Source {
     /// The watermark chosen when the push started (CSS applies rule
     /// changes to new pushes only).
     pub(crate) watermark: Option<TemplateId>,
+    /// The relay task making the push, if one is (its own record
+    /// template applies).
+    pub(crate) relay_task: Option<i64>,
 }
 
 /// The jobs that should run now: for each live source, its watermark,
@@ -145,6 +148,23 @@ pub(crate) fn plan(
         };
         let push = p.for_push(&at);
         if let Some(t) = push.record {
+            for format in enabled_formats(Some(t)) {
+                jobs.push(job(JobWhat::Record {
+                    template: Some(t.id),
+                    format,
+                    task: None,
+                }));
+            }
+        }
+        // A relay task's own record template (`RecordTemplateId`), while
+        // the task pushes the stream.
+        let relayed = s
+            .relay_task
+            .and_then(|id| p.pull_tasks.iter().find(|t| t.id == id))
+            .and_then(|t| t.record_template)
+            .and_then(|id| p.templates.get(&TemplateId(id)))
+            .filter(|t| t.account == s.key.account && t.kind() == Kind::Record);
+        if let Some(t) = relayed {
             for format in enabled_formats(Some(t)) {
                 jobs.push(job(JobWhat::Record {
                     template: Some(t.id),
@@ -637,6 +657,7 @@ fn reconcile(inner: &Arc<Inner>) {
             key: l.publisher.key.clone(),
             domain: l.publisher.domain.clone(),
             watermark: l.publisher.watermark,
+            relay_task: l.publisher.relay_task,
         })
         .collect();
     let clock = p.clock.instant();
@@ -908,6 +929,7 @@ mod tests {
             key: key(stream),
             domain: "push.example.com".into(),
             watermark: None,
+            relay_task: None,
         }
     }
 

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use livestack_core::media::MediaEvent;
 use livestack_core::pull::{assigned_node, PullInsert, PullSourceKind, PullTarget, PullTask};
+use livestack_core::rules::TemplateSpec;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -269,9 +270,10 @@ impl PullJob {
         // cut the run at the end of a file and play once before the rest.
         let mut plan = Arc::new(Plan::files(&sources, self.task.loops));
         let result = loop {
+            let codec = self.encoding();
             let args = match self.task.kind {
-                PullSourceKind::Live => live_args(&sources[0], &target),
-                PullSourceKind::Vod => vod_args(&plan.urls(), plan.loops, &target),
+                PullSourceKind::Live => live_args(&sources[0], &target, &codec),
+                PullSourceKind::Vod => vod_args(&plan.urls(), plan.loops, &target, &codec),
             };
             // Where in its files a file task is: their durations, read
             // first, against how far ffmpeg has pushed (`-progress`).
@@ -361,6 +363,35 @@ impl PullJob {
         self.switch_source();
         self.callback("TaskExit", &sources[0], exit);
         result
+    }
+
+    /// How the push is encoded: by the task's transcode template
+    /// (`TranscodeTemplateName`) as it is now, else copied.
+    fn encoding(&self) -> Vec<String> {
+        let name = &self.task.transcode_template;
+        if name.is_empty() {
+            return strings(&["-c", "copy"]);
+        }
+        let policy = self.inner.policy();
+        let spec = policy
+            .processing
+            .templates
+            .values()
+            .find_map(|t| match &t.spec {
+                TemplateSpec::Transcode(spec)
+                    if t.account == self.task.account && &t.name == name =>
+                {
+                    Some(spec.clone())
+                }
+                _ => None,
+            });
+        match spec {
+            Some(spec) => super::ffmpeg::relay_encoding(&spec.output, spec.profile),
+            None => {
+                tracing::warn!(template = %name, "the task's transcode template is gone: its push is copied");
+                strings(&["-c", "copy"])
+            }
+        }
     }
 
     /// After a failed attempt, a live task with a backup pulls the other
@@ -797,8 +828,9 @@ fn strings(s: &[&str]) -> Vec<String> {
 /// for sources, never `file`, `pipe` or `subfile` on a tenant's say.
 const PROTOCOLS: &str = "http,https,tcp,tls,crypto,rtmp,rtmps,rtsp,srt,udp,rtp,hls";
 
-/// Pulls a live source as it comes and pushes it as it is.
-fn live_args(source: &str, target: &str) -> Vec<String> {
+/// Pulls a live source as it comes and pushes it, copied or encoded by
+/// `codec`.
+fn live_args(source: &str, target: &str, codec: &[String]) -> Vec<String> {
     let mut a = strings(&[
         "-hide_banner",
         "-loglevel",
@@ -811,13 +843,14 @@ fn live_args(source: &str, target: &str) -> Vec<String> {
         "-i",
         source,
     ]);
-    a.extend(strings(&["-c", "copy", "-f", "flv", target]));
+    a.extend(codec.iter().cloned());
+    a.extend(strings(&["-f", "flv", target]));
     a
 }
 
 /// Plays files in order at their own pace, `loops` more times after the
-/// first (-1: forever), as one push.
-fn vod_args(sources: &[String], loops: i64, target: &str) -> Vec<String> {
+/// first (-1: forever), as one push, copied or encoded by `codec`.
+fn vod_args(sources: &[String], loops: i64, target: &str, codec: &[String]) -> Vec<String> {
     use base64::Engine as _;
     let mut a = strings(&[
         "-hide_banner",
@@ -854,7 +887,8 @@ fn vod_args(sources: &[String], loops: i64, target: &str) -> Vec<String> {
         ]));
         a.extend(["-i".to_owned(), sources[0].clone()]);
     }
-    a.extend(strings(&["-c", "copy", "-f", "flv", target]));
+    a.extend(codec.iter().cloned());
+    a.extend(strings(&["-f", "flv", target]));
     a
 }
 
@@ -894,6 +928,8 @@ mod tests {
             callback_events: vec![],
             generation: 0,
             inserts: vec![],
+            transcode_template: String::new(),
+            record_template: None,
         }
     }
 
@@ -987,13 +1023,15 @@ mod tests {
             concat_list(&["http://h/it's.mp4".into()]),
             "ffconcat version 1.0\nfile 'http://h/it'\\''s.mp4'\n"
         );
-        let args = vod_args(&["http://h/1.mp4".into()], 2, "rtmp://t");
+        let copy = strings(&["-c", "copy"]);
+        let args = vod_args(&["http://h/1.mp4".into()], 2, "rtmp://t", &copy);
         assert!(args.windows(2).any(|w| w == ["-stream_loop", "2"]));
         assert!(!args.iter().any(|a| a == "concat"));
         let args = vod_args(
             &["http://h/1.mp4".into(), "http://h/2.mp4".into()],
             -1,
             "rtmp://t",
+            &copy,
         );
         assert!(args
             .iter()

@@ -1069,3 +1069,81 @@ fn files_inserted_into_a_running_file_task_play_after_the_file_they_follow_with_
         assert_eq!(got.code(), Some(code), "{params}: {}", got.0);
     }
 }
+
+#[test]
+fn a_relay_tasks_own_transcode_and_record_templates_apply_to_its_push() {
+    let (server, _config) = relay_server();
+    let _source = live_push(&server, "studio", 120);
+    let transcode = server.api(
+        "CreateLiveTranscodeTemplate",
+        json!({"TemplateName": "small", "VideoBitrate": 300, "Width": 320, "Height": 180, "Gop": 2}),
+    );
+    transcode.ok();
+    let record = server.api(
+        "CreateLiveRecordTemplate",
+        json!({"TemplateName": "keep", "FlvParam": {"Enable": 1, "RecordInterval": 60}}),
+    );
+    let record_id = record.ok()["TemplateId"].as_i64().expect("template id");
+    let id = created(&python1(&server.call(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "studio")],
+            "small_relay",
+            json!({"TranscodeTemplateName": "small", "RecordTemplateId": record_id.to_string()}),
+        ),
+    )));
+    await_state(&server, "small_relay", "active", "the relay never pushed");
+    // Encoded by the task's template (the source is 640x360).
+    let streams = crate::media::probe(&flv(&server, "small_relay"));
+    assert!(
+        streams.contains(&("video".into(), "h264".into(), 320, 180)),
+        "{streams:?}"
+    );
+    let info = server.api("DescribeLivePullStreamTasks", json!({"TaskId": id}));
+    assert_eq!(info.ok()["TaskInfos"][0]["TranscodeTemplateName"], "small");
+    assert_eq!(
+        info.ok()["TaskInfos"][0]["RecordTemplateId"],
+        record_id.to_string().as_str()
+    );
+    // Recorded by its record template: the recording is delivered once
+    // the push ends (the server's short record interval cuts files too).
+    std::thread::sleep(Duration::from_secs(4));
+    server
+        .api(
+            "DeleteLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests"}),
+        )
+        .ok();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            crate::recording::stored(&server).iter().any(|f| {
+                f.to_string_lossy().contains("small_relay")
+                    && f.extension().is_some_and(|e| e == "flv")
+            })
+        }),
+        "no FLV recording of the relayed stream: {:?}",
+        crate::recording::stored(&server)
+    );
+    // Templates that are not the account's are refused.
+    for extra in [
+        json!({"TranscodeTemplateName": "nope"}),
+        json!({"RecordTemplateId": "999999"}),
+    ] {
+        let got = server.api(
+            "CreateLivePullStreamTask",
+            task(
+                "PullLivePushLive",
+                &[flv(&server, "studio")],
+                "x",
+                extra.clone(),
+            ),
+        );
+        assert_eq!(
+            got.code(),
+            Some("InvalidParameterValue"),
+            "{extra}: {}",
+            got.0
+        );
+    }
+}
