@@ -74,6 +74,10 @@ pub struct PullTask {
     /// Files inserted while it runs (`InsertTaskTemporaryFiles`) and not
     /// played yet, oldest first.
     pub inserts: Vec<PullInsert>,
+    /// `FileIndex` - 1: the file (0-based) the first loop starts at.
+    pub start_file: usize,
+    /// `OffsetTime`: seconds into that file the first loop starts at.
+    pub start_offset: u64,
     /// `TranscodeTemplateName`: the task's push is encoded by the
     /// account's transcode template of that name; empty: copied as it is.
     pub transcode_template: String,
@@ -161,6 +165,8 @@ mod tests {
             callback_events: vec![],
             generation: 0,
             inserts: vec![],
+            start_file: 0,
+            start_offset: 0,
             transcode_template: String::new(),
             record_template: None,
         }

@@ -94,6 +94,11 @@ pub struct Spec {
     pub extra_cmd: String,
     /// As given.
     pub vod_local_mode: i64,
+    /// `FileIndex`: the file (1-based) a file task's first loop starts
+    /// at; 0 or 1: the first.
+    pub file_index: i64,
+    /// `OffsetTime`: seconds into that file the first loop starts at.
+    pub offset_time: i64,
     /// The account's transcode template the push is encoded by; empty:
     /// copied.
     pub transcode_template_name: String,
@@ -384,6 +389,19 @@ async fn check_spec(cx: &Cx, spec: &mut Spec) -> ApiResult<PullSourceKind> {
     if !spec.backup_to_url.is_empty() {
         return Err(unsupported("BackupToUrl"));
     }
+    if spec.file_index < 0 || spec.file_index > n as i64 || spec.offset_time < 0 {
+        return Err(code(
+            ErrorCode::InvalidParameterValue,
+            format!(
+                "FileIndex must be a file's number (1 to {n}) and OffsetTime seconds from 0, not {} and {}.",
+                spec.file_index, spec.offset_time
+            ),
+            format!(
+                "FileIndex 须为文件序号（1~{n}），OffsetTime 须为不小于 0 的秒数，当前为 {} 与 {}。",
+                spec.file_index, spec.offset_time
+            ),
+        ));
+    }
     if !spec.callback_url.is_empty() {
         check_callback_url(&spec.callback_url)?;
     }
@@ -499,6 +517,18 @@ pub(crate) fn to_core(row: &PullTaskRow) -> Option<PullTask> {
         callback_events: spec.callback_events,
         generation: row.generation,
         inserts: Vec::new(),
+        // The first loop's start, for a task that starts within a day of
+        // its creation (after that CSS ignores them).
+        start_file: if row.start - row.created_at <= 86_400 && kind == PullSourceKind::Vod {
+            usize::try_from(spec.file_index - 1).unwrap_or(0)
+        } else {
+            0
+        },
+        start_offset: if row.start - row.created_at <= 86_400 && kind == PullSourceKind::Vod {
+            u64::try_from(spec.offset_time).unwrap_or(0)
+        } else {
+            0
+        },
         transcode_template: spec.transcode_template_name.clone(),
         record_template: spec.record_template_id.trim().parse().ok(),
     })
@@ -511,9 +541,6 @@ pub async fn create_live_pull_stream_task(
     req: CreateLivePullStreamTaskRequest,
 ) -> ApiResult<CreateLivePullStreamTaskResponse> {
     watermarks(req.watermark_list.as_ref())?;
-    if req.file_index.is_some_and(|i| i > 1) || req.offset_time.is_some_and(|o| o > 0) {
-        return Err(unsupported("FileIndex and OffsetTime"));
-    }
     let vod_loop_times = match req.vod_loop_times.as_deref() {
         Some(v) if !v.trim().is_empty() => loops(v)?,
         _ => -1,
@@ -547,6 +574,8 @@ pub async fn create_live_pull_stream_task(
             .trim()
             .to_owned(),
         record_template_id: req.record_template_id.unwrap_or_default().trim().to_owned(),
+        file_index: req.file_index.unwrap_or(0),
+        offset_time: req.offset_time.unwrap_or(0),
         legacy: None,
     };
     let (start, end) = window(cx.now, &req.start_time, &req.end_time)?;
@@ -639,9 +668,6 @@ pub async fn modify_live_pull_stream_task(
     req: ModifyLivePullStreamTaskRequest,
 ) -> ApiResult<ModifyLivePullStreamTaskResponse> {
     watermarks(req.watermark_list.as_ref())?;
-    if req.file_index.is_some_and(|i| i > 1) || req.offset_time.is_some_and(|o| o > 0) {
-        return Err(unsupported("FileIndex and OffsetTime"));
-    }
     if req.backup_vod_url.as_deref().is_some_and(|u| !u.is_empty()) {
         return Err(unsupported("BackupVodUrl"));
     }
@@ -699,6 +725,12 @@ pub async fn modify_live_pull_stream_task(
     if let Some(v) = req.vod_local_mode {
         spec.vod_local_mode = v;
     }
+    if let Some(v) = req.file_index {
+        spec.file_index = v;
+    }
+    if let Some(v) = req.offset_time {
+        spec.offset_time = v;
+    }
     let start = req.start_time.unwrap_or_else(|| utc_iso(row.start));
     let end = req.end_time.unwrap_or_else(|| utc_iso(row.end));
     let (start, end) = window(now, &start, &end)?;
@@ -706,7 +738,9 @@ pub async fn modify_live_pull_stream_task(
     let restart = spec.source_urls != old.source_urls
         || spec.to_url != old.to_url
         || spec.vod_loop_times != old.vod_loop_times
-        || spec.backup_source_url != old.backup_source_url;
+        || spec.backup_source_url != old.backup_source_url
+        || spec.file_index != old.file_index
+        || spec.offset_time != old.offset_time;
     let specify = req.specify_task_id.map(|s| s.trim().to_owned());
     let mut row = row;
     row.spec = spec.to_json()?;

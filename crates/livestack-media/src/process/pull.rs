@@ -155,6 +155,8 @@ struct Item {
     url: String,
     index: usize,
     context: Option<String>,
+    /// Seconds into the file it starts at (`OffsetTime`).
+    inpoint: u64,
 }
 
 /// What one run of a file task plays.
@@ -182,12 +184,42 @@ impl Plan {
                     url: url.clone(),
                     index,
                     context: None,
+                    inpoint: 0,
                 })
                 .collect(),
             loops,
             loop_base: 0,
             then: None,
         }
+    }
+
+    /// A task's first run: its list, or with `FileIndex`/`OffsetTime` the
+    /// rest of the first loop from there, then the list for the loops
+    /// left.
+    fn first(task: &PullTask, sources: &[String]) -> Plan {
+        let from = task.start_file.min(sources.len().saturating_sub(1));
+        if (from == 0 && task.start_offset == 0) || task.kind == PullSourceKind::Live {
+            return Plan::files(sources, task.loops);
+        }
+        let mut items: Vec<Item> = Plan::files(sources, 0).items.split_off(from);
+        if let Some(first) = items.first_mut() {
+            first.inpoint = task.start_offset;
+        }
+        Plan {
+            items,
+            loops: 0,
+            loop_base: 0,
+            then: Some(match task.loops {
+                -1 => Some(-1),
+                n if n >= 1 => Some(n - 1),
+                _ => None,
+            }),
+        }
+    }
+
+    /// Where its first file starts, seconds.
+    fn inpoint(&self) -> u64 {
+        self.items.first().map_or(0, |i| i.inpoint)
     }
 
     fn urls(&self) -> Vec<String> {
@@ -268,19 +300,27 @@ impl PullJob {
         );
         // A file task plays its list, looped; files inserted while it runs
         // cut the run at the end of a file and play once before the rest.
-        let mut plan = Arc::new(Plan::files(&sources, self.task.loops));
+        let mut plan = Arc::new(Plan::first(&self.task, &sources));
         let result = loop {
             let codec = self.encoding();
             let args = match self.task.kind {
                 PullSourceKind::Live => live_args(&sources[0], &target, &codec),
-                PullSourceKind::Vod => vod_args(&plan.urls(), plan.loops, &target, &codec),
+                PullSourceKind::Vod => {
+                    vod_args(&plan.urls(), plan.loops, &target, &codec, plan.inpoint())
+                }
             };
             // Where in its files a file task is: their durations, read
             // first, against how far ffmpeg has pushed (`-progress`).
             let durations = match self.task.kind {
-                PullSourceKind::Vod => {
-                    durations(&self.inner.config.ffmpeg, proxy, &plan.urls()).await
-                }
+                PullSourceKind::Vod => durations(&self.inner.config.ffmpeg, proxy, &plan.urls())
+                    .await
+                    .map(|mut d| {
+                        // The first file plays from its inpoint.
+                        if let Some(first) = d.first_mut() {
+                            *first = first.saturating_sub(plan.inpoint() * 1_000_000);
+                        }
+                        d
+                    }),
                 PullSourceKind::Live => None,
             };
             let mut ffmpeg =
@@ -469,6 +509,7 @@ impl PullJob {
                 url: f.clone(),
                 index: item.index,
                 context: Some(i.context.clone()),
+                inpoint: 0,
             }));
         }
         items.extend(
@@ -481,6 +522,7 @@ impl PullJob {
                     url: url.clone(),
                     index,
                     context: None,
+                    inpoint: 0,
                 }),
         );
         let left = self.task.loops - looped;
@@ -849,8 +891,15 @@ fn live_args(source: &str, target: &str, codec: &[String]) -> Vec<String> {
 }
 
 /// Plays files in order at their own pace, `loops` more times after the
-/// first (-1: forever), as one push, copied or encoded by `codec`.
-fn vod_args(sources: &[String], loops: i64, target: &str, codec: &[String]) -> Vec<String> {
+/// first (-1: forever), as one push, copied or encoded by `codec`; the
+/// first file from `inpoint` seconds.
+fn vod_args(
+    sources: &[String],
+    loops: i64,
+    target: &str,
+    codec: &[String],
+    inpoint: u64,
+) -> Vec<String> {
     use base64::Engine as _;
     let mut a = strings(&[
         "-hide_banner",
@@ -867,7 +916,7 @@ fn vod_args(sources: &[String], loops: i64, target: &str, codec: &[String]) -> V
         // `file` in the whitelist, a tenant's playlist (an .m3u8 in the
         // list) could name local files, which the whitelist, inherited by
         // everything the list opens, now refuses.
-        let list = base64::engine::general_purpose::STANDARD.encode(concat_list(sources));
+        let list = base64::engine::general_purpose::STANDARD.encode(concat_list(sources, inpoint));
         a.extend(strings(&[
             "-f",
             "concat",
@@ -885,6 +934,9 @@ fn vod_args(sources: &[String], loops: i64, target: &str, codec: &[String]) -> V
             "-rw_timeout",
             "15000000",
         ]));
+        if inpoint > 0 {
+            a.extend(["-ss".to_owned(), inpoint.to_string()]);
+        }
         a.extend(["-i".to_owned(), sources[0].clone()]);
     }
     a.extend(codec.iter().cloned());
@@ -892,11 +944,15 @@ fn vod_args(sources: &[String], loops: i64, target: &str, codec: &[String]) -> V
     a
 }
 
-/// An ffconcat list of `urls`, each quoted.
-fn concat_list(urls: &[String]) -> String {
+/// An ffconcat list of `urls`, each quoted, the first from `inpoint`
+/// seconds.
+fn concat_list(urls: &[String], inpoint: u64) -> String {
     let mut out = String::from("ffconcat version 1.0\n");
-    for u in urls {
+    for (i, u) in urls.iter().enumerate() {
         out.push_str(&format!("file '{}'\n", u.replace('\'', "'\\''")));
+        if i == 0 && inpoint > 0 {
+            out.push_str(&format!("inpoint {inpoint}\n"));
+        }
     }
     out
 }
@@ -928,6 +984,8 @@ mod tests {
             callback_events: vec![],
             generation: 0,
             inserts: vec![],
+            start_file: 0,
+            start_offset: 0,
             transcode_template: String::new(),
             record_template: None,
         }
@@ -1020,11 +1078,11 @@ mod tests {
         assert_eq!(with_args("rtmp://h/a/s", "?k=v"), "rtmp://h/a/s?k=v");
         assert_eq!(with_args("rtmp://h/a/s?x=1", "k=v"), "rtmp://h/a/s?x=1&k=v");
         assert_eq!(
-            concat_list(&["http://h/it's.mp4".into()]),
+            concat_list(&["http://h/it's.mp4".into()], 0),
             "ffconcat version 1.0\nfile 'http://h/it'\\''s.mp4'\n"
         );
         let copy = strings(&["-c", "copy"]);
-        let args = vod_args(&["http://h/1.mp4".into()], 2, "rtmp://t", &copy);
+        let args = vod_args(&["http://h/1.mp4".into()], 2, "rtmp://t", &copy, 0);
         assert!(args.windows(2).any(|w| w == ["-stream_loop", "2"]));
         assert!(!args.iter().any(|a| a == "concat"));
         let args = vod_args(
@@ -1032,6 +1090,7 @@ mod tests {
             -1,
             "rtmp://t",
             &copy,
+            0,
         );
         assert!(args
             .iter()
@@ -1040,5 +1099,9 @@ mod tests {
             !args.iter().any(|a| a.split(',').any(|p| p == "file")),
             "nothing a relay opens may be a local file: {args:?}"
         );
+        // OffsetTime: the first file from there, in a list or alone.
+        assert!(concat_list(&["a".into(), "b".into()], 7).contains("file 'a'\ninpoint 7\nfile 'b'"));
+        let one = vod_args(&["http://h/1.mp4".into()], 0, "rtmp://t", &copy, 7);
+        assert!(one.windows(3).any(|w| w == ["-ss", "7", "-i"]), "{one:?}");
     }
 }

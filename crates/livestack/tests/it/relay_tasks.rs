@@ -1147,3 +1147,68 @@ fn a_relay_tasks_own_transcode_and_record_templates_apply_to_its_push() {
         );
     }
 }
+
+#[test]
+fn a_file_task_starts_its_first_loop_at_file_index_and_offset_time() {
+    let (server, _config) = relay_server();
+    let media = tempfile::tempdir().expect("tmp");
+    for (name, c) in [
+        ("red.mp4", "0xFF0000"),
+        ("green.mp4", "0x00FF00"),
+        ("blue.mp4", "0x0000FF"),
+    ] {
+        mp4_of(
+            &media.path().join(name),
+            3,
+            &format!("color=c={c}:s=320x180:r=25"),
+        );
+    }
+    let files = Files::serve(media.path().to_path_buf());
+    let receiver = Receiver::start(&[]);
+    let sources = [
+        files.url("red.mp4"),
+        files.url("green.mp4"),
+        files.url("blue.mp4"),
+    ];
+    created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullVodPushLive",
+            &sources,
+            "resumed",
+            json!({"VodLoopTimes": "1", "FileIndex": 2, "OffsetTime": 1,
+                   "CallbackUrl": receiver.url("/files"),
+                   "CallbackEvents": ["VodSourceFileStart", "TaskExit"]}),
+        ),
+    ));
+    let starts = || -> Vec<(i64, i64)> {
+        receiver
+            .to("/files")
+            .iter()
+            .filter(|c| c.body["callback_event"] == "VodSourceFileStart")
+            .filter_map(|c| {
+                serde_json::from_str::<Value>(c.body["msg"].as_str().unwrap_or("")).ok()
+            })
+            .map(|m| {
+                (
+                    m["index"].as_i64().unwrap_or(0),
+                    m["looped_times"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    // The first loop from file 2 (1 s in), the second whole, then the end.
+    assert!(
+        wait_until(Duration::from_secs(40), || events(&receiver, "/files")
+            .contains(&"TaskExit".to_owned())),
+        "the task never finished: {:?} (log: {})",
+        starts(),
+        server.log()
+    );
+    assert_eq!(starts(), vec![(2, 0), (3, 0), (1, 1), (2, 1), (3, 1)]);
+    let bad = server.api(
+        "CreateLivePullStreamTask",
+        task("PullVodPushLive", &sources, "bad", json!({"FileIndex": 4})),
+    );
+    assert_eq!(bad.code(), Some("InvalidParameterValue"), "{}", bad.0);
+}
