@@ -210,7 +210,7 @@ async fn record_one(
         }
         MediaEvent::PullTaskReported {
             task,
-            live,
+            kind,
             active,
             file_url,
             file_index,
@@ -228,10 +228,10 @@ async fn record_one(
                 offset_secs,
                 last_error,
                 reported_at: at,
-                source_type: if live {
-                    "PullLivePushLive"
-                } else {
-                    "PullVodPushLive"
+                source_type: match kind {
+                    livestack_core::pull::PullSourceKind::Live => "PullLivePushLive",
+                    livestack_core::pull::PullSourceKind::Vod => "PullVodPushLive",
+                    livestack_core::pull::PullSourceKind::Picture => "PullPicPushLive",
                 }
                 .to_owned(),
             };

@@ -331,8 +331,8 @@ pub enum MediaEvent {
     PullTaskReported {
         /// The task's row id.
         task: i64,
-        /// Whether its source is live (else files).
-        live: bool,
+        /// What it pulls.
+        kind: crate::pull::PullSourceKind,
         /// Whether it is pushing now.
         active: bool,
         /// The URL being pulled.

@@ -16,6 +16,8 @@ pub enum PullSourceKind {
     Live,
     /// `PullVodPushLive`: up to 30 files, played in order and looped.
     Vod,
+    /// `PullPicPushLive`: one picture, pushed as a still live stream.
+    Picture,
 }
 
 /// Where a relay task pushes to.
@@ -55,6 +57,9 @@ pub struct PullTask {
     pub target: PullTarget,
     /// `PushArgs`: appended to the target's query.
     pub push_args: String,
+    /// `BackupToUrl`: a second RTMP URL pushed beside the target; its
+    /// failure does not stop the main push.
+    pub backup_target: Option<String>,
     /// Unix seconds it starts.
     pub start: i64,
     /// Unix seconds it ends.
@@ -157,6 +162,7 @@ mod tests {
             backup: None,
             target: PullTarget::Url("rtmp://x/y/z".into()),
             push_args: String::new(),
+            backup_target: None,
             start: 100,
             end: 200,
             enabled,

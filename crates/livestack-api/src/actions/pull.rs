@@ -211,7 +211,7 @@ async fn check_source(cx: &Cx, kind: PullSourceKind, url: &str) -> ApiResult<()>
     };
     let schemes: &[&str] = match kind {
         PullSourceKind::Live => &["rtmp", "rtmps", "http", "https", "rtsp", "srt"],
-        PullSourceKind::Vod => &["http", "https"],
+        PullSourceKind::Vod | PullSourceKind::Picture => &["http", "https"],
     };
     check_relay_url(cx, url, schemes, bad, |parsed| {
         let path = parsed.path().to_ascii_lowercase();
@@ -219,6 +219,11 @@ async fn check_source(cx: &Cx, kind: PullSourceKind, url: &str) -> ApiResult<()>
             && ![".flv", ".mp4", ".m3u8"].iter().any(|e| path.ends_with(e))
         {
             return Err("must name an .flv, .mp4 or .m3u8 file");
+        }
+        if kind == PullSourceKind::Picture
+            && ![".png", ".jpg", ".jpeg"].iter().any(|e| path.ends_with(e))
+        {
+            return Err("must name a .png or .jpg picture");
         }
         Ok(())
     })
@@ -308,11 +313,11 @@ fn source_kind(s: &str) -> ApiResult<PullSourceKind> {
     match s {
         "PullLivePushLive" => Ok(PullSourceKind::Live),
         "PullVodPushLive" => Ok(PullSourceKind::Vod),
-        "PullPicPushLive" => Err(unsupported("SourceType PullPicPushLive")),
+        "PullPicPushLive" => Ok(PullSourceKind::Picture),
         other => Err(code(
             ErrorCode::InvalidParameterValue,
-            format!("SourceType must be PullLivePushLive or PullVodPushLive, not `{other}`."),
-            format!("SourceType 须为 PullLivePushLive 或 PullVodPushLive，当前为 `{other}`。"),
+            format!("SourceType must be PullLivePushLive, PullVodPushLive or PullPicPushLive, not `{other}`."),
+            format!("SourceType 须为 PullLivePushLive、PullVodPushLive 或 PullPicPushLive，当前为 `{other}`。"),
         )),
     }
 }
@@ -354,7 +359,7 @@ async fn check_spec(cx: &Cx, spec: &mut Spec) -> ApiResult<PullSourceKind> {
         .collect();
     let n = spec.source_urls.len();
     let allowed = match kind {
-        PullSourceKind::Live => 1..=1,
+        PullSourceKind::Live | PullSourceKind::Picture => 1..=1,
         PullSourceKind::Vod => 1..=MAX_FILES,
     };
     if !allowed.contains(&n) {
@@ -362,7 +367,7 @@ async fn check_spec(cx: &Cx, spec: &mut Spec) -> ApiResult<PullSourceKind> {
             ErrorCode::InvalidParameterInvalidSourceUrl,
             format!(
                 "SourceUrls must hold {} URL(s) for {}, not {n}.",
-                if kind == PullSourceKind::Live {
+                if kind != PullSourceKind::Vod {
                     "exactly 1".to_owned()
                 } else {
                     format!("1 to {MAX_FILES}")
@@ -387,7 +392,15 @@ async fn check_spec(cx: &Cx, spec: &mut Spec) -> ApiResult<PullSourceKind> {
         check_to_url(cx, &spec.to_url).await?;
     }
     if !spec.backup_to_url.is_empty() {
-        return Err(unsupported("BackupToUrl"));
+        let url = spec.backup_to_url.clone();
+        let bad = |why: &str| {
+            code(
+                ErrorCode::InvalidParameterInvalidBackupToUrl,
+                format!("BackupToUrl `{url}` {why}."),
+                format!("BackupToUrl `{url}` 不规范：{why}。"),
+            )
+        };
+        check_relay_url(cx, &url, &["rtmp", "rtmps"], bad, |_| Ok(())).await?;
     }
     if spec.file_index < 0 || spec.file_index > n as i64 || spec.offset_time < 0 {
         return Err(code(
@@ -489,6 +502,7 @@ pub(crate) fn to_core(row: &PullTaskRow) -> Option<PullTask> {
     let kind = match spec.source_type.as_str() {
         "PullLivePushLive" => PullSourceKind::Live,
         "PullVodPushLive" => PullSourceKind::Vod,
+        "PullPicPushLive" => PullSourceKind::Picture,
         _ => return None,
     };
     let target = if spec.to_url.is_empty() {
@@ -509,6 +523,7 @@ pub(crate) fn to_core(row: &PullTaskRow) -> Option<PullTask> {
         backup: Some(spec.backup_source_url).filter(|u| !u.is_empty()),
         target,
         push_args: spec.push_args,
+        backup_target: Some(spec.backup_to_url).filter(|u| !u.is_empty()),
         start: row.start,
         end: row.end,
         enabled: row.enabled,
@@ -739,6 +754,7 @@ pub async fn modify_live_pull_stream_task(
         || spec.to_url != old.to_url
         || spec.vod_loop_times != old.vod_loop_times
         || spec.backup_source_url != old.backup_source_url
+        || spec.backup_to_url != old.backup_to_url
         || spec.file_index != old.file_index
         || spec.offset_time != old.offset_time;
     let specify = req.specify_task_id.map(|s| s.trim().to_owned());
@@ -1278,7 +1294,7 @@ async fn legacy_spec(cx: &Cx, l: LegacySpec) -> ApiResult<Spec> {
     Ok(Spec {
         source_type: match kind {
             PullSourceKind::Live => "PullLivePushLive",
-            PullSourceKind::Vod => "PullVodPushLive",
+            PullSourceKind::Vod | PullSourceKind::Picture => "PullVodPushLive",
         }
         .to_owned(),
         source_urls: urls,

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use livestack_core::media::MediaEvent;
 use livestack_core::pull::{assigned_node, PullInsert, PullSourceKind, PullTarget, PullTask};
-use livestack_core::rules::TemplateSpec;
+use livestack_core::rules::{Profile, TemplateSpec};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -284,6 +284,23 @@ impl PullJob {
                 with_args(url, &self.task.push_args)
             }
         };
+        // A backup target that is not a permitted address is left out, the
+        // main push goes on.
+        let mut backup = None;
+        if let Some(url) = &self.task.backup_target {
+            if livestack_net::check_url_resolved(fetch, url).await.is_ok() {
+                backup = Some(with_args(url, &self.task.push_args));
+            } else {
+                self.alarm(
+                    "PushStreamFailed",
+                    &sources[0],
+                    &format!(
+                        "the backup target {} is not an address a relay may reach",
+                        shown(url)
+                    ),
+                );
+            }
+        }
         let proxy = *self
             .inner
             .processor
@@ -302,11 +319,19 @@ impl PullJob {
         // cut the run at the end of a file and play once before the rest.
         let mut plan = Arc::new(Plan::first(&self.task, &sources));
         let result = loop {
-            let codec = self.encoding();
+            let mut codec = match self.task.kind {
+                PullSourceKind::Picture if self.task.transcode_template.is_empty() => {
+                    super::ffmpeg::relay_encoding(&still_rendition(), Profile::Main)
+                }
+                _ => self.encoding(),
+            };
+            codec.extend(outputs(&target, backup.as_deref()));
             let args = match self.task.kind {
-                PullSourceKind::Live => live_args(&sources[0], &target, &codec),
-                PullSourceKind::Vod => {
-                    vod_args(&plan.urls(), plan.loops, &target, &codec, plan.inpoint())
+                PullSourceKind::Live => live_args(&sources[0], &codec),
+                PullSourceKind::Vod => vod_args(&plan.urls(), plan.loops, &codec, plan.inpoint()),
+                PullSourceKind::Picture => {
+                    let still = self.fetch_picture(&sources[0]).await?;
+                    picture_args(&still.to_string_lossy(), &codec)
                 }
             };
             // Where in its files a file task is: their durations, read
@@ -321,7 +346,7 @@ impl PullJob {
                         }
                         d
                     }),
-                PullSourceKind::Live => None,
+                PullSourceKind::Live | PullSourceKind::Picture => None,
             };
             let mut ffmpeg =
                 Ffmpeg::spawn_proxied(&self.inner.config.ffmpeg, &args, &label, proxy)?;
@@ -403,6 +428,60 @@ impl PullJob {
         self.switch_source();
         self.callback("TaskExit", &sources[0], exit);
         result
+    }
+
+    /// A picture task's picture, fetched once per attempt (bounded, from a
+    /// permitted address) into the working directory, where ffmpeg loops
+    /// it: a remote still looped by ffmpeg would be fetched again for
+    /// every frame.
+    async fn fetch_picture(&self, url: &str) -> Result<std::path::PathBuf, JobError> {
+        let fetch = livestack_net::Fetcher::new(
+            self.inner.config.callbacks.fetch.clone(),
+            Some(std::time::Duration::from_secs(15)),
+            livestack_net::Redirects::Follow(5),
+        )
+        .map_err(|e| JobError::Work(format!("no HTTP client: {e}")))?;
+        let failed = |why: String| {
+            self.alarm("PullFileFailed", url, &why);
+            JobError::Work(why)
+        };
+        fetch
+            .check(url)
+            .map_err(|_| failed(format!("the picture {} may not be fetched", shown(url))))?;
+        let mut resp = fetch.client().get(url).send().await.map_err(|e| {
+            failed(format!(
+                "the picture {} could not be fetched: {e}",
+                shown(url)
+            ))
+        })?;
+        if !resp.status().is_success() {
+            return Err(failed(format!(
+                "the picture {} answered {}",
+                shown(url),
+                resp.status()
+            )));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| failed(format!("the picture {} broke off: {e}", shown(url))))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_PICTURE {
+                return Err(failed(format!(
+                    "the picture {} is larger than {MAX_PICTURE} bytes",
+                    shown(url)
+                )));
+            }
+        }
+        let dir = self.inner.config.work_dir.join("relay-pictures");
+        let path = dir.join(format!("{}.img", self.task.id));
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .and(tokio::fs::write(&path, &body).await)
+            .map_err(|e| JobError::Work(format!("cannot keep the picture: {e}")))?;
+        Ok(path)
     }
 
     /// How the push is encoded: by the task's transcode template
@@ -606,7 +685,7 @@ impl PullJob {
     ) {
         self.inner.emit(MediaEvent::PullTaskReported {
             task: self.task.id,
-            live: self.task.kind == PullSourceKind::Live,
+            kind: self.task.kind,
             active,
             file_url: url.to_owned(),
             file_index: index,
@@ -870,9 +949,87 @@ fn strings(s: &[&str]) -> Vec<String> {
 /// for sources, never `file`, `pipe` or `subfile` on a tenant's say.
 const PROTOCOLS: &str = "http,https,tcp,tls,crypto,rtmp,rtmps,rtsp,srt,udp,rtp,hls";
 
-/// Pulls a live source as it comes and pushes it, copied or encoded by
-/// `codec`.
-fn live_args(source: &str, target: &str, codec: &[String]) -> Vec<String> {
+/// Where the push goes: FLV to `target`, and with a backup target
+/// (`BackupToUrl`) to both through the tee muxer, the backup's failure
+/// ignored (the main push's ends the run, and is retried).
+fn outputs(target: &str, backup: Option<&str>) -> Vec<String> {
+    let Some(backup) = backup else {
+        return strings(&["-f", "flv", target]);
+    };
+    // Tee's own syntax: `|`, `[`, `]` and `\` in a URL are escaped.
+    let esc = |u: &str| {
+        u.chars().fold(String::new(), |mut o, c| {
+            if matches!(c, '|' | '[' | ']' | '\\') {
+                o.push('\\');
+            }
+            o.push(c);
+            o
+        })
+    };
+    strings(&[
+        // Encoders must put their headers where FLV wants them.
+        "-flags",
+        "+global_header",
+        "-f",
+        "tee",
+        &format!(
+            "[f=flv]{}|[f=flv:onfail=ignore]{}",
+            esc(target),
+            esc(backup)
+        ),
+    ])
+}
+
+/// The most bytes of a picture task's picture.
+const MAX_PICTURE: usize = 10 << 20;
+
+/// A still's encoding: H.264 at 25 fps with a keyframe every 2 s, and
+/// AAC of silence, so every player gets a stream like any other.
+fn still_rendition() -> livestack_core::rules::Rendition {
+    livestack_core::rules::Rendition {
+        video: true,
+        audio: true,
+        video_bitrate: 500,
+        fps: 25,
+        gop: 2,
+        audio_bitrate: 64,
+        ..livestack_core::rules::Rendition::default()
+    }
+}
+
+/// Pushes the local picture `still` as a live stream at its own pace,
+/// with silence for sound (`out`: its encoding and outputs).
+fn picture_args(still: &str, out: &[String]) -> Vec<String> {
+    let mut a = strings(&[
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-nostats",
+        "-re",
+        "-loop",
+        "1",
+        "-framerate",
+        "25",
+        "-protocol_whitelist",
+        "file",
+        "-i",
+        still,
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=44100:cl=stereo",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+    ]);
+    a.extend(out.iter().cloned());
+    a
+}
+
+/// Pulls a live source as it comes and pushes it: `out` is its encoding
+/// (or `-c copy`) and outputs.
+fn live_args(source: &str, out: &[String]) -> Vec<String> {
     let mut a = strings(&[
         "-hide_banner",
         "-loglevel",
@@ -885,21 +1042,15 @@ fn live_args(source: &str, target: &str, codec: &[String]) -> Vec<String> {
         "-i",
         source,
     ]);
-    a.extend(codec.iter().cloned());
-    a.extend(strings(&["-f", "flv", target]));
+    a.extend(strings(&["-map", "0:v:0?", "-map", "0:a:0?"]));
+    a.extend(out.iter().cloned());
     a
 }
 
 /// Plays files in order at their own pace, `loops` more times after the
-/// first (-1: forever), as one push, copied or encoded by `codec`; the
-/// first file from `inpoint` seconds.
-fn vod_args(
-    sources: &[String],
-    loops: i64,
-    target: &str,
-    codec: &[String],
-    inpoint: u64,
-) -> Vec<String> {
+/// first (-1: forever), as one push (`out`: its encoding and outputs);
+/// the first file from `inpoint` seconds.
+fn vod_args(sources: &[String], loops: i64, out: &[String], inpoint: u64) -> Vec<String> {
     use base64::Engine as _;
     let mut a = strings(&[
         "-hide_banner",
@@ -939,8 +1090,8 @@ fn vod_args(
         }
         a.extend(["-i".to_owned(), sources[0].clone()]);
     }
-    a.extend(codec.iter().cloned());
-    a.extend(strings(&["-f", "flv", target]));
+    a.extend(strings(&["-map", "0:v:0?", "-map", "0:a:0?"]));
+    a.extend(out.iter().cloned());
     a
 }
 
@@ -976,6 +1127,7 @@ mod tests {
                 stream: "relay".into(),
             },
             push_args: String::new(),
+            backup_target: None,
             start: 0,
             end: 100,
             enabled: true,
@@ -1081,14 +1233,13 @@ mod tests {
             concat_list(&["http://h/it's.mp4".into()], 0),
             "ffconcat version 1.0\nfile 'http://h/it'\\''s.mp4'\n"
         );
-        let copy = strings(&["-c", "copy"]);
-        let args = vod_args(&["http://h/1.mp4".into()], 2, "rtmp://t", &copy, 0);
+        let copy = strings(&["-c", "copy", "-f", "flv", "rtmp://t"]);
+        let args = vod_args(&["http://h/1.mp4".into()], 2, &copy, 0);
         assert!(args.windows(2).any(|w| w == ["-stream_loop", "2"]));
         assert!(!args.iter().any(|a| a == "concat"));
         let args = vod_args(
             &["http://h/1.mp4".into(), "http://h/2.mp4".into()],
             -1,
-            "rtmp://t",
             &copy,
             0,
         );
@@ -1101,7 +1252,12 @@ mod tests {
         );
         // OffsetTime: the first file from there, in a list or alone.
         assert!(concat_list(&["a".into(), "b".into()], 7).contains("file 'a'\ninpoint 7\nfile 'b'"));
-        let one = vod_args(&["http://h/1.mp4".into()], 0, "rtmp://t", &copy, 7);
+        let one = vod_args(&["http://h/1.mp4".into()], 0, &copy, 7);
+        let both = outputs("rtmp://a/x?k=1", Some("rtmp://b/y|z")).join(" ");
+        assert!(
+            both.ends_with("-f tee [f=flv]rtmp://a/x?k=1|[f=flv:onfail=ignore]rtmp://b/y\\|z"),
+            "{both}"
+        );
         assert!(one.windows(3).any(|w| w == ["-ss", "7", "-i"]), "{one:?}");
     }
 }

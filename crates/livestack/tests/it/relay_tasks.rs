@@ -1212,3 +1212,111 @@ fn a_file_task_starts_its_first_loop_at_file_index_and_offset_time() {
     );
     assert_eq!(bad.code(), Some("InvalidParameterValue"), "{}", bad.0);
 }
+
+#[test]
+fn a_backup_to_url_gets_the_same_push_and_its_failure_leaves_the_main_one() {
+    let (server, _config) = relay_server();
+    let _source = live_push(&server, "origin", 120);
+    let signed = |stream: &str| {
+        let auth =
+            livestack_core::urlsign::query(&crate::media::push_key(&server), stream, now() + 600);
+        format!("rtmp://{}/live/{stream}?domain={PUSH}&{auth}", server.rtmp)
+    };
+    let id = created(&server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "origin")],
+            "main_copy",
+            json!({"BackupToUrl": signed("spare_copy")}),
+        ),
+    ));
+    await_state(
+        &server,
+        "main_copy",
+        "active",
+        "the main push never started",
+    );
+    await_state(
+        &server,
+        "spare_copy",
+        "active",
+        "the backup push never started",
+    );
+    assert_h264_aac(&flv(&server, "spare_copy"));
+    let info = server.api("DescribeLivePullStreamTasks", json!({"TaskId": id}));
+    assert!(info.ok()["TaskInfos"][0]["BackupToUrl"]
+        .as_str()
+        .is_some_and(|u| u.contains("spare_copy")));
+    // The backup target refused (forbidden), the main push goes on.
+    server
+        .api(
+            "ForbidLiveStream",
+            json!({"DomainName": PUSH, "AppName": "live", "StreamName": "spare_copy"}),
+        )
+        .ok();
+    await_state(
+        &server,
+        "spare_copy",
+        "forbid",
+        "the backup was not forbidden",
+    );
+    let started = state_started(&server, "main_copy");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(state(&server, "main_copy"), "active");
+    assert_eq!(
+        state_started(&server, "main_copy"),
+        started,
+        "the main push restarted"
+    );
+    let bad = server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "origin")],
+            "x",
+            json!({"BackupToUrl": "http://example.com/x"}),
+        ),
+    );
+    assert_eq!(bad.code(), Some("InvalidParameter.InvalidBackupToUrl"));
+}
+
+#[test]
+fn a_picture_task_pushes_its_picture_as_a_live_stream_with_sound() {
+    let (server, _config) = relay_server();
+    let media = tempfile::tempdir().expect("tmp");
+    let made = Command::new(ffmpeg_bin("ffmpeg"))
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+        .args(["-i", "color=c=0x00FF00:s=320x180", "-frames:v", "1"])
+        .arg(media.path().join("still.png"))
+        .status()
+        .expect("ffmpeg");
+    assert!(made.success());
+    let files = Files::serve(media.path().to_path_buf());
+    created(&python1(&server.call(
+        "CreateLivePullStreamTask",
+        task(
+            "PullPicPushLive",
+            &[files.url("still.png")],
+            "still",
+            json!({}),
+        ),
+    )));
+    await_state(&server, "still", "active", "the picture was never pushed");
+    let streams = crate::media::probe(&flv(&server, "still"));
+    assert!(
+        streams.contains(&("video".into(), "h264".into(), 320, 180))
+            && streams.iter().any(|s| s.0 == "audio" && s.1 == "aac"),
+        "{streams:?}"
+    );
+    let mut player = crate::backup_streams::Player::start(&flv(&server, "still"));
+    assert!(
+        player.sees(crate::mix::GREEN),
+        "the picture is not what plays"
+    );
+    let bad = server.api(
+        "CreateLivePullStreamTask",
+        task("PullPicPushLive", &[files.url("movie.mp4")], "x", json!({})),
+    );
+    assert_eq!(bad.code(), Some("InvalidParameter.InvalidSourceUrl"));
+}
