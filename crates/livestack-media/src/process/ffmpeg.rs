@@ -132,6 +132,21 @@ fn video_encoding(r: &Rendition, profile: Profile, out: &mut Vec<String>) {
     ]);
 }
 
+/// A rendition's video and audio encoding, or `-vn` / `-an` for what it
+/// leaves out.
+fn av_encoding(r: &Rendition, profile: Profile, a: &mut Vec<String>) {
+    if r.video {
+        video_encoding(r, profile, a);
+    } else {
+        a.push("-vn".to_owned());
+    }
+    if r.audio {
+        audio_encoding(r, a);
+    } else {
+        a.push("-an".to_owned());
+    }
+}
+
 /// What encodes a relay task's push by a transcode template's
 /// rendition: its size, video and audio settings (`-c copy` without one).
 pub(crate) fn relay_encoding(r: &Rendition, profile: Profile) -> Vec<String> {
@@ -139,16 +154,7 @@ pub(crate) fn relay_encoding(r: &Rendition, profile: Profile) -> Vec<String> {
     if let Some(scale) = scale_filter(r) {
         a.extend(["-vf".to_owned(), scale]);
     }
-    if r.video {
-        video_encoding(r, profile, &mut a);
-    } else {
-        a.push("-vn".to_owned());
-    }
-    if r.audio {
-        audio_encoding(r, &mut a);
-    } else {
-        a.push("-an".to_owned());
-    }
+    av_encoding(r, profile, &mut a);
     a
 }
 
@@ -198,16 +204,7 @@ pub(crate) fn transcode(
     if r.audio {
         a.extend(strings(&["-map", "0:a:0?"]));
     }
-    if r.video {
-        video_encoding(r, profile, &mut a);
-    } else {
-        a.push("-vn".to_owned());
-    }
-    if r.audio {
-        audio_encoding(r, &mut a);
-    } else {
-        a.push("-an".to_owned());
-    }
+    av_encoding(r, profile, &mut a);
     a.extend(strings(&["-f", "flv", &io.output]));
     a
 }
