@@ -89,6 +89,28 @@ pub struct PullTask {
     /// `RecordTemplateId`: the account's record template the target
     /// stream is recorded by while the task pushes it.
     pub record_template: Option<i64>,
+    /// `WatermarkList`: pictures laid over the push (re-encoding it).
+    pub watermarks: Vec<PullWatermark>,
+}
+
+/// One of a relay task's own watermarks (`PullPushWatermarkInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PullWatermark {
+    /// `PictureUrl`, as given.
+    pub picture_url: String,
+    /// The local copy.
+    pub picture: crate::rules::Picture,
+    /// Offsets from the corner, percent of the picture's width / height.
+    pub x: u32,
+    /// See `x`.
+    pub y: u32,
+    /// Size, percent of the video's width / height; 0 keeps the aspect.
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+    /// The corner offsets count from: 0 top left, 1 top right, 2 bottom
+    /// right, 3 bottom left.
+    pub location: u32,
 }
 
 /// Files to play once between a file task's files.
@@ -175,6 +197,7 @@ mod tests {
             start_offset: 0,
             transcode_template: String::new(),
             record_template: None,
+            watermarks: vec![],
         }
     }
 

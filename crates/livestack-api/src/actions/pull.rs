@@ -99,6 +99,8 @@ pub struct Spec {
     pub file_index: i64,
     /// `OffsetTime`: seconds into that file the first loop starts at.
     pub offset_time: i64,
+    /// The task's own watermarks, their pictures kept locally.
+    pub watermarks: Vec<livestack_core::pull::PullWatermark>,
     /// The account's transcode template the push is encoded by; empty:
     /// copied.
     pub transcode_template_name: String,
@@ -488,11 +490,70 @@ fn check_templates(
     Ok(())
 }
 
-fn watermarks(w: Option<&Vec<PullPushWatermarkInfo>>) -> ApiResult<()> {
-    if w.is_some_and(|w| !w.is_empty()) {
-        return Err(unsupported("WatermarkList"));
+/// The most watermarks of one task.
+const MAX_WATERMARKS: usize = 4;
+
+/// A task's `WatermarkList`: at most 4, percentages and corners in range,
+/// each picture fetched once (through the guarded fetcher) and kept.
+async fn watermarks(
+    cx: &Cx,
+    kind: &str,
+    list: &[PullPushWatermarkInfo],
+) -> ApiResult<Vec<livestack_core::pull::PullWatermark>> {
+    let bad = |en: String, zh: String| code(ErrorCode::InvalidParameterInvalidWatermark, en, zh);
+    if list.len() > MAX_WATERMARKS {
+        return Err(bad(
+            format!(
+                "WatermarkList holds at most {MAX_WATERMARKS} watermarks, not {}.",
+                list.len()
+            ),
+            format!(
+                "WatermarkList 最多 {MAX_WATERMARKS} 个水印，当前为 {} 个。",
+                list.len()
+            ),
+        ));
     }
-    Ok(())
+    if !list.is_empty() && kind == "PullPicPushLive" {
+        return Err(unsupported("WatermarkList on a PullPicPushLive task"));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for w in list {
+        let percent = |v: i64| (0..=100).contains(&v);
+        if ![w.x_position, w.y_position, w.width, w.height]
+            .into_iter()
+            .all(percent)
+            || !(0..=3).contains(&w.location)
+        {
+            return Err(bad(
+                "XPosition, YPosition, Width and Height are percentages (0 to 100) and Location 0 to 3.".into(),
+                "XPosition、YPosition、Width、Height 为百分比（0~100），Location 取值 0~3。".into(),
+            ));
+        }
+        let url = w.picture_url.trim();
+        if url.chars().any(|c| ";(){}$>`#\"'|".contains(c)) {
+            return Err(bad(
+                format!(
+                    "PictureUrl `{url}` holds a character CSS forbids there (;(){{}}$>`#\"'|)."
+                ),
+                format!("PictureUrl `{url}` 含有禁止的字符（;(){{}}$>`#\"'|）。"),
+            ));
+        }
+        let picture = crate::actions::watermark::fetch_and_keep(cx, url)
+            .await
+            .map_err(|e| {
+                crate::actions::check::recode(e, ErrorCode::InvalidParameterInvalidWatermark)
+            })?;
+        out.push(livestack_core::pull::PullWatermark {
+            picture_url: url.to_owned(),
+            picture,
+            x: w.x_position as u32,
+            y: w.y_position as u32,
+            width: w.width as u32,
+            height: w.height as u32,
+            location: w.location as u32,
+        });
+    }
+    Ok(out)
 }
 
 /// The media plane's view of a stored task, `None` when its spec does
@@ -544,6 +605,7 @@ pub(crate) fn to_core(row: &PullTaskRow) -> Option<PullTask> {
         } else {
             0
         },
+        watermarks: spec.watermarks.clone(),
         transcode_template: spec.transcode_template_name.clone(),
         record_template: spec.record_template_id.trim().parse().ok(),
     })
@@ -555,7 +617,12 @@ pub async fn create_live_pull_stream_task(
     cx: Cx,
     req: CreateLivePullStreamTaskRequest,
 ) -> ApiResult<CreateLivePullStreamTaskResponse> {
-    watermarks(req.watermark_list.as_ref())?;
+    let own_watermarks = watermarks(
+        &cx,
+        &req.source_type,
+        req.watermark_list.as_deref().unwrap_or_default(),
+    )
+    .await?;
     let vod_loop_times = match req.vod_loop_times.as_deref() {
         Some(v) if !v.trim().is_empty() => loops(v)?,
         _ => -1,
@@ -591,6 +658,7 @@ pub async fn create_live_pull_stream_task(
         record_template_id: req.record_template_id.unwrap_or_default().trim().to_owned(),
         file_index: req.file_index.unwrap_or(0),
         offset_time: req.offset_time.unwrap_or(0),
+        watermarks: own_watermarks,
         legacy: None,
     };
     let (start, end) = window(cx.now, &req.start_time, &req.end_time)?;
@@ -682,7 +750,6 @@ pub async fn modify_live_pull_stream_task(
     cx: Cx,
     req: ModifyLivePullStreamTaskRequest,
 ) -> ApiResult<ModifyLivePullStreamTaskResponse> {
-    watermarks(req.watermark_list.as_ref())?;
     if req.backup_vod_url.as_deref().is_some_and(|u| !u.is_empty()) {
         return Err(unsupported("BackupVodUrl"));
     }
@@ -743,6 +810,10 @@ pub async fn modify_live_pull_stream_task(
     if let Some(v) = req.file_index {
         spec.file_index = v;
     }
+    // A list replaces the task's watermarks; `[]` clears them.
+    if let Some(list) = &req.watermark_list {
+        spec.watermarks = watermarks(&cx, &spec.source_type, list).await?;
+    }
     if let Some(v) = req.offset_time {
         spec.offset_time = v;
     }
@@ -755,6 +826,7 @@ pub async fn modify_live_pull_stream_task(
         || spec.vod_loop_times != old.vod_loop_times
         || spec.backup_source_url != old.backup_source_url
         || spec.backup_to_url != old.backup_to_url
+        || spec.watermarks != old.watermarks
         || spec.file_index != old.file_index
         || spec.offset_time != old.offset_time;
     let specify = req.specify_task_id.map(|s| s.trim().to_owned());
@@ -872,7 +944,18 @@ fn info(row: &PullTaskRow, now: i64, recent: Option<RecentPullInfo>) -> PullStre
         comment: spec.comment,
         backup_source_type: spec.backup_source_type,
         backup_source_url: spec.backup_source_url,
-        watermark_list: Vec::new(),
+        watermark_list: spec
+            .watermarks
+            .iter()
+            .map(|w| PullPushWatermarkInfo {
+                picture_url: w.picture_url.clone(),
+                x_position: i64::from(w.x),
+                y_position: i64::from(w.y),
+                width: i64::from(w.width),
+                height: i64::from(w.height),
+                location: i64::from(w.location),
+            })
+            .collect(),
         vod_local_mode: spec.vod_local_mode,
         record_template_id: spec.record_template_id,
         backup_to_url: spec.backup_to_url,

@@ -244,7 +244,7 @@ async fn fetch_picture(
 }
 
 /// Fetches `url` and keeps the picture in the store's picture folder.
-async fn fetch_and_keep(cx: &Cx, url: &str) -> ApiResult<Picture> {
+pub(crate) async fn fetch_and_keep(cx: &Cx, url: &str) -> ApiResult<Picture> {
     let (bytes, format, width, height) = fetch_picture(&cx.fetch, url).await?;
     // Nothing is kept for a dry run: it stops once the picture checks out.
     cx.commit_point()?;

@@ -158,6 +158,63 @@ pub(crate) fn relay_encoding(r: &Rendition, profile: Profile) -> Vec<String> {
     a
 }
 
+/// A relay task's own watermarks (inputs 1.. of its ffmpeg, in order)
+/// laid over its source (input 0), each sized in percent of the video and
+/// placed from its corner, then encoded by `rendition` (the task's
+/// transcode template) or as H.264 at about the source's rate with the
+/// sound copied: the filter graph, the maps and the encoding.
+pub(crate) fn relay_watermarks(
+    marks: &[livestack_core::pull::PullWatermark],
+    rendition: Option<(&Rendition, Profile)>,
+) -> Vec<String> {
+    let mut graph = Vec::new();
+    let mut base = "0:v".to_owned();
+    for (k, w) in marks.iter().enumerate() {
+        let scale = match (w.width, w.height) {
+            (0, 0) => "w=main_w:h=main_h".to_owned(),
+            (pw, 0) => format!("w=iw*{pw}/100:h=ow*main_h/main_w"),
+            (0, ph) => format!("w=oh*main_w/main_h:h=ih*{ph}/100"),
+            (pw, ph) => format!("w=iw*{pw}/100:h=ih*{ph}/100"),
+        };
+        let from_left = format!("main_w*{}/100", w.x);
+        let from_top = format!("main_h*{}/100", w.y);
+        let from_right = format!("main_w-overlay_w-main_w*{}/100", w.x);
+        let from_bottom = format!("main_h-overlay_h-main_h*{}/100", w.y);
+        let (x, y) = match w.location {
+            1 => (from_right, from_top),
+            2 => (from_right, from_bottom),
+            3 => (from_left, from_bottom),
+            _ => (from_left, from_top),
+        };
+        graph.push(format!(
+            "[{i}:v][{base}]scale2ref={scale}[wm{k}][ref{k}];[ref{k}][wm{k}]overlay=x={x}:y={y}[b{k}]",
+            i = k + 1
+        ));
+        base = format!("b{k}");
+    }
+    let scale = rendition
+        .and_then(|(r, _)| scale_filter(r))
+        .map(|s| format!(",{s}"))
+        .unwrap_or_default();
+    graph.push(format!("[{base}]format=yuv420p{scale}[v]"));
+    let mut a = vec!["-filter_complex".to_owned(), graph.join(";")];
+    a.extend(strings(&["-map", "[v]", "-map", "0:a:0?"]));
+    match rendition {
+        Some((r, profile)) => av_encoding(r, profile, &mut a),
+        None => {
+            let r = Rendition {
+                video: true,
+                video_bitrate: 1500,
+                gop: 2,
+                ..Rendition::default()
+            };
+            video_encoding(&r, Profile::High, &mut a);
+            a.extend(strings(&["-c:a", "copy"]));
+        }
+    }
+    a
+}
+
 /// Audio encoding arguments for a rendition.
 fn audio_encoding(r: &Rendition, out: &mut Vec<String>) {
     let rate = if r.audio_bitrate == 0 {

@@ -319,19 +319,24 @@ impl PullJob {
         // cut the run at the end of a file and play once before the rest.
         let mut plan = Arc::new(Plan::first(&self.task, &sources));
         let result = loop {
-            let mut codec = match self.task.kind {
-                PullSourceKind::Picture if self.task.transcode_template.is_empty() => {
-                    super::ffmpeg::relay_encoding(&still_rendition(), Profile::Main)
-                }
-                _ => self.encoding(),
-            };
-            codec.extend(outputs(&target, backup.as_deref()));
+            let out = outputs(&target, backup.as_deref());
             let args = match self.task.kind {
-                PullSourceKind::Live => live_args(&sources[0], &codec),
-                PullSourceKind::Vod => vod_args(&plan.urls(), plan.loops, &codec, plan.inpoint()),
+                PullSourceKind::Live => live_args(&sources[0], &self.encoding(), &out),
+                PullSourceKind::Vod => vod_args(
+                    &plan.urls(),
+                    plan.loops,
+                    &self.encoding(),
+                    &out,
+                    plan.inpoint(),
+                ),
                 PullSourceKind::Picture => {
                     let still = self.fetch_picture(&sources[0]).await?;
-                    picture_args(&still.to_string_lossy(), &codec)
+                    let mut enc = match self.template() {
+                        Some(t) => super::ffmpeg::relay_encoding(&t.output, t.profile),
+                        None => super::ffmpeg::relay_encoding(&still_rendition(), Profile::Main),
+                    };
+                    enc.extend(out);
+                    picture_args(&still.to_string_lossy(), &enc)
                 }
             };
             // Where in its files a file task is: their durations, read
@@ -484,12 +489,12 @@ impl PullJob {
         Ok(path)
     }
 
-    /// How the push is encoded: by the task's transcode template
-    /// (`TranscodeTemplateName`) as it is now, else copied.
-    fn encoding(&self) -> Vec<String> {
+    /// The task's transcode template (`TranscodeTemplateName`) as it is
+    /// now; `None` without one, or when it is gone (logged).
+    fn template(&self) -> Option<livestack_core::rules::TranscodeSpec> {
         let name = &self.task.transcode_template;
         if name.is_empty() {
-            return strings(&["-c", "copy"]);
+            return None;
         }
         let policy = self.inner.policy();
         let spec = policy
@@ -504,12 +509,39 @@ impl PullJob {
                 }
                 _ => None,
             });
-        match spec {
-            Some(spec) => super::ffmpeg::relay_encoding(&spec.output, spec.profile),
-            None => {
-                tracing::warn!(template = %name, "the task's transcode template is gone: its push is copied");
-                strings(&["-c", "copy"])
+        if spec.is_none() {
+            tracing::warn!(template = %name, "the task's transcode template is gone: its push is not transcoded");
+        }
+        spec
+    }
+
+    /// How a live or file task's push is encoded: its watermarks laid
+    /// over it (their pictures as extra inputs), by its transcode
+    /// template, or copied as it is.
+    fn encoding(&self) -> Encoding {
+        let template = self.template();
+        let rendition = template.as_ref().map(|t| (&t.output, t.profile));
+        if !self.task.watermarks.is_empty() {
+            let policy = self.inner.policy();
+            let mut inputs = Vec::new();
+            for w in &self.task.watermarks {
+                let path = policy.processing.picture_path(&w.picture);
+                inputs.extend(strings(&["-protocol_whitelist", "file", "-i"]));
+                inputs.push(path.to_string_lossy().into_owned());
             }
+            return Encoding {
+                inputs,
+                args: super::ffmpeg::relay_watermarks(&self.task.watermarks, rendition),
+            };
+        }
+        let mut args = strings(&["-map", "0:v:0?", "-map", "0:a:0?"]);
+        match rendition {
+            Some((r, profile)) => args.extend(super::ffmpeg::relay_encoding(r, profile)),
+            None => args.extend(strings(&["-c", "copy"])),
+        }
+        Encoding {
+            inputs: Vec::new(),
+            args,
         }
     }
 
@@ -980,6 +1012,13 @@ fn outputs(target: &str, backup: Option<&str>) -> Vec<String> {
     ])
 }
 
+/// What a relay's ffmpeg adds to its source: more inputs (watermark
+/// pictures), then maps, filters and codecs.
+struct Encoding {
+    inputs: Vec<String>,
+    args: Vec<String>,
+}
+
 /// The most bytes of a picture task's picture.
 const MAX_PICTURE: usize = 10 << 20;
 
@@ -1027,9 +1066,9 @@ fn picture_args(still: &str, out: &[String]) -> Vec<String> {
     a
 }
 
-/// Pulls a live source as it comes and pushes it: `out` is its encoding
-/// (or `-c copy`) and outputs.
-fn live_args(source: &str, out: &[String]) -> Vec<String> {
+/// Pulls a live source as it comes and pushes it, encoded by `enc`, to
+/// `out`.
+fn live_args(source: &str, enc: &Encoding, out: &[String]) -> Vec<String> {
     let mut a = strings(&[
         "-hide_banner",
         "-loglevel",
@@ -1042,15 +1081,22 @@ fn live_args(source: &str, out: &[String]) -> Vec<String> {
         "-i",
         source,
     ]);
-    a.extend(strings(&["-map", "0:v:0?", "-map", "0:a:0?"]));
+    a.extend(enc.inputs.iter().cloned());
+    a.extend(enc.args.iter().cloned());
     a.extend(out.iter().cloned());
     a
 }
 
 /// Plays files in order at their own pace, `loops` more times after the
-/// first (-1: forever), as one push (`out`: its encoding and outputs);
-/// the first file from `inpoint` seconds.
-fn vod_args(sources: &[String], loops: i64, out: &[String], inpoint: u64) -> Vec<String> {
+/// first (-1: forever), as one push encoded by `enc` to `out`; the first
+/// file from `inpoint` seconds.
+fn vod_args(
+    sources: &[String],
+    loops: i64,
+    enc: &Encoding,
+    out: &[String],
+    inpoint: u64,
+) -> Vec<String> {
     use base64::Engine as _;
     let mut a = strings(&[
         "-hide_banner",
@@ -1090,7 +1136,8 @@ fn vod_args(sources: &[String], loops: i64, out: &[String], inpoint: u64) -> Vec
         }
         a.extend(["-i".to_owned(), sources[0].clone()]);
     }
-    a.extend(strings(&["-map", "0:v:0?", "-map", "0:a:0?"]));
+    a.extend(enc.inputs.iter().cloned());
+    a.extend(enc.args.iter().cloned());
     a.extend(out.iter().cloned());
     a
 }
@@ -1140,6 +1187,7 @@ mod tests {
             start_offset: 0,
             transcode_template: String::new(),
             record_template: None,
+            watermarks: vec![],
         }
     }
 
@@ -1233,14 +1281,19 @@ mod tests {
             concat_list(&["http://h/it's.mp4".into()], 0),
             "ffconcat version 1.0\nfile 'http://h/it'\\''s.mp4'\n"
         );
-        let copy = strings(&["-c", "copy", "-f", "flv", "rtmp://t"]);
-        let args = vod_args(&["http://h/1.mp4".into()], 2, &copy, 0);
+        let copy = Encoding {
+            inputs: vec![],
+            args: strings(&["-c", "copy"]),
+        };
+        let out = strings(&["-f", "flv", "rtmp://t"]);
+        let args = vod_args(&["http://h/1.mp4".into()], 2, &copy, &out, 0);
         assert!(args.windows(2).any(|w| w == ["-stream_loop", "2"]));
         assert!(!args.iter().any(|a| a == "concat"));
         let args = vod_args(
             &["http://h/1.mp4".into(), "http://h/2.mp4".into()],
             -1,
             &copy,
+            &out,
             0,
         );
         assert!(args
@@ -1252,7 +1305,7 @@ mod tests {
         );
         // OffsetTime: the first file from there, in a list or alone.
         assert!(concat_list(&["a".into(), "b".into()], 7).contains("file 'a'\ninpoint 7\nfile 'b'"));
-        let one = vod_args(&["http://h/1.mp4".into()], 0, &copy, 7);
+        let one = vod_args(&["http://h/1.mp4".into()], 0, &copy, &out, 7);
         let both = outputs("rtmp://a/x?k=1", Some("rtmp://b/y|z")).join(" ");
         assert!(
             both.ends_with("-f tee [f=flv]rtmp://a/x?k=1|[f=flv:onfail=ignore]rtmp://b/y\\|z"),

@@ -1320,3 +1320,60 @@ fn a_picture_task_pushes_its_picture_as_a_live_stream_with_sound() {
     );
     assert_eq!(bad.code(), Some("InvalidParameter.InvalidSourceUrl"));
 }
+
+#[test]
+fn a_relay_tasks_own_watermarks_are_laid_over_its_push_from_their_corners() {
+    let (server, _config) = relay_server();
+    let pictures = crate::templates::Pictures::start();
+    let _source = crate::mix::colour_push(&server, "plain", "0x0000FF", 120);
+    // A 32x16 red picture at a quarter of the width, in the bottom-right
+    // corner: 80x40 of the 320x180 picture, at (240, 140).
+    let id = created(&python1(&server.call(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "plain")],
+            "marked",
+            json!({"WatermarkList": [{"PictureUrl": pictures.url("/red.png"), "XPosition": 0,
+                   "YPosition": 0, "Width": 25, "Height": 0, "Location": 2}]}),
+        ),
+    )));
+    await_state(&server, "marked", "active", "the relay never pushed");
+    let url = flv(&server, "marked");
+    let corner = crate::processing::mean_color(&url, (320, 180), 250, 145, 60, 30);
+    let elsewhere = crate::processing::mean_color(&url, (320, 180), 20, 20, 60, 60);
+    assert!(crate::mix::near(corner, crate::mix::RED), "{corner:?}");
+    assert!(
+        crate::mix::near(elsewhere, [0.0, 0.0, 255.0]),
+        "{elsewhere:?}"
+    );
+    let info = server.api("DescribeLivePullStreamTasks", json!({"TaskId": id}));
+    assert_eq!(info.ok()["TaskInfos"][0]["WatermarkList"][0]["Location"], 2);
+    // Cleared with an empty list: the push is the source's again.
+    server
+        .api(
+            "ModifyLivePullStreamTask",
+            json!({"TaskId": id, "Operator": "tests", "WatermarkList": []}),
+        )
+        .ok();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            std::panic::catch_unwind(|| {
+                crate::processing::mean_color(&url, (320, 180), 250, 145, 60, 30)
+            })
+            .is_ok_and(|c| crate::mix::near(c, [0.0, 0.0, 255.0]))
+        }),
+        "the watermark stayed"
+    );
+    let five = server.api(
+        "CreateLivePullStreamTask",
+        task(
+            "PullLivePushLive",
+            &[flv(&server, "plain")],
+            "x",
+            json!({"WatermarkList": vec![json!({"PictureUrl": pictures.url("/red.png"),
+                "XPosition": 0, "YPosition": 0, "Width": 10, "Height": 0, "Location": 0}); 5]}),
+        ),
+    );
+    assert_eq!(five.code(), Some("InvalidParameter.InvalidWatermark"));
+}
