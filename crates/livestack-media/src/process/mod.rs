@@ -345,7 +345,7 @@ impl Processor {
     pub(crate) fn new(clock: Clock) -> Processor {
         Processor {
             jobs: Mutex::new(HashMap::new()),
-            pulls: Mutex::new(HashMap::new()),
+            pulls: pull::Jobs::default(),
             mixes: Mutex::new(HashMap::new()),
             demand: Mutex::new(HashMap::new()),
             wake: Notify::new(),

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use livestack_core::media::MediaEvent;
 use livestack_core::pull::{assigned_node, PullInsert, PullSourceKind, PullTarget, PullTask};
 use livestack_core::rules::{Profile, TemplateSpec};
+use livestack_core::AccountId;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -52,8 +53,42 @@ pub(crate) struct Running {
     cancel: CancellationToken,
 }
 
-/// Relay jobs by (task id, generation).
-pub(crate) type Jobs = Mutex<HashMap<(i64, i64), Running>>;
+/// Relay jobs by (task id, generation), and the tasks this node answers
+/// for as last seen (for `ResetTaskConfig`).
+#[derive(Default)]
+pub(crate) struct Jobs {
+    running: Mutex<HashMap<(i64, i64), Running>>,
+    seen: Mutex<HashMap<i64, PullTask>>,
+}
+
+/// Sends `ResetTaskConfig` (314) for every task this node answers for
+/// whose configuration changed since it last looked (a
+/// `ModifyLivePullStreamTask`, a restart), paused or not; inserted files
+/// are not a change of configuration. A task first seen (new, or moved
+/// here from another node) sends nothing.
+fn config_changes(inner: &Arc<Inner>, tasks: &[&PullTask], app_ids: &HashMap<AccountId, i64>) {
+    let mut seen = inner
+        .processor
+        .pulls
+        .seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let now = inner.clock.unix();
+    let mut next = HashMap::with_capacity(tasks.len());
+    for &t in tasks {
+        let config = PullTask {
+            inserts: Vec::new(),
+            ..t.clone()
+        };
+        if seen.get(&t.id).is_some_and(|old| *old != config) && t.wants_event("ResetTaskConfig") {
+            let app_id = app_ids.get(&t.account).copied().unwrap_or(0);
+            let fields = pull_fields(app_id, t, "ResetTaskConfig", now, Map::new());
+            inner.notifier.pull_task(&t.callback_url, t.account, fields);
+        }
+        next.insert(t.id, config);
+    }
+    *seen = next;
+}
 
 /// Starts the relay jobs [`wanted`] wants and cancels the others.
 pub(crate) fn reconcile(inner: &Arc<Inner>) {
@@ -69,9 +104,20 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
     .into_iter()
     .map(|t| ((t.id, t.generation), t))
     .collect();
+    let mine: Vec<&PullTask> = policy
+        .processing
+        .pull_tasks
+        .iter()
+        .filter(|t| match me.as_deref() {
+            None => true,
+            Some(me) => assigned_node(t.id, &policy.processing.nodes) == Some(me),
+        })
+        .collect();
+    config_changes(inner, &mine, &policy.processing.app_ids);
     let mut jobs = inner
         .processor
         .pulls
+        .running
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     jobs.retain(|k, r| {

@@ -170,6 +170,13 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
         "{:?}",
         events(&receiver, "/pull")
     );
+    // The change of configuration is called back too.
+    assert!(
+        wait_until(Duration::from_secs(15), || events(&receiver, "/pull")
+            .contains(&"ResetTaskConfig".to_owned())),
+        "{:?}",
+        events(&receiver, "/pull")
+    );
     server
         .api(
             "ModifyLivePullStreamTask",
