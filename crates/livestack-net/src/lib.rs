@@ -137,6 +137,24 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// Why [`Fetcher::get_bounded`] got no body.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    /// The URL's host is a refused address.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// The server answered something other than success.
+    #[error("the server answered HTTP {0}")]
+    Status(reqwest::StatusCode),
+    /// The body is longer than allowed.
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The request or the body failed (timeout, connection, refused
+    /// redirect or resolution: see [`is_refused`]).
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
 /// A guarded client with its policy: check the URL, then fetch.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -172,6 +190,29 @@ impl Fetcher {
     /// The client (every connection it makes obeys the policy).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// GETs `url` (checked first) and returns its body of at most `max`
+    /// bytes; an answer other than 2xx, or a longer body (announced or
+    /// sent), is an error.
+    pub async fn get_bounded(&self, url: &str, max: usize) -> Result<Vec<u8>, GetError> {
+        self.check(url)?;
+        let mut resp = self.client.get(url).send().await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(GetError::Status(status));
+        }
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(GetError::TooLarge(max));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            if body.len() + chunk.len() > max {
+                return Err(GetError::TooLarge(max));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 

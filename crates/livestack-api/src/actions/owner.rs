@@ -121,28 +121,17 @@ pub async fn authenticate_domain_owner(
     })
 }
 
-/// The first [`MAX_FILE`] bytes of `url`'s body, or nothing when it
-/// cannot be fetched (refused, unreachable, not 200): then the file does
-/// not prove anything.
+/// `url`'s body (at most [`MAX_FILE`] bytes), or nothing when it cannot
+/// be fetched (refused, unreachable, not 2xx, too long): then the file
+/// does not prove anything.
 async fn fetch_file(fetch: &livestack_net::Fetcher, url: &str) -> String {
-    if fetch.check(url).is_err() {
-        return String::new();
-    }
-    let Ok(mut resp) = fetch.client().get(url).send().await else {
-        return String::new();
-    };
-    if resp.status() != reqwest::StatusCode::OK {
-        return String::new();
-    }
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= MAX_FILE {
-            body.truncate(MAX_FILE);
-            break;
+    match fetch.get_bounded(url, MAX_FILE).await {
+        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+        Err(e) => {
+            tracing::info!("domain owner file {url}: {e}");
+            String::new()
         }
     }
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[cfg(test)]

@@ -186,8 +186,6 @@ async fn fetch_picture(
     // One message for a refused address, a closed port and a host that
     // does not answer: the answer must not map the server's network.
     let unreachable = || fetch_error(url, "the server could not be reached", "无法连接该服务器");
-    fetch.check(url).map_err(|_| unreachable())?;
-    let client = fetch.client();
     let failed = |e: reqwest::Error| {
         if e.is_timeout() {
             let secs = FETCH_TIMEOUT.as_secs();
@@ -203,36 +201,27 @@ async fn fetch_picture(
             fetch_error(url, &why, &why)
         }
     };
-    let too_large = || {
-        let mb = MAX_PICTURE_BYTES / (1024 * 1024);
-        fetch_error(
-            url,
-            &format!("it is larger than {mb} MB"),
-            &format!("图片超过 {mb} MB"),
-        )
-    };
-    let mut resp = client.get(url).send().await.map_err(failed)?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(fetch_error(
-            url,
-            &format!("the server answered HTTP {status}"),
-            &format!("服务器返回 HTTP {status}"),
-        ));
-    }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_PICTURE_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(failed)? {
-        if bytes.len() + chunk.len() > MAX_PICTURE_BYTES {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    use livestack_net::GetError;
+    let bytes = fetch
+        .get_bounded(url, MAX_PICTURE_BYTES)
+        .await
+        .map_err(|e| match e {
+            GetError::Refused(_) => unreachable(),
+            GetError::Http(e) => failed(e),
+            GetError::Status(status) => fetch_error(
+                url,
+                &format!("the server answered HTTP {status}"),
+                &format!("服务器返回 HTTP {status}"),
+            ),
+            GetError::TooLarge(_) => {
+                let mb = MAX_PICTURE_BYTES / (1024 * 1024);
+                fetch_error(
+                    url,
+                    &format!("it is larger than {mb} MB"),
+                    &format!("图片超过 {mb} MB"),
+                )
+            }
+        })?;
     let (format, width, height) = sniff_picture(&bytes).ok_or_else(|| {
         fetch_error(
             url,

@@ -492,40 +492,11 @@ impl PullJob {
             livestack_net::Redirects::Follow(5),
         )
         .map_err(|e| JobError::Work(format!("no HTTP client: {e}")))?;
-        let failed = |why: String| {
+        let body = fetch.get_bounded(url, MAX_PICTURE).await.map_err(|e| {
+            let why = format!("the picture {} could not be fetched: {e}", shown(url));
             self.alarm("PullFileFailed", url, &why);
             JobError::Work(why)
-        };
-        fetch
-            .check(url)
-            .map_err(|_| failed(format!("the picture {} may not be fetched", shown(url))))?;
-        let mut resp = fetch.client().get(url).send().await.map_err(|e| {
-            failed(format!(
-                "the picture {} could not be fetched: {e}",
-                shown(url)
-            ))
         })?;
-        if !resp.status().is_success() {
-            return Err(failed(format!(
-                "the picture {} answered {}",
-                shown(url),
-                resp.status()
-            )));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| failed(format!("the picture {} broke off: {e}", shown(url))))?
-        {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_PICTURE {
-                return Err(failed(format!(
-                    "the picture {} is larger than {MAX_PICTURE} bytes",
-                    shown(url)
-                )));
-            }
-        }
         let dir = self.inner.config.work_dir.join("relay-pictures");
         let path = dir.join(format!("{}.img", self.task.id));
         tokio::fs::create_dir_all(&dir)
