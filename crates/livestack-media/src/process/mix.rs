@@ -123,13 +123,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
             sizes: Mutex::new(HashMap::new()),
         });
         let label = format!("mix {}", m.session_id);
-        let kind = crate::metrics::JobLabels {
-            kind: crate::metrics::JobKind::mix,
-        };
-        let counters = supervisor::Counters {
-            starts: inner.metrics.job_starts.get_or_create(&kind).clone(),
-            failures: inner.metrics.job_failures.get_or_create(&kind).clone(),
-        };
+        let counters = supervisor::Counters::of(&inner.metrics, crate::metrics::JobKind::mix);
         let status = Arc::new(Mutex::new(JobStatus::default()));
         let span = tracing::info_span!("job", job = %label);
         let c = cancel.clone();

@@ -718,18 +718,13 @@ fn reconcile(inner: &Arc<Inner>) {
         let s = Arc::clone(&status);
         let c = cancel.clone();
         let span = tracing::info_span!("job", job = %label);
-        let kind = crate::metrics::JobLabels {
-            kind: match &key.what {
-                JobWhat::Watermark { .. } => crate::metrics::JobKind::watermark,
-                JobWhat::Transcode { .. } => crate::metrics::JobKind::transcode,
-                JobWhat::Record { .. } => crate::metrics::JobKind::record,
-                JobWhat::Snapshot { .. } => crate::metrics::JobKind::snapshot,
-            },
+        let kind = match &key.what {
+            JobWhat::Watermark { .. } => crate::metrics::JobKind::watermark,
+            JobWhat::Transcode { .. } => crate::metrics::JobKind::transcode,
+            JobWhat::Record { .. } => crate::metrics::JobKind::record,
+            JobWhat::Snapshot { .. } => crate::metrics::JobKind::snapshot,
         };
-        let counters = supervisor::Counters {
-            starts: inner.metrics.job_starts.get_or_create(&kind).clone(),
-            failures: inner.metrics.job_failures.get_or_create(&kind).clone(),
-        };
+        let counters = supervisor::Counters::of(&inner.metrics, kind);
         inner.tasks.spawn(
             async move {
                 supervisor::supervise(label, s, c, counters, || job.attempt()).await;

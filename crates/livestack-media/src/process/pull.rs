@@ -1,8 +1,9 @@
 //! Relay (pull-stream) task jobs: one supervised ffmpeg per running task,
 //! pulling its source and pushing it to its target.
 //!
-//! Owns: which relay tasks run on this node now ([`wanted`]: enabled, in
-//! their window, and in a cluster assigned to this node), their ffmpeg
+//! Owns: which relay tasks this node answers for ([`mine`]: in a cluster
+//! those assigned to it) and runs now (of those, the enabled ones in their
+//! window), their ffmpeg
 //! command lines, the address checks of what they open, their 314
 //! callbacks and their run reports. Must not: touch the database (reports
 //! are media events) or decide what a valid task is (the API does).
@@ -28,19 +29,17 @@ use tracing::Instrument as _;
 use super::supervisor::{self, Ffmpeg, JobError, JobStatus};
 use crate::Inner;
 
-/// The relay tasks that should run on this node at `now`: enabled, inside
-/// their window, and (in a cluster of `nodes`, this node being `me`)
-/// assigned to this node. In a cluster whose node list could not be read,
-/// none: running a task on two nodes would push its target twice.
-pub(crate) fn wanted<'p>(
+/// The relay tasks this node answers for, running or not: every task on
+/// one node, in a cluster of `nodes` (this node being `me`) those
+/// assigned to it. In a cluster whose node list could not be read, none:
+/// running a task on two nodes would push its target twice.
+pub(crate) fn mine<'p>(
     tasks: &'p [PullTask],
     nodes: &[String],
     me: Option<&str>,
-    now: i64,
 ) -> Vec<&'p PullTask> {
     tasks
         .iter()
-        .filter(|t| t.runs_at(now))
         .filter(|t| match me {
             None => true,
             Some(me) => assigned_node(t.id, nodes) == Some(me),
@@ -90,30 +89,24 @@ fn config_changes(inner: &Arc<Inner>, tasks: &[&PullTask], app_ids: &HashMap<Acc
     *seen = next;
 }
 
-/// Starts the relay jobs [`wanted`] wants and cancels the others.
+/// Starts the jobs of this node's relay tasks ([`mine`]) that should run
+/// now and cancels the others; calls back configuration changes.
 pub(crate) fn reconcile(inner: &Arc<Inner>) {
     let policy = inner.policy();
     let now = inner.clock.unix();
     let me = inner.cluster.get().map(|l| l.node.clone());
-    let wanted: HashMap<(i64, i64), &PullTask> = wanted(
+    let mine = mine(
         &policy.processing.pull_tasks,
         &policy.processing.nodes,
         me.as_deref(),
-        now,
-    )
-    .into_iter()
-    .map(|t| ((t.id, t.generation), t))
-    .collect();
-    let mine: Vec<&PullTask> = policy
-        .processing
-        .pull_tasks
-        .iter()
-        .filter(|t| match me.as_deref() {
-            None => true,
-            Some(me) => assigned_node(t.id, &policy.processing.nodes) == Some(me),
-        })
-        .collect();
+    );
     config_changes(inner, &mine, &policy.processing.app_ids);
+    // Running: this node's tasks in their window.
+    let wanted: HashMap<(i64, i64), &PullTask> = mine
+        .into_iter()
+        .filter(|t| t.runs_at(now))
+        .map(|t| ((t.id, t.generation), t))
+        .collect();
     let mut jobs = inner
         .processor
         .pulls
@@ -149,13 +142,7 @@ pub(crate) fn reconcile(inner: &Arc<Inner>) {
         });
         let label = format!("relay task {}", task.public_id);
         let status = Arc::new(Mutex::new(JobStatus::default()));
-        let kind = crate::metrics::JobLabels {
-            kind: crate::metrics::JobKind::pull,
-        };
-        let counters = supervisor::Counters {
-            starts: inner.metrics.job_starts.get_or_create(&kind).clone(),
-            failures: inner.metrics.job_failures.get_or_create(&kind).clone(),
-        };
+        let counters = supervisor::Counters::of(&inner.metrics, crate::metrics::JobKind::pull);
         let span = tracing::info_span!("job", job = %label);
         let c = cancel.clone();
         inner.tasks.spawn(
@@ -1210,7 +1197,23 @@ mod tests {
 
     #[test]
     fn on_one_node_every_running_task_runs_and_in_a_cluster_each_runs_on_one_node() {
+        // What `reconcile` runs: this node's tasks in their window.
+        fn wanted<'p>(
+            tasks: &'p [PullTask],
+            nodes: &[String],
+            me: Option<&str>,
+            now: i64,
+        ) -> Vec<&'p PullTask> {
+            let mut tasks = mine(tasks, nodes, me);
+            tasks.retain(|t| t.runs_at(now));
+            tasks
+        }
         let tasks: Vec<PullTask> = (1..50).map(task).collect();
+        assert_eq!(
+            mine(&tasks, &[], None).len(),
+            49,
+            "ended tasks are still this node's"
+        );
         assert_eq!(wanted(&tasks, &[], None, 10).len(), 49);
         assert!(wanted(&tasks, &[], None, 100).is_empty(), "ended");
         let nodes = vec!["a".to_owned(), "b".to_owned()];

@@ -251,6 +251,20 @@ pub(crate) struct Counters {
     pub(crate) failures: prometheus_client::metrics::counter::Counter,
 }
 
+impl Counters {
+    /// The counters of jobs of `kind` in `metrics`.
+    pub(crate) fn of(
+        metrics: &crate::metrics::MediaMetrics,
+        kind: crate::metrics::JobKind,
+    ) -> Counters {
+        let labels = crate::metrics::JobLabels { kind };
+        Counters {
+            starts: metrics.job_starts.get_or_create(&labels).clone(),
+            failures: metrics.job_failures.get_or_create(&labels).clone(),
+        }
+    }
+}
+
 /// Runs `attempt` again and again until `cancel` fires: after a failure
 /// (or an exit while the job is still wanted) it waits 1 s, 2 s, 4 s …
 /// up to 30 s, starting over after an attempt that ran 30 s.
