@@ -70,6 +70,14 @@ fn check_name(label: &str, value: &str) -> ApiResult<()> {
     }
 }
 
+fn no_background() -> ApiError {
+    code(
+        ErrorCode::InvalidParameterInvalidLayerParam,
+        "One input must be the background, ImageLayer 1.".into(),
+        "须有一路输入为背景（ImageLayer 为 1）。".into(),
+    )
+}
+
 fn layer_error(name: &str, why: &str, zh: &str) -> ApiError {
     code(
         ErrorCode::InvalidParameterInvalidLayerParam,
@@ -325,11 +333,7 @@ fn layout(req: &CreateCommonMixStreamRequest, online: &[OnlineStream]) -> ApiRes
         }
     }
     if inputs.first().map(|i| i.layer) != Some(1) {
-        return Err(code(
-            ErrorCode::InvalidParameterInvalidLayerParam,
-            "One input must be the background, ImageLayer 1.".into(),
-            "须有一路输入为背景（ImageLayer 为 1）。".into(),
-        ));
+        return Err(no_background());
     }
     let template = req.mix_stream_template_id.unwrap_or(0);
     if template != 0 {
@@ -440,11 +444,7 @@ fn layout(req: &CreateCommonMixStreamRequest, online: &[OnlineStream]) -> ApiRes
     };
     match l.place(&size) {
         Ok(_) => Ok(l),
-        Err(PlaceError::NoBackground) => Err(code(
-            ErrorCode::InvalidParameterInvalidLayerParam,
-            "One input must be the background, ImageLayer 1.".into(),
-            "须有一路输入为背景（ImageLayer 为 1）。".into(),
-        )),
+        Err(PlaceError::NoBackground) => Err(no_background()),
         Err(PlaceError::BackgroundSize) => match l.background().map(|b| &b.source) {
             Some(MixSource::Stream { .. }) => Err(code(
                 ErrorCode::FailedOperationGetStreamResolutionError,

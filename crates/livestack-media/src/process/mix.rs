@@ -179,7 +179,7 @@ impl MixJob {
             _ => None,
         };
         let mut sound = HashMap::new();
-        {
+        let sizes = {
             let mut sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
             for i in &l.inputs {
                 let Some(k) = key(m, i).filter(|_| live.contains_key(&i.name)) else {
@@ -192,8 +192,8 @@ impl MixJob {
                     sound.insert(i.name.clone(), !s.audio_codec.is_empty());
                 }
             }
-        }
-        let sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            sizes.clone()
+        };
         let size = |i: &MixInput| match &i.source {
             MixSource::Stream { .. } => sizes.get(&i.name).copied(),
             MixSource::Picture { .. } => picture(i).map(|p| (p.width, p.height)),

@@ -41,6 +41,38 @@ struct Streams {
 /// How long the hub of an ended relay-task push waits for the next one.
 pub(crate) const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
+impl Streams {
+    /// Registers the push `make` builds on the stream's hub: the hub of
+    /// the push it replaces (stopped as `Replaced`, with its backup), of
+    /// a relay-task push that ended less than [`LINGER`] ago (taken over
+    /// at a keyframe), or a new one.
+    fn replace(
+        &mut self,
+        key: &StreamKey,
+        session: u64,
+        make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
+    ) -> Arc<Live> {
+        let lingering = self
+            .lingering
+            .remove(key)
+            .filter(|(_, until)| std::time::Instant::now() < *until);
+        let (hub, switch) = match (self.current.get(key), lingering) {
+            (Some(old), _) => {
+                old.stop(EndReason::Replaced);
+                (Arc::clone(&old.hub), Switch::new(session))
+            }
+            (None, Some((hub, _))) => (hub, Switch::taking_over(session)),
+            (None, None) => (Arc::new(Hub::new()), Switch::new(session)),
+        };
+        if let Some(backup) = self.backups.remove(key) {
+            backup.stop(EndReason::Replaced);
+        }
+        let live = make((hub, Arc::new(switch)));
+        self.current.insert(key.clone(), Arc::clone(&live));
+        live
+    }
+}
+
 /// Why a switch to another push of a stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SwitchRefusal {
@@ -106,7 +138,7 @@ impl Registry {
     /// Registers the push `make` builds (session `session`): as the
     /// backup of the current push of `key` when `backup` is allowed and
     /// that one is an ordinary push (stopping a backup it replaces), else
-    /// replacing the current push as [`insert_replacing`](Self::insert_replacing)
+    /// replacing the current push ([`Streams::replace`])
     /// does. Returns the push and whether it is a backup.
     pub(crate) fn insert_push(
         &self,
@@ -122,8 +154,7 @@ impl Registry {
             .filter(|l| backup && !l.publisher.internal && !l.publisher.relay)
             .cloned();
         let Some(primary) = primary else {
-            drop(streams);
-            return (self.insert_replacing(key, session, make), false);
+            return (streams.replace(key, session, make), false);
         };
         if let Some(old) = streams.backups.remove(key) {
             old.stop(EndReason::Replaced);
@@ -160,35 +191,6 @@ impl Registry {
     /// Every live push (the current one of each stream).
     pub(crate) fn all(&self) -> Vec<Arc<Live>> {
         self.lock().current.values().cloned().collect()
-    }
-
-    /// Registers the push `make` builds on the stream's hub: the hub of
-    /// the push it replaces (which is stopped as `Replaced`), or a new one.
-    pub(crate) fn insert_replacing(
-        &self,
-        key: &StreamKey,
-        session: u64,
-        make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
-    ) -> Arc<Live> {
-        let mut streams = self.lock();
-        let lingering = streams
-            .lingering
-            .remove(key)
-            .filter(|(_, until)| std::time::Instant::now() < *until);
-        let (hub, switch) = match (streams.current.get(key), lingering) {
-            (Some(old), _) => {
-                old.stop(EndReason::Replaced);
-                (Arc::clone(&old.hub), Switch::new(session))
-            }
-            (None, Some((hub, _))) => (hub, Switch::taking_over(session)),
-            (None, None) => (Arc::new(Hub::new()), Switch::new(session)),
-        };
-        if let Some(backup) = streams.backups.remove(key) {
-            backup.stop(EndReason::Replaced);
-        }
-        let live = make((hub, Arc::new(switch)));
-        streams.current.insert(key.clone(), Arc::clone(&live));
-        live
     }
 
     /// Registers the push `make` builds on a new hub, unless `key` is
