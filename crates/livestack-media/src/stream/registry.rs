@@ -235,7 +235,13 @@ impl Registry {
             .is_some_and(|l| l.publisher.session == session)
         {
             let ended = streams.current.remove(key);
-            if let Some(backup) = streams.backups.remove(key) {
+            // A backup being stopped with it (a drop, a forbid) does not
+            // take over.
+            let backup = streams
+                .backups
+                .remove(key)
+                .filter(|b| b.end_reason().is_none());
+            if let Some(backup) = backup {
                 backup.switch.hand_over(backup.publisher.session);
                 streams.current.insert(key.clone(), Arc::clone(&backup));
                 return Some(backup);
