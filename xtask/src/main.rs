@@ -48,16 +48,25 @@ fn run() -> Result<ExitCode> {
     match args.as_slice() {
         ["codegen"] => {
             let changed = codegen::write(&root)?;
-            let verb = if changed { "wrote" } else { "unchanged:" };
-            println!("{verb} {}", codegen::OUTPUT);
+            for target in codegen::TARGETS {
+                let verb = if changed.contains(&target.output) {
+                    "wrote"
+                } else {
+                    "unchanged:"
+                };
+                println!("{verb} {}", target.output);
+            }
             Ok(ExitCode::SUCCESS)
         }
         ["codegen", "--check"] => {
-            if codegen::is_up_to_date(&root)? {
-                println!("{} is up to date", codegen::OUTPUT);
+            let stale = codegen::stale(&root)?;
+            if stale.is_empty() {
+                println!("the generated models are up to date");
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{} is stale; run `cargo xtask codegen`", codegen::OUTPUT);
+                for output in stale {
+                    eprintln!("{output} is stale; run `cargo xtask codegen`");
+                }
                 Ok(ExitCode::FAILURE)
             }
         }

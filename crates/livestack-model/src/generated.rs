@@ -26384,6 +26384,7 @@ pub(crate) mod tables {
     ];
 
     /// Every action name, current and legacy, sorted.
+    #[allow(dead_code)]
     pub(crate) const ALL_ACTIONS: &[&str] = &[
         "AddCasterInputInfo",
         "AddCasterLayoutInfo",

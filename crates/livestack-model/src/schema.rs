@@ -71,23 +71,94 @@ pub struct ActionSchema {
     pub legacy: bool,
 }
 
-/// Every struct of the model, sorted by name.
-pub static STRUCTS: &[StructSchema] = tables::STRUCTS;
-
-/// Every action, current and legacy, sorted by name.
-pub static ACTIONS: &[ActionSchema] = tables::ACTIONS;
-
-/// Every action name, current and legacy, sorted.
-pub const ALL_ACTIONS: &[&str] = tables::ALL_ACTIONS;
-
-/// The struct with this exact name.
-pub fn find_struct(name: &str) -> Option<&'static StructSchema> {
-    let index = STRUCTS.binary_search_by(|s| s.name.cmp(name)).ok()?;
-    Some(&STRUCTS[index])
+/// One service of the gateway: its name in a TC3 credential scope, its
+/// version, and its model's tables. Struct names are only unique within a
+/// service (CAM and Live both have objects of the same name), so nested
+/// objects are always resolved through the service they belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// The service name (`live`, `cam`, `sts`), as in `<service>.tencentcloudapi.com`.
+    pub name: &'static str,
+    /// The one version served, e.g. `2018-08-01`.
+    pub version: &'static str,
+    /// Every struct, sorted by name.
+    pub structs: &'static [StructSchema],
+    /// Every action, sorted by name.
+    pub actions: &'static [ActionSchema],
 }
 
-/// The action with this exact name.
+impl Service {
+    /// The struct with this exact name.
+    pub fn find_struct(&self, name: &str) -> Option<&'static StructSchema> {
+        let index = self
+            .structs
+            .binary_search_by(|s| s.name.cmp(name))
+            .ok()?;
+        Some(&self.structs[index])
+    }
+
+    /// The action with this exact name.
+    pub fn find_action(&self, name: &str) -> Option<&'static ActionSchema> {
+        let index = self
+            .actions
+            .binary_search_by(|a| a.name.cmp(name))
+            .ok()?;
+        Some(&self.actions[index])
+    }
+}
+
+/// Cloud Live (CSS), `live` 2018-08-01.
+pub static LIVE: Service = Service {
+    name: "live",
+    version: "2018-08-01",
+    structs: tables::STRUCTS,
+    actions: tables::ACTIONS,
+};
+
+/// Cloud Access Management, `cam` 2019-01-16.
+pub static CAM: Service = Service {
+    name: "cam",
+    version: "2019-01-16",
+    structs: crate::cam::tables::STRUCTS,
+    actions: crate::cam::tables::ACTIONS,
+};
+
+/// Security Token Service, `sts` 2018-08-13.
+pub static STS: Service = Service {
+    name: "sts",
+    version: "2018-08-13",
+    structs: crate::sts::tables::STRUCTS,
+    actions: crate::sts::tables::ACTIONS,
+};
+
+/// Every service the gateway serves.
+pub static SERVICES: &[&Service] = &[&LIVE, &CAM, &STS];
+
+/// The service with this name (`live`, `cam`, `sts`).
+pub fn service_named(name: &str) -> Option<&'static Service> {
+    SERVICES.iter().copied().find(|s| s.name == name)
+}
+
+/// The service whose version this is.
+pub fn service_of_version(version: &str) -> Option<&'static Service> {
+    SERVICES.iter().copied().find(|s| s.version == version)
+}
+
+/// Every struct of the Live model, sorted by name.
+pub static STRUCTS: &[StructSchema] = tables::STRUCTS;
+
+/// Every Live action, current and legacy, sorted by name.
+pub static ACTIONS: &[ActionSchema] = tables::ACTIONS;
+
+/// Every Live action name, current and legacy, sorted.
+pub const ALL_ACTIONS: &[&str] = tables::ALL_ACTIONS;
+
+/// The Live struct with this exact name.
+pub fn find_struct(name: &str) -> Option<&'static StructSchema> {
+    LIVE.find_struct(name)
+}
+
+/// The Live action with this exact name.
 pub fn find_action(name: &str) -> Option<&'static ActionSchema> {
-    let index = ACTIONS.binary_search_by(|a| a.name.cmp(name)).ok()?;
-    Some(&ACTIONS[index])
+    LIVE.find_action(name)
 }
