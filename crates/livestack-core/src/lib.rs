@@ -6,6 +6,7 @@
 //! nothing of ours, so it stays small and cheap to compile.
 
 pub mod buckets;
+pub mod cam;
 pub mod clock;
 pub mod limits;
 pub mod media;

@@ -23,14 +23,14 @@
 //! - A response struct has no `RequestId`: the response envelope adds it.
 
 #[allow(missing_docs, clippy::all, rustdoc::all)]
-mod generated;
-#[allow(missing_docs, clippy::all, rustdoc::all)]
 #[path = "generated_cam.rs"]
 pub mod cam;
 #[allow(missing_docs, clippy::all, rustdoc::all)]
+mod generated;
+pub mod schema;
+#[allow(missing_docs, clippy::all, rustdoc::all)]
 #[path = "generated_sts.rs"]
 pub mod sts;
-pub mod schema;
 
 pub use generated::*;
 
@@ -61,7 +61,9 @@ mod tests {
             assert_eq!(service_of_version(service.version), Some(*service));
         }
         assert!(super::schema::CAM.find_action("AddUser").is_some());
-        assert!(super::schema::STS.find_action("GetFederationToken").is_some());
+        assert!(super::schema::STS
+            .find_action("GetFederationToken")
+            .is_some());
         assert!(super::schema::LIVE.find_action("AddUser").is_none());
     }
 

@@ -90,19 +90,13 @@ pub struct Service {
 impl Service {
     /// The struct with this exact name.
     pub fn find_struct(&self, name: &str) -> Option<&'static StructSchema> {
-        let index = self
-            .structs
-            .binary_search_by(|s| s.name.cmp(name))
-            .ok()?;
+        let index = self.structs.binary_search_by(|s| s.name.cmp(name)).ok()?;
         Some(&self.structs[index])
     }
 
     /// The action with this exact name.
     pub fn find_action(&self, name: &str) -> Option<&'static ActionSchema> {
-        let index = self
-            .actions
-            .binary_search_by(|a| a.name.cmp(name))
-            .ok()?;
+        let index = self.actions.binary_search_by(|a| a.name.cmp(name)).ok()?;
         Some(&self.actions[index])
     }
 }
