@@ -22,6 +22,13 @@ pub struct ApiKey {
     pub expires_at: Option<i64>,
     /// When the key was made (Unix seconds).
     pub created_at: i64,
+    /// The sub-account (`cam_users` id) the key belongs to; `None` for the
+    /// root account's own keys.
+    pub user_id: Option<i64>,
+    /// The name a federation token was asked for (`GetFederationToken`).
+    pub session_name: Option<String>,
+    /// The policy a federation token was limited to.
+    pub session_policy: Option<String>,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -33,6 +40,8 @@ impl std::fmt::Debug for ApiKey {
             .field("enabled", &self.enabled)
             .field("temporary", &self.token.is_some())
             .field("expires_at", &self.expires_at)
+            .field("user_id", &self.user_id)
+            .field("session_name", &self.session_name)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +57,10 @@ pub struct NewKey {
     pub account_id: AccountId,
     /// Session token and expiry, for a temporary key.
     pub temporary: Option<(String, i64)>,
+    /// The sub-account it belongs to; `None` for the root account.
+    pub user_id: Option<i64>,
+    /// A federation token's name and policy.
+    pub session: Option<(String, String)>,
 }
 
 impl NewKey {
@@ -66,7 +79,21 @@ impl NewKey {
                     livestack_core::Clock::system().unix() + ttl,
                 )
             }),
+            user_id: None,
+            session: None,
         }
+    }
+
+    /// The same key, belonging to the sub-account `user_id`.
+    pub fn for_user(mut self, user_id: Option<i64>) -> NewKey {
+        self.user_id = user_id;
+        self
+    }
+
+    /// The same key, limited to a federation token's name and policy.
+    pub fn with_session(mut self, name: String, policy: String) -> NewKey {
+        self.session = Some((name, policy));
+        self
     }
 }
 
@@ -90,11 +117,15 @@ impl ApiKey {
             token: row.get(4)?,
             expires_at: row.get(5)?,
             created_at: row.get(6)?,
+            user_id: row.get(7)?,
+            session_name: row.get(8)?,
+            session_policy: row.get(9)?,
         })
     }
 }
 
-const COLUMNS: &str = "secret_id, secret_key, account_id, enabled, token, expires_at, created_at";
+const COLUMNS: &str = "secret_id, secret_key, account_id, enabled, token, expires_at, created_at, \
+     user_id, session_name, session_policy";
 
 /// Looks a key up by its id.
 pub fn find(conn: &Connection, secret_id: &str) -> StoreResult<Option<ApiKey>> {
@@ -110,16 +141,25 @@ pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
         Some((token, expires_at)) => (Some(token.as_str()), Some(*expires_at)),
         None => (None, None),
     };
+    let (session_name, session_policy) = match &key.session {
+        Some((name, policy)) => (Some(name.as_str()), Some(policy.as_str())),
+        None => (None, None),
+    };
     conn.execute(
-        &format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, TRUE, ?4, ?5, ?6)"),
-        (
-            &key.secret_id,
-            &key.secret_key,
+        &format!(
+            "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, TRUE, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        crate::params![
+            key.secret_id.as_str(),
+            key.secret_key.as_str(),
             key.account_id.0,
             token,
             expires_at,
             livestack_core::Clock::system().unix(),
-        ),
+            key.user_id,
+            session_name,
+            session_policy,
+        ],
     )
     .map_err(|e| {
         if e.is_unique_violation() {
@@ -140,14 +180,16 @@ pub fn upsert(conn: &Connection, key: &NewKey) -> StoreResult<bool> {
             if existing.secret_key == key.secret_key
                 && existing.account_id == key.account_id
                 && existing.enabled
-                && existing.token.is_none() =>
+                && existing.token.is_none()
+                && existing.user_id.is_none() =>
         {
             Ok(false)
         }
         Some(_) => {
             conn.execute(
                 "UPDATE api_keys SET secret_key = ?2, account_id = ?3, enabled = TRUE,
-                     token = NULL, expires_at = NULL
+                     token = NULL, expires_at = NULL, user_id = NULL, session_name = NULL,
+                     session_policy = NULL
                  WHERE secret_id = ?1",
                 (&key.secret_id, &key.secret_key, key.account_id.0),
             )?;
@@ -176,6 +218,49 @@ pub fn set_enabled(conn: &Connection, secret_id: &str, enabled: bool) -> StoreRe
         (secret_id, enabled),
     )?;
     Ok(n > 0)
+}
+
+/// The permanent keys of one owner in an account (the root's own with
+/// `user_id` `None`), oldest first.
+pub fn list_permanent(
+    conn: &Connection,
+    account: AccountId,
+    user_id: Option<i64>,
+) -> StoreResult<Vec<ApiKey>> {
+    let rows = match user_id {
+        None => conn.query_map(
+            &format!(
+                "SELECT {COLUMNS} FROM api_keys
+                 WHERE account_id = ?1 AND token IS NULL AND user_id IS NULL
+                 ORDER BY created_at, secret_id"
+            ),
+            [account.0],
+            ApiKey::from_row,
+        )?,
+        Some(user) => conn.query_map(
+            &format!(
+                "SELECT {COLUMNS} FROM api_keys
+                 WHERE account_id = ?1 AND token IS NULL AND user_id = ?2
+                 ORDER BY created_at, secret_id"
+            ),
+            [account.0, user],
+            ApiKey::from_row,
+        )?,
+    };
+    Ok(rows)
+}
+
+/// Deletes a key; false when there is no such key.
+pub fn delete(conn: &Connection, secret_id: &str) -> StoreResult<bool> {
+    Ok(conn.execute("DELETE FROM api_keys WHERE secret_id = ?1", [secret_id])? > 0)
+}
+
+/// Deletes every key of a sub-account, temporary ones included.
+pub fn delete_for_user(conn: &Connection, account: AccountId, user_id: i64) -> StoreResult<usize> {
+    Ok(conn.execute(
+        "DELETE FROM api_keys WHERE account_id = ?1 AND user_id = ?2",
+        (account.0, user_id),
+    )?)
 }
 
 /// How many keys exist (zero on a brand-new data directory).

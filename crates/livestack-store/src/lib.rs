@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod callbacks;
+pub mod cam;
 pub mod certs;
 pub mod changes;
 pub mod cluster;

@@ -45,6 +45,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         20,
         include_str!("migrations/0020_pull_task_insert_notifications.pg.sql"),
     ),
+    (21, include_str!("migrations/0021_cam.sql")),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in

@@ -457,6 +457,8 @@ fn bootstrap_root_key(store: &Store, given: Option<RootKey>) -> anyhow::Result<O
                     secret_key,
                     account_id: root.id,
                     temporary: None,
+                    user_id: None,
+                    session: None,
                 };
                 if keys::upsert(conn, &key)? {
                     tracing::info!(secret_id, "root API key set from LIVESTACK_SECRET_ID");
