@@ -5,7 +5,8 @@
 // {"error": {"code", "message", "request_id"}}. Used by the Rust integration
 // tests; it only translates, so that the SDK's own signing is what is tested.
 "use strict";
-const { live } = require("tencentcloud-sdk-nodejs/tencentcloud/services/live");
+// "service": "live" (default), "cam" or "sts": that service's own client.
+const VERSIONS = { live: "v20180801", cam: "v20190116", sts: "v20180813" };
 
 async function main() {
   const chunks = [];
@@ -22,7 +23,9 @@ async function main() {
   if (spec.language) profile.language = spec.language;
   const credential = { secretId: spec.secret_id, secretKey: spec.secret_key };
   if (spec.token) credential.token = spec.token;
-  const client = new live.v20180801.Client({
+  const service = spec.service || "live";
+  const sdk = require(`tencentcloud-sdk-nodejs/tencentcloud/services/${service}`)[service];
+  const client = new sdk[VERSIONS[service]].Client({
     credential,
     region: spec.region === undefined ? "ap-guangzhou" : spec.region,
     profile,

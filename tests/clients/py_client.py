@@ -25,7 +25,14 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (  # noqa:
 )
 from tencentcloud.common.profile.client_profile import ClientProfile  # noqa: E402
 from tencentcloud.common.profile.http_profile import HttpProfile  # noqa: E402
-from tencentcloud.live.v20180801 import live_client, models  # noqa: E402
+import importlib  # noqa: E402
+
+# "service": "live" (default), "cam" or "sts": that service's own typed client.
+SERVICES = {"live": ("v20180801", "2018-08-01"), "cam": ("v20190116", "2019-01-16"), "sts": ("v20180813", "2018-08-13")}
+service = spec.get("service", "live")
+module, default_version = SERVICES[service]
+client_module = importlib.import_module(f"tencentcloud.{service}.{module}.{service}_client")
+models = importlib.import_module(f"tencentcloud.{service}.{module}.models")
 
 cred = credential.Credential(spec["secret_id"], spec["secret_key"], spec.get("token"))
 hp = HttpProfile(
@@ -42,8 +49,9 @@ cp.unsignedPayload = bool(spec.get("unsigned_payload"))
 region = spec.get("region", "ap-guangzhou")
 action = spec.get("action")
 params = spec.get("params", {})
-live = live_client.LiveClient(cred, region, cp)
-common = CommonClient("live", spec.get("version") or "2018-08-01", cred, region, profile=cp)
+client_class = next(v for k, v in vars(client_module).items() if k.lower() == f"{service}client")
+live = client_class(cred, region, cp)
+common = CommonClient(service, spec.get("version") or default_version, cred, region, profile=cp)
 
 
 def call(action=action, params=params):

@@ -12,6 +12,7 @@
 
 pub mod backup;
 pub mod callback;
+pub mod cam;
 pub mod cert;
 pub mod check;
 pub mod domain;
@@ -22,6 +23,7 @@ pub mod pull;
 pub mod record;
 pub mod snapshot;
 pub mod stream;
+pub mod sts;
 pub mod task;
 pub mod transcode;
 pub mod usage;

@@ -1,10 +1,10 @@
 //! Who is calling: key lookup, timestamp window, signature, replay and
 //! session-token checks for both signature versions.
 //!
-//! Owns: the `AuthFailure.*` decisions. Must not: look at action parameters
-//! beyond what the signature covers. Sub-account permissions
-//! (`AuthFailure.UnauthorizedOperation`, `AuthFailure.MFAFailure`) will be
-//! checked on the [`Principal`] this module returns, after it.
+//! Owns: the `AuthFailure.*` decisions about the key. Must not: look at
+//! action parameters beyond what the signature covers. What the key's
+//! owner may do (`AuthFailure.UnauthorizedOperation`) is decided by
+//! [`crate::access`] on the [`Principal`] this module returns, after it.
 
 pub mod tc3;
 pub mod v1;
@@ -33,6 +33,27 @@ pub struct Principal {
     pub account: AccountId,
     /// The key that signed it.
     pub secret_id: String,
+    /// The sub-account the key belongs to; `None` for the root account.
+    pub user_id: Option<i64>,
+    /// Whether the key is temporary (it carried its session token).
+    pub temporary: bool,
+    /// A federation token's name.
+    pub session_name: Option<String>,
+    /// A federation token's policy, which limits what it may do.
+    pub session_policy: Option<String>,
+}
+
+impl Principal {
+    fn of(key: ApiKey) -> Principal {
+        Principal {
+            account: key.account_id,
+            temporary: key.token.is_some(),
+            secret_id: key.secret_id,
+            user_id: key.user_id,
+            session_name: key.session_name,
+            session_policy: key.session_policy,
+        }
+    }
 }
 
 /// How long a key read from the store is trusted. The offline `keys`
@@ -54,6 +75,13 @@ impl KeyCache {
             Some((at, key)) if at.elapsed() < KEY_CACHE_TTL => Some(key.clone()),
             _ => None,
         }
+    }
+
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     fn put(&self, key: ApiKey) {
@@ -293,6 +321,9 @@ impl<'a> RawRequest<'a> {
 pub struct Authenticated {
     /// The caller.
     pub principal: Principal,
+    /// The service of a TC3 credential scope (`live`, `cam`, `sts`, ...);
+    /// empty for a legacy signature, which names none.
+    pub service: String,
     /// `X-TC-Action` / `Action`.
     pub action: String,
     /// `X-TC-Version` / `Version`.
@@ -319,6 +350,11 @@ impl Authenticator {
             keys: KeyCache::default(),
             nonces: NonceCache::default(),
         }
+    }
+
+    /// Forgets every cached key, after a key was changed on this node.
+    pub fn forget_keys(&self) {
+        self.keys.clear();
     }
 
     /// The one entry point: TC3 when there is an `Authorization` header,
@@ -416,10 +452,8 @@ impl Authenticator {
             Params::Json(value)
         };
         Ok(Authenticated {
-            principal: Principal {
-                account: key.account_id,
-                secret_id: key.secret_id,
-            },
+            principal: Principal::of(key),
+            service: auth.service.to_owned(),
             action,
             version: header_str(headers, "x-tc-version").map(str::to_owned),
             region: header_str(headers, "x-tc-region").map(str::to_owned),
@@ -477,16 +511,14 @@ impl Authenticator {
         let action = get("Action").ok_or_else(|| missing("Action"))?.to_owned();
         let version = get("Version").map(str::to_owned);
         let region = get("Region").map(str::to_owned);
-        let principal = Principal {
-            account: key.account_id,
-            secret_id: key.secret_id,
-        };
+        let principal = Principal::of(key);
         let params = pairs
             .into_iter()
             .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()))
             .collect();
         Ok(Authenticated {
             principal,
+            service: String::new(),
             action,
             version,
             region,
@@ -512,6 +544,9 @@ mod tests {
             token: token.map(str::to_owned),
             expires_at,
             created_at: 0,
+            user_id: None,
+            session_name: None,
+            session_policy: None,
         }
     }
 

@@ -38,6 +38,11 @@ pub struct Cx {
     pub owner: Arc<crate::settings::OwnerVerification>,
     /// This node's name (whose streams the local media plane holds).
     pub node: Arc<str>,
+    /// Who is calling: the root account or one of its sub-accounts, and
+    /// with which key.
+    pub caller: Arc<crate::access::Caller>,
+    /// The request's region, if it named one.
+    pub region: Option<Arc<str>>,
 }
 
 impl Cx {

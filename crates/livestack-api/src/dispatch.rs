@@ -16,25 +16,91 @@ pub use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 macro_rules! actions {
-    ($($name:ident => $handler:path,)*) => {
-        /// Every action livestack implements, in table order.
-        pub const IMPLEMENTED: &[&str] = &[$(stringify!($name),)*];
+    ($(#[$doc:meta])* $table:ident, $run:ident; $($name:ident => $handler:path,)*) => {
+        $(#[$doc])*
+        pub const $table: &[&str] = &[$(stringify!($name),)*];
 
         /// Runs the handler of `action` on checked parameters.
-        pub(crate) async fn dispatch(cx: Cx, action: &str, params: Value) -> ApiResult<Value> {
+        async fn $run(cx: Cx, action: &str, params: Value) -> ApiResult<Value> {
             match action {
                 $(stringify!($name) => call(cx, params, $handler).await,)*
-                _ => Err(ApiError::new(
-                    ErrorCode::UnsupportedOperation,
-                    format!("livestack does not implement the action {action} yet."),
-                    format!("livestack 暂未实现接口 {action}。"),
-                )),
+                _ => Err(unsupported(action)),
             }
         }
     };
 }
 
+fn unsupported(action: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::UnsupportedOperation,
+        format!("livestack does not implement the action {action} yet."),
+        format!("livestack 暂未实现接口 {action}。"),
+    )
+}
+
+/// Runs the handler of `action` of `service` on checked parameters.
+pub(crate) async fn dispatch(
+    cx: Cx,
+    service: &livestack_model::schema::Service,
+    action: &str,
+    params: Value,
+) -> ApiResult<Value> {
+    match service.name {
+        "live" => run_live(cx, action, params).await,
+        "cam" => run_cam(cx, action, params).await,
+        "sts" => run_sts(cx, action, params).await,
+        _ => Err(unsupported(action)),
+    }
+}
+
 actions! {
+    /// Every CAM action livestack implements, in table order.
+    CAM_IMPLEMENTED, run_cam;
+    // sub-accounts
+    AddUser => crate::actions::cam::add_user,
+    GetUser => crate::actions::cam::get_user,
+    ListUsers => crate::actions::cam::list_users,
+    UpdateUser => crate::actions::cam::update_user,
+    DeleteUser => crate::actions::cam::delete_user,
+    // policies
+    CreatePolicy => crate::actions::cam::create_policy,
+    GetPolicy => crate::actions::cam::get_policy,
+    ListPolicies => crate::actions::cam::list_policies,
+    UpdatePolicy => crate::actions::cam::update_policy,
+    DeletePolicy => crate::actions::cam::delete_policy,
+    AttachUserPolicy => crate::actions::cam::attach_user_policy,
+    DetachUserPolicy => crate::actions::cam::detach_user_policy,
+    ListAttachedUserPolicies => crate::actions::cam::list_attached_user_policies,
+    // access keys
+    CreateAccessKey => crate::actions::cam::create_access_key,
+    ListAccessKeys => crate::actions::cam::list_access_keys,
+    UpdateAccessKey => crate::actions::cam::update_access_key,
+    DeleteAccessKey => crate::actions::cam::delete_access_key,
+    // groups
+    CreateGroup => crate::actions::cam::create_group,
+    GetGroup => crate::actions::cam::get_group,
+    ListGroups => crate::actions::cam::list_groups,
+    UpdateGroup => crate::actions::cam::update_group,
+    DeleteGroup => crate::actions::cam::delete_group,
+    AddUserToGroup => crate::actions::cam::add_user_to_group,
+    RemoveUserFromGroup => crate::actions::cam::remove_user_from_group,
+    ListUsersForGroup => crate::actions::cam::list_users_for_group,
+    ListGroupsForUser => crate::actions::cam::list_groups_for_user,
+    AttachGroupPolicy => crate::actions::cam::attach_group_policy,
+    DetachGroupPolicy => crate::actions::cam::detach_group_policy,
+    ListAttachedGroupPolicies => crate::actions::cam::list_attached_group_policies,
+}
+
+actions! {
+    /// Every STS action livestack implements, in table order.
+    STS_IMPLEMENTED, run_sts;
+    GetFederationToken => crate::actions::sts::get_federation_token,
+    GetCallerIdentity => crate::actions::sts::get_caller_identity,
+}
+
+actions! {
+    /// Every Live action livestack implements, in table order.
+    IMPLEMENTED, run_live;
     // domains
     AddLiveDomain => domain::add_live_domain,
     DeleteLiveDomain => domain::delete_live_domain,

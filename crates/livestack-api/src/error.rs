@@ -287,6 +287,54 @@ error_codes! {
     InternalErrorGetUpstreamInfoError => "InternalError.GetUpstreamInfoError",
         "Failed to get the live source's information.", "获取直播源信息错误。";
     InternalErrorUpdateDataError => "InternalError.UpdateDataError", "Failed to update data.", "更新数据失败。";
+    InternalErrorInvalidUser => "InternalError.InvalidUser", "The account information is wrong.", "账号信息错误。";
+    // CAM 2019-01-16 (spec/cam-error-codes.json).
+    InvalidParameterUserNameIllegal => "InvalidParameter.UserNameIllegal", "The user name is not valid.", "用户名不合法。";
+    InvalidParameterSubUserNameInUse => "InvalidParameter.SubUserNameInUse", "A sub-user with this name exists.", "子用户名称重复。";
+    InvalidParameterSubUserFull => "InvalidParameter.SubUserFull", "The number of sub-users has reached the limit.", "子账号数量达到上限。";
+    ResourceNotFoundUserNotExist => "ResourceNotFound.UserNotExist", "The user does not exist.", "用户不存在。";
+    InvalidParameterUserNotExist => "InvalidParameter.UserNotExist", "The user does not exist.", "用户对象不存在。";
+    OperationDeniedHaveKeys => "OperationDenied.HaveKeys", "The user still has API keys.", "存在未删除的API密钥。";
+    InvalidParameterPolicyNameError => "InvalidParameter.PolicyNameError", "The PolicyName is not valid.", "PolicyName字段不合法。";
+    FailedOperationPolicyNameInUse => "FailedOperation.PolicyNameInUse", "A policy with this PolicyName exists.", "PolicyName字段指定的策略名已存在。";
+    FailedOperationPolicyFull => "FailedOperation.PolicyFull", "The number of policies has reached the limit.", "用户策略数超过上限。";
+    InvalidParameterPolicyDocumentError => "InvalidParameter.PolicyDocumentError", "The PolicyDocument is not valid.", "PolicyDocument字段不合法。";
+    InvalidParameterPolicyDocumentLengthOverLimit => "InvalidParameter.PolicyDocumentLengthOverLimit",
+        "The PolicyDocument is too long.", "PolicyDocument字段超过长度限制。";
+    InvalidParameterVersionError => "InvalidParameter.VersionError", "The policy's version is not valid.", "策略文档的Version字段不合法。";
+    InvalidParameterStatementError => "InvalidParameter.StatementError", "The policy's statement is not valid.", "策略文档的Statement字段不合法。";
+    InvalidParameterEffectError => "InvalidParameter.EffectError", "The policy's effect is not valid.", "策略文档的Effect字段不合法。";
+    InvalidParameterActionError => "InvalidParameter.ActionError", "The policy's action is not valid.", "策略文档的Action字段不合法。";
+    InvalidParameterActionNotExist => "InvalidParameter.ActionNotExist", "An action in the policy does not exist.", "策略语法中操作不存在。";
+    InvalidParameterResourceError => "InvalidParameter.ResourceError", "The policy's resource is not valid.", "策略文档的Resource字段不合法。";
+    InvalidParameterPrincipalError => "InvalidParameter.PrincipalError", "The policy's principal is not valid.", "策略文档的principal字段不合法。";
+    InvalidParameterConditionTypeError => "InvalidParameter.ConditionTypeError", "A condition operator is not valid.", "策略语法中条件操作符不正确。";
+    InvalidParameterConditionContentError => "InvalidParameter.ConditionContentError", "A condition's content is not valid.", "策略语法中条件内容不正确。";
+    InvalidParameterDescriptionLengthOverlimit => "InvalidParameter.DescriptionLengthOverlimit",
+        "The Description may be at most 300 bytes.", "Description入参长度不能大于300字节。";
+    InvalidParameterPolicyIdError => "InvalidParameter.PolicyIdError", "The PolicyId is not valid.", "输入参数PolicyId不合法。";
+    InvalidParameterPolicyIdNotExist => "InvalidParameter.PolicyIdNotExist", "The policy does not exist.", "策略ID不存在。";
+    ResourceNotFoundPolicyIdNotFound => "ResourceNotFound.PolicyIdNotFound", "The policy does not exist.", "PolicyId指定的资源不存在。";
+    InvalidParameterAttachmentFull => "InvalidParameter.AttachmentFull",
+        "The number of policies attached has reached the limit.", "principal字段的授权对象关联策略数已达到上限。";
+    OperationDeniedAccessKeyOverLimit => "OperationDenied.AccessKeyOverLimit",
+        "An account may have at most two access keys.", "每个账号最多支持两个AccessKey。";
+    ResourceNotFoundSecretNotExist => "ResourceNotFound.SecretNotExist", "The key does not exist.", "密钥不存在。";
+    OperationDeniedSubUin => "OperationDenied.SubUin", "A sub-user may not manage the root account's keys.", "子用户不允许操作主账号密钥。";
+    OperationDeniedUinNotMatch => "OperationDenied.UinNotMatch", "The key does not belong to that account.", "被操作密钥与账号不匹配。";
+    InvalidParameterParamError => "InvalidParameter.ParamError", "Invalid parameter.", "非法入参。";
+    InvalidParameterGroupNameInUse => "InvalidParameter.GroupNameInUse", "A group with this name exists.", "用户组名称重复。";
+    InvalidParameterGroupNotExist => "InvalidParameter.GroupNotExist", "The group does not exist.", "用户组不存在。";
+    ResourceNotFoundGroupNotExist => "ResourceNotFound.GroupNotExist", "The group does not exist.", "用户组不存在。";
+    InvalidParameterGroupFull => "InvalidParameter.GroupFull", "The number of groups has reached the limit.", "用户组数量达到上限。";
+    InvalidParameterGroupUserFull => "InvalidParameter.GroupUserFull", "The group has reached its member limit.", "用户组中的子用户数量达到上限。";
+    InvalidParameterUserGroupFull => "InvalidParameter.UserGroupFull", "The user is in the most groups allowed.", "子用户加入的用户组数量达到上限。";
+    // STS 2018-08-13 (spec/sts-error-codes.json).
+    InvalidParameterOverTimeError => "InvalidParameter.OverTimeError", "DurationSeconds is out of range.", "有效期超出限制。";
+    InvalidParameterPolicyTooLong => "InvalidParameter.PolicyTooLong", "The policy is too long.", "策略过长。";
+    InvalidParameterStrategyFormatError => "InvalidParameter.StrategyFormatError", "The policy's format is not valid.", "策略格式错误。";
+    FailedOperationTempKeyNotAllowed => "FailedOperation.TempKeyNotAllowed",
+        "This action cannot be called with a temporary key.", "该接口不支持临时密钥调用。";
 }
 
 impl fmt::Display for ErrorCode {
@@ -395,6 +443,12 @@ mod tests {
         let live: serde_json::Value =
             serde_json::from_str(include_str!("../../../spec/live-error-codes.json"))
                 .expect("spec/live-error-codes.json parses");
+        let cam: serde_json::Value =
+            serde_json::from_str(include_str!("../../../spec/cam-error-codes.json"))
+                .expect("spec/cam-error-codes.json parses");
+        let sts: serde_json::Value =
+            serde_json::from_str(include_str!("../../../spec/sts-error-codes.json"))
+                .expect("spec/sts-error-codes.json parses");
         let seed_public = [
             "AuthFailure.InvalidAuthorization",
             "AuthFailure.InvalidSecretId",
@@ -422,8 +476,11 @@ mod tests {
         for code in ErrorCode::ALL {
             let s = code.as_str();
             assert!(
-                live.get(s).is_some() || seed_public.contains(&s),
-                "{s} is neither a Live code nor a public API 3.0 code"
+                live.get(s).is_some()
+                    || cam.get(s).is_some()
+                    || sts.get(s).is_some()
+                    || seed_public.contains(&s),
+                "{s} is neither a Live, CAM or STS code nor a public API 3.0 code"
             );
         }
     }

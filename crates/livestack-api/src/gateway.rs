@@ -19,7 +19,7 @@ use axum::Router;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body_util::{BodyExt, Limited};
-use livestack_model::schema::{find_action, find_struct, ActionSchema};
+use livestack_model::schema::{self, ActionSchema, Service};
 use livestack_store::Store;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
@@ -35,7 +35,7 @@ use livestack_core::limits::ConnLimiter;
 use livestack_core::media::MediaControl;
 use livestack_core::Clock;
 
-/// The only API version there is.
+/// The Live API version.
 pub const VERSION: &str = "2018-08-01";
 /// Largest GET query (32 KB).
 pub const MAX_QUERY: usize = 32 * 1024;
@@ -91,6 +91,8 @@ pub struct ApiSettings {
     pub node: String,
     /// How domain ownership is checked, and when it is required.
     pub owner: crate::settings::OwnerVerification,
+    /// `[cam] enforce`: whether CAM denials are answered, logged or skipped.
+    pub cam: crate::access::Enforce,
 }
 
 impl Default for ApiSettings {
@@ -102,6 +104,7 @@ impl Default for ApiSettings {
             fetch: livestack_net::FetchPolicy::default(),
             node: String::new(),
             owner: crate::settings::OwnerVerification::default(),
+            cam: crate::access::Enforce::default(),
         }
     }
 }
@@ -114,6 +117,7 @@ pub struct Gateway {
     limiter: RateLimiter,
     regions: HashSet<String>,
     auth: Authenticator,
+    access: crate::access::Access,
     task_limits: TaskLimits,
     fetch: livestack_net::Fetcher,
     owner: Arc<crate::settings::OwnerVerification>,
@@ -146,6 +150,7 @@ impl Gateway {
             limiter: RateLimiter::new(settings.rate_limit),
             regions: settings.regions.iter().cloned().collect(),
             auth: Authenticator::new(store.clone()),
+            access: crate::access::Access::new(store.clone(), settings.cam),
             task_limits: settings.task_limits,
             fetch,
             owner: Arc::new(settings.owner.clone()),
@@ -220,7 +225,15 @@ impl Gateway {
                 }
                 continue;
             };
-            let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+            // The caller's address rides with each request, for CAM's
+            // `qcs:ip` conditions.
+            let svc = service.clone();
+            let per_request =
+                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Peer(peer.ip()));
+                    hyper::service::Service::call(&svc, req)
+                });
+            let conn = http.serve_connection(TokioIo::new(socket), per_request);
             let conn = graceful.watch(conn);
             // Owned by `graceful`: shutdown below waits for it.
             tokio::spawn(async move {
@@ -235,6 +248,10 @@ impl Gateway {
         Ok(())
     }
 }
+
+/// The address a request came from.
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::IpAddr);
 
 /// What the pipeline learned about a request, for the response and the log.
 struct Outcome {
@@ -352,6 +369,7 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang: Lang) -> Outcome {
     let (parts, body) = req.into_parts();
+    let peer = parts.extensions.get::<Peer>().map(|p| p.0);
     let fail = |lang, e| Outcome {
         lang,
         action: None,
@@ -397,35 +415,60 @@ async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang
         Ok(a) => a,
         Err(e) => return fail(lang, e),
     };
-    let schema = match resolve(gw, &authenticated, now) {
-        Ok(schema) => schema,
+    let (service, schema) = match resolve(gw, &authenticated, now) {
+        Ok(resolved) => resolved,
         Err(e) => return fail(lang, e),
     };
     Outcome {
         lang,
         action: Some(schema.name),
-        result: execute(gw, schema, authenticated, request_id, now).await,
+        result: execute(gw, service, schema, authenticated, request_id, now, peer).await,
     }
 }
 
-/// What is being asked: the version, the action in the model, the
-/// region, and whether the caller still has budget for it this second.
-fn resolve(gw: &Gateway, a: &Authenticated, now: i64) -> ApiResult<&'static ActionSchema> {
-    match a.version.as_deref() {
+/// What is being asked: the service and version, the action in its
+/// model, the region, and whether the caller still has budget for it this
+/// second. The version names the service (Live 2018-08-01, CAM 2019-01-16,
+/// STS 2018-08-13); a TC3 credential scope that names one of them must
+/// agree. Any other scope service is accepted (the Node SDK signs with the
+/// first label of its endpoint, `127` for `127.0.0.1`).
+fn resolve(
+    gw: &Gateway,
+    a: &Authenticated,
+    now: i64,
+) -> ApiResult<(&'static Service, &'static ActionSchema)> {
+    let service = match a.version.as_deref() {
         None | Some("") => return Err(auth::missing("Version")),
-        Some(VERSION) => {}
-        Some(other) => {
+        Some(version) => schema::service_of_version(version).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoSuchVersion,
+                format!("The API version `{version}` does not exist; this endpoint serves Live {VERSION}, CAM {} and STS {}.", schema::CAM.version, schema::STS.version),
+                format!("接口版本 `{version}` 不存在。本服务提供直播 {VERSION}、访问管理 {} 与安全凭证服务 {} 版本。", schema::CAM.version, schema::STS.version),
+            )
+        })?,
+    };
+    if let Some(scoped) = schema::service_named(&a.service) {
+        if scoped.name != service.name {
             return Err(ApiError::new(
                 ErrorCode::NoSuchVersion,
-                format!("The API version `{other}` does not exist; Live is at version {VERSION}."),
-                format!("接口版本 `{other}` 不存在，直播接口版本为 {VERSION}。"),
-            ))
+                format!(
+                    "The API version `{}` is {}'s, but the request was signed for the service `{}` (version {}).",
+                    service.version, service.name, scoped.name, scoped.version
+                ),
+                format!(
+                    "接口版本 `{}` 属于 {}，但请求签名的服务为 `{}`（版本 {}）。",
+                    service.version, service.name, scoped.name, scoped.version
+                ),
+            ));
         }
     }
-    let schema: &'static ActionSchema = find_action(&a.action).ok_or_else(|| {
+    let schema: &'static ActionSchema = service.find_action(&a.action).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidAction,
-            format!("The action `{}` does not exist in the Live API.", a.action),
+            format!(
+                "The action `{}` does not exist in the {} API {}.",
+                a.action, service.name, service.version
+            ),
             format!("接口 `{}` 不存在。", a.action),
         )
     })?;
@@ -451,19 +494,21 @@ fn resolve(gw: &Gateway, a: &Authenticated, now: i64) -> ApiResult<&'static Acti
             format!("您当前每秒请求 `{}` 次，超过了每秒频率上限 `{}`，请稍后重试。", e.count, e.limit),
         ));
     }
-    Ok(schema)
+    Ok((service, schema))
 }
 
 /// Checks the parameters against the action's input structure, strips
-/// `DryRun` and runs the handler.
+/// `DryRun`, asks CAM and runs the handler.
 async fn execute(
     gw: &Gateway,
+    service: &'static Service,
     schema: &'static ActionSchema,
     a: Authenticated,
     request_id: &str,
     now: i64,
+    peer: Option<std::net::IpAddr>,
 ) -> ApiResult<Value> {
-    let input = find_struct(schema.input).ok_or_else(|| {
+    let input = service.find_struct(schema.input).ok_or_else(|| {
         ApiError::internal(
             ErrorCode::InternalError,
             anyhow::anyhow!("model has no struct {}", schema.input),
@@ -477,16 +522,26 @@ async fn execute(
                 Some(Value::String(s)) => parse_bool("DryRun", &s)?,
                 Some(_) => return Err(not_bool("DryRun")),
             };
-            (dry_run, params::from_json(value, input)?)
+            (dry_run, params::from_json(value, input, service)?)
         }
         Params::Flat(mut pairs) => {
             let mut dry_run = false;
             if let Some(i) = pairs.iter().position(|(k, _)| k == "DryRun") {
                 dry_run = parse_bool("DryRun", &pairs.remove(i).1)?;
             }
-            (dry_run, params::from_flat(&pairs, input)?)
+            (dry_run, params::from_flat(&pairs, input, service)?)
         }
     };
+    let call = crate::access::Call {
+        service,
+        action: schema.name,
+        params: &value,
+        region: a.region.as_deref().filter(|r| !r.is_empty()),
+        ip: peer,
+        now,
+        request_id,
+    };
+    let caller = gw.access.authorize(&a.principal, &call).await?;
     let cx = Cx {
         store: gw.store.clone(),
         media: Arc::clone(&gw.media),
@@ -499,8 +554,19 @@ async fn execute(
         owner: Arc::clone(&gw.owner),
         fetch: gw.fetch.clone(),
         node: Arc::clone(&gw.node),
+        caller: Arc::new(caller),
+        region: a.region.filter(|r| !r.is_empty()).map(Arc::from),
     };
-    dispatch::dispatch(cx, schema.name, value).await
+    let result = dispatch::dispatch(cx, service, schema.name, value).await;
+    let read_only = ["Get", "List", "Describe"]
+        .iter()
+        .any(|p| schema.name.starts_with(p));
+    if service.name == "cam" && result.is_ok() && !read_only {
+        // A user, key or policy changed: this node's next call sees it.
+        gw.access.forget();
+        gw.auth.forget_keys();
+    }
+    result
 }
 
 fn parse_bool(name: &str, s: &str) -> ApiResult<bool> {

@@ -8,6 +8,7 @@
 //!
 //! Entry point: [`Gateway::router`], served by the `livestack` binary.
 
+pub mod access;
 pub mod actions;
 pub mod auth;
 pub mod cx;
@@ -24,6 +25,7 @@ pub mod ratelimit;
 pub mod settings;
 pub mod time;
 
+pub use access::Enforce;
 pub use gateway::{ApiSettings, Gateway, DEFAULT_REGIONS, VERSION};
 pub use policy::PolicyPublisher;
 pub use settings::{OwnerVerification, TaskLimits};

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use livestack_model::schema::{find_struct, StructSchema, Ty};
+use livestack_model::schema::{Service, StructSchema, Ty};
 use serde_json::{Map, Number, Value};
 
 use crate::error::{ApiError, ErrorCode};
@@ -111,11 +111,20 @@ fn join(prefix: &str, name: &str) -> String {
 
 /// Checks a JSON object against `schema`, returning it with numbers and
 /// booleans normalised. `null` counts as absent, as the SDKs mean it.
-pub(crate) fn from_json(value: Value, schema: &StructSchema) -> Result<Value, ParamError> {
-    check_struct(value, schema, "")
+pub(crate) fn from_json(
+    value: Value,
+    schema: &StructSchema,
+    service: &Service,
+) -> Result<Value, ParamError> {
+    check_struct(value, schema, "", service)
 }
 
-fn check_struct(value: Value, schema: &StructSchema, path: &str) -> Result<Value, ParamError> {
+fn check_struct(
+    value: Value,
+    schema: &StructSchema,
+    path: &str,
+    service: &Service,
+) -> Result<Value, ParamError> {
     let Value::Object(map) = value else {
         return Err(ParamError::Type {
             path: if path.is_empty() {
@@ -135,7 +144,7 @@ fn check_struct(value: Value, schema: &StructSchema, path: &str) -> Result<Value
         if v.is_null() {
             continue;
         }
-        out.insert(name, check_value(v, &member.ty, &member_path)?);
+        out.insert(name, check_value(v, &member.ty, &member_path, service)?);
     }
     for member in schema.members {
         if member.required && !out.contains_key(member.name) {
@@ -145,21 +154,21 @@ fn check_struct(value: Value, schema: &StructSchema, path: &str) -> Result<Value
     Ok(Value::Object(out))
 }
 
-fn check_value(value: Value, ty: &Ty, path: &str) -> Result<Value, ParamError> {
+fn check_value(value: Value, ty: &Ty, path: &str, service: &Service) -> Result<Value, ParamError> {
     let wrong = || ParamError::Type {
         path: path.to_owned(),
         want: Want::of(ty),
     };
     match ty {
         Ty::Object(name) => {
-            let schema = find_struct(name).ok_or_else(wrong)?;
-            check_struct(value, schema, path)
+            let schema = service.find_struct(name).ok_or_else(wrong)?;
+            check_struct(value, schema, path, service)
         }
         Ty::List(elem) => match value {
             Value::Array(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| check_value(v, elem, &format!("{path}.{i}")))
+                .map(|(i, v)| check_value(v, elem, &format!("{path}.{i}"), service))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             _ => Err(wrong()),
@@ -215,12 +224,13 @@ enum Node {
 pub(crate) fn from_flat(
     pairs: &[(String, String)],
     schema: &StructSchema,
+    service: &Service,
 ) -> Result<Value, ParamError> {
     let mut root = BTreeMap::new();
     for (key, value) in pairs {
         insert(&mut root, key, value)?;
     }
-    flat_struct(root, schema, "")
+    flat_struct(root, schema, "", service)
 }
 
 fn insert(root: &mut BTreeMap<String, Node>, key: &str, value: &str) -> Result<(), ParamError> {
@@ -262,6 +272,7 @@ fn flat_struct(
     map: BTreeMap<String, Node>,
     schema: &StructSchema,
     path: &str,
+    service: &Service,
 ) -> Result<Value, ParamError> {
     let mut out = Map::with_capacity(map.len());
     for (name, node) in map {
@@ -269,7 +280,7 @@ fn flat_struct(
         let Some(member) = schema.members.iter().find(|m| m.name == name) else {
             return Err(ParamError::Unknown(member_path));
         };
-        out.insert(name, flat_value(node, &member.ty, &member_path)?);
+        out.insert(name, flat_value(node, &member.ty, &member_path, service)?);
     }
     for member in schema.members {
         if member.required && !out.contains_key(member.name) {
@@ -279,15 +290,15 @@ fn flat_struct(
     Ok(Value::Object(out))
 }
 
-fn flat_value(node: Node, ty: &Ty, path: &str) -> Result<Value, ParamError> {
+fn flat_value(node: Node, ty: &Ty, path: &str, service: &Service) -> Result<Value, ParamError> {
     let wrong = || ParamError::Type {
         path: path.to_owned(),
         want: Want::of(ty),
     };
     match (node, ty) {
         (Node::Branch(map), Ty::Object(name)) => {
-            let schema = find_struct(name).ok_or_else(wrong)?;
-            flat_struct(map, schema, path)
+            let schema = service.find_struct(name).ok_or_else(wrong)?;
+            flat_struct(map, schema, path, service)
         }
         (Node::Branch(map), Ty::List(elem)) => {
             let mut items = Vec::with_capacity(map.len());
@@ -301,7 +312,7 @@ fn flat_value(node: Node, ty: &Ty, path: &str) -> Result<Value, ParamError> {
             items.sort_by_key(|(i, _)| *i);
             items
                 .into_iter()
-                .map(|(i, node)| flat_value(node, elem, &format!("{path}.{i}")))
+                .map(|(i, node)| flat_value(node, elem, &format!("{path}.{i}"), service))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
         }
@@ -317,10 +328,19 @@ fn flat_value(node: Node, ty: &Ty, path: &str) -> Result<Value, ParamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use livestack_model::schema::LIVE;
     use serde_json::json;
 
+    fn from_json(value: Value, schema: &StructSchema) -> Result<Value, ParamError> {
+        super::from_json(value, schema, &LIVE)
+    }
+
+    fn from_flat(pairs: &[(String, String)], schema: &StructSchema) -> Result<Value, ParamError> {
+        super::from_flat(pairs, schema, &LIVE)
+    }
+
     fn schema(name: &str) -> &'static StructSchema {
-        find_struct(name).expect("struct exists in the model")
+        LIVE.find_struct(name).expect("struct exists in the model")
     }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {

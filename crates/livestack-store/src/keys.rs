@@ -255,10 +255,11 @@ pub fn delete(conn: &Connection, secret_id: &str) -> StoreResult<bool> {
     Ok(conn.execute("DELETE FROM api_keys WHERE secret_id = ?1", [secret_id])? > 0)
 }
 
-/// Deletes every key of a sub-account, temporary ones included.
+/// Deletes the permanent keys of a sub-account. Its federation tokens
+/// stay until they expire, and answer `InternalError.InvalidUser`.
 pub fn delete_for_user(conn: &Connection, account: AccountId, user_id: i64) -> StoreResult<usize> {
     Ok(conn.execute(
-        "DELETE FROM api_keys WHERE account_id = ?1 AND user_id = ?2",
+        "DELETE FROM api_keys WHERE account_id = ?1 AND user_id = ?2 AND token IS NULL",
         (account.0, user_id),
     )?)
 }

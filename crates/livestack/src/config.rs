@@ -42,6 +42,53 @@ pub struct Config {
     pub store: StoreConfig,
     /// This node among several sharing one database.
     pub cluster: ClusterConfig,
+    /// Access management (sub-accounts, policies, federation tokens).
+    pub cam: CamConfig,
+}
+
+/// `[cam]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CamConfig {
+    /// Whether CAM denials are answered (`on`), only logged (`soft`) or
+    /// not evaluated (`off`).
+    pub enforce: Enforce,
+}
+
+/// `[cam] enforce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforce {
+    /// Denials get `AuthFailure.UnauthorizedOperation`.
+    #[default]
+    On,
+    /// Denials are logged and let through.
+    Soft,
+    /// Policies are not evaluated.
+    Off,
+}
+
+impl Default for CamConfig {
+    fn default() -> Self {
+        let on = matches!(
+            livestack_api::Enforce::default(),
+            livestack_api::Enforce::On
+        );
+        CamConfig {
+            enforce: if on { Enforce::On } else { Enforce::Off },
+        }
+    }
+}
+
+impl CamConfig {
+    /// The gateway's setting.
+    pub fn to_api(&self) -> livestack_api::Enforce {
+        match self.enforce {
+            Enforce::On => livestack_api::Enforce::On,
+            Enforce::Soft => livestack_api::Enforce::Soft,
+            Enforce::Off => livestack_api::Enforce::Off,
+        }
+    }
 }
 
 /// `[cluster]`: what tells this node from the others sharing a database.
@@ -543,6 +590,7 @@ impl Default for Config {
             log: LogConfig::default(),
             store: StoreConfig::default(),
             cluster: ClusterConfig::default(),
+            cam: CamConfig::default(),
         }
     }
 }

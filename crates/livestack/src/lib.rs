@@ -278,6 +278,7 @@ impl App {
                 txt_name: config.api.owner_txt_name.clone(),
                 file_url: config.api.owner_file_url.clone(),
             },
+            cam: config.cam.to_api(),
         };
         let control: Arc<dyn MediaControl> = Arc::new(media.clone());
         // Other nodes' configuration writes and drop orders (PostgreSQL):

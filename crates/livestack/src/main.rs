@@ -390,23 +390,44 @@ fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::List { location } => {
             let store = open_store(&load(&location)?)?;
-            let (accounts, keys) =
-                store.run_blocking(|conn| Ok((accounts::list(conn)?, keys::list(conn)?)))?;
+            let (accounts, keys, users) = store.run_blocking(|conn| {
+                let accounts = accounts::list(conn)?;
+                let mut users = Vec::new();
+                for a in &accounts {
+                    users.extend(livestack_store::cam::users(conn, a.id)?);
+                }
+                Ok((accounts, keys::list(conn)?, users))
+            })?;
             println!(
-                "{:<40} {:<10} {:<9} {:<10} EXPIRES",
-                "SECRET ID", "ACCOUNT", "STATUS", "KIND"
+                "{:<40} {:<10} {:<24} {:<9} {:<10} EXPIRES",
+                "SECRET ID", "ACCOUNT", "USER", "STATUS", "KIND"
             );
             for key in keys {
                 let account = accounts
                     .iter()
                     .find(|a| a.id == key.account_id)
                     .map_or("?", |a| a.name.as_str());
+                // The root account's own keys, or a sub-account's (by its
+                // CAM name); a federation token also shows its name.
+                let mut user = match key.user_id {
+                    None => "(root)".to_owned(),
+                    Some(id) => users
+                        .iter()
+                        .find(|u| u.id == id)
+                        .map_or_else(|| format!("(deleted user {id})"), |u| u.name.clone()),
+                };
+                if let Some(name) = &key.session_name {
+                    user = format!("{user} as {name}");
+                }
                 println!(
-                    "{:<40} {:<10} {:<9} {:<10} {}",
+                    "{:<40} {:<10} {:<24} {:<9} {:<10} {}",
                     key.secret_id,
                     account,
+                    user,
                     if key.enabled { "enabled" } else { "disabled" },
-                    if key.token.is_some() {
+                    if key.session_name.is_some() {
+                        "federated"
+                    } else if key.token.is_some() {
                         "temporary"
                     } else {
                         "permanent"

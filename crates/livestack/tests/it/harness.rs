@@ -552,6 +552,41 @@ impl Server {
         Outcome::from_envelope(&raw.json())
     }
 
+    /// One call to `service` (`live`, `cam`, `sts`) at `version`, with any
+    /// key and an optional session token, signed here with TC3.
+    #[allow(clippy::too_many_arguments)]
+    pub fn api_service(
+        &self,
+        (secret_id, secret_key, token): (&str, &str, Option<&str>),
+        service: &str,
+        version: &str,
+        action: &str,
+        params: Value,
+    ) -> Outcome {
+        let body = serde_json::to_vec(&params).expect("JSON");
+        let mut req = Tc3Request::new(self, action, &body);
+        req.service = service;
+        req.version = version;
+        req.token = token;
+        let raw = http(
+            self.addr,
+            &req.build_with(secret_id, secret_key, self.clock.unix()),
+        )
+        .expect("request");
+        Outcome::from_envelope(&raw.json())
+    }
+
+    /// A CAM 2019-01-16 call with the root key.
+    pub fn cam(&self, action: &str, params: Value) -> Outcome {
+        self.api_service(
+            (&self.secret_id, &self.secret_key, None),
+            "cam",
+            "2019-01-16",
+            action,
+            params,
+        )
+    }
+
     /// The base call description for the client translators.
     pub fn call(&self, action: &str, params: Value) -> Value {
         json!({
@@ -743,9 +778,20 @@ pub struct Tccli {
 
 /// Runs `tccli live <args> --endpoint http://ADDR` with the given key.
 pub fn tccli(server: &Server, secret_id: &str, secret_key: &str, args: &[&str]) -> Tccli {
+    tccli_service(server, "live", secret_id, secret_key, args)
+}
+
+/// Runs `tccli <service> <args> --endpoint http://ADDR` with the given key.
+pub fn tccli_service(
+    server: &Server,
+    service: &str,
+    secret_id: &str,
+    secret_key: &str,
+    args: &[&str],
+) -> Tccli {
     let home = tempfile::tempdir().expect("home");
     let out = Command::new(venv_bin("tccli"))
-        .arg("live")
+        .arg(service)
         .args(args)
         .args(["--endpoint", &format!("http://{}", server.endpoint())])
         .env("HOME", home.path())
@@ -860,6 +906,12 @@ pub struct Tc3Request<'a> {
     pub lower_values: bool,
     /// Host header as sent.
     pub host: String,
+    /// The service in the credential scope.
+    pub service: &'a str,
+    /// `X-TC-Version`.
+    pub version: &'a str,
+    /// `X-TC-Token`, for a temporary key.
+    pub token: Option<&'a str>,
 }
 
 impl<'a> Tc3Request<'a> {
@@ -873,6 +925,9 @@ impl<'a> Tc3Request<'a> {
             signed_headers: &["content-type", "host"],
             lower_values: false,
             host: server.endpoint(),
+            service: "live",
+            version: "2018-08-01",
+            token: None,
         }
     }
 
@@ -913,16 +968,22 @@ impl<'a> Tc3Request<'a> {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let canonical = tc3::canonical_request("POST", "", &pairs, &tc3::sha256_hex(self.body));
-        let sts = tc3::string_to_sign(&ts_s, &date, "live", &canonical);
-        let sig = tc3::signature(&tc3::signing_key(secret_key, &date, "live"), &sts);
+        let service = self.service;
+        let sts = tc3::string_to_sign(&ts_s, &date, service, &canonical);
+        let sig = tc3::signature(&tc3::signing_key(secret_key, &date, service), &sts);
+        let token = self
+            .token
+            .map(|t| format!("X-TC-Token: {t}\r\n"))
+            .unwrap_or_default();
         let mut req = format!(
             "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nX-TC-Action: {}\r\n\
-             X-TC-Version: 2018-08-01\r\nX-TC-Timestamp: {ts_s}\r\nX-TC-TraceId: trace-me\r\n\
-             Authorization: TC3-HMAC-SHA256 Credential={}/{date}/live/tc3_request, SignedHeaders={}, Signature={sig}\r\n\
+             X-TC-Version: {}\r\nX-TC-Timestamp: {ts_s}\r\nX-TC-TraceId: trace-me\r\n{token}\
+             Authorization: TC3-HMAC-SHA256 Credential={}/{date}/{service}/tc3_request, SignedHeaders={}, Signature={sig}\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.host,
             self.content_type,
             self.action,
+            self.version,
             secret_id,
             self.signed_headers.join(";"),
             self.body.len()
