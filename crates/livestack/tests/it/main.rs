@@ -8,6 +8,7 @@
 #![allow(unreachable_pub)]
 
 mod access;
+mod access_clients;
 pub(crate) mod backup_streams;
 mod browser;
 pub(crate) mod callbacks;
