@@ -199,11 +199,14 @@ struct Grants {
 /// this time, as a disabled key does.
 pub const GRANTS_TTL: Duration = Duration::from_secs(1);
 
+/// A root account and, for a sub-account, its row id.
+type Identity = (AccountId, Option<i64>);
+
 /// The CAM check, with its cache.
 pub struct Access {
     store: Store,
     mode: Enforce,
-    cache: Mutex<HashMap<(AccountId, Option<i64>), (Instant, Arc<Grants>)>>,
+    cache: Mutex<HashMap<Identity, (Instant, Arc<Grants>)>>,
     sessions: Mutex<HashMap<String, Arc<Policy>>>,
 }
 

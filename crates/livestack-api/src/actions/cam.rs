@@ -935,9 +935,8 @@ fn key_owner(
     cx: &Cx,
     target: Option<u64>,
 ) -> Result<Option<i64>, ApiError> {
-    let target = match target {
-        None => return Ok(cx.caller.user.as_ref().map(|u| u.id)),
-        Some(uin) => uin,
+    let Some(target) = target else {
+        return Ok(cx.caller.user.as_ref().map(|u| u.id));
     };
     if target.to_string() == cx.caller.owner_uin {
         if cx.caller.user.is_some() {

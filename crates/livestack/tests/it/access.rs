@@ -13,7 +13,6 @@ const LIVE: &str = "2018-08-01";
 
 /// A sub-account's key, as AddUser with UseApi=1 returns it.
 pub struct SubUser {
-    pub name: String,
     pub uin: u64,
     pub secret_id: String,
     pub secret_key: String,
@@ -23,7 +22,6 @@ pub fn add_user(server: &Server, name: &str) -> SubUser {
     let out = server.cam("AddUser", json!({"Name": name, "UseApi": 1}));
     let ok = out.ok();
     SubUser {
-        name: name.to_owned(),
         uin: ok["Uin"].as_u64().expect("Uin"),
         secret_id: ok["SecretId"].as_str().expect("SecretId").to_owned(),
         secret_key: ok["SecretKey"].as_str().expect("SecretKey").to_owned(),
