@@ -45,6 +45,8 @@ pub fn documented_limit(action: &str) -> u32 {
         | "ModifyLivePlayAuthKey"
         | "DescribeScreenShotSheetNumList" => 100,
         "DescribeLivePullStreamTasks" => 30,
+        // STS (https://cloud.tencent.com/document/api/1312/48195).
+        "GetFederationToken" => 600,
         _ => DEFAULT_LIMIT,
     }
 }
