@@ -1,15 +1,17 @@
-//! CAM policy documents: parsing arbitrary text never panics, and a
+//! CAM policy and trust documents: parsing arbitrary text never panics, and a
 //! document that parses evaluates without panicking for any call, with a
 //! deny in it never turning into an allow when a statement is added.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use livestack_core::cam::{evaluate, live_domain_resource, Policy, Request};
+use livestack_core::cam::{evaluate, live_domain_resource, Policy, Request, Trust};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // Trust policies (a role's) go through the same statement parser.
+    let _ = Trust::parse(text);
     let Ok(policy) = Policy::parse(text) else {
         return;
     };

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use livestack_core::cam::{self, Policy};
 use livestack_core::AccountId;
 use livestack_model::schema::Service;
-use livestack_store::cam::User;
+use livestack_store::cam::{Role, Target, User};
 use livestack_store::{accounts, Store};
 use serde_json::Value;
 
@@ -63,6 +63,24 @@ pub const SUB_UIN_BASE: u64 = 200_000_000_000;
 pub const UID_BASE: u64 = 11_000_000;
 /// Custom policy ids are this plus the row id; preset ids are below it.
 pub const CUSTOM_POLICY_BASE: u64 = 100_000_000;
+/// Role ids are this plus the row id (CAM's are 19-digit numbers).
+pub const ROLE_ID_BASE: u64 = 4_611_686_018_427_387_904;
+
+/// The wire `RoleId` of a role.
+pub fn role_id(id: i64) -> String {
+    (ROLE_ID_BASE + id.unsigned_abs()).to_string()
+}
+
+/// The row id behind a wire `RoleId`.
+pub fn role_row_of(role_id: &str) -> Option<i64> {
+    role_id
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        .checked_sub(ROLE_ID_BASE)
+        .filter(|&r| r > 0)
+        .and_then(|r| i64::try_from(r).ok())
+}
 
 /// The wire `Uin` of a sub-account.
 pub fn user_uin(id: i64) -> u64 {
@@ -167,6 +185,8 @@ pub struct Caller {
     pub app_id: i64,
     /// The sub-account, when the key is one's.
     pub user: Option<User>,
+    /// The role, for credentials from AssumeRole.
+    pub role: Option<Role>,
     /// The key that signed.
     pub secret_id: String,
     /// Whether the key is temporary (has a session token).
@@ -176,6 +196,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller's principals, as trust policies name them: its account
+    /// (`qcs::cam::uin/<uin>:root`) and, for a sub-account, itself.
+    pub fn principals(&self) -> Vec<String> {
+        let mut out = vec![format!("qcs::cam::uin/{}:root", self.owner_uin)];
+        if let Some(u) = &self.user {
+            out.push(format!(
+                "qcs::cam::uin/{}:uin/{}",
+                self.owner_uin,
+                user_uin(u.id)
+            ));
+        }
+        out
+    }
+
     /// The caller's own UIN: the sub-account's, else the root's.
     pub fn uin(&self) -> String {
         match &self.user {
@@ -190,6 +224,7 @@ struct Grants {
     owner_uin: String,
     app_id: i64,
     user: Option<User>,
+    role: Option<Role>,
     /// (name, document) of every policy that applies to a sub-account.
     policies: Vec<(String, Arc<Policy>)>,
 }
@@ -199,8 +234,8 @@ struct Grants {
 /// this time, as a disabled key does.
 pub const GRANTS_TTL: Duration = Duration::from_secs(1);
 
-/// A root account and, for a sub-account, its row id.
-type Identity = (AccountId, Option<i64>);
+/// A root account and, for a sub-account or a role, its row id.
+type Identity = (AccountId, Option<i64>, Option<i64>);
 
 /// The CAM check, with its cache.
 pub struct Access {
@@ -296,12 +331,15 @@ impl Access {
     /// exists, `AuthFailure.UnauthorizedOperation` when its policies (and
     /// a federation token's own policy) do not allow it.
     pub async fn authorize(&self, principal: &Principal, call: &Call<'_>) -> ApiResult<Caller> {
-        let grants = self.grants(principal.account, principal.user_id).await?;
+        let grants = self
+            .grants((principal.account, principal.user_id, principal.role_id))
+            .await?;
         let caller = Caller {
             account: principal.account,
             owner_uin: grants.owner_uin.clone(),
             app_id: grants.app_id,
             user: grants.user.clone(),
+            role: grants.role.clone(),
             secret_id: principal.secret_id.clone(),
             temporary: principal.temporary,
             session_name: principal.session_name.clone(),
@@ -310,7 +348,8 @@ impl Access {
             Some(doc) => Some(self.session_policy(doc)?),
             None => None,
         };
-        if self.mode == Enforce::Off || (grants.user.is_none() && session.is_none()) {
+        let root = grants.user.is_none() && grants.role.is_none();
+        if self.mode == Enforce::Off || (root && session.is_none()) {
             return Ok(caller);
         }
         let action = format!("{}:{}", call.service.name, call.action);
@@ -333,7 +372,7 @@ impl Access {
             now: call.now,
         };
         let mut verdict = None;
-        if grants.user.is_some() {
+        if !root {
             let policies: Vec<(&str, &Policy)> = grants
                 .policies
                 .iter()
@@ -405,10 +444,11 @@ impl Access {
         Ok(policy)
     }
 
-    async fn grants(&self, account: AccountId, user_id: Option<i64>) -> ApiResult<Arc<Grants>> {
+    async fn grants(&self, identity: Identity) -> ApiResult<Arc<Grants>> {
+        let (account, user_id, role_id) = identity;
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, g)) = cache.get(&(account, user_id)) {
+            if let Some((at, g)) = cache.get(&identity) {
                 if at.elapsed() < GRANTS_TTL {
                     return Ok(Arc::clone(g));
                 }
@@ -422,36 +462,49 @@ impl Access {
                     Some(id) => livestack_store::cam::user(conn, account, id)?.map(Some),
                     None => Some(None),
                 };
-                let mut documents = Vec::new();
+                let role = match role_id {
+                    Some(id) => livestack_store::cam::role(conn, account, id)?.map(Some),
+                    None => Some(None),
+                };
+                let mut ids = Vec::new();
                 if let Some(Some(user)) = &user {
-                    for id in livestack_store::cam::policies_of_user(conn, account, user.id)? {
-                        let wire = id.unsigned_abs();
-                        if let Some(p) = preset(wire) {
-                            documents.push((p.name.to_owned(), p.document.to_owned()));
-                        } else if let Some(row) = wire
-                            .checked_sub(CUSTOM_POLICY_BASE)
-                            .and_then(|r| i64::try_from(r).ok())
-                            .map(|r| livestack_store::cam::policy(conn, account, r))
-                            .transpose()?
-                            .flatten()
-                        {
-                            documents.push((row.name, row.document));
-                        }
+                    ids = livestack_store::cam::policies_of_user(conn, account, user.id)?;
+                }
+                if let Some(Some(role)) = &role {
+                    ids = livestack_store::cam::attached(conn, account, Target::Role(role.id))?
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect();
+                }
+                let mut documents = Vec::new();
+                for id in ids {
+                    let wire = id.unsigned_abs();
+                    if let Some(p) = preset(wire) {
+                        documents.push((p.name.to_owned(), p.document.to_owned()));
+                    } else if let Some(row) = wire
+                        .checked_sub(CUSTOM_POLICY_BASE)
+                        .and_then(|r| i64::try_from(r).ok())
+                        .map(|r| livestack_store::cam::policy(conn, account, r))
+                        .transpose()?
+                        .flatten()
+                    {
+                        documents.push((row.name, row.document));
                     }
                 }
-                Ok((owner, user, documents))
+                Ok((owner, user, role, documents))
             })
             .await?;
-        let (owner, user, documents) = loaded;
+        let (owner, user, role, documents) = loaded;
         let invalid = || {
             ApiError::new(
                 ErrorCode::InternalErrorInvalidUser,
-                "The account this key belongs to no longer exists (the sub-account was deleted).",
-                "账号信息错误：该密钥所属的子账号已不存在。",
+                "The identity this key belongs to no longer exists (its sub-account or role was deleted).",
+                "账号信息错误：该密钥所属的子账号或角色已不存在。",
             )
         };
         let owner = owner.ok_or_else(invalid)?;
         let user = user.ok_or_else(invalid)?;
+        let role = role.ok_or_else(invalid)?;
         let policies = documents
             .into_iter()
             .map(|(name, doc)| {
@@ -467,13 +520,14 @@ impl Access {
             owner_uin: owner.uin,
             app_id: owner.app_id,
             user,
+            role,
             policies,
         });
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= 10_000 {
             cache.retain(|_, (at, _)| at.elapsed() < GRANTS_TTL);
         }
-        cache.insert((account, user_id), (Instant::now(), Arc::clone(&grants)));
+        cache.insert(identity, (Instant::now(), Arc::clone(&grants)));
         Ok(grants)
     }
 }

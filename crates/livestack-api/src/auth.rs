@@ -41,6 +41,8 @@ pub struct Principal {
     pub session_name: Option<String>,
     /// A federation token's policy, which limits what it may do.
     pub session_policy: Option<String>,
+    /// The role credentials from AssumeRole act as.
+    pub role_id: Option<i64>,
 }
 
 impl Principal {
@@ -52,6 +54,7 @@ impl Principal {
             user_id: key.user_id,
             session_name: key.session_name,
             session_policy: key.session_policy,
+            role_id: key.role_id,
         }
     }
 }
@@ -547,6 +550,7 @@ mod tests {
             user_id: None,
             session_name: None,
             session_policy: None,
+            role_id: None,
         }
     }
 

@@ -171,7 +171,6 @@ const NOT_ANSWERED: &[(&str, &str)] = &[
     ("ResourceInUse", "Listed for ModifyLivePlayDomain and ResumeDelayLiveStream without a condition; neither has a resource another call could hold in livestack (a domain's play type changes in place)."),
     ("ResourceInsufficient", "Listed only for ResumeDelayLiveStream, without a condition; resuming a delayed stream takes no resource here."),
     ("ResourceUnavailable", "Listed only for ResumeDelayLiveStream among the implemented actions, without a condition; unavailable streams have their own code (`ResourceUnavailable.StreamNotExist`)."),
-    ("UnauthorizedOperation", "A business code: Live lists it only for caster (导播台) and avatar actions, which livestack does not implement, and ResumeDelayLiveStream, without a condition. CAM denials are `AuthFailure.UnauthorizedOperation` (https://cloud.tencent.com/document/api/267/20470)."),
 ];
 
 /// The tests (`module::function`) whose source names `code` in quotes.

@@ -89,12 +89,21 @@ actions! {
     AttachGroupPolicy => crate::actions::cam::attach_group_policy,
     DetachGroupPolicy => crate::actions::cam::detach_group_policy,
     ListAttachedGroupPolicies => crate::actions::cam::list_attached_group_policies,
+    // roles (assumed through STS AssumeRole)
+    CreateRole => crate::actions::cam::create_role,
+    GetRole => crate::actions::cam::get_role,
+    DescribeRoleList => crate::actions::cam::describe_role_list,
+    DeleteRole => crate::actions::cam::delete_role,
+    AttachRolePolicy => crate::actions::cam::attach_role_policy,
+    DetachRolePolicy => crate::actions::cam::detach_role_policy,
+    ListAttachedRolePolicies => crate::actions::cam::list_attached_role_policies,
 }
 
 actions! {
     /// Every STS action livestack implements, in table order.
     STS_IMPLEMENTED, run_sts;
     GetFederationToken => crate::actions::sts::get_federation_token,
+    AssumeRole => crate::actions::sts::assume_role,
     GetCallerIdentity => crate::actions::sts::get_caller_identity,
 }
 

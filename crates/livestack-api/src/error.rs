@@ -329,7 +329,13 @@ error_codes! {
     InvalidParameterGroupFull => "InvalidParameter.GroupFull", "The number of groups has reached the limit.", "用户组数量达到上限。";
     InvalidParameterGroupUserFull => "InvalidParameter.GroupUserFull", "The group has reached its member limit.", "用户组中的子用户数量达到上限。";
     InvalidParameterUserGroupFull => "InvalidParameter.UserGroupFull", "The user is in the most groups allowed.", "子用户加入的用户组数量达到上限。";
+    InvalidParameterRoleNotExist => "InvalidParameter.RoleNotExist", "The role does not exist.", "角色不存在。";
+    InvalidParameterRoleNameError => "InvalidParameter.RoleNameError", "The role name is not valid.", "角色名不合法。";
+    InvalidParameterRoleNameInUse => "InvalidParameter.RoleNameInUse", "A role with this name exists.", "相同名称的角色已存在。";
+    InvalidParameterRoleFull => "InvalidParameter.RoleFull", "The number of roles has reached the limit.", "角色数量达到上限。";
     // STS 2018-08-13 (spec/sts-error-codes.json).
+    ResourceNotFoundRoleNotFound => "ResourceNotFound.RoleNotFound", "The role does not exist.", "角色不存在。";
+    InvalidParameterResouceError => "InvalidParameter.ResouceError", "The resource (RoleArn) is not valid.", "资源格式错误。";
     InvalidParameterOverTimeError => "InvalidParameter.OverTimeError", "DurationSeconds is out of range.", "有效期超出限制。";
     InvalidParameterPolicyTooLong => "InvalidParameter.PolicyTooLong", "The policy is too long.", "策略过长。";
     InvalidParameterStrategyFormatError => "InvalidParameter.StrategyFormatError", "The policy's format is not valid.", "策略格式错误。";

@@ -326,6 +326,15 @@ impl Policy {
 
 impl Statement {
     fn parse(value: &Value) -> Result<Statement, PolicyError> {
+        Statement::parse_with(value, false).map(|(s, _)| s)
+    }
+
+    /// A statement, and its `principal`'s `qcs` entries when `principals`
+    /// are allowed (a role's trust policy).
+    fn parse_with(
+        value: &Value,
+        principals: bool,
+    ) -> Result<(Statement, Vec<String>), PolicyError> {
         let Value::Object(object) = value else {
             return Err(PolicyError::Statement(
                 "each statement must be an object".into(),
@@ -334,6 +343,7 @@ impl Statement {
         for (key, _) in object {
             match key.to_ascii_lowercase().as_str() {
                 "effect" | "action" | "resource" | "condition" | "sid" => {}
+                "principal" if principals => {}
                 "principal" => return Err(PolicyError::Principal),
                 other => {
                     return Err(PolicyError::Statement(format!(
@@ -354,12 +364,21 @@ impl Statement {
             .into_iter()
             .map(parse_action)
             .collect::<Result<_, _>>()?;
-        let resources = member(object, "resource")
-            .ok_or_else(|| PolicyError::Resource(String::new()))
-            .and_then(|v| one_or_many(v, "resource").map_err(PolicyError::Resource))?
-            .into_iter()
-            .map(parse_resource)
-            .collect::<Result<_, _>>()?;
+        let resources = match member(object, "resource") {
+            // A trust policy's statements name the role by where they are.
+            None if principals => vec!["*".to_owned()],
+            None => return Err(PolicyError::Resource(String::new())),
+            Some(v) => one_or_many(v, "resource")
+                .map_err(PolicyError::Resource)?
+                .into_iter()
+                .map(parse_resource)
+                .collect::<Result<_, _>>()?,
+        };
+        let principal = if principals {
+            parse_principal(member(object, "principal"))?
+        } else {
+            Vec::new()
+        };
         let conditions = match member(object, "condition") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Object(ops)) => parse_conditions(ops)?,
@@ -369,12 +388,114 @@ impl Statement {
                 ))
             }
         };
-        Ok(Statement {
-            effect,
-            actions,
-            resources,
-            conditions,
-        })
+        Ok((
+            Statement {
+                effect,
+                actions,
+                resources,
+                conditions,
+            },
+            principal,
+        ))
+    }
+}
+
+/// `{"qcs": [...]}`: account (`qcs::cam::uin/<uin>:root`) and user
+/// (`qcs::cam::uin/<uin>:uin/<sub>`) principals. Service and federated
+/// principals are refused: nothing here could ever be one.
+fn parse_principal(value: Option<&Value>) -> Result<Vec<String>, PolicyError> {
+    let Some(Value::Object(map)) = value else {
+        return Err(PolicyError::Principal);
+    };
+    let mut out = Vec::new();
+    for (kind, v) in map {
+        if !kind.eq_ignore_ascii_case("qcs") {
+            return Err(PolicyError::Principal);
+        }
+        for p in one_or_many(v, "principal").map_err(|_| PolicyError::Principal)? {
+            let p = p.trim();
+            let ok = p == "*"
+                || p.strip_prefix("qcs::cam::uin/").is_some_and(|rest| {
+                    rest.split_once(':').is_some_and(|(uin, who)| {
+                        !uin.is_empty()
+                            && uin.bytes().all(|b| b.is_ascii_digit())
+                            && (who == "root"
+                                || who.strip_prefix("uin/").is_some_and(|u| {
+                                    !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit())
+                                }))
+                    })
+                });
+            if !ok {
+                return Err(PolicyError::Principal);
+            }
+            out.push(p.to_owned());
+        }
+    }
+    if out.is_empty() {
+        return Err(PolicyError::Principal);
+    }
+    Ok(out)
+}
+
+/// A role's trust policy: who may assume it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    statements: Vec<(Statement, Vec<String>)>,
+}
+
+impl Trust {
+    /// Parses a trust policy: statements with a `principal`, actions
+    /// `sts:AssumeRole` (`name/` prefix allowed) or `*`.
+    pub fn parse(document: &str) -> Result<Trust, PolicyError> {
+        let value: Value =
+            serde_json::from_str(document).map_err(|e| PolicyError::Document(e.to_string()))?;
+        let Value::Object(root) = value else {
+            return Err(PolicyError::Document("not an object".into()));
+        };
+        if member(&root, "version").and_then(Value::as_str) != Some("2.0") {
+            return Err(PolicyError::Version);
+        }
+        let items: Vec<&Value> = match member(&root, "statement") {
+            Some(Value::Array(items)) if !items.is_empty() => items.iter().collect(),
+            Some(object @ Value::Object(_)) => vec![object],
+            _ => {
+                return Err(PolicyError::Statement(
+                    "it must be a non-empty list of statements".into(),
+                ))
+            }
+        };
+        let mut statements = Vec::new();
+        for item in items {
+            let (statement, principals) = Statement::parse_with(item, true)?;
+            for a in &statement.actions {
+                if a != "*" && a != "sts:assumerole" && a != "sts:*" {
+                    return Err(PolicyError::Action(a.clone()));
+                }
+            }
+            statements.push((statement, principals));
+        }
+        Ok(Trust { statements })
+    }
+
+    /// Whether a caller known by `principals` (its account's
+    /// `qcs::cam::uin/<uin>:root` and, for a sub-account, its own
+    /// `qcs::cam::uin/<uin>:uin/<sub>`) may assume the role: a matching
+    /// deny refuses, else a matching allow grants.
+    pub fn allows(&self, principals: &[String], request: &Request<'_>) -> bool {
+        let mut allowed = false;
+        for (statement, who) in &self.statements {
+            let names_caller = who
+                .iter()
+                .any(|w| w == "*" || principals.iter().any(|p| p == w));
+            if !names_caller || !statement.matches(request, "*") {
+                continue;
+            }
+            match statement.effect {
+                Effect::Deny => return false,
+                Effect::Allow => allowed = true,
+            }
+        }
+        allowed
     }
 }
 
@@ -908,6 +1029,38 @@ mod tests {
                 std::mem::discriminant(&want),
                 "{doc}: {got}"
             );
+        }
+    }
+
+    #[test]
+    fn a_trust_policy_names_who_may_assume_the_role() {
+        let trust = Trust::parse(
+            r#"{"version":"2.0","statement":[{"action":"name/sts:AssumeRole","effect":"allow","principal":{"qcs":["qcs::cam::uin/100000000001:uin/200000000007"]}}]}"#,
+        )
+        .unwrap();
+        let op = ["*".to_owned()];
+        let r = request("sts:AssumeRole", &op);
+        let user = |sub: &str| {
+            vec![
+                format!("qcs::cam::uin/{UIN}:root"),
+                format!("qcs::cam::uin/{UIN}:uin/{sub}"),
+            ]
+        };
+        assert!(trust.allows(&user("200000000007"), &r));
+        assert!(!trust.allows(&user("200000000008"), &r));
+        let account = Trust::parse(
+            r#"{"version":"2.0","statement":[{"action":"sts:AssumeRole","effect":"allow","principal":{"qcs":"qcs::cam::uin/100000000001:root"}},
+               {"action":"sts:AssumeRole","effect":"deny","principal":{"qcs":["qcs::cam::uin/100000000001:uin/200000000009"]}}]}"#,
+        )
+        .unwrap();
+        assert!(account.allows(&user("200000000008"), &r));
+        assert!(!account.allows(&user("200000000009"), &r));
+        for bad in [
+            r#"{"version":"2.0","statement":[{"action":"sts:AssumeRole","effect":"allow"}]}"#,
+            r#"{"version":"2.0","statement":[{"action":"sts:AssumeRole","effect":"allow","principal":{"service":"cvm.qcloud.com"}}]}"#,
+            r#"{"version":"2.0","statement":[{"action":"live:*","effect":"allow","principal":{"qcs":"qcs::cam::uin/1:root"}}]}"#,
+        ] {
+            assert!(Trust::parse(bad).is_err(), "{bad}");
         }
     }
 

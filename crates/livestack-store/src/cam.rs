@@ -476,6 +476,8 @@ pub enum Target {
     User(i64),
     /// A group (row id).
     Group(i64),
+    /// A role (row id).
+    Role(i64),
 }
 
 impl Target {
@@ -483,6 +485,7 @@ impl Target {
         match self {
             Target::User(id) => ("user", id),
             Target::Group(id) => ("group", id),
+            Target::Role(id) => ("role", id),
         }
     }
 }
@@ -564,4 +567,114 @@ pub fn policies_of_user(
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
+}
+
+// ------------------------------------------------------------------- roles
+
+/// A role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Row id (the wire `RoleId` is derived from it).
+    pub id: i64,
+    /// The root account.
+    pub account: AccountId,
+    /// Unique within the account.
+    pub name: String,
+    /// `Description`.
+    pub description: String,
+    /// Who may assume it.
+    pub trust_policy: String,
+    /// `ConsoleLogin`.
+    pub console_login: i64,
+    /// The longest credentials it hands out (s; 0: the default).
+    pub session_duration: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+const ROLE_COLUMNS: &str = "id, account_id, name, description, trust_policy, console_login, \
+     session_duration, created_at, updated_at";
+
+fn role_from_row(row: &Row) -> crate::db::DbResult<Role> {
+    Ok(Role {
+        id: row.get(0)?,
+        account: AccountId(row.get(1)?),
+        name: row.get(2)?,
+        description: row.get(3)?,
+        trust_policy: row.get(4)?,
+        console_login: row.get(5)?,
+        session_duration: row.get(6)?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
+    })
+}
+
+/// Stores a new role; `Conflict` when the name is taken.
+pub fn insert_role(conn: &Connection, role: &Role) -> StoreResult<i64> {
+    conn.query_row(
+        "INSERT INTO cam_roles (account_id, name, description, trust_policy, console_login,
+             session_duration, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id",
+        crate::params![
+            role.account.0,
+            role.name.as_str(),
+            role.description.as_str(),
+            role.trust_policy.as_str(),
+            role.console_login,
+            role.session_duration,
+            role.created_at,
+        ],
+        |r| r.get(0),
+    )
+    .map_err(conflict("role"))
+}
+
+/// The role with this row id.
+pub fn role(conn: &Connection, account: AccountId, id: i64) -> StoreResult<Option<Role>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {ROLE_COLUMNS} FROM cam_roles WHERE account_id = ?1 AND id = ?2"),
+            [account.0, id],
+            role_from_row,
+        )
+        .optional()?)
+}
+
+/// The role called `name`.
+pub fn role_by_name(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+) -> StoreResult<Option<Role>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {ROLE_COLUMNS} FROM cam_roles WHERE account_id = ?1 AND name = ?2"),
+            crate::params![account.0, name],
+            role_from_row,
+        )
+        .optional()?)
+}
+
+/// Every role of the account, oldest first.
+pub fn roles(conn: &Connection, account: AccountId) -> StoreResult<Vec<Role>> {
+    Ok(conn.query_map(
+        &format!("SELECT {ROLE_COLUMNS} FROM cam_roles WHERE account_id = ?1 ORDER BY id"),
+        [account.0],
+        role_from_row,
+    )?)
+}
+
+/// Deletes a role and its attachments; credentials it handed out stay
+/// until they expire (and are refused, their role being gone).
+pub fn delete_role(conn: &Connection, account: AccountId, id: i64) -> StoreResult<bool> {
+    conn.execute(
+        "DELETE FROM cam_attachments WHERE account_id = ?1 AND target_kind = 'role' AND target_id = ?2",
+        [account.0, id],
+    )?;
+    Ok(conn.execute(
+        "DELETE FROM cam_roles WHERE account_id = ?1 AND id = ?2",
+        [account.0, id],
+    )? > 0)
 }

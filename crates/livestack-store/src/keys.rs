@@ -29,6 +29,8 @@ pub struct ApiKey {
     pub session_name: Option<String>,
     /// The policy a federation token was limited to.
     pub session_policy: Option<String>,
+    /// The role (`cam_roles` id) credentials from AssumeRole act as.
+    pub role_id: Option<i64>,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -61,6 +63,8 @@ pub struct NewKey {
     pub user_id: Option<i64>,
     /// A federation token's name and policy.
     pub session: Option<(String, String)>,
+    /// The role credentials from AssumeRole act as.
+    pub role_id: Option<i64>,
 }
 
 impl NewKey {
@@ -81,7 +85,14 @@ impl NewKey {
             }),
             user_id: None,
             session: None,
+            role_id: None,
         }
+    }
+
+    /// The same key, acting as the role `role_id`.
+    pub fn for_role(mut self, role_id: i64) -> NewKey {
+        self.role_id = Some(role_id);
+        self
     }
 
     /// The same key, belonging to the sub-account `user_id`.
@@ -120,12 +131,13 @@ impl ApiKey {
             user_id: row.get(7)?,
             session_name: row.get(8)?,
             session_policy: row.get(9)?,
+            role_id: row.get(10)?,
         })
     }
 }
 
 const COLUMNS: &str = "secret_id, secret_key, account_id, enabled, token, expires_at, created_at, \
-     user_id, session_name, session_policy";
+     user_id, session_name, session_policy, role_id";
 
 /// Looks a key up by its id.
 pub fn find(conn: &Connection, secret_id: &str) -> StoreResult<Option<ApiKey>> {
@@ -147,7 +159,7 @@ pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
     };
     conn.execute(
         &format!(
-            "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, TRUE, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, TRUE, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ),
         crate::params![
             key.secret_id.as_str(),
@@ -159,6 +171,7 @@ pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
             key.user_id,
             session_name,
             session_policy,
+            key.role_id,
         ],
     )
     .map_err(|e| {
@@ -181,7 +194,8 @@ pub fn upsert(conn: &Connection, key: &NewKey) -> StoreResult<bool> {
                 && existing.account_id == key.account_id
                 && existing.enabled
                 && existing.token.is_none()
-                && existing.user_id.is_none() =>
+                && existing.user_id.is_none()
+                && existing.role_id.is_none() =>
         {
             Ok(false)
         }
@@ -189,7 +203,7 @@ pub fn upsert(conn: &Connection, key: &NewKey) -> StoreResult<bool> {
             conn.execute(
                 "UPDATE api_keys SET secret_key = ?2, account_id = ?3, enabled = TRUE,
                      token = NULL, expires_at = NULL, user_id = NULL, session_name = NULL,
-                     session_policy = NULL
+                     session_policy = NULL, role_id = NULL
                  WHERE secret_id = ?1",
                 (&key.secret_id, &key.secret_key, key.account_id.0),
             )?;

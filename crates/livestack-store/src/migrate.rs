@@ -46,6 +46,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("migrations/0020_pull_task_insert_notifications.pg.sql"),
     ),
     (21, include_str!("migrations/0021_cam.sql")),
+    (22, include_str!("migrations/0022_cam_roles.sql")),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in

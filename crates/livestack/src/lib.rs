@@ -460,6 +460,7 @@ fn bootstrap_root_key(store: &Store, given: Option<RootKey>) -> anyhow::Result<O
                     temporary: None,
                     user_id: None,
                     session: None,
+                    role_id: None,
                 };
                 if keys::upsert(conn, &key)? {
                     tracing::info!(secret_id, "root API key set from LIVESTACK_SECRET_ID");

@@ -416,6 +416,9 @@ fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
                         .find(|u| u.id == id)
                         .map_or_else(|| format!("(deleted user {id})"), |u| u.name.clone()),
                 };
+                if let Some(role) = key.role_id {
+                    user = format!("role {role}");
+                }
                 if let Some(name) = &key.session_name {
                     user = format!("{user} as {name}");
                 }
@@ -425,7 +428,9 @@ fn keys_command(cmd: KeysCommand) -> anyhow::Result<()> {
                     account,
                     user,
                     if key.enabled { "enabled" } else { "disabled" },
-                    if key.session_name.is_some() {
+                    if key.role_id.is_some() {
+                        "role"
+                    } else if key.session_name.is_some() {
                         "federated"
                     } else if key.token.is_some() {
                         "temporary"

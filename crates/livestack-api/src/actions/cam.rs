@@ -1441,3 +1441,356 @@ pub async fn list_groups_for_user(
             .collect(),
     })
 }
+
+// ------------------------------------------------------------------- roles
+
+/// Roles per root account.
+pub const MAX_ROLES: usize = 1000;
+/// The longest `SessionDuration` a role may set (s).
+pub const MAX_ROLE_SESSION: u64 = 43_200;
+
+fn role_arn(owner_uin: &str, name: &str) -> String {
+    format!("qcs::cam::uin/{owner_uin}:roleName/{name}")
+}
+
+fn role_info(r: store::Role, owner_uin: &str) -> RoleInfo {
+    RoleInfo {
+        role_id: access::role_id(r.id),
+        role_arn: Some(role_arn(owner_uin, &r.name)),
+        role_name: r.name,
+        policy_document: r.trust_policy,
+        description: r.description,
+        add_time: beijing(r.created_at),
+        update_time: beijing(r.updated_at),
+        console_login: r.console_login.unsigned_abs(),
+        role_type: Some("user".to_owned()),
+        session_duration: Some(r.session_duration.unsigned_abs()),
+        deletion_task_id: None,
+        tags: None,
+    }
+}
+
+fn no_role(what: &str) -> ApiError {
+    err(
+        ErrorCode::InvalidParameterRoleNotExist,
+        format!("The role {what} does not exist."),
+        format!("角色 {what} 不存在。"),
+    )
+}
+
+/// The role a call names by id or else by name.
+fn find_role(
+    conn: &livestack_store::db::Connection,
+    cx: &Cx,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<store::Role, ApiError> {
+    match (id.filter(|s| !s.is_empty()), name.filter(|s| !s.is_empty())) {
+        (Some(id), _) => access::role_row_of(id)
+            .map(|r| store::role(conn, cx.account, r))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| no_role(id)),
+        (None, Some(name)) => {
+            store::role_by_name(conn, cx.account, name)?.ok_or_else(|| no_role(name))
+        }
+        (None, None) => Err(err(
+            ErrorCode::InvalidParameterRoleNotExist,
+            "Name the role by its RoleId or its RoleName.",
+            "入参 RoleId 与 RoleName 二选一。",
+        )),
+    }
+}
+
+/// Checks a trust policy whole (CAM's codes, as for other policies).
+fn check_trust(document: &str) -> ApiResult<()> {
+    if document.len() > MAX_DOCUMENT {
+        return Err(err(
+            ErrorCode::InvalidParameterPolicyDocumentLengthOverLimit,
+            format!(
+                "The policy document is {} bytes; at most {MAX_DOCUMENT} are allowed.",
+                document.len()
+            ),
+            format!(
+                "策略文档长度为 {} 字节，超过 {MAX_DOCUMENT} 字节的限制。",
+                document.len()
+            ),
+        ));
+    }
+    livestack_core::cam::Trust::parse(document)
+        .map(|_| ())
+        .map_err(|e| policy_error(&e))
+}
+
+/// `CreateRole`: a role and its trust policy.
+pub async fn create_role(cx: Cx, req: CreateRoleRequest) -> ApiResult<CreateRoleResponse> {
+    if !valid_name(&req.role_name, 128) {
+        return Err(err(
+            ErrorCode::InvalidParameterRoleNameError,
+            format!(
+                "The role name {:?} is not valid: 1 to 128 letters, digits or +=,.@_-.",
+                req.role_name
+            ),
+            format!(
+                "角色名 {:?} 不合法：须为 1 到 128 个字母、数字或 +=,.@_-。",
+                req.role_name
+            ),
+        ));
+    }
+    check_trust(&req.policy_document)?;
+    let session = req.session_duration.unwrap_or(0);
+    if session > MAX_ROLE_SESSION {
+        return Err(err(
+            ErrorCode::InvalidParameterValue,
+            format!("SessionDuration must be between 0 and {MAX_ROLE_SESSION}."),
+            format!("SessionDuration 的取值范围为 0 到 {MAX_ROLE_SESSION}。"),
+        ));
+    }
+    if req.tags.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(err(
+            ErrorCode::UnsupportedOperation,
+            "livestack does not keep tags on roles; create the role without Tags.",
+            "livestack 暂不支持角色标签，请不传 Tags 创建角色。",
+        ));
+    }
+    let console_login = bool01(req.console_login, "ConsoleLogin")?;
+    cx.commit_point()?;
+    let role = store::Role {
+        id: 0,
+        account: cx.account,
+        name: req.role_name.clone(),
+        description: req.description.unwrap_or_default(),
+        trust_policy: req.policy_document,
+        console_login,
+        session_duration: i64::try_from(session).unwrap_or(0),
+        created_at: cx.now,
+        updated_at: cx.now,
+    };
+    let account = cx.account;
+    let id = cx
+        .store
+        .transaction(move |conn| {
+            if store::roles(conn, account)?.len() >= MAX_ROLES {
+                return Err(err(
+                    ErrorCode::InvalidParameterRoleFull,
+                    format!("An account may have at most {MAX_ROLES} roles."),
+                    format!("每个账号最多可创建 {MAX_ROLES} 个角色。"),
+                ));
+            }
+            store::insert_role(conn, &role).map_err(|e| match e {
+                StoreError::Conflict { .. } => err(
+                    ErrorCode::InvalidParameterRoleNameInUse,
+                    format!("A role named `{}` already exists.", role.name),
+                    format!("角色名 `{}` 已存在。", role.name),
+                ),
+                e => e.into(),
+            })
+        })
+        .await?;
+    Ok(CreateRoleResponse {
+        role_id: access::role_id(id),
+    })
+}
+
+/// `GetRole`.
+pub async fn get_role(cx: Cx, req: GetRoleRequest) -> ApiResult<GetRoleResponse> {
+    let c = cx.clone();
+    let role = cx
+        .store
+        .run(move |conn| {
+            Ok(find_role(
+                conn,
+                &c,
+                req.role_id.as_deref(),
+                req.role_name.as_deref(),
+            ))
+        })
+        .await??;
+    Ok(GetRoleResponse {
+        role_info: role_info(role, &cx.caller.owner_uin),
+    })
+}
+
+/// `DescribeRoleList`.
+pub async fn describe_role_list(
+    cx: Cx,
+    req: DescribeRoleListRequest,
+) -> ApiResult<DescribeRoleListResponse> {
+    let (page, rp) = paging(Some(req.page), Some(req.rp))?;
+    let account = cx.account;
+    let roles = cx
+        .store
+        .run(move |conn| store::roles(conn, account))
+        .await?;
+    Ok(DescribeRoleListResponse {
+        total_num: roles.len() as u64,
+        list: roles
+            .into_iter()
+            .skip((page - 1) * rp)
+            .take(rp)
+            .map(|r| role_info(r, &cx.caller.owner_uin))
+            .collect(),
+    })
+}
+
+/// `DeleteRole`: credentials it handed out are refused from then on.
+pub async fn delete_role(cx: Cx, req: DeleteRoleRequest) -> ApiResult<DeleteRoleResponse> {
+    let c = cx.clone();
+    let dry_run = cx.dry_run;
+    cx.store
+        .transaction(move |conn| {
+            let role = find_role(conn, &c, req.role_id.as_deref(), req.role_name.as_deref())?;
+            if dry_run {
+                return Err(ApiError::bare(ErrorCode::DryRunOperation));
+            }
+            store::delete_role(conn, c.account, role.id)?;
+            Ok(())
+        })
+        .await?;
+    Ok(DeleteRoleResponse {})
+}
+
+/// The policy a role call names by id or else by name.
+fn policy_named(
+    conn: &livestack_store::db::Connection,
+    cx: &Cx,
+    id: Option<u64>,
+    name: Option<&str>,
+) -> Result<u64, ApiError> {
+    let missing = || {
+        err(
+            ErrorCode::InvalidParameterPolicyIdNotExist,
+            "The policy named by PolicyId or PolicyName does not exist.",
+            "PolicyId 或 PolicyName 指定的策略不存在。",
+        )
+    };
+    if let Some(id) = id {
+        return find_policy(conn, cx, id)?
+            .map(|p| p.id())
+            .ok_or_else(missing);
+    }
+    let name = name.ok_or_else(missing)?;
+    if let Some(p) = PRESETS.iter().find(|p| p.name == name) {
+        return Ok(p.id);
+    }
+    store::policy_by_name(conn, cx.account, name)?
+        .map(|r| wire_policy_id(r.id))
+        .ok_or_else(missing)
+}
+
+/// `AttachRolePolicy`.
+pub async fn attach_role_policy(
+    cx: Cx,
+    req: AttachRolePolicyRequest,
+) -> ApiResult<AttachRolePolicyResponse> {
+    let c = cx.clone();
+    let dry_run = cx.dry_run;
+    cx.store
+        .transaction(move |conn| {
+            let role = find_role(
+                conn,
+                &c,
+                req.attach_role_id.as_deref(),
+                req.attach_role_name.as_deref(),
+            )?;
+            let policy = policy_named(conn, &c, req.policy_id, req.policy_name.as_deref())?;
+            let target = Target::Role(role.id);
+            let attached = store::attached(conn, c.account, target)?;
+            if attached.len() >= MAX_ATTACHED
+                && !attached.iter().any(|(p, _)| p.unsigned_abs() == policy)
+            {
+                return Err(err(
+                    ErrorCode::InvalidParameterAttachmentFull,
+                    format!("At most {MAX_ATTACHED} policies may be attached to one role."),
+                    format!("每个角色最多关联 {MAX_ATTACHED} 个策略。"),
+                ));
+            }
+            if dry_run {
+                return Err(ApiError::bare(ErrorCode::DryRunOperation));
+            }
+            store::attach(conn, c.account, signed(policy), target, c.now)?;
+            Ok(())
+        })
+        .await?;
+    Ok(AttachRolePolicyResponse {})
+}
+
+/// `DetachRolePolicy`.
+pub async fn detach_role_policy(
+    cx: Cx,
+    req: DetachRolePolicyRequest,
+) -> ApiResult<DetachRolePolicyResponse> {
+    let c = cx.clone();
+    let dry_run = cx.dry_run;
+    cx.store
+        .transaction(move |conn| {
+            let role = find_role(
+                conn,
+                &c,
+                req.detach_role_id.as_deref(),
+                req.detach_role_name.as_deref(),
+            )?;
+            let policy = policy_named(conn, &c, req.policy_id, req.policy_name.as_deref())?;
+            if dry_run {
+                return Err(ApiError::bare(ErrorCode::DryRunOperation));
+            }
+            store::detach(conn, c.account, signed(policy), Target::Role(role.id))?;
+            Ok(())
+        })
+        .await?;
+    Ok(DetachRolePolicyResponse {})
+}
+
+/// `ListAttachedRolePolicies`.
+pub async fn list_attached_role_policies(
+    cx: Cx,
+    req: ListAttachedRolePoliciesRequest,
+) -> ApiResult<ListAttachedRolePoliciesResponse> {
+    let (page, rp) = paging(Some(req.page), Some(req.rp))?;
+    let c = cx.clone();
+    let rows = cx
+        .store
+        .run(move |conn| {
+            let role = match find_role(conn, &c, req.role_id.as_deref(), req.role_name.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut out = Vec::new();
+            for (id, at) in store::attached(conn, c.account, Target::Role(role.id))? {
+                if let Ok(Some(p)) = find_policy(conn, &c, id.unsigned_abs()) {
+                    out.push((p, at));
+                }
+            }
+            Ok(Ok(out))
+        })
+        .await??;
+    let keyword = req.keyword.unwrap_or_default().to_ascii_lowercase();
+    let kind = req.policy_type.unwrap_or_default();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|(p, _)| keyword.is_empty() || p.name().to_ascii_lowercase().contains(&keyword))
+        .filter(|(p, _)| match kind.as_str() {
+            "User" => p.kind() == 1,
+            "QCS" => p.kind() == 2,
+            _ => true,
+        })
+        .collect();
+    Ok(ListAttachedRolePoliciesResponse {
+        total_num: rows.len() as u64,
+        list: rows
+            .into_iter()
+            .skip((page - 1) * rp)
+            .take(rp)
+            .map(|(p, at)| AttachedPolicyOfRole {
+                policy_id: p.id(),
+                policy_name: p.name().to_owned(),
+                add_time: beijing(at),
+                policy_type: if p.kind() == 2 { "QCS" } else { "User" }.to_owned(),
+                create_mode: p.kind(),
+                deactived: 0,
+                deactived_detail: Vec::new(),
+                description: p.description().to_owned(),
+            })
+            .collect(),
+    })
+}

@@ -731,15 +731,118 @@ fn the_version_names_the_service_and_a_signed_scope_must_agree() {
         .api_service(root, "cam", "2019-01-16", "DescribeLiveDomains", json!({}))
         .expect_code("InvalidAction");
     server
-        .api_service(
-            root,
-            "cam",
-            "2019-01-16",
-            "CreateRole",
-            json!({"RoleName": "r", "PolicyDocument": "{}"}),
-        )
+        .api_service(root, "cam", "2019-01-16", "ListSAMLProviders", json!({}))
         .expect_code("UnsupportedOperation");
     server
         .api_service(root, "cam", "2019-01-16", "GetUser", json!({}))
         .expect_code("MissingParameter");
+}
+
+#[test]
+fn a_role_is_assumed_by_whom_its_trust_policy_names_and_its_credentials_act_as_the_role() {
+    let server = Server::start();
+    let ops = add_user(&server, "ops");
+    let other = add_user(&server, "other");
+    let sts_full = preset_id(&server, "QcloudSTSFullAccess");
+    attach(&server, &ops, sts_full);
+    attach(&server, &other, sts_full);
+    let trust = json!({"version": "2.0", "statement": [{
+        "effect": "allow", "action": "name/sts:AssumeRole",
+        "principal": {"qcs": [format!("qcs::cam::uin/100000000001:uin/{}", ops.uin)]}
+    }]})
+    .to_string();
+    server
+        .cam("CreateRole", json!({"RoleName": "reader", "PolicyDocument": "{\"version\":\"2.0\",\"statement\":[{\"effect\":\"allow\",\"action\":\"sts:AssumeRole\"}]}"}))
+        .expect_code("InvalidParameter.PrincipalError");
+    let role_id = server
+        .cam(
+            "CreateRole",
+            json!({"RoleName": "reader", "PolicyDocument": trust, "SessionDuration": 3600}),
+        )
+        .ok()["RoleId"]
+        .as_str()
+        .expect("RoleId")
+        .to_owned();
+    server
+        .cam(
+            "CreateRole",
+            json!({"RoleName": "reader", "PolicyDocument": trust}),
+        )
+        .expect_code("InvalidParameter.RoleNameInUse");
+    server
+        .cam(
+            "AttachRolePolicy",
+            json!({"PolicyName": "QcloudLIVEReadOnlyAccess", "AttachRoleName": "reader"}),
+        )
+        .ok();
+    let listed = server.cam(
+        "ListAttachedRolePolicies",
+        json!({"RoleId": role_id, "Page": 1, "Rp": 20}),
+    );
+    assert_eq!(
+        listed.ok()["List"][0]["PolicyName"],
+        "QcloudLIVEReadOnlyAccess"
+    );
+    let arn = server.cam("GetRole", json!({"RoleName": "reader"})).ok()["RoleInfo"]["RoleArn"]
+        .as_str()
+        .expect("RoleArn")
+        .to_owned();
+    assert_eq!(arn, "qcs::cam::uin/100000000001:roleName/reader");
+    let assume = |who: &SubUser, params: Value| {
+        sts(
+            &server,
+            (&who.secret_id, &who.secret_key, None),
+            "AssumeRole",
+            params,
+        )
+    };
+    assume(&other, json!({"RoleArn": arn, "RoleSessionName": "sneaky"}))
+        .expect_code("UnauthorizedOperation");
+    assume(&ops, json!({"RoleArn": "reader", "RoleSessionName": "s1"}))
+        .expect_code("InvalidParameter.ResouceError");
+    assume(
+        &ops,
+        json!({"RoleArn": "qcs::cam::uin/100000000001:roleName/none", "RoleSessionName": "s1"}),
+    )
+    .expect_code("ResourceNotFound.RoleNotFound");
+    assume(
+        &ops,
+        json!({"RoleArn": arn, "RoleSessionName": "s1", "DurationSeconds": 3601}),
+    )
+    .expect_code("InvalidParameter.OverTimeError");
+    let out = assume(
+        &ops,
+        json!({"RoleArn": arn, "RoleSessionName": "deploy-7", "DurationSeconds": 900}),
+    );
+    let c = out.ok()["Credentials"].clone();
+    let (id, key, token) = (
+        c["TmpSecretId"].as_str().expect("id").to_owned(),
+        c["TmpSecretKey"].as_str().expect("key").to_owned(),
+        c["Token"].as_str().expect("token").to_owned(),
+    );
+    let temp = (id.as_str(), key.as_str(), Some(token.as_str()));
+    // The role's rights, not the caller's: reads yes, writes no.
+    server
+        .api_service(temp, "live", LIVE, "DescribeLiveDomains", json!({}))
+        .ok();
+    server
+        .api_service(
+            temp,
+            "live",
+            LIVE,
+            "AddLiveDomain",
+            json!({"DomainName": "push.role.example.com", "DomainType": 0}),
+        )
+        .expect_code("AuthFailure.UnauthorizedOperation");
+    let me = sts(&server, temp, "GetCallerIdentity", json!({}));
+    assert_eq!(me.ok()["Type"], "CAMRole");
+    assert_eq!(me.ok()["UserId"], format!("{role_id}:deploy-7"));
+    // Once the role is gone, its credentials are an invalid identity.
+    server.cam("DeleteRole", json!({"RoleId": role_id})).ok();
+    server
+        .api_service(temp, "live", LIVE, "DescribeLiveDomains", json!({}))
+        .expect_code("InternalError.InvalidUser");
+    server
+        .cam("GetRole", json!({"RoleId": role_id}))
+        .expect_code("InvalidParameter.RoleNotExist");
 }
