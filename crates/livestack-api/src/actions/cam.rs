@@ -725,29 +725,22 @@ pub async fn delete_policy(cx: Cx, req: DeletePolicyRequest) -> ApiResult<Delete
     Ok(DeletePolicyResponse {})
 }
 
-async fn attach(cx: Cx, policy_id: u64, target: TargetRef) -> ApiResult<()> {
+/// Attaches the policy `policy` (id, or name for roles) to `target`.
+async fn attach(cx: Cx, policy: (Option<u64>, Option<String>), target: TargetRef) -> ApiResult<()> {
     let c = cx.clone();
     let dry_run = cx.dry_run;
     cx.store
         .transaction(move |conn| {
-            let target = resolve_target(conn, &c, target)?;
-            if find_policy(conn, &c, policy_id)?.is_none() {
-                return Err(err(
-                    ErrorCode::InvalidParameterPolicyIdNotExist,
-                    format!("The policy {policy_id} does not exist."),
-                    format!("策略 {policy_id} 不存在。"),
-                ));
-            }
+            let target = resolve_target(conn, &c, &target)?;
+            let policy_id = policy_named(conn, &c, policy.0, policy.1.as_deref())?;
             let attached = store::attached(conn, c.account, target)?;
             if attached.len() >= MAX_ATTACHED
                 && !attached.iter().any(|(p, _)| p.unsigned_abs() == policy_id)
             {
                 return Err(err(
                     ErrorCode::InvalidParameterAttachmentFull,
-                    format!(
-                        "At most {MAX_ATTACHED} policies may be attached to one user or group."
-                    ),
-                    format!("每个用户或用户组最多关联 {MAX_ATTACHED} 个策略。"),
+                    format!("At most {MAX_ATTACHED} policies may be attached to one user, group or role."),
+                    format!("每个用户、用户组或角色最多关联 {MAX_ATTACHED} 个策略。"),
                 ));
             }
             if dry_run {
@@ -759,19 +752,14 @@ async fn attach(cx: Cx, policy_id: u64, target: TargetRef) -> ApiResult<()> {
         .await
 }
 
-async fn detach(cx: Cx, policy_id: u64, target: TargetRef) -> ApiResult<()> {
+/// Detaches the policy `policy` (id, or name for roles) from `target`.
+async fn detach(cx: Cx, policy: (Option<u64>, Option<String>), target: TargetRef) -> ApiResult<()> {
     let c = cx.clone();
     let dry_run = cx.dry_run;
     cx.store
         .transaction(move |conn| {
-            let target = resolve_target(conn, &c, target)?;
-            if find_policy(conn, &c, policy_id)?.is_none() {
-                return Err(err(
-                    ErrorCode::InvalidParameterPolicyIdNotExist,
-                    format!("The policy {policy_id} does not exist."),
-                    format!("策略 {policy_id} 不存在。"),
-                ));
-            }
+            let target = resolve_target(conn, &c, &target)?;
+            let policy_id = policy_named(conn, &c, policy.0, policy.1.as_deref())?;
             if dry_run {
                 return Err(ApiError::bare(ErrorCode::DryRunOperation));
             }
@@ -781,19 +769,23 @@ async fn detach(cx: Cx, policy_id: u64, target: TargetRef) -> ApiResult<()> {
         .await
 }
 
-#[derive(Clone, Copy)]
 enum TargetRef {
     UserUin(u64),
     Group(u64),
+    /// By RoleId, else RoleName.
+    Role(Option<String>, Option<String>),
 }
 
 fn resolve_target(
     conn: &livestack_store::db::Connection,
     cx: &Cx,
-    target: TargetRef,
+    target: &TargetRef,
 ) -> Result<Target, ApiError> {
-    match target {
+    match *target {
         TargetRef::UserUin(uin) => Ok(Target::User(user_by_uin(conn, cx, uin)?.id)),
+        TargetRef::Role(ref id, ref name) => Ok(Target::Role(
+            find_role(conn, cx, id.as_deref(), name.as_deref())?.id,
+        )),
         TargetRef::Group(id) => {
             let g = i64::try_from(id)
                 .ok()
@@ -818,7 +810,7 @@ async fn attached_list(
     let rows = cx
         .store
         .run(move |conn| {
-            let t = match resolve_target(conn, &c, target) {
+            let t = match resolve_target(conn, &c, &target) {
                 Ok(t) => t,
                 Err(e) => return Ok(Err(e)),
             };
@@ -863,7 +855,12 @@ pub async fn attach_user_policy(
     cx: Cx,
     req: AttachUserPolicyRequest,
 ) -> ApiResult<AttachUserPolicyResponse> {
-    attach(cx, req.policy_id, TargetRef::UserUin(req.attach_uin)).await?;
+    attach(
+        cx,
+        (Some(req.policy_id), None),
+        TargetRef::UserUin(req.attach_uin),
+    )
+    .await?;
     Ok(AttachUserPolicyResponse {})
 }
 
@@ -872,7 +869,12 @@ pub async fn detach_user_policy(
     cx: Cx,
     req: DetachUserPolicyRequest,
 ) -> ApiResult<DetachUserPolicyResponse> {
-    detach(cx, req.policy_id, TargetRef::UserUin(req.detach_uin)).await?;
+    detach(
+        cx,
+        (Some(req.policy_id), None),
+        TargetRef::UserUin(req.detach_uin),
+    )
+    .await?;
     Ok(DetachUserPolicyResponse {})
 }
 
@@ -897,7 +899,12 @@ pub async fn attach_group_policy(
     cx: Cx,
     req: AttachGroupPolicyRequest,
 ) -> ApiResult<AttachGroupPolicyResponse> {
-    attach(cx, req.policy_id, TargetRef::Group(req.attach_group_id)).await?;
+    attach(
+        cx,
+        (Some(req.policy_id), None),
+        TargetRef::Group(req.attach_group_id),
+    )
+    .await?;
     Ok(AttachGroupPolicyResponse {})
 }
 
@@ -906,7 +913,12 @@ pub async fn detach_group_policy(
     cx: Cx,
     req: DetachGroupPolicyRequest,
 ) -> ApiResult<DetachGroupPolicyResponse> {
-    detach(cx, req.policy_id, TargetRef::Group(req.detach_group_id)).await?;
+    detach(
+        cx,
+        (Some(req.policy_id), None),
+        TargetRef::Group(req.detach_group_id),
+    )
+    .await?;
     Ok(DetachGroupPolicyResponse {})
 }
 
@@ -1683,35 +1695,8 @@ pub async fn attach_role_policy(
     cx: Cx,
     req: AttachRolePolicyRequest,
 ) -> ApiResult<AttachRolePolicyResponse> {
-    let c = cx.clone();
-    let dry_run = cx.dry_run;
-    cx.store
-        .transaction(move |conn| {
-            let role = find_role(
-                conn,
-                &c,
-                req.attach_role_id.as_deref(),
-                req.attach_role_name.as_deref(),
-            )?;
-            let policy = policy_named(conn, &c, req.policy_id, req.policy_name.as_deref())?;
-            let target = Target::Role(role.id);
-            let attached = store::attached(conn, c.account, target)?;
-            if attached.len() >= MAX_ATTACHED
-                && !attached.iter().any(|(p, _)| p.unsigned_abs() == policy)
-            {
-                return Err(err(
-                    ErrorCode::InvalidParameterAttachmentFull,
-                    format!("At most {MAX_ATTACHED} policies may be attached to one role."),
-                    format!("每个角色最多关联 {MAX_ATTACHED} 个策略。"),
-                ));
-            }
-            if dry_run {
-                return Err(ApiError::bare(ErrorCode::DryRunOperation));
-            }
-            store::attach(conn, c.account, signed(policy), target, c.now)?;
-            Ok(())
-        })
-        .await?;
+    let role = TargetRef::Role(req.attach_role_id, req.attach_role_name);
+    attach(cx, (req.policy_id, req.policy_name), role).await?;
     Ok(AttachRolePolicyResponse {})
 }
 
@@ -1720,24 +1705,8 @@ pub async fn detach_role_policy(
     cx: Cx,
     req: DetachRolePolicyRequest,
 ) -> ApiResult<DetachRolePolicyResponse> {
-    let c = cx.clone();
-    let dry_run = cx.dry_run;
-    cx.store
-        .transaction(move |conn| {
-            let role = find_role(
-                conn,
-                &c,
-                req.detach_role_id.as_deref(),
-                req.detach_role_name.as_deref(),
-            )?;
-            let policy = policy_named(conn, &c, req.policy_id, req.policy_name.as_deref())?;
-            if dry_run {
-                return Err(ApiError::bare(ErrorCode::DryRunOperation));
-            }
-            store::detach(conn, c.account, signed(policy), Target::Role(role.id))?;
-            Ok(())
-        })
-        .await?;
+    let role = TargetRef::Role(req.detach_role_id, req.detach_role_name);
+    detach(cx, (req.policy_id, req.policy_name), role).await?;
     Ok(DetachRolePolicyResponse {})
 }
 

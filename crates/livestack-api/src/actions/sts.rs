@@ -287,33 +287,7 @@ pub async fn get_federation_token(
             format!("DurationSeconds 的取值范围为 1 到 {max}，而不是 {duration}。"),
         ));
     }
-    let policy = percent_decode(&req.policy).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidParameterStrategyFormatError,
-            "Policy is not correctly URL-encoded.",
-            "Policy 的 URL 编码不正确。",
-        )
-    })?;
-    if policy.len() > MAX_POLICY {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameterPolicyTooLong,
-            format!(
-                "The policy is {} bytes; at most {MAX_POLICY} are allowed.",
-                policy.len()
-            ),
-            format!(
-                "策略长度为 {} 字节，超过 {MAX_POLICY} 字节的限制。",
-                policy.len()
-            ),
-        ));
-    }
-    super::cam::check_document(&policy).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidParameterStrategyFormatError,
-            e.message(crate::error::Lang::En).into_owned(),
-            e.message(crate::error::Lang::Zh).into_owned(),
-        )
-    })?;
+    let policy = session_policy(&req.policy)?;
     cx.commit_point()?;
     let ttl = i64::try_from(duration).unwrap_or(i64::MAX);
     let key = NewKey::generate(cx.account, Some(ttl))
