@@ -2,6 +2,8 @@
 //! and Live clients, tccli's `cam` and `sts` commands, and the Node SDK,
 //! each with its own signing and its own parsing of the denial.
 
+use std::process::Command;
+
 use serde_json::{json, Value};
 
 use crate::harness::*;
@@ -168,6 +170,56 @@ fn tccli_cam_and_sts_commands_manage_a_sub_user_and_issue_a_token() {
         .is_some_and(|t| !t.is_empty()));
     let me = run("sts", &["GetCallerIdentity"]);
     assert_eq!(me["Type"], "RootAccount");
+    // A role the account itself may assume, and its credentials.
+    let trust = r#"{"version":"2.0","statement":[{"action":"name/sts:AssumeRole","effect":"allow","principal":{"qcs":["qcs::cam::uin/100000000001:root"]}}]}"#;
+    run(
+        "cam",
+        &[
+            "CreateRole",
+            "--RoleName",
+            "ci-role",
+            "--PolicyDocument",
+            trust,
+        ],
+    );
+    run(
+        "cam",
+        &[
+            "AttachRolePolicy",
+            "--PolicyName",
+            "QcloudLIVEReadOnlyAccess",
+            "--AttachRoleName",
+            "ci-role",
+        ],
+    );
+    let role = run(
+        "sts",
+        &[
+            "AssumeRole",
+            "--RoleArn",
+            "qcs::cam::uin/100000000001:roleName/ci-role",
+            "--RoleSessionName",
+            "job-1",
+        ],
+    );
+    let creds = &role["Credentials"];
+    let as_role = Command::new(repo_root().join(".venv/bin/tccli"))
+        .args([
+            "sts",
+            "GetCallerIdentity",
+            "--endpoint",
+            &format!("http://{}", server.endpoint()),
+        ])
+        .args(["--secretId", creds["TmpSecretId"].as_str().expect("id")])
+        .args(["--secretKey", creds["TmpSecretKey"].as_str().expect("key")])
+        .args(["--token", creds["Token"].as_str().expect("token")])
+        .env("HOME", tempfile::tempdir().expect("home").path())
+        .env("TENCENTCLOUD_REGION", "ap-guangzhou")
+        .output()
+        .expect("run tccli");
+    assert!(as_role.status.success(), "{as_role:?}");
+    let who: Value = serde_json::from_slice(&as_role.stdout).expect("JSON");
+    assert_eq!(who["Type"], "CAMRole");
     // A denied tccli call exits non-zero and names the code.
     let plain = run("cam", &["AddUser", "--Name", "nobody", "--UseApi", "1"]);
     let denied = tccli(

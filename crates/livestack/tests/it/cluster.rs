@@ -445,11 +445,25 @@ fn the_online_list_is_the_same_on_every_node_a_drop_on_any_node_ends_the_push_an
 #[test]
 fn a_drop_for_a_node_that_cannot_answer_is_call_other_svr_error() {
     let url = shared_database();
-    // The default lease (10 s) outlives the 3 s a drop waits for its owner.
+    // A lease far longer than the 3 s a drop waits for its owner: with the
+    // default 10 s, a node starved on a loaded machine before its pause
+    // could see its lease run out inside the wait, and its stream leave.
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("long-lease.toml");
+    std::fs::write(
+        &config,
+        "[cluster]\nlease_secs = 60\nlease_renew_secs = 3\n",
+    )
+    .expect("config");
     let a = Server::start_with(ServerOptions {
         binary: true,
         database_url: Some(url.clone()),
-        args: vec!["--node-name".to_owned(), "paused-a".to_owned()],
+        args: vec![
+            "--node-name".to_owned(),
+            "paused-a".to_owned(),
+            "--config".to_owned(),
+            config.display().to_string(),
+        ],
         ..ServerOptions::default()
     });
     let b = node(&url);
