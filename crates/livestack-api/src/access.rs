@@ -297,6 +297,15 @@ pub fn live_resources(params: &Value, region: &str, owner_uin: &str) -> Vec<Stri
         .collect()
 }
 
+/// A stored document, checked when it was written (CreatePolicy,
+/// UpdatePolicy, GetFederationToken, AssumeRole): one that no longer
+/// parses (a grammar change) grants nothing rather than everything.
+fn stored_policy(doc: &str) -> Policy {
+    Policy::parse(doc).unwrap_or(Policy {
+        statements: Vec::new(),
+    })
+}
+
 /// What [`Access::authorize`] needs to know about the call.
 pub struct Call<'a> {
     /// The service asked.
@@ -344,10 +353,10 @@ impl Access {
             temporary: principal.temporary,
             session_name: principal.session_name.clone(),
         };
-        let session = match &principal.session_policy {
-            Some(doc) => Some(self.session_policy(doc)?),
-            None => None,
-        };
+        let session = principal
+            .session_policy
+            .as_deref()
+            .map(|doc| self.session_policy(doc));
         let root = grants.user.is_none() && grants.role.is_none();
         if self.mode == Enforce::Off || (root && session.is_none()) {
             return Ok(caller);
@@ -427,21 +436,17 @@ impl Access {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    fn session_policy(&self, doc: &str) -> ApiResult<Arc<Policy>> {
+    fn session_policy(&self, doc: &str) -> Arc<Policy> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = sessions.get(doc) {
-            return Ok(Arc::clone(p));
+            return Arc::clone(p);
         }
-        // Checked when the token was made; a stored one that no longer
-        // parses (a grammar change) grants nothing rather than everything.
-        let policy = Arc::new(Policy::parse(doc).unwrap_or(Policy {
-            statements: Vec::new(),
-        }));
+        let policy = Arc::new(stored_policy(doc));
         if sessions.len() >= 10_000 {
             sessions.clear();
         }
         sessions.insert(doc.to_owned(), Arc::clone(&policy));
-        Ok(policy)
+        policy
     }
 
     async fn grants(&self, identity: Identity) -> ApiResult<Arc<Grants>> {
@@ -507,14 +512,7 @@ impl Access {
         let role = role.ok_or_else(invalid)?;
         let policies = documents
             .into_iter()
-            .map(|(name, doc)| {
-                // Custom documents were checked by CreatePolicy/UpdatePolicy;
-                // one that no longer parses grants nothing.
-                let p = Policy::parse(&doc).unwrap_or(Policy {
-                    statements: Vec::new(),
-                });
-                (name, Arc::new(p))
-            })
+            .map(|(name, doc)| (name, Arc::new(stored_policy(&doc))))
             .collect();
         let grants = Arc::new(Grants {
             owner_uin: owner.uin,

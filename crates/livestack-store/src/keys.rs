@@ -61,8 +61,10 @@ pub struct NewKey {
     pub temporary: Option<(String, i64)>,
     /// The sub-account it belongs to; `None` for the root account.
     pub user_id: Option<i64>,
-    /// A federation token's name and policy.
-    pub session: Option<(String, String)>,
+    /// The session name of a federation token or a role's credentials.
+    pub session_name: Option<String>,
+    /// The policy a federation token or a role's credentials are limited to.
+    pub session_policy: Option<String>,
     /// The role credentials from AssumeRole act as.
     pub role_id: Option<i64>,
 }
@@ -84,7 +86,8 @@ impl NewKey {
                 )
             }),
             user_id: None,
-            session: None,
+            session_name: None,
+            session_policy: None,
             role_id: None,
         }
     }
@@ -101,9 +104,11 @@ impl NewKey {
         self
     }
 
-    /// The same key, limited to a federation token's name and policy.
-    pub fn with_session(mut self, name: String, policy: String) -> NewKey {
-        self.session = Some((name, policy));
+    /// The same key, with a session name and, if given, limited to a
+    /// session policy.
+    pub fn with_session(mut self, name: String, policy: Option<String>) -> NewKey {
+        self.session_name = Some(name);
+        self.session_policy = policy;
         self
     }
 }
@@ -153,10 +158,6 @@ pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
         Some((token, expires_at)) => (Some(token.as_str()), Some(*expires_at)),
         None => (None, None),
     };
-    let (session_name, session_policy) = match &key.session {
-        Some((name, policy)) => (Some(name.as_str()), Some(policy.as_str())),
-        None => (None, None),
-    };
     conn.execute(
         &format!(
             "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, TRUE, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
@@ -169,8 +170,8 @@ pub fn insert(conn: &Connection, key: &NewKey) -> StoreResult<()> {
             expires_at,
             livestack_core::Clock::system().unix(),
             key.user_id,
-            session_name,
-            session_policy,
+            key.session_name.as_deref(),
+            key.session_policy.as_deref(),
             key.role_id,
         ],
     )

@@ -459,7 +459,8 @@ fn bootstrap_root_key(store: &Store, given: Option<RootKey>) -> anyhow::Result<O
                     account_id: root.id,
                     temporary: None,
                     user_id: None,
-                    session: None,
+                    session_name: None,
+                    session_policy: None,
                     role_id: None,
                 };
                 if keys::upsert(conn, &key)? {

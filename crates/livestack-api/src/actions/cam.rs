@@ -79,8 +79,9 @@ fn no_group(id: u64) -> ApiError {
     )
 }
 
-/// `[A-Za-z0-9+=,.@_-]{1,max}`, CAM's rule for user, group and policy names.
-fn valid_name(name: &str, max: usize) -> bool {
+/// `[A-Za-z0-9+=,.@_-]{1,max}`, CAM's rule for user, group, role and
+/// policy names, and STS's for session names.
+pub(crate) fn valid_name(name: &str, max: usize) -> bool {
     !name.is_empty()
         && name.len() <= max
         && name
@@ -320,9 +321,8 @@ fn policy_error(e: &PolicyError) -> ApiError {
     )
 }
 
-/// Checks a policy document whole: grammar, size, and that every action
-/// it names without a wildcard exists in the model of its service.
-pub(crate) fn check_document(document: &str) -> ApiResult<Policy> {
+/// `PolicyDocumentLengthOverLimit` for a document over [`MAX_DOCUMENT`].
+fn check_length(document: &str) -> ApiResult<()> {
     if document.len() > MAX_DOCUMENT {
         return Err(err(
             ErrorCode::InvalidParameterPolicyDocumentLengthOverLimit,
@@ -336,6 +336,13 @@ pub(crate) fn check_document(document: &str) -> ApiResult<Policy> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks a policy document whole: grammar, size, and that every action
+/// it names without a wildcard exists in the model of its service.
+pub(crate) fn check_document(document: &str) -> ApiResult<Policy> {
+    check_length(document)?;
     let policy = Policy::parse(document).map_err(|e| policy_error(&e))?;
     for service in livestack_model::schema::SERVICES {
         for name in policy.exact_actions(service.name) {
@@ -421,6 +428,13 @@ impl AnyPolicy {
         match self {
             AnyPolicy::Preset(_) => 2,
             AnyPolicy::Custom(_) => 1,
+        }
+    }
+    /// `PolicyType`: `QCS` for a preset, `User` for a custom policy.
+    fn policy_type(&self) -> &'static str {
+        match self {
+            AnyPolicy::Preset(_) => "QCS",
+            AnyPolicy::Custom(_) => "User",
         }
     }
     fn added(&self) -> i64 {
@@ -798,14 +812,13 @@ fn resolve_target(
     }
 }
 
-async fn attached_list(
-    cx: Cx,
+/// The policies attached to `target` whose name contains `keyword`
+/// (any case), with when each was attached, in the order they were.
+async fn attached_policies(
+    cx: &Cx,
     target: TargetRef,
-    page: Option<u64>,
-    rp: Option<u64>,
     keyword: Option<String>,
-) -> ApiResult<(u64, Vec<AttachPolicyInfo>)> {
-    let (page, rp) = paging(page, rp)?;
+) -> ApiResult<Vec<(AnyPolicy, i64)>> {
     let c = cx.clone();
     let rows = cx
         .store
@@ -824,10 +837,21 @@ async fn attached_list(
         })
         .await??;
     let keyword = keyword.unwrap_or_default().to_ascii_lowercase();
-    let rows: Vec<_> = rows
+    Ok(rows
         .into_iter()
         .filter(|(p, _)| keyword.is_empty() || p.name().to_ascii_lowercase().contains(&keyword))
-        .collect();
+        .collect())
+}
+
+async fn attached_list(
+    cx: Cx,
+    target: TargetRef,
+    page: Option<u64>,
+    rp: Option<u64>,
+    keyword: Option<String>,
+) -> ApiResult<(u64, Vec<AttachPolicyInfo>)> {
+    let (page, rp) = paging(page, rp)?;
+    let rows = attached_policies(&cx, target, keyword).await?;
     let total = rows.len() as u64;
     let list = rows
         .into_iter()
@@ -838,7 +862,7 @@ async fn attached_list(
             policy_name: p.name().to_owned(),
             add_time: beijing(at),
             create_mode: p.kind(),
-            policy_type: if p.kind() == 2 { "QCS" } else { "User" }.to_owned(),
+            policy_type: p.policy_type().to_owned(),
             remark: p.description().to_owned(),
             operate_owner_uin: Some(cx.caller.owner_uin.clone()),
             operate_uin: Some(cx.caller.uin()),
@@ -940,6 +964,14 @@ pub async fn list_attached_group_policies(
 
 // ------------------------------------------------------------- access keys
 
+fn sub_uin_denied() -> ApiError {
+    err(
+        ErrorCode::OperationDeniedSubUin,
+        "A sub-user may not manage the root account's keys.",
+        "子用户不允许操作主账号密钥。",
+    )
+}
+
 /// Whose keys a call manages: `TargetUin` (the root's or a sub-user's),
 /// else the caller's own. A sub-user may not manage the root's keys.
 fn key_owner(
@@ -952,11 +984,7 @@ fn key_owner(
     };
     if target.to_string() == cx.caller.owner_uin {
         if cx.caller.user.is_some() {
-            return Err(err(
-                ErrorCode::OperationDeniedSubUin,
-                "A sub-user may not manage the root account's keys.",
-                "子用户不允许操作主账号密钥。",
-            ));
+            return Err(sub_uin_denied());
         }
         return Ok(None);
     }
@@ -1049,11 +1077,7 @@ fn owned_key(
     let key = keys::find(conn, id)?.filter(|k| k.account_id == cx.account && k.token.is_none());
     match key {
         Some(k) if k.user_id == owner => Ok(k),
-        Some(k) if k.user_id.is_none() && cx.caller.user.is_some() => Err(err(
-            ErrorCode::OperationDeniedSubUin,
-            "A sub-user may not manage the root account's keys.",
-            "子用户不允许操作主账号密钥。",
-        )),
+        Some(k) if k.user_id.is_none() && cx.caller.user.is_some() => Err(sub_uin_denied()),
         Some(_) => Err(err(
             ErrorCode::OperationDeniedUinNotMatch,
             format!("The key {id} does not belong to that account."),
@@ -1516,19 +1540,7 @@ fn find_role(
 
 /// Checks a trust policy whole (CAM's codes, as for other policies).
 fn check_trust(document: &str) -> ApiResult<()> {
-    if document.len() > MAX_DOCUMENT {
-        return Err(err(
-            ErrorCode::InvalidParameterPolicyDocumentLengthOverLimit,
-            format!(
-                "The policy document is {} bytes; at most {MAX_DOCUMENT} are allowed.",
-                document.len()
-            ),
-            format!(
-                "策略文档长度为 {} 字节，超过 {MAX_DOCUMENT} 字节的限制。",
-                document.len()
-            ),
-        ));
-    }
+    check_length(document)?;
     livestack_core::cam::Trust::parse(document)
         .map(|_| ())
         .map_err(|e| policy_error(&e))
@@ -1716,31 +1728,13 @@ pub async fn list_attached_role_policies(
     req: ListAttachedRolePoliciesRequest,
 ) -> ApiResult<ListAttachedRolePoliciesResponse> {
     let (page, rp) = paging(Some(req.page), Some(req.rp))?;
-    let c = cx.clone();
-    let rows = cx
-        .store
-        .run(move |conn| {
-            let role = match find_role(conn, &c, req.role_id.as_deref(), req.role_name.as_deref()) {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(e)),
-            };
-            let mut out = Vec::new();
-            for (id, at) in store::attached(conn, c.account, Target::Role(role.id))? {
-                if let Ok(Some(p)) = find_policy(conn, &c, id.unsigned_abs()) {
-                    out.push((p, at));
-                }
-            }
-            Ok(Ok(out))
-        })
-        .await??;
-    let keyword = req.keyword.unwrap_or_default().to_ascii_lowercase();
+    let role = TargetRef::Role(req.role_id, req.role_name);
+    let rows = attached_policies(&cx, role, req.keyword).await?;
     let kind = req.policy_type.unwrap_or_default();
     let rows: Vec<_> = rows
         .into_iter()
-        .filter(|(p, _)| keyword.is_empty() || p.name().to_ascii_lowercase().contains(&keyword))
         .filter(|(p, _)| match kind.as_str() {
-            "User" => p.kind() == 1,
-            "QCS" => p.kind() == 2,
+            "User" | "QCS" => p.policy_type() == kind,
             _ => true,
         })
         .collect();
@@ -1754,7 +1748,7 @@ pub async fn list_attached_role_policies(
                 policy_id: p.id(),
                 policy_name: p.name().to_owned(),
                 add_time: beijing(at),
-                policy_type: if p.kind() == 2 { "QCS" } else { "User" }.to_owned(),
+                policy_type: p.policy_type().to_owned(),
                 create_mode: p.kind(),
                 deactived: 0,
                 deactived_detail: Vec::new(),

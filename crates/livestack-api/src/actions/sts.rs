@@ -12,6 +12,7 @@
 use livestack_model::sts::*;
 use livestack_store::keys::{self, NewKey};
 
+use super::cam::valid_name;
 use crate::access::user_uin;
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -103,11 +104,7 @@ pub async fn assume_role(cx: Cx, req: AssumeRoleRequest) -> ApiResult<AssumeRole
     if cx.caller.temporary {
         return Err(temp_key_refused("AssumeRole"));
     }
-    let session_ok = (2..=128).contains(&req.role_session_name.len())
-        && req
-            .role_session_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    let session_ok = req.role_session_name.len() >= 2 && valid_name(&req.role_session_name, 128);
     if !session_ok {
         return Err(ApiError::new(
             ErrorCode::InvalidParameterParamError,
@@ -211,28 +208,12 @@ pub async fn assume_role(cx: Cx, req: AssumeRoleRequest) -> ApiResult<AssumeRole
     }
     cx.commit_point()?;
     let ttl = i64::try_from(duration).unwrap_or(i64::MAX);
-    let mut key = NewKey::generate(cx.account, Some(ttl)).for_role(role.id);
-    key = match policy {
-        Some(p) => key.with_session(req.role_session_name.clone(), p),
-        None => {
-            key.session = None;
-            key
-        }
-    };
+    let key = NewKey::generate(cx.account, Some(ttl))
+        .for_role(role.id)
+        .with_session(req.role_session_name.clone(), policy);
     let stored = key.clone();
-    let session_name = req.role_session_name.clone();
     cx.store
-        .run(move |conn| {
-            keys::insert(conn, &stored)?;
-            // Without a session policy the name is still the session's.
-            if stored.session.is_none() {
-                conn.execute(
-                    "UPDATE api_keys SET session_name = ?2 WHERE secret_id = ?1",
-                    (stored.secret_id.as_str(), session_name.as_str()),
-                )?;
-            }
-            Ok(())
-        })
+        .run(move |conn| keys::insert(conn, &stored))
         .await?;
     let (token, expires_at) = key.temporary.unwrap_or_default();
     tracing::info!(role = %role.name, session = %req.role_session_name, secret_id = %key.secret_id, expires_at, "role assumed");
@@ -255,12 +236,7 @@ pub async fn get_federation_token(
     if cx.caller.temporary {
         return Err(temp_key_refused("GetFederationToken"));
     }
-    let name_ok = !req.name.is_empty()
-        && req.name.len() <= 32
-        && req
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    let name_ok = valid_name(&req.name, 32);
     if !name_ok {
         return Err(ApiError::new(
             ErrorCode::InvalidParameterParamError,
@@ -292,7 +268,7 @@ pub async fn get_federation_token(
     let ttl = i64::try_from(duration).unwrap_or(i64::MAX);
     let key = NewKey::generate(cx.account, Some(ttl))
         .for_user(cx.caller.user.as_ref().map(|u| u.id))
-        .with_session(req.name.clone(), policy);
+        .with_session(req.name.clone(), Some(policy));
     let stored = key.clone();
     cx.store
         .run(move |conn| keys::insert(conn, &stored))
