@@ -3,7 +3,7 @@
 //! Owns: the byte formats between an RTMP publisher and the players: FLV
 //! tags ([`flv`]), H.264/H.265/AAC decoder configuration ([`avc`],
 //! [`hevc`], [`aac`]), Annex-B conversion ([`annexb`]), the MPEG-TS muxer
-//! ([`ts`]) and HLS segmenting and playlists ([`hls`]).
+//! ([`ts`]), its demuxer ([`ts_demux`]) and HLS segmenting and playlists ([`hls`]).
 //! Must not: do I/O, depend on tokio or any runtime, know about streams,
 //! sessions or configuration beyond plain parameters, or panic on any input
 //! (every parser returns a typed error; the fuzz targets in `fuzz/` check it).
@@ -26,6 +26,7 @@ pub mod flv;
 pub mod hevc;
 pub mod hls;
 pub mod ts;
+pub mod ts_demux;
 
 /// The video codecs the Annex-B converter, the TS muxer and HLS handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
