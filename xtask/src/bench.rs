@@ -687,6 +687,8 @@ async fn start_server(server: Server, env: &Env, opts: &Options) -> Result<Runni
                 .args(["--rtmp-listen", "127.0.0.1:0"])
                 .args(["--http-listen", "127.0.0.1:0"])
                 .args(["--https-listen", "127.0.0.1:0"])
+                .args(["--rtmps-listen", "127.0.0.1:0"])
+                .args(["--srt-listen", "127.0.0.1:0"])
                 .args(["--api-rate-limit", "4000000000"])
                 .args(["--log", "warn"])
                 .env("LIVESTACK_SECRET_ID", SECRET_ID)

@@ -753,6 +753,8 @@ pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<Ru
         .args(["--rtmp-listen", "127.0.0.1:0"])
         .args(["--http-listen", "127.0.0.1:0"])
         .args(["--https-listen", "127.0.0.1:0"])
+        .args(["--rtmps-listen", "127.0.0.1:0"])
+        .args(["--srt-listen", "127.0.0.1:0"])
         .args(["--log", "warn"])
         .env("LIVESTACK_SECRET_ID", SECRET_ID)
         .env("LIVESTACK_SECRET_KEY", SECRET_KEY)

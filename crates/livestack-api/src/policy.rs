@@ -188,7 +188,8 @@ impl PolicyPublisher {
 
     /// The policy (and the domain read model) of one snapshot.
     fn assemble(&self, s: Snapshot) -> (Vec<Domain>, Policy) {
-        // Play domains with HTTPS switched on serve their bound certificate.
+        // Domains with their certificate switched on serve it (HTTPS and
+        // RTMPS for play domains, RTMPS for push domains).
         let mut tls: HashMap<String, Arc<TlsMaterial>> = s
             .tls
             .into_iter()

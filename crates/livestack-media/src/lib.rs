@@ -1,4 +1,5 @@
-//! livestack's media plane: RTMP ingest, RTMP / HTTP-FLV / HLS playback.
+//! livestack's media plane: RTMP, RTMPS and SRT ingest, RTMP / RTMPS /
+//! HTTP-FLV / HLS playback.
 //!
 //! Owns: the listeners and connection tasks, the registry of live streams
 //! and their hubs, push and play authorization against the [`Policy`] the
@@ -322,6 +323,25 @@ impl MediaServer {
             .spawn(serve::rtmp::accept_loop(inner, listener));
     }
 
+    /// Accepts RTMPS (RTMP over TLS) connections on `listener` until
+    /// shutdown, serving the certificate bound to the domain the client
+    /// names by SNI.
+    pub fn serve_rtmps(&self, listener: TcpListener) -> Result<(), rustls::Error> {
+        let config = serve::tls::server_config(Arc::clone(&self.inner), &[])?;
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .tasks
+            .spawn(serve::rtmp::accept_tls_loop(inner, listener, config));
+        Ok(())
+    }
+
+    /// Accepts SRT callers on `socket` (UDP) until shutdown: pushes of
+    /// MPEG-TS, routed by their `streamid`.
+    pub fn serve_srt(&self, socket: tokio::net::UdpSocket) {
+        let inner = Arc::clone(&self.inner);
+        self.inner.tasks.spawn(serve::srt::serve(inner, socket));
+    }
+
     /// Accepts HTTP playback connections (HTTP-FLV, HLS) on `listener`
     /// until shutdown.
     pub fn serve_http(&self, listener: TcpListener) {
@@ -334,7 +354,7 @@ impl MediaServer {
     /// Accepts HTTPS playback connections on `listener` until shutdown,
     /// serving each play domain's bound certificate by SNI.
     pub fn serve_https(&self, listener: TcpListener) -> Result<(), rustls::Error> {
-        let config = serve::tls::server_config(Arc::clone(&self.inner))?;
+        let config = serve::tls::server_config(Arc::clone(&self.inner), &[b"http/1.1"])?;
         let inner = Arc::clone(&self.inner);
         self.inner
             .tasks
@@ -460,7 +480,7 @@ impl MediaControl for MediaServer {
                 stream::registry::SwitchRefusal::NotLive => SwitchError::NotLive,
                 stream::registry::SwitchRefusal::NoSuchPush => SwitchError::NoSuchPush,
             })?;
-        serve::rtmp::claim_for(&self.inner, key, target.publisher.session);
+        serve::ingest::claim_for(&self.inner, key, target.publisher.session);
         Ok(())
     }
 

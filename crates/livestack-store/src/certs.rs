@@ -1,4 +1,5 @@
-//! HTTPS certificates and their bindings to play domains.
+//! TLS certificates and their bindings to domains (play domains serve
+//! them over HTTPS and RTMPS, push domains over RTMPS).
 //!
 //! Owns: the `certificates` and `domain_certificates` tables. A certificate
 //! has two ids: the numeric `id` (the legacy API's CertId) and `cloud_id`
@@ -517,11 +518,12 @@ pub fn list_bindings(
     ))
 }
 
-/// The media plane's entry point for HTTPS: the certificate chain, private
-/// key and HTTPS switch of the play domain `domain_name`, whoever owns it
+/// The media plane's entry point for HTTPS and RTMPS: the certificate
+/// chain, private key and switch of the domain `domain_name` (play
+/// domains serve HTTPS and RTMPS, push domains RTMPS), whoever owns it
 /// (domain names are unique across accounts, and a TLS handshake only
-/// knows the SNI name). `None` when the name is not a play domain or has
-/// no certificate rule; a rule with `https_enabled == false` should not be
+/// knows the SNI name). `None` when the name is not a domain or has no
+/// certificate rule; a rule with `https_enabled == false` should not be
 /// served. The key is for the TLS stack only: never log it.
 pub fn binding_for_domain(conn: &Connection, domain_name: &str) -> StoreResult<Option<TlsBinding>> {
     Ok(conn
@@ -529,7 +531,7 @@ pub fn binding_for_domain(conn: &Connection, domain_name: &str) -> StoreResult<O
             "SELECT c.chain_pem, c.key_pem, b.https_enabled FROM domain_certificates b
              JOIN domains d ON d.id = b.domain_id
              JOIN certificates c ON c.id = b.cert_id AND c.account_id = d.account_id
-             WHERE d.name = ?1 AND d.domain_type = 1",
+             WHERE d.name = ?1",
             [domain_name],
             |r| {
                 Ok(TlsBinding {
@@ -542,7 +544,7 @@ pub fn binding_for_domain(conn: &Connection, domain_name: &str) -> StoreResult<O
         .optional()?)
 }
 
-/// [`binding_for_domain`] for every play domain that has a certificate
+/// [`binding_for_domain`] for every domain that has a certificate
 /// rule, by domain name: what the media plane's policy snapshot loads in
 /// one query. Keys are for the TLS stack only: never log them.
 pub fn all_tls_bindings(conn: &Connection) -> StoreResult<Vec<(String, TlsBinding)>> {
@@ -550,7 +552,6 @@ pub fn all_tls_bindings(conn: &Connection) -> StoreResult<Vec<(String, TlsBindin
         "SELECT d.name, c.chain_pem, c.key_pem, b.https_enabled FROM domain_certificates b
          JOIN domains d ON d.id = b.domain_id
          JOIN certificates c ON c.id = b.cert_id AND c.account_id = d.account_id
-         WHERE d.domain_type = 1
          ORDER BY d.name",
     )?;
     let rows = stmt.query_map((), |r| {

@@ -26,6 +26,10 @@ pub struct Config {
     pub http: ListenConfig,
     /// The same over HTTPS, with each play domain's bound certificate.
     pub https: ListenConfig,
+    /// RTMP over TLS (push and play), with each domain's bound certificate.
+    pub rtmps: ListenConfig,
+    /// SRT ingest (UDP).
+    pub srt: ListenConfig,
     /// Media plane tuning.
     pub media: MediaConfig,
     /// Delivery of event callbacks.
@@ -581,6 +585,12 @@ impl Default for Config {
             },
             https: ListenConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            },
+            rtmps: ListenConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 1936)),
+            },
+            srt: ListenConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
             },
             media: MediaConfig::default(),
             callbacks: CallbacksConfig::default(),

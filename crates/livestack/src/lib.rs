@@ -54,6 +54,10 @@ pub struct Addrs {
     pub http: SocketAddr,
     /// The same over HTTPS.
     pub https: SocketAddr,
+    /// RTMP over TLS.
+    pub rtmps: SocketAddr,
+    /// SRT ingest (UDP).
+    pub srt: SocketAddr,
 }
 
 /// A server whose listeners are bound and whose store is open, ready to
@@ -74,6 +78,8 @@ struct Listeners {
     rtmp: TcpListener,
     http: TcpListener,
     https: TcpListener,
+    rtmps: TcpListener,
+    srt: tokio::net::UdpSocket,
 }
 
 impl App {
@@ -113,6 +119,10 @@ impl App {
             rtmp: bind(config.rtmp.listen, "RTMP").await?,
             http: bind(config.http.listen, "HTTP playback").await?,
             https: bind(config.https.listen, "HTTPS playback").await?,
+            rtmps: bind(config.rtmps.listen, "RTMPS").await?,
+            srt: tokio::net::UdpSocket::bind(config.srt.listen)
+                .await
+                .with_context(|| format!("cannot listen for SRT on {}", config.srt.listen))?,
             api: bind(config.api.listen, "the API").await?,
         };
         let addrs = Addrs {
@@ -132,6 +142,14 @@ impl App {
                 .https
                 .local_addr()
                 .context("HTTPS listener has no address")?,
+            rtmps: listeners
+                .rtmps
+                .local_addr()
+                .context("RTMPS listener has no address")?,
+            srt: listeners
+                .srt
+                .local_addr()
+                .context("SRT listener has no address")?,
         };
         let policy = Arc::new(livestack_api::PolicyPublisher::new(
             store.clone(),
@@ -256,6 +274,10 @@ impl App {
         media
             .serve_https(listeners.https)
             .context("cannot set up TLS for HTTPS playback")?;
+        media
+            .serve_rtmps(listeners.rtmps)
+            .context("cannot set up TLS for RTMPS")?;
+        media.serve_srt(listeners.srt);
 
         let settings = livestack_api::ApiSettings {
             rate_limit: config.api.rate_limit,

@@ -29,8 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server: the API, RTMP ingest and playback, HTTP(S)-FLV and HLS.
-    Serve(ServeArgs),
+    /// Run the server: the API, RTMP(S) and SRT ingest, RTMP(S), HTTP(S)-FLV and HLS playback.
+    Serve(Box<ServeArgs>),
     /// Manage API keys in the data directory (works with the server running or not).
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -147,6 +147,12 @@ struct ServeArgs {
     /// HTTPS playback listen address [default: 127.0.0.1:8443].
     #[arg(long, env = "LIVESTACK_HTTPS_LISTEN", value_name = "ADDR")]
     https_listen: Option<SocketAddr>,
+    /// RTMPS (RTMP over TLS) push and playback listen address [default: 127.0.0.1:1936].
+    #[arg(long, env = "LIVESTACK_RTMPS_LISTEN", value_name = "ADDR")]
+    rtmps_listen: Option<SocketAddr>,
+    /// SRT ingest listen address (UDP) [default: 127.0.0.1:9000].
+    #[arg(long, env = "LIVESTACK_SRT_LISTEN", value_name = "ADDR")]
+    srt_listen: Option<SocketAddr>,
     /// Requests per second per account per action, for every action
     /// [default: each action's documented limit, 20/s where none is documented].
     #[arg(long, env = "LIVESTACK_API_RATE_LIMIT", value_name = "N")]
@@ -204,7 +210,7 @@ enum KeysCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Keys(cmd) => keys_command(cmd),
         Command::Url(args) => url_command(args),
     }
@@ -249,6 +255,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(a) = args.https_listen {
         config.https.listen = a;
     }
+    if let Some(a) = args.rtmps_listen {
+        config.rtmps.listen = a;
+    }
+    if let Some(a) = args.srt_listen {
+        config.srt.listen = a;
+    }
     if let Some(n) = args.api_rate_limit {
         config.api.rate_limit = Some(n);
     }
@@ -287,6 +299,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("rtmp listening on rtmp://{}", addrs.rtmp);
         println!("http listening on http://{}", addrs.http);
         println!("https listening on https://{}", addrs.https);
+        println!("rtmps listening on rtmps://{}", addrs.rtmps);
+        println!("srt listening on srt://{}", addrs.srt);
         println!("api listening on http://{}", addrs.api);
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();

@@ -420,18 +420,15 @@ fn expired(cert: &Certificate, now: i64) -> ApiResult<()> {
 }
 
 /// Checks the lookup of `name` among the caller's domains: certificates
-/// are bound to existing play domains only (`InternalError.CrtDomainNotFound`).
-fn play_domain(found: Option<domains::Domain>, name: &str) -> ApiResult<()> {
+/// are bound to existing domains only (`InternalError.CrtDomainNotFound`):
+/// play domains serve them over HTTPS and RTMPS, push domains over RTMPS
+/// (CSS takes RTMPS pushes with the push domain's certificate).
+fn bindable_domain(found: Option<domains::Domain>, name: &str) -> ApiResult<()> {
     match found {
         None => Err(ApiError::new(
             ErrorCode::InternalErrorCrtDomainNotFound,
             format!("The domain `{name}` does not exist."),
             format!("域名 `{name}` 不存在。"),
-        )),
-        Some(d) if d.kind != livestack_core::DomainKind::Play => Err(ApiError::new(
-            ErrorCode::InternalErrorCrtDomainNotFound,
-            format!("`{name}` is a push domain; certificates are bound to play domains."),
-            format!("`{name}` 是推流域名，证书只能绑定播放域名。"),
         )),
         Some(_) => Ok(()),
     }
@@ -689,7 +686,7 @@ fn bindable(
     found: Option<domains::Domain>,
     now: i64,
 ) -> ApiResult<()> {
-    play_domain(found, domain)?;
+    bindable_domain(found, domain)?;
     if !covers(&c.names, domain) {
         return Err(not_covered(domain, &c.names));
     }
@@ -751,7 +748,7 @@ pub async fn modify_live_domain_cert(
                     certs::bind(c, account, &domain, id, https, cx.now)?;
                 }
                 None => {
-                    play_domain(found, &domain)?;
+                    bindable_domain(found, &domain)?;
                     if current.is_none() {
                         return Err(no_binding(&domain));
                     }
@@ -790,7 +787,7 @@ pub async fn un_bind_live_domain_cert(
     let resp = store
         .transaction::<_, ApiError, _>(move |c| {
             let account = cx.account;
-            play_domain(domains::find(c, account, &domain)?, &domain)?;
+            bindable_domain(domains::find(c, account, &domain)?, &domain)?;
             cx.commit_point()?;
             if rule == "formal" {
                 certs::unbind(c, account, &domain)?;
@@ -818,7 +815,7 @@ pub async fn describe_live_domain_cert(
             Ok((found, certs::binding(c, account, &key)?))
         })
         .await?;
-    play_domain(found, &domain)?;
+    bindable_domain(found, &domain)?;
     let binding = binding.ok_or_else(|| no_binding(&domain))?;
     Ok(DescribeLiveDomainCertResponse {
         domain_cert_info: domain_cert_info(binding),
@@ -888,87 +885,86 @@ pub async fn modify_live_domain_cert_bindings(
         (None, None, None) => Source::StatusOnly,
     };
     let (store, outer) = (cx.store.clone(), cx.clone());
-    let resp = store
-        .transaction::<_, ApiError, _>(move |c| {
-            let (account, now) = (cx.account, cx.now);
-            // The names the certificate covers (`None` for a status-only
-            // call), and its CertId if it is already stored.
-            let (names, stored_id) = match &source {
-                Source::Cloud(cloud_id) => {
-                    let cert = certs::find_by_cloud_id(c, account, cloud_id)?
-                        .ok_or_else(cloud_id_missing)?;
-                    expired(&cert, now)?;
-                    (Some(cert.names), Some(cert.id))
-                }
-                Source::Upload(material, _) => (Some(material.names.clone()), None),
-                Source::StatusOnly => (None, None),
-            };
-            let mut response = ModifyLiveDomainCertBindingsResponse::default();
-            let mut steps = Vec::new();
-            for (domain, status) in infos {
-                let current = certs::binding(c, account, &domain)?;
-                let check =
-                    play_domain(domains::find(c, account, &domain)?, &domain).and_then(|()| {
-                        match &names {
+    let resp =
+        store
+            .transaction::<_, ApiError, _>(move |c| {
+                let (account, now) = (cx.account, cx.now);
+                // The names the certificate covers (`None` for a status-only
+                // call), and its CertId if it is already stored.
+                let (names, stored_id) = match &source {
+                    Source::Cloud(cloud_id) => {
+                        let cert = certs::find_by_cloud_id(c, account, cloud_id)?
+                            .ok_or_else(cloud_id_missing)?;
+                        expired(&cert, now)?;
+                        (Some(cert.names), Some(cert.id))
+                    }
+                    Source::Upload(material, _) => (Some(material.names.clone()), None),
+                    Source::StatusOnly => (None, None),
+                };
+                let mut response = ModifyLiveDomainCertBindingsResponse::default();
+                let mut steps = Vec::new();
+                for (domain, status) in infos {
+                    let current = certs::binding(c, account, &domain)?;
+                    let check = bindable_domain(domains::find(c, account, &domain)?, &domain)
+                        .and_then(|()| match &names {
                             Some(names) if !covers(names, &domain) => {
                                 response.mismatched_domain_names.push(domain.clone());
                                 Err(not_covered(&domain, names))
                             }
                             None if current.is_none() => Err(no_binding(&domain)),
                             _ => Ok(()),
-                        }
-                    });
-                if let Err(e) = check {
-                    // The batch answers per domain; English, as the handler
-                    // does not know the request's language.
-                    response.errors.push(BatchDomainOperateErrors {
-                        domain_name: domain,
-                        code: e.code.as_str().to_owned(),
-                        message: e.message(crate::error::Lang::En).into_owned(),
-                    });
-                    continue;
-                }
-                let was_on = current.as_ref().is_some_and(|b| b.https_enabled);
-                let https = match status {
-                    -1 => was_on,
-                    s => s == 1,
-                };
-                steps.push(if names.is_some() {
-                    Step::Bind { domain, https }
-                } else {
-                    Step::Switch { domain, https }
-                });
-            }
-            cx.commit_point()?;
-            let cert_id = match source {
-                Source::Cloud(_) | Source::StatusOnly => stored_id,
-                Source::Upload(material, alias) => {
-                    let new = NewCertificate {
-                        account_id: account,
-                        name: alias,
-                        description: String::new(),
-                        cert_type: OWN,
-                        material,
-                        now,
+                        });
+                    if let Err(e) = check {
+                        // The batch answers per domain; English, as the handler
+                        // does not know the request's language.
+                        response.errors.push(BatchDomainOperateErrors {
+                            domain_name: domain,
+                            code: e.code.as_str().to_owned(),
+                            message: e.message(crate::error::Lang::En).into_owned(),
+                        });
+                        continue;
+                    }
+                    let was_on = current.as_ref().is_some_and(|b| b.https_enabled);
+                    let https = match status {
+                        -1 => was_on,
+                        s => s == 1,
                     };
-                    Some(certs::insert(c, &new)?.id)
+                    steps.push(if names.is_some() {
+                        Step::Bind { domain, https }
+                    } else {
+                        Step::Switch { domain, https }
+                    });
                 }
-            };
-            for step in steps {
-                match (step, cert_id) {
-                    (Step::Bind { domain, https }, Some(id)) => {
-                        certs::bind(c, account, &domain, id, https, now)?;
+                cx.commit_point()?;
+                let cert_id = match source {
+                    Source::Cloud(_) | Source::StatusOnly => stored_id,
+                    Source::Upload(material, alias) => {
+                        let new = NewCertificate {
+                            account_id: account,
+                            name: alias,
+                            description: String::new(),
+                            cert_type: OWN,
+                            material,
+                            now,
+                        };
+                        Some(certs::insert(c, &new)?.id)
                     }
-                    (Step::Switch { domain, https }, _) => {
-                        certs::set_https(c, account, &domain, https, now)?;
+                };
+                for step in steps {
+                    match (step, cert_id) {
+                        (Step::Bind { domain, https }, Some(id)) => {
+                            certs::bind(c, account, &domain, id, https, now)?;
+                        }
+                        (Step::Switch { domain, https }, _) => {
+                            certs::set_https(c, account, &domain, https, now)?;
+                        }
+                        // Bind steps are only planned when there is a certificate.
+                        (Step::Bind { .. }, None) => {}
                     }
-                    // Bind steps are only planned when there is a certificate.
-                    (Step::Bind { .. }, None) => {}
                 }
-            }
-            Ok(response)
-        })
-        .await?;
+                Ok(response)
+            })
+            .await?;
     // The media plane serves HTTPS from its policy snapshot.
     outer.publish_policy().await?;
     Ok(resp)

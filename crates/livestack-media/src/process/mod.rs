@@ -614,7 +614,7 @@ impl Processor {
             // streams with optimal switching on to their better push.
             for (key, session) in inner.streams.switch_optimally() {
                 tracing::info!(stream = %key.stream, "optimal switching: players move to the backup push");
-                crate::serve::rtmp::claim_for(&inner, &key, session);
+                crate::serve::ingest::claim_for(&inner, &key, session);
             }
             tokio::select! {
                 () = inner.processor.wake.notified() => {}

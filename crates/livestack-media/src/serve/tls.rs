@@ -1,5 +1,5 @@
-//! HTTPS playback: TLS with the certificate bound to each play domain,
-//! chosen by SNI.
+//! TLS for HTTPS playback and RTMPS: the certificate bound to each
+//! domain, chosen by SNI.
 //!
 //! Owns: turning the policy's PEM material into rustls keys (parsed once
 //! per certificate and cached) and the certificate resolver. Must not: read
@@ -77,13 +77,17 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The TLS server configuration: HTTP/1.1 only, certificates by SNI.
-pub(crate) fn server_config(inner: Arc<Inner>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+/// A TLS server configuration offering `alpn` (HTTP/1.1 for HTTPS,
+/// nothing for RTMPS), certificates by SNI.
+pub(crate) fn server_config(
+    inner: Arc<Inner>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver::new(inner)));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }

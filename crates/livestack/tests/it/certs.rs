@@ -254,7 +254,6 @@ fn bindings_are_made_from_a_cloud_cert_id_or_a_key_pair_with_per_domain_failures
                 {"DomainName": "a.example.com", "Status": 1},
                 {"DomainName": "play.other.org", "Status": 1},
                 {"DomainName": "nope.example.com", "Status": 1},
-                {"DomainName": "push.example.com", "Status": 1},
             ],
         }),
     );
@@ -276,8 +275,7 @@ fn bindings_are_made_from_a_cloud_cert_id_or_a_key_pair_with_per_domain_failures
         errors,
         vec![
             ("play.other.org".to_owned(), code.clone()),
-            ("nope.example.com".to_owned(), code.clone()),
-            ("push.example.com".to_owned(), code),
+            ("nope.example.com".to_owned(), code),
         ]
     );
 
@@ -439,7 +437,6 @@ fn each_certificate_problem_answers_its_code() {
         )
     };
     bind("nope.example.com", id).expect_code("InternalError.CrtDomainNotFound");
-    bind("push.example.com", id).expect_code("InternalError.CrtDomainNotFound");
     bind("play.other.org", id).expect_code("InternalError.CrtDomainNotFound");
     bind("play.example.com", id + 100).expect_code("InternalError.CrtDateNotFound");
     legacy(

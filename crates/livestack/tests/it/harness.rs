@@ -80,6 +80,10 @@ pub struct Server {
     pub http: SocketAddr,
     /// The HTTPS playback address.
     pub https: SocketAddr,
+    /// The RTMPS address.
+    pub rtmps: SocketAddr,
+    /// The SRT address (UDP).
+    pub srt: SocketAddr,
     /// The data directory (kept for restarts and inspection).
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -195,6 +199,8 @@ impl Server {
         config.rtmp.listen = any;
         config.http.listen = any;
         config.https.listen = any;
+        config.rtmps.listen = any;
+        config.srt.listen = any;
         config
     }
 
@@ -269,6 +275,8 @@ impl Server {
             rtmp: addrs.rtmp,
             http: addrs.http,
             https: addrs.https,
+            rtmps: addrs.rtmps,
+            srt: addrs.srt,
             data_dir: data_dir.to_owned(),
             _tmp: None,
             secret_id: String::new(),
@@ -303,6 +311,8 @@ impl Server {
             .args(["--rtmp-listen", "127.0.0.1:0"])
             .args(["--http-listen", "127.0.0.1:0"])
             .args(["--https-listen", "127.0.0.1:0"])
+            .args(["--rtmps-listen", "127.0.0.1:0"])
+            .args(["--srt-listen", "127.0.0.1:0"])
             .args(["--fetch-allow", "127.0.0.0/8"])
             .args(args)
             .env_remove("LIVESTACK_SECRET_ID")
@@ -331,6 +341,7 @@ impl Server {
         let mut banner = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         let (mut rtmp, mut http_addr, mut https_addr) = (None, None, None);
+        let (mut rtmps, mut srt) = (None, None);
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
@@ -349,6 +360,12 @@ impl Server {
             if let Some(a) = line.strip_prefix("https listening on https://") {
                 https_addr = a.parse::<SocketAddr>().ok();
             }
+            if let Some(a) = line.strip_prefix("rtmps listening on rtmps://") {
+                rtmps = a.parse::<SocketAddr>().ok();
+            }
+            if let Some(a) = line.strip_prefix("srt listening on srt://") {
+                srt = a.parse::<SocketAddr>().ok();
+            }
             if let Some(addr) = line.strip_prefix("api listening on http://") {
                 break addr.parse::<SocketAddr>().expect("address");
             }
@@ -360,6 +377,8 @@ impl Server {
             rtmp: rtmp.expect("RTMP address printed before the API address"),
             http: http_addr.expect("HTTP address printed before the API address"),
             https: https_addr.expect("HTTPS address printed before the API address"),
+            rtmps: rtmps.expect("RTMPS address printed before the API address"),
+            srt: srt.expect("SRT address printed before the API address"),
             data_dir: data_dir.to_owned(),
             _tmp: None,
             secret_id: String::new(),

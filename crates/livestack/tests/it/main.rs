@@ -30,6 +30,8 @@ mod policy;
 pub(crate) mod processing;
 pub(crate) mod recording;
 pub(crate) mod relay_tasks;
+mod rtmps;
+mod srt;
 mod task_processing;
 mod tasks;
 pub(crate) mod templates;

@@ -24,7 +24,34 @@ impl Publisher {
     /// Publishes `seconds` of the lavfi source `video` (H.264, 1 s GOP at
     /// 25 fps) + AAC to `url`.
     pub(crate) fn start_with(url: &str, video: &str, seconds: u32) -> Publisher {
-        let child = Command::new(ffmpeg_bin("ffmpeg"))
+        Publisher::start_as(url, video, seconds, "flv")
+    }
+
+    /// Publishes like [`start_with`](Publisher::start_with) in the
+    /// container `format` (`flv` for RTMP, `mpegts` for SRT or UDP).
+    pub(crate) fn start_as(url: &str, video: &str, seconds: u32, format: &str) -> Publisher {
+        Publisher::start_full(
+            Command::new(ffmpeg_bin("ffmpeg")),
+            url,
+            video,
+            seconds,
+            format,
+            &[],
+        )
+    }
+
+    /// Publishes like [`start_as`](Publisher::start_as) through `ffmpeg`
+    /// (the program, or a wrapper that runs it), with `output` options
+    /// before the URL (TLS options for RTMPS, say).
+    pub(crate) fn start_full(
+        mut ffmpeg: Command,
+        url: &str,
+        video: &str,
+        seconds: u32,
+        format: &str,
+        output: &[&str],
+    ) -> Publisher {
+        let child = ffmpeg
             .args(["-hide_banner", "-loglevel", "error", "-re"])
             .args(["-f", "lavfi", "-i", video])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
@@ -42,7 +69,9 @@ impl Publisher {
                 "-g", "25", "-b:v", "600k", "-maxrate", "600k", "-bufsize", "600k",
             ])
             .args(["-c:a", "aac", "-b:a", "64k"])
-            .args(["-t", &seconds.to_string(), "-f", "flv", url])
+            .args(["-t", &seconds.to_string(), "-f", format])
+            .args(output)
+            .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -84,12 +113,20 @@ pub(crate) fn ffmpeg_bin(name: &str) -> String {
 
 /// Streams as ffprobe sees them: (codec_type, codec_name, width, height).
 pub(crate) fn probe(url: &str) -> Vec<(String, String, u64, u64)> {
-    let out = Command::new(ffmpeg_bin("ffprobe"))
+    probe_with(Command::new(ffmpeg_bin("ffprobe")), url, &[])
+}
+
+/// [`probe`] through `ffprobe` (the program, or a wrapper that runs it)
+/// with `input` options before the URL.
+pub(crate) fn probe_with(
+    mut ffprobe: Command,
+    url: &str,
+    input: &[&str],
+) -> Vec<(String, String, u64, u64)> {
+    let out = ffprobe
+        .args(["-v", "error", "-rw_timeout", "10000000"])
+        .args(input)
         .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "10000000",
             "-show_entries",
             "stream=codec_type,codec_name,width,height",
             "-of",
