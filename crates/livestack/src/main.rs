@@ -41,12 +41,16 @@ enum Command {
 /// Which of a stream's play URLs `livestack url play` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum PlayFormat {
-    /// `rtmp://…/app/stream`.
+    /// `rtmp://…/app/stream` (push and play).
     Rtmp,
-    /// `http://…/app/stream.flv` (HTTP-FLV).
+    /// `http://…/app/stream.flv` (HTTP-FLV, play).
     Flv,
-    /// `http://…/app/stream.m3u8` (HLS).
+    /// `http://…/app/stream.m3u8` (HLS, play).
     Hls,
+    /// `rtmps://…/app/stream` (RTMP over TLS, push and play).
+    Rtmps,
+    /// `srt://…?streamid=#!::h=…,r=app/stream,…` (push).
+    Srt,
 }
 
 /// Which URLs `livestack url` prints.
@@ -76,9 +80,9 @@ struct UrlArgs {
     /// How long the URL stays valid: seconds, or a number with s, m, h or d.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     expires: i64,
-    /// For play URLs: print only this one (so that `"$(livestack url play
-    /// … --format flv)"` can be pasted into a player's command line)
-    /// [default: all three].
+    /// Print only this URL (so that `"$(livestack url play … --format
+    /// flv)"` can be pasted into a player's command line) [default: push:
+    /// rtmp; play: rtmp, flv and hls].
     #[arg(long, value_enum)]
     format: Option<PlayFormat>,
 }
@@ -491,8 +495,14 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     let Some(domain) = store.run_blocking(move |conn| domains::find_any(conn, &lookup))? else {
         bail!("there is no domain {name}: add it first with AddLiveDomain");
     };
-    if args.format.is_some() && args.kind == UrlKind::Push {
-        bail!("--format chooses among play URLs; a push URL is always RTMP");
+    match (args.kind, args.format) {
+        (UrlKind::Push, Some(PlayFormat::Flv | PlayFormat::Hls)) => {
+            bail!("a push URL is rtmp, rtmps or srt; flv and hls are for players")
+        }
+        (UrlKind::Play, Some(PlayFormat::Srt)) => {
+            bail!("srt URLs are for pushing; play over rtmp, rtmps, flv or hls")
+        }
+        _ => {}
     }
     let want = match args.kind {
         UrlKind::Push => livestack_core::DomainKind::Push,
@@ -528,10 +538,24 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
         }
     };
     let rtmp = port(config.rtmp.listen, 1935);
+    let rtmps = port(config.rtmps.listen, 443);
     let http = port(config.http.listen, 80);
     let app = &args.app;
     match args.kind {
-        UrlKind::Push => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
+        UrlKind::Push => match args.format.unwrap_or(PlayFormat::Rtmp) {
+            PlayFormat::Rtmps => println!("rtmps://{name}{rtmps}/{app}/{stream}{query}"),
+            PlayFormat::Srt => {
+                // SRT has no default port, and its parameters ride in the
+                // streamid, comma-separated (Tencent's form).
+                let signature = query.trim_start_matches('?').replace('&', ",");
+                let sep = if signature.is_empty() { "" } else { "," };
+                println!(
+                    "srt://{name}:{}?streamid=#!::h={name},r={app}/{stream}{sep}{signature}",
+                    config.srt.listen.port()
+                );
+            }
+            _ => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
+        },
         UrlKind::Play => {
             let show = |f: PlayFormat| args.format.is_none_or(|want| want == f);
             if show(PlayFormat::Rtmp) {
@@ -542,6 +566,9 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             }
             if show(PlayFormat::Hls) {
                 println!("http://{name}{http}/{app}/{stream}.m3u8{query}");
+            }
+            if args.format == Some(PlayFormat::Rtmps) {
+                println!("rtmps://{name}{rtmps}/{app}/{stream}{query}");
             }
         }
     }

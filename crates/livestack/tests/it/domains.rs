@@ -479,6 +479,43 @@ fn the_url_command_signs_urls_with_the_domains_current_key() {
         "the stream name is signed"
     );
 
+    // SRT and RTMPS push URLs carry the same signature, SRT's in its
+    // streamid (Tencent's form).
+    let push_as = |format: &str| {
+        url(
+            &server,
+            &[
+                "push",
+                "--domain",
+                "push.example.com",
+                "--stream",
+                "cam1",
+                "--format",
+                format,
+            ],
+        )
+    };
+    let (ok, out, err) = push_as("srt");
+    assert!(ok, "{err}");
+    let srt = out.trim();
+    let (head, signature) = srt.split_once(",txSecret=").expect("signed");
+    assert_eq!(
+        head,
+        "srt://push.example.com:9000?streamid=#!::h=push.example.com,r=live/cam1"
+    );
+    let (secret, time) = signature.split_once(",txTime=").expect("txTime");
+    assert_eq!(
+        urlsign::verify(&[&key], 0, "cam1", Some(secret), Some(time), now),
+        Ok(())
+    );
+    let (ok, out, _) = push_as("rtmps");
+    assert!(
+        ok && out.starts_with("rtmps://push.example.com:1936/live/cam1?txSecret="),
+        "{out}"
+    );
+    let (ok, _, err) = push_as("flv");
+    assert!(!ok && err.contains("for players"), "{err}");
+
     // Play URLs: unsigned while play authentication is off, signed after.
     let (ok, out, err) = url(
         &server,
