@@ -3,7 +3,8 @@
 //! Owns: the byte formats between an RTMP publisher and the players: FLV
 //! tags ([`flv`]), H.264/H.265/AAC decoder configuration ([`avc`],
 //! [`hevc`], [`aac`]), Annex-B conversion ([`annexb`]), the MPEG-TS muxer
-//! ([`ts`]), its demuxer ([`ts_demux`]) and HLS segmenting and playlists ([`hls`]).
+//! ([`ts`]), its demuxer ([`ts_demux`]) HLS segmenting and playlists ([`hls`]), and LL-HLS with fMP4 parts
+//! ([`fmp4`], [`llhls`]).
 //! Must not: do I/O, depend on tokio or any runtime, know about streams,
 //! sessions or configuration beyond plain parameters, or panic on any input
 //! (every parser returns a typed error; the fuzz targets in `fuzz/` check it).
@@ -23,8 +24,10 @@ pub mod annexb;
 pub mod avc;
 mod bits;
 pub mod flv;
+pub mod fmp4;
 pub mod hevc;
 pub mod hls;
+pub mod llhls;
 pub mod ts;
 pub mod ts_demux;
 
