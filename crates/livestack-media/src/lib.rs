@@ -90,6 +90,10 @@ pub struct MediaConfig {
     /// replacing it, when both reach this node (the stream's claim stays
     /// with the one feeding players).
     pub backup_domains: Vec<String>,
+    /// Play domains (lower-case) whose HLS playlists are low-latency
+    /// (LL-HLS: fMP4 parts, blocking reload); any play domain serves it
+    /// to a request with `ll=1`.
+    pub ll_hls_domains: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -111,6 +115,7 @@ impl Default for MediaConfig {
             push_sample_interval: Duration::from_secs(60),
             metrics_top_streams: 10,
             backup_domains: Vec::new(),
+            ll_hls_domains: Vec::new(),
         }
     }
 }

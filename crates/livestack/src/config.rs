@@ -298,6 +298,9 @@ pub struct MediaConfig {
     /// Push domains whose streams take a backup push (主备流) instead of
     /// a second push replacing the first (both on the same node).
     pub backup_domains: Vec<String>,
+    /// Play domains whose HLS playlists are low-latency (LL-HLS); others
+    /// serve it to requests with `ll=1`.
+    pub ll_hls_domains: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -313,6 +316,7 @@ impl Default for MediaConfig {
             push_sample_interval_secs: d.push_sample_interval.as_secs(),
             metrics_top_streams: d.metrics_top_streams,
             backup_domains: d.backup_domains,
+            ll_hls_domains: d.ll_hls_domains,
         }
     }
 }
@@ -335,6 +339,11 @@ impl MediaConfig {
             metrics_top_streams: self.metrics_top_streams,
             backup_domains: self
                 .backup_domains
+                .iter()
+                .map(|d| d.trim().to_ascii_lowercase())
+                .collect(),
+            ll_hls_domains: self
+                .ll_hls_domains
                 .iter()
                 .map(|d| d.trim().to_ascii_lowercase())
                 .collect(),

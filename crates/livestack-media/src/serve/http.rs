@@ -23,6 +23,7 @@ use tracing::Instrument as _;
 
 use bytes::{Bytes, BytesMut};
 use livestack_core::media::StreamKey;
+use livestack_formats::llhls::{LlConfig, LlFile};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -273,6 +274,10 @@ async fn handle<S: AsyncWrite + Unpin>(
             Some((stream, _)) => (stream, Kind::Segment),
             None => return not_found(socket, &req, head_only).await,
         },
+        Some((s, "m4s" | "mp4")) => match s.rsplit_once("-ll-") {
+            Some((stream, _)) => (stream, Kind::LlFile),
+            None => return not_found(socket, &req, head_only).await,
+        },
         _ => return not_found(socket, &req, head_only).await,
     };
     let host = req.host.as_deref().map(access::strip_port);
@@ -321,6 +326,10 @@ async fn handle<S: AsyncWrite + Unpin>(
         live.touch();
     }
     match kind {
+        Kind::Playlist if wants_ll(inner, &domain, &req.query) => {
+            ll_playlist(inner, socket, &live, &domain, &req, head_only).await
+        }
+        Kind::LlFile => ll_file(inner, socket, &live, &domain, file, &req, head_only).await,
         Kind::Playlist => {
             if live.publisher.relay && !live.has_segments() {
                 // A relay started by this very request: its first segment
@@ -357,6 +366,153 @@ async fn handle<S: AsyncWrite + Unpin>(
             Ok(false)
         }
     }
+}
+
+/// Whether a playlist request gets LL-HLS: its play domain serves it
+/// (`[media] ll_hls_domains`), or it asks with `ll=1`.
+fn wants_ll(inner: &Inner, domain: &str, query: &str) -> bool {
+    access::query_get(query, "ll").is_some_and(|v| v == "1")
+        || inner
+            .config
+            .ll_hls_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+}
+
+/// How long a blocking LL-HLS request is held for its part (a few part
+/// targets; the spec asks servers to answer within three target
+/// durations).
+const LL_HOLD: Duration = Duration::from_secs(6);
+
+/// Holds until `ready` says yes, the packager's generation moving in
+/// between, or `LL_HOLD` passes; returns `ready`'s last answer.
+async fn ll_wait(inner: &Inner, live: &Live, ready: impl Fn(&Live) -> bool) -> bool {
+    let mut generation = live.ll_watch();
+    let deadline = tokio::time::Instant::now() + LL_HOLD;
+    loop {
+        if ready(live) {
+            return true;
+        }
+        tokio::select! {
+            r = generation.changed() => if r.is_err() { return ready(live) },
+            () = tokio::time::sleep_until(deadline) => return ready(live),
+            () = inner.shutdown.cancelled() => return false,
+        }
+    }
+}
+
+/// The play query without LL-HLS's own parameters: what every URI of
+/// the playlist carries (signatures, `domain=`, `ll=`).
+fn ll_suffix(query: &str) -> String {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("_HLS_"))
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    }
+}
+
+/// An LL-HLS media playlist, held while `_HLS_msn`/`_HLS_part` name a
+/// part not cut yet (blocking playlist reload), a delta update for
+/// `_HLS_skip=YES`.
+async fn ll_playlist<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    live: &Arc<Live>,
+    domain: &str,
+    req: &Request,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    let name = live
+        .publisher
+        .key
+        .stream
+        .strip_suffix(crate::process::WATERMARKED)
+        .unwrap_or(&live.publisher.key.stream)
+        .to_owned();
+    live.start_ll(LlConfig {
+        part_target_ms: LL_PART_TARGET_MS,
+        segment_target_ms: inner.config.hls_segment.as_millis().clamp(1000, 10_000) as u32,
+        window: inner.config.hls_window.max(3),
+        name,
+    });
+    let number = |key| access::query_get(&req.query, key).and_then(|v| v.parse::<u64>().ok());
+    let msn = number("_HLS_msn");
+    let part = number("_HLS_part").map(|p| p.min(u64::from(u32::MAX)) as u32);
+    if let Some(msn) = msn {
+        if live.ll(|p| p.too_far(msn)).unwrap_or(false) {
+            return plain(
+                socket,
+                req,
+                head_only,
+                400,
+                b"_HLS_msn is too far ahead
+",
+            )
+            .await;
+        }
+        ll_wait(inner, live, |l| l.ll(|p| p.has(msn, part)).unwrap_or(false)).await;
+    } else {
+        // A stream that just started packaging has its first whole
+        // segment a segment target after its next keyframe: players that
+        // know nothing of parts (and hls.js's first load) need one.
+        ll_wait(inner, live, |l| l.ll(|p| p.has_segment()).unwrap_or(false)).await;
+    }
+    let skip = access::query_get(&req.query, "_HLS_skip").is_some_and(|v| v == "YES" || v == "v2");
+    let Some(body) = live.ll_playlist(&ll_suffix(&req.query), skip) else {
+        return not_found(socket, req, head_only).await;
+    };
+    let body = Bytes::from(body);
+    inner.metrics.hls_request(domain, body.len());
+    respond(
+        socket,
+        200,
+        "application/vnd.apple.mpegurl",
+        body,
+        req.keep_alive,
+        head_only,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The longest LL-HLS part.
+const LL_PART_TARGET_MS: u32 = 500;
+
+/// An LL-HLS file; a request for the part being cut (the playlist's
+/// preload hint) is held until it is.
+async fn ll_file<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    live: &Arc<Live>,
+    domain: &str,
+    file: &str,
+    req: &Request,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    let mut found = live.ll_file(file);
+    if let Some((LlFile::Part(msn, part), None)) = found {
+        if !live.ll(|p| p.too_far(msn)).unwrap_or(true) {
+            ll_wait(inner, live, |l| {
+                l.ll(|p| p.has(msn, Some(part))).unwrap_or(false)
+            })
+            .await;
+            found = live.ll_file(file);
+        }
+    }
+    let Some((what, Some(data))) = found else {
+        return not_found(socket, req, head_only).await;
+    };
+    let content_type = match what {
+        LlFile::Init => "video/mp4",
+        _ => "video/iso.segment",
+    };
+    inner.metrics.hls_request(domain, data.len());
+    respond(socket, 200, content_type, data, req.keep_alive, head_only).await?;
+    Ok(true)
 }
 
 /// How long a playlist request waits for a new edge relay's first segment.
@@ -538,6 +694,8 @@ enum Kind {
     Flv,
     Playlist,
     Segment,
+    /// An LL-HLS initialization segment, segment or part.
+    LlFile,
 }
 
 async fn flv<S: AsyncWrite + Unpin>(

@@ -7,7 +7,7 @@
 //! in-memory updates only.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -18,6 +18,8 @@ use livestack_formats::avc::AvcConfig;
 use livestack_formats::flv::{self, AudioCodec, AudioInfo, TagKind, VideoCodecId, VideoInfo};
 use livestack_formats::hevc::HevcConfig;
 use livestack_formats::hls::{Segmenter, SegmenterConfig};
+use livestack_formats::llhls::{LlConfig, LlFile, LlPackager};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::stream::hub::{Frame, FrameKind, Hub};
@@ -177,6 +179,12 @@ pub(crate) struct Live {
     meter: Mutex<Meter>,
     info: Mutex<CodecInfo>,
     hls: Mutex<Segmenter>,
+    /// LL-HLS, started by the first low-latency playlist request and fed
+    /// what the hub carries from then on.
+    ll: Mutex<Option<LlPackager>>,
+    ll_on: AtomicBool,
+    /// The packager's generation, for requests held until a part exists.
+    ll_generation: watch::Sender<u64>,
     chunk_size: u32,
     /// Read by the push sampler.
     pub(crate) progress: Progress,
@@ -231,6 +239,9 @@ impl Live {
             meter: Mutex::new(Meter::new(Instant::now())),
             info: Mutex::new(CodecInfo::default()),
             hls: Mutex::new(Segmenter::new(hls)),
+            ll: Mutex::new(None),
+            ll_on: AtomicBool::new(false),
+            ll_generation: watch::Sender::new(0),
             chunk_size,
             progress: Progress::default(),
             created: Instant::now(),
@@ -384,6 +395,9 @@ impl Live {
             self.chunk_size,
         );
         let flv = flv::encode_tag(tag_kind, timestamp, &payload).unwrap_or_default();
+        if self.ll_on.load(Ordering::Acquire) {
+            self.ll_update(|p| p.push(tag_kind, timestamp, &payload));
+        }
         self.hub.push(Frame {
             kind,
             timestamp,
@@ -436,8 +450,88 @@ impl Live {
         }
     }
 
-    /// Closes the last HLS segment when the push ends.
+    /// Runs `f` on the LL-HLS packager (when it runs) and announces its
+    /// new generation to held requests.
+    fn ll_update(&self, f: impl FnOnce(&mut LlPackager)) {
+        let generation = {
+            let mut ll = self.ll.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(p) = ll.as_mut() else {
+                return;
+            };
+            f(p);
+            p.generation()
+        };
+        self.ll_generation.send_if_modified(|g| {
+            let changed = *g != generation;
+            *g = generation;
+            changed
+        });
+    }
+
+    /// Starts LL-HLS packaging for this stream (once): primed with the
+    /// hub's sequence headers and current GOP, then fed every frame the
+    /// hub gets. Under the switch's lock, so no frame falls between the
+    /// two.
+    pub(crate) fn start_ll(&self, config: LlConfig) {
+        if self.ll_on.load(Ordering::Acquire) {
+            return;
+        }
+        let _switch = self.switch.lock();
+        let mut ll = self.ll.lock().unwrap_or_else(|e| e.into_inner());
+        if ll.is_some() {
+            return;
+        }
+        let mut p = LlPackager::new(config);
+        for f in self.hub.subscribe().start {
+            let kind = match f.kind {
+                FrameKind::Audio => TagKind::Audio,
+                FrameKind::Video => TagKind::Video,
+                FrameKind::Script => TagKind::Script,
+            };
+            p.push(kind, f.timestamp, &f.payload);
+        }
+        *ll = Some(p);
+        self.ll_on.store(true, Ordering::Release);
+    }
+
+    /// The LL-HLS playlist, once a part exists (see
+    /// [`LlPackager::playlist`]).
+    pub(crate) fn ll_playlist(&self, suffix: &str, skip: bool) -> Option<String> {
+        let ll = self.ll.lock().unwrap_or_else(|e| e.into_inner());
+        ll.as_ref()
+            .filter(|p| p.ready())
+            .map(|p| p.playlist(suffix, skip))
+    }
+
+    /// Asks the LL-HLS packager (when it runs).
+    pub(crate) fn ll<T>(&self, f: impl FnOnce(&LlPackager) -> T) -> Option<T> {
+        let ll = self.ll.lock().unwrap_or_else(|e| e.into_inner());
+        ll.as_ref().map(f)
+    }
+
+    /// An LL-HLS file by name: the initialization segment, a segment or
+    /// a part.
+    pub(crate) fn ll_file(&self, file: &str) -> Option<(LlFile, Option<Bytes>)> {
+        self.ll(|p| {
+            let what = p.parse_name(file)?;
+            let data = match what {
+                LlFile::Init => p.init(),
+                LlFile::Segment(msn) => p.segment(msn),
+                LlFile::Part(msn, part) => p.part(msn, part),
+            };
+            Some((what, data))
+        })
+        .flatten()
+    }
+
+    /// Follows the LL-HLS packager's generation.
+    pub(crate) fn ll_watch(&self) -> watch::Receiver<u64> {
+        self.ll_generation.subscribe()
+    }
+
+    /// Closes the last HLS segment (and LL-HLS part) when the push ends.
     pub(crate) fn finish_hls(&self) {
+        self.ll_update(LlPackager::finish);
         self.hls.lock().unwrap_or_else(|e| e.into_inner()).finish();
     }
 

@@ -21,6 +21,7 @@ mod errors;
 mod fetch;
 mod harness;
 mod limits;
+mod llhls;
 mod media;
 mod metrics;
 pub(crate) mod mix;
