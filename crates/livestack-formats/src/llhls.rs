@@ -54,8 +54,9 @@ impl Default for LlConfig {
 /// What a file name under the stream asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LlFile {
-    /// The initialization segment.
-    Init,
+    /// An initialization segment, by version (a new one comes with each
+    /// change of the tracks' configuration).
+    Init(u32),
     /// A whole segment by media sequence number.
     Segment(u64),
     /// Part `1` of segment `0`.
@@ -73,6 +74,8 @@ struct Part {
 #[derive(Debug)]
 struct Segment {
     msn: u64,
+    /// The version of the initialization segment it needs.
+    init: u32,
     start_ms: u64,
     parts: Vec<Part>,
     /// Set once the segment is complete: its parts, joined.
@@ -120,10 +123,16 @@ pub struct LlPackager {
     config: LlConfig,
     video: Option<Track>,
     audio: Option<Track>,
-    /// The tracks the current initialization segment was made for.
-    init: Option<(Bytes, bool, bool)>,
-    /// Bumped when the initialization segment changes (new file name).
-    init_version: u32,
+    /// Whether packaging runs (a keyframe, or the first audio frame of an
+    /// audio-only stream, started it since the last configuration), and
+    /// with video.
+    started: Option<bool>,
+    /// The initialization segments still needed, by version; the last
+    /// is the current one.
+    inits: VecDeque<(u32, Bytes)>,
+    /// Discontinuities (changes of initialization segment) that left
+    /// the window: `EXT-X-DISCONTINUITY-SEQUENCE`.
+    discontinuity_sequence: u64,
     pending_video: Option<Pending>,
     pending_audio: Option<Pending>,
     building: Building,
@@ -131,8 +140,6 @@ pub struct LlPackager {
     next_msn: u64,
     fragments: u32,
     generation: u64,
-    /// A discontinuity before the segment with this number.
-    discontinuity: Option<u64>,
     ended: bool,
 }
 
@@ -143,8 +150,9 @@ impl LlPackager {
             config,
             video: None,
             audio: None,
-            init: None,
-            init_version: 0,
+            started: None,
+            inits: VecDeque::new(),
+            discontinuity_sequence: 0,
             pending_video: None,
             pending_audio: None,
             building: Building::default(),
@@ -152,7 +160,6 @@ impl LlPackager {
             next_msn: 0,
             fragments: 0,
             generation: 0,
-            discontinuity: None,
             ended: false,
         }
     }
@@ -218,7 +225,7 @@ impl LlPackager {
                     sync: info.is_keyframe(),
                     data: Bytes::copy_from_slice(data),
                 };
-                if self.init.is_none() {
+                if self.started.is_none() {
                     if !sample.sync {
                         return;
                     }
@@ -264,7 +271,7 @@ impl LlPackager {
             sync: true,
             data: Bytes::copy_from_slice(data),
         };
-        if self.init.is_none() {
+        if self.started.is_none() {
             // With video, audio waits for the first keyframe.
             if self.video.is_some() {
                 return;
@@ -279,10 +286,9 @@ impl LlPackager {
     /// A track appeared or changed: what was cut so far ends, and the
     /// next keyframe starts over with a new initialization segment.
     fn reconfigure(&mut self) {
-        if self.init.is_some() {
+        if self.started.is_some() {
             self.close_all();
-            self.init = None;
-            self.discontinuity = Some(self.next_msn);
+            self.started = None;
             self.generation += 1;
         }
     }
@@ -294,18 +300,16 @@ impl LlPackager {
             .chain(self.audio.iter())
             .cloned()
             .collect();
-        self.init_version += 1;
-        self.init = Some((
-            fmp4::init_segment(&tracks),
-            self.video.is_some(),
-            self.audio.is_some(),
-        ));
+        let version = self.inits.back().map_or(1, |i| i.0 + 1);
+        self.inits.push_back((version, fmp4::init_segment(&tracks)));
+        self.started = Some(self.video.is_some());
         self.open_segment(at);
     }
 
     fn open_segment(&mut self, at: u64) {
         self.segments.push_back(Segment {
             msn: self.next_msn,
+            init: self.inits.back().map_or(0, |i| i.0),
             start_ms: at,
             parts: Vec::new(),
             data: None,
@@ -318,7 +322,7 @@ impl LlPackager {
     }
 
     fn has_video(&self) -> bool {
-        self.init.as_ref().is_some_and(|i| i.1)
+        self.started == Some(true)
     }
 
     fn video_sample(&mut self, mut p: Pending, next_at: u64) {
@@ -423,7 +427,21 @@ impl LlPackager {
         }
         let complete = self.segments.iter().filter(|s| s.data.is_some()).count();
         for _ in self.config.window..complete {
-            self.segments.pop_front();
+            let gone = self.segments.pop_front();
+            let next = self.segments.front().map(|s| s.init);
+            if gone.is_some_and(|g| next.is_some_and(|n| n != g.init)) {
+                self.discontinuity_sequence += 1;
+            }
+        }
+        // Initialization segments no listed segment needs any more (the
+        // current one stays).
+        while self.inits.len() > 1
+            && self
+                .inits
+                .front()
+                .is_some_and(|(v, _)| self.segments.iter().all(|s| s.init != *v))
+        {
+            self.inits.pop_front();
         }
         self.generation += 1;
     }
@@ -449,16 +467,25 @@ impl LlPackager {
     /// Ends the stream: the last part and segment are closed, and the
     /// playlist ends (`EXT-X-ENDLIST`).
     pub fn finish(&mut self) {
-        if self.init.is_some() && !self.ended {
+        if self.started.is_some() && !self.ended {
             self.close_all();
         }
         self.ended = true;
         self.generation += 1;
     }
 
-    /// The initialization segment, once the stream has started.
+    /// The current initialization segment, once the stream has started.
     pub fn init(&self) -> Option<Bytes> {
-        self.init.as_ref().map(|i| i.0.clone())
+        self.inits.back().map(|i| i.1.clone())
+    }
+
+    /// An initialization segment by version, while a listed segment
+    /// needs it.
+    pub fn init_version(&self, version: u32) -> Option<Bytes> {
+        self.inits
+            .iter()
+            .find(|i| i.0 == version)
+            .map(|i| i.1.clone())
     }
 
     /// A complete segment.
@@ -515,12 +542,11 @@ impl LlPackager {
     /// `<name>-ll-<msn>.<part>.m4s`) under this stream.
     pub fn parse_name(&self, file: &str) -> Option<LlFile> {
         let rest = file.strip_prefix(&self.config.name)?.strip_prefix("-ll-")?;
-        if rest
+        if let Some(version) = rest
             .strip_prefix("init")
             .and_then(|r| r.strip_suffix(".mp4"))
-            .is_some()
         {
-            return Some(LlFile::Init);
+            return Some(LlFile::Init(version.parse().ok()?));
         }
         let numbers = rest.strip_suffix(".m4s")?;
         match numbers.split_once('.') {
@@ -570,23 +596,35 @@ impl LlPackager {
             3.0 * part_target
         );
         let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first}");
-        if self.discontinuity.is_some_and(|d| d <= first) {
-            let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:1");
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(
+                out,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
         }
-        let _ = writeln!(
-            out,
-            "#EXT-X-MAP:URI=\"{name}-ll-init{}.mp4{suffix}\"",
-            self.init_version
-        );
         if skipped > 0 {
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }
         // Parts are listed for the last segments only (players need them
         // within three part targets of the live edge).
         let parts_from = self.segments.len().saturating_sub(3);
+        let mut map = None;
         for (i, s) in self.segments.iter().enumerate().skip(skipped) {
-            if self.discontinuity == Some(s.msn) && s.msn != first {
-                let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
+            if map != Some(s.init) {
+                // A new initialization segment: a discontinuity, unless
+                // it is the first listed and its predecessor (skipped)
+                // used the same one.
+                let before = i.checked_sub(1).and_then(|b| self.segments.get(b));
+                if map.is_some() || (skipped > 0 && before.is_some_and(|b| b.init != s.init)) {
+                    let _ = writeln!(out, "#EXT-X-DISCONTINUITY");
+                }
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-MAP:URI=\"{name}-ll-init{}.mp4{suffix}\"",
+                    s.init
+                );
+                map = Some(s.init);
             }
             if i >= parts_from {
                 for (n, p) in s.parts.iter().enumerate() {
@@ -719,7 +757,7 @@ mod tests {
             assert!(text.contains(tag), "{tag} not in\n{text}");
         }
         assert!(p.init().is_some());
-        assert_eq!(p.parse_name("cam-ll-init1.mp4"), Some(LlFile::Init));
+        assert_eq!(p.parse_name("cam-ll-init1.mp4"), Some(LlFile::Init(1)));
         assert_eq!(p.parse_name("cam-ll-3.2.m4s"), Some(LlFile::Part(3, 2)));
         assert_eq!(p.parse_name("cam-ll-3.m4s"), Some(LlFile::Segment(3)));
         assert_eq!(p.parse_name("other-ll-3.m4s"), None);
@@ -744,6 +782,37 @@ mod tests {
         assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{delta}");
         assert!(delta.contains("#EXT-X-VERSION:9"));
         assert!(delta.len() < full.len());
+    }
+
+    #[test]
+    fn a_new_configuration_starts_a_new_init_segment_after_a_discontinuity() {
+        let mut p = packager();
+        p.push(TagKind::Video, 0, &avc_header());
+        for i in 0..100u32 {
+            p.push(TagKind::Video, i * 40, &frame(i % 50 == 0));
+        }
+        // The encoder restarts with other parameters.
+        let other = AvcConfig::from_parameter_sets(
+            vec![Bytes::from_static(SPS_640X360)],
+            vec![Bytes::from_static(&[0x68, 0xEB, 0xE3, 0xC4, 0x48, 0x45])],
+        )
+        .unwrap();
+        let mut header = vec![0x17, 0, 0, 0, 0];
+        header.extend_from_slice(&other.to_bytes());
+        p.push(TagKind::Video, 4000, &header);
+        for i in 100..200u32 {
+            p.push(TagKind::Video, i * 40, &frame(i % 50 == 0));
+        }
+        let text = p.playlist("", false);
+        assert!(
+            text.contains("#EXT-X-MAP:URI=\"cam-ll-init1.mp4\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"cam-ll-init2.mp4\""),
+            "{text}"
+        );
+        assert!(p.init_version(1).is_some() && p.init_version(2).is_some());
     }
 
     #[test]

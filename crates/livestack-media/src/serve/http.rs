@@ -507,7 +507,7 @@ async fn ll_file<S: AsyncWrite + Unpin>(
         return not_found(socket, req, head_only).await;
     };
     let content_type = match what {
-        LlFile::Init => "video/mp4",
+        LlFile::Init(_) => "video/mp4",
         _ => "video/iso.segment",
     };
     inner.metrics.hls_request(domain, data.len());

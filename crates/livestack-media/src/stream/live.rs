@@ -515,7 +515,7 @@ impl Live {
         self.ll(|p| {
             let what = p.parse_name(file)?;
             let data = match what {
-                LlFile::Init => p.init(),
+                LlFile::Init(version) => p.init_version(version),
                 LlFile::Segment(msn) => p.segment(msn),
                 LlFile::Part(msn, part) => p.part(msn, part),
             };
