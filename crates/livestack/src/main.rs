@@ -47,6 +47,8 @@ enum PlayFormat {
     Flv,
     /// `http://…/app/stream.m3u8` (HLS, play).
     Hls,
+    /// `http://…/app/stream.m3u8?…&ll=1` (low-latency HLS, play).
+    Llhls,
     /// `rtmps://…/app/stream` (RTMP over TLS, push and play).
     Rtmps,
     /// `srt://…?streamid=#!::h=…,r=app/stream,…` (push).
@@ -496,8 +498,8 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
         bail!("there is no domain {name}: add it first with AddLiveDomain");
     };
     match (args.kind, args.format) {
-        (UrlKind::Push, Some(PlayFormat::Flv | PlayFormat::Hls)) => {
-            bail!("a push URL is rtmp, rtmps or srt; flv and hls are for players")
+        (UrlKind::Push, Some(PlayFormat::Flv | PlayFormat::Hls | PlayFormat::Llhls)) => {
+            bail!("a push URL is rtmp, rtmps or srt; flv, hls and llhls are for players")
         }
         (UrlKind::Play, Some(PlayFormat::Srt)) => {
             bail!("srt URLs are for pushing; play over rtmp, rtmps, flv or hls")
@@ -566,6 +568,10 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             }
             if show(PlayFormat::Hls) {
                 println!("http://{name}{http}/{app}/{stream}.m3u8{query}");
+            }
+            if args.format == Some(PlayFormat::Llhls) {
+                let ll = if query.is_empty() { "?ll=1" } else { "&ll=1" };
+                println!("http://{name}{http}/{app}/{stream}.m3u8{query}{ll}");
             }
             if args.format == Some(PlayFormat::Rtmps) {
                 println!("rtmps://{name}{rtmps}/{app}/{stream}{query}");

@@ -513,6 +513,23 @@ fn the_url_command_signs_urls_with_the_domains_current_key() {
         ok && out.starts_with("rtmps://push.example.com:1936/live/cam1?txSecret="),
         "{out}"
     );
+    let (ok, out, _) = url(
+        &server,
+        &[
+            "play",
+            "--domain",
+            "play.example.com",
+            "--stream",
+            "cam1",
+            "--format",
+            "llhls",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "http://play.example.com:8080/live/cam1.m3u8?ll=1"
+    );
     let (ok, _, err) = push_as("flv");
     assert!(!ok && err.contains("for players"), "{err}");
 
