@@ -51,7 +51,8 @@ enum PlayFormat {
     Llhls,
     /// `rtmps://…/app/stream` (RTMP over TLS, push and play).
     Rtmps,
-    /// `srt://…?streamid=#!::h=…,r=app/stream,…` (push).
+    /// `srt://…?streamid=#!::h=…,r=app/stream,…` (push, or play with
+    /// `m=request`).
     Srt,
 }
 
@@ -497,14 +498,13 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     let Some(domain) = store.run_blocking(move |conn| domains::find_any(conn, &lookup))? else {
         bail!("there is no domain {name}: add it first with AddLiveDomain");
     };
-    match (args.kind, args.format) {
-        (UrlKind::Push, Some(PlayFormat::Flv | PlayFormat::Hls | PlayFormat::Llhls)) => {
-            bail!("a push URL is rtmp, rtmps or srt; flv, hls and llhls are for players")
-        }
-        (UrlKind::Play, Some(PlayFormat::Srt)) => {
-            bail!("srt URLs are for pushing; play over rtmp, rtmps, flv or hls")
-        }
-        _ => {}
+    if args.kind == UrlKind::Push
+        && matches!(
+            args.format,
+            Some(PlayFormat::Flv | PlayFormat::Hls | PlayFormat::Llhls)
+        )
+    {
+        bail!("a push URL is rtmp, rtmps or srt; flv, hls and llhls are for players");
     }
     let want = match args.kind {
         UrlKind::Push => livestack_core::DomainKind::Push,
@@ -539,6 +539,18 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             format!(":{}", addr.port())
         }
     };
+    // SRT has no default port, and its parameters ride in the streamid,
+    // comma-separated (Tencent's form).
+    let srt_url = |mode: &str| {
+        let signature = query.trim_start_matches('?').replace('&', ",");
+        let sep = if signature.is_empty() { "" } else { "," };
+        format!(
+            "srt://{name}:{}?streamid=#!::h={name},r={}/{}{mode}{sep}{signature}",
+            config.srt.listen.port(),
+            args.app,
+            args.stream
+        )
+    };
     let rtmp = port(config.rtmp.listen, 1935);
     let rtmps = port(config.rtmps.listen, 443);
     let http = port(config.http.listen, 80);
@@ -546,16 +558,7 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     match args.kind {
         UrlKind::Push => match args.format.unwrap_or(PlayFormat::Rtmp) {
             PlayFormat::Rtmps => println!("rtmps://{name}{rtmps}/{app}/{stream}{query}"),
-            PlayFormat::Srt => {
-                // SRT has no default port, and its parameters ride in the
-                // streamid, comma-separated (Tencent's form).
-                let signature = query.trim_start_matches('?').replace('&', ",");
-                let sep = if signature.is_empty() { "" } else { "," };
-                println!(
-                    "srt://{name}:{}?streamid=#!::h={name},r={app}/{stream}{sep}{signature}",
-                    config.srt.listen.port()
-                );
-            }
+            PlayFormat::Srt => println!("{}", srt_url("")),
             _ => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
         },
         UrlKind::Play => {
@@ -572,6 +575,9 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             if args.format == Some(PlayFormat::Llhls) {
                 let ll = if query.is_empty() { "?ll=1" } else { "&ll=1" };
                 println!("http://{name}{http}/{app}/{stream}.m3u8{query}{ll}");
+            }
+            if args.format == Some(PlayFormat::Srt) {
+                println!("{}", srt_url(",m=request"));
             }
             if args.format == Some(PlayFormat::Rtmps) {
                 println!("rtmps://{name}{rtmps}/{app}/{stream}{query}");
