@@ -14,15 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument as _;
 
-use livestack_core::media::{EndReason, StreamKey};
+use livestack_core::media::EndReason;
 use livestack_rtmp::{strip_set_data_frame, ServerConfig, ServerSession, SessionEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::metrics::Protocol;
-use crate::process::Direction;
-use crate::serve::access::{self, PlayRefusal};
 use crate::serve::ingest::{Push, Target};
+use crate::serve::playback::{self, PlayDenied};
 use crate::stream::hub::FrameKind;
 use crate::stream::output::{self, PlayEnd};
 use crate::Inner;
@@ -294,50 +293,19 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let policy = inner.policy();
-    let domain = target.domain.clone().unwrap_or_default();
-    let grant = target.job_grant(&inner, peer, Direction::Read);
-    let internal = grant.is_some();
-    let decision = if let Some(account) = grant {
-        Ok(account)
-    } else {
-        access::authorize_play(
-            &policy,
-            &domain,
-            &target.app,
-            &target.stream,
-            &target.query,
-            None,
-            inner.clock.unix(),
-        )
-    };
-    let live = match decision {
-        Ok(account) => {
-            let key = StreamKey {
-                account,
-                app: target.app.clone(),
-                stream: target.stream.clone(),
+    let live = match playback::open(&inner, &target, peer).await {
+        Ok(live) => live,
+        Err(denied) => {
+            let code = match denied {
+                PlayDenied::Forbidden => "NetStream.Play.Failed",
+                PlayDenied::NoDomain | PlayDenied::NotLive => "NetStream.Play.StreamNotFound",
             };
-            if internal {
-                // A job reads exactly what it names, and may start before
-                // its source (a watermarked output, say) is up.
-                inner.processor.wait_for(&inner, &key).await
-            } else {
-                inner.processor.resolve_play(&inner, &key, &domain).await
-            }
+            let why = denied.describe();
+            tracing::info!("RTMP play refused: {why}");
+            session.reject_play(stream_id, code, why);
+            let _ = flush(&mut session, &mut wr).await;
+            return Ok(());
         }
-        Err(_) => None,
-    };
-    let Some(live) = live else {
-        let (code, why) = match decision {
-            Err(PlayRefusal::Forbidden) => ("NetStream.Play.Failed", "play authentication failed"),
-            Err(PlayRefusal::NotFound) => ("NetStream.Play.StreamNotFound", "no such play domain"),
-            Ok(_) => ("NetStream.Play.StreamNotFound", "the stream is not live"),
-        };
-        tracing::info!(%peer, domain, app = target.app, stream = target.stream, "RTMP play refused: {why}");
-        session.reject_play(stream_id, code, why);
-        let _ = flush(&mut session, &mut wr).await;
-        return Ok(());
     };
     session.accept_play(stream_id);
     let mut prelude = Vec::new();

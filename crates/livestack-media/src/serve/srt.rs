@@ -41,6 +41,7 @@ use tracing::Instrument as _;
 use crate::metrics::Protocol;
 use crate::serve::access;
 use crate::serve::ingest::{Push, Target};
+use crate::serve::playback::{self, PlayDenied};
 use crate::stream::hub::{Frame, FrameKind};
 use crate::Inner;
 
@@ -216,45 +217,18 @@ async fn caller(inner: Arc<Inner>, request: ConnectionRequest, local: SocketAddr
 /// play authentication), then sent the hub's frames as MPEG-TS, from its
 /// current GOP on.
 async fn play(inner: Arc<Inner>, request: ConnectionRequest, target: Target) {
-    let policy = inner.policy();
     let domain = target.domain.clone().unwrap_or_default();
-    let decision = access::authorize_play(
-        &policy,
-        &domain,
-        &target.app,
-        &target.stream,
-        &target.query,
-        None,
-        inner.clock.unix(),
-    );
-    let account = match decision {
-        Ok(account) => account,
-        Err(refusal) => {
-            let (code, why) = match refusal {
-                access::PlayRefusal::Forbidden => (
-                    ServerRejectReason::Unauthorized,
-                    "play authentication failed",
-                ),
-                access::PlayRefusal::NotFound => {
-                    (ServerRejectReason::Notfound, "no such play domain")
-                }
+    let live = match playback::open(&inner, &target, request.remote()).await {
+        Ok(live) => live,
+        Err(denied) => {
+            let code = match denied {
+                PlayDenied::Forbidden => ServerRejectReason::Unauthorized,
+                PlayDenied::NoDomain | PlayDenied::NotLive => ServerRejectReason::Notfound,
             };
-            tracing::info!("SRT play refused: {why}");
+            tracing::info!("SRT play refused: {}", denied.describe());
             let _ = request.reject(RejectReason::Server(code)).await;
             return;
         }
-    };
-    let key = livestack_core::media::StreamKey {
-        account,
-        app: target.app.clone(),
-        stream: target.stream.clone(),
-    };
-    let Some(live) = inner.processor.resolve_play(&inner, &key, &domain).await else {
-        tracing::info!("SRT play refused: the stream is not live");
-        let _ = request
-            .reject(RejectReason::Server(ServerRejectReason::Notfound))
-            .await;
-        return;
     };
     let sub = live.hub.subscribe();
     drop(live);

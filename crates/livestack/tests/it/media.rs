@@ -276,6 +276,24 @@ pub(crate) fn live_push(server: &Server, stream: &str, seconds: u32) -> Publishe
     p
 }
 
+/// The `StopReason` of every push event from `since` (Unix seconds) on.
+pub(crate) fn event_reasons(server: &Server, since: i64) -> Vec<String> {
+    let (start, end) = (
+        livestack_api::time::utc_iso(since),
+        livestack_api::time::utc_iso(now() + 1),
+    );
+    let events = server.api(
+        "DescribeLiveStreamEventList",
+        json!({"StartTime": start, "EndTime": end, "PageSize": 100}),
+    );
+    events.ok()["EventList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["StopReason"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 pub(crate) fn state(server: &Server, stream: &str) -> String {
     server
         .api(
@@ -440,20 +458,7 @@ fn pushes_are_refused_for_each_documented_reason_and_logged() {
             .expect("ffmpeg gives up on a refused push");
         assert!(!status.success(), "{url} was accepted");
     }
-    let (start, end) = (
-        livestack_api::time::utc_iso(t - 60),
-        livestack_api::time::utc_iso(now() + 1),
-    );
-    let events = server.api(
-        "DescribeLiveStreamEventList",
-        json!({"StartTime": start, "EndTime": end, "PageSize": 100}),
-    );
-    let reasons: Vec<String> = events.ok()["EventList"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| e["StopReason"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let reasons = event_reasons(&server, t - 60);
     // Refusals on an unknown domain have no owner to show them to.
     for (_, reason) in &cases[1..] {
         assert!(

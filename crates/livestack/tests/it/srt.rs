@@ -10,7 +10,9 @@ use livestack_core::urlsign;
 use serde_json::json;
 
 use crate::harness::*;
-use crate::media::{add, assert_h264_aac, now, probe, push_key, setup, state, Publisher};
+use crate::media::{
+    add, assert_h264_aac, event_reasons, now, probe, push_key, setup, state, Publisher,
+};
 
 /// Tencent's SRT push URL for live/`stream` with `auth` (`txSecret=…,txTime=…`
 /// or empty) on push.example.com.
@@ -129,20 +131,7 @@ fn srt_pushes_without_a_valid_signature_are_refused_before_they_connect() {
             .expect("ffmpeg gives up on a refused SRT push");
         assert!(!status.success(), "{url} was accepted");
     }
-    let (start, end) = (
-        livestack_api::time::utc_iso(t - 60),
-        livestack_api::time::utc_iso(now() + 1),
-    );
-    let events = server.api(
-        "DescribeLiveStreamEventList",
-        json!({"StartTime": start, "EndTime": end, "PageSize": 100}),
-    );
-    let reasons: Vec<String> = events.ok()["EventList"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| e["StopReason"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let reasons = event_reasons(&server, t - 60);
     for (_, reason) in &cases {
         assert!(
             reasons.iter().any(|r| r == reason),
