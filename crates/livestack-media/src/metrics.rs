@@ -35,8 +35,6 @@ pub(crate) enum Protocol {
     hls,
     /// Another node's edge relay pulling a stream from this one.
     relay,
-    /// SRT playback (`m=request`).
-    srt,
 }
 
 /// A player's protocol and the play domain it asked for.

@@ -51,8 +51,7 @@ enum PlayFormat {
     Llhls,
     /// `rtmps://…/app/stream` (RTMP over TLS, push and play).
     Rtmps,
-    /// `srt://…?streamid=#!::h=…,r=app/stream,…` (push, or play with
-    /// `m=request`).
+    /// `srt://…?streamid=#!::h=…,r=app/stream,…` (push).
     Srt,
 }
 
@@ -506,6 +505,9 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     {
         bail!("a push URL is rtmp, rtmps or srt; flv, hls and llhls are for players");
     }
+    if args.kind == UrlKind::Play && args.format == Some(PlayFormat::Srt) {
+        bail!("srt URLs are for pushing; play over rtmp, rtmps, flv, hls or llhls");
+    }
     let want = match args.kind {
         UrlKind::Push => livestack_core::DomainKind::Push,
         UrlKind::Play => livestack_core::DomainKind::Play,
@@ -541,11 +543,11 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     };
     // SRT has no default port, and its parameters ride in the streamid,
     // comma-separated (Tencent's form).
-    let srt_url = |mode: &str| {
+    let srt_url = || {
         let signature = query.trim_start_matches('?').replace('&', ",");
         let sep = if signature.is_empty() { "" } else { "," };
         format!(
-            "srt://{name}:{}?streamid=#!::h={name},r={}/{}{mode}{sep}{signature}",
+            "srt://{name}:{}?streamid=#!::h={name},r={}/{}{sep}{signature}",
             config.srt.listen.port(),
             args.app,
             args.stream
@@ -558,7 +560,7 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     match args.kind {
         UrlKind::Push => match args.format.unwrap_or(PlayFormat::Rtmp) {
             PlayFormat::Rtmps => println!("rtmps://{name}{rtmps}/{app}/{stream}{query}"),
-            PlayFormat::Srt => println!("{}", srt_url("")),
+            PlayFormat::Srt => println!("{}", srt_url()),
             _ => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
         },
         UrlKind::Play => {
@@ -575,9 +577,6 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             if args.format == Some(PlayFormat::Llhls) {
                 let ll = if query.is_empty() { "?ll=1" } else { "&ll=1" };
                 println!("http://{name}{http}/{app}/{stream}.m3u8{query}{ll}");
-            }
-            if args.format == Some(PlayFormat::Srt) {
-                println!("{}", srt_url(",m=request"));
             }
             if args.format == Some(PlayFormat::Rtmps) {
                 println!("rtmps://{name}{rtmps}/{app}/{stream}{query}");

@@ -1,4 +1,4 @@
-//! A play, whatever carries it (RTMP, RTMPS, SRT): whether the client may
+//! A play, whatever carries it (RTMP and RTMPS today): whether the client may
 //! play what it names, and the live stream it then reads.
 //!
 //! Owns: play authorization with its two sources (a processing job's own

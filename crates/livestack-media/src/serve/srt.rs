@@ -1,6 +1,6 @@
-//! SRT: one UDP port, every caller routed by its `streamid` before its
-//! connection is accepted: pushes (`m=publish`, or no mode) and players
-//! (`m=request`, sent the stream as MPEG-TS).
+//! SRT ingest: one UDP port, every caller routed by its `streamid` before
+//! its connection is accepted. Pushes only (`m=publish`, or no mode); a
+//! player (`m=request`) is refused with 2405 (see [`caller`]).
 //!
 //! Tencent's push URL is
 //! `srt://{push domain}:9000?streamid=#!::h={push domain},r={app}/{stream},txSecret=…,txTime=…`;
@@ -14,10 +14,8 @@
 //! belongs), the mapping of refusals to SRT reject codes, and the read
 //! loop that demuxes MPEG-TS ([`livestack_formats::ts_demux`]) into the
 //! push. A push's authorization, registration and end are
-//! [`crate::serve::ingest`]'s, the same as RTMP's; a player is authorized
-//! like any play and fed from the hub through
-//! [`livestack_formats::ts_stream`]. Must not: touch the database or
-//! block the runtime.
+//! [`crate::serve::ingest`]'s, the same as RTMP's. Must not: touch the
+//! database or block the runtime.
 //!
 //! `srt-tokio` runs one task of its own for the listener and one per
 //! connection: the listener's ends when [`serve`] closes it at shutdown,
@@ -27,22 +25,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use futures_util::{SinkExt as _, StreamExt as _};
 use livestack_core::media::EndReason;
 use livestack_formats::flv::TagKind;
 use livestack_formats::ts_demux::TsDemuxer;
-use livestack_formats::ts_stream::TsStream;
 use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::{ConnectionRequest, SrtListener, SrtSocket};
 use tokio::net::UdpSocket;
 use tracing::Instrument as _;
 
-use crate::metrics::Protocol;
 use crate::serve::access;
 use crate::serve::ingest::{Push, Target};
-use crate::serve::playback::{self, PlayDenied};
-use crate::stream::hub::{Frame, FrameKind};
+use crate::stream::hub::FrameKind;
 use crate::Inner;
 
 /// The receiver's latency (SRT's default is 120 ms; the caller's larger
@@ -186,9 +180,15 @@ async fn caller(inner: Arc<Inner>, request: ConnectionRequest, local: SocketAddr
     let span = tracing::info_span!("push", domain = target.domain.as_deref().unwrap_or(""),
         app = %target.app, stream = %target.stream, %peer, protocol = "srt");
     if mode == Mode::Request {
-        let span = tracing::info_span!("play", domain = target.domain.as_deref().unwrap_or(""),
-            app = %target.app, stream = %target.stream, %peer, protocol = "srt");
-        return play(inner, request, target).instrument(span).await;
+        // SRT playback worked on an idle machine but not on a busy one
+        // (srt-tokio sending to libsrt receivers: the README walk's
+        // player never decoded a frame), so it is refused until it does.
+        tracing::info!(%peer, app = %target.app, stream = %target.stream,
+            "SRT caller refused: SRT playback (m=request) is not served; play over RTMP, HTTP-FLV or HLS");
+        let _ = request
+            .reject(RejectReason::Server(ServerRejectReason::BadMode))
+            .await;
+        return;
     }
     async move {
         let mut push = match Push::start(&inner, &target, peer, local).await {
@@ -212,91 +212,6 @@ async fn caller(inner: Arc<Inner>, request: ConnectionRequest, local: SocketAddr
     .instrument(span)
     .await;
 }
-
-/// An SRT player: authorized like any play of the stream (play domain,
-/// play authentication), then sent the hub's frames as MPEG-TS, from its
-/// current GOP on.
-async fn play(inner: Arc<Inner>, request: ConnectionRequest, target: Target) {
-    let domain = target.domain.clone().unwrap_or_default();
-    let live = match playback::open(&inner, &target, request.remote()).await {
-        Ok(live) => live,
-        Err(denied) => {
-            let code = match denied {
-                PlayDenied::Forbidden => ServerRejectReason::Unauthorized,
-                PlayDenied::NoDomain | PlayDenied::NotLive => ServerRejectReason::Notfound,
-            };
-            tracing::info!("SRT play refused: {}", denied.describe());
-            let _ = request.reject(RejectReason::Server(code)).await;
-            return;
-        }
-    };
-    let sub = live.hub.subscribe();
-    drop(live);
-    let mut socket = match request.accept(None).await {
-        Ok(socket) => socket,
-        Err(e) => return tracing::info!("SRT handshake failed: {e}"),
-    };
-    let player = inner.metrics.player(Protocol::srt, &domain);
-    tracing::info!("SRT play started");
-    let mut ts = TsStream::new();
-    let mut out = BytesMut::new();
-    let (start, mut frames) = (sub.start, sub.live);
-    let mut pending: std::collections::VecDeque<Arc<Frame>> = start.into();
-    let mut burst = 0;
-    let end = loop {
-        let frame = match pending.pop_front() {
-            Some(f) => f,
-            None => tokio::select! {
-                r = frames.recv() => match r {
-                    Ok(f) => f,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => break format!("too slow: {n} frames behind"),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break "the stream ended".to_owned(),
-                },
-                () = inner.shutdown.cancelled() => break "shutdown".to_owned(),
-            },
-        };
-        let kind = match frame.kind {
-            FrameKind::Audio => TagKind::Audio,
-            FrameKind::Video => TagKind::Video,
-            FrameKind::Script => continue,
-        };
-        ts.push(kind, frame.timestamp, &frame.payload, &mut out);
-        let mut failed = false;
-        while !out.is_empty() {
-            let chunk = out.split_to(out.len().min(SRT_PAYLOAD)).freeze();
-            player.bytes.inc_by(chunk.len() as u64);
-            // srt-tokio sends what it is given at once, unpaced; a burst
-            // (the GOP a player starts with) larger than the receiver's
-            // first flow window broke libsrt receivers (ffprobe: I/O
-            // error) in our interop runs, where bursts of 8 did not.
-            burst += 1;
-            if burst == PACE_BURST {
-                burst = 0;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            if socket
-                .send((std::time::Instant::now(), chunk))
-                .await
-                .is_err()
-            {
-                failed = true;
-                break;
-            }
-        }
-        if failed {
-            break "the player left".to_owned();
-        }
-    };
-    tracing::info!("SRT play ended: {end}");
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close()).await;
-}
-
-/// SRT messages sent back to back before a 1 ms pause (at most 8000 a
-/// second, 84 Mbit/s).
-const PACE_BURST: u32 = 8;
-
-/// Bytes per SRT message: 7 TS packets, what libsrt's live mode carries.
-const SRT_PAYLOAD: usize = 7 * livestack_formats::ts::PACKET_LEN;
 
 /// The push's read loop: datagrams of TS packets in, frames to the hub;
 /// returns why it ended.

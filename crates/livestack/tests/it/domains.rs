@@ -530,7 +530,7 @@ fn the_url_command_signs_urls_with_the_domains_current_key() {
         out.trim(),
         "http://play.example.com:8080/live/cam1.m3u8?ll=1"
     );
-    let (ok, out, _) = url(
+    let (ok, _, err) = url(
         &server,
         &[
             "play",
@@ -542,11 +542,7 @@ fn the_url_command_signs_urls_with_the_domains_current_key() {
             "srt",
         ],
     );
-    assert!(ok, "{out}");
-    assert_eq!(
-        out.trim(),
-        "srt://play.example.com:9000?streamid=#!::h=play.example.com,r=live/cam1,m=request"
-    );
+    assert!(!ok && err.contains("for pushing"), "{err}");
     let (ok, _, err) = push_as("flv");
     assert!(!ok && err.contains("for players"), "{err}");
 
