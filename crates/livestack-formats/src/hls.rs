@@ -608,12 +608,13 @@ impl Default for Segmenter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::avc::tests::{PPS, SPS_640X360};
     use crate::ts::{PACKET_LEN, PID_AUDIO, PID_VIDEO};
 
-    fn avc_seq_header() -> Vec<u8> {
+    /// The FLV AVC sequence header of the 640x360 test parameter sets.
+    pub(crate) fn avc_seq_header() -> Vec<u8> {
         let config = AvcConfig::from_parameter_sets(
             vec![Bytes::from_static(SPS_640X360)],
             vec![Bytes::from_static(PPS)],

@@ -3,7 +3,7 @@
 //! Owns: the byte formats between an RTMP publisher and the players: FLV
 //! tags ([`flv`]), H.264/H.265/AAC decoder configuration ([`avc`],
 //! [`hevc`], [`aac`]), Annex-B conversion ([`annexb`]), the MPEG-TS muxer
-//! ([`ts`]), its demuxer ([`ts_demux`]), a continuous TS stream ([`ts_stream`]) HLS segmenting and playlists ([`hls`]), and LL-HLS with fMP4 parts
+//! ([`ts`]), its demuxer ([`ts_demux`]) HLS segmenting and playlists ([`hls`]), and LL-HLS with fMP4 parts
 //! ([`fmp4`], [`llhls`]).
 //! Must not: do I/O, depend on tokio or any runtime, know about streams,
 //! sessions or configuration beyond plain parameters, or panic on any input
@@ -30,7 +30,6 @@ pub mod hls;
 pub mod llhls;
 pub mod ts;
 pub mod ts_demux;
-pub mod ts_stream;
 
 /// The video codecs the Annex-B converter, the TS muxer and HLS handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -669,18 +669,8 @@ fn duration(at: u64, next: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::avc::tests::{PPS, SPS_640X360};
-
-    fn avc_header() -> Vec<u8> {
-        let config = AvcConfig::from_parameter_sets(
-            vec![Bytes::from_static(SPS_640X360)],
-            vec![Bytes::from_static(PPS)],
-        )
-        .unwrap();
-        let mut b = vec![0x17, 0, 0, 0, 0];
-        b.extend_from_slice(&config.to_bytes());
-        b
-    }
+    use crate::avc::tests::SPS_640X360;
+    use crate::hls::tests::avc_seq_header;
 
     fn frame(key: bool) -> Vec<u8> {
         vec![
@@ -700,7 +690,7 @@ mod tests {
 
     /// 25 fps video with a keyframe every `gop` frames, and 44.1 kHz AAC.
     fn feed(p: &mut LlPackager, seconds: u32, gop: u32) {
-        p.push(TagKind::Video, 0, &avc_header());
+        p.push(TagKind::Video, 0, &avc_seq_header());
         p.push(TagKind::Audio, 0, &[0xAF, 0, 0x12, 0x10]);
         let (mut i, mut a) = (0u32, 0u32);
         while i * 40 < seconds * 1000 {
@@ -725,7 +715,7 @@ mod tests {
     #[test]
     fn parts_stay_within_the_target_and_segments_start_at_keyframes() {
         let mut p = packager();
-        p.push(TagKind::Video, 0, &avc_header());
+        p.push(TagKind::Video, 0, &avc_seq_header());
         for i in 0..250u32 {
             p.push(TagKind::Video, i * 40, &frame(i % 50 == 0));
         }
@@ -787,7 +777,7 @@ mod tests {
     #[test]
     fn a_new_configuration_starts_a_new_init_segment_after_a_discontinuity() {
         let mut p = packager();
-        p.push(TagKind::Video, 0, &avc_header());
+        p.push(TagKind::Video, 0, &avc_seq_header());
         for i in 0..100u32 {
             p.push(TagKind::Video, i * 40, &frame(i % 50 == 0));
         }
@@ -830,7 +820,7 @@ mod tests {
     fn nothing_is_packaged_before_a_keyframe_or_without_headers() {
         let mut p = packager();
         p.push(TagKind::Video, 0, &frame(true));
-        p.push(TagKind::Video, 0, &avc_header());
+        p.push(TagKind::Video, 0, &avc_seq_header());
         p.push(TagKind::Video, 40, &frame(false));
         assert!(!p.ready() && p.init().is_none());
         for junk in [&[][..], &[0x17], &[0x27, 1, 0, 0], &[0xAF, 0, 0xFF]] {

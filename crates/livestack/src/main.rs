@@ -541,18 +541,6 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             format!(":{}", addr.port())
         }
     };
-    // SRT has no default port, and its parameters ride in the streamid,
-    // comma-separated (Tencent's form).
-    let srt_url = || {
-        let signature = query.trim_start_matches('?').replace('&', ",");
-        let sep = if signature.is_empty() { "" } else { "," };
-        format!(
-            "srt://{name}:{}?streamid=#!::h={name},r={}/{}{sep}{signature}",
-            config.srt.listen.port(),
-            args.app,
-            args.stream
-        )
-    };
     let rtmp = port(config.rtmp.listen, 1935);
     let rtmps = port(config.rtmps.listen, 443);
     let http = port(config.http.listen, 80);
@@ -560,7 +548,16 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     match args.kind {
         UrlKind::Push => match args.format.unwrap_or(PlayFormat::Rtmp) {
             PlayFormat::Rtmps => println!("rtmps://{name}{rtmps}/{app}/{stream}{query}"),
-            PlayFormat::Srt => println!("{}", srt_url()),
+            PlayFormat::Srt => {
+                // SRT has no default port, and its parameters ride in the
+                // streamid, comma-separated (Tencent's form).
+                let signature = query.trim_start_matches('?').replace('&', ",");
+                let sep = if signature.is_empty() { "" } else { "," };
+                println!(
+                    "srt://{name}:{}?streamid=#!::h={name},r={app}/{stream}{sep}{signature}",
+                    config.srt.listen.port()
+                );
+            }
             _ => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
         },
         UrlKind::Play => {

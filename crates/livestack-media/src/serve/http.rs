@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 
 use bytes::{Bytes, BytesMut};
 use livestack_core::media::StreamKey;
-use livestack_formats::llhls::{LlConfig, LlFile};
+use livestack_formats::llhls::LlFile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -112,25 +112,17 @@ pub(crate) async fn accept_tls_loop(
     listener: TcpListener,
     config: Arc<tokio_rustls::rustls::ServerConfig>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    crate::accept_loop(inner, listener, "HTTPS", move |inner, socket, peer| {
-        let acceptor = acceptor.clone();
-        async move {
-            let stream = match tokio::time::timeout(
-                Duration::from_secs(10),
-                acceptor.accept(socket),
-            )
-            .await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
+    crate::serve::tls::accept_loop(
+        inner,
+        listener,
+        config,
+        "HTTPS",
+        |inner, stream, peer, _| async move {
             if let Err(e) = connection(inner, stream, peer).await {
                 tracing::debug!(%peer, "HTTPS connection ended: {e}");
             }
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -340,18 +332,15 @@ async fn handle<S: AsyncWrite + Unpin>(
                 // The first segment is still being cut: players retry.
                 return not_found(socket, &req, head_only).await;
             }
-            let body = Bytes::from(live.playlist(&req.query));
-            inner.metrics.hls_request(&domain, body.len());
-            respond(
+            playlist(
+                inner,
                 socket,
-                200,
-                "application/vnd.apple.mpegurl",
-                body,
-                req.keep_alive,
+                &domain,
+                live.playlist(&req.query),
+                &req,
                 head_only,
             )
-            .await?;
-            Ok(true)
+            .await
         }
         Kind::Segment => match live.segment(file) {
             Some(data) => {
@@ -426,19 +415,7 @@ async fn ll_playlist<S: AsyncWrite + Unpin>(
     req: &Request,
     head_only: bool,
 ) -> std::io::Result<bool> {
-    let name = live
-        .publisher
-        .key
-        .stream
-        .strip_suffix(crate::process::WATERMARKED)
-        .unwrap_or(&live.publisher.key.stream)
-        .to_owned();
-    live.start_ll(LlConfig {
-        part_target_ms: LL_PART_TARGET_MS,
-        segment_target_ms: inner.config.hls_segment.as_millis().clamp(1000, 10_000) as u32,
-        window: inner.config.hls_window.max(3),
-        name,
-    });
+    live.start_ll(LL_PART_TARGET_MS);
     let number = |key| access::query_get(&req.query, key).and_then(|v| v.parse::<u64>().ok());
     let msn = number("_HLS_msn");
     let part = number("_HLS_part").map(|p| p.min(u64::from(u32::MAX)) as u32);
@@ -465,6 +442,18 @@ async fn ll_playlist<S: AsyncWrite + Unpin>(
     let Some(body) = live.ll_playlist(&ll_suffix(&req.query), skip) else {
         return not_found(socket, req, head_only).await;
     };
+    playlist(inner, socket, domain, body, req, head_only).await
+}
+
+/// A live playlist, counted as an HLS request of `domain`.
+async fn playlist<S: AsyncWrite + Unpin>(
+    inner: &Inner,
+    socket: &mut S,
+    domain: &str,
+    body: String,
+    req: &Request,
+    head_only: bool,
+) -> std::io::Result<bool> {
     let body = Bytes::from(body);
     inner.metrics.hls_request(domain, body.len());
     respond(

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use livestack_core::media::StreamKey;
-use livestack_formats::flv::{FlvReader, TagKind};
+use livestack_formats::flv::FlvReader;
 use livestack_formats::hls::SegmenterConfig;
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +29,6 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use crate::stream::hub::FrameKind;
 use crate::stream::live::{Live, Publisher};
 use crate::Inner;
 
@@ -409,12 +408,7 @@ async fn feed(
     let mut last_player = tokio::time::Instant::now();
     loop {
         while let Some(tag) = reader.next_tag()? {
-            let kind = match tag.kind {
-                TagKind::Audio => FrameKind::Audio,
-                TagKind::Video => FrameKind::Video,
-                TagKind::Script => FrameKind::Script,
-            };
-            live.publish(kind, tag.timestamp_ms, tag.payload);
+            live.publish(tag.kind.into(), tag.timestamp_ms, tag.payload);
         }
         let n = tokio::select! {
             r = tokio::time::timeout(inner.config.idle_timeout, socket.read(&mut buf)) => match r {

@@ -28,8 +28,6 @@ use crate::Inner;
 
 /// How long a connection may take to get to `publish` or `play`.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long an RTMPS client may take over its TLS handshake.
-const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest message a connection may send before it is authorized
 /// (`connect`, `createStream`, `publish` … are a few hundred bytes).
 const SETUP_MAX_MESSAGE: u32 = 64 * 1024;
@@ -59,24 +57,18 @@ pub(crate) async fn accept_tls_loop(
     listener: TcpListener,
     config: Arc<tokio_rustls::rustls::ServerConfig>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    crate::accept_loop(inner, listener, "RTMPS", move |inner, socket, peer| {
-        let acceptor = acceptor.clone();
-        async move {
-            let Ok(local) = socket.local_addr() else {
-                return;
-            };
-            let stream = match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(socket)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return tracing::debug!(%peer, "RTMPS TLS handshake failed: {e}"),
-                Err(_) => return tracing::debug!(%peer, "RTMPS TLS handshake timed out"),
-            };
+    crate::serve::tls::accept_loop(
+        inner,
+        listener,
+        config,
+        "RTMPS",
+        |inner, stream, peer, local| async move {
             let (rd, wr) = tokio::io::split(stream);
             if let Err(e) = connection(inner, rd, wr, peer, local).await {
                 tracing::debug!(%peer, "RTMPS connection ended: {e}");
             }
-        }
-    })
+        },
+    )
     .await;
 }
 

@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use livestack_core::media::EndReason;
-use livestack_formats::flv::TagKind;
 use livestack_formats::ts_demux::TsDemuxer;
 use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::{ConnectionRequest, SrtListener, SrtSocket};
@@ -36,7 +35,6 @@ use tracing::Instrument as _;
 
 use crate::serve::access;
 use crate::serve::ingest::{Push, Target};
-use crate::stream::hub::FrameKind;
 use crate::Inner;
 
 /// The receiver's latency (SRT's default is 120 ms; the caller's larger
@@ -257,12 +255,7 @@ async fn ingest(inner: &Inner, push: &mut Push, mut socket: SrtSocket) -> EndRea
 
 fn frames(inner: &Inner, push: &mut Push, demux: &mut TsDemuxer) {
     while let Some(f) = demux.next_frame() {
-        let kind = match f.kind {
-            TagKind::Audio => FrameKind::Audio,
-            TagKind::Video => FrameKind::Video,
-            TagKind::Script => FrameKind::Script,
-        };
-        push.frame(inner, kind, f.timestamp, f.body);
+        push.frame(inner, f.kind.into(), f.timestamp, f.body);
     }
 }
 

@@ -91,3 +91,43 @@ pub(crate) fn server_config(
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts TLS connections on `listener` until shutdown (the connection
+/// budget and task ownership of [`crate::accept_loop`]), running `handle`
+/// with each stream whose handshake completes in time; `what` names the
+/// listener in logs.
+pub(crate) async fn accept_loop<F, Fut>(
+    inner: Arc<Inner>,
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    what: &'static str,
+    handle: F,
+) where
+    F: Fn(Arc<Inner>, TlsStream, std::net::SocketAddr, std::net::SocketAddr) -> Fut
+        + Clone
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    crate::accept_loop(inner, listener, what, move |inner, socket, peer| {
+        let (acceptor, handle) = (acceptor.clone(), handle.clone());
+        async move {
+            let Ok(local) = socket.local_addr() else {
+                return;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                Ok(Ok(stream)) => handle(inner, stream, peer, local).await,
+                Ok(Err(e)) => tracing::debug!(%peer, listener = what, "TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, listener = what, "TLS handshake timed out"),
+            }
+        }
+    })
+    .await;
+}
+
+/// A server-side TLS stream over TCP.
+pub(crate) type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;

@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use livestack_formats::flv::TagKind;
 use tokio::sync::broadcast;
 
 /// What a frame carries.
@@ -22,6 +23,26 @@ pub enum FrameKind {
     Video,
     /// Script data: `onMetaData` (FLV tag type 18).
     Script,
+}
+
+impl From<TagKind> for FrameKind {
+    fn from(kind: TagKind) -> FrameKind {
+        match kind {
+            TagKind::Audio => FrameKind::Audio,
+            TagKind::Video => FrameKind::Video,
+            TagKind::Script => FrameKind::Script,
+        }
+    }
+}
+
+impl From<FrameKind> for TagKind {
+    fn from(kind: FrameKind) -> TagKind {
+        match kind {
+            FrameKind::Audio => TagKind::Audio,
+            FrameKind::Video => TagKind::Video,
+            FrameKind::Script => TagKind::Script,
+        }
+    }
 }
 
 /// One media message of the stream, pre-encoded for every output.

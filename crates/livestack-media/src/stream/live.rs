@@ -284,11 +284,7 @@ impl Live {
     /// encodes it once for every output and hands it to the hub.
     pub(crate) fn publish(&self, kind: FrameKind, timestamp: u32, payload: Bytes) {
         let now = Instant::now();
-        let tag_kind = match kind {
-            FrameKind::Audio => TagKind::Audio,
-            FrameKind::Video => TagKind::Video,
-            FrameKind::Script => TagKind::Script,
-        };
+        let tag_kind = TagKind::from(kind);
         let mut keyframe = false;
         let mut sequence_header = false;
         self.progress
@@ -468,11 +464,12 @@ impl Live {
         });
     }
 
-    /// Starts LL-HLS packaging for this stream (once): primed with the
-    /// hub's sequence headers and current GOP, then fed every frame the
-    /// hub gets. Under the switch's lock, so no frame falls between the
-    /// two.
-    pub(crate) fn start_ll(&self, config: LlConfig) {
+    /// Starts LL-HLS packaging for this stream (once), with parts of at
+    /// most `part_target_ms` and the file names, segment target and
+    /// window of its HLS segmenter: primed with the hub's sequence
+    /// headers and current GOP, then fed every frame the hub gets. Under
+    /// the switch's lock, so no frame falls between the two.
+    pub(crate) fn start_ll(&self, part_target_ms: u32) {
         if self.ll_on.load(Ordering::Acquire) {
             return;
         }
@@ -481,14 +478,19 @@ impl Live {
         if ll.is_some() {
             return;
         }
+        let config = {
+            let hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
+            let hls = hls.config();
+            LlConfig {
+                part_target_ms,
+                segment_target_ms: hls.target_duration_ms.clamp(1000, 10_000) as u32,
+                window: hls.window.max(3),
+                name: hls.name.clone(),
+            }
+        };
         let mut p = LlPackager::new(config);
         for f in self.hub.subscribe().start {
-            let kind = match f.kind {
-                FrameKind::Audio => TagKind::Audio,
-                FrameKind::Video => TagKind::Video,
-                FrameKind::Script => TagKind::Script,
-            };
-            p.push(kind, f.timestamp, &f.payload);
+            p.push(f.kind.into(), f.timestamp, &f.payload);
         }
         *ll = Some(p);
         self.ll_on.store(true, Ordering::Release);
