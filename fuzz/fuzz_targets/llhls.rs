@@ -18,24 +18,9 @@ use libfuzzer_sys::fuzz_target;
 use livestack_formats::flv::TagKind;
 use livestack_formats::llhls::{LlConfig, LlFile, LlPackager};
 
-/// The AVC sequence header of ffmpeg's 640x360 `testsrc` (x264).
-const AVC_SEQ: &[u8] = &[
-    0x17, 0x00, 0x00, 0x00, 0x00, 0x01, 0xF4, 0x00, 0x1E, 0xFF, 0xE1, 0x00, 0x1B, 0x67, 0xF4, 0x00,
-    0x1E, 0x91, 0x9B, 0x28, 0x14, 0x05, 0xFF, 0x13, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08, 0x00,
-    0x00, 0x03, 0x01, 0x90, 0x78, 0xB1, 0x6C, 0xB0, 0x01, 0x00, 0x06, 0x68, 0xEB, 0xE3, 0xC4, 0x48,
-    0x44,
-];
-/// The AAC sequence header of ffmpeg's `sine` source (LC, 44.1 kHz, mono).
-const AAC_SEQ: &[u8] = &[0xAF, 0x00, 0x12, 0x08];
-
-fn take<'a>(data: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if data.len() < n {
-        return None;
-    }
-    let (head, rest) = data.split_at(n);
-    *data = rest;
-    Some(head)
-}
+#[path = "../common/frames.rs"]
+mod frames;
+use frames::{take, AAC_SEQ, AVC_SEQ};
 
 fn check(p: &LlPackager) {
     let text = p.playlist("", false);
@@ -50,7 +35,9 @@ fn check(p: &LlPackager) {
         };
         let is_hint = line.starts_with("#EXT-X-PRELOAD-HINT");
         match p.parse_name(uri) {
-            Some(LlFile::Init(v)) => assert!(p.init_version(v).is_some(), "{uri} listed but not served"),
+            Some(LlFile::Init(v)) => {
+                assert!(p.init_version(v).is_some(), "{uri} listed but not served")
+            }
             Some(LlFile::Part(msn, part)) => {
                 let data = p.part(msn, part);
                 assert!(is_hint || data.is_some(), "{uri} listed but not served");
@@ -59,7 +46,9 @@ fn check(p: &LlPackager) {
                 }
             }
             Some(LlFile::Segment(msn)) => {
-                let whole = p.segment(msn).unwrap_or_else(|| panic!("{uri} listed but not served in\n{text}"));
+                let whole = p
+                    .segment(msn)
+                    .unwrap_or_else(|| panic!("{uri} listed but not served in\n{text}"));
                 let joined: Vec<u8> = (0..)
                     .map_while(|i| p.part(msn, i))
                     .flat_map(|b| b.to_vec())

@@ -7,25 +7,11 @@
 // Output: {"videoWidth", "videoHeight", "advanced", "latency",
 //          "targetLatency", "parts", "canBlockReload", "error"}
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 async function main() {
   const [url, screenshot] = process.argv.slice(2);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    // The flags that work on these machines (no sandbox as root, and no
-    // background connections to a network that is closed).
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 640, height: 360 } });
     await page.setContent("<body style='margin:0;background:#000'><video muted autoplay style='width:640px;height:360px'></video></body>");

@@ -4,26 +4,12 @@
 //
 // Usage: node browser_seek.js URL SEEK_TO_SECONDS
 // Output: {"duration": …, "currentTime": …, "readyState": …, "error": …}
-const { chromium } = require("playwright-core");
+const { launch } = require("./chromium");
 
 async function main() {
   const [url, seekArg] = process.argv.slice(2);
   const seekTo = Number(seekArg);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    // The flags that work on these machines (no sandbox as root, and no
-    // background connections to a network that is closed).
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     await page.setContent("<video muted preload=auto></video>");

@@ -43,6 +43,23 @@ pub(crate) fn example_com() -> Pem {
     issue(params(&["*.example.com", "play.example.com"]))
 }
 
+/// Binds [`example_com`] to `domains` with HTTPS (and RTMPS) on; returns it.
+pub(crate) fn bind_example_com(server: &Server, domains: &[&str]) -> Pem {
+    let pem = example_com();
+    let infos: Vec<Value> = domains
+        .iter()
+        .map(|d| json!({"DomainName": d, "Status": 1}))
+        .collect();
+    server
+        .api(
+            "ModifyLiveDomainCertBindings",
+            json!({"DomainInfos": infos,
+                   "CertificatePublicKey": pem.crt, "CertificatePrivateKey": pem.key}),
+        )
+        .ok();
+    pem
+}
+
 /// One that expired in 2002.
 fn expired() -> Pem {
     let mut p = params(&["play.example.com"]);

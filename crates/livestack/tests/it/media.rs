@@ -152,6 +152,60 @@ pub(crate) fn probe_with(
         .collect()
 }
 
+/// Checks that live/`stream` plays on play.example.com over RTMP,
+/// HTTP-FLV and HLS (once its first segment is cut) as H.264 640x360 and
+/// AAC; returns those three URLs.
+pub(crate) fn assert_plays_over_rtmp_flv_and_hls(server: &Server, stream: &str) -> [String; 3] {
+    let rtmp = format!(
+        "rtmp://{}/live/{stream}?domain=play.example.com",
+        server.rtmp
+    );
+    let flv = format!(
+        "http://{}/live/{stream}.flv?domain=play.example.com",
+        server.http
+    );
+    let hls = format!(
+        "http://{}/live/{stream}.m3u8?domain=play.example.com",
+        server.http
+    );
+    assert_h264_aac(&rtmp);
+    assert_h264_aac(&flv);
+    assert!(
+        wait_until(Duration::from_secs(10), || !probe(&hls).is_empty()),
+        "no HLS playlist"
+    );
+    assert_h264_aac(&hls);
+    [rtmp, flv, hls]
+}
+
+/// Checks that ffmpeg gives up pushing 640x360 H.264 + AAC in `format`
+/// to each of `urls`: the server refused every one.
+pub(crate) fn assert_pushes_refused<'a>(urls: impl IntoIterator<Item = &'a String>, format: &str) {
+    for url in urls {
+        let mut p = Publisher::start_as(url, "testsrc=size=640x360:rate=25", 5, format);
+        let status = p
+            .wait(Duration::from_secs(15))
+            .expect("ffmpeg gives up on a refused push");
+        assert!(!status.success(), "{url} was accepted");
+    }
+}
+
+/// Checks that each of `reasons` is the `StopReason` of a push event from
+/// `since` (Unix seconds) on.
+pub(crate) fn assert_reasons_logged<'a>(
+    server: &Server,
+    since: i64,
+    reasons: impl IntoIterator<Item = &'a str>,
+) {
+    let logged = event_reasons(server, since);
+    for reason in reasons {
+        assert!(
+            logged.iter().any(|r| r == reason),
+            "{reason} not in {logged:?}"
+        );
+    }
+}
+
 pub(crate) fn assert_h264_aac(url: &str) {
     let streams = probe(url);
     assert!(
@@ -277,7 +331,7 @@ pub(crate) fn live_push(server: &Server, stream: &str, seconds: u32) -> Publishe
 }
 
 /// The `StopReason` of every push event from `since` (Unix seconds) on.
-pub(crate) fn event_reasons(server: &Server, since: i64) -> Vec<String> {
+fn event_reasons(server: &Server, since: i64) -> Vec<String> {
     let (start, end) = (
         livestack_api::time::utc_iso(since),
         livestack_api::time::utc_iso(now() + 1),
@@ -355,22 +409,7 @@ fn a_pushed_stream_plays_over_rtmp_http_flv_and_hls() {
     assert_eq!(online.ok()["OnlineInfo"][0]["StreamName"], "cam1");
     assert_eq!(online.ok()["TotalNum"], 1);
 
-    let rtmp = format!("rtmp://{}/live/cam1?domain=play.example.com", server.rtmp);
-    let flv = format!(
-        "http://{}/live/cam1.flv?domain=play.example.com",
-        server.http
-    );
-    let hls = format!(
-        "http://{}/live/cam1.m3u8?domain=play.example.com",
-        server.http
-    );
-    assert_h264_aac(&rtmp);
-    assert_h264_aac(&flv);
-    assert!(
-        wait_until(Duration::from_secs(10), || !probe(&hls).is_empty()),
-        "no HLS playlist"
-    );
-    assert_h264_aac(&hls);
+    let [rtmp, flv, _] = assert_plays_over_rtmp_flv_and_hls(&server, "cam1");
 
     // A player starts on a keyframe at once (GOP cache) and gets the
     // stream in real time.
@@ -451,21 +490,9 @@ fn pushes_are_refused_for_each_documented_reason_and_logged() {
         ),
         (push_url(&server, "s6", "txSecret=abc"), "txTime missing"),
     ];
-    for (url, _) in &cases {
-        let mut p = Publisher::start(url, 5);
-        let status = p
-            .wait(Duration::from_secs(15))
-            .expect("ffmpeg gives up on a refused push");
-        assert!(!status.success(), "{url} was accepted");
-    }
-    let reasons = event_reasons(&server, t - 60);
+    assert_pushes_refused(cases.iter().map(|c| &c.0), "flv");
     // Refusals on an unknown domain have no owner to show them to.
-    for (_, reason) in &cases[1..] {
-        assert!(
-            reasons.iter().any(|r| r == reason),
-            "{reason} not in {reasons:?}"
-        );
-    }
+    assert_reasons_logged(&server, t - 60, cases[1..].iter().map(|c| c.1));
     // The backup key is accepted too.
     server
         .api(
@@ -725,14 +752,7 @@ fn https_playback_serves_the_certificate_bound_to_the_play_domain_by_sni() {
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
         .ok();
-    let pem = crate::certs::example_com();
-    server
-        .api(
-            "ModifyLiveDomainCertBindings",
-            json!({"DomainInfos": [{"DomainName": "play.example.com", "Status": 1}],
-                   "CertificatePublicKey": pem.crt, "CertificatePrivateKey": pem.key}),
-        )
-        .ok();
+    let pem = crate::certs::bind_example_com(&server, &["play.example.com"]);
     let _p = Publisher::start(&push_url(&server, "tls1", ""), 20);
     assert!(wait_until(Duration::from_secs(10), || state(
         &server, "tls1"

@@ -33,17 +33,9 @@ fn rtmps_push_and_play_use_the_certificate_bound_to_each_domain() {
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
         .ok();
-    let pem = crate::certs::example_com();
     // CSS takes RTMPS pushes with the push domain's certificate: both
     // kinds of domain take a binding.
-    server
-        .api(
-            "ModifyLiveDomainCertBindings",
-            json!({"DomainInfos": [{"DomainName": "push.example.com", "Status": 1},
-                                   {"DomainName": "play.example.com", "Status": 1}],
-                   "CertificatePublicKey": pem.crt, "CertificatePrivateKey": pem.key}),
-        )
-        .ok();
+    let pem = crate::certs::bind_example_com(&server, &["push.example.com", "play.example.com"]);
     let dir = tempfile::tempdir().expect("tmp");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pem.crt).expect("write");

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::harness::*;
 use crate::media::{
-    add, assert_h264_aac, event_reasons, now, probe, push_key, setup, state, Publisher,
+    add, assert_h264_aac, assert_plays_over_rtmp_flv_and_hls, assert_pushes_refused,
+    assert_reasons_logged, now, probe, push_key, setup, state, Publisher,
 };
 
 /// Tencent's SRT push URL for live/`stream` with `auth` (`txSecret=…,txTime=…`
@@ -43,22 +44,7 @@ fn an_srt_push_with_tencents_streamid_plays_over_rtmp_http_flv_and_hls() {
             == "active"),
         "the SRT push never went live"
     );
-    let rtmp = format!("rtmp://{}/live/srt1?domain=play.example.com", server.rtmp);
-    let flv = format!(
-        "http://{}/live/srt1.flv?domain=play.example.com",
-        server.http
-    );
-    let hls = format!(
-        "http://{}/live/srt1.m3u8?domain=play.example.com",
-        server.http
-    );
-    assert_h264_aac(&rtmp);
-    assert_h264_aac(&flv);
-    assert!(
-        wait_until(Duration::from_secs(10), || !probe(&hls).is_empty()),
-        "no HLS playlist"
-    );
-    assert_h264_aac(&hls);
+    assert_plays_over_rtmp_flv_and_hls(&server, "srt1");
     // SRT playback (m=request) is refused, not half served.
     let srt_play = format!(
         "srt://{}?streamid=#!::h=play.example.com,r=live/srt1,m=request",
@@ -118,20 +104,8 @@ fn srt_pushes_without_a_valid_signature_are_refused_before_they_connect() {
             "push domain disabled",
         ),
     ];
-    for (url, _) in &cases {
-        let mut p = Publisher::start_as(url, "testsrc=size=320x240:rate=25", 5, "mpegts");
-        let status = p
-            .wait(Duration::from_secs(15))
-            .expect("ffmpeg gives up on a refused SRT push");
-        assert!(!status.success(), "{url} was accepted");
-    }
-    let reasons = event_reasons(&server, t - 60);
-    for (_, reason) in &cases {
-        assert!(
-            reasons.iter().any(|r| r == reason),
-            "{reason} not in {reasons:?}"
-        );
-    }
+    assert_pushes_refused(cases.iter().map(|c| &c.0), "mpegts");
+    assert_reasons_logged(&server, t - 60, cases.iter().map(|c| c.1));
     // None of them went live.
     for s in ["s1", "s2", "s3"] {
         assert_eq!(state(&server, s), "inactive");
