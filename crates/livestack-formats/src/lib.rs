@@ -28,6 +28,7 @@ pub mod fmp4;
 pub mod hevc;
 pub mod hls;
 pub mod llhls;
+pub mod stun;
 pub mod ts;
 pub mod ts_demux;
 

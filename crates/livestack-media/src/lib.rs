@@ -144,6 +144,8 @@ pub(crate) struct Inner {
     pub(crate) cluster: std::sync::OnceLock<livestack_core::media::ClusterLink>,
     /// The edge relays of this node.
     pub(crate) relays: serve::relay::Relays,
+    /// WebRTC playback, once a UDP socket is served.
+    pub(crate) webrtc: std::sync::OnceLock<serve::webrtc::Webrtc>,
 }
 
 impl Inner {
@@ -275,6 +277,7 @@ impl MediaServer {
                 metrics,
                 cluster: std::sync::OnceLock::new(),
                 relays: serve::relay::Relays::default(),
+                webrtc: std::sync::OnceLock::new(),
             }),
         };
         let inner = Arc::clone(&server.inner);
@@ -338,6 +341,18 @@ impl MediaServer {
             .tasks
             .spawn(serve::rtmp::accept_tls_loop(inner, listener, config));
         Ok(())
+    }
+
+    /// Serves WebRTC players (WHEP and LEB, signalled over the HTTP and
+    /// HTTPS listeners) on `socket`, advertising `advertise` as the host
+    /// candidate's address (default: the socket's own, or 127.0.0.1 for a
+    /// wildcard bind).
+    pub fn serve_webrtc(
+        &self,
+        socket: tokio::net::UdpSocket,
+        advertise: Option<std::net::IpAddr>,
+    ) -> std::io::Result<()> {
+        serve::webrtc::Webrtc::start(&self.inner, socket, advertise)
     }
 
     /// Accepts SRT callers on `socket` (UDP) until shutdown: pushes of

@@ -30,6 +30,8 @@ pub struct Config {
     pub rtmps: ListenConfig,
     /// SRT ingest (UDP).
     pub srt: ListenConfig,
+    /// WebRTC media (UDP); signalling rides on the HTTP(S) listeners.
+    pub webrtc: WebrtcConfig,
     /// Media plane tuning.
     pub media: MediaConfig,
     /// Delivery of event callbacks.
@@ -268,6 +270,27 @@ pub struct ApiConfig {
 pub struct ListenConfig {
     /// The address to bind.
     pub listen: SocketAddr,
+}
+
+/// `[webrtc]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebrtcConfig {
+    /// The UDP address every WebRTC session shares.
+    pub listen: SocketAddr,
+    /// The address players are told to send to (the ICE host candidate):
+    /// this machine's public address behind NAT. Unset: the listen
+    /// address, or 127.0.0.1 when that is a wildcard.
+    pub candidate: Option<std::net::IpAddr>,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        WebrtcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            candidate: None,
+        }
+    }
 }
 
 /// `[media]`.
@@ -601,6 +624,7 @@ impl Default for Config {
             srt: ListenConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
             },
+            webrtc: WebrtcConfig::default(),
             media: MediaConfig::default(),
             callbacks: CallbacksConfig::default(),
             storage: StorageConfig::default(),

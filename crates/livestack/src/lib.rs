@@ -58,6 +58,8 @@ pub struct Addrs {
     pub rtmps: SocketAddr,
     /// SRT ingest (UDP).
     pub srt: SocketAddr,
+    /// WebRTC media (UDP).
+    pub webrtc: SocketAddr,
 }
 
 /// A server whose listeners are bound and whose store is open, ready to
@@ -80,6 +82,7 @@ struct Listeners {
     https: TcpListener,
     rtmps: TcpListener,
     srt: tokio::net::UdpSocket,
+    webrtc: tokio::net::UdpSocket,
 }
 
 impl App {
@@ -123,6 +126,9 @@ impl App {
             srt: tokio::net::UdpSocket::bind(config.srt.listen)
                 .await
                 .with_context(|| format!("cannot listen for SRT on {}", config.srt.listen))?,
+            webrtc: tokio::net::UdpSocket::bind(config.webrtc.listen)
+                .await
+                .with_context(|| format!("cannot listen for WebRTC on {}", config.webrtc.listen))?,
             api: bind(config.api.listen, "the API").await?,
         };
         let addrs = Addrs {
@@ -150,6 +156,10 @@ impl App {
                 .srt
                 .local_addr()
                 .context("SRT listener has no address")?,
+            webrtc: listeners
+                .webrtc
+                .local_addr()
+                .context("WebRTC socket has no address")?,
         };
         let policy = Arc::new(livestack_api::PolicyPublisher::new(
             store.clone(),
@@ -278,6 +288,9 @@ impl App {
             .serve_rtmps(listeners.rtmps)
             .context("cannot set up TLS for RTMPS")?;
         media.serve_srt(listeners.srt);
+        media
+            .serve_webrtc(listeners.webrtc, config.webrtc.candidate)
+            .context("cannot serve WebRTC")?;
 
         let settings = livestack_api::ApiSettings {
             rate_limit: config.api.rate_limit,

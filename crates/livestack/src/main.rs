@@ -159,6 +159,15 @@ struct ServeArgs {
     /// SRT ingest listen address (UDP) [default: 127.0.0.1:9000].
     #[arg(long, env = "LIVESTACK_SRT_LISTEN", value_name = "ADDR")]
     srt_listen: Option<SocketAddr>,
+    /// WebRTC media listen address (UDP; WHEP and LEB signalling ride on
+    /// the HTTP(S) listeners) [default: 127.0.0.1:8000].
+    #[arg(long, env = "LIVESTACK_WEBRTC_LISTEN", value_name = "ADDR")]
+    webrtc_listen: Option<SocketAddr>,
+    /// The address WebRTC players are told to send to (this machine's
+    /// public address behind NAT) [default: the listen address, or
+    /// 127.0.0.1 for a wildcard].
+    #[arg(long, env = "LIVESTACK_WEBRTC_CANDIDATE", value_name = "IP")]
+    webrtc_candidate: Option<std::net::IpAddr>,
     /// Requests per second per account per action, for every action
     /// [default: each action's documented limit, 20/s where none is documented].
     #[arg(long, env = "LIVESTACK_API_RATE_LIMIT", value_name = "N")]
@@ -267,6 +276,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(a) = args.srt_listen {
         config.srt.listen = a;
     }
+    if let Some(a) = args.webrtc_listen {
+        config.webrtc.listen = a;
+    }
+    if let Some(ip) = args.webrtc_candidate {
+        config.webrtc.candidate = Some(ip);
+    }
     if let Some(n) = args.api_rate_limit {
         config.api.rate_limit = Some(n);
     }
@@ -307,6 +322,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("https listening on https://{}", addrs.https);
         println!("rtmps listening on rtmps://{}", addrs.rtmps);
         println!("srt listening on srt://{}", addrs.srt);
+        println!("webrtc listening on udp://{}", addrs.webrtc);
         println!("api listening on http://{}", addrs.api);
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();

@@ -35,6 +35,8 @@ use crate::Inner;
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
+/// Largest request body accepted (an SDP offer is a few KiB).
+const MAX_BODY: usize = 64 * 1024;
 /// How long an idle keep-alive connection is kept.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// How long a master playlist waits for a new push's measurements.
@@ -67,6 +69,10 @@ struct Request {
     if_none_match: Option<String>,
     if_modified_since: Option<String>,
     if_range: Option<String>,
+    /// `Content-Length` (0 when absent); bodies are read for POST only.
+    content_length: usize,
+    /// The body (WebRTC signalling).
+    body: Bytes,
 }
 
 fn parse_head(head: &[u8]) -> Option<Request> {
@@ -102,6 +108,10 @@ fn parse_head(head: &[u8]) -> Option<Request> {
         if_none_match: header("if-none-match"),
         if_modified_since: header("if-modified-since"),
         if_range: header("if-range"),
+        content_length: header("content-length")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        body: Bytes::new(),
     })
 }
 
@@ -169,7 +179,7 @@ where
             }
         };
         let head = buf.split_to(head_len);
-        let Some(req) = parse_head(&head) else {
+        let Some(mut req) = parse_head(&head) else {
             respond(
                 &mut socket,
                 400,
@@ -181,6 +191,33 @@ where
             .await?;
             return Ok(());
         };
+        if req.content_length > 0 {
+            if req.content_length > MAX_BODY {
+                respond(
+                    &mut socket,
+                    413,
+                    "text/plain",
+                    Bytes::from_static(b"request body too large\n"),
+                    false,
+                    false,
+                )
+                .await?;
+                return Ok(());
+            }
+            let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+            while buf.len() < req.content_length {
+                let read = tokio::select! {
+                    r = tokio::time::timeout_at(deadline, socket.read_buf(&mut buf)) => r,
+                    () = inner.shutdown.cancelled() => return Ok(()),
+                };
+                match read {
+                    Ok(Ok(0)) | Err(_) => return Ok(()),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e),
+                }
+            }
+            req.body = buf.split_to(req.content_length).freeze();
+        }
         let keep_alive = req.keep_alive;
         // One span per request (an HTTP-FLV play lasts as long as its
         // request): the host and path name the domain, app and stream.
@@ -205,6 +242,7 @@ async fn handle<S: AsyncWrite + Unpin>(
     let head_only = req.method == "HEAD";
     match req.method.as_str() {
         "GET" | "HEAD" => {}
+        "POST" | "DELETE" | "PATCH" => return signal(inner, socket, peer, &req).await,
         "OPTIONS" => {
             // CORS preflight for browser players.
             respond(
@@ -353,6 +391,99 @@ async fn handle<S: AsyncWrite + Unpin>(
         Kind::Flv => {
             flv(inner, socket, live, &domain, Protocol::flv, head_only).await?;
             Ok(false)
+        }
+    }
+}
+
+/// WebRTC signalling: WHEP (`POST /<app>/<stream>/whep` with an SDP
+/// offer, `DELETE` of the session it creates) and Tencent's LEB
+/// (`POST /webrtc/v1/pullstream` and `/webrtc/v1/stopstream`, JSON).
+async fn signal<S: AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    socket: &mut S,
+    peer: SocketAddr,
+    req: &Request,
+) -> std::io::Result<bool> {
+    use crate::serve::webrtc::{self, Refusal};
+    let method = req.method.as_str();
+    if method == "DELETE" {
+        if let Some(id) = req.path.strip_prefix(webrtc::SESSION_PATH) {
+            let closed = inner.webrtc.get().is_some_and(|w| w.close(id));
+            if closed {
+                return plain(socket, req, false, 200, b"").await;
+            }
+        }
+        return not_found(socket, req, false).await;
+    }
+    if method == "PATCH" {
+        // Trickle ICE: the server is ICE-lite with its one candidate in
+        // the answer, and the peer's checks reach it; nothing to add.
+        return plain(socket, req, false, 405, b"trickle ICE is not used\n").await;
+    }
+    if req.path == "/webrtc/v1/pullstream" || req.path == "/webrtc/v1/stopstream" {
+        let reply = match req.path.as_str() {
+            "/webrtc/v1/pullstream" => webrtc::leb_pull(inner, peer, &req.body).await,
+            _ => webrtc::leb_stop(inner, &req.body),
+        };
+        respond(
+            socket,
+            200,
+            "application/json",
+            Bytes::from(reply.to_string()),
+            req.keep_alive,
+            false,
+        )
+        .await?;
+        return Ok(true);
+    }
+    let Some((app, stream)) = req
+        .path
+        .strip_suffix("/whep")
+        .and_then(|p| p.trim_start_matches('/').split_once('/'))
+    else {
+        return not_found(socket, req, false).await;
+    };
+    let host = req.host.as_deref().map(access::strip_port);
+    let target = crate::serve::ingest::Target {
+        domain: access::resolve_domain(host, &[&req.query]),
+        app: app.to_owned(),
+        stream: stream.to_owned(),
+        query: req.query.clone(),
+    };
+    let offer = String::from_utf8_lossy(&req.body);
+    match webrtc::play(inner, &target, peer, &offer).await {
+        Ok((id, answer)) => {
+            let location = format!("Location: {}{id}\r\n", webrtc::SESSION_PATH);
+            respond_with(
+                socket,
+                201,
+                "application/sdp",
+                &location,
+                Bytes::from(answer),
+                req.keep_alive,
+                false,
+            )
+            .await?;
+            Ok(true)
+        }
+        Err(refusal) => {
+            tracing::info!(%peer, app, stream, "WHEP play refused: {}", refusal.describe());
+            let status = match refusal {
+                Refusal::BadOffer(_) => 400,
+                Refusal::Denied(crate::serve::playback::PlayDenied::Forbidden) => 403,
+                Refusal::Denied(_) => 404,
+                Refusal::Busy | Refusal::Off => 503,
+            };
+            respond(
+                socket,
+                status,
+                "text/plain",
+                Bytes::from(format!("{}\n", refusal.describe())),
+                req.keep_alive,
+                false,
+            )
+            .await?;
+            Ok(true)
         }
     }
 }
@@ -920,7 +1051,7 @@ async fn serve_record<S: AsyncWrite + Unpin>(
 }
 
 const CORS: &str = "Access-Control-Allow-Origin: *\r\n\
-                    Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
+                    Access-Control-Allow-Methods: GET, HEAD, OPTIONS, POST, DELETE, PATCH\r\n\
                     Access-Control-Allow-Headers: *\r\n\
                     Access-Control-Expose-Headers: *\r\n";
 
@@ -968,10 +1099,35 @@ async fn respond<S: AsyncWrite + Unpin>(
     keep_alive: bool,
     head_only: bool,
 ) -> std::io::Result<()> {
+    respond_with(
+        socket,
+        status,
+        content_type,
+        "",
+        body,
+        keep_alive,
+        head_only,
+    )
+    .await
+}
+
+/// [`respond`] with `extra` header lines (each ending in CRLF).
+async fn respond_with<S: AsyncWrite + Unpin>(
+    socket: &mut S,
+    status: u16,
+    content_type: &str,
+    extra: &str,
+    body: Bytes,
+    keep_alive: bool,
+    head_only: bool,
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         204 => "No Content",
+        201 => "Created",
         400 => "Bad Request",
+        413 => "Content Too Large",
+        503 => "Service Unavailable",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -979,7 +1135,7 @@ async fn respond<S: AsyncWrite + Unpin>(
     };
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-cache\r\nConnection: {}\r\n{CORS}\r\n",
+         Cache-Control: no-cache\r\nConnection: {}\r\n{extra}{CORS}\r\n",
         body.len(),
         if keep_alive { "keep-alive" } else { "close" }
     );

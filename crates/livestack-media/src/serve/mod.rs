@@ -20,3 +20,4 @@ pub(crate) mod relay;
 pub(crate) mod rtmp;
 pub(crate) mod srt;
 pub(crate) mod tls;
+pub(crate) mod webrtc;

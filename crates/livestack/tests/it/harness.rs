@@ -201,6 +201,7 @@ impl Server {
         config.https.listen = any;
         config.rtmps.listen = any;
         config.srt.listen = any;
+        config.webrtc.listen = any;
         config
     }
 
@@ -313,6 +314,7 @@ impl Server {
             .args(["--https-listen", "127.0.0.1:0"])
             .args(["--rtmps-listen", "127.0.0.1:0"])
             .args(["--srt-listen", "127.0.0.1:0"])
+            .args(["--webrtc-listen", "127.0.0.1:0"])
             .args(["--fetch-allow", "127.0.0.0/8"])
             .args(args)
             .env_remove("LIVESTACK_SECRET_ID")

@@ -36,3 +36,4 @@ mod srt;
 mod task_processing;
 mod tasks;
 pub(crate) mod templates;
+mod webrtc;

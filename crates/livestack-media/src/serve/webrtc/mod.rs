@@ -1,0 +1,392 @@
+//! WebRTC playback (WHEP and Tencent's LEB signalling) on one UDP port.
+//!
+//! Owns: the UDP socket and the router that hands each datagram to its
+//! session (by source address once known, else by the ICE username of a
+//! STUN binding request, whose first half is the session's own ufrag),
+//! the table of live sessions (ended by id on DELETE or `stopstream`),
+//! and the per-stream feeds shared by every player of a stream
+//! ([`feed`]). Signalling (an SDP offer in, an answer out) is called by
+//! the HTTP listener after it has routed the request; play authorization
+//! is [`crate::serve::playback::open`], the same as RTMP's.
+//!
+//! The server side is ICE-lite with one host candidate (the configured
+//! address and the UDP port): the peer's checks come to us, so one socket
+//! serves every session. Must not: touch the HTTP connection or decide
+//! HTTP status codes (the caller maps [`Refusal`]).
+
+mod audio;
+mod feed;
+mod session;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::{Candidate, IceCreds, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::ingest::Target;
+use crate::serve::playback::{self, PlayDenied};
+use crate::stream::live::Live;
+use crate::Inner;
+use feed::Feed;
+use session::{Datagram, Session};
+
+/// Datagrams queued for one session before more are dropped.
+const QUEUE: usize = 512;
+/// Sessions at once on this node.
+const MAX_SESSIONS: usize = 4096;
+
+/// Why an offer gets no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The offer is not SDP, or offers nothing we can send.
+    BadOffer(String),
+    /// The play was refused.
+    Denied(PlayDenied),
+    /// Too many sessions.
+    Busy,
+    /// No WebRTC listener on this node.
+    Off,
+}
+
+impl Refusal {
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Refusal::BadOffer(why) => format!("bad SDP offer: {why}"),
+            Refusal::Denied(d) => d.describe().to_owned(),
+            Refusal::Busy => "too many WebRTC sessions".to_owned(),
+            Refusal::Off => "WebRTC is not enabled on this server".to_owned(),
+        }
+    }
+}
+
+struct Entry {
+    ufrag: String,
+    tx: mpsc::Sender<Datagram>,
+    cancel: CancellationToken,
+}
+
+#[derive(Default)]
+struct Table {
+    /// By session id (the WHEP resource, LEB's `svrsig`).
+    by_id: HashMap<String, Entry>,
+    /// Session id by our ICE ufrag.
+    by_ufrag: HashMap<String, String>,
+    /// Session id by the peer's address, once a check has come from it.
+    by_addr: HashMap<SocketAddr, String>,
+}
+
+/// The WebRTC side of the media plane.
+pub(crate) struct Webrtc {
+    socket: Arc<UdpSocket>,
+    /// The address the socket is bound to.
+    local: SocketAddr,
+    /// What the host candidate advertises.
+    candidate: SocketAddr,
+    crypto: Arc<str0m::crypto::CryptoProvider>,
+    table: Mutex<Table>,
+    /// One feed per live stream, by the stream's address.
+    feeds: Mutex<HashMap<usize, Weak<Feed>>>,
+}
+
+impl Webrtc {
+    /// Serves WebRTC on `socket`, advertising `advertise` (the socket's
+    /// own IP when unset and not a wildcard, else 127.0.0.1).
+    pub(crate) fn start(
+        inner: &Arc<Inner>,
+        socket: UdpSocket,
+        advertise: Option<IpAddr>,
+    ) -> std::io::Result<()> {
+        let local = socket.local_addr()?;
+        let ip = advertise.unwrap_or(if local.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        });
+        let webrtc = Webrtc {
+            socket: Arc::new(socket),
+            local,
+            candidate: SocketAddr::new(ip, local.port()),
+            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            table: Mutex::new(Table::default()),
+            feeds: Mutex::new(HashMap::new()),
+        };
+        if inner.webrtc.set(webrtc).is_err() {
+            return Err(std::io::Error::other("WebRTC is already served"));
+        }
+        inner.tasks.spawn(route(Arc::clone(inner)));
+        Ok(())
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream's shared feed, started by its first player.
+    fn feed(&self, inner: &Inner, live: Arc<Live>) -> Arc<Feed> {
+        let key = Arc::as_ptr(&live) as usize;
+        let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        feeds.retain(|_, f| f.strong_count() > 0);
+        if let Some(feed) = feeds.get(&key).and_then(Weak::upgrade) {
+            return feed;
+        }
+        let feed = Arc::new(Feed::start(inner, live));
+        feeds.insert(key, Arc::downgrade(&feed));
+        feed
+    }
+
+    /// Ends session `id`; false when there is none.
+    pub(crate) fn close(&self, id: &str) -> bool {
+        match self.table().by_id.get(id) {
+            Some(entry) => {
+                entry.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        let mut table = self.table();
+        if let Some(entry) = table.by_id.remove(id) {
+            table.by_ufrag.remove(&entry.ufrag);
+        }
+        table.by_addr.retain(|_, v| v != id);
+    }
+}
+
+/// Answers a player's `offer` for what `target` names: the play decision
+/// of every protocol, then a session of its own. Returns the session id
+/// and the SDP answer.
+pub(crate) async fn play(
+    inner: &Arc<Inner>,
+    target: &Target,
+    peer: SocketAddr,
+    offer: &str,
+) -> Result<(String, String), Refusal> {
+    let webrtc = inner.webrtc.get().ok_or(Refusal::Off)?;
+    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    let live = playback::open(inner, target, peer)
+        .await
+        .map_err(Refusal::Denied)?;
+    if webrtc.table().by_id.len() >= MAX_SESSIONS {
+        return Err(Refusal::Busy);
+    }
+    let creds = IceCreds {
+        ufrag: random_token(8),
+        pass: random_token(24),
+    };
+    let mut rtc = RtcConfig::new()
+        .set_ice_lite(true)
+        .set_local_ice_credentials(creds.clone())
+        .set_crypto_provider(Arc::clone(&webrtc.crypto))
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let candidate =
+        Candidate::host(webrtc.candidate, "udp").map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    rtc.add_local_candidate(candidate);
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    let id = random_token(16);
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let cancel = inner.shutdown.child_token();
+    {
+        let mut table = webrtc.table();
+        table.by_ufrag.insert(creds.ufrag.clone(), id.clone());
+        table.by_id.insert(
+            id.clone(),
+            Entry {
+                ufrag: creds.ufrag,
+                tx,
+                cancel: cancel.clone(),
+            },
+        );
+    }
+    let stream = live.publisher.key.stream.clone();
+    let session = Session {
+        rtc,
+        socket: Arc::clone(&webrtc.socket),
+        local: webrtc.local,
+        feed: webrtc.feed(inner, live),
+        datagrams: rx,
+        cancel,
+    };
+    let owner = Arc::clone(inner);
+    let sid = id.clone();
+    let span = tracing::info_span!("webrtc", %peer, stream, session = %sid);
+    inner.tasks.spawn(tracing::Instrument::instrument(
+        async move {
+            tracing::info!("WebRTC play started");
+            let end = session.run().await;
+            tracing::info!(?end, "WebRTC play ended");
+            if let Some(webrtc) = owner.webrtc.get() {
+                webrtc.remove(&sid);
+            }
+        },
+        span,
+    ));
+    Ok((id, answer.to_sdp_string()))
+}
+
+/// Reads the UDP socket until shutdown, handing each datagram to its
+/// session; a datagram no session claims is dropped.
+async fn route(inner: Arc<Inner>) {
+    let Some(webrtc) = inner.webrtc.get() else {
+        return;
+    };
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let received = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            r = webrtc.socket.recv_from(&mut buf) => r,
+        };
+        let (len, source) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors surface here on some systems: not fatal.
+                tracing::debug!("WebRTC socket: {e}");
+                continue;
+            }
+        };
+        let contents = &buf[..len];
+        let tx = {
+            let mut table = webrtc.table();
+            let id = match table.by_addr.get(&source) {
+                Some(id) => Some(id.clone()),
+                None => livestack_formats::stun::username(contents)
+                    .and_then(|user| user.split(':').next().map(str::to_owned))
+                    .and_then(|ufrag| table.by_ufrag.get(&ufrag).cloned()),
+            };
+            match id {
+                Some(id) => {
+                    table.by_addr.entry(source).or_insert_with(|| id.clone());
+                    table.by_id.get(&id).map(|e| e.tx.clone())
+                }
+                None => None,
+            }
+        };
+        if let Some(tx) = tx {
+            // A full queue drops the datagram, as a congested link would.
+            let _ = tx.try_send(Datagram {
+                source,
+                at: Instant::now(),
+                contents: contents.to_vec(),
+            });
+        }
+    }
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// Where a WHEP session lives (`Location`), for its `DELETE`.
+pub(crate) const SESSION_PATH: &str = "/webrtc/session/";
+
+/// What a `webrtc://domain/app/stream?query` URL names.
+fn parse_stream_url(url: &str) -> Option<Target> {
+    let rest = url.strip_prefix("webrtc://")?;
+    let (host, path) = rest.split_once('/')?;
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let (app, stream) = path.split_once('/')?;
+    if host.is_empty() || app.is_empty() || stream.is_empty() || stream.contains('/') {
+        return None;
+    }
+    Some(Target {
+        domain: Some(crate::serve::access::strip_port(host).to_ascii_lowercase()),
+        app: app.to_owned(),
+        stream: stream.to_owned(),
+        query: query.to_owned(),
+    })
+}
+
+/// LEB's error answer. `errcode` follows HTTP's meaning of the failure
+/// (400 bad request, 403 forbidden, 404 no such stream, 503 unavailable),
+/// as Tencent does not publish its own numbers.
+fn leb_error(code: u16, message: &str) -> serde_json::Value {
+    serde_json::json!({ "errcode": code, "errmsg": message })
+}
+
+/// `POST /webrtc/v1/pullstream`: `{streamurl, sessionid, clientinfo,
+/// localsdp: {type: "offer", sdp}}` → `{errcode, errmsg, remotesdp:
+/// {type: "answer", sdp}, svrsig}`; `svrsig` names the session for
+/// `stopstream`.
+pub(crate) async fn leb_pull(
+    inner: &Arc<Inner>,
+    peer: SocketAddr,
+    body: &[u8],
+) -> serde_json::Value {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return leb_error(400, "the body is not JSON");
+    };
+    let Some(target) = request["streamurl"].as_str().and_then(parse_stream_url) else {
+        return leb_error(400, "streamurl is not a webrtc://domain/app/stream URL");
+    };
+    let Some(offer) = request["localsdp"]["sdp"].as_str() else {
+        return leb_error(400, "localsdp.sdp is missing");
+    };
+    match play(inner, &target, peer, offer).await {
+        Ok((id, answer)) => serde_json::json!({
+            "errcode": 0,
+            "errmsg": "",
+            "remotesdp": { "type": "answer", "sdp": answer },
+            "svrsig": id,
+        }),
+        Err(refusal) => {
+            tracing::info!(%peer, app = target.app, stream = target.stream, "LEB play refused: {}", refusal.describe());
+            let code = match refusal {
+                Refusal::BadOffer(_) => 400,
+                Refusal::Denied(PlayDenied::Forbidden) => 403,
+                Refusal::Denied(_) => 404,
+                Refusal::Busy | Refusal::Off => 503,
+            };
+            leb_error(code, &refusal.describe())
+        }
+    }
+}
+
+/// `POST /webrtc/v1/stopstream`: `{streamurl, svrsig}` ends the session.
+pub(crate) fn leb_stop(inner: &Inner, body: &[u8]) -> serde_json::Value {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return leb_error(400, "the body is not JSON");
+    };
+    let Some(id) = request["svrsig"].as_str() else {
+        return leb_error(400, "svrsig is missing");
+    };
+    if inner.webrtc.get().is_some_and(|w| w.close(id)) {
+        serde_json::json!({ "errcode": 0, "errmsg": "" })
+    } else {
+        leb_error(404, "no such session")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leb_stream_urls_name_domain_app_stream_and_signature() {
+        let t = parse_stream_url("webrtc://Play.Example.com:443/live/cam?txSecret=a&txTime=b")
+            .expect("parses");
+        assert_eq!(t.domain.as_deref(), Some("play.example.com"));
+        assert_eq!((t.app.as_str(), t.stream.as_str()), ("live", "cam"));
+        assert_eq!(t.query, "txSecret=a&txTime=b");
+        assert!(parse_stream_url("rtmp://a/live/cam").is_none());
+        assert!(parse_stream_url("webrtc://a/live").is_none());
+        assert!(parse_stream_url("webrtc://a/live/x/y").is_none());
+    }
+}

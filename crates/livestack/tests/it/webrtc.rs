@@ -1,0 +1,129 @@
+//! WebRTC playback with real peers: aiortc (PyPI) as a WHEP and as a LEB
+//! client, counting decoded video frames and the loudness of decoded
+//! audio (AAC from the publisher, Opus on the wire); and Debian's Chromium
+//! playing over WHEP in a page.
+
+use std::process::Command;
+
+use livestack_core::urlsign;
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::media::{live_push, now, setup};
+
+/// Turns play authentication on for play.example.com; its key.
+fn require_play_signatures(server: &Server) -> &'static str {
+    server
+        .api(
+            "ModifyLivePlayAuthKey",
+            serde_json::json!({"DomainName": "play.example.com", "Enable": 1, "AuthKey": "playkey", "AuthDelta": 600}),
+        )
+        .ok();
+    "playkey"
+}
+
+/// Runs `tests/clients/webrtc_play.py` with `args`; its JSON report.
+fn aiortc(args: &[&str]) -> Value {
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/clients/webrtc_play.py"))
+        .args(args)
+        .output()
+        .expect("python (run scripts/test, which installs aiortc)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("aiortc {}: {}", args[0], stdout.trim());
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|_| {
+        panic!(
+            "webrtc_play.py printed no report: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Video frames of the published size and audible audio (the publisher's
+/// 440 Hz sine, through AAC and Opus).
+fn assert_played(report: &Value) {
+    assert!(
+        report["video_frames"].as_u64().unwrap_or(0) >= 25,
+        "too few video frames decoded: {report}"
+    );
+    assert_eq!(
+        (report["width"].as_u64(), report["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{report}"
+    );
+    assert!(
+        report["audio_frames"].as_u64().unwrap_or(0) >= 50,
+        "too few audio frames decoded: {report}"
+    );
+    // ffmpeg's sine at 1/8 of full scale: an RMS of 2896 in 16 bits.
+    let rms = report["audio_rms_median"].as_f64().unwrap_or(0.0);
+    assert!(
+        (2400.0..3400.0).contains(&rms),
+        "the audio is not the publisher's sine at its level: {report}"
+    );
+}
+
+#[test]
+fn whep_and_leb_players_decode_the_pushed_video_and_hear_its_audio() {
+    let server = setup();
+    let _publisher = live_push(&server, "rtc1", 30);
+    let whep = format!(
+        "http://{}/live/rtc1/whep?domain=play.example.com",
+        server.http
+    );
+    let report = aiortc(&["whep", &whep, "--seconds", "4"]);
+    assert_eq!(report["status"], 201, "{report}");
+    assert_played(&report);
+    assert_eq!(report["delete_status"], 200, "{report}");
+
+    let pull = format!("http://{}/webrtc/v1/pullstream", server.http);
+    let report = aiortc(&[
+        "leb",
+        &pull,
+        "webrtc://play.example.com/live/rtc1",
+        "--seconds",
+        "4",
+    ]);
+    assert_eq!(report["errcode"], 0, "{report}");
+    assert_played(&report);
+    assert_eq!(report["stop_errcode"], 0, "{report}");
+}
+
+#[test]
+fn webrtc_plays_need_the_play_domains_signature_like_every_other_play() {
+    let server = setup();
+    let _publisher = live_push(&server, "rtc2", 30);
+    let key = require_play_signatures(&server);
+    // Unsigned, badly signed: refused before any session exists.
+    let whep = format!(
+        "http://{}/live/rtc2/whep?domain=play.example.com",
+        server.http
+    );
+    let report = aiortc(&["whep", &whep, "--seconds", "1"]);
+    assert_eq!(report["status"], 403, "{report}");
+    let pull = format!("http://{}/webrtc/v1/pullstream", server.http);
+    let forged = "webrtc://play.example.com/live/rtc2?txSecret=00000000000000000000000000000000&txTime=7fffffff";
+    let report = aiortc(&["leb", &pull, forged, "--seconds", "1"]);
+    assert_eq!(report["errcode"], 403, "{report}");
+    // A stream that is not live: 404 over WHEP, errcode 404 over LEB.
+    let signed = urlsign::query(key, "nothere", now() + 600);
+    let whep_missing = format!(
+        "http://{}/live/nothere/whep?domain=play.example.com&{signed}",
+        server.http
+    );
+    assert_eq!(
+        aiortc(&["whep", &whep_missing, "--seconds", "1"])["status"],
+        404
+    );
+    // Signed: plays.
+    let signed = urlsign::query(key, "rtc2", now() + 600);
+    let report = aiortc(&[
+        "leb",
+        &pull,
+        &format!("webrtc://play.example.com/live/rtc2?{signed}"),
+        "--seconds",
+        "3",
+    ]);
+    assert_eq!(report["errcode"], 0, "{report}");
+    assert!(report["video_frames"].as_u64().unwrap_or(0) > 0, "{report}");
+}
