@@ -3,7 +3,8 @@
 // network that is closed). Shared by the browser scripts here.
 const { chromium } = require("playwright-core");
 
-function launch() {
+// `extra`: more flags for one script.
+function launch(extra = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: [
@@ -15,6 +16,7 @@ function launch() {
       "--disable-component-update",
       "--disable-sync",
       "--autoplay-policy=no-user-gesture-required",
+      ...extra,
     ],
   });
 }

@@ -127,3 +127,40 @@ fn webrtc_plays_need_the_play_domains_signature_like_every_other_play() {
     assert_eq!(report["errcode"], 0, "{report}");
     assert!(report["video_frames"].as_u64().unwrap_or(0) > 0, "{report}");
 }
+
+#[test]
+fn chromium_plays_a_stream_over_whep_in_the_player_page() {
+    let server = setup();
+    let _publisher = live_push(&server, "rtc3", 30);
+    let whep = format!(
+        "http://{}/live/rtc3/whep?domain=play.example.com",
+        server.http
+    );
+    let dir = std::env::var_os("LIVESTACK_TEST_ARTIFACTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-artifacts"));
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    let shot = dir.join("webrtc-whep-chromium.png");
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/clients/browser_whep.js"))
+        .arg(&whep)
+        .arg(&shot)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    assert!(
+        out.status.success() && seen["error"].is_null(),
+        "Chromium: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        (seen["videoWidth"].as_u64(), seen["videoHeight"].as_u64()),
+        (Some(640), Some(360)),
+        "{seen}"
+    );
+    assert!(
+        seen["advanced"].as_f64().is_some_and(|a| a > 1.0),
+        "the video did not play on: {seen}"
+    );
+}

@@ -1,0 +1,51 @@
+// Opens docs/webrtc-player.html (the page users open) in headless
+// Chromium with a WHEP URL and prints one JSON line with what its <video>
+// element showed; keeps a screenshot. Used by tests/it/webrtc.rs.
+//
+// Usage: node browser_whep.js WHEP_URL SCREENSHOT_PATH
+// Output: {"videoWidth", "videoHeight", "advanced", "connection", "error"}
+const path = require("path");
+const { launch } = require("./chromium");
+
+async function main() {
+  const [url, screenshot] = process.argv.slice(2);
+  // Chromium hides its host candidates behind mDNS names by default,
+  // which a server cannot resolve.
+  const browser = await launch(["--disable-features=WebRtcHideLocalIpsWithMdns"]);
+  try {
+    const page = await browser.newPage({ viewport: { width: 640, height: 360 } });
+    const player = "file://" + path.resolve(__dirname, "../../docs/webrtc-player.html");
+    await page.goto(player + "#" + encodeURIComponent(url));
+    const result = await page.evaluate(async () => {
+      const video = document.querySelector("video");
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      for (let i = 0; i < 150 && video.currentTime < 0.5 && !window.livestackError; i++) await sleep(100);
+      const first = video.currentTime;
+      await sleep(2000);
+      return {
+        videoWidth: video.videoWidth,
+        videoHeight: video.videoHeight,
+        advanced: video.currentTime - first,
+        connection: document.getElementById("status").textContent,
+        error: window.livestackError || null,
+      };
+    });
+    if (screenshot) await page.screenshot({ path: screenshot });
+    console.log(JSON.stringify(result));
+  } finally {
+    await browser.close();
+  }
+}
+
+const timer = setTimeout(() => {
+  console.log(JSON.stringify({ error: "timed out after 60 s" }));
+  process.exit(1);
+}, 60000);
+main().then(
+  () => clearTimeout(timer),
+  (e) => {
+    clearTimeout(timer);
+    console.log(JSON.stringify({ error: String(e) }));
+    process.exit(1);
+  },
+);
