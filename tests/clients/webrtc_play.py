@@ -48,6 +48,7 @@ async def main():
     parser.add_argument("stream_url", nargs="?")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--wav", help="keep the decoded audio here")
+    parser.add_argument("--vanish", action="store_true", help="end without closing the session, as a crashed player does")
     args = parser.parse_args()
     wav = None
     if args.wav:
@@ -137,7 +138,12 @@ async def main():
         result["audio_rms"] = math.sqrt(squares[0] / squares[1])
     if frame_rms:
         result["audio_rms_median"] = sorted(frame_rms)[len(frame_rms) // 2]
-    # End the session as a player does.
+    # End the session as a player does, or vanish.
+    if args.vanish:
+        print(json.dumps(result))
+        sys.stdout.flush()
+        import os
+        os._exit(0)
     if args.mode == "whep":
         base = args.url.split("/", 3)
         result["delete_status"] = delete(f"{base[0]}//{base[2]}{location}")

@@ -35,6 +35,8 @@ pub(crate) enum Protocol {
     hls,
     /// Another node's edge relay pulling a stream from this one.
     relay,
+    /// WHEP and LEB players.
+    webrtc,
 }
 
 /// A player's protocol and the play domain it asked for.

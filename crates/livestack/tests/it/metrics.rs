@@ -14,7 +14,7 @@ use crate::harness::*;
 use crate::media::{add, live_push};
 
 /// Every sample of a scrape: (name, labels, value).
-fn scrape(server: &Server) -> Vec<(String, Value, f64)> {
+pub(crate) fn scrape(server: &Server) -> Vec<(String, Value, f64)> {
     let raw = http(
         server.addr,
         b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -61,7 +61,7 @@ fn scrape(server: &Server) -> Vec<(String, Value, f64)> {
 }
 
 /// The value of the sample `name` whose labels include `labels`.
-fn value(samples: &[(String, Value, f64)], name: &str, labels: Value) -> Option<f64> {
+pub(crate) fn value(samples: &[(String, Value, f64)], name: &str, labels: Value) -> Option<f64> {
     let want = labels.as_object().cloned().unwrap_or_default();
     samples
         .iter()

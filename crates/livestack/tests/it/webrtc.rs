@@ -4,6 +4,7 @@
 //! playing over WHEP in a page.
 
 use std::process::Command;
+use std::time::Duration;
 
 use livestack_core::urlsign;
 use serde_json::Value;
@@ -163,4 +164,59 @@ fn chromium_plays_a_stream_over_whep_in_the_player_page() {
         seen["advanced"].as_f64().is_some_and(|a| a > 1.0),
         "the video did not play on: {seen}"
     );
+}
+
+/// WebRTC players on play.example.com, as the metrics count them.
+fn webrtc_players(server: &Server) -> f64 {
+    let labels = serde_json::json!({"protocol": "webrtc", "domain": "play.example.com"});
+    crate::metrics::value(&crate::metrics::scrape(server), "livestack_players", labels)
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_webrtc_player_that_vanishes_is_cleaned_up_within_seconds() {
+    let server = setup();
+    let _publisher = live_push(&server, "rtc4", 40);
+    let whep = format!(
+        "http://{}/live/rtc4/whep?domain=play.example.com",
+        server.http
+    );
+    // Closed with DELETE: gone at once.
+    let report = aiortc(&["whep", &whep, "--seconds", "2"]);
+    assert_eq!(report["delete_status"], 200, "{report}");
+    assert!(wait_until(Duration::from_secs(2), || webrtc_players(
+        &server
+    ) == 0.0));
+    // A player that disappears without a word (no DELETE, no more ICE
+    // consent checks) is dropped once its consent lapses.
+    let report = aiortc(&["whep", &whep, "--seconds", "2", "--vanish"]);
+    assert!(report["video_frames"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(webrtc_players(&server), 1.0);
+    let gone = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || webrtc_players(&server) == 0.0),
+        "the vanished player's session was never cleaned up"
+    );
+    eprintln!(
+        "vanished WebRTC player cleaned up after {:?}",
+        gone.elapsed()
+    );
+    // A session id that does not exist: 404.
+    let deleted = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+        ])
+        .arg(format!(
+            "http://{}/webrtc/session/nosuchsession",
+            server.http
+        ))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&deleted.stdout), "404");
 }

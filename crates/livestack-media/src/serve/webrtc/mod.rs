@@ -219,6 +219,10 @@ pub(crate) async fn play(
         feed: webrtc.feed(inner, live),
         datagrams: rx,
         cancel,
+        player: inner.metrics.player(
+            crate::metrics::Protocol::webrtc,
+            target.domain.as_deref().unwrap_or(""),
+        ),
     };
     let owner = Arc::clone(inner);
     let sid = id.clone();

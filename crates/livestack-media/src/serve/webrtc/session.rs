@@ -59,6 +59,8 @@ pub(crate) struct Session {
     pub(crate) feed: Arc<Feed>,
     pub(crate) datagrams: mpsc::Receiver<Datagram>,
     pub(crate) cancel: CancellationToken,
+    /// Counts this player and the bytes sent to it.
+    pub(crate) player: crate::metrics::PlayerGuard,
 }
 
 impl Session {
@@ -83,7 +85,9 @@ impl Session {
                     Ok(Output::Timeout(t)) => break t,
                     Ok(Output::Transmit(t)) => {
                         // UDP: a send that fails is a lost packet.
-                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                        if let Ok(n) = self.socket.send_to(&t.contents, t.destination).await {
+                            self.player.bytes.inc_by(n as u64);
+                        }
                     }
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => connected = true,
