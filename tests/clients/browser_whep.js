@@ -1,21 +1,21 @@
-// Opens docs/webrtc-player.html (the page users open) in headless
-// Chromium with a WHEP URL and prints one JSON line with what its <video>
-// element showed; keeps a screenshot. Used by tests/it/webrtc.rs.
+// Opens livestack's WebRTC player page (/webrtc/player.html#<WHEP URL>,
+// the page users open) in headless Chromium and prints one JSON line with
+// what its <video> element showed; keeps a screenshot. Used by
+// tests/it/webrtc.rs.
 //
-// Usage: node browser_whep.js WHEP_URL SCREENSHOT_PATH
+// Usage: node browser_whep.js PAGE_URL [SCREENSHOT_PATH]
 // Output: {"videoWidth", "videoHeight", "advanced", "connection", "error"}
-const path = require("path");
 const { launch } = require("./chromium");
 
 async function main() {
   const [url, screenshot] = process.argv.slice(2);
-  // Chromium hides its host candidates behind mDNS names by default,
-  // which a server cannot resolve.
-  const browser = await launch(["--disable-features=WebRtcHideLocalIpsWithMdns"]);
+  // Chromium's host candidates stay hidden behind mDNS names (its
+  // default), which the ICE-lite server never needs: it answers the checks
+  // where they come from.
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 640, height: 360 } });
-    const player = "file://" + path.resolve(__dirname, "../../docs/webrtc-player.html");
-    await page.goto(player + "#" + encodeURIComponent(url));
+    await page.goto(url);
     const result = await page.evaluate(async () => {
       const video = document.querySelector("video");
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -53,6 +53,10 @@ enum PlayFormat {
     Rtmps,
     /// `srt://…?streamid=#!::h=…,r=app/stream,…` (push).
     Srt,
+    /// `http://…/app/stream/whep` (WebRTC over WHEP, play).
+    Whep,
+    /// `webrtc://…/app/stream` (WebRTC for Tencent's LEB player SDKs, play).
+    Webrtc,
 }
 
 /// Which URLs `livestack url` prints.
@@ -516,13 +520,19 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
     if args.kind == UrlKind::Push
         && matches!(
             args.format,
-            Some(PlayFormat::Flv | PlayFormat::Hls | PlayFormat::Llhls)
+            Some(
+                PlayFormat::Flv
+                    | PlayFormat::Hls
+                    | PlayFormat::Llhls
+                    | PlayFormat::Whep
+                    | PlayFormat::Webrtc
+            )
         )
     {
-        bail!("a push URL is rtmp, rtmps or srt; flv, hls and llhls are for players");
+        bail!("a push URL is rtmp, rtmps or srt; flv, hls, llhls, whep and webrtc are for players");
     }
     if args.kind == UrlKind::Play && args.format == Some(PlayFormat::Srt) {
-        bail!("srt URLs are for pushing; play over rtmp, rtmps, flv, hls or llhls");
+        bail!("srt URLs are for pushing; play over rtmp, rtmps, flv, hls, llhls, whep or webrtc");
     }
     let want = match args.kind {
         UrlKind::Push => livestack_core::DomainKind::Push,
@@ -593,6 +603,13 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             }
             if args.format == Some(PlayFormat::Rtmps) {
                 println!("rtmps://{name}{rtmps}/{app}/{stream}{query}");
+            }
+            if args.format == Some(PlayFormat::Whep) {
+                println!("http://{name}{http}/{app}/{stream}/whep{query}");
+            }
+            if args.format == Some(PlayFormat::Webrtc) {
+                // Tencent's LEB SDKs post it to /webrtc/v1/pullstream.
+                println!("webrtc://{name}/{app}/{stream}{query}");
             }
         }
     }

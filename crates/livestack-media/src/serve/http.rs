@@ -269,6 +269,18 @@ async fn handle<S: AsyncWrite + Unpin>(
             return Ok(true);
         }
     }
+    if req.path == PLAYER_PATH {
+        respond(
+            socket,
+            200,
+            "text/html; charset=utf-8",
+            Bytes::from_static(PLAYER_PAGE.as_bytes()),
+            req.keep_alive,
+            head_only,
+        )
+        .await?;
+        return Ok(true);
+    }
     if let Some(rest) = req.path.strip_prefix(crate::serve::relay::PULL_PATH) {
         return relay_pull(inner, socket, peer, &req, rest, head_only).await;
     }
@@ -863,6 +875,10 @@ async fn flv<S: AsyncWrite + Unpin>(
     tracing::debug!("HTTP-FLV play ended: {end:?}");
     Ok(())
 }
+
+/// The WebRTC player page (WHEP in plain browser APIs).
+const PLAYER_PATH: &str = "/webrtc/player.html";
+const PLAYER_PAGE: &str = include_str!("../../assets/webrtc-player.html");
 
 /// The content type of HLS playlists.
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";

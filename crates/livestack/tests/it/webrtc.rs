@@ -144,7 +144,7 @@ fn chromium_plays_a_stream_over_whep_in_the_player_page() {
     let shot = dir.join("webrtc-whep-chromium.png");
     let out = Command::new("node")
         .arg(repo_root().join("tests/clients/browser_whep.js"))
-        .arg(&whep)
+        .arg(format!("http://{}/webrtc/player.html#{whep}", server.http))
         .arg(&shot)
         .output()
         .expect("node");

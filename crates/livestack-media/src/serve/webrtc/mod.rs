@@ -192,10 +192,7 @@ pub(crate) async fn play(
     let candidate =
         Candidate::host(webrtc.candidate, "udp").map_err(|e| Refusal::BadOffer(e.to_string()))?;
     rtc.add_local_candidate(candidate);
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    let answer = accept_offer(&mut rtc, offer)?;
     let id = random_token(16);
     let (tx, rx) = mpsc::channel(QUEUE);
     let cancel = inner.shutdown.child_token();
@@ -239,6 +236,26 @@ pub(crate) async fn play(
         span,
     ));
     Ok((id, answer.to_sdp_string()))
+}
+
+/// `rtc`'s answer to `offer`. str0m 0.24 panics on some malformed offers
+/// (a payload type given twice: "Pt locked multiple times", found by the
+/// `webrtc_signal` fuzz target); such an offer is refused like any other
+/// bad one instead of taking the connection's task down.
+fn accept_offer(
+    rtc: &mut str0m::Rtc,
+    offer: SdpOffer,
+) -> Result<str0m::change::SdpAnswer, Refusal> {
+    let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rtc.sdp_api().accept_offer(offer)
+    }));
+    match accepted {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(Refusal::BadOffer(e.to_string())),
+        Err(_) => Err(Refusal::BadOffer(
+            "the offer could not be negotiated".to_owned(),
+        )),
+    }
 }
 
 /// Reads the UDP socket until shutdown, handing each datagram to its
