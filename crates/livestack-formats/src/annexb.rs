@@ -235,6 +235,132 @@ impl<'a> Iterator for LengthPrefixed<'a> {
     }
 }
 
+/// FLV's video codec ids.
+const FLV_CODEC_AVC: u8 = 7;
+const FLV_CODEC_HEVC: u8 = 12;
+
+/// What became of one access unit given to [`FlvVideoWriter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoUnit {
+    /// A frame was written (after a new sequence header, if it changed).
+    Written,
+    /// Only parameter sets, or nothing: no frame.
+    Empty,
+    /// Pictures before any SPS/PPS were seen: dropped, no player could
+    /// decode them.
+    Undecodable,
+}
+
+/// Annex-B access units (MPEG-TS, RTP depacketizers) to FLV video tag
+/// bodies: in-band parameter sets become an AVC/HEVC sequence header
+/// whenever they change, the pictures a length-prefixed frame.
+#[derive(Debug, Clone, Default)]
+pub struct FlvVideoWriter {
+    /// The decoder configuration last written.
+    config: Option<Bytes>,
+}
+
+impl FlvVideoWriter {
+    /// Whether a sequence header has been written.
+    pub fn configured(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// Writes the FLV bodies for one access unit (`hevc`: H.265, else
+    /// H.264) with decode time `timestamp` (ms) and composition offset
+    /// `cts` (ms) to `emit`: a sequence header first when the unit's
+    /// parameter sets are new, then the frame. AUDs and end-of-sequence
+    /// units are left out.
+    pub fn access_unit(
+        &mut self,
+        data: &[u8],
+        hevc: bool,
+        timestamp: u32,
+        cts: i32,
+        mut emit: impl FnMut(crate::ts_demux::FlvFrame),
+    ) -> VideoUnit {
+        use crate::flv::TagKind;
+        use crate::ts_demux::FlvFrame;
+        let (mut vps, mut sps, mut pps) = (Vec::new(), Vec::new(), Vec::new());
+        let mut nals = Vec::new();
+        let mut key = false;
+        for nal in split_annexb(data) {
+            let Some(&first) = nal.first() else {
+                continue;
+            };
+            if hevc {
+                match (first >> 1) & 0x3F {
+                    32 => vps.push(Bytes::copy_from_slice(nal)),
+                    33 => sps.push(Bytes::copy_from_slice(nal)),
+                    34 => pps.push(Bytes::copy_from_slice(nal)),
+                    // Access unit delimiters, end of sequence/bitstream.
+                    35..=37 => {}
+                    t => {
+                        key |= (16..=23).contains(&t);
+                        nals.push(nal);
+                    }
+                }
+            } else {
+                match first & 0x1F {
+                    7 => sps.push(Bytes::copy_from_slice(nal)),
+                    8 => pps.push(Bytes::copy_from_slice(nal)),
+                    9..=11 => {}
+                    t => {
+                        key |= t == 5;
+                        nals.push(nal);
+                    }
+                }
+            }
+        }
+        let codec = if hevc { FLV_CODEC_HEVC } else { FLV_CODEC_AVC };
+        if !sps.is_empty() && !pps.is_empty() {
+            let config = if hevc {
+                HevcConfig::from_parameter_sets(vps, sps, pps)
+                    .ok()
+                    .map(|c| c.to_bytes())
+            } else {
+                AvcConfig::from_parameter_sets(sps, pps)
+                    .ok()
+                    .map(|c| c.to_bytes())
+            };
+            if let Some(config) = config.filter(|c| self.config.as_ref() != Some(c)) {
+                let mut body = BytesMut::with_capacity(5 + config.len());
+                body.put_slice(&[0x10 | codec, 0, 0, 0, 0]);
+                body.put_slice(&config);
+                emit(FlvFrame {
+                    kind: TagKind::Video,
+                    timestamp,
+                    body: body.freeze(),
+                });
+                self.config = Some(config);
+            }
+        }
+        if nals.is_empty() {
+            return VideoUnit::Empty;
+        }
+        if self.config.is_none() {
+            return VideoUnit::Undecodable;
+        }
+        let cts = cts.clamp(-(1 << 23), (1 << 23) - 1);
+        let size: usize = nals.iter().map(|n| 4 + n.len()).sum();
+        let mut body = BytesMut::with_capacity(5 + size);
+        let frame_type = if key { 0x10 } else { 0x20 };
+        body.put_u8(frame_type | codec);
+        body.put_u8(1);
+        body.put_slice(&cts.to_be_bytes()[1..]);
+        for nal in nals {
+            body.put_u32(nal.len() as u32);
+            body.put_slice(nal);
+        }
+        emit(FlvFrame {
+            kind: TagKind::Video,
+            timestamp,
+            body: body.freeze(),
+        });
+        VideoUnit::Written
+    }
+}
+
 /// The NAL units of an Annex-B byte stream (split at 3- and 4-byte start
 /// codes; leading zero bytes and empty units are skipped).
 pub fn split_annexb(data: &[u8]) -> impl Iterator<Item = &[u8]> {

@@ -18,10 +18,8 @@ use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::annexb::split_annexb;
-use crate::avc::AvcConfig;
+use crate::annexb::{FlvVideoWriter, VideoUnit};
 use crate::flv::TagKind;
-use crate::hevc::HevcConfig;
 use crate::ts::{PACKET_LEN, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, STREAM_TYPE_H265};
 
 /// How much of the feed's start is held back waiting for the
@@ -39,8 +37,6 @@ const TS_WRAP: i64 = 1 << 33;
 const TICKS_PER_MS: i64 = 90;
 /// FLV's legacy codec id for H.265 (the widespread extension Tencent's
 /// CDN and most Chinese players use).
-const FLV_CODEC_HEVC: u8 = 12;
-const FLV_CODEC_AVC: u8 = 7;
 /// AAC, 44 kHz, 16-bit, stereo: the fixed header byte every AAC FLV tag
 /// carries (the real parameters are in the sequence header).
 const FLV_AAC: u8 = 0xAF;
@@ -134,7 +130,8 @@ pub struct TsDemuxer {
     /// The last timestamp seen, unwrapped, and the first (time zero).
     last: Option<i64>,
     base: i64,
-    video_config: Option<Bytes>,
+    /// H.264/H.265 access units to FLV frames (holds the decoder configuration).
+    video_flv: FlvVideoWriter,
     audio_config: Option<[u8; 2]>,
     out: VecDeque<FlvFrame>,
     /// Whether frames flow (every announced stream's configuration was
@@ -235,7 +232,7 @@ impl TsDemuxer {
     }
 
     fn ready(&self) -> bool {
-        let waiting_video = self.video.is_some() && self.video_config.is_none();
+        let waiting_video = self.video.is_some() && !self.video_flv.configured();
         let waiting_audio = self.audio.is_some() && self.audio_config.is_none();
         if self.out.is_empty() {
             return false;
@@ -335,7 +332,7 @@ impl TsDemuxer {
             |p: &Option<Pes>, n: Option<(u16, EsCodec)>| p.as_ref().map(|p| (p.pid, p.codec)) == n;
         if !same(&self.video, video) {
             self.video = video.map(|(pid, codec)| Pes::new(pid, codec));
-            self.video_config = None;
+            self.video_flv = FlvVideoWriter::default();
         }
         if !same(&self.audio, audio) {
             self.audio = audio.map(|(pid, codec)| Pes::new(pid, codec));
@@ -506,85 +503,16 @@ impl TsDemuxer {
 
     fn video_unit(&mut self, unit: &Unit) {
         let hevc = unit.codec == EsCodec::H265;
-        let (mut vps, mut sps, mut pps) = (Vec::new(), Vec::new(), Vec::new());
-        let mut nals = Vec::new();
-        let mut key = false;
-        for nal in split_annexb(&unit.data) {
-            let Some(&first) = nal.first() else {
-                continue;
-            };
-            if hevc {
-                match (first >> 1) & 0x3F {
-                    32 => vps.push(Bytes::copy_from_slice(nal)),
-                    33 => sps.push(Bytes::copy_from_slice(nal)),
-                    34 => pps.push(Bytes::copy_from_slice(nal)),
-                    // Access unit delimiters, end of sequence/bitstream.
-                    35..=37 => {}
-                    t => {
-                        key |= (16..=23).contains(&t);
-                        nals.push(nal);
-                    }
-                }
-            } else {
-                match first & 0x1F {
-                    7 => sps.push(Bytes::copy_from_slice(nal)),
-                    8 => pps.push(Bytes::copy_from_slice(nal)),
-                    9..=11 => {}
-                    t => {
-                        key |= t == 5;
-                        nals.push(nal);
-                    }
-                }
-            }
-        }
         let timestamp = self.millis(unit.dts);
-        let codec = if hevc { FLV_CODEC_HEVC } else { FLV_CODEC_AVC };
-        if !sps.is_empty() && !pps.is_empty() {
-            let config = if hevc {
-                HevcConfig::from_parameter_sets(vps, sps, pps)
-                    .ok()
-                    .map(|c| c.to_bytes())
-            } else {
-                AvcConfig::from_parameter_sets(sps, pps)
-                    .ok()
-                    .map(|c| c.to_bytes())
-            };
-            if let Some(config) = config.filter(|c| self.video_config.as_ref() != Some(c)) {
-                let mut body = BytesMut::with_capacity(5 + config.len());
-                body.put_slice(&[0x10 | codec, 0, 0, 0, 0]);
-                body.put_slice(&config);
-                self.out.push_back(FlvFrame {
-                    kind: TagKind::Video,
-                    timestamp,
-                    body: body.freeze(),
-                });
-                self.video_config = Some(config);
-            }
-        }
-        if nals.is_empty() {
-            return;
-        }
-        if self.video_config.is_none() {
+        let cts = ((unit.pts - unit.dts) / TICKS_PER_MS).clamp(-(1 << 23), (1 << 23) - 1) as i32;
+        let out = &mut self.out;
+        let written = self
+            .video_flv
+            .access_unit(&unit.data, hevc, timestamp, cts, |f| out.push_back(f));
+        if written == VideoUnit::Undecodable {
             // No player could decode it.
             self.stats.dropped_units += 1;
-            return;
         }
-        let cts = ((unit.pts - unit.dts) / TICKS_PER_MS).clamp(-(1 << 23), (1 << 23) - 1) as i32;
-        let size: usize = nals.iter().map(|n| 4 + n.len()).sum();
-        let mut body = BytesMut::with_capacity(5 + size);
-        let frame_type = if key { 0x10 } else { 0x20 };
-        body.put_u8(frame_type | codec);
-        body.put_u8(1);
-        body.put_slice(&cts.to_be_bytes()[1..]);
-        for nal in nals {
-            body.put_u32(nal.len() as u32);
-            body.put_slice(nal);
-        }
-        self.out.push_back(FlvFrame {
-            kind: TagKind::Video,
-            timestamp,
-            body: body.freeze(),
-        });
     }
 
     fn audio_unit(&mut self, unit: &Unit) {
@@ -702,6 +630,7 @@ mod tests {
     use super::*;
     use crate::aac::AudioSpecificConfig;
     use crate::avc::tests::{PPS, SPS_640X360};
+    use crate::avc::AvcConfig;
     use crate::flv::{AudioInfo, VideoInfo};
     use crate::ts::TsMuxer;
     use crate::VideoCodec;

@@ -55,6 +55,8 @@ enum PlayFormat {
     Srt,
     /// `http://…/app/stream/whep` (WebRTC over WHEP, play).
     Whep,
+    /// `http://…/app/stream/whip` (WebRTC over WHIP, push).
+    Whip,
     /// `webrtc://…/app/stream` (WebRTC for Tencent's LEB player SDKs, play).
     Webrtc,
 }
@@ -529,10 +531,11 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
             )
         )
     {
-        bail!("a push URL is rtmp, rtmps or srt; flv, hls, llhls, whep and webrtc are for players");
+        bail!("a push URL is rtmp, rtmps, srt or whip; flv, hls, llhls, whep and webrtc are for players");
     }
-    if args.kind == UrlKind::Play && args.format == Some(PlayFormat::Srt) {
-        bail!("srt URLs are for pushing; play over rtmp, rtmps, flv, hls, llhls, whep or webrtc");
+    if args.kind == UrlKind::Play && matches!(args.format, Some(PlayFormat::Srt | PlayFormat::Whip))
+    {
+        bail!("srt and whip URLs are for pushing; play over rtmp, rtmps, flv, hls, llhls, whep or webrtc");
     }
     let want = match args.kind {
         UrlKind::Push => livestack_core::DomainKind::Push,
@@ -584,6 +587,9 @@ fn url_command(args: UrlArgs) -> anyhow::Result<()> {
                     config.srt.listen.port()
                 );
             }
+            // WHIP clients take the signature as the URL's query or as
+            // their bearer token (OBS: "Bearer Token").
+            PlayFormat::Whip => println!("http://{name}{http}/{app}/{stream}/whip{query}"),
             _ => println!("rtmp://{name}{rtmp}/{app}/{stream}{query}"),
         },
         UrlKind::Play => {

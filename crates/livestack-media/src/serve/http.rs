@@ -69,6 +69,8 @@ struct Request {
     if_none_match: Option<String>,
     if_modified_since: Option<String>,
     if_range: Option<String>,
+    /// `Authorization`: a WHIP publisher's bearer token.
+    authorization: Option<String>,
     /// `Content-Length` (0 when absent); bodies are read for POST only.
     content_length: usize,
     /// The body (WebRTC signalling).
@@ -108,6 +110,7 @@ fn parse_head(head: &[u8]) -> Option<Request> {
         if_none_match: header("if-none-match"),
         if_modified_since: header("if-modified-since"),
         if_range: header("if-range"),
+        authorization: header("authorization"),
         content_length: header("content-length")
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0),
@@ -416,7 +419,7 @@ async fn signal<S: AsyncWrite + Unpin>(
     peer: SocketAddr,
     req: &Request,
 ) -> std::io::Result<bool> {
-    use crate::serve::webrtc::{self, Refusal};
+    use crate::serve::webrtc;
     let method = req.method.as_str();
     if method == "DELETE" {
         if let Some(id) = req.path.strip_prefix(webrtc::SESSION_PATH) {
@@ -448,22 +451,45 @@ async fn signal<S: AsyncWrite + Unpin>(
         .await?;
         return Ok(true);
     }
-    let Some((app, stream)) = req
-        .path
-        .strip_suffix("/whep")
-        .and_then(|p| p.trim_start_matches('/').split_once('/'))
-    else {
+    let (path, whip) = match (
+        req.path.strip_suffix("/whep"),
+        req.path.strip_suffix("/whip"),
+    ) {
+        (Some(p), _) => (p, false),
+        (_, Some(p)) => (p, true),
+        _ => return not_found(socket, req, false).await,
+    };
+    let Some((app, stream)) = path.trim_start_matches('/').split_once('/') else {
         return not_found(socket, req, false).await;
     };
     let host = req.host.as_deref().map(access::strip_port);
+    let mut query = req.query.clone();
+    // WHIP clients (OBS among them) send their stream key as a bearer
+    // token: `txSecret=…&txTime=…` there signs the push like a query.
+    if let Some(token) = req
+        .authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .filter(|_| whip)
+    {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(token.trim().trim_start_matches('?'));
+    }
     let target = crate::serve::ingest::Target {
-        domain: access::resolve_domain(host, &[&req.query]),
+        domain: access::resolve_domain(host, &[&query]),
         app: app.to_owned(),
         stream: stream.to_owned(),
-        query: req.query.clone(),
+        query,
     };
     let offer = String::from_utf8_lossy(&req.body);
-    match webrtc::play(inner, &target, peer, &offer).await {
+    let result = if whip {
+        webrtc::publish(inner, &target, peer, &offer).await
+    } else {
+        webrtc::play(inner, &target, peer, &offer).await
+    };
+    match result {
         Ok((id, answer)) => {
             let location = format!("Location: {}{id}\r\n", webrtc::SESSION_PATH);
             respond_with(
@@ -479,16 +505,11 @@ async fn signal<S: AsyncWrite + Unpin>(
             Ok(true)
         }
         Err(refusal) => {
-            tracing::info!(%peer, app, stream, "WHEP play refused: {}", refusal.describe());
-            let status = match refusal {
-                Refusal::BadOffer(_) => 400,
-                Refusal::Denied(crate::serve::playback::PlayDenied::Forbidden) => 403,
-                Refusal::Denied(_) => 404,
-                Refusal::Busy | Refusal::Off => 503,
-            };
+            let what = if whip { "WHIP push" } else { "WHEP play" };
+            tracing::info!(%peer, app, stream, "{what} refused: {}", refusal.describe());
             respond(
                 socket,
-                status,
+                refusal.http_status(),
                 "text/plain",
                 Bytes::from(format!("{}\n", refusal.describe())),
                 req.keep_alive,
@@ -1142,6 +1163,8 @@ async fn respond_with<S: AsyncWrite + Unpin>(
         204 => "No Content",
         201 => "Created",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        409 => "Conflict",
         413 => "Content Too Large",
         503 => "Service Unavailable",
         403 => "Forbidden",

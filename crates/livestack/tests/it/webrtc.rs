@@ -10,7 +10,7 @@ use livestack_core::urlsign;
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::media::{live_push, now, setup};
+use crate::media::{assert_plays_over_rtmp_flv_and_hls, live_push, now, push_key, setup, state};
 
 /// Turns play authentication on for play.example.com; its key.
 fn require_play_signatures(server: &Server) -> &'static str {
@@ -219,4 +219,104 @@ fn a_webrtc_player_that_vanishes_is_cleaned_up_within_seconds() {
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&deleted.stdout), "404");
+}
+
+/// Starts `tests/clients/webrtc_publish.py` with `args` (a WHIP push).
+fn whip_publisher(args: &[&str]) -> std::process::Child {
+    Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/clients/webrtc_publish.py"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python (run scripts/test, which installs aiortc)")
+}
+
+/// The publisher's JSON report, once it has ended.
+fn whip_report(child: std::process::Child) -> Value {
+    let out = child.wait_with_output().expect("webrtc_publish.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("aiortc whip: {}", stdout.trim());
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|_| {
+        panic!(
+            "webrtc_publish.py printed no report: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn a_whip_push_is_an_ordinary_push_that_plays_over_rtmp_flv_and_hls_with_aac() {
+    let server = setup();
+    let whip = format!(
+        "http://{}/live/whip1/whip?domain=push.example.com",
+        server.http
+    );
+    // No signature, or a wrong one: 401, and nothing goes live.
+    let report = whip_report(whip_publisher(&[&whip, "--seconds", "1"]));
+    assert_eq!(report["status"], 401, "{report}");
+    let forged = "txSecret=00000000000000000000000000000000&txTime=7fffffff";
+    let report = whip_report(whip_publisher(&[
+        &whip,
+        "--seconds",
+        "1",
+        "--token",
+        forged,
+    ]));
+    assert_eq!(report["status"], 401, "{report}");
+    assert_ne!(state(&server, "whip1"), "active");
+    // Signed with the push key, as OBS sends its stream key: a bearer token.
+    let signed = urlsign::query(&push_key(&server), "whip1", now() + 600);
+    let publisher = whip_publisher(&[&whip, "--seconds", "15", "--token", &signed]);
+    assert!(
+        wait_until(Duration::from_secs(15), || state(&server, "whip1")
+            == "active"),
+        "the WHIP push never went live"
+    );
+    // Opus became AAC; H.264 passed through.
+    let [_, flv, _] = assert_plays_over_rtmp_flv_and_hls(&server, "whip1");
+    // And the AAC is the publisher's sine (1/8 of full scale: about -21
+    // dBFS RMS), not silence.
+    let stats = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostats",
+            "-rw_timeout",
+            "10000000",
+            "-i",
+            &flv,
+        ])
+        .args([
+            "-t",
+            "2",
+            "-vn",
+            "-af",
+            "astats=measure_perchannel=none",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    let log = String::from_utf8_lossy(&stats.stderr);
+    let rms = log
+        .lines()
+        .filter_map(|l| l.split("RMS level dB:").nth(1))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next_back();
+    assert!(
+        rms.is_some_and(|db| (-27.0..-15.0).contains(&db)),
+        "the WHIP push's audio is not its sine: RMS {rms:?} dB\n{log}"
+    );
+    eprintln!("WHIP audio over HTTP-FLV: RMS {rms:?} dBFS");
+    let online = server.api("DescribeLiveStreamOnlineList", serde_json::json!({}));
+    assert_eq!(online.ok()["OnlineInfo"][0]["StreamName"], "whip1");
+    let report = whip_report(publisher);
+    assert_eq!(report["status"], 201, "{report}");
+    assert_eq!(report["connection"], "connected", "{report}");
+    assert_eq!(report["delete_status"], 200, "{report}");
+    // DELETE ended the push.
+    assert!(wait_until(Duration::from_secs(5), || state(
+        &server, "whip1"
+    ) == "inactive"));
 }

@@ -16,6 +16,7 @@
 
 mod audio;
 mod feed;
+mod publish;
 mod session;
 
 use std::collections::HashMap;
@@ -29,11 +30,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::ingest::Target;
+use crate::serve::ingest::{Push, Target};
 use crate::serve::playback::{self, PlayDenied};
 use crate::stream::live::Live;
 use crate::Inner;
 use feed::Feed;
+use livestack_core::media::EndReason;
 use session::{Datagram, Session};
 
 /// Datagrams queued for one session before more are dropped.
@@ -52,15 +54,38 @@ pub(crate) enum Refusal {
     Busy,
     /// No WebRTC listener on this node.
     Off,
+    /// The push was refused (authentication, a forbidden stream, …).
+    PushRefused(EndReason),
 }
 
 impl Refusal {
+    /// The HTTP status WHEP and WHIP answer with (LEB's `errcode` too).
+    pub(crate) fn http_status(&self) -> u16 {
+        match self {
+            Refusal::BadOffer(_) => 400,
+            Refusal::Denied(PlayDenied::Forbidden) => 403,
+            Refusal::Denied(_) => 404,
+            Refusal::Busy | Refusal::Off => 503,
+            Refusal::PushRefused(reason) => match reason {
+                EndReason::NoAuthParams
+                | EndReason::NoTxTime
+                | EndReason::Expired
+                | EndReason::BadSignature => 401,
+                EndReason::UnknownDomain => 404,
+                EndReason::BadName => 400,
+                EndReason::StoreUnavailable => 503,
+                _ => 403,
+            },
+        }
+    }
+
     pub(crate) fn describe(&self) -> String {
         match self {
             Refusal::BadOffer(why) => format!("bad SDP offer: {why}"),
             Refusal::Denied(d) => d.describe().to_owned(),
             Refusal::Busy => "too many WebRTC sessions".to_owned(),
             Refusal::Off => "WebRTC is not enabled on this server".to_owned(),
+            Refusal::PushRefused(reason) => format!("push refused: {}", reason.describe()),
         }
     }
 }
@@ -140,6 +165,32 @@ impl Webrtc {
         feed
     }
 
+    /// Enters a session for `rtc` in the table (routed by its ufrag): its
+    /// id, its datagrams and what ends it.
+    fn register(
+        &self,
+        inner: &Inner,
+        ufrag: String,
+    ) -> Result<(String, mpsc::Receiver<Datagram>, CancellationToken), Refusal> {
+        let mut table = self.table();
+        if table.by_id.len() >= MAX_SESSIONS {
+            return Err(Refusal::Busy);
+        }
+        let id = random_token(16);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let cancel = inner.shutdown.child_token();
+        table.by_ufrag.insert(ufrag.clone(), id.clone());
+        table.by_id.insert(
+            id.clone(),
+            Entry {
+                ufrag,
+                tx,
+                cancel: cancel.clone(),
+            },
+        );
+        Ok((id, rx, cancel))
+    }
+
     /// Ends session `id`; false when there is none.
     pub(crate) fn close(&self, id: &str) -> bool {
         match self.table().by_id.get(id) {
@@ -174,40 +225,8 @@ pub(crate) async fn play(
     let live = playback::open(inner, target, peer)
         .await
         .map_err(Refusal::Denied)?;
-    if webrtc.table().by_id.len() >= MAX_SESSIONS {
-        return Err(Refusal::Busy);
-    }
-    let creds = IceCreds {
-        ufrag: random_token(8),
-        pass: random_token(24),
-    };
-    let mut rtc = RtcConfig::new()
-        .set_ice_lite(true)
-        .set_local_ice_credentials(creds.clone())
-        .set_crypto_provider(Arc::clone(&webrtc.crypto))
-        .clear_codecs()
-        .enable_h264(true)
-        .enable_opus(true, false)
-        .build(Instant::now());
-    let candidate =
-        Candidate::host(webrtc.candidate, "udp").map_err(|e| Refusal::BadOffer(e.to_string()))?;
-    rtc.add_local_candidate(candidate);
-    let answer = accept_offer(&mut rtc, offer)?;
-    let id = random_token(16);
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let cancel = inner.shutdown.child_token();
-    {
-        let mut table = webrtc.table();
-        table.by_ufrag.insert(creds.ufrag.clone(), id.clone());
-        table.by_id.insert(
-            id.clone(),
-            Entry {
-                ufrag: creds.ufrag,
-                tx,
-                cancel: cancel.clone(),
-            },
-        );
-    }
+    let (rtc, answer, ufrag) = answer(webrtc, offer)?;
+    let (id, rx, cancel) = webrtc.register(inner, ufrag)?;
     let stream = live.publisher.key.stream.clone();
     let session = Session {
         rtc,
@@ -235,7 +254,75 @@ pub(crate) async fn play(
         },
         span,
     ));
-    Ok((id, answer.to_sdp_string()))
+    Ok((id, answer))
+}
+
+/// Takes a WHIP publisher's `offer` for what `target` names: the push
+/// path of every protocol (authorization, claim, registration), then a
+/// session of its own. Returns the session id and the SDP answer.
+pub(crate) async fn publish(
+    inner: &Arc<Inner>,
+    target: &Target,
+    peer: SocketAddr,
+    offer: &str,
+) -> Result<(String, String), Refusal> {
+    let webrtc = inner.webrtc.get().ok_or(Refusal::Off)?;
+    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    // The offer is checked before the push is registered, so a bad one
+    // takes no stream over.
+    let (rtc, answer, ufrag) = answer(webrtc, offer)?;
+    let (id, rx, cancel) = webrtc.register(inner, ufrag)?;
+    let push = match Push::start(inner, target, peer, webrtc.local).await {
+        Ok(push) => push,
+        Err(reason) => {
+            webrtc.remove(&id);
+            return Err(Refusal::PushRefused(reason));
+        }
+    };
+    let session = publish::Publishing {
+        rtc,
+        socket: Arc::clone(&webrtc.socket),
+        local: webrtc.local,
+        datagrams: rx,
+        cancel,
+        push,
+    };
+    let owner = Arc::clone(inner);
+    let sid = id.clone();
+    let span = tracing::info_span!("whip", %peer, stream = %target.stream, session = %sid);
+    inner.tasks.spawn(tracing::Instrument::instrument(
+        async move {
+            tracing::info!("WHIP push started");
+            session.run(Arc::clone(&owner)).await;
+            if let Some(webrtc) = owner.webrtc.get() {
+                webrtc.remove(&sid);
+            }
+        },
+        span,
+    ));
+    Ok((id, answer))
+}
+
+/// A new ICE-lite `Rtc` (H.264 and Opus) with its one host candidate,
+/// its SDP answer to `offer` and its ICE ufrag.
+fn answer(webrtc: &Webrtc, offer: SdpOffer) -> Result<(str0m::Rtc, String, String), Refusal> {
+    let creds = IceCreds {
+        ufrag: random_token(8),
+        pass: random_token(24),
+    };
+    let mut rtc = RtcConfig::new()
+        .set_ice_lite(true)
+        .set_local_ice_credentials(creds.clone())
+        .set_crypto_provider(Arc::clone(&webrtc.crypto))
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let candidate =
+        Candidate::host(webrtc.candidate, "udp").map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    rtc.add_local_candidate(candidate);
+    let answer = accept_offer(&mut rtc, offer)?;
+    Ok((rtc, answer.to_sdp_string(), creds.ufrag))
 }
 
 /// `rtc`'s answer to `offer`. str0m 0.24 panics on some malformed offers
@@ -369,13 +456,7 @@ pub(crate) async fn leb_pull(
         }),
         Err(refusal) => {
             tracing::info!(%peer, app = target.app, stream = target.stream, "LEB play refused: {}", refusal.describe());
-            let code = match refusal {
-                Refusal::BadOffer(_) => 400,
-                Refusal::Denied(PlayDenied::Forbidden) => 403,
-                Refusal::Denied(_) => 404,
-                Refusal::Busy | Refusal::Off => 503,
-            };
-            leb_error(code, &refusal.describe())
+            leb_error(refusal.http_status(), &refusal.describe())
         }
     }
 }
