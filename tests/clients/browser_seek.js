@@ -4,7 +4,7 @@
 //
 // Usage: node browser_seek.js URL SEEK_TO_SECONDS
 // Output: {"duration": …, "currentTime": …, "readyState": …, "error": …}
-const { launch } = require("./chromium");
+const { launch, run } = require("./chromium");
 
 async function main() {
   const [url, seekArg] = process.argv.slice(2);
@@ -44,15 +44,4 @@ async function main() {
   }
 }
 
-const timer = setTimeout(() => {
-  console.log(JSON.stringify({ error: "timed out after 60 s" }));
-  process.exit(1);
-}, 60000);
-main().then(
-  () => clearTimeout(timer),
-  (e) => {
-    clearTimeout(timer);
-    console.log(JSON.stringify({ error: String(e) }));
-    process.exit(1);
-  },
-);
+run(main);

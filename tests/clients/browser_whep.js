@@ -5,7 +5,7 @@
 //
 // Usage: node browser_whep.js PAGE_URL [SCREENSHOT_PATH]
 // Output: {"videoWidth", "videoHeight", "advanced", "connection", "error"}
-const { launch } = require("./chromium");
+const { launch, run } = require("./chromium");
 
 async function main() {
   const [url, screenshot] = process.argv.slice(2);
@@ -37,15 +37,4 @@ async function main() {
   }
 }
 
-const timer = setTimeout(() => {
-  console.log(JSON.stringify({ error: "timed out after 60 s" }));
-  process.exit(1);
-}, 60000);
-main().then(
-  () => clearTimeout(timer),
-  (e) => {
-    clearTimeout(timer);
-    console.log(JSON.stringify({ error: String(e) }));
-    process.exit(1);
-  },
-);
+run(main);

@@ -21,4 +21,21 @@ function launch(extra = []) {
   });
 }
 
-module.exports = { launch };
+// Runs a script's async `main`: one JSON line with the error if it fails
+// or takes over 60 s, and a non-zero exit.
+function run(main) {
+  const timer = setTimeout(() => {
+    console.log(JSON.stringify({ error: "timed out after 60 s" }));
+    process.exit(1);
+  }, 60000);
+  main().then(
+    () => clearTimeout(timer),
+    (e) => {
+      clearTimeout(timer);
+      console.log(JSON.stringify({ error: String(e) }));
+      process.exit(1);
+    },
+  );
+}
+
+module.exports = { launch, run };

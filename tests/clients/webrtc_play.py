@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -21,6 +22,26 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 # Loopback only: aioice leaves 127.0.0.1 out of its host candidates, and
 # the tests' server listens there.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+# Frames of the first seconds are the server's GOP cache, sent at once:
+# not counted in the latency.
+SETTLE = 3.0
+# The clock xtask bench-latency burns into the top of each frame: bit i of
+# the milliseconds since the base is a 30x32 block at x = 30 i, white for 1.
+CLOCK_BITS = 21
+
+
+def burnt_in_ms(frame):
+    gray = frame.reformat(format="gray")
+    plane = gray.planes[0]
+    data = bytes(plane)
+    row = 16 * plane.line_size
+    ms = 0
+    for i in range(CLOCK_BITS):
+        if data[row + i * 30 + 15] > 128:
+            ms |= 1 << i
+    return ms
 
 
 def post(url, body, content_type):
@@ -49,6 +70,7 @@ async def main():
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--wav", help="keep the decoded audio here")
     parser.add_argument("--vanish", action="store_true", help="end without closing the session, as a crashed player does")
+    parser.add_argument("--latency-base", type=float, help="read the publisher's burnt-in clock (xtask bench-latency): Unix seconds it counts from")
     args = parser.parse_args()
     wav = None
     if args.wav:
@@ -63,6 +85,8 @@ async def main():
     pc.addTransceiver("audio", direction="recvonly")
     result = {"video_frames": 0, "width": 0, "height": 0, "audio_frames": 0, "audio_rms": 0.0, "audio_peak": 0, "silent_frames": 0, "audio_format": ""}
     squares = [0.0, 0]
+    latencies = []
+    started = time.time()
     frame_rms = []
     done = asyncio.Event()
 
@@ -73,6 +97,11 @@ async def main():
                 if track.kind == "video":
                     result["video_frames"] += 1
                     result["width"], result["height"] = frame.width, frame.height
+                    if args.latency_base is not None:
+                        shown = burnt_in_ms(frame)
+                        now_ms = (time.time() - args.latency_base) * 1000.0
+                        if time.time() - started > SETTLE:
+                            latencies.append(now_ms - shown)
                 else:
                     result["audio_frames"] += 1
                     # The plane's buffer is padded: only frame.samples count.
@@ -136,6 +165,14 @@ async def main():
     result["connection"] = pc.connectionState
     if squares[1]:
         result["audio_rms"] = math.sqrt(squares[0] / squares[1])
+    if latencies:
+        latencies.sort()
+        result["latency_ms"] = {
+            "p50": latencies[len(latencies) // 2],
+            "p90": latencies[int(len(latencies) * 0.9)],
+            "min": latencies[0],
+            "frames": len(latencies),
+        }
     if frame_rms:
         result["audio_rms_median"] = sorted(frame_rms)[len(frame_rms) // 2]
     # End the session as a player does, or vanish.

@@ -32,6 +32,7 @@
 //! signed API client, the publisher, the load generator and the quiet gate.
 
 pub(crate) mod edge;
+mod webrtc;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -55,7 +56,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--warmup SECS] \
-[--window SECS] [--proto rtmp,flv] [--servers livestack,nginx] [--merge-write-ms MS] \
+[--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx] [--merge-write-ms MS] \
 [--quiet-wait SECS] [--livestack PATH] [--no-build]";
 
 /// The root key livestack is started with.
@@ -88,6 +89,8 @@ const QUIET_BUSY: f64 = 0.15;
 // The issue's targets.
 const TARGET_CPU_RATIO: f64 = 0.5;
 const TARGET_RSS_MB: f64 = 150.0;
+/// WebRTC at most this many times RTMP's CPU per player-second (issue 14).
+const TARGET_WEBRTC_RATIO: f64 = 3.0;
 const TARGET_RSS_AT: usize = 2000;
 const TARGET_FIRST_FRAME_MS: f64 = 100.0;
 
@@ -98,6 +101,8 @@ const TARGET_FIRST_FRAME_MS: f64 = 100.0;
 pub(crate) enum Proto {
     Rtmp,
     Flv,
+    /// WHEP players (livestack only: nginx-rtmp has no WebRTC).
+    Webrtc,
 }
 
 impl Proto {
@@ -105,6 +110,7 @@ impl Proto {
         match self {
             Proto::Rtmp => "RTMP",
             Proto::Flv => "HTTP-FLV",
+            Proto::Webrtc => "WebRTC",
         }
     }
 
@@ -112,7 +118,8 @@ impl Proto {
         match s.trim().to_ascii_lowercase().as_str() {
             "rtmp" => Ok(Proto::Rtmp),
             "flv" | "http-flv" | "httpflv" => Ok(Proto::Flv),
-            other => bail!("unknown protocol {other:?} (rtmp, flv)"),
+            "webrtc" | "whep" => Ok(Proto::Webrtc),
+            other => bail!("unknown protocol {other:?} (rtmp, flv, webrtc)"),
         }
     }
 }
@@ -755,6 +762,7 @@ pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<Ru
         .args(["--https-listen", "127.0.0.1:0"])
         .args(["--rtmps-listen", "127.0.0.1:0"])
         .args(["--srt-listen", "127.0.0.1:0"])
+        .args(["--webrtc-listen", "127.0.0.1:0"])
         .args(["--log", "warn"])
         .env("LIVESTACK_SECRET_ID", SECRET_ID)
         .env("LIVESTACK_SECRET_KEY", SECRET_KEY)
@@ -980,6 +988,8 @@ struct Urls {
     rtmp_name: String,
     http_addr: Option<SocketAddr>,
     http_path: String,
+    /// WHEP, on the HTTP listener.
+    whep_path: String,
 }
 
 fn urls(server: &RunningServer) -> Urls {
@@ -991,6 +1001,7 @@ fn urls(server: &RunningServer) -> Urls {
             rtmp_name: format!("{STREAM}?domain={PLAY_DOMAIN}"),
             http_addr: server.http,
             http_path: format!("/{APP}/{STREAM}.flv?domain={PLAY_DOMAIN}"),
+            whep_path: format!("/{APP}/{STREAM}/whep?domain={PLAY_DOMAIN}"),
         },
         ServerKind::Nginx => Urls {
             publish: format!("rtmp://{rtmp}/{APP}/{STREAM}"),
@@ -998,6 +1009,7 @@ fn urls(server: &RunningServer) -> Urls {
             rtmp_name: STREAM.to_owned(),
             http_addr: None,
             http_path: String::new(),
+            whep_path: String::new(),
         },
     }
 }
@@ -1254,8 +1266,8 @@ async fn run_matrix(opts: &Options, env: &Env) -> Result<()> {
     for &n in &opts.players {
         for &server in &opts.servers {
             for &proto in &opts.protos {
-                if server == ServerKind::Nginx && proto == Proto::Flv {
-                    continue; // nginx-rtmp has no HTTP-FLV.
+                if server == ServerKind::Nginx && proto != Proto::Rtmp {
+                    continue; // nginx-rtmp has no HTTP-FLV and no WebRTC.
                 }
                 if server == ServerKind::Nginx && env.nginx.is_none() {
                     continue;
@@ -1350,6 +1362,10 @@ async fn measure(
                 .http_addr
                 .context("this server has no HTTP-FLV listener")?,
             path: urls.http_path.clone(),
+        },
+        Proto::Webrtc => PlayTarget::Webrtc {
+            addr: urls.http_addr.context("this server has no HTTP listener")?,
+            path: urls.whep_path.clone(),
         },
     };
     let ticks = env.clock_ticks;
@@ -1473,6 +1489,8 @@ pub(crate) enum PlayTarget {
     },
     /// An HTTP-FLV `GET path`.
     Flv { addr: SocketAddr, path: String },
+    /// A WHEP `POST path` on the HTTP listener.
+    Webrtc { addr: SocketAddr, path: String },
 }
 
 /// Runs the load generator (`xtask bench-media --load`, pinned to the
@@ -1501,6 +1519,12 @@ pub(crate) async fn run_load_generator<S>(
                 .args(["--app", APP])
                 .args(["--tc-url", tc_url])
                 .args(["--name", name]);
+        }
+        PlayTarget::Webrtc { addr, path } => {
+            load_cmd
+                .args(["--proto", "webrtc"])
+                .args(["--addr", &addr.to_string()])
+                .args(["--path", path]);
         }
         PlayTarget::Flv { addr, path } => {
             load_cmd
@@ -1613,7 +1637,7 @@ fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
             .find(|r| r.server == server && r.proto == proto && r.players == n)
     };
     for &n in &opts.players {
-        for proto in [Proto::Rtmp, Proto::Flv] {
+        for proto in [Proto::Rtmp, Proto::Flv, Proto::Webrtc] {
             let Some(ls) = find(ServerKind::Livestack, proto, n) else {
                 continue;
             };
@@ -1642,6 +1666,20 @@ fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
                     verdict(ls.rss_mb <= TARGET_RSS_MB),
                     ls.rss_mb
                 );
+            }
+            if proto == Proto::Webrtc {
+                if let Some(rtmp) = find(ServerKind::Livestack, Proto::Rtmp, n) {
+                    let per = |r: &RunResult| r.server_cpu / r.wall / r.players as f64 * 1e6;
+                    let ratio = per(ls) / per(rtmp);
+                    println!(
+                        "  N={n} WebRTC: CPU per player-second WebRTC / RTMP = {:.0} / {:.0} µs \
+                         = {ratio:.2} (target <= {TARGET_WEBRTC_RATIO}): {}",
+                        per(ls),
+                        per(rtmp),
+                        verdict(ratio <= TARGET_WEBRTC_RATIO)
+                    );
+                }
+                continue;
             }
             if let Some(ng) = find(ServerKind::Nginx, Proto::Rtmp, n) {
                 let ratio = ls.server_cpu / ls.wall / (ng.server_cpu / ng.wall);
@@ -1968,7 +2006,7 @@ async fn first_frames(config: &LoadConfig, targets: &[String]) -> FirstFrames {
         let mut config = config.clone();
         match config.proto {
             Proto::Rtmp => config.name.clone_from(target),
-            Proto::Flv => config.path.clone_from(target),
+            Proto::Flv | Proto::Webrtc => config.path.clone_from(target),
         }
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         let mut counter = Counter::new(Window {
@@ -2033,6 +2071,12 @@ impl Counter {
     fn tag(&mut self, kind: TagKind, body: &[u8], now: tokio::time::Instant) {
         let keyframe = kind == TagKind::Video
             && VideoInfo::parse(body).is_ok_and(|v| v.is_keyframe() && !v.is_sequence_header());
+        self.media(kind, body.len(), keyframe, now);
+    }
+
+    /// One unit of media (an FLV tag, or a WebRTC access unit or audio
+    /// frame) of `len` payload bytes.
+    fn media(&mut self, kind: TagKind, len: usize, keyframe: bool, now: tokio::time::Instant) {
         if keyframe && self.first_frame.is_none() {
             self.first_frame = Some(now.duration_since(self.began));
         }
@@ -2044,7 +2088,7 @@ impl Counter {
                 .last_tag
                 .map_or(self.window.start, |t| t.max(self.window.start));
             self.max_gap = self.max_gap.max(now.duration_since(prev));
-            self.record.payload += body.len() as u64;
+            self.record.payload += len as u64;
             match kind {
                 TagKind::Audio => self.record.audio += 1,
                 _ => self.record.video += 1,
@@ -2084,6 +2128,9 @@ async fn play(
     until: tokio::time::Instant,
 ) -> Result<()> {
     counter.began = tokio::time::Instant::now();
+    if config.proto == Proto::Webrtc {
+        return webrtc::play(config.addr, &config.path, counter, until).await;
+    }
     let deadline = tokio::time::sleep_until(until);
     tokio::pin!(deadline);
     let mut stream = tokio::select! {
@@ -2095,6 +2142,7 @@ async fn play(
     stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
     let mut buf = vec![0u8; READ_BUF];
     match config.proto {
+        Proto::Webrtc => bail!("WebRTC players play over UDP (webrtc::play)"),
         Proto::Rtmp => {
             let mut session = ClientSession::new(ClientConfig::new(&config.app, &config.tc_url));
             session.play(&config.name);

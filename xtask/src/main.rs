@@ -10,8 +10,8 @@
 //!   throughput of livestack against a bare hyper server (see
 //!   `docs/benchmarks.md`). Its helpers `bare-server` and `load` are hidden
 //!   subcommands.
-//! - `bench-media [--players LIST] …`: one stream fanned out to N RTMP or
-//!   HTTP-FLV players, livestack against nginx-rtmp (its load generator is
+//! - `bench-media [--players LIST] …`: one stream fanned out to N RTMP,
+//!   HTTP-FLV or WebRTC players, livestack against nginx-rtmp (its load generator is
 //!   the hidden `bench-media --load`).
 //! - `bench-edge --database-url URL [--players LIST] …`: the same fan-out
 //!   served by an edge node of a two-node cluster (its relay pulling from
@@ -20,8 +20,11 @@
 //! - `bench-transcode [--rounds N] [--window SECS] …`: the CPU of a
 //!   transcode run by livestack against the same transcode as a bare
 //!   ffmpeg command.
+//! - `bench-latency [--rounds N]`: glass-to-glass latency of WebRTC and
+//!   LL-HLS, read back from a clock burnt into the published frames.
 
 mod bench;
+mod bench_latency;
 mod bench_media;
 mod bench_transcode;
 mod cli;
@@ -76,12 +79,14 @@ fn run() -> Result<ExitCode> {
         ["bench-media", options @ ..] => bench_media::main(&root, options),
         ["bench-edge", options @ ..] => bench_media::edge::main(&root, options),
         ["bench-transcode", options @ ..] => bench_transcode::main(&root, options),
+        ["bench-latency", options @ ..] => bench_latency::main(&root, options),
         _ => bail!(
             "usage: cargo xtask codegen [--check]\n       cargo xtask bench-api [--duration SECS] \
              [--connections N] [--rounds R] [--livestack PATH] [--no-build]\n       \
              cargo xtask bench-media [--players LIST] [...]\n       \
              cargo xtask bench-edge --database-url URL [...]\n       \
-             cargo xtask bench-transcode [--rounds N] [...]"
+             cargo xtask bench-transcode [--rounds N] [...]\n       \
+             cargo xtask bench-latency [--rounds N] [...]"
         ),
     }
 }

@@ -318,6 +318,13 @@ async fn on_demand_first_frames(
                     .map(|s| format!("/{APP}/{s}.flv?domain={PLAY_DOMAIN}"))
                     .collect(),
             ),
+            Proto::Webrtc => (
+                edge.http.context("the edge has no HTTP listener")?,
+                names
+                    .iter()
+                    .map(|s| format!("/{APP}/{s}/whep?domain={PLAY_DOMAIN}"))
+                    .collect(),
+            ),
         };
         let mut all = Vec::new();
         let mut started = Some(0.0);
@@ -434,6 +441,9 @@ async fn run_first_frames(
         }
         Proto::Flv => {
             cmd.args(["--proto", "flv"]);
+        }
+        Proto::Webrtc => {
+            cmd.args(["--proto", "webrtc"]);
         }
     }
     cmd.stdin(Stdio::piped())

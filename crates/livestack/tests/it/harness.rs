@@ -1019,3 +1019,42 @@ impl<'a> Tc3Request<'a> {
         http(self.server.addr, &self.build()).expect("request")
     }
 }
+
+/// Where tests keep what a person may want to look at (screenshots):
+/// `$LIVESTACK_TEST_ARTIFACTS`, or `target/test-artifacts`.
+pub(crate) fn artifact(name: &str) -> PathBuf {
+    let dir = std::env::var_os("LIVESTACK_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/test-artifacts"));
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir.join(name)
+}
+
+/// Runs the browser script `tests/clients/<script>` (Debian's Chromium
+/// through playwright-core) with `args`; its one JSON line, once it has
+/// said it succeeded (no `error`).
+pub(crate) fn browser(script: &str, args: &[&std::ffi::OsStr]) -> Value {
+    assert!(
+        repo_root()
+            .join("tests/clients/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is missing: run scripts/test, which installs the test clients"
+    );
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/clients").join(script))
+        .args(args)
+        .env(
+            "CHROMIUM",
+            std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+        )
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    assert!(
+        out.status.success() && seen.is_object() && seen["error"].is_null(),
+        "{script}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    seen
+}

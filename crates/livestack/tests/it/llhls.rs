@@ -127,28 +127,8 @@ fn an_ll_hls_playlist_has_parts_blocks_for_the_next_one_and_plays_as_plain_hls_t
     assert_h264_aac(&url);
 
     // hls.js in low-latency mode, in Chromium.
-    let dir = std::env::var_os("LIVESTACK_TEST_ARTIFACTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/test-artifacts"));
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    let shot = dir.join("llhls-hlsjs.png");
-    let out = Command::new("node")
-        .arg(repo_root().join("tests/clients/browser_llhls.js"))
-        .arg(&url)
-        .arg(&shot)
-        .env(
-            "CHROMIUM",
-            std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-        )
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    assert!(
-        out.status.success() && seen["error"].is_null(),
-        "hls.js: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let shot = artifact("llhls-hlsjs.png");
+    let seen = browser("browser_llhls.js", &[url.as_ref(), shot.as_ref()]);
     assert_eq!(
         (seen["videoWidth"].clone(), seen["videoHeight"].clone()),
         (640.into(), 360.into()),

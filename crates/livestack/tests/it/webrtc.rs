@@ -137,24 +137,9 @@ fn chromium_plays_a_stream_over_whep_in_the_player_page() {
         "http://{}/live/rtc3/whep?domain=play.example.com",
         server.http
     );
-    let dir = std::env::var_os("LIVESTACK_TEST_ARTIFACTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/test-artifacts"));
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    let shot = dir.join("webrtc-whep-chromium.png");
-    let out = Command::new("node")
-        .arg(repo_root().join("tests/clients/browser_whep.js"))
-        .arg(format!("http://{}/webrtc/player.html#{whep}", server.http))
-        .arg(&shot)
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    assert!(
-        out.status.success() && seen["error"].is_null(),
-        "Chromium: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let page = format!("http://{}/webrtc/player.html#{whep}", server.http);
+    let shot = artifact("webrtc-whep-chromium.png");
+    let seen = browser("browser_whep.js", &[page.as_ref(), shot.as_ref()]);
     assert_eq!(
         (seen["videoWidth"].as_u64(), seen["videoHeight"].as_u64()),
         (Some(640), Some(360)),

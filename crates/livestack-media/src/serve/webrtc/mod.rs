@@ -240,20 +240,12 @@ pub(crate) async fn play(
             target.domain.as_deref().unwrap_or(""),
         ),
     };
-    let owner = Arc::clone(inner);
-    let sid = id.clone();
-    let span = tracing::info_span!("webrtc", %peer, stream, session = %sid);
-    inner.tasks.spawn(tracing::Instrument::instrument(
-        async move {
-            tracing::info!("WebRTC play started");
-            let end = session.run().await;
-            tracing::info!(?end, "WebRTC play ended");
-            if let Some(webrtc) = owner.webrtc.get() {
-                webrtc.remove(&sid);
-            }
-        },
-        span,
-    ));
+    let span = tracing::info_span!("webrtc", %peer, stream, session = %id);
+    spawn_session(inner, &id, span, async move {
+        tracing::info!("WebRTC play started");
+        let end = session.run().await;
+        tracing::info!(?end, "WebRTC play ended");
+    });
     Ok((id, answer))
 }
 
@@ -287,20 +279,34 @@ pub(crate) async fn publish(
         cancel,
         push,
     };
+    let span = tracing::info_span!("whip", %peer, stream = %target.stream, session = %id);
     let owner = Arc::clone(inner);
-    let sid = id.clone();
-    let span = tracing::info_span!("whip", %peer, stream = %target.stream, session = %sid);
+    spawn_session(inner, &id, span, async move {
+        tracing::info!("WHIP push started");
+        session.run(owner).await;
+    });
+    Ok((id, answer))
+}
+
+/// Runs a session's task on the server's tracker, in `span`; its entry
+/// in the table goes when it ends.
+fn spawn_session(
+    inner: &Arc<Inner>,
+    id: &str,
+    span: tracing::Span,
+    session: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let owner = Arc::clone(inner);
+    let id = id.to_owned();
     inner.tasks.spawn(tracing::Instrument::instrument(
         async move {
-            tracing::info!("WHIP push started");
-            session.run(Arc::clone(&owner)).await;
+            session.await;
             if let Some(webrtc) = owner.webrtc.get() {
-                webrtc.remove(&sid);
+                webrtc.remove(&id);
             }
         },
         span,
     ));
-    Ok((id, answer))
 }
 
 /// A new ICE-lite `Rtc` (H.264 and Opus) with its one host candidate,

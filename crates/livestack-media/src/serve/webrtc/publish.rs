@@ -19,7 +19,6 @@ use livestack_core::media::EndReason;
 use livestack_formats::annexb::FlvVideoWriter;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
@@ -207,14 +206,7 @@ impl Publishing {
                 },
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return EndReason::ClientClosed };
-                    let Ok(contents) = d.contents.as_slice().try_into() else { continue };
-                    let input = Input::Receive(d.at, Receive {
-                        proto: Protocol::Udp,
-                        source: d.source,
-                        destination: self.local,
-                        contents,
-                    });
-                    if self.rtc.handle_input(input).is_err() {
+                    if d.feed(&mut self.rtc, self.local).is_err() {
                         return EndReason::ProtocolError;
                     }
                 }

@@ -34,6 +34,25 @@ pub(crate) struct Datagram {
     pub(crate) contents: Vec<u8>,
 }
 
+impl Datagram {
+    /// Hands the datagram to `rtc` (which received it on `local`). A
+    /// datagram that is neither STUN, DTLS nor SRTP is ignored.
+    pub(crate) fn feed(self, rtc: &mut Rtc, local: SocketAddr) -> Result<(), str0m::RtcError> {
+        let Ok(contents) = self.contents.as_slice().try_into() else {
+            return Ok(());
+        };
+        rtc.handle_input(Input::Receive(
+            self.at,
+            Receive {
+                proto: Protocol::Udp,
+                source: self.source,
+                destination: local,
+                contents,
+            },
+        ))
+    }
+}
+
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
@@ -123,14 +142,7 @@ impl Session {
                 () = tokio::time::sleep_until(deadline), if !connected => return End::NeverConnected,
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return End::Closed };
-                    let Ok(contents) = d.contents.as_slice().try_into() else { continue };
-                    let input = Input::Receive(d.at, Receive {
-                        proto: Protocol::Udp,
-                        source: d.source,
-                        destination: self.local,
-                        contents,
-                    });
-                    if self.rtc.handle_input(input).is_err() {
+                    if d.feed(&mut self.rtc, self.local).is_err() {
                         return End::Failed;
                     }
                 }
