@@ -57,7 +57,7 @@ use tokio::process::{Child, Command};
 
 const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--warmup SECS] \
 [--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx] [--merge-write-ms MS] \
-[--quiet-wait SECS] [--livestack PATH] [--no-build]";
+[--ingest rtmp|srt] [--quiet-wait SECS] [--livestack PATH] [--no-build]";
 
 /// The root key livestack is started with.
 const SECRET_ID: &str = "AKIDmediabench00000000000000000000000";
@@ -156,6 +156,8 @@ struct Options {
     servers: Vec<ServerKind>,
     /// `[media] merge_write_ms` for livestack; `None` keeps the default.
     merge_write_ms: Option<u64>,
+    /// How the publisher pushes to livestack: RTMP, or SRT (MPEG-TS).
+    ingest_srt: bool,
     /// Longest wait for a quiet machine before each run, seconds.
     quiet_wait: u64,
     livestack: Option<PathBuf>,
@@ -182,6 +184,7 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         protos: vec![Proto::Rtmp, Proto::Flv],
         servers: vec![ServerKind::Livestack, ServerKind::Nginx],
         merge_write_ms: None,
+        ingest_srt: false,
         quiet_wait: 300,
         livestack: None,
         build: true,
@@ -211,6 +214,13 @@ fn parse_options(args: &[&str]) -> Result<Options> {
                     .min(3600);
             }
             "--livestack" => opts.livestack = Some(PathBuf::from(value)),
+            "--ingest" => {
+                opts.ingest_srt = match value.trim() {
+                    "rtmp" => false,
+                    "srt" => true,
+                    other => bail!("--ingest: {other:?} is not rtmp or srt"),
+                }
+            }
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
     }
@@ -688,6 +698,8 @@ pub(crate) struct RunningServer {
     pub(crate) rtmp: SocketAddr,
     pub(crate) http: Option<SocketAddr>,
     pub(crate) api: Option<SocketAddr>,
+    /// livestack's SRT listener (UDP).
+    pub(crate) srt: Option<SocketAddr>,
     pub(crate) _dir: tempfile::TempDir,
 }
 
@@ -789,7 +801,7 @@ pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<Ru
     let pid = child.id().context("livestack exited at once")?;
     let stdout = child.stdout.take().context("stdout is not piped")?;
     let mut lines = BufReader::new(stdout).lines();
-    let (mut rtmp, mut http, mut api) = (None, None, None);
+    let (mut rtmp, mut http, mut api, mut srt) = (None, None, None, None);
     tokio::time::timeout(STARTUP_TIMEOUT, async {
         while let Some(line) = lines.next_line().await? {
             let addr = |prefix: &str| -> Result<Option<SocketAddr>> {
@@ -804,6 +816,7 @@ pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<Ru
             };
             rtmp = rtmp.or(addr("rtmp listening on rtmp://")?);
             http = http.or(addr("http listening on http://")?);
+            srt = srt.or(addr("srt listening on srt://")?);
             if let Some(a) = addr("api listening on http://")? {
                 api = Some(a);
                 return Ok(());
@@ -824,6 +837,7 @@ pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<Ru
         rtmp,
         http: Some(http),
         api,
+        srt,
         _dir: dir,
     })
 }
@@ -960,6 +974,7 @@ async fn start_nginx(env: &Env, install: &NginxInstall, players: usize) -> Resul
         rtmp: SocketAddr::from(([127, 0, 0, 1], port)),
         http: None,
         api: None,
+        srt: None,
         _dir: dir,
     };
     let deadline = Instant::now() + STARTUP_TIMEOUT;
@@ -1269,8 +1284,8 @@ async fn run_matrix(opts: &Options, env: &Env) -> Result<()> {
                 if server == ServerKind::Nginx && proto != Proto::Rtmp {
                     continue; // nginx-rtmp has no HTTP-FLV and no WebRTC.
                 }
-                if server == ServerKind::Nginx && env.nginx.is_none() {
-                    continue;
+                if server == ServerKind::Nginx && (env.nginx.is_none() || opts.ingest_srt) {
+                    continue; // nginx-rtmp takes RTMP only.
                 }
                 println!();
                 println!("run: {} {} N={n}", server.name(), proto.name());
@@ -1302,7 +1317,12 @@ async fn run_once(
             start_nginx(env, install, players).await?
         }
     };
-    let publish = urls(&server).publish;
+    let publish = match server.srt.filter(|_| opts.ingest_srt) {
+        Some(srt) => format!(
+            "srt://{srt}?streamid=#!::h={PUSH_DOMAIN},r={APP}/{STREAM}&latency=200000"
+        ),
+        None => urls(&server).publish,
+    };
     let load = Load {
         proto,
         players,
@@ -1402,10 +1422,13 @@ async fn measure(
         (Err(e), _) | (_, Err(e)) => bail!("the server is gone: {e:#}"),
     };
     let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
-    let label = match (server.kind, env.merge_write_ms) {
+    let mut label = match (server.kind, env.merge_write_ms) {
         (ServerKind::Livestack, Some(ms)) => format!("livestack (merge {ms} ms)"),
         (kind, _) => kind.name().to_owned(),
     };
+    if publish.starts_with("srt://") {
+        label.push_str(", SRT in");
+    }
     Ok(RunResult {
         server: server.kind,
         label,
@@ -1472,7 +1495,8 @@ pub(crate) fn start_publisher(env: &Env, url: &str, log: &Path) -> Result<Child>
         ])
         .args(["-re", "-stream_loop", "-1", "-i"])
         .arg(&env.source.path)
-        .args(["-c", "copy", "-f", "flv", url])
+        // SRT carries MPEG-TS; RTMP, FLV.
+        .args(["-c", "copy", "-f", if url.starts_with("srt://") { "mpegts" } else { "flv" }, url])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use livestack_formats::annexb::AnnexBConverter;
 use livestack_formats::avc::AvcConfig;
 use tokio::sync::broadcast;
@@ -36,14 +36,16 @@ pub(crate) enum RtcMedia {
         /// The publisher's millisecond timeline (for wall-clock mapping).
         ms: i64,
         keyframe: bool,
-        data: Bytes,
+        /// Shared by every player's RTP packetizer (str0m takes an
+        /// `Arc<[u8]>`, so each player's write is a reference, not a copy).
+        data: Arc<[u8]>,
     },
     /// One 20 ms Opus frame.
     Audio {
         /// On the 48 kHz clock.
         rtp: u64,
         ms: i64,
-        data: Bytes,
+        data: Arc<[u8]>,
     },
 }
 
@@ -231,7 +233,7 @@ impl Converter {
                     rtp: u64::try_from(pts.max(0)).unwrap_or(0) * 90,
                     ms: i64::from(frame.timestamp),
                     keyframe: frame.keyframe,
-                    data: out.freeze(),
+                    data: Arc::from(&out[..]),
                 });
             }
             FrameKind::Audio if p.len() >= 2 => {
@@ -258,7 +260,11 @@ impl Converter {
                 let Some(audio) = &mut self.audio else { return };
                 let ms = i64::from(frame.timestamp);
                 if let Err(e) = audio.push(&p[2..], frame.timestamp, |rtp, data| {
-                    emit(RtcMedia::Audio { rtp, ms, data });
+                    emit(RtcMedia::Audio {
+                        rtp,
+                        ms,
+                        data: Arc::from(&data[..]),
+                    });
                 }) {
                     tracing::warn!("WebRTC audio stopped: {e}");
                     self.audio = None;

@@ -225,7 +225,7 @@ pub(crate) async fn play(
     let live = playback::open(inner, target, peer)
         .await
         .map_err(Refusal::Denied)?;
-    let (rtc, answer, ufrag) = answer(webrtc, offer)?;
+    let (rtc, answer, ufrag) = answer(webrtc, offer, Flow::ToPlayer)?;
     let (id, rx, cancel) = webrtc.register(inner, ufrag)?;
     let stream = live.publisher.key.stream.clone();
     let session = Session {
@@ -262,7 +262,7 @@ pub(crate) async fn publish(
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| Refusal::BadOffer(e.to_string()))?;
     // The offer is checked before the push is registered, so a bad one
     // takes no stream over.
-    let (rtc, answer, ufrag) = answer(webrtc, offer)?;
+    let (rtc, answer, ufrag) = answer(webrtc, offer, Flow::FromPublisher)?;
     let (id, rx, cancel) = webrtc.register(inner, ufrag)?;
     let push = match Push::start(inner, target, peer, webrtc.local).await {
         Ok(push) => push,
@@ -288,6 +288,13 @@ pub(crate) async fn publish(
     Ok((id, answer))
 }
 
+/// Which way media flows in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    ToPlayer,
+    FromPublisher,
+}
+
 /// Runs a session's task on the server's tracker, in `span`; its entry
 /// in the table goes when it ends.
 fn spawn_session(
@@ -311,12 +318,27 @@ fn spawn_session(
 
 /// A new ICE-lite `Rtc` (H.264 and Opus) with its one host candidate,
 /// its SDP answer to `offer` and its ICE ufrag.
-fn answer(webrtc: &Webrtc, offer: SdpOffer) -> Result<(str0m::Rtc, String, String), Refusal> {
+fn answer(
+    webrtc: &Webrtc,
+    offer: SdpOffer,
+    direction: Flow,
+) -> Result<(str0m::Rtc, String, String), Refusal> {
     let creds = IceCreds {
         ufrag: random_token(8),
         pass: random_token(24),
     };
-    let mut rtc = RtcConfig::new()
+    let mut config = RtcConfig::new();
+    if direction == Flow::ToPlayer {
+        // Only the MID (BUNDLE needs it): no transport-wide sequence
+        // numbers, so players send no TWCC feedback, which a server that
+        // does not adapt its bitrate would only parse (it was the largest
+        // single cost per player in the profile). Publishers keep the
+        // standard set: their congestion control wants the feedback.
+        config = config
+            .clear_extension_map()
+            .set_extension(4, str0m::rtp::Extension::RtpMid);
+    }
+    let mut rtc = config
         .set_ice_lite(true)
         .set_local_ice_credentials(creds.clone())
         .set_crypto_provider(Arc::clone(&webrtc.crypto))

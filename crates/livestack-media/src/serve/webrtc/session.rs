@@ -221,7 +221,7 @@ impl Session {
         let Some(writer) = self.rtc.writer(track.mid) else {
             return;
         };
-        if let Err(e) = writer.write(track.pt, wallclock, rtp, data.to_vec()) {
+        if let Err(e) = writer.write(track.pt, wallclock, rtp, Arc::clone(data)) {
             tracing::debug!("WebRTC write failed: {e}");
         }
     }
