@@ -1318,9 +1318,9 @@ async fn run_once(
         }
     };
     let publish = match server.srt.filter(|_| opts.ingest_srt) {
-        Some(srt) => format!(
-            "srt://{srt}?streamid=#!::h={PUSH_DOMAIN},r={APP}/{STREAM}&latency=200000"
-        ),
+        Some(srt) => {
+            format!("srt://{srt}?streamid=#!::h={PUSH_DOMAIN},r={APP}/{STREAM}&latency=200000")
+        }
         None => urls(&server).publish,
     };
     let load = Load {
@@ -1496,7 +1496,17 @@ pub(crate) fn start_publisher(env: &Env, url: &str, log: &Path) -> Result<Child>
         .args(["-re", "-stream_loop", "-1", "-i"])
         .arg(&env.source.path)
         // SRT carries MPEG-TS; RTMP, FLV.
-        .args(["-c", "copy", "-f", if url.starts_with("srt://") { "mpegts" } else { "flv" }, url])
+        .args([
+            "-c",
+            "copy",
+            "-f",
+            if url.starts_with("srt://") {
+                "mpegts"
+            } else {
+                "flv"
+            },
+            url,
+        ])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
