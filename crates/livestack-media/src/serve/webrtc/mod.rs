@@ -106,6 +106,9 @@ struct Table {
     by_addr: HashMap<SocketAddr, String>,
 }
 
+/// A stream's feed, with the stream it reads.
+type FeedEntry = (Weak<Live>, Weak<Feed>);
+
 /// The WebRTC side of the media plane.
 pub(crate) struct Webrtc {
     socket: Arc<UdpSocket>,
@@ -115,8 +118,9 @@ pub(crate) struct Webrtc {
     candidate: SocketAddr,
     crypto: Arc<str0m::crypto::CryptoProvider>,
     table: Mutex<Table>,
-    /// One feed per live stream, by the stream's address.
-    feeds: Mutex<HashMap<usize, Weak<Feed>>>,
+    /// One feed per live stream, by the stream's address (with the stream
+    /// itself, weakly, so the address is not reused while listed).
+    feeds: Mutex<HashMap<usize, FeedEntry>>,
 }
 
 impl Webrtc {
@@ -156,12 +160,21 @@ impl Webrtc {
     fn feed(&self, inner: &Inner, live: Arc<Live>) -> Arc<Feed> {
         let key = Arc::as_ptr(&live) as usize;
         let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
-        feeds.retain(|_, f| f.strong_count() > 0);
-        if let Some(feed) = feeds.get(&key).and_then(Weak::upgrade) {
+        feeds.retain(|_, (_, f)| f.strong_count() > 0);
+        // The entry's Weak<Live> keeps the address from being reused, and
+        // names this stream only while it is alive (a stream that ended
+        // and was pushed again is another Live).
+        let same_stream = |(l, _): &FeedEntry| l.upgrade().is_some_and(|l| Arc::ptr_eq(&l, &live));
+        if let Some(feed) = feeds
+            .get(&key)
+            .filter(|entry| same_stream(entry))
+            .and_then(|(_, f)| f.upgrade())
+        {
             return feed;
         }
+        let weak_live = Arc::downgrade(&live);
         let feed = Arc::new(Feed::start(inner, live));
-        feeds.insert(key, Arc::downgrade(&feed));
+        feeds.insert(key, (weak_live, Arc::downgrade(&feed)));
         feed
     }
 
