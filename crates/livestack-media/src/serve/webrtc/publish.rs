@@ -171,8 +171,14 @@ impl Publishing {
                 }
                 next_keyframe_ask = Instant::now() + KEYFRAME_RETRY;
             }
-            let wait =
-                tokio::time::Instant::from_std(timeout.min(next_keyframe_ask.max(Instant::now())));
+            // The next keyframe request wakes the loop only while one is
+            // owed; otherwise a past instant here would spin it.
+            let wake = if connected && !got_keyframe {
+                timeout.min(next_keyframe_ask)
+            } else {
+                timeout
+            };
+            let wait = tokio::time::Instant::from_std(wake);
             let next_due = self.push.next_due();
             let aac = async {
                 match &mut audio {
@@ -248,9 +254,9 @@ struct AacEncoder {
     out: mpsc::Receiver<(u32, Bytes)>,
     _child: tokio::process::Child,
     /// Samples (per channel) written so far, and the RTP time (48 kHz)
-    /// and push time (ms) of the first.
+    /// of the first (its push time is `origin_ms`).
     written: u64,
-    origin: Option<(u64, u32)>,
+    origin: Option<u64>,
     /// Shared with the reader: where the AAC timeline starts.
     origin_ms: Arc<std::sync::atomic::AtomicU32>,
 }
@@ -346,10 +352,10 @@ impl AacEncoder {
     /// before it (silence suppression, loss) is filled with silence so
     /// the AAC timeline stays on the video's.
     fn push(&mut self, rtp: u64, ms: u32, samples: &[i16]) {
-        let (origin_rtp, _) = *self.origin.get_or_insert_with(|| {
+        let origin_rtp = *self.origin.get_or_insert_with(|| {
             self.origin_ms
                 .store(ms, std::sync::atomic::Ordering::Relaxed);
-            (rtp, ms)
+            rtp
         });
         let Some(position) = rtp.checked_sub(origin_rtp) else {
             return;
