@@ -5,7 +5,6 @@
 //! server without them, the same file stays at 0 when asked for 20 s), and
 //! learns an MP4's duration only from an index it can find.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -14,38 +13,9 @@ use crate::harness::*;
 use crate::media::add;
 use crate::recording::{push, record_receiver, record_rule};
 
-/// Where Chromium is: `CHROMIUM`, or Debian's package.
-fn chromium() -> String {
-    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "{path} is missing: install Debian's chromium (apt-get install chromium); .ci/run does"
-    );
-    path
-}
-
 /// What the `<video>` element said after loading `url` and seeking to `to`.
 fn seek_in_chromium(url: &str, to: f64) -> Value {
-    let script = repo_root().join("tests/clients/browser_seek.js");
-    assert!(
-        repo_root()
-            .join("tests/clients/node_modules/playwright-core")
-            .exists(),
-        "playwright-core is missing: run scripts/test, which installs the test clients"
-    );
-    let out = Command::new("node")
-        .arg(&script)
-        .args([url, &to.to_string()])
-        .env("CHROMIUM", chromium())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser_seek.js failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{stdout:?}: {e}"))
+    browser("browser_seek.js", &[url.as_ref(), to.to_string().as_ref()])
 }
 
 #[test]

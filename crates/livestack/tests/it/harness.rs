@@ -1030,6 +1030,16 @@ pub(crate) fn artifact(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Where Chromium is: `CHROMIUM`, or Debian's package.
+fn chromium() -> String {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&path).exists(),
+        "{path} is missing: install Debian's chromium (apt-get install chromium); .ci/run does"
+    );
+    path
+}
+
 /// Runs the browser script `tests/clients/<script>` (Debian's Chromium
 /// through playwright-core) with `args`; its one JSON line, once it has
 /// said it succeeded (no `error`).
@@ -1043,10 +1053,7 @@ pub(crate) fn browser(script: &str, args: &[&std::ffi::OsStr]) -> Value {
     let out = Command::new("node")
         .arg(repo_root().join("tests/clients").join(script))
         .args(args)
-        .env(
-            "CHROMIUM",
-            std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-        )
+        .env("CHROMIUM", chromium())
         .output()
         .expect("node");
     let stdout = String::from_utf8_lossy(&out.stdout);

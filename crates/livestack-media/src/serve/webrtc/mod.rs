@@ -224,6 +224,14 @@ impl Webrtc {
     }
 }
 
+/// The WebRTC side of this node and the parsed `offer`: what both
+/// signalling paths check before anything else.
+fn offered<'a>(inner: &'a Inner, offer: &str) -> Result<(&'a Webrtc, SdpOffer), Refusal> {
+    let webrtc = inner.webrtc.get().ok_or(Refusal::Off)?;
+    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    Ok((webrtc, offer))
+}
+
 /// Answers a player's `offer` for what `target` names: the play decision
 /// of every protocol, then a session of its own. Returns the session id
 /// and the SDP answer.
@@ -233,8 +241,7 @@ pub(crate) async fn play(
     peer: SocketAddr,
     offer: &str,
 ) -> Result<(String, String), Refusal> {
-    let webrtc = inner.webrtc.get().ok_or(Refusal::Off)?;
-    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    let (webrtc, offer) = offered(inner, offer)?;
     let live = playback::open(inner, target, peer)
         .await
         .map_err(Refusal::Denied)?;
@@ -271,8 +278,7 @@ pub(crate) async fn publish(
     peer: SocketAddr,
     offer: &str,
 ) -> Result<(String, String), Refusal> {
-    let webrtc = inner.webrtc.get().ok_or(Refusal::Off)?;
-    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| Refusal::BadOffer(e.to_string()))?;
+    let (webrtc, offer) = offered(inner, offer)?;
     // The offer is checked before the push is registered, so a bad one
     // takes no stream over.
     let (rtc, answer, ufrag) = answer(webrtc, offer, Flow::FromPublisher)?;
