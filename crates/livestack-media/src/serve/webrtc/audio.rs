@@ -61,13 +61,11 @@ impl AacToOpus {
         let mut encoder =
             opus::Encoder::new(OPUS_RATE, opus::Channels::Stereo, opus::Application::Audio)?;
         encoder.set_bitrate(opus::Bitrate::Bits(96_000))?;
-        let rate = livestack_formats::aac::AudioSpecificConfig::parse(audio_specific_config)
-            .map(|c| c.sample_rate)
-            .unwrap_or(OPUS_RATE);
         Ok(AacToOpus {
             decoder,
             encoder,
-            resampler: Resampler::new(rate),
+            // Its input rate is the decoder's, taken from each decoded unit.
+            resampler: Resampler::new(OPUS_RATE),
             pending: Vec::with_capacity(4 * FRAME),
             next_rtp: None,
             expected_ms: None,

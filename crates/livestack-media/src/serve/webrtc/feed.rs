@@ -169,8 +169,8 @@ async fn run(live: Arc<Live>, shared: Arc<Shared>, stop: CancellationToken) {
     shared.close();
 }
 
-/// FLV frames in, WebRTC media out: sans-IO, so the fuzz-free parts of
-/// the conversion stay testable without a stream.
+/// FLV frames in, WebRTC media out: sans-IO (no channel, no socket), so
+/// the feed task only moves frames through it.
 #[derive(Default)]
 pub(crate) struct Converter {
     video: Option<AnnexBConverter>,
