@@ -69,6 +69,9 @@ pub(crate) enum JobKind {
     pull,
     /// A mix session.
     mix,
+    /// A WebRTC baseline output (a stream with B-frames, for WebRTC
+    /// players).
+    webrtc_baseline,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

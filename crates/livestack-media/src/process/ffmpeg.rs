@@ -291,6 +291,33 @@ pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u
     a
 }
 
+/// A WebRTC baseline job: the source's video as H.264 constrained
+/// baseline (no B-frames) at about its bitrate, with x264's zero-latency
+/// tuning (no frame threads or lookahead holding pictures back: these
+/// players want the least delay); audio copied.
+pub(crate) fn webrtc_baseline(io: &Io, video_kbps: u32) -> Vec<String> {
+    let r = Rendition {
+        video: true,
+        audio: true,
+        video_bitrate: video_kbps.max(300),
+        gop: 2,
+        ..Rendition::default()
+    };
+    let mut a = common(&io.input);
+    a.extend(strings(&["-map", "0:v:0", "-map", "0:a:0?"]));
+    video_encoding(&r, Profile::Baseline, &mut a);
+    a.extend(strings(&[
+        "-tune",
+        "zerolatency",
+        "-c:a",
+        "copy",
+        "-f",
+        "flv",
+        &io.output,
+    ]));
+    a
+}
+
 /// One input of a mix job's ffmpeg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MixPart {

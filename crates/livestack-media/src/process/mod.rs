@@ -20,8 +20,9 @@
 //! internal pushes are live streams like any other for players, but are
 //! not in the online list, send no events and get no processing of their
 //! own. The name of a watermarked output is the source name with
-//! [`WATERMARKED`] appended, which no client can push or play (`@` is not
-//! allowed in stream names).
+//! [`WATERMARKED`] appended, and that of the B-frame-free output WebRTC
+//! players get with [`WEBRTC_BASELINE`]: names no client can push or play
+//! (`@` is not allowed in stream names).
 
 pub(crate) mod ffmpeg;
 mod mix;
@@ -51,6 +52,9 @@ use supervisor::JobStatus;
 
 /// Appended to a stream name for its watermarked output.
 pub(crate) const WATERMARKED: &str = "@wm";
+/// Appended to a source's name for its B-frame-free output, which WebRTC
+/// players of a stream with B-frames get instead.
+pub(crate) const WEBRTC_BASELINE: &str = "@rtc";
 /// The query parameter carrying the internal token.
 pub(crate) const INTERNAL_PARAM: &str = "livestack_internal";
 /// How long a player waits for an output that is being started.
@@ -75,6 +79,12 @@ pub(crate) enum JobWhat {
         /// The output stream name.
         output: String,
     },
+    /// Re-encodes the video players of the source get (watermarked or
+    /// not) as H.264 constrained baseline without B-frames, audio copied,
+    /// published as the source name with [`WEBRTC_BASELINE`]: what WebRTC
+    /// players of a stream with B-frames get (browsers play pictures in
+    /// the order they arrive).
+    WebRtcBaseline,
     /// Records one format.
     Record {
         /// The record template; `None` for a task without one.
@@ -102,6 +112,15 @@ pub(crate) struct JobKey {
     pub(crate) what: JobWhat,
 }
 
+/// An output players asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Demanded {
+    /// A transcoded output (`StreamName_TemplateName`) of this template.
+    Transcode(TemplateId),
+    /// The WebRTC baseline output (`StreamName@rtc`).
+    WebRtcBaseline,
+}
+
 /// A live source stream as [`plan`] sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
@@ -119,13 +138,13 @@ pub(crate) struct Source {
 
 /// The jobs that should run now: for each live source, its watermark,
 /// the recording formats and snapshots of its rules and of the tasks
-/// active at `now`, and the transcoded outputs players asked for within
-/// [`DEMAND_IDLE`] (`demand`: output key → last asked) or are watching
-/// (`watched`).
+/// active at `now`, and the outputs players asked for within
+/// [`DEMAND_IDLE`] (`demand`: output key → what and when last asked) or
+/// are watching (`watched`).
 pub(crate) fn plan(
     policy: &Policy,
     sources: &[Source],
-    demand: &HashMap<StreamKey, (TemplateId, Instant)>,
+    demand: &HashMap<StreamKey, (Demanded, Instant)>,
     watched: &dyn Fn(&StreamKey) -> bool,
     now: i64,
     clock: Instant,
@@ -189,18 +208,32 @@ pub(crate) fn plan(
         ) {
             jobs.extend(task_jobs(policy, task).into_iter().map(job));
         }
-        for (output, (template, asked)) in demand {
-            // The source is the name before the last `_`, as
-            // `Processing::transcode_request` reads it: `cam_x_hd` is an
-            // output of `cam_x`, not of `cam`.
-            let mine = output.account == s.key.account
-                && output.app == s.key.app
-                && OutputName::parse(&output.stream).is_some_and(|n| n.source == s.key.stream);
-            if mine && (clock.duration_since(*asked) < DEMAND_IDLE || watched(output)) {
-                jobs.push(job(JobWhat::Transcode {
-                    template: *template,
-                    output: output.stream.clone(),
-                }));
+        for (output, (what, asked)) in demand {
+            if output.account != s.key.account
+                || output.app != s.key.app
+                || (clock.duration_since(*asked) >= DEMAND_IDLE && !watched(output))
+            {
+                continue;
+            }
+            match what {
+                // The source is the name before the last `_`, as
+                // `Processing::transcode_request` reads it: `cam_x_hd` is
+                // an output of `cam_x`, not of `cam`.
+                Demanded::Transcode(template)
+                    if OutputName::parse(&output.stream)
+                        .is_some_and(|n| n.source == s.key.stream) =>
+                {
+                    jobs.push(job(JobWhat::Transcode {
+                        template: *template,
+                        output: output.stream.clone(),
+                    }));
+                }
+                Demanded::WebRtcBaseline
+                    if output.stream.strip_suffix(WEBRTC_BASELINE) == Some(&s.key.stream) =>
+                {
+                    jobs.push(job(JobWhat::WebRtcBaseline));
+                }
+                _ => {}
             }
         }
     }
@@ -317,8 +350,8 @@ pub(crate) struct Processor {
     pulls: pull::Jobs,
     /// Mix session jobs.
     mixes: mix::Jobs,
-    /// Transcoded outputs asked for: output → (template, last asked).
-    demand: Mutex<HashMap<StreamKey, (TemplateId, Instant)>>,
+    /// Outputs asked for: output → (what, last asked).
+    demand: Mutex<HashMap<StreamKey, (Demanded, Instant)>>,
     wake: Notify,
     /// The credentials of running jobs, by token: each lets loopback
     /// connections read or write one stream, while its job holds it.
@@ -537,7 +570,7 @@ impl Processor {
                 ..key.clone()
             };
             local(&source)?;
-            self.ask(key, template.id);
+            self.ask(key, Demanded::Transcode(template.id));
             return self.wait_for(inner, key).await;
         }
         let live = local(key)?;
@@ -568,13 +601,13 @@ impl Processor {
         Some(live)
     }
 
-    /// Notes that a player asked for a transcoded output.
-    pub(crate) fn ask(&self, output: &StreamKey, template: TemplateId) {
+    /// Notes that a player asked for an output.
+    pub(crate) fn ask(&self, output: &StreamKey, what: Demanded) {
         let fresh = self
             .demand
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(output.clone(), (template, self.clock.instant()))
+            .insert(output.clone(), (what, self.clock.instant()))
             .is_none();
         if fresh {
             self.wake();
@@ -721,6 +754,7 @@ fn reconcile(inner: &Arc<Inner>) {
         let kind = match &key.what {
             JobWhat::Watermark { .. } => crate::metrics::JobKind::watermark,
             JobWhat::Transcode { .. } => crate::metrics::JobKind::transcode,
+            JobWhat::WebRtcBaseline => crate::metrics::JobKind::webrtc_baseline,
             JobWhat::Record { .. } => crate::metrics::JobKind::record,
             JobWhat::Snapshot { .. } => crate::metrics::JobKind::snapshot,
         };
@@ -779,6 +813,7 @@ impl Job {
         let what = match &k.what {
             JobWhat::Watermark { .. } => "watermark".to_owned(),
             JobWhat::Transcode { output, .. } => format!("transcode {output}"),
+            JobWhat::WebRtcBaseline => "WebRTC baseline".to_owned(),
             JobWhat::Record { format, task, .. } => match task {
                 Some(t) => format!("record {format:?} (task {t})"),
                 None => format!("record {format:?}"),
@@ -853,6 +888,7 @@ impl Job {
                 task,
             } => record::run(self, *template, *format, *task).await,
             JobWhat::Snapshot { template, task } => snapshot::run(self, *template, *task).await,
+            JobWhat::WebRtcBaseline => transcode::webrtc_baseline(self).await,
         }
     }
 }
@@ -931,7 +967,8 @@ mod tests {
     #[test]
     fn an_output_asked_for_runs_from_the_source_before_its_last_underscore() {
         let clock = Instant::now();
-        let demand = HashMap::from([(key("cam_x_hd"), (TemplateId(7), clock))]);
+        let demand =
+            HashMap::from([(key("cam_x_hd"), (Demanded::Transcode(TemplateId(7)), clock))]);
         let sources = [source("cam"), source("cam_x")];
         let jobs = plan(&Policy::default(), &sources, &demand, &|_| false, 0, clock);
         assert_eq!(
@@ -950,12 +987,36 @@ mod tests {
     fn an_output_nobody_asked_for_lately_stops_unless_it_is_watched() {
         let clock = Instant::now();
         let asked = clock.checked_sub(DEMAND_IDLE).expect("clock");
-        let demand = HashMap::from([(key("cam_hd"), (TemplateId(7), asked))]);
+        let demand = HashMap::from([(key("cam_hd"), (Demanded::Transcode(TemplateId(7)), asked))]);
         let sources = [source("cam")];
         assert!(plan(&Policy::default(), &sources, &demand, &|_| false, 0, clock).is_empty());
         assert_eq!(
             plan(&Policy::default(), &sources, &demand, &|_| true, 0, clock).len(),
             1
+        );
+    }
+
+    #[test]
+    fn a_webrtc_baseline_asked_for_runs_from_its_source_only() {
+        let clock = Instant::now();
+        let demand = HashMap::from([(
+            key(&format!("cam{WEBRTC_BASELINE}")),
+            (Demanded::WebRtcBaseline, clock),
+        )]);
+        let jobs = plan(
+            &Policy::default(),
+            &[source("cam"), source("cam2")],
+            &demand,
+            &|_| false,
+            0,
+            clock,
+        );
+        assert_eq!(
+            jobs,
+            vec![JobKey {
+                source: key("cam"),
+                what: JobWhat::WebRtcBaseline,
+            }]
         );
     }
 

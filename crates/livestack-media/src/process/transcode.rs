@@ -131,6 +131,31 @@ pub(super) async fn watermark(job: &Job, id: TemplateId) -> Result<(), JobError>
     p.run_until(&job.cancel).await
 }
 
+/// Re-encodes what players of the source get without B-frames, for
+/// WebRTC players, published as the source name with
+/// [`WEBRTC_BASELINE`](super::WEBRTC_BASELINE).
+pub(super) async fn webrtc_baseline(job: &Job) -> Result<(), JobError> {
+    let kbps = job
+        .inner
+        .live(&job.key.source)
+        .map(|l| (l.snapshot().video_bps / 1000) as u32)
+        .unwrap_or(0);
+    let input = job.reader(&job.source_name(false))?;
+    let out = job.writer(&format!(
+        "{}{}",
+        job.key.source.stream,
+        super::WEBRTC_BASELINE
+    ))?;
+    let io = Io {
+        input: input.url.clone(),
+        output: out.url.clone(),
+    };
+    let args = ffmpeg::webrtc_baseline(&io, if kbps == 0 { 1500 } else { kbps });
+    let program = job.inner.config.ffmpeg.clone();
+    let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
+    p.run_until(&job.cancel).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

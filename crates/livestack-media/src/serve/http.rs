@@ -797,7 +797,9 @@ async fn adaptive_playlist(
             stream: livestack_core::rules::OutputName::format(&base, &child.name),
             ..key.clone()
         };
-        inner.processor.ask(&output, template.id);
+        inner
+            .processor
+            .ask(&output, crate::process::Demanded::Transcode(template.id));
         // What the rung will be, as its transcode fits it to the source:
         // players choose rungs by these attributes.
         let r = crate::process::fit_to_source(&child.output, Some(&source));

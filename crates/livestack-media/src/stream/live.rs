@@ -53,11 +53,18 @@ pub(crate) struct Progress {
     pub(crate) meta_video_kbps: AtomicU32,
     pub(crate) meta_audio_kbps: AtomicU32,
     pub(crate) meta_fps: AtomicU32,
+    /// A video frame with a composition offset has arrived: the stream
+    /// has B-frames (pictures sent before they are shown), which WebRTC
+    /// players cannot take as they are.
+    reordered: AtomicBool,
 }
 
 impl Progress {
-    fn video(&self, ts: u32, keyframe: bool) {
+    fn video(&self, ts: u32, keyframe: bool, composition_ms: i32) {
         self.video_ts.store(ts, Ordering::Relaxed);
+        if composition_ms != 0 {
+            self.reordered.store(true, Ordering::Relaxed);
+        }
         if keyframe {
             let last = self.last_key_ts.swap(ts, Ordering::Relaxed);
             if last != 0 && ts > last {
@@ -249,6 +256,11 @@ impl Live {
         }
     }
 
+    /// Whether the stream has shown B-frames (see [`Progress`]).
+    pub(crate) fn has_bframes(&self) -> bool {
+        self.progress.reordered.load(Ordering::Relaxed)
+    }
+
     /// Notes an HLS request (players of HLS attach to no hub).
     pub(crate) fn touch(&self) {
         let ms = self.created.elapsed().as_millis() as u64;
@@ -287,6 +299,7 @@ impl Live {
         let tag_kind = TagKind::from(kind);
         let mut keyframe = false;
         let mut sequence_header = false;
+        let mut composition_ms = 0;
         self.progress
             .bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
@@ -295,12 +308,13 @@ impl Live {
                 if let Ok(v) = VideoInfo::parse(&payload) {
                     keyframe = v.is_keyframe();
                     sequence_header = v.is_sequence_header();
+                    composition_ms = v.composition_time_ms;
                     if sequence_header {
                         self.learn_video(&v, v.data(&payload));
                     }
                 }
                 if !sequence_header {
-                    self.progress.video(timestamp, keyframe);
+                    self.progress.video(timestamp, keyframe, composition_ms);
                 }
                 self.meter
                     .lock()

@@ -10,7 +10,11 @@ use livestack_core::urlsign;
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::media::{assert_plays_over_rtmp_flv_and_hls, live_push, now, push_key, setup, state};
+use crate::media::{
+    assert_plays_over_rtmp_flv_and_hls, ffmpeg_bin, live_push, now, push_key, push_url, setup,
+    state, Publisher,
+};
+use crate::metrics::{scrape, value};
 
 /// Turns play authentication on for play.example.com; its key.
 fn require_play_signatures(server: &Server) -> &'static str {
@@ -88,6 +92,57 @@ fn whep_and_leb_players_decode_the_pushed_video_and_hear_its_audio() {
     assert_eq!(report["errcode"], 0, "{report}");
     assert_played(&report);
     assert_eq!(report["stop_errcode"], 0, "{report}");
+}
+
+/// Attempts of WebRTC baseline jobs started on `server` so far.
+fn baseline_starts(server: &Server) -> f64 {
+    let samples = scrape(server);
+    value(
+        &samples,
+        "livestack_job_starts_total",
+        serde_json::json!({"kind": "webrtc_baseline"}),
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn webrtc_players_of_a_stream_with_b_frames_share_one_baseline_transcode_and_others_none() {
+    let server = setup();
+    // Without B-frames (the publisher's zero-latency x264): passed through.
+    let _plain = live_push(&server, "rtc6", 30);
+    let whep = |stream: &str| {
+        format!(
+            "http://{}/live/{stream}/whep?domain=play.example.com",
+            server.http
+        )
+    };
+    assert_played(&aiortc(&["whep", &whep("rtc6"), "--seconds", "3"]));
+    assert_eq!(baseline_starts(&server), 0.0, "no B-frames, no transcode");
+
+    // Two B-frames between references: WebRTC players get the stream
+    // re-encoded without them, one job for both players.
+    let url = push_url(
+        &server,
+        "rtc7",
+        &urlsign::query(&push_key(&server), "rtc7", now() + 600),
+    );
+    let _reordered = Publisher::start_full(
+        Command::new(ffmpeg_bin("ffmpeg")),
+        &url,
+        "testsrc=size=640x360:rate=25",
+        30,
+        "flv",
+        &["-bf", "2"],
+    );
+    assert!(wait_until(Duration::from_secs(10), || state(
+        &server, "rtc7"
+    ) == "active"));
+    assert_played(&aiortc(&["whep", &whep("rtc7"), "--seconds", "3"]));
+    assert_eq!(baseline_starts(&server), 1.0);
+    assert_played(&aiortc(&["whep", &whep("rtc7"), "--seconds", "3"]));
+    assert_eq!(baseline_starts(&server), 1.0, "the second player shares it");
+    // Other players still get the stream as pushed.
+    assert_plays_over_rtmp_flv_and_hls(&server, "rtc7");
 }
 
 #[test]

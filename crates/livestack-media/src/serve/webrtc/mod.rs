@@ -30,6 +30,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::process;
 use crate::serve::ingest::{Push, Target};
 use crate::serve::playback::{self, PlayDenied};
 use crate::stream::live::Live;
@@ -245,6 +246,7 @@ pub(crate) async fn play(
     let live = playback::open(inner, target, peer)
         .await
         .map_err(Refusal::Denied)?;
+    let live = without_bframes(inner, live).await;
     let (rtc, answer, ufrag) = answer(webrtc, offer, Flow::ToPlayer)?;
     let (id, rx, cancel) = webrtc.register(inner, ufrag)?;
     let stream = live.publisher.key.stream.clone();
@@ -267,6 +269,47 @@ pub(crate) async fn play(
         tracing::info!(?end, "WebRTC play ended");
     });
     Ok((id, answer))
+}
+
+/// What a WebRTC player of `live` gets: `live` itself, or, when it has
+/// B-frames, its baseline output ([`process::WEBRTC_BASELINE`]), started
+/// on demand and stopped when unwatched like a transcoded output, and
+/// shared by every WebRTC player of the stream. Browsers show pictures in
+/// the order they arrive, so passing B-frames through would make the
+/// picture jump back and forth.
+///
+/// Only pushes made on this node (and their watermarked outputs) get
+/// one: a transcoded output has its template's profile, and an edge relay
+/// is processed by the node that owns the push. Those, and a baseline
+/// output that does not start in time, are passed through as they are
+/// (the feed says so in the log).
+async fn without_bframes(inner: &Arc<Inner>, live: Arc<Live>) -> Arc<Live> {
+    let p = &live.publisher;
+    if !live.has_bframes() || p.relay {
+        return live;
+    }
+    let source = if p.internal {
+        p.key.stream.strip_suffix(process::WATERMARKED)
+    } else {
+        Some(p.key.stream.as_str())
+    };
+    let Some(source) = source else {
+        return live;
+    };
+    let output = livestack_core::media::StreamKey {
+        stream: format!("{source}{}", process::WEBRTC_BASELINE),
+        ..p.key.clone()
+    };
+    inner
+        .processor
+        .ask(&output, process::Demanded::WebRtcBaseline);
+    match inner.processor.wait_for(inner, &output).await {
+        Some(baseline) => baseline,
+        None => {
+            tracing::warn!(stream = %p.key.stream, "the WebRTC baseline output did not start; playing the stream with its B-frames");
+            live
+        }
+    }
 }
 
 /// Takes a WHIP publisher's `offer` for what `target` names: the push
