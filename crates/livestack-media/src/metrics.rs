@@ -79,6 +79,25 @@ pub(crate) struct JobLabels {
     pub(crate) kind: JobKind,
 }
 
+/// What happened to an SRT publisher's data packets.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub(crate) enum SrtPackets {
+    /// Arrived in time, counted once.
+    received,
+    /// Found missing (a gap in the sequence); SRT then asks again.
+    lost,
+    /// Arrived again after a loss report.
+    retransmitted,
+    /// Given up: still missing when the latency window passed.
+    dropped,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SrtLabels {
+    pub(crate) packets: SrtPackets,
+}
+
 /// What became of a callback attempt or notification.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -123,6 +142,8 @@ pub(crate) struct MediaMetrics {
     pub(crate) callbacks: Family<CallbackLabels, Counter>,
     /// Edge relays started (pulls of streams other nodes own).
     pub(crate) relays: Counter,
+    /// SRT publishers' data packets, by what happened to them.
+    pub(crate) srt_packets: Family<SrtLabels, Counter>,
 }
 
 impl MediaMetrics {
@@ -170,6 +191,11 @@ impl MediaMetrics {
             "Edge relays started: pulls of a stream pushed to another node, for players here",
             self.relays.clone(),
         );
+        registry.register(
+            "srt_packets",
+            "SRT publishers' data packets: received (in time), lost (gaps found), retransmitted (arrived again), dropped (missing past the latency)",
+            self.srt_packets.clone(),
+        );
         registry.register_collector(Box::new(LiveState { inner }));
     }
 
@@ -195,6 +221,15 @@ impl MediaMetrics {
         };
         self.plays.get_or_create(&labels).inc();
         self.play_bytes.get_or_create(&labels).inc_by(bytes as u64);
+    }
+
+    /// Counts `n` SRT data packets that `what`.
+    pub(crate) fn srt(&self, what: SrtPackets, n: u64) {
+        if n > 0 {
+            self.srt_packets
+                .get_or_create(&SrtLabels { packets: what })
+                .inc_by(n);
+        }
     }
 
     /// Counts a callback outcome.

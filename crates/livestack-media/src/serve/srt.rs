@@ -33,6 +33,7 @@ use srt_tokio::{ConnectionRequest, SrtListener, SrtSocket};
 use tokio::net::UdpSocket;
 use tracing::Instrument as _;
 
+use crate::metrics::MediaMetrics;
 use crate::serve::access;
 use crate::serve::ingest::{Push, Target};
 use crate::Inner;
@@ -212,12 +213,17 @@ async fn caller(inner: Arc<Inner>, request: ConnectionRequest, local: SocketAddr
 }
 
 /// The push's read loop: datagrams of TS packets in, frames to the hub;
-/// returns why it ended.
+/// returns why it ended. SRT's packet counts go to the metrics as
+/// srt-tokio reports them (once a second), and into the log at the end:
+/// the Live API has no field for a push's loss or latency.
 async fn ingest(inner: &Inner, push: &mut Push, mut socket: SrtSocket) -> EndReason {
     let mut demux = TsDemuxer::new();
+    let mut stats = socket.statistics().clone();
+    let mut counted = Counted::default();
     let reason = loop {
         let next_due = push.next_due();
         tokio::select! {
+            Some(s) = stats.next() => counted.update(&inner.metrics, &s),
             r = tokio::time::timeout(inner.config.idle_timeout, socket.next()) => match r {
                 Ok(Some(Ok((_, data)))) => {
                     demux.push(&data);
@@ -248,9 +254,47 @@ async fn ingest(inner: &Inner, push: &mut Push, mut socket: SrtSocket) -> EndRea
             "the SRT feed had damaged or lost transport packets"
         );
     }
+    let settings = socket.settings();
+    tracing::info!(
+        latency_ms = settings.recv_tsbpd_latency.as_millis() as u64,
+        received = counted.received,
+        lost = counted.lost,
+        retransmitted = counted.retransmitted,
+        dropped = counted.dropped,
+        "SRT push's packets"
+    );
     // Tells a caller the server ended it (a drop, a forbid, shutdown).
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close()).await;
     reason
+}
+
+/// An SRT push's packet counts so far (srt-tokio reports totals; the
+/// metrics take the differences).
+#[derive(Debug, Default)]
+struct Counted {
+    received: u64,
+    lost: u64,
+    retransmitted: u64,
+    dropped: u64,
+}
+
+impl Counted {
+    fn update(&mut self, metrics: &MediaMetrics, s: &srt_tokio::SocketStatistics) {
+        use crate::metrics::SrtPackets;
+        for (what, total, seen) in [
+            (SrtPackets::received, s.rx_unique_data, &mut self.received),
+            (SrtPackets::lost, s.rx_loss_data, &mut self.lost),
+            (
+                SrtPackets::retransmitted,
+                s.rx_retransmit_data,
+                &mut self.retransmitted,
+            ),
+            (SrtPackets::dropped, s.rx_dropped_data, &mut self.dropped),
+        ] {
+            metrics.srt(what, total.saturating_sub(*seen));
+            *seen = (*seen).max(total);
+        }
+    }
 }
 
 fn frames(inner: &Inner, push: &mut Push, demux: &mut TsDemuxer) {

@@ -63,6 +63,20 @@ fn an_srt_push_with_tencents_streamid_plays_over_rtmp_http_flv_and_hls() {
     assert!(measured, "frame rate never measured as 25: {info}");
     assert_eq!(info["Resolution"], "640*360");
     assert_eq!(info["ClientIp"], "127.0.0.1");
+    // SRT's own counts: its data packets, in the metrics (the API has no
+    // field for them).
+    let received = || {
+        crate::metrics::value(
+            &crate::metrics::scrape(&server),
+            "livestack_srt_packets_total",
+            json!({"packets": "received"}),
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || received() > 100.0),
+        "no SRT packets counted"
+    );
     let online = server.api("DescribeLiveStreamOnlineList", json!({}));
     assert_eq!(online.ok()["OnlineInfo"][0]["StreamName"], "srt1");
     // Dropping it ends the SRT connection (ffmpeg sees its peer close).
