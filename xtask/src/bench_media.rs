@@ -482,7 +482,10 @@ pub(crate) struct Source {
 
 pub(crate) fn ensure_source(ffmpeg: &Path, dir: &Path, cpu: Option<usize>) -> Result<Source> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("src-880k-640x360-25fps-60s.flv");
+    // No B-frames (as low-latency encoders and WebRTC publishers send):
+    // WebRTC players get such a stream passed through, so the WebRTC rows
+    // measure per-player work, not a per-stream baseline re-encode.
+    let path = dir.join("src-880k-640x360-25fps-60s-nobf.flv");
     if !path.is_file() {
         let tmp = dir.join("src.tmp.flv");
         println!("generating the source stream (once): {}", path.display());
@@ -505,7 +508,16 @@ pub(crate) fn ensure_source(ffmpeg: &Path, dir: &Path, cpu: Option<usize>) -> Re
                 "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
             ])
             .args(["-b:v", "800k", "-maxrate", "800k", "-bufsize", "1600k"])
-            .args(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+            .args([
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+                "-sc_threshold",
+                "0",
+                "-bf",
+                "0",
+            ])
             .args(["-c:a", "aac", "-b:a", "64k", "-ac", "2"])
             .args(["-f", "flv"])
             .arg(&tmp)

@@ -96,6 +96,29 @@ pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result
     p.run_until(&job.cancel).await
 }
 
+/// The bitrate (kbps) a job re-encoding the source at the source's rate
+/// aims at ([`Live::video_kbps_hint`]); for a push too young to have one
+/// it waits for the first measuring window (a few seconds at most), then
+/// takes 1500.
+///
+/// [`Live::video_kbps_hint`]: crate::stream::live::Live::video_kbps_hint
+async fn video_kbps(job: &Job) -> u32 {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let hint = job
+            .inner
+            .live(&job.key.source)
+            .map_or(0, |l| l.video_kbps_hint());
+        if hint > 0 || tokio::time::Instant::now() >= deadline {
+            return if hint == 0 { 1500 } else { hint };
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            () = job.cancel.cancelled() => return 1500,
+        }
+    }
+}
+
 /// Lays the watermark `id` over the source, published as the source name
 /// with [`WATERMARKED`].
 pub(super) async fn watermark(job: &Job, id: TemplateId) -> Result<(), JobError> {
@@ -109,23 +132,14 @@ pub(super) async fn watermark(job: &Job, id: TemplateId) -> Result<(), JobError>
         )));
     };
     let picture = job.policy.processing.picture_path(&w.picture);
-    let kbps = job
-        .inner
-        .live(&job.key.source)
-        .map(|l| (l.snapshot().video_bps / 1000) as u32)
-        .unwrap_or(0);
+    let kbps = video_kbps(job).await;
     let input = job.reader(&job.key.source.stream)?;
     let out = job.writer(&format!("{}{WATERMARKED}", job.key.source.stream))?;
     let io = Io {
         input: input.url.clone(),
         output: out.url.clone(),
     };
-    let args = ffmpeg::watermark(
-        &io,
-        w,
-        &picture.to_string_lossy(),
-        if kbps == 0 { 1500 } else { kbps },
-    );
+    let args = ffmpeg::watermark(&io, w, &picture.to_string_lossy(), kbps);
     let program = job.inner.config.ffmpeg.clone();
     let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
     p.run_until(&job.cancel).await
@@ -135,11 +149,7 @@ pub(super) async fn watermark(job: &Job, id: TemplateId) -> Result<(), JobError>
 /// WebRTC players, published as the source name with
 /// [`WEBRTC_BASELINE`](super::WEBRTC_BASELINE).
 pub(super) async fn webrtc_baseline(job: &Job) -> Result<(), JobError> {
-    let kbps = job
-        .inner
-        .live(&job.key.source)
-        .map(|l| (l.snapshot().video_bps / 1000) as u32)
-        .unwrap_or(0);
+    let kbps = video_kbps(job).await;
     let input = job.reader(&job.source_name(false))?;
     let out = job.writer(&format!(
         "{}{}",
@@ -150,7 +160,7 @@ pub(super) async fn webrtc_baseline(job: &Job) -> Result<(), JobError> {
         input: input.url.clone(),
         output: out.url.clone(),
     };
-    let args = ffmpeg::webrtc_baseline(&io, if kbps == 0 { 1500 } else { kbps });
+    let args = ffmpeg::webrtc_baseline(&io, kbps);
     let program = job.inner.config.ffmpeg.clone();
     let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
     p.run_until(&job.cancel).await

@@ -256,6 +256,22 @@ impl Live {
         }
     }
 
+    /// The video bitrate (kbps) an encoder re-encoding this stream should
+    /// aim at: what the publisher's metadata says, else what a whole
+    /// measuring window saw; 0 while neither is known (the first seconds
+    /// of a push without metadata).
+    pub(crate) fn video_kbps_hint(&self) -> u32 {
+        let meta = self.progress.meta_video_kbps.load(Ordering::Relaxed);
+        if meta > 0 {
+            return meta;
+        }
+        self.meter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .settled()
+            .map_or(0, |r| u32::try_from(r.video_bps / 1000).unwrap_or(u32::MAX))
+    }
+
     /// Whether the stream has shown B-frames (see [`Progress`]).
     pub(crate) fn has_bframes(&self) -> bool {
         self.progress.reordered.load(Ordering::Relaxed)

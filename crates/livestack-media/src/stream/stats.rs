@@ -70,6 +70,12 @@ impl Meter {
         self.current.audio_frames += 1;
     }
 
+    /// The rates of the last complete window, if one has completed: a
+    /// partial first window over-counts (it starts with a keyframe).
+    pub fn settled(&self) -> Option<Rates> {
+        self.last
+    }
+
     /// The rates of the last complete window (or of the partial one
     /// before any window completed).
     pub fn rates(&self, now: Instant) -> Rates {

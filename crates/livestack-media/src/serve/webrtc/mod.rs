@@ -18,6 +18,7 @@ mod audio;
 mod feed;
 mod publish;
 mod session;
+mod udp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -113,6 +114,8 @@ type FeedEntry = (Weak<Live>, Weak<Feed>);
 /// The WebRTC side of the media plane.
 pub(crate) struct Webrtc {
     socket: Arc<UdpSocket>,
+    /// Players' sends on the socket.
+    sender: udp::Sender,
     /// The address the socket is bound to.
     local: SocketAddr,
     /// What the host candidate advertises.
@@ -138,8 +141,10 @@ impl Webrtc {
         } else {
             local.ip()
         });
+        let socket = Arc::new(socket);
         let webrtc = Webrtc {
-            socket: Arc::new(socket),
+            sender: udp::Sender::new(Arc::clone(&socket))?,
+            socket,
             local,
             candidate: SocketAddr::new(ip, local.port()),
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
@@ -252,7 +257,7 @@ pub(crate) async fn play(
     let stream = live.publisher.key.stream.clone();
     let session = Session {
         rtc,
-        socket: Arc::clone(&webrtc.socket),
+        sender: webrtc.sender.clone(),
         local: webrtc.local,
         feed: webrtc.feed(inner, live),
         datagrams: rx,

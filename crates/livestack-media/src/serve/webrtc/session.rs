@@ -18,11 +18,11 @@ use str0m::format::Codec;
 use str0m::media::{MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
-use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::feed::{Feed, RtcMedia};
+use super::udp::{Batch, Sender};
 
 /// A peer that has not completed ICE and DTLS by then is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -73,7 +73,7 @@ struct Track {
 
 pub(crate) struct Session {
     pub(crate) rtc: Rtc,
-    pub(crate) socket: Arc<UdpSocket>,
+    pub(crate) sender: Sender,
     pub(crate) local: SocketAddr,
     pub(crate) feed: Arc<Feed>,
     pub(crate) datagrams: mpsc::Receiver<Datagram>,
@@ -97,17 +97,13 @@ impl Session {
         // (ms - base.1).
         let mut base: Option<(Instant, i64)> = None;
         let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        let mut batch = Batch::default();
         loop {
             // Drain what the Rtc wants done until it waits for time.
             let timeout = loop {
                 match self.rtc.poll_output() {
                     Ok(Output::Timeout(t)) => break t,
-                    Ok(Output::Transmit(t)) => {
-                        // UDP: a send that fails is a lost packet.
-                        if let Ok(n) = self.socket.send_to(&t.contents, t.destination).await {
-                            self.player.bytes.inc_by(n as u64);
-                        }
-                    }
+                    Ok(Output::Transmit(t)) => batch.push(t.destination, t.contents.into()),
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => connected = true,
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -133,6 +129,11 @@ impl Session {
                     }
                 }
             };
+            // What this wake-up made, in as few system calls as it allows.
+            if !batch.is_empty() {
+                let n = self.sender.send(&mut batch).await;
+                self.player.bytes.inc_by(n as u64);
+            }
             if !self.rtc.is_alive() {
                 return End::PeerGone;
             }
@@ -152,11 +153,20 @@ impl Session {
                         Err(broadcast::error::RecvError::Lagged(_)) => return End::TooSlow,
                         Err(broadcast::error::RecvError::Closed) => return End::StreamEnded,
                     };
-                    // The cache first, then live media.
+                    // The cache first, then live media: all that is there,
+                    // so it leaves in one batch.
                     for cached in backlog.by_ref() {
                         self.write(&cached, video, audio, &mut base);
                     }
                     self.write(&media, video, audio, &mut base);
+                    loop {
+                        match live.try_recv() {
+                            Ok(media) => self.write(&media, video, audio, &mut base),
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => return End::TooSlow,
+                            Err(broadcast::error::TryRecvError::Closed) => return End::StreamEnded,
+                        }
+                    }
                 }
                 () = tokio::time::sleep_until(wait) => {
                     if self.rtc.handle_input(Input::Timeout(Instant::now())).is_err() {
