@@ -7,7 +7,7 @@
 // LATENCY_BASE (Unix seconds, from xtask bench-latency) reads the clock the
 // publisher burnt into the frames and reports glass-to-glass latency.
 // Output: {"videoWidth", "videoHeight", "advanced", "latency",
-//          "targetLatency", "parts", "canBlockReload", "error"}
+//          "targetLatency", "parts", "canBlockReload", "error", "trouble"}
 const path = require("path");
 const { launch, run } = require("./chromium");
 
@@ -24,8 +24,15 @@ async function main() {
       if (!Hls.isSupported()) return { error: "hls.js: MediaSource is not supported" };
       const hls = new Hls({ lowLatencyMode: true });
       let fatal = null;
+      // Non-fatal trouble too (stalls, late parts), with when it happened.
+      const t0 = performance.now();
+      const trouble = [];
       hls.on(Hls.Events.ERROR, (_, data) => {
         if (data.fatal) fatal = `${data.type}: ${data.details}`;
+        if (trouble.length < 20) {
+          const url = data.frag ? ` ${data.frag.relurl || ""}` : "";
+          trouble.push(`${Math.round(performance.now() - t0)} ms ${data.details}${url}`);
+        }
       });
       hls.loadSource(url);
       hls.attachMedia(video);
@@ -64,6 +71,7 @@ async function main() {
         parts: details && details.partList ? details.partList.length : 0,
         canBlockReload: details ? details.canBlockReload : false,
         error: fatal,
+        trouble,
         glassToGlass: glass,
       };
     }, [url, latencyBase]);

@@ -175,6 +175,9 @@ async fn run(root: &Path, opts: &Options, env: &Env) -> Result<()> {
                 report["latency"], report["targetLatency"]
             );
         }
+        if let Some(trouble) = report["trouble"].as_array().filter(|t| !t.is_empty()) {
+            println!("LL-HLS round {round}: hls.js reported {trouble:?}");
+        }
         rows.push((
             "LL-HLS (hls.js, Chromium)",
             round,

@@ -632,8 +632,11 @@ async fn playlist<S: AsyncWrite + Unpin>(
     Ok(true)
 }
 
-/// The longest LL-HLS part.
-const LL_PART_TARGET_MS: u32 = 500;
+/// The longest LL-HLS part. A third of a second (Apple's example value)
+/// puts `PART-HOLD-BACK`, three part targets, at 1 s: with 0.5 s parts
+/// hls.js played 1.8–2.3 s behind the publisher on loopback, with these
+/// 1.2–1.8 s (`docs/benchmarks.md`).
+const LL_PART_TARGET_MS: u32 = 334;
 
 /// An LL-HLS file; a request for the part being cut (the playlist's
 /// preload hint) is held until it is.

@@ -70,18 +70,19 @@ fn an_ll_hls_playlist_has_parts_blocks_for_the_next_one_and_plays_as_plain_hls_t
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let text = String::from_utf8_lossy(&body).into_owned();
     let first = parse(&text);
-    assert_eq!(first["part_target"], 0.5, "{text}");
+    assert_eq!(first["part_target"], 0.334, "{text}");
     assert_eq!(first["can_block_reload"], "YES");
-    assert_eq!(first["part_hold_back"], 1.5);
+    // Three part targets, as Apple recommends.
+    assert_eq!(first["part_hold_back"], 1.002);
     assert_eq!(first["hint"]["type"], "PART");
     // Every URI carries the play query (signatures and `domain=` pass on).
     let map = first["map"].as_str().unwrap_or("");
     assert!(map.ends_with("?domain=play.example.com&ll=1"), "{map}");
     let parts = first["parts"].as_array().cloned().unwrap_or_default();
     assert!(!parts.is_empty(), "no parts: {text}");
-    assert!(parts
-        .iter()
-        .all(|p| p["duration"].as_f64().is_some_and(|d| d > 0.0 && d <= 0.5)));
+    assert!(parts.iter().all(|p| p["duration"]
+        .as_f64()
+        .is_some_and(|d| d > 0.0 && d <= 0.334)));
     assert_eq!(parts[0]["independent"], "YES");
 
     // The initialization segment and a part are fMP4.
