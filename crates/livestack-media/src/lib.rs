@@ -344,15 +344,17 @@ impl MediaServer {
     }
 
     /// Serves WebRTC players (WHEP and LEB, signalled over the HTTP and
-    /// HTTPS listeners) on `socket`, advertising `advertise` as the host
-    /// candidate's address (default: the socket's own, or 127.0.0.1 for a
-    /// wildcard bind).
+    /// HTTPS listeners) and WHIP publishers on `socket`, and over ICE-TCP on
+    /// `tcp` (which must have the socket's port number) when given,
+    /// advertising `advertise` as the host candidates' address (default:
+    /// the socket's own, or 127.0.0.1 for a wildcard bind).
     pub fn serve_webrtc(
         &self,
         socket: tokio::net::UdpSocket,
+        tcp: Option<TcpListener>,
         advertise: Option<std::net::IpAddr>,
     ) -> std::io::Result<()> {
-        serve::webrtc::Webrtc::start(&self.inner, socket, advertise)
+        serve::webrtc::Webrtc::start(&self.inner, socket, tcp, advertise)
     }
 
     /// Accepts SRT callers on `socket` (UDP) until shutdown: pushes of

@@ -60,6 +60,9 @@ pub struct Addrs {
     pub srt: SocketAddr,
     /// WebRTC media (UDP).
     pub webrtc: SocketAddr,
+    /// WebRTC media over ICE-TCP: the same address and port number, when
+    /// that TCP port was free.
+    pub webrtc_tcp: Option<SocketAddr>,
 }
 
 /// A server whose listeners are bound and whose store is open, ready to
@@ -83,6 +86,7 @@ struct Listeners {
     rtmps: TcpListener,
     srt: tokio::net::UdpSocket,
     webrtc: tokio::net::UdpSocket,
+    webrtc_tcp: Option<TcpListener>,
 }
 
 impl App {
@@ -118,7 +122,7 @@ impl App {
                 .await
                 .with_context(|| format!("cannot listen for {what} on {addr}"))
         };
-        let listeners = Listeners {
+        let mut listeners = Listeners {
             rtmp: bind(config.rtmp.listen, "RTMP").await?,
             http: bind(config.http.listen, "HTTP playback").await?,
             https: bind(config.https.listen, "HTTPS playback").await?,
@@ -129,7 +133,21 @@ impl App {
             webrtc: tokio::net::UdpSocket::bind(config.webrtc.listen)
                 .await
                 .with_context(|| format!("cannot listen for WebRTC on {}", config.webrtc.listen))?,
+            webrtc_tcp: None,
             api: bind(config.api.listen, "the API").await?,
+        };
+        // ICE-TCP on the UDP socket's own port number (which port 0 chose),
+        // for players whose networks block UDP; WebRTC works without it.
+        let udp = listeners
+            .webrtc
+            .local_addr()
+            .context("WebRTC socket has no address")?;
+        listeners.webrtc_tcp = match TcpListener::bind(udp).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(%udp, "WebRTC over TCP is off: cannot listen on TCP there: {e}");
+                None
+            }
         };
         let addrs = Addrs {
             api: listeners
@@ -156,10 +174,11 @@ impl App {
                 .srt
                 .local_addr()
                 .context("SRT listener has no address")?,
-            webrtc: listeners
-                .webrtc
-                .local_addr()
-                .context("WebRTC socket has no address")?,
+            webrtc: udp,
+            webrtc_tcp: listeners
+                .webrtc_tcp
+                .as_ref()
+                .and_then(|l| l.local_addr().ok()),
         };
         let policy = Arc::new(livestack_api::PolicyPublisher::new(
             store.clone(),
@@ -289,7 +308,11 @@ impl App {
             .context("cannot set up TLS for RTMPS")?;
         media.serve_srt(listeners.srt);
         media
-            .serve_webrtc(listeners.webrtc, config.webrtc.candidate)
+            .serve_webrtc(
+                listeners.webrtc,
+                listeners.webrtc_tcp,
+                config.webrtc.candidate,
+            )
             .context("cannot serve WebRTC")?;
 
         let settings = livestack_api::ApiSettings {

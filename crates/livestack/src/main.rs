@@ -328,7 +328,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("https listening on https://{}", addrs.https);
         println!("rtmps listening on rtmps://{}", addrs.rtmps);
         println!("srt listening on srt://{}", addrs.srt);
-        println!("webrtc listening on udp://{}", addrs.webrtc);
+        match addrs.webrtc_tcp {
+            Some(tcp) => println!("webrtc listening on udp://{} and tcp://{tcp}", addrs.webrtc),
+            None => println!("webrtc listening on udp://{}", addrs.webrtc),
+        }
         println!("api listening on http://{}", addrs.api);
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();

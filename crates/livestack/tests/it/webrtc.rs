@@ -204,6 +204,33 @@ fn chromium_plays_a_stream_over_whep_in_the_player_page() {
         seen["advanced"].as_f64().is_some_and(|a| a > 1.0),
         "the video did not play on: {seen}"
     );
+    assert_eq!(seen["transport"], "udp", "{seen}");
+}
+
+#[test]
+fn chromium_plays_over_ice_tcp_when_udp_does_not_get_through() {
+    let server = setup();
+    let _publisher = live_push(&server, "rtc8", 30);
+    let whep = format!(
+        "http://{}/live/rtc8/whep?domain=play.example.com",
+        server.http
+    );
+    let page = format!("http://{}/webrtc/player.html#{whep}", server.http);
+    let shot = artifact("webrtc-whep-chromium-tcp.png");
+    let seen = browser(
+        "browser_whep.js",
+        &[page.as_ref(), shot.as_ref(), "tcp".as_ref()],
+    );
+    assert_eq!(seen["transport"], "tcp", "{seen}");
+    assert_eq!(
+        (seen["videoWidth"].as_u64(), seen["videoHeight"].as_u64()),
+        (Some(640), Some(360)),
+        "{seen}"
+    );
+    assert!(
+        seen["advanced"].as_f64().is_some_and(|a| a > 1.0),
+        "the video did not play on: {seen}"
+    );
 }
 
 /// WebRTC players on play.example.com, as the metrics count them.

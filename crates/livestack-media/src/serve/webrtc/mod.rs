@@ -18,6 +18,7 @@ mod audio;
 mod feed;
 mod publish;
 mod session;
+mod tcp;
 mod udp;
 
 use std::collections::HashMap;
@@ -120,6 +121,9 @@ pub(crate) struct Webrtc {
     local: SocketAddr,
     /// What the host candidate advertises.
     candidate: SocketAddr,
+    /// Whether ICE-TCP is served on the same port number (its passive
+    /// candidate is then advertised too).
+    tcp: bool,
     crypto: Arc<str0m::crypto::CryptoProvider>,
     table: Mutex<Table>,
     /// One feed per live stream, by the stream's address (with the stream
@@ -128,11 +132,13 @@ pub(crate) struct Webrtc {
 }
 
 impl Webrtc {
-    /// Serves WebRTC on `socket`, advertising `advertise` (the socket's
-    /// own IP when unset and not a wildcard, else 127.0.0.1).
+    /// Serves WebRTC on `socket` and, when given, ICE-TCP on `tcp` (the
+    /// same port number), advertising `advertise` (the socket's own IP
+    /// when unset and not a wildcard, else 127.0.0.1).
     pub(crate) fn start(
         inner: &Arc<Inner>,
         socket: UdpSocket,
+        tcp: Option<tokio::net::TcpListener>,
         advertise: Option<IpAddr>,
     ) -> std::io::Result<()> {
         let local = socket.local_addr()?;
@@ -147,6 +153,7 @@ impl Webrtc {
             socket,
             local,
             candidate: SocketAddr::new(ip, local.port()),
+            tcp: tcp.is_some(),
             crypto: Arc::new(str0m::crypto::from_feature_flags()),
             table: Mutex::new(Table::default()),
             feeds: Mutex::new(HashMap::new()),
@@ -155,6 +162,11 @@ impl Webrtc {
             return Err(std::io::Error::other("WebRTC is already served"));
         }
         inner.tasks.spawn(route(Arc::clone(inner)));
+        if let Some(listener) = tcp {
+            inner
+                .tasks
+                .spawn(tcp::accept_loop(Arc::clone(inner), listener));
+        }
         Ok(())
     }
 
@@ -182,6 +194,18 @@ impl Webrtc {
         let feed = Arc::new(Feed::start(inner, live));
         feeds.insert(key, (weak_live, Arc::downgrade(&feed)));
         feed
+    }
+
+    /// The queue of the session a STUN request names (our ufrag is the
+    /// first half of its USERNAME), for a peer not yet known by address.
+    fn session_for_stun(&self, packet: &[u8]) -> Option<mpsc::Sender<Datagram>> {
+        let table = self.table();
+        let ufrag = livestack_formats::stun::username(packet)?
+            .split(':')
+            .next()?
+            .to_owned();
+        let id = table.by_ufrag.get(&ufrag)?;
+        table.by_id.get(id).map(|e| e.tx.clone())
     }
 
     /// Enters a session for `rtc` in the table (routed by its ufrag): its
@@ -340,7 +364,7 @@ pub(crate) async fn publish(
     };
     let session = publish::Publishing {
         rtc,
-        socket: Arc::clone(&webrtc.socket),
+        sender: webrtc.sender.clone(),
         local: webrtc.local,
         datagrams: rx,
         cancel,
@@ -416,6 +440,15 @@ fn answer(
     let candidate =
         Candidate::host(webrtc.candidate, "udp").map_err(|e| Refusal::BadOffer(e.to_string()))?;
     rtc.add_local_candidate(candidate);
+    if webrtc.tcp {
+        let candidate = Candidate::builder()
+            .tcp()
+            .host(webrtc.candidate)
+            .tcptype(str0m::net::TcpType::Passive)
+            .build()
+            .map_err(|e| Refusal::BadOffer(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+    }
     let answer = accept_offer(&mut rtc, offer)?;
     Ok((rtc, answer.to_sdp_string(), creds.ufrag))
 }
@@ -483,6 +516,7 @@ async fn route(inner: Arc<Inner>) {
                 source,
                 at: Instant::now(),
                 contents: contents.to_vec(),
+                tcp: None,
             });
         }
     }

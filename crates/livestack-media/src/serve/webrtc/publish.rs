@@ -21,7 +21,6 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +44,7 @@ const MAX_FILL: u64 = 5 * RATE;
 
 pub(crate) struct Publishing {
     pub(crate) rtc: Rtc,
-    pub(crate) socket: Arc<UdpSocket>,
+    pub(crate) sender: super::udp::Sender,
     pub(crate) local: SocketAddr,
     pub(crate) datagrams: mpsc::Receiver<Datagram>,
     pub(crate) cancel: CancellationToken,
@@ -89,12 +88,13 @@ impl Publishing {
         let mut held: Vec<(u32, Bytes)> = Vec::new();
         let mut audio_started = audio.is_none();
         let mut first_video: Option<Instant> = None;
+        let mut outbox = super::udp::Outbox::new(self.sender.clone());
         loop {
             let timeout = loop {
                 match self.rtc.poll_output() {
                     Ok(Output::Timeout(t)) => break t,
                     Ok(Output::Transmit(t)) => {
-                        let _ = self.socket.send_to(&t.contents, t.destination).await;
+                        outbox.push(t);
                     }
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => connected = true,
@@ -178,6 +178,7 @@ impl Publishing {
             } else {
                 timeout
             };
+            outbox.flush().await;
             let wait = tokio::time::Instant::from_std(wake);
             let next_due = self.push.next_due();
             let aac = async {
@@ -212,7 +213,7 @@ impl Publishing {
                 },
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return EndReason::ClientClosed };
-                    if d.feed(&mut self.rtc, self.local).is_err() {
+                    if d.feed(&mut self.rtc, self.local, &mut outbox).is_err() {
                         return EndReason::ProtocolError;
                     }
                 }

@@ -22,29 +22,44 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::feed::{Feed, RtcMedia};
-use super::udp::{Batch, Sender};
+use super::udp::{Outbox, Sender};
 
 /// A peer that has not completed ICE and DTLS by then is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A datagram for one session.
+/// A packet for one session, from UDP or an ICE-TCP connection.
 pub(crate) struct Datagram {
     pub(crate) source: SocketAddr,
     pub(crate) at: Instant,
     pub(crate) contents: Vec<u8>,
+    /// For a packet that came over TCP: the connection's way back.
+    pub(crate) tcp: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 impl Datagram {
-    /// Hands the datagram to `rtc` (which received it on `local`). A
-    /// datagram that is neither STUN, DTLS nor SRTP is ignored.
-    pub(crate) fn feed(self, rtc: &mut Rtc, local: SocketAddr) -> Result<(), str0m::RtcError> {
+    /// Hands the packet to `rtc` (which received it on `local`), noting in
+    /// `outbox` how to answer its source. A packet that is neither STUN,
+    /// DTLS nor SRTP is ignored.
+    pub(crate) fn feed(
+        self,
+        rtc: &mut Rtc,
+        local: SocketAddr,
+        outbox: &mut Outbox,
+    ) -> Result<(), str0m::RtcError> {
+        let proto = match self.tcp {
+            Some(tx) => {
+                outbox.learn_tcp(self.source, tx);
+                Protocol::Tcp
+            }
+            None => Protocol::Udp,
+        };
         let Ok(contents) = self.contents.as_slice().try_into() else {
             return Ok(());
         };
         rtc.handle_input(Input::Receive(
             self.at,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source: self.source,
                 destination: local,
                 contents,
@@ -97,13 +112,16 @@ impl Session {
         // (ms - base.1).
         let mut base: Option<(Instant, i64)> = None;
         let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
-        let mut batch = Batch::default();
+        let mut outbox = Outbox::new(self.sender.clone());
         loop {
             // Drain what the Rtc wants done until it waits for time.
             let timeout = loop {
                 match self.rtc.poll_output() {
                     Ok(Output::Timeout(t)) => break t,
-                    Ok(Output::Transmit(t)) => batch.push(t.destination, t.contents.into()),
+                    Ok(Output::Transmit(t)) => {
+                        let n = outbox.push(t);
+                        self.player.bytes.inc_by(n as u64);
+                    }
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => connected = true,
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -130,10 +148,8 @@ impl Session {
                 }
             };
             // What this wake-up made, in as few system calls as it allows.
-            if !batch.is_empty() {
-                let n = self.sender.send(&mut batch).await;
-                self.player.bytes.inc_by(n as u64);
-            }
+            let n = outbox.flush().await;
+            self.player.bytes.inc_by(n as u64);
             if !self.rtc.is_alive() {
                 return End::PeerGone;
             }
@@ -143,7 +159,7 @@ impl Session {
                 () = tokio::time::sleep_until(deadline), if !connected => return End::NeverConnected,
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return End::Closed };
-                    if d.feed(&mut self.rtc, self.local).is_err() {
+                    if d.feed(&mut self.rtc, self.local, &mut outbox).is_err() {
                         return End::Failed;
                     }
                 }

@@ -17,9 +17,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use quinn_udp::{Transmit, UdpSocketState};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 /// The most bytes one GSO send carries (a UDP datagram's limit, less
 /// headers).
@@ -116,6 +119,62 @@ impl Sender {
                 r => return r,
             }
         }
+    }
+}
+
+/// Where one session's packets go: UDP ones into a [`Batch`] sent by
+/// [`flush`](Outbox::flush), those for a peer that came over ICE-TCP
+/// ([`super::tcp`]) to its connection at once.
+pub(crate) struct Outbox {
+    sender: Sender,
+    batch: Batch,
+    /// TCP peers by address: their connections' queues.
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl Outbox {
+    pub(crate) fn new(sender: Sender) -> Outbox {
+        Outbox {
+            sender,
+            batch: Batch::default(),
+            tcp: HashMap::new(),
+        }
+    }
+
+    /// `source` is a TCP peer reached through `tx`.
+    pub(crate) fn learn_tcp(&mut self, source: SocketAddr, tx: mpsc::Sender<Vec<u8>>) {
+        self.tcp.entry(source).or_insert(tx);
+    }
+
+    /// Takes one of the session's packets; returns the bytes handed to a
+    /// TCP connection (UDP ones count when flushed).
+    pub(crate) fn push(&mut self, t: str0m::net::Transmit) -> usize {
+        if t.proto == str0m::net::Protocol::Udp {
+            self.batch.push(t.destination, t.contents.into());
+            return 0;
+        }
+        let Some(tx) = self.tcp.get(&t.destination) else {
+            return 0;
+        };
+        let packet: Vec<u8> = t.contents.into();
+        let n = packet.len();
+        // A full queue drops the packet, as a congested link would.
+        match tx.try_send(packet) {
+            Ok(()) => n,
+            Err(mpsc::error::TrySendError::Full(_)) => 0,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.tcp.remove(&t.destination);
+                0
+            }
+        }
+    }
+
+    /// Sends the UDP packets taken so far; returns their bytes.
+    pub(crate) async fn flush(&mut self) -> usize {
+        if self.batch.is_empty() {
+            return 0;
+        }
+        self.sender.send(&mut self.batch).await
     }
 }
 
