@@ -58,7 +58,7 @@ struct StreamLabels {
 }
 
 /// A processing job's kind.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
 pub(crate) enum JobKind {
     watermark,
@@ -77,6 +77,19 @@ pub(crate) enum JobKind {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct JobLabels {
     pub(crate) kind: JobKind,
+}
+
+/// A relay task's state on this node.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum RelayTaskState {
+    pulling,
+    idle,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RelayTaskLabels {
+    state: RelayTaskState,
 }
 
 /// What happened to an SRT publisher's data packets.
@@ -338,14 +351,30 @@ impl Collector for LiveState {
             None,
             gauge.metric_type(),
         )?)?;
-        let running = inner.processor.running_jobs() as i64;
-        let gauge = ConstGauge::new(running);
-        gauge.encode(encoder.encode_descriptor(
+        let mut running: Vec<_> = inner.processor.running_jobs().into_iter().collect();
+        running.sort();
+        let mut family = encoder.encode_descriptor(
             "jobs_running",
-            "Processing jobs running now",
+            "Processing jobs running now (their ffmpeg running or about to start again), by kind",
             None,
-            gauge.metric_type(),
-        )?)?;
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (kind, n) in running {
+            ConstGauge::new(n as i64).encode(family.encode_family(&JobLabels { kind })?)?;
+        }
+        let (pulling, idle) = inner.processor.relay_tasks();
+        let mut family = encoder.encode_descriptor(
+            "relay_tasks",
+            "This node's relay (pull-stream) tasks, by state: pulling now, or idle (paused, outside their time window, or done)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (state, n) in [
+            (RelayTaskState::pulling, pulling),
+            (RelayTaskState::idle, idle),
+        ] {
+            ConstGauge::new(n as i64).encode(family.encode_family(&RelayTaskLabels { state })?)?;
+        }
         Ok(())
     }
 }

@@ -103,6 +103,20 @@ pub(crate) enum JobWhat {
     },
 }
 
+impl JobWhat {
+    /// The kind the metrics count it as.
+    pub(crate) fn metric_kind(&self) -> crate::metrics::JobKind {
+        use crate::metrics::JobKind;
+        match self {
+            JobWhat::Watermark { .. } => JobKind::watermark,
+            JobWhat::Transcode { .. } => JobKind::transcode,
+            JobWhat::WebRtcBaseline => JobKind::webrtc_baseline,
+            JobWhat::Record { .. } => JobKind::record,
+            JobWhat::Snapshot { .. } => JobKind::snapshot,
+        }
+    }
+}
+
 /// A job: what, for which live stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct JobKey {
@@ -369,10 +383,26 @@ pub(crate) struct Processor {
 }
 
 impl Processor {
-    /// How many jobs run now (their attempts running or waiting to start
-    /// again), for the metrics.
-    pub(crate) fn running_jobs(&self) -> usize {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    /// How many jobs of each kind run now (their attempts running or
+    /// waiting to start again), relays and mixes included, for the metrics.
+    pub(crate) fn running_jobs(&self) -> HashMap<crate::metrics::JobKind, usize> {
+        use crate::metrics::JobKind;
+        let mut counts = HashMap::new();
+        for key in self.jobs.lock().unwrap_or_else(|e| e.into_inner()).keys() {
+            *counts.entry(key.what.metric_kind()).or_insert(0) += 1;
+        }
+        counts.insert(JobKind::pull, self.pulls.running());
+        counts.insert(
+            JobKind::mix,
+            self.mixes.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        );
+        counts
+    }
+
+    /// This node's relay tasks: how many pull now, and how many it answers
+    /// for without pulling (paused, outside their time window, done).
+    pub(crate) fn relay_tasks(&self) -> (usize, usize) {
+        self.pulls.states()
     }
 
     pub(crate) fn new(clock: Clock) -> Processor {
@@ -751,14 +781,7 @@ fn reconcile(inner: &Arc<Inner>) {
         let s = Arc::clone(&status);
         let c = cancel.clone();
         let span = tracing::info_span!("job", job = %label);
-        let kind = match &key.what {
-            JobWhat::Watermark { .. } => crate::metrics::JobKind::watermark,
-            JobWhat::Transcode { .. } => crate::metrics::JobKind::transcode,
-            JobWhat::WebRtcBaseline => crate::metrics::JobKind::webrtc_baseline,
-            JobWhat::Record { .. } => crate::metrics::JobKind::record,
-            JobWhat::Snapshot { .. } => crate::metrics::JobKind::snapshot,
-        };
-        let counters = supervisor::Counters::of(&inner.metrics, kind);
+        let counters = supervisor::Counters::of(&inner.metrics, key.what.metric_kind());
         inner.tasks.spawn(
             async move {
                 supervisor::supervise(label, s, c, counters, || job.attempt()).await;

@@ -60,6 +60,28 @@ pub(crate) struct Jobs {
     seen: Mutex<HashMap<i64, PullTask>>,
 }
 
+impl Jobs {
+    /// Relay jobs running now (attempts running or waiting to start again).
+    pub(crate) fn running(&self) -> usize {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// (pulling, not pulling): this node's tasks as last seen, by whether a
+    /// job runs for them now.
+    pub(crate) fn states(&self) -> (usize, usize) {
+        let running: std::collections::HashSet<i64> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .map(|(id, _)| *id)
+            .collect();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let pulling = seen.keys().filter(|id| running.contains(id)).count();
+        (pulling, seen.len() - pulling)
+    }
+}
+
 /// Sends `ResetTaskConfig` (314) for every task this node answers for
 /// whose configuration changed since it last looked (a
 /// `ModifyLivePullStreamTask`, a restart), paused or not; inserted files

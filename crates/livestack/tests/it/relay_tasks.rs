@@ -110,6 +110,18 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
     await_state(&server, "relayed", "active", "the relay never pushed");
     assert_h264_aac(&flv(&server, "relayed"));
     assert_eq!(run_status(&server, &id), "active");
+    // The metrics count it: one task pulling, one relay job running.
+    let metric = |name: &str, labels: Value| {
+        crate::metrics::value(&crate::metrics::scrape(&server), name, labels).unwrap_or(-1.0)
+    };
+    assert_eq!(
+        metric("livestack_relay_tasks", json!({"state": "pulling"})),
+        1.0
+    );
+    assert_eq!(
+        metric("livestack_jobs_running", json!({"kind": "pull"})),
+        1.0
+    );
     let online = server.api("DescribeLiveStreamOnlineList", json!({"DomainName": PUSH}));
     let names: Vec<&str> = online.ok()["OnlineInfo"]
         .as_array()
@@ -164,6 +176,14 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
     assert!(wait_until(Duration::from_secs(10), || run_status(
         &server, &id
     ) == "inactive"));
+    assert_eq!(
+        metric("livestack_relay_tasks", json!({"state": "idle"})),
+        1.0
+    );
+    assert_eq!(
+        metric("livestack_relay_tasks", json!({"state": "pulling"})),
+        0.0
+    );
     assert!(
         wait_until(Duration::from_secs(15), || events(&receiver, "/pull")
             .contains(&"TaskExit".to_owned())),
