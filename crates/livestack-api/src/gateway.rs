@@ -273,8 +273,12 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
 async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
     let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let trace_id = req.headers().get("x-tc-traceid").cloned();
-    let lang = header_str(req.headers(), "x-tc-language").map_or(Lang::Zh, Lang::parse);
+    let trace_id = req
+        .headers()
+        .get(&crate::auth::names::X_TC_TRACEID)
+        .cloned();
+    let lang =
+        header_str(req.headers(), &crate::auth::names::X_TC_LANGUAGE).map_or(Lang::Zh, Lang::parse);
     // One span per request: every line a handler, the store or the policy
     // logs carries the RequestId, the action and the account.
     let span = tracing::info_span!(
@@ -363,7 +367,10 @@ fn envelope(request_id: &str, trace_id: Option<HeaderValue>, outcome: Outcome) -
     resp
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header_str<'h>(
+    headers: &'h HeaderMap,
+    name: impl axum::http::header::AsHeaderName,
+) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -381,7 +388,7 @@ async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang
         _ => return fail(header_lang, ApiError::bare(ErrorCode::UnsupportedProtocol)),
     };
     let query = parts.uri.query().unwrap_or("");
-    let content_type = header_str(&parts.headers, "content-type").unwrap_or("");
+    let content_type = header_str(&parts.headers, axum::http::header::CONTENT_TYPE).unwrap_or("");
     let is_form = content_type
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded");
@@ -398,8 +405,8 @@ async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang
         };
         // A declared length over the limit is refused before a byte of
         // the body is waited for.
-        let declared =
-            header_str(&parts.headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let declared = header_str(&parts.headers, axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return fail(header_lang, too_large("request body", limit));
         }

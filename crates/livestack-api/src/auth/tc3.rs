@@ -103,7 +103,19 @@ fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex_lower(&Sha256::digest(data))
+}
+
+/// Lower-case hex, by table (the `hex` crate's char iterator was 2.5 % of
+/// a signed request's CPU).
+fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+    }
+    out
 }
 
 /// `SecretSigning`: the key derived from the secret, date and service.
@@ -150,7 +162,7 @@ pub fn string_to_sign(timestamp: &str, date: &str, service: &str, canonical: &st
 
 /// The hex signature of `string_to_sign` under a derived signing key.
 pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
-    hex::encode(hmac(signing_key, string_to_sign.as_bytes()))
+    hex_lower(&hmac(signing_key, string_to_sign.as_bytes()))
 }
 
 /// What the server knows about a request, for verification.
@@ -176,7 +188,12 @@ pub struct Signed<'a> {
 /// `--endpoint http://…`) and without its port (the Node SDK signs the
 /// hostname only). The signing key is derived once.
 pub fn verify(req: &Signed<'_>, auth: &Authorization<'_>, secret_key: &str) -> bool {
-    let key = signing_key(secret_key, auth.date, auth.service);
+    verify_with(req, auth, &signing_key(secret_key, auth.date, auth.service))
+}
+
+/// [`verify`] with the signing key already derived (see
+/// [`signing_key`]): a server caches it per key, date and service.
+pub fn verify_with(req: &Signed<'_>, auth: &Authorization<'_>, key: &[u8; 32]) -> bool {
     let raw_host = (req.header)("host").unwrap_or("");
     let hosts = host_variants(raw_host);
     // The variants are tried in order and the first match wins: which
@@ -208,7 +225,7 @@ pub fn verify(req: &Signed<'_>, auth: &Authorization<'_>, secret_key: &str) -> b
                 .collect();
             let canonical = canonical_request(req.method, req.query, &pairs, &req.payload_hash);
             let sts = string_to_sign(req.timestamp, auth.date, auth.service, &canonical);
-            let expected = signature(&key, &sts);
+            let expected = signature(key, &sts);
             if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
                 return true;
             }
