@@ -566,10 +566,10 @@ impl Authenticator {
     }
 }
 
-fn header_str<'h>(
-    headers: &'h HeaderMap,
+fn header_str(
+    headers: &HeaderMap,
     name: impl axum::http::header::AsHeaderName,
-) -> Option<&'h str> {
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

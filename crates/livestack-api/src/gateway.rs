@@ -367,10 +367,10 @@ fn envelope(request_id: &str, trace_id: Option<HeaderValue>, outcome: Outcome) -
     resp
 }
 
-fn header_str<'h>(
-    headers: &'h HeaderMap,
+fn header_str(
+    headers: &HeaderMap,
     name: impl axum::http::header::AsHeaderName,
-) -> Option<&'h str> {
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
