@@ -566,10 +566,7 @@ impl Authenticator {
     }
 }
 
-fn header_str(
-    headers: &HeaderMap,
-    name: impl axum::http::header::AsHeaderName,
-) -> Option<&str> {
+fn header_str(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

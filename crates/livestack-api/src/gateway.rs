@@ -367,10 +367,7 @@ fn envelope(request_id: &str, trace_id: Option<HeaderValue>, outcome: Outcome) -
     resp
 }
 
-fn header_str(
-    headers: &HeaderMap,
-    name: impl axum::http::header::AsHeaderName,
-) -> Option<&str> {
+fn header_str(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

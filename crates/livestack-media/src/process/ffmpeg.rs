@@ -266,16 +266,22 @@ pub(crate) fn transcode(
     a
 }
 
-/// A watermark job: the source with the picture laid over it, at the
-/// source's size, frame rate and (about) its video bitrate; audio copied.
-pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u32) -> Vec<String> {
-    let r = Rendition {
+/// Video re-encoded at about the source's bitrate (at least 300 kbps),
+/// 2 s GOP, audio kept: the jobs that change the picture, not the rendition.
+fn at_source_rate(video_kbps: u32) -> Rendition {
+    Rendition {
         video: true,
         audio: true,
         video_bitrate: video_kbps.max(300),
         gop: 2,
         ..Rendition::default()
-    };
+    }
+}
+
+/// A watermark job: the source with the picture laid over it, at the
+/// source's size, frame rate and (about) its video bitrate; audio copied.
+pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u32) -> Vec<String> {
+    let r = at_source_rate(video_kbps);
     let mut a = common(&io.input);
     a.extend(["-i".to_owned(), picture.to_owned()]);
     a.extend([
@@ -296,13 +302,7 @@ pub(crate) fn watermark(io: &Io, w: &WatermarkSpec, picture: &str, video_kbps: u
 /// tuning (no frame threads or lookahead holding pictures back: these
 /// players want the least delay); audio copied.
 pub(crate) fn webrtc_baseline(io: &Io, video_kbps: u32) -> Vec<String> {
-    let r = Rendition {
-        video: true,
-        audio: true,
-        video_bitrate: video_kbps.max(300),
-        gop: 2,
-        ..Rendition::default()
-    };
+    let r = at_source_rate(video_kbps);
     let mut a = common(&io.input);
     a.extend(strings(&["-map", "0:v:0", "-map", "0:a:0?"]));
     video_encoding(&r, Profile::Baseline, &mut a);

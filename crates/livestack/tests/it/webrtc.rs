@@ -184,17 +184,24 @@ fn webrtc_plays_need_the_play_domains_signature_like_every_other_play() {
     assert!(report["video_frames"].as_u64().unwrap_or(0) > 0, "{report}");
 }
 
-#[test]
-fn chromium_plays_a_stream_over_whep_in_the_player_page() {
+/// Pushes `stream` and plays it in Chromium from the player page
+/// (`tcp`: with the server's UDP candidate hidden from the page), keeping
+/// a screenshot named `shot`; checks the picture plays and returns what
+/// the page reported.
+fn chromium_whep(stream: &str, shot: &str, tcp: bool) -> Value {
     let server = setup();
-    let _publisher = live_push(&server, "rtc3", 30);
+    let _publisher = live_push(&server, stream, 30);
     let whep = format!(
-        "http://{}/live/rtc3/whep?domain=play.example.com",
+        "http://{}/live/{stream}/whep?domain=play.example.com",
         server.http
     );
     let page = format!("http://{}/webrtc/player.html#{whep}", server.http);
-    let shot = artifact("webrtc-whep-chromium.png");
-    let seen = browser("browser_whep.js", &[page.as_ref(), shot.as_ref()]);
+    let shot = artifact(shot);
+    let mut args = vec![page.as_ref(), shot.as_os_str()];
+    if tcp {
+        args.push("tcp".as_ref());
+    }
+    let seen = browser("browser_whep.js", &args);
     assert_eq!(
         (seen["videoWidth"].as_u64(), seen["videoHeight"].as_u64()),
         (Some(640), Some(360)),
@@ -204,33 +211,19 @@ fn chromium_plays_a_stream_over_whep_in_the_player_page() {
         seen["advanced"].as_f64().is_some_and(|a| a > 1.0),
         "the video did not play on: {seen}"
     );
+    seen
+}
+
+#[test]
+fn chromium_plays_a_stream_over_whep_in_the_player_page() {
+    let seen = chromium_whep("rtc3", "webrtc-whep-chromium.png", false);
     assert_eq!(seen["transport"], "udp", "{seen}");
 }
 
 #[test]
 fn chromium_plays_over_ice_tcp_when_udp_does_not_get_through() {
-    let server = setup();
-    let _publisher = live_push(&server, "rtc8", 30);
-    let whep = format!(
-        "http://{}/live/rtc8/whep?domain=play.example.com",
-        server.http
-    );
-    let page = format!("http://{}/webrtc/player.html#{whep}", server.http);
-    let shot = artifact("webrtc-whep-chromium-tcp.png");
-    let seen = browser(
-        "browser_whep.js",
-        &[page.as_ref(), shot.as_ref(), "tcp".as_ref()],
-    );
+    let seen = chromium_whep("rtc8", "webrtc-whep-chromium-tcp.png", true);
     assert_eq!(seen["transport"], "tcp", "{seen}");
-    assert_eq!(
-        (seen["videoWidth"].as_u64(), seen["videoHeight"].as_u64()),
-        (Some(640), Some(360)),
-        "{seen}"
-    );
-    assert!(
-        seen["advanced"].as_f64().is_some_and(|a| a > 1.0),
-        "the video did not play on: {seen}"
-    );
 }
 
 /// WebRTC players on play.example.com, as the metrics count them.
