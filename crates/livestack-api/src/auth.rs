@@ -64,6 +64,13 @@ impl Principal {
 /// within this time rather than at once.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// How long a key read from the store is still trusted while the store
+/// cannot be reached: the key cannot have changed meanwhile (changing it
+/// needs the store), and the caller then gets its action's own answer
+/// (served from what is cached) rather than a database error on every
+/// call.
+pub const KEY_CACHE_STALE: Duration = Duration::from_secs(600);
+
 /// Recently used keys, so that a busy client does not cost a database
 /// round trip per request.
 #[derive(Default)]
@@ -73,9 +80,13 @@ pub struct KeyCache {
 
 impl KeyCache {
     fn get(&self, secret_id: &str) -> Option<ApiKey> {
+        self.get_within(secret_id, KEY_CACHE_TTL)
+    }
+
+    fn get_within(&self, secret_id: &str, age: Duration) -> Option<ApiKey> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(secret_id) {
-            Some((at, key)) if at.elapsed() < KEY_CACHE_TTL => Some(key.clone()),
+            Some((at, key)) if at.elapsed() < age => Some(key.clone()),
             _ => None,
         }
     }
@@ -115,11 +126,21 @@ pub(crate) async fn lookup_key(
         Some(key) => Some(key),
         None => {
             let id = secret_id.to_owned();
-            let key = store.run(move |c| keys::find(c, &id)).await?;
-            if let Some(key) = &key {
-                cache.put(key.clone());
+            match store.run(move |c| keys::find(c, &id)).await {
+                Ok(key) => {
+                    if let Some(key) = &key {
+                        cache.put(key.clone());
+                    }
+                    key
+                }
+                Err(e @ livestack_store::StoreError::Connect { .. }) => {
+                    match cache.get_within(secret_id, KEY_CACHE_STALE) {
+                        Some(key) => Some(key),
+                        None => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
             }
-            key
         }
     };
     match key {
