@@ -587,7 +587,11 @@ impl Authenticator {
     }
 }
 
-fn header_str(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
+/// A header's value as text, if present and visible ASCII.
+pub(crate) fn header_str(
+    headers: &HeaderMap,
+    name: impl axum::http::header::AsHeaderName,
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
@@ -277,8 +277,8 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Bod
         .headers()
         .get(&crate::auth::names::X_TC_TRACEID)
         .cloned();
-    let lang =
-        header_str(req.headers(), &crate::auth::names::X_TC_LANGUAGE).map_or(Lang::Zh, Lang::parse);
+    let lang = auth::header_str(req.headers(), &crate::auth::names::X_TC_LANGUAGE)
+        .map_or(Lang::Zh, Lang::parse);
     // One span per request: every line a handler, the store or the policy
     // logs carries the RequestId, the action and the account.
     let span = tracing::info_span!(
@@ -367,10 +367,6 @@ fn envelope(request_id: &str, trace_id: Option<HeaderValue>, outcome: Outcome) -
     resp
 }
 
-fn header_str(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang: Lang) -> Outcome {
     let (parts, body) = req.into_parts();
     let peer = parts.extensions.get::<Peer>().map(|p| p.0);
@@ -385,7 +381,8 @@ async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang
         _ => return fail(header_lang, ApiError::bare(ErrorCode::UnsupportedProtocol)),
     };
     let query = parts.uri.query().unwrap_or("");
-    let content_type = header_str(&parts.headers, axum::http::header::CONTENT_TYPE).unwrap_or("");
+    let content_type =
+        auth::header_str(&parts.headers, axum::http::header::CONTENT_TYPE).unwrap_or("");
     let is_form = content_type
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded");
@@ -402,7 +399,7 @@ async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang
         };
         // A declared length over the limit is refused before a byte of
         // the body is waited for.
-        let declared = header_str(&parts.headers, axum::http::header::CONTENT_LENGTH)
+        let declared = auth::header_str(&parts.headers, axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return fail(header_lang, too_large("request body", limit));

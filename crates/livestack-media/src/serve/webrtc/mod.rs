@@ -109,6 +109,16 @@ struct Table {
     by_addr: HashMap<SocketAddr, String>,
 }
 
+impl Table {
+    /// The session a STUN request names: our ufrag is the first half of
+    /// its USERNAME. How a peer not yet known is routed, over UDP or TCP.
+    fn id_for_stun(&self, packet: &[u8]) -> Option<String> {
+        let user = livestack_formats::stun::username(packet)?;
+        let ufrag = user.split(':').next()?;
+        self.by_ufrag.get(ufrag).cloned()
+    }
+}
+
 /// A stream's feed, with the stream it reads.
 type FeedEntry = (Weak<Live>, Weak<Feed>);
 
@@ -196,16 +206,12 @@ impl Webrtc {
         feed
     }
 
-    /// The queue of the session a STUN request names (our ufrag is the
-    /// first half of its USERNAME), for a peer not yet known by address.
+    /// The queue of the session a STUN request names (see
+    /// [`Table::id_for_stun`]), for an ICE-TCP connection's first packet.
     fn session_for_stun(&self, packet: &[u8]) -> Option<mpsc::Sender<Datagram>> {
         let table = self.table();
-        let ufrag = livestack_formats::stun::username(packet)?
-            .split(':')
-            .next()?
-            .to_owned();
-        let id = table.by_ufrag.get(&ufrag)?;
-        table.by_id.get(id).map(|e| e.tx.clone())
+        let id = table.id_for_stun(packet)?;
+        table.by_id.get(&id).map(|e| e.tx.clone())
     }
 
     /// Enters a session for `rtc` in the table (routed by its ufrag): its
@@ -498,9 +504,7 @@ async fn route(inner: Arc<Inner>) {
             let mut table = webrtc.table();
             let id = match table.by_addr.get(&source) {
                 Some(id) => Some(id.clone()),
-                None => livestack_formats::stun::username(contents)
-                    .and_then(|user| user.split(':').next().map(str::to_owned))
-                    .and_then(|ufrag| table.by_ufrag.get(&ufrag).cloned()),
+                None => table.id_for_stun(contents),
             };
             match id {
                 Some(id) => {
