@@ -25,6 +25,7 @@ pub mod snapshot;
 pub mod stream;
 pub mod sts;
 pub mod task;
+pub mod timeshift;
 pub mod transcode;
 pub mod usage;
 pub mod watermark;

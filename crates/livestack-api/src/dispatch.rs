@@ -195,6 +195,16 @@ actions! {
     DeleteLiveCallbackRule => crate::actions::callback::delete_live_callback_rule,
     DescribeLiveCallbackRules => crate::actions::callback::describe_live_callback_rules,
     DescribeCallbackRecordsList => crate::actions::callback::describe_callback_records_list,
+    // templates and rules: time-shift, and what it kept
+    CreateLiveTimeShiftTemplate => crate::actions::timeshift::create_live_time_shift_template,
+    ModifyLiveTimeShiftTemplate => crate::actions::timeshift::modify_live_time_shift_template,
+    DeleteLiveTimeShiftTemplate => crate::actions::timeshift::delete_live_time_shift_template,
+    DescribeLiveTimeShiftTemplates => crate::actions::timeshift::describe_live_time_shift_templates,
+    CreateLiveTimeShiftRule => crate::actions::timeshift::create_live_time_shift_rule,
+    DeleteLiveTimeShiftRule => crate::actions::timeshift::delete_live_time_shift_rule,
+    DescribeLiveTimeShiftRules => crate::actions::timeshift::describe_live_time_shift_rules,
+    DescribeTimeShiftStreamList => crate::actions::timeshift::describe_time_shift_stream_list,
+    DescribeTimeShiftRecordDetail => crate::actions::timeshift::describe_time_shift_record_detail,
     // bookkeeping of processing
     DescribeScreenShotSheetNumList => crate::actions::usage::describe_screen_shot_sheet_num_list,
     DescribeConcurrentRecordStreamNum => crate::actions::usage::describe_concurrent_record_stream_num,

@@ -472,6 +472,29 @@ pub struct StreamPushes {
     pub optimal: bool,
 }
 
+/// One time-shift recording session: the segments one push of a stream
+/// left on disk under a time-shift rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeShiftSession {
+    /// The stream.
+    pub key: StreamKey,
+    /// The push domain.
+    pub domain: String,
+    /// The session id (`Sid`).
+    pub sid: String,
+    /// Unix seconds of its first kept segment's start.
+    pub start: i64,
+    /// Unix seconds of its last kept segment's end.
+    pub end: i64,
+    /// Whether the watermarked output was kept (`RemoveWatermark` off
+    /// on a watermarked stream) rather than the push itself.
+    pub watermarked: bool,
+    /// How long its segments are kept (the template's `Duration`), seconds.
+    pub keep_secs: u32,
+    /// Whether segments are still being added.
+    pub open: bool,
+}
+
 /// Why a switch to another push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwitchError {
@@ -516,6 +539,10 @@ pub trait MediaControl: Send + Sync {
         bucket: &str,
         region: &str,
     ) -> MediaFuture<Result<(), String>>;
+
+    /// The time-shift sessions of `account` with segments kept between
+    /// Unix seconds `from` and `to` (inclusive), oldest first.
+    fn timeshift_sessions(&self, account: AccountId, from: i64, to: i64) -> Vec<TimeShiftSession>;
 
     /// Whether the operator lets the account with AppId `app_id` store
     /// files into `bucket` (`[storage.s3] buckets`, see

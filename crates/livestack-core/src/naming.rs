@@ -139,6 +139,49 @@ impl CivilTime {
     }
 }
 
+impl CivilTime {
+    /// Milliseconds since the Unix epoch of this wall-clock time in a zone
+    /// `offset_secs` east of UTC; `None` for a month or day out of range
+    /// (February 30 included) or a time past 23:59:59.
+    pub fn to_unix_ms(self, offset_secs: i64) -> Option<i64> {
+        let days_in_month = match self.month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if self.year % 4 == 0 && (self.year % 100 != 0 || self.year % 400 == 0) => 29,
+            2 => 28,
+            _ => return None,
+        };
+        if self.day == 0
+            || self.day > days_in_month
+            || self.hour > 23
+            || self.minute > 59
+            || self.second > 59
+            || self.millisecond > 999
+        {
+            return None;
+        }
+        let days = days_from_civil(self.year, self.month, self.day);
+        let secs = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+            - offset_secs;
+        Some(secs * 1000 + i64::from(self.millisecond))
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`, the inverse of [`civil_from_days`]).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400); // [0, 399]
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
 /// Year, month and day of `days` since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`, exact over the whole proleptic Gregorian calendar).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -475,6 +518,32 @@ impl SnapshotName<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_times_turn_back_into_the_unix_times_they_came_from() {
+        for ms in [
+            0,
+            1_675_302_995_123,
+            -86_400_000,
+            951_782_400_000,
+            4_102_444_799_999,
+        ] {
+            for zone in [NamingZone::Utc, NamingZone::Utc8] {
+                let c = CivilTime::from_unix_ms(ms, zone);
+                assert_eq!(c.to_unix_ms(zone.offset_secs()), Some(ms), "{c:?}");
+            }
+        }
+        let feb30 = CivilTime {
+            year: 2023,
+            month: 2,
+            day: 30,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            millisecond: 0,
+        };
+        assert_eq!(feb30.to_unix_ms(0), None);
+    }
 
     #[test]
     fn bucket_names_follow_the_s3_rules() {

@@ -2,8 +2,8 @@
 //! them to streams (which streams), and the one answer to "which templates
 //! apply to this stream now".
 //!
-//! Owns: the domain types of the five template families (transcoding,
-//! watermarks, recording, snapshots, callbacks), [`Rule`], the precedence
+//! Owns: the domain types of the six template families (transcoding,
+//! watermarks, recording, snapshots, callbacks, time-shift), [`Rule`], the precedence
 //! of rules ([`matching_rules`]: a rule naming the stream beats one naming
 //! the app, which beats one naming only the domain) and the [`Processing`]
 //! snapshot the media plane resolves streams against. Must not: know
@@ -43,16 +43,19 @@ pub enum Kind {
     Snapshot,
     /// HTTP event notifications.
     Callback,
+    /// Time-shift: HLS segments kept on disk for replay.
+    TimeShift,
 }
 
 impl Kind {
     /// Every family.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Transcode,
         Kind::Watermark,
         Kind::Record,
         Kind::Snapshot,
         Kind::Callback,
+        Kind::TimeShift,
     ];
 
     /// A stable lower-case name (the store's `kind` column).
@@ -63,6 +66,7 @@ impl Kind {
             Kind::Record => "record",
             Kind::Snapshot => "snapshot",
             Kind::Callback => "callback",
+            Kind::TimeShift => "timeshift",
         }
     }
 
@@ -140,6 +144,8 @@ pub enum TemplateSpec {
     Snapshot(SnapshotSpec),
     /// A callback template.
     Callback(CallbackSpec),
+    /// A time-shift template.
+    TimeShift(TimeShiftSpec),
 }
 
 impl TemplateSpec {
@@ -151,6 +157,7 @@ impl TemplateSpec {
             TemplateSpec::Record(_) => Kind::Record,
             TemplateSpec::Snapshot(_) => Kind::Snapshot,
             TemplateSpec::Callback(_) => Kind::Callback,
+            TemplateSpec::TimeShift(_) => Kind::TimeShift,
         }
     }
 
@@ -517,6 +524,24 @@ pub struct SnapshotSpec {
     pub cos_file_name: String,
 }
 
+/// A time-shift template: how long a stream's segments are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimeShiftSpec {
+    /// Seconds segments are kept (one of the documented values, 1 to 30
+    /// days).
+    pub duration: u32,
+    /// Target segment length, seconds (3–10).
+    pub item_duration: u32,
+    /// `Mainland` or `Overseas` (kept and shown; one place here).
+    pub area: String,
+    /// Keep the pushed stream rather than its watermarked output.
+    pub remove_watermark: bool,
+    /// Transcoding templates whose outputs would be kept too (kept and
+    /// shown; only the source, or its watermarked output, is kept here).
+    pub transcode_templates: Vec<i64>,
+}
+
 /// An event a callback template can notify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -683,6 +708,8 @@ pub struct PushProcessing<'a> {
     pub snapshot: Option<&'a Template>,
     /// The callback template.
     pub callback: Option<&'a Template>,
+    /// The time-shift template.
+    pub timeshift: Option<&'a Template>,
 }
 
 impl Processing {
@@ -703,6 +730,7 @@ impl Processing {
             record: one(Kind::Record),
             snapshot: one(Kind::Snapshot),
             callback: one(Kind::Callback),
+            timeshift: one(Kind::TimeShift),
         }
     }
 

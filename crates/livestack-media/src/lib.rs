@@ -94,6 +94,12 @@ pub struct MediaConfig {
     /// (LL-HLS: fMP4 parts, blocking reload); any play domain serves it
     /// to a request with `ll=1`.
     pub ll_hls_domains: Vec<String>,
+    /// Where time-shift segments are kept. The binary uses
+    /// `<data dir>/timeshift`.
+    pub timeshift_dir: PathBuf,
+    /// The most bytes of time-shift segments kept (0: no bound); the
+    /// oldest go first.
+    pub timeshift_max_bytes: u64,
 }
 
 impl Default for MediaConfig {
@@ -116,6 +122,8 @@ impl Default for MediaConfig {
             metrics_top_streams: 10,
             backup_domains: Vec::new(),
             ll_hls_domains: Vec::new(),
+            timeshift_dir: std::env::temp_dir().join("livestack-timeshift"),
+            timeshift_max_bytes: 10 << 30,
         }
     }
 }
@@ -146,6 +154,8 @@ pub(crate) struct Inner {
     pub(crate) relays: serve::relay::Relays,
     /// WebRTC playback, once a UDP socket is served.
     pub(crate) webrtc: std::sync::OnceLock<serve::webrtc::Webrtc>,
+    /// Time-shift segments kept on disk.
+    pub(crate) timeshift: Arc<stream::timeshift::TimeShift>,
 }
 
 impl Inner {
@@ -259,6 +269,10 @@ impl MediaServer {
         let storage = storage::Storage::with_clock(config.storage.clone(), clock.clone());
         let connections = ConnLimiter::new(config.max_connections, config.max_connections_per_ip);
         let rtmp_buffered = livestack_rtmp::chunk::SharedBudget::new(config.max_rtmp_buffered);
+        let timeshift = Arc::new(stream::timeshift::TimeShift::open(
+            config.timeshift_dir.clone(),
+            config.timeshift_max_bytes,
+        ));
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
@@ -278,6 +292,7 @@ impl MediaServer {
                 cluster: std::sync::OnceLock::new(),
                 relays: serve::relay::Relays::default(),
                 webrtc: std::sync::OnceLock::new(),
+                timeshift,
             }),
         };
         let inner = Arc::clone(&server.inner);
@@ -304,6 +319,8 @@ impl MediaServer {
         }
         let inner = Arc::clone(&server.inner);
         server.inner.tasks.spawn(sample_pushes(inner));
+        let inner = Arc::clone(&server.inner);
+        server.inner.tasks.spawn(prune_timeshift(inner));
         server
     }
 
@@ -559,6 +576,34 @@ impl MediaControl for MediaServer {
 
     fn bucket_permitted(&self, app_id: i64, bucket: &str) -> bool {
         self.inner.storage.permits(app_id, bucket)
+    }
+
+    fn timeshift_sessions(
+        &self,
+        account: AccountId,
+        from: i64,
+        to: i64,
+    ) -> Vec<livestack_core::media::TimeShiftSession> {
+        self.inner.timeshift.sessions(account, from, to)
+    }
+}
+
+/// How often kept time-shift segments past their template's duration are
+/// deleted.
+const TIMESHIFT_PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// Deletes time-shift segments past keeping (and over the disk bound) at
+/// start and every [`TIMESHIFT_PRUNE_EVERY`] until shutdown.
+async fn prune_timeshift(inner: Arc<Inner>) {
+    loop {
+        let removed = inner.timeshift.prune(inner.clock.unix_ms()).await;
+        if removed > 0 {
+            tracing::debug!(removed, "time-shift segments past keeping deleted");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TIMESHIFT_PRUNE_EVERY) => {}
+            () = inner.shutdown.cancelled() => return,
+        }
     }
 }
 

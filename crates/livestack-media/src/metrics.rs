@@ -72,6 +72,8 @@ pub(crate) enum JobKind {
     /// A WebRTC baseline output (a stream with B-frames, for WebRTC
     /// players).
     webrtc_baseline,
+    /// Time-shift: segments kept on disk.
+    timeshift,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -375,6 +377,21 @@ impl Collector for LiveState {
         ] {
             ConstGauge::new(n as i64).encode(family.encode_family(&RelayTaskLabels { state })?)?;
         }
+        let (bytes, segments) = inner.timeshift.usage();
+        let gauge = ConstGauge::new(bytes as i64);
+        gauge.encode(encoder.encode_descriptor(
+            "timeshift_bytes",
+            "Bytes of time-shift segments kept on this node's disk",
+            None,
+            gauge.metric_type(),
+        )?)?;
+        let gauge = ConstGauge::new(segments as i64);
+        gauge.encode(encoder.encode_descriptor(
+            "timeshift_segments",
+            "Time-shift segments kept on this node's disk",
+            None,
+            gauge.metric_type(),
+        )?)?;
         Ok(())
     }
 }

@@ -324,6 +324,9 @@ pub struct MediaConfig {
     /// Play domains whose HLS playlists are low-latency (LL-HLS); others
     /// serve it to requests with `ll=1`.
     pub ll_hls_domains: Vec<String>,
+    /// The most disk time-shift segments may use, in MiB (0: no bound);
+    /// the oldest go first. They are kept under `<data_dir>/timeshift`.
+    pub timeshift_max_mb: u64,
 }
 
 impl Default for MediaConfig {
@@ -340,6 +343,7 @@ impl Default for MediaConfig {
             metrics_top_streams: d.metrics_top_streams,
             backup_domains: d.backup_domains,
             ll_hls_domains: d.ll_hls_domains,
+            timeshift_max_mb: d.timeshift_max_bytes >> 20,
         }
     }
 }
@@ -370,6 +374,7 @@ impl MediaConfig {
                 .iter()
                 .map(|d| d.trim().to_ascii_lowercase())
                 .collect(),
+            timeshift_max_bytes: self.timeshift_max_mb.saturating_mul(1 << 20),
             ..livestack_media::MediaConfig::default()
         }
     }

@@ -260,6 +260,7 @@ impl App {
         let mut media_config = config.to_media();
         media_config.callbacks.fetch = fetch.clone();
         media_config.work_dir = config.data_dir.join("processing");
+        media_config.timeshift_dir = config.data_dir.join("timeshift");
         media_config.storage = config
             .storage
             .to_storage(&config.data_dir, addrs.http)

@@ -1,5 +1,5 @@
-//! What the five template families (`transcode`, `watermark`, `record`,
-//! `snapshot`, `callback`) share: the create/modify/delete/describe flow
+//! What the six template families (`transcode`, `watermark`, `record`,
+//! `snapshot`, `callback`, `timeshift`) share: the create/modify/delete/describe flow
 //! of templates, the rules that bind them, quotas, and the checks and
 //! error codes they have in common.
 //!
@@ -49,6 +49,7 @@ fn noun(kind: Kind) -> (&'static str, &'static str) {
         Kind::Record => ("recording template", "录制模板"),
         Kind::Snapshot => ("snapshot template", "截图模板"),
         Kind::Callback => ("callback template", "回调模板"),
+        Kind::TimeShift => ("time-shift template", "时移模板"),
     }
 }
 

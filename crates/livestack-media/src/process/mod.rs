@@ -1,5 +1,6 @@
 //! Processing of live streams by rules and tasks: transcoding, watermarks,
-//! recording and snapshots, each an ffmpeg job livestack supervises.
+//! recording and snapshots, each an ffmpeg job livestack supervises, and
+//! time-shift, a job that reads the hub in-process.
 //!
 //! Owns: which jobs should run now ([`plan`], a pure function of the
 //! policy, the live streams, the players' demand for transcoded outputs
@@ -9,7 +10,7 @@
 //! transcoded output started on demand, or an edge relay of a stream
 //! another node owns). Must not: touch the database or
 //! know wire names; a job's own work lives in its module (`transcode`,
-//! `record`, `snapshot`), its process handling in `supervisor`, its
+//! `record`, `snapshot`, `timeshift`), its process handling in `supervisor`, its
 //! command line in `ffmpeg`.
 //!
 //! Jobs read the source from livestack's own RTMP port on loopback and
@@ -30,6 +31,7 @@ mod pull;
 mod record;
 mod snapshot;
 pub(crate) mod supervisor;
+mod timeshift;
 mod transcode;
 pub(crate) use transcode::fit_to_source;
 
@@ -94,6 +96,12 @@ pub(crate) enum JobWhat {
         /// The task asking, or `None` for a rule.
         task: Option<i64>,
     },
+    /// Keeps the stream's HLS segments for time-shift (in-process, no
+    /// ffmpeg).
+    TimeShift {
+        /// The time-shift template.
+        template: TemplateId,
+    },
     /// Takes snapshots.
     Snapshot {
         /// The snapshot template.
@@ -113,6 +121,7 @@ impl JobWhat {
             JobWhat::WebRtcBaseline => JobKind::webrtc_baseline,
             JobWhat::Record { .. } => JobKind::record,
             JobWhat::Snapshot { .. } => JobKind::snapshot,
+            JobWhat::TimeShift { .. } => JobKind::timeshift,
         }
     }
 }
@@ -211,6 +220,9 @@ pub(crate) fn plan(
                 template: t.id,
                 task: None,
             }));
+        }
+        if let Some(t) = push.timeshift {
+            jobs.push(job(JobWhat::TimeShift { template: t.id }));
         }
         for task in active_tasks(
             &p.tasks,
@@ -845,6 +857,7 @@ impl Job {
                 Some(t) => format!("snapshot (task {t})"),
                 None => "snapshot".to_owned(),
             },
+            JobWhat::TimeShift { .. } => "time-shift".to_owned(),
         };
         format!(
             "{}/{}/{} {what}",
@@ -912,6 +925,7 @@ impl Job {
             } => record::run(self, *template, *format, *task).await,
             JobWhat::Snapshot { template, task } => snapshot::run(self, *template, *task).await,
             JobWhat::WebRtcBaseline => transcode::webrtc_baseline(self).await,
+            JobWhat::TimeShift { template } => timeshift::run(self, *template).await,
         }
     }
 }

@@ -10,7 +10,9 @@
 //! record storage under `/records/<key>` (the `video_url`/`pic_url` of
 //! callbacks): read-only, regular files only, no listing, nothing outside
 //! the storage directory; a path that names no such file falls through to
-//! playback, so an app called `records` still plays. And, in a cluster,
+//! playback, so an app called `records` still plays. Time-shift
+//! playlists and segments (`txTimeshift=on`) come from
+//! [`crate::stream::timeshift`]. And, in a cluster,
 //! the relay pulls of other nodes (`/.livestack/relay/…`, see
 //! [`crate::serve::relay`]). Must not: serve anything but playback,
 //! recorded files and relay pulls.
@@ -350,6 +352,11 @@ async fn handle<S: AsyncWrite + Unpin>(
         app: app.to_owned(),
         stream: stream.to_owned(),
     };
+    if matches!(kind, Kind::Playlist | Kind::Segment)
+        && access::query_get(&req.query, "txTimeshift").as_deref() == Some("on")
+    {
+        return timeshift(inner, socket, &key, &domain, kind, file, &req, head_only).await;
+    }
     if matches!(kind, Kind::Playlist) {
         if let Some(body) = adaptive_playlist(inner, &policy, &key, &domain, &req.query).await {
             respond(
@@ -630,6 +637,78 @@ async fn playlist<S: AsyncWrite + Unpin>(
     )
     .await?;
     Ok(true)
+}
+
+/// Time-shift playback (`txTimeshift=on`, already authorized): a
+/// playlist of the window `tsStart`–`tsEnd` or `tsDelay` behind the live
+/// edge, and its segments, from what the stream's time-shift rule kept.
+/// The stream need not be live. A malformed window is 400 with the
+/// reason; a window with nothing kept, or a transcoded output
+/// (`tsCodecname`: only the pushed or watermarked stream is kept), is 404.
+#[allow(clippy::too_many_arguments)]
+async fn timeshift<S: AsyncWrite + Unpin>(
+    inner: &Inner,
+    socket: &mut S,
+    key: &StreamKey,
+    domain: &str,
+    kind: Kind,
+    file: &str,
+    req: &Request,
+    head_only: bool,
+) -> std::io::Result<bool> {
+    use crate::stream::timeshift::{Window, WindowError};
+    if access::query_get(&req.query, "tsCodecname").is_some_and(|c| !c.is_empty()) {
+        return not_found(socket, req, head_only).await;
+    }
+    if matches!(kind, Kind::Segment) {
+        let seq = file
+            .strip_suffix(".ts")
+            .and_then(|s| s.rsplit_once('-'))
+            .and_then(|(_, n)| n.parse::<u64>().ok());
+        let Some(path) = seq.and_then(|n| inner.timeshift.segment_path(key, n)) else {
+            return not_found(socket, req, head_only).await;
+        };
+        let Ok(data) = tokio::fs::read(&path).await else {
+            // Pruned since the playlist listed it.
+            return not_found(socket, req, head_only).await;
+        };
+        inner.metrics.hls_request(domain, data.len());
+        respond(
+            socket,
+            200,
+            "video/mp2t",
+            Bytes::from(data),
+            req.keep_alive,
+            head_only,
+        )
+        .await?;
+        return Ok(true);
+    }
+    let now = inner.clock.unix_ms();
+    let (stream, query) = (&key.stream, &req.query);
+    let listed = Window::from_query(query, now).and_then(|w| {
+        inner
+            .timeshift
+            .playlist(key, w, now, inner.config.hls_window, |seq| {
+                format!("{stream}-{seq}.ts?{query}")
+            })
+    });
+    match listed {
+        Ok(body) => playlist(inner, socket, domain, body, req, head_only).await,
+        Err(WindowError::Empty) => not_found(socket, req, head_only).await,
+        Err(WindowError::Bad(why)) => {
+            respond(
+                socket,
+                400,
+                "text/plain",
+                Bytes::from(format!("{why}\n")),
+                req.keep_alive,
+                head_only,
+            )
+            .await?;
+            Ok(true)
+        }
+    }
 }
 
 /// The longest LL-HLS part. A third of a second (Apple's example value)

@@ -8,6 +8,7 @@
 //! per player). Must not: touch sockets or sleep: connection tasks do the
 //! I/O, and the lock here is held only for in-memory updates.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -89,12 +90,26 @@ pub struct Subscription {
     pub start: Vec<Arc<Frame>>,
     /// Live frames after `start`.
     pub live: broadcast::Receiver<Arc<Frame>>,
+    /// Set for an in-process reader that is not a player; dropped after
+    /// `live` (fields drop in order), so the count never runs ahead.
+    _internal: Option<InternalReader>,
+}
+
+/// Counts an in-process reader (time-shift) while it is attached.
+struct InternalReader(Arc<AtomicUsize>);
+
+impl Drop for InternalReader {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One live stream's hub. Shared by the publisher task and player tasks.
 pub struct Hub {
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<Frame>>,
+    /// Readers that are not players (see [`Hub::subscribe_internal`]).
+    internal: Arc<AtomicUsize>,
 }
 
 /// The most frames the GOP cache keeps (a stream without keyframes must
@@ -114,6 +129,7 @@ impl Hub {
         Hub {
             state: Mutex::new(State::default()),
             tx,
+            internal: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -172,7 +188,18 @@ impl Hub {
         Subscription {
             start,
             live: self.tx.subscribe(),
+            _internal: None,
         }
+    }
+
+    /// Attaches an in-process reader that is not a player (a time-shift
+    /// writer): [`Hub::players`] does not count it, so it keeps no
+    /// on-demand output alive and no player statistics see it.
+    pub fn subscribe_internal(&self) -> Subscription {
+        self.internal.fetch_add(1, Ordering::Relaxed);
+        let mut sub = self.subscribe();
+        sub._internal = Some(InternalReader(Arc::clone(&self.internal)));
+        sub
     }
 
     /// The latest timestamp the players have been sent.
@@ -185,7 +212,9 @@ impl Hub {
 
     /// How many players are attached.
     pub fn players(&self) -> usize {
-        self.tx.receiver_count()
+        self.tx
+            .receiver_count()
+            .saturating_sub(self.internal.load(Ordering::Relaxed))
     }
 
     /// The current sequence headers (video, audio), for measurements.
@@ -249,6 +278,20 @@ mod tests {
         assert_eq!(timestamps(&sub.start), vec![1, 10]);
         let next = sub.live.recv().await.expect("frame");
         assert_eq!(next.timestamp, 20);
+        assert_eq!(hub.players(), 1);
+    }
+
+    #[test]
+    fn an_internal_reader_is_not_counted_as_a_player() {
+        let hub = Hub::new();
+        let player = hub.subscribe();
+        let reader = hub.subscribe_internal();
+        assert_eq!(hub.players(), 1);
+        drop(player);
+        assert_eq!(hub.players(), 0);
+        drop(reader);
+        assert_eq!(hub.players(), 0);
+        let _again = hub.subscribe();
         assert_eq!(hub.players(), 1);
     }
 

@@ -83,7 +83,9 @@ pub async fn play<W: AsyncWrite + Unpin>(
     cancel: &CancellationToken,
     sent: &prometheus_client::metrics::counter::Counter,
 ) -> PlayEnd {
-    let Subscription { start, mut live } = sub;
+    let Subscription {
+        start, mut live, ..
+    } = sub;
     let mut queue: VecDeque<Bytes> = prelude.into();
     queue.extend(start.iter().map(|f| bytes_of(f).clone()));
     loop {

@@ -12,7 +12,7 @@ use crate::harness::*;
 use crate::media::{assert_h264_aac, live_push, setup};
 
 /// GET `url`: the status and the body.
-fn get(url: &str) -> (u16, Vec<u8>) {
+pub(crate) fn get(url: &str) -> (u16, Vec<u8>) {
     let out = Command::new("curl")
         .args([
             "-sS",
