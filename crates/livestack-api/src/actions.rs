@@ -22,6 +22,7 @@ pub mod processing;
 pub mod pull;
 pub mod record;
 pub mod snapshot;
+pub mod stats;
 pub mod stream;
 pub mod sts;
 pub mod task;

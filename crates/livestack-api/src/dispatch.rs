@@ -205,6 +205,18 @@ actions! {
     DescribeLiveTimeShiftRules => crate::actions::timeshift::describe_live_time_shift_rules,
     DescribeTimeShiftStreamList => crate::actions::timeshift::describe_time_shift_stream_list,
     DescribeTimeShiftRecordDetail => crate::actions::timeshift::describe_time_shift_record_detail,
+    // statistics from real traffic
+    DescribeStreamPlayInfoList => crate::actions::stats::describe_stream_play_info_list,
+    DescribeAllStreamPlayInfoList => crate::actions::stats::describe_all_stream_play_info_list,
+    DescribeLiveDomainPlayInfoList => crate::actions::stats::describe_live_domain_play_info_list,
+    DescribeStreamDayPlayInfoList => crate::actions::stats::describe_stream_day_play_info_list,
+    DescribeBillBandwidthAndFluxList => crate::actions::stats::describe_bill_bandwidth_and_flux_list,
+    DescribeVisitTopSumInfoList => crate::actions::stats::describe_visit_top_sum_info_list,
+    DescribeTopClientIpSumInfoList => crate::actions::stats::describe_top_client_ip_sum_info_list,
+    DescribeHttpStatusInfoList => crate::actions::stats::describe_http_status_info_list,
+    DescribePlayErrorCodeDetailInfoList => crate::actions::stats::describe_play_error_code_detail_info_list,
+    DescribePlayErrorCodeSumInfoList => crate::actions::stats::describe_play_error_code_sum_info_list,
+    DescribeProIspPlaySumInfoList => crate::actions::stats::describe_pro_isp_play_sum_info_list,
     // bookkeeping of processing
     DescribeScreenShotSheetNumList => crate::actions::usage::describe_screen_shot_sheet_num_list,
     DescribeConcurrentRecordStreamNum => crate::actions::usage::describe_concurrent_record_stream_num,

@@ -1,7 +1,8 @@
 //! Recording what the media plane reports: push sessions for the event
 //! and published lists, callback attempts for
 //! `DescribeCallbackRecordsList`, snapshots and recording spans for
-//! `DescribeScreenShotSheetNumList` and `DescribeConcurrentRecordStreamNum`.
+//! `DescribeScreenShotSheetNumList` and `DescribeConcurrentRecordStreamNum`,
+//! play statistics by minute for the statistics queries.
 //!
 //! Owns: turning [`MediaEvent`]s into `stream_sessions` rows, and
 //! republishing the policy when the end of a push lets a task go (a task
@@ -206,6 +207,11 @@ async fn record_one(
             };
             store
                 .run(move |c| livestack_store::samples::insert(c, &row))
+                .await
+        }
+        MediaEvent::PlayStats(report) => {
+            store
+                .transaction(move |c| livestack_store::stats::add(c, &report))
                 .await
         }
         MediaEvent::PullTaskReported {

@@ -366,6 +366,9 @@ pub enum MediaEvent {
     /// A live push measured once a sampling interval (a minute by
     /// default), for `DescribeStreamPushInfoList`.
     PushSampled(Box<PushSample>),
+    /// What players did since the last report (sent every
+    /// `play_stats_flush` and at each minute's end).
+    PlayStats(Box<PlayStats>),
     /// A push was refused before it went live.
     PublishRefused {
         /// The domain the push named (may be unknown).
@@ -470,6 +473,107 @@ pub struct StreamPushes {
     pub pushes: Vec<StreamPush>,
     /// `EnableOptimalSwitching` is on for it.
     pub optimal: bool,
+}
+
+/// How a player played, as the statistics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PlayProtocol {
+    /// RTMP (and RTMPS).
+    Rtmp,
+    /// HTTP-FLV.
+    Flv,
+    /// HLS and LL-HLS (playlists and segments).
+    Hls,
+    /// WebRTC (WHEP and LEB): CSS's 快直播, service `LEB`.
+    Webrtc,
+}
+
+impl PlayProtocol {
+    /// Every protocol.
+    pub const ALL: [PlayProtocol; 4] = [
+        PlayProtocol::Rtmp,
+        PlayProtocol::Flv,
+        PlayProtocol::Hls,
+        PlayProtocol::Webrtc,
+    ];
+
+    /// A stable lower-case name (the store's `protocol` column).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PlayProtocol::Rtmp => "rtmp",
+            PlayProtocol::Flv => "flv",
+            PlayProtocol::Hls => "hls",
+            PlayProtocol::Webrtc => "webrtc",
+        }
+    }
+
+    /// The protocol called `name` ([`PlayProtocol::as_str`]).
+    pub fn parse(name: &str) -> Option<PlayProtocol> {
+        PlayProtocol::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// CSS's service: `LEB` (快直播) for WebRTC, `LVB` otherwise.
+    pub const fn service(self) -> &'static str {
+        match self {
+            PlayProtocol::Webrtc => "LEB",
+            _ => "LVB",
+        }
+    }
+}
+
+/// What the players of one stream over one protocol did in part of a
+/// minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayRow {
+    /// The stream's account.
+    pub account: AccountId,
+    /// The play domain asked for.
+    pub domain: String,
+    /// AppName.
+    pub app: String,
+    /// StreamName as played (a transcoded output's own name).
+    pub stream: String,
+    /// How it was played.
+    pub protocol: PlayProtocol,
+    /// Bytes sent to players.
+    pub bytes: u64,
+    /// Plays started (HLS: playlist and segment requests), refused ones
+    /// included.
+    pub requests: u64,
+    /// Players attached when counted (HLS: client addresses seen this
+    /// minute); the minute's figure is the largest count.
+    pub online: u64,
+    /// HTTP answers by status (HTTP-FLV and HLS only).
+    pub codes: Vec<(u16, u64)>,
+}
+
+/// What one client address did on one play domain in part of a minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    /// The domain's account.
+    pub account: AccountId,
+    /// The play domain.
+    pub domain: String,
+    /// The client's address.
+    pub ip: String,
+    /// Bytes sent to it.
+    pub bytes: u64,
+    /// Its requests (plays started, HLS requests).
+    pub requests: u64,
+    /// Its requests answered with an HTTP error.
+    pub failed: u64,
+}
+
+/// Play statistics of part of one minute, added to what the minute
+/// already has ([`MediaEvent::PlayStats`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlayStats {
+    /// Unix seconds of the minute's start.
+    pub minute: i64,
+    /// By stream and protocol.
+    pub streams: Vec<PlayRow>,
+    /// By client address.
+    pub clients: Vec<ClientRow>,
 }
 
 /// One time-shift recording session: the segments one push of a stream

@@ -100,6 +100,9 @@ pub struct MediaConfig {
     /// The most bytes of time-shift segments kept (0: no bound); the
     /// oldest go first.
     pub timeshift_max_bytes: u64,
+    /// How often the play statistics of the current minute are reported
+    /// (at most a minute; they are also reported at each minute's end).
+    pub play_stats_flush: Duration,
 }
 
 impl Default for MediaConfig {
@@ -124,6 +127,7 @@ impl Default for MediaConfig {
             ll_hls_domains: Vec::new(),
             timeshift_dir: std::env::temp_dir().join("livestack-timeshift"),
             timeshift_max_bytes: 10 << 30,
+            play_stats_flush: Duration::from_secs(60),
         }
     }
 }
@@ -156,6 +160,8 @@ pub(crate) struct Inner {
     pub(crate) webrtc: std::sync::OnceLock<serve::webrtc::Webrtc>,
     /// Time-shift segments kept on disk.
     pub(crate) timeshift: Arc<stream::timeshift::TimeShift>,
+    /// Play statistics not yet reported.
+    pub(crate) plays: stream::plays::Plays,
 }
 
 impl Inner {
@@ -181,6 +187,50 @@ impl Inner {
 
     pub(crate) fn live(&self, key: &StreamKey) -> Option<Arc<Live>> {
         self.streams.get(key)
+    }
+
+    /// A player of `key` over `protocol` on the play domain `domain`, from
+    /// `ip`, attached until the guard drops: counted in the metrics and,
+    /// unless it is another node's relay, in the play statistics.
+    pub(crate) fn player(
+        &self,
+        protocol: metrics::Protocol,
+        domain: &str,
+        key: &StreamKey,
+        ip: std::net::IpAddr,
+    ) -> metrics::PlayerGuard {
+        use livestack_core::media::PlayProtocol;
+        let mut guard = self.metrics.player(protocol, domain);
+        let counted = match protocol {
+            metrics::Protocol::rtmp => Some(PlayProtocol::Rtmp),
+            metrics::Protocol::flv => Some(PlayProtocol::Flv),
+            metrics::Protocol::hls => Some(PlayProtocol::Hls),
+            metrics::Protocol::webrtc => Some(PlayProtocol::Webrtc),
+            metrics::Protocol::relay => None,
+        };
+        if let Some(p) = counted {
+            let play = stream::plays::PlayKey::new(key, domain, p);
+            guard.tally = Some(self.plays.start(play, ip));
+        }
+        guard
+    }
+
+    /// An HLS request for `key` on `domain` from `ip`, answered with
+    /// `status` and `bytes` of body: in the metrics and the statistics.
+    pub(crate) fn hls_request(
+        &self,
+        domain: &str,
+        key: &StreamKey,
+        ip: std::net::IpAddr,
+        status: u16,
+        bytes: usize,
+    ) {
+        if status < 400 {
+            self.metrics.hls_request(domain, bytes);
+        }
+        let play =
+            stream::plays::PlayKey::new(key, domain, livestack_core::media::PlayProtocol::Hls);
+        self.plays.hls(play, ip, status, bytes as u64);
     }
 }
 
@@ -293,6 +343,7 @@ impl MediaServer {
                 relays: serve::relay::Relays::default(),
                 webrtc: std::sync::OnceLock::new(),
                 timeshift,
+                plays: stream::plays::Plays::default(),
             }),
         };
         let inner = Arc::clone(&server.inner);
@@ -321,6 +372,8 @@ impl MediaServer {
         server.inner.tasks.spawn(sample_pushes(inner));
         let inner = Arc::clone(&server.inner);
         server.inner.tasks.spawn(prune_timeshift(inner));
+        let inner = Arc::clone(&server.inner);
+        server.inner.tasks.spawn(report_plays(inner));
         server
     }
 
@@ -585,6 +638,34 @@ impl MediaControl for MediaServer {
         to: i64,
     ) -> Vec<livestack_core::media::TimeShiftSession> {
         self.inner.timeshift.sessions(account, from, to)
+    }
+}
+
+/// Reports the play statistics every [`MediaConfig::play_stats_flush`]
+/// and at the end of every minute, until shutdown (when it reports what
+/// is left).
+async fn report_plays(inner: Arc<Inner>) {
+    let every = inner
+        .config
+        .play_stats_flush
+        .clamp(Duration::from_millis(100), Duration::from_secs(60));
+    loop {
+        let now_ms = inner.clock.unix_ms();
+        let to_minute = Duration::from_millis((60_000 - now_ms.rem_euclid(60_000)) as u64);
+        // Just past the minute's end, so the flush counts the old minute.
+        let wait = every.min(to_minute + Duration::from_millis(5));
+        let stop = tokio::select! {
+            () = tokio::time::sleep(wait) => false,
+            () = inner.shutdown.cancelled() => true,
+        };
+        // Reported under the minute it was counted in: a flush just after
+        // a minute's end closes that minute.
+        if let Some(report) = inner.plays.flush(inner.clock.unix_ms().div_euclid(1000)) {
+            inner.emit(MediaEvent::PlayStats(Box::new(report)));
+        }
+        if stop {
+            return;
+        }
     }
 }
 

@@ -225,7 +225,11 @@ impl MediaMetrics {
         let gauge = self.players.get_or_create(&labels).clone();
         gauge.inc();
         let bytes = self.play_bytes.get_or_create(&labels).clone();
-        PlayerGuard { gauge, bytes }
+        PlayerGuard {
+            gauge,
+            bytes,
+            tally: None,
+        }
     }
 
     /// Counts an HLS request for `domain` and the bytes it is answered with.
@@ -256,17 +260,33 @@ impl MediaMetrics {
 }
 
 /// One attached player: its gauge goes down when this drops, and its
-/// bytes counter is at hand for the output loop.
+/// bytes counters are at hand for the output loop.
 #[derive(Debug)]
 pub(crate) struct PlayerGuard {
     gauge: Gauge,
     /// Bytes written to this player's protocol and domain.
-    pub(crate) bytes: Counter,
+    bytes: Counter,
+    /// This play's own tally for the play statistics (none for a
+    /// cluster relay: not a player of the account).
+    pub(crate) tally: Option<std::sync::Arc<crate::stream::plays::Tally>>,
+}
+
+impl PlayerGuard {
+    /// Counts `n` bytes written to the player.
+    pub(crate) fn add(&self, n: u64) {
+        self.bytes.inc_by(n);
+        if let Some(t) = &self.tally {
+            t.add(n);
+        }
+    }
 }
 
 impl Drop for PlayerGuard {
     fn drop(&mut self) {
         self.gauge.dec();
+        if let Some(t) = &self.tally {
+            t.end();
+        }
     }
 }
 

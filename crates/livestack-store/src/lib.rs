@@ -27,6 +27,7 @@ pub mod pg;
 pub mod pull_tasks;
 pub mod samples;
 pub mod sqlite;
+pub mod stats;
 pub mod streams;
 pub mod tasks;
 pub mod templates;

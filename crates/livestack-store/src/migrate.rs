@@ -47,6 +47,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (21, include_str!("migrations/0021_cam.sql")),
     (22, include_str!("migrations/0022_cam_roles.sql")),
+    (23, include_str!("migrations/0023_play_stats.sql")),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in

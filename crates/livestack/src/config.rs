@@ -327,6 +327,9 @@ pub struct MediaConfig {
     /// The most disk time-shift segments may use, in MiB (0: no bound);
     /// the oldest go first. They are kept under `<data_dir>/timeshift`.
     pub timeshift_max_mb: u64,
+    /// Seconds between reports of the current minute's play statistics
+    /// (at most 60; each minute is also reported when it ends).
+    pub play_stats_flush_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -344,6 +347,7 @@ impl Default for MediaConfig {
             backup_domains: d.backup_domains,
             ll_hls_domains: d.ll_hls_domains,
             timeshift_max_mb: d.timeshift_max_bytes >> 20,
+            play_stats_flush_secs: d.play_stats_flush.as_secs(),
         }
     }
 }
@@ -375,6 +379,7 @@ impl MediaConfig {
                 .map(|d| d.trim().to_ascii_lowercase())
                 .collect(),
             timeshift_max_bytes: self.timeshift_max_mb.saturating_mul(1 << 20),
+            play_stats_flush: Duration::from_secs(self.play_stats_flush_secs.clamp(1, 60)),
             ..livestack_media::MediaConfig::default()
         }
     }

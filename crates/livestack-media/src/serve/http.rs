@@ -77,6 +77,8 @@ struct Request {
     content_length: usize,
     /// The body (WebRTC signalling).
     body: Bytes,
+    /// The client's address (set once the head is parsed).
+    peer: std::net::IpAddr,
 }
 
 fn parse_head(head: &[u8]) -> Option<Request> {
@@ -117,6 +119,7 @@ fn parse_head(head: &[u8]) -> Option<Request> {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0),
         body: Bytes::new(),
+        peer: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     })
 }
 
@@ -242,8 +245,9 @@ async fn handle<S: AsyncWrite + Unpin>(
     inner: &Arc<Inner>,
     socket: &mut S,
     peer: SocketAddr,
-    req: Request,
+    mut req: Request,
 ) -> std::io::Result<bool> {
+    req.peer = peer.ip();
     let head_only = req.method == "HEAD";
     match req.method.as_str() {
         "GET" | "HEAD" => {}
@@ -339,10 +343,28 @@ async fn handle<S: AsyncWrite + Unpin>(
         Some(req.referer.as_deref()),
         inner.clock.unix(),
     );
+    // What a refusal counts under in the play statistics: the domain's
+    // account, the stream asked for.
+    let refused = |status: u16, account| {
+        let key = StreamKey {
+            account,
+            app: app.to_owned(),
+            stream: stream.to_owned(),
+        };
+        let protocol = match kind {
+            Kind::Flv => livestack_core::media::PlayProtocol::Flv,
+            _ => livestack_core::media::PlayProtocol::Hls,
+        };
+        let play = crate::stream::plays::PlayKey::new(&key, &domain, protocol);
+        inner.plays.refused(play, req.peer, status);
+    };
     let account = match decision {
         Ok(a) => a,
         Err(PlayRefusal::Forbidden) => {
             tracing::info!(%peer, domain, app, stream, "HTTP play refused: forbidden");
+            if let Some(d) = policy.domain(&domain) {
+                refused(403, d.account);
+            }
             return forbidden(socket, &req, head_only).await;
         }
         Err(PlayRefusal::NotFound) => return not_found(socket, &req, head_only).await,
@@ -372,6 +394,7 @@ async fn handle<S: AsyncWrite + Unpin>(
         }
     }
     let Some(live) = inner.processor.resolve_play(inner, &key, &domain).await else {
+        refused(404, account);
         return not_found(socket, &req, head_only).await;
     };
     if live.publisher.relay && !matches!(kind, Kind::Flv) {
@@ -396,6 +419,7 @@ async fn handle<S: AsyncWrite + Unpin>(
                 inner,
                 socket,
                 &domain,
+                &key,
                 live.playlist(&req.query),
                 &req,
                 head_only,
@@ -404,14 +428,23 @@ async fn handle<S: AsyncWrite + Unpin>(
         }
         Kind::Segment => match live.segment(file) {
             Some(data) => {
-                inner.metrics.hls_request(&domain, data.len());
+                inner.hls_request(&domain, &key, req.peer, 200, data.len());
                 respond(socket, 200, "video/mp2t", data, req.keep_alive, head_only).await?;
                 Ok(true)
             }
             None => not_found(socket, &req, head_only).await,
         },
         Kind::Flv => {
-            flv(inner, socket, live, &domain, Protocol::flv, head_only).await?;
+            flv(
+                inner,
+                socket,
+                live,
+                &domain,
+                Protocol::flv,
+                req.peer,
+                head_only,
+            )
+            .await?;
             Ok(false)
         }
     }
@@ -613,7 +646,16 @@ async fn ll_playlist<S: AsyncWrite + Unpin>(
     let Some(body) = live.ll_playlist(&ll_suffix(&req.query), skip) else {
         return not_found(socket, req, head_only).await;
     };
-    playlist(inner, socket, domain, body, req, head_only).await
+    playlist(
+        inner,
+        socket,
+        domain,
+        &live.publisher.key,
+        body,
+        req,
+        head_only,
+    )
+    .await
 }
 
 /// A live playlist, counted as an HLS request of `domain`.
@@ -621,12 +663,13 @@ async fn playlist<S: AsyncWrite + Unpin>(
     inner: &Inner,
     socket: &mut S,
     domain: &str,
+    key: &StreamKey,
     body: String,
     req: &Request,
     head_only: bool,
 ) -> std::io::Result<bool> {
     let body = Bytes::from(body);
-    inner.metrics.hls_request(domain, body.len());
+    inner.hls_request(domain, key, req.peer, 200, body.len());
     respond(
         socket,
         200,
@@ -672,7 +715,7 @@ async fn timeshift<S: AsyncWrite + Unpin>(
             // Pruned since the playlist listed it.
             return not_found(socket, req, head_only).await;
         };
-        inner.metrics.hls_request(domain, data.len());
+        inner.hls_request(domain, key, req.peer, 200, data.len());
         respond(
             socket,
             200,
@@ -694,7 +737,7 @@ async fn timeshift<S: AsyncWrite + Unpin>(
             })
     });
     match listed {
-        Ok(body) => playlist(inner, socket, domain, body, req, head_only).await,
+        Ok(body) => playlist(inner, socket, domain, key, body, req, head_only).await,
         Err(WindowError::Empty) => not_found(socket, req, head_only).await,
         Err(WindowError::Bad(why)) => {
             respond(
@@ -745,7 +788,7 @@ async fn ll_file<S: AsyncWrite + Unpin>(
         LlFile::Init(_) => "video/mp4",
         _ => "video/iso.segment",
     };
-    inner.metrics.hls_request(domain, data.len());
+    inner.hls_request(domain, &live.publisher.key, req.peer, 200, data.len());
     respond(socket, 200, content_type, data, req.keep_alive, head_only).await?;
     Ok(true)
 }
@@ -798,6 +841,7 @@ async fn relay_pull<S: AsyncWrite + Unpin>(
         live,
         &pull.domain,
         Protocol::relay,
+        peer.ip(),
         head_only,
     )
     .await?;
@@ -941,6 +985,7 @@ async fn flv<S: AsyncWrite + Unpin>(
     live: Arc<Live>,
     domain: &str,
     protocol: Protocol,
+    peer: std::net::IpAddr,
     head_only: bool,
 ) -> std::io::Result<()> {
     // No Content-Length and `Connection: close`: the body runs until the
@@ -954,6 +999,7 @@ async fn flv<S: AsyncWrite + Unpin>(
         return Ok(());
     }
     let sub = live.hub.subscribe();
+    let key = live.publisher.key.clone();
     drop(live);
     let prelude = vec![
         Bytes::from(head),
@@ -966,7 +1012,7 @@ async fn flv<S: AsyncWrite + Unpin>(
         Protocol::relay => crate::serve::relay::PULL_MERGE.min(inner.config.merge_write),
         _ => inner.config.merge_write,
     };
-    let player = inner.metrics.player(protocol, domain);
+    let player = inner.player(protocol, domain, &key, peer);
     let end = output::play(
         socket,
         prelude,
@@ -974,7 +1020,7 @@ async fn flv<S: AsyncWrite + Unpin>(
         |f| &f.flv,
         merge,
         &cancel,
-        &player.bytes,
+        |n| player.add(n),
     )
     .await;
     tracing::debug!("HTTP-FLV play ended: {end:?}");

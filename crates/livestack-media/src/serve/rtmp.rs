@@ -305,6 +305,7 @@ where
         prelude.push(out);
     }
     let sub = live.hub.subscribe();
+    let key = live.publisher.key.clone();
     let cancel = inner.shutdown.child_token();
     drop(live);
     let mut read_buf = vec![0u8; 4096];
@@ -328,11 +329,14 @@ where
             }
         }
     };
-    let player = inner
-        .metrics
-        .player(Protocol::rtmp, target.domain.as_deref().unwrap_or(""));
+    let player = inner.player(
+        Protocol::rtmp,
+        target.domain.as_deref().unwrap_or(""),
+        &key,
+        peer.ip(),
+    );
     let end = tokio::select! {
-        end = output::play(&mut wr, prelude, sub, |f| &f.rtmp, inner.config.merge_write, &cancel, &player.bytes) => end,
+        end = output::play(&mut wr, prelude, sub, |f| &f.rtmp, inner.config.merge_write, &cancel, |n| player.add(n)) => end,
         () = reader => PlayEnd::Disconnected,
     };
     tracing::debug!(%peer, stream = target.stream, "RTMP play ended: {end:?}");

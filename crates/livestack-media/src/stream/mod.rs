@@ -9,6 +9,7 @@
 pub mod hub;
 pub(crate) mod live;
 pub mod output;
+pub(crate) mod plays;
 pub(crate) mod registry;
 pub mod stats;
 pub(crate) mod timeshift;

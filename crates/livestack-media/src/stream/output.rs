@@ -81,7 +81,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
     bytes_of: fn(&Frame) -> &Bytes,
     merge: Duration,
     cancel: &CancellationToken,
-    sent: &prometheus_client::metrics::counter::Counter,
+    sent: impl Fn(u64),
 ) -> PlayEnd {
     let Subscription {
         start, mut live, ..
@@ -98,7 +98,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
             if written.is_err() {
                 return PlayEnd::Disconnected;
             }
-            sent.inc_by(bytes as u64);
+            sent(bytes as u64);
         }
         // Wait for the next frame...
         let first: Arc<Frame> = tokio::select! {

@@ -33,6 +33,7 @@ pub(crate) mod recording;
 pub(crate) mod relay_tasks;
 mod rtmps;
 mod srt;
+mod stats;
 mod task_processing;
 mod tasks;
 pub(crate) mod templates;

@@ -281,6 +281,9 @@ pub(crate) async fn play(
     let live = playback::open(inner, target, peer)
         .await
         .map_err(Refusal::Denied)?;
+    // Counted as a player of the stream asked for, whatever output of it
+    // (the B-frame-free one) it gets.
+    let key = live.publisher.key.clone();
     let live = without_bframes(inner, live).await;
     let (rtc, answer, ufrag) = answer(webrtc, offer, Flow::ToPlayer)?;
     let (id, rx, cancel) = webrtc.register(inner, ufrag)?;
@@ -292,9 +295,11 @@ pub(crate) async fn play(
         feed: webrtc.feed(inner, live),
         datagrams: rx,
         cancel,
-        player: inner.metrics.player(
+        player: inner.player(
             crate::metrics::Protocol::webrtc,
             target.domain.as_deref().unwrap_or(""),
+            &key,
+            peer.ip(),
         ),
     };
     let span = tracing::info_span!("webrtc", %peer, stream, session = %id);

@@ -120,7 +120,7 @@ impl Session {
                     Ok(Output::Timeout(t)) => break t,
                     Ok(Output::Transmit(t)) => {
                         let n = outbox.push(t);
-                        self.player.bytes.inc_by(n as u64);
+                        self.player.add(n as u64);
                     }
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => connected = true,
@@ -149,7 +149,7 @@ impl Session {
             };
             // What this wake-up made, in as few system calls as it allows.
             let n = outbox.flush().await;
-            self.player.bytes.inc_by(n as u64);
+            self.player.add(n as u64);
             if !self.rtc.is_alive() {
                 return End::PeerGone;
             }
