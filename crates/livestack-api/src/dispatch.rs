@@ -217,6 +217,8 @@ actions! {
     DescribePlayErrorCodeDetailInfoList => crate::actions::stats::describe_play_error_code_detail_info_list,
     DescribePlayErrorCodeSumInfoList => crate::actions::stats::describe_play_error_code_sum_info_list,
     DescribeProIspPlaySumInfoList => crate::actions::stats::describe_pro_isp_play_sum_info_list,
+    DescribePushBandwidthAndFluxList => crate::actions::stats::describe_push_bandwidth_and_flux_list,
+    DescribeUploadStreamNums => crate::actions::stats::describe_upload_stream_nums,
     // bookkeeping of processing
     DescribeScreenShotSheetNumList => crate::actions::usage::describe_screen_shot_sheet_num_list,
     DescribeConcurrentRecordStreamNum => crate::actions::usage::describe_concurrent_record_stream_num,

@@ -116,6 +116,42 @@ pub fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// One sample's share of a push, for the account-wide push statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushBytes {
+    /// The push domain.
+    pub domain: String,
+    /// Which push: `app/stream` and when it started (Unix ms).
+    pub push: (String, String, i64),
+    /// Unix ms of the sample.
+    pub at_ms: i64,
+    /// Bytes received since the push's previous sample.
+    pub bytes: u64,
+}
+
+/// The samples of every push of `account` in `from_ms..=to_ms`, oldest
+/// first.
+pub fn of_account(
+    conn: &Connection,
+    account: AccountId,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<PushBytes>> {
+    let mut stmt = conn.prepare(
+        "SELECT domain, app, stream, started_ms, at_ms, bytes FROM push_samples
+         WHERE account_id = ?1 AND at_ms >= ?2 AND at_ms <= ?3 ORDER BY at_ms, id LIMIT 2000000",
+    )?;
+    let rows = stmt.query_map(params![account.0, from_ms, to_ms], |r| {
+        Ok(PushBytes {
+            domain: r.get(0)?,
+            push: (r.get(1)?, r.get(2)?, r.get(3)?),
+            at_ms: r.get(4)?,
+            bytes: u64::try_from(r.get::<i64>(5)?).unwrap_or(0),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The latest sample of the push of `account`'s `app/stream` that started
 /// at `started_ms` (the push now live on another node, for
 /// `DescribeLiveStreamPushInfoList`).

@@ -3,7 +3,9 @@
 //! `DescribeStreamDayPlayInfoList`, `DescribeBillBandwidthAndFluxList`,
 //! `DescribeVisitTopSumInfoList`, `DescribeTopClientIpSumInfoList`,
 //! `DescribeHttpStatusInfoList`, `DescribePlayErrorCodeDetailInfoList`,
-//! `DescribePlayErrorCodeSumInfoList` and `DescribeProIspPlaySumInfoList`.
+//! `DescribePlayErrorCodeSumInfoList` and `DescribeProIspPlaySumInfoList`;
+//! from the push samples, `DescribePushBandwidthAndFluxList` and
+//! `DescribeUploadStreamNums`.
 //!
 //! Owns: each action's windows, granularities, paging, units (bandwidth in
 //! Mbit/s, flux in MB of 10^6 bytes, as the push statistics), and the
@@ -18,20 +20,23 @@ use std::collections::BTreeMap;
 
 use livestack_core::media::PlayProtocol;
 use livestack_model::{
-    BillDataInfo, ClientIpPlaySumInfo, DayStreamPlayInfo, DescribeAllStreamPlayInfoListRequest,
-    DescribeAllStreamPlayInfoListResponse, DescribeBillBandwidthAndFluxListRequest,
-    DescribeBillBandwidthAndFluxListResponse, DescribeHttpStatusInfoListRequest,
-    DescribeHttpStatusInfoListResponse, DescribeLiveDomainPlayInfoListRequest,
-    DescribeLiveDomainPlayInfoListResponse, DescribePlayErrorCodeDetailInfoListRequest,
-    DescribePlayErrorCodeDetailInfoListResponse, DescribePlayErrorCodeSumInfoListRequest,
-    DescribePlayErrorCodeSumInfoListResponse, DescribeProIspPlaySumInfoListRequest,
-    DescribeProIspPlaySumInfoListResponse, DescribeStreamDayPlayInfoListRequest,
-    DescribeStreamDayPlayInfoListResponse, DescribeStreamPlayInfoListRequest,
-    DescribeStreamPlayInfoListResponse, DescribeTopClientIpSumInfoListRequest,
-    DescribeTopClientIpSumInfoListResponse, DescribeVisitTopSumInfoListRequest,
-    DescribeVisitTopSumInfoListResponse, DomainDetailInfo, DomainInfoList, HttpCodeInfo,
-    HttpCodeValue, HttpStatusData, HttpStatusInfo, MonitorStreamPlayInfo, PlayCodeTotalInfo,
-    PlayDataInfoByStream, PlaySumStatInfo, ProIspPlayCodeDataInfo, ProIspPlaySumInfo,
+    BillDataInfo, ClientIpPlaySumInfo, ConcurrentRecordStreamNum, DayStreamPlayInfo,
+    DescribeAllStreamPlayInfoListRequest, DescribeAllStreamPlayInfoListResponse,
+    DescribeBillBandwidthAndFluxListRequest, DescribeBillBandwidthAndFluxListResponse,
+    DescribeHttpStatusInfoListRequest, DescribeHttpStatusInfoListResponse,
+    DescribeLiveDomainPlayInfoListRequest, DescribeLiveDomainPlayInfoListResponse,
+    DescribePlayErrorCodeDetailInfoListRequest, DescribePlayErrorCodeDetailInfoListResponse,
+    DescribePlayErrorCodeSumInfoListRequest, DescribePlayErrorCodeSumInfoListResponse,
+    DescribeProIspPlaySumInfoListRequest, DescribeProIspPlaySumInfoListResponse,
+    DescribePushBandwidthAndFluxListRequest, DescribePushBandwidthAndFluxListResponse,
+    DescribeStreamDayPlayInfoListRequest, DescribeStreamDayPlayInfoListResponse,
+    DescribeStreamPlayInfoListRequest, DescribeStreamPlayInfoListResponse,
+    DescribeTopClientIpSumInfoListRequest, DescribeTopClientIpSumInfoListResponse,
+    DescribeUploadStreamNumsRequest, DescribeUploadStreamNumsResponse,
+    DescribeVisitTopSumInfoListRequest, DescribeVisitTopSumInfoListResponse, DomainDetailInfo,
+    DomainInfoList, HttpCodeInfo, HttpCodeValue, HttpStatusData, HttpStatusInfo,
+    MonitorStreamPlayInfo, PlayCodeTotalInfo, PlayDataInfoByStream, PlaySumStatInfo,
+    ProIspPlayCodeDataInfo, ProIspPlaySumInfo,
 };
 use livestack_store::stats::{self, Minute, CODES};
 
@@ -444,19 +449,6 @@ pub async fn describe_stream_day_play_info_list(
     })
 }
 
-/// Bandwidth (Mbit/s) of each 5-minute slot of `from..=to`: the base
-/// samples of peaks and the 95th percentile.
-fn five_minute_samples(rows: &[Minute], from: i64, to: i64) -> (Vec<i64>, Vec<u64>) {
-    let starts = slots(from, to, 5 * MINUTE, 0);
-    let mut bytes = vec![0u64; starts.len()];
-    for m in rows {
-        if let Some(i) = slot_of(&starts, m.minute) {
-            bytes[i] += m.bytes;
-        }
-    }
-    (starts, bytes)
-}
-
 /// The 95th percentile of `values`: sorted, the top 5 % left out (the
 /// value at rank ⌈0.95·n⌉), with its index in `values`.
 fn p95(values: &[f64]) -> Option<(usize, f64)> {
@@ -467,52 +459,51 @@ fn p95(values: &[f64]) -> Option<(usize, f64)> {
     Some((i, values[i]))
 }
 
-/// Billing bandwidth and flux: per slot of 5 minutes (a day at most), an
-/// hour or a Beijing day (a month at most), the slot's flux and its
-/// largest 5-minute bandwidth; overall the peak, the 95th percentile of
-/// every 5-minute bandwidth of the window (zeros included), and the flux.
-pub async fn describe_bill_bandwidth_and_flux_list(
-    cx: Cx,
-    req: DescribeBillBandwidthAndFluxListRequest,
-) -> ApiResult<DescribeBillBandwidthAndFluxListResponse> {
-    let code = ErrorCode::InvalidParameterValue;
-    let granularity = req.granularity.unwrap_or(5);
-    let (step, max_span, offset) = match granularity {
+/// A billing granularity (`Granularity`: 5, 60 or 1440 minutes): its
+/// slot length, the longest window it takes and how its slots align.
+fn granularity(value: Option<u64>, allowed: &[u64]) -> ApiResult<(i64, i64, i64)> {
+    let g = value.unwrap_or(5);
+    let shape = match g {
         5 => (5 * MINUTE, DAY, 0),
         60 => (HOUR, 31 * DAY, 0),
         1440 => (DAY, 31 * DAY, BEIJING),
-        other => {
-            return Err(bad(
-                code,
-                format!("Granularity must be 5, 60 or 1440, not {other}."),
-                format!("Granularity 取值须为 5、60 或 1440，当前为 {other}。"),
-            ))
+        _ => (0, 0, 0),
+    };
+    if shape.0 == 0 || !allowed.contains(&g) {
+        let list = allowed
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(bad(
+            ErrorCode::InvalidParameterValue,
+            format!("Granularity must be one of {list}, not {g}."),
+            format!("Granularity 取值须为 {list} 之一，当前为 {g}。"),
+        ));
+    }
+    Ok(shape)
+}
+
+/// Bandwidth and flux as the billing queries give them.
+struct Billing {
+    peak: (i64, f64),
+    p95: (i64, f64),
+    sum_bytes: u64,
+    slots: Vec<BillDataInfo>,
+}
+
+/// Billing figures of `samples` (Unix seconds, bytes) over `span`: every
+/// 5-minute bandwidth of the window (zeros included) is a sample of the
+/// peak and the 95th percentile; each slot of `step` (aligned to
+/// `offset`) has its flux and its largest 5-minute bandwidth.
+fn billing(samples: &[(i64, u64)], span: &Span, step: i64, offset: i64) -> Billing {
+    let five = slots(span.from, span.to, 5 * MINUTE, 0);
+    let mut five_bytes = vec![0u64; five.len()];
+    for (t, b) in samples {
+        if let Some(i) = slot_of(&five, *t) {
+            five_bytes[i] += b;
         }
-    };
-    let span = span(
-        &cx,
-        &req.start_time,
-        &req.end_time,
-        max_span,
-        31 * DAY,
-        code,
-    )?;
-    let service = service(req.service_name.as_deref())?;
-    let ours = zone(req.mainland_or_oversea.as_deref(), code)?
-        && req
-            .region_names
-            .as_deref()
-            .is_none_or(|r| r.is_empty() || r.iter().any(|n| n == "China Mainland"));
-    let rows: Vec<Minute> = if ours {
-        minutes(&cx, domains(req.play_domains), span.from, span.to)
-            .await?
-            .into_iter()
-            .filter(|m| counted(m, service))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let (five, five_bytes) = five_minute_samples(&rows, span.from, span.to);
+    }
     let five_mbps: Vec<f64> = five_bytes.iter().map(|b| mbps(*b, 5 * MINUTE)).collect();
     let starts = slots(span.from, span.to, step, offset);
     // Per slot: its flux, its largest 5-minute bandwidth and when.
@@ -531,18 +522,13 @@ pub async fn describe_bill_bandwidth_and_flux_list(
         .iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
-        .map(|(i, v)| (five[i], *v))
-        .unwrap_or((span.from, 0.0));
-    let p95 = p95(&five_mbps)
-        .map(|(i, v)| (five[i], v))
-        .unwrap_or((span.from, 0.0));
-    Ok(DescribeBillBandwidthAndFluxListResponse {
-        peak_bandwidth_time: span.show(peak.0),
-        peak_bandwidth: peak.1,
-        p95_peak_bandwidth_time: span.show(p95.0),
-        p95_peak_bandwidth: p95.1,
-        sum_flux: mb(five_bytes.iter().sum()),
-        data_info_list: starts
+        .map_or((span.from, 0.0), |(i, v)| (five[i], *v));
+    let p95 = p95(&five_mbps).map_or((span.from, 0.0), |(i, v)| (five[i], v));
+    Billing {
+        peak,
+        p95,
+        sum_bytes: five_bytes.iter().sum(),
+        slots: starts
             .iter()
             .zip(per_slot)
             .map(|(start, (bytes, bandwidth, peak_at))| BillDataInfo {
@@ -550,6 +536,150 @@ pub async fn describe_bill_bandwidth_and_flux_list(
                 bandwidth: Some(bandwidth),
                 flux: Some(mb(bytes)),
                 peak_time: Some(utc_iso(peak_at)),
+            })
+            .collect(),
+    }
+}
+
+/// Whether `RegionNames` (when given) include livestack's one region.
+fn our_region(names: Option<&[String]>) -> bool {
+    names.is_none_or(|r| r.is_empty() || r.iter().any(|n| n == "China Mainland"))
+}
+
+/// Billing bandwidth and flux of playback: per slot of 5 minutes (a day
+/// at most), an hour or a Beijing day (a month at most), the slot's flux
+/// and its largest 5-minute bandwidth; overall the peak, the 95th
+/// percentile of every 5-minute bandwidth of the window (zeros
+/// included), and the flux.
+pub async fn describe_bill_bandwidth_and_flux_list(
+    cx: Cx,
+    req: DescribeBillBandwidthAndFluxListRequest,
+) -> ApiResult<DescribeBillBandwidthAndFluxListResponse> {
+    let code = ErrorCode::InvalidParameterValue;
+    let (step, max_span, offset) = granularity(req.granularity, &[5, 60, 1440])?;
+    let span = span(
+        &cx,
+        &req.start_time,
+        &req.end_time,
+        max_span,
+        31 * DAY,
+        code,
+    )?;
+    let service = service(req.service_name.as_deref())?;
+    let ours =
+        zone(req.mainland_or_oversea.as_deref(), code)? && our_region(req.region_names.as_deref());
+    let samples: Vec<(i64, u64)> = if ours {
+        minutes(&cx, domains(req.play_domains), span.from, span.to)
+            .await?
+            .into_iter()
+            .filter(|m| counted(m, service))
+            .map(|m| (m.minute, m.bytes))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let b = billing(&samples, &span, step, offset);
+    Ok(DescribeBillBandwidthAndFluxListResponse {
+        peak_bandwidth_time: span.show(b.peak.0),
+        peak_bandwidth: b.peak.1,
+        p95_peak_bandwidth_time: span.show(b.p95.0),
+        p95_peak_bandwidth: b.p95.1,
+        sum_flux: mb(b.sum_bytes),
+        data_info_list: b.slots,
+    })
+}
+
+/// What publishers sent, from the push samples (one per push per
+/// `push_sample_interval`, kept 7 days), on `domains` in `span`: (Unix
+/// seconds, bytes, which push).
+async fn pushed(
+    cx: &Cx,
+    domains: Vec<String>,
+    span: &Span,
+) -> ApiResult<Vec<livestack_store::samples::PushBytes>> {
+    let account = cx.account;
+    let (from, to) = (span.from * 1000, span.to * 1000 + 999);
+    let rows = cx
+        .store
+        .run(move |c| livestack_store::samples::of_account(c, account, from, to))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| domains.is_empty() || domains.iter().any(|d| d.eq_ignore_ascii_case(&r.domain)))
+        .collect())
+}
+
+/// Billing bandwidth and flux of what publishers pushed, as
+/// [`describe_bill_bandwidth_and_flux_list`] gives playback's; from the
+/// push samples, so within their 7 days.
+pub async fn describe_push_bandwidth_and_flux_list(
+    cx: Cx,
+    req: DescribePushBandwidthAndFluxListRequest,
+) -> ApiResult<DescribePushBandwidthAndFluxListResponse> {
+    let code = ErrorCode::InvalidParameterValue;
+    let (step, max_span, offset) = granularity(req.granularity, &[5, 60, 1440])?;
+    let span = span(
+        &cx,
+        &req.start_time,
+        &req.end_time,
+        max_span,
+        31 * DAY,
+        code,
+    )?;
+    let ours =
+        zone(req.mainland_or_oversea.as_deref(), code)? && our_region(req.region_names.as_deref());
+    let samples: Vec<(i64, u64)> = if ours {
+        pushed(&cx, domains(req.push_domains), &span)
+            .await?
+            .into_iter()
+            .map(|r| (r.at_ms.div_euclid(1000), r.bytes))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let b = billing(&samples, &span, step, offset);
+    Ok(DescribePushBandwidthAndFluxListResponse {
+        peak_bandwidth_time: utc_iso(b.peak.0),
+        peak_bandwidth: b.peak.1,
+        p95_peak_bandwidth_time: utc_iso(b.p95.0),
+        p95_peak_bandwidth: b.p95.1,
+        sum_flux: mb(b.sum_bytes),
+        data_info_list: b.slots,
+    })
+}
+
+/// How many pushes were live in each 5-minute slot (a day at most) or
+/// Beijing day (a month at most): the distinct pushes sampled in it.
+pub async fn describe_upload_stream_nums(
+    cx: Cx,
+    req: DescribeUploadStreamNumsRequest,
+) -> ApiResult<DescribeUploadStreamNumsResponse> {
+    let code = ErrorCode::InvalidParameterValue;
+    let (step, max_span, offset) = granularity(req.granularity, &[5, 1440])?;
+    let span = span(
+        &cx,
+        &req.start_time,
+        &req.end_time,
+        max_span,
+        31 * DAY,
+        code,
+    )?;
+    let rows = pushed(&cx, domains(req.domains), &span).await?;
+    let starts = slots(span.from, span.to, step, offset);
+    let mut live: Vec<std::collections::BTreeSet<(String, (String, String, i64))>> =
+        vec![Default::default(); starts.len()];
+    for r in rows {
+        if let Some(i) = slot_of(&starts, r.at_ms.div_euclid(1000)) {
+            live[i].insert((r.domain, r.push));
+        }
+    }
+    Ok(DescribeUploadStreamNumsResponse {
+        data_info_list: starts
+            .iter()
+            .zip(live)
+            .map(|(t, pushes)| ConcurrentRecordStreamNum {
+                time: span.show(*t),
+                num: pushes.len() as u64,
             })
             .collect(),
     })

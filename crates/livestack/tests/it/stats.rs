@@ -4,8 +4,9 @@
 //! 5 % of the bytes the players received, two players at the peak, the
 //! requests and HTTP answers by code, the client address.
 //!
-//! The server reports its play statistics every second
-//! (`play_stats_flush_secs = 1`) instead of every minute.
+//! The server reports its play statistics and samples pushes every second
+//! (`play_stats_flush_secs = 1`, `push_sample_interval_secs = 1`) instead
+//! of every minute.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,7 +19,11 @@ use crate::media::{add, live_push, now};
 fn stats_server() -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("livestack.toml");
-    std::fs::write(&config, "[media]\nplay_stats_flush_secs = 1\n").expect("config");
+    std::fs::write(
+        &config,
+        "[media]\nplay_stats_flush_secs = 1\npush_sample_interval_secs = 1\n",
+    )
+    .expect("config");
     let server = Server::start_with(ServerOptions {
         args: vec!["--config".into(), config.to_string_lossy().into_owned()],
         ..ServerOptions::default()
@@ -226,6 +231,24 @@ fn play_statistics_count_the_bytes_players_got_the_peak_players_and_each_answer(
         (json!(2), json!(1), json!(3))
     );
     assert_eq!(sums["TotalCodeList"], json!([{"Code": "404", "Num": 1}]));
+
+    // What was pushed: each player got the whole stream (less the first
+    // moments before it attached), so about half of what both received.
+    let push = server.api("DescribePushBandwidthAndFluxList", window.clone());
+    let pushed = flux_bytes(&push.ok()["SumFlux"]);
+    let each = received as f64 / 2.0;
+    assert!(
+        (0.7 * each..=1.5 * each).contains(&pushed),
+        "pushed {pushed} bytes, each player got {each}"
+    );
+    let nums = server.api("DescribeUploadStreamNums", window.clone());
+    let most = nums.ok()["DataInfoList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Num"].as_u64())
+        .max();
+    assert_eq!(most, Some(1), "one push at a time");
 
     // The day's flux by stream (Beijing date).
     let day = &beijing(now())[..10];
