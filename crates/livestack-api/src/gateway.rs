@@ -126,6 +126,9 @@ pub struct Gateway {
     metrics: crate::metrics::ApiMetrics,
     /// Everything `GET /metrics` shows; set by [`Gateway::with_registry`].
     registry: Option<Arc<prometheus_client::registry::Registry>>,
+    /// The HTTP playback port the console's preview plays from; set by
+    /// [`Gateway::with_console`].
+    play_port: Option<u16>,
 }
 
 impl Gateway {
@@ -158,7 +161,14 @@ impl Gateway {
             clock,
             metrics: crate::metrics::ApiMetrics::default(),
             registry: None,
+            play_port: None,
         })
+    }
+
+    /// Tells the web console at `/console/` where this server plays HLS.
+    pub fn with_console(mut self, play_port: u16) -> Gateway {
+        self.play_port = Some(play_port);
+        self
     }
 
     /// The API's metrics, to register with the rest before
@@ -177,11 +187,18 @@ impl Gateway {
     }
 
     /// The axum router: the API on every path, `GET /healthz` for
-    /// readiness, `GET /metrics` for Prometheus.
+    /// readiness, `GET /metrics` for Prometheus, the web console under
+    /// `GET /console/`.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
+            .route(
+                "/console",
+                get(|| async { axum::response::Redirect::permanent("/console/") }),
+            )
+            .route("/console/", get(console))
+            .route("/console/{*path}", get(console))
             .fallback(api)
             .with_state(self)
     }
@@ -268,6 +285,14 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     resp
+}
+
+async fn console(
+    State(gw): State<Arc<Gateway>>,
+    path: Option<axum::extract::Path<String>>,
+) -> Response<Body> {
+    let path = path.map(|p| p.0).unwrap_or_default();
+    crate::console::serve(&path, gw.play_port)
 }
 
 async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod actions;
 pub mod auth;
+pub mod console;
 pub mod coverage;
 pub mod cx;
 pub mod dispatch;

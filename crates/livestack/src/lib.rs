@@ -369,7 +369,11 @@ impl App {
             store_latency.clone(),
         );
         store_for_metrics.observe(move |d| store_latency.observe(d.as_secs_f64()));
-        let gateway = Arc::new(gateway.with_registry(Arc::new(registry)));
+        let gateway = Arc::new(
+            gateway
+                .with_registry(Arc::new(registry))
+                .with_console(addrs.http.port()),
+        );
         tracing::info!(api_addr = %addrs.api, rtmp_addr = %addrs.rtmp, http_addr = %addrs.http,
             data_dir = %config.data_dir.display(), "livestack ready");
 

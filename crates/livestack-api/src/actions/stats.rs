@@ -666,8 +666,9 @@ pub async fn describe_upload_stream_nums(
     )?;
     let rows = pushed(&cx, domains(req.domains), &span).await?;
     let starts = slots(span.from, span.to, step, offset);
-    let mut live: Vec<std::collections::BTreeSet<(String, (String, String, i64))>> =
-        vec![Default::default(); starts.len()];
+    // The pushes seen in each slot: (domain, (app, stream, started)).
+    type Pushes = std::collections::BTreeSet<(String, (String, String, i64))>;
+    let mut live: Vec<Pushes> = vec![Pushes::new(); starts.len()];
     for r in rows {
         if let Some(i) = slot_of(&starts, r.at_ms.div_euclid(1000)) {
             live[i].insert((r.domain, r.push));

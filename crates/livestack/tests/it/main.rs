@@ -15,6 +15,7 @@ pub(crate) mod callbacks;
 mod certs;
 mod clients;
 mod cluster;
+mod console;
 mod domain_owner;
 mod domains;
 mod errors;
