@@ -219,6 +219,9 @@ actions! {
     DescribeProIspPlaySumInfoList => crate::actions::stats::describe_pro_isp_play_sum_info_list,
     DescribePushBandwidthAndFluxList => crate::actions::stats::describe_push_bandwidth_and_flux_list,
     DescribeUploadStreamNums => crate::actions::stats::describe_upload_stream_nums,
+    DescribeLiveTranscodeDetailInfo => crate::actions::stats::describe_live_transcode_detail_info,
+    DescribeLiveTranscodeTotalInfo => crate::actions::stats::describe_live_transcode_total_info,
+    DescribeTranscodeTaskNum => crate::actions::stats::describe_transcode_task_num,
     // bookkeeping of processing
     DescribeScreenShotSheetNumList => crate::actions::usage::describe_screen_shot_sheet_num_list,
     DescribeConcurrentRecordStreamNum => crate::actions::usage::describe_concurrent_record_stream_num,

@@ -209,6 +209,31 @@ async fn record_one(
                 .run(move |c| livestack_store::samples::insert(c, &row))
                 .await
         }
+        MediaEvent::TranscodeStarted { span, job, at_ms } => {
+            let account = job.key.account;
+            let row = livestack_store::usage::TranscodeSpan {
+                domain: job.domain,
+                app: job.key.app,
+                stream: job.key.stream,
+                kind: job.kind.to_owned(),
+                codec: job.codec,
+                width: i64::from(job.width),
+                height: i64::from(job.height),
+                bitrate_kbps: i64::from(job.bitrate_kbps),
+                started_ms: at_ms,
+                ended_ms: None,
+            };
+            store
+                .run(move |c| {
+                    livestack_store::usage::start_transcode(c, &node, account, span, &row)
+                })
+                .await
+        }
+        MediaEvent::TranscodeStopped { span, at_ms } => {
+            store
+                .run(move |c| livestack_store::usage::stop_transcode(c, span, at_ms))
+                .await
+        }
         MediaEvent::PlayStats(report) => {
             store
                 .transaction(move |c| livestack_store::stats::add(c, &report))

@@ -366,6 +366,23 @@ pub enum MediaEvent {
     /// A live push measured once a sampling interval (a minute by
     /// default), for `DescribeStreamPushInfoList`.
     PushSampled(Box<PushSample>),
+    /// A transcoding job (transcode, watermark, WebRTC baseline) started:
+    /// one span per job, for the transcoding statistics.
+    TranscodeStarted {
+        /// Pairs the start with its stop; unique across restarts.
+        span: u64,
+        /// What it makes.
+        job: Box<TranscodeJob>,
+        /// Unix milliseconds.
+        at_ms: i64,
+    },
+    /// A transcoding job stopped.
+    TranscodeStopped {
+        /// The span it started.
+        span: u64,
+        /// Unix milliseconds.
+        at_ms: i64,
+    },
     /// What players did since the last report (sent every
     /// `play_stats_flush` and at each minute's end).
     PlayStats(Box<PlayStats>),
@@ -574,6 +591,25 @@ pub struct PlayStats {
     pub streams: Vec<PlayRow>,
     /// By client address.
     pub clients: Vec<ClientRow>,
+}
+
+/// What a transcoding job makes, for the transcoding statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscodeJob {
+    /// The source stream.
+    pub key: StreamKey,
+    /// Its push domain.
+    pub domain: String,
+    /// CSS's `Type`: `Transcode`, `WaterMark`, `MixStream` or `Webrtc`.
+    pub kind: &'static str,
+    /// CSS's `ModuleCodec` (`liveprocessor_H264`, `topspeed_H265`, …).
+    pub codec: String,
+    /// Output size (the source's when kept).
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Output video bitrate, kbit/s (the source's when kept).
+    pub bitrate_kbps: u32,
 }
 
 /// One time-shift recording session: the segments one push of a stream

@@ -48,6 +48,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (21, include_str!("migrations/0021_cam.sql")),
     (22, include_str!("migrations/0022_cam_roles.sql")),
     (23, include_str!("migrations/0023_play_stats.sql")),
+    (24, include_str!("migrations/0024_transcode_spans.sql")),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in

@@ -245,7 +245,10 @@ impl App {
         store
             .run({
                 let node = node.clone();
-                move |c| livestack_store::usage::close_open_recordings(c, &node)
+                move |c| {
+                    livestack_store::usage::close_open_recordings(c, &node)?;
+                    livestack_store::usage::close_open_transcodes(c, &node)
+                }
             })
             .await
             .context("cannot tidy the recording history")?;

@@ -5,7 +5,9 @@
 //! `DescribeHttpStatusInfoList`, `DescribePlayErrorCodeDetailInfoList`,
 //! `DescribePlayErrorCodeSumInfoList` and `DescribeProIspPlaySumInfoList`;
 //! from the push samples, `DescribePushBandwidthAndFluxList` and
-//! `DescribeUploadStreamNums`.
+//! `DescribeUploadStreamNums`; from the transcoding jobs' spans,
+//! `DescribeLiveTranscodeDetailInfo`, `DescribeLiveTranscodeTotalInfo` and
+//! `DescribeTranscodeTaskNum`.
 //!
 //! Owns: each action's windows, granularities, paging, units (bandwidth in
 //! Mbit/s, flux in MB of 10^6 bytes, as the push statistics), and the
@@ -25,6 +27,8 @@ use livestack_model::{
     DescribeBillBandwidthAndFluxListRequest, DescribeBillBandwidthAndFluxListResponse,
     DescribeHttpStatusInfoListRequest, DescribeHttpStatusInfoListResponse,
     DescribeLiveDomainPlayInfoListRequest, DescribeLiveDomainPlayInfoListResponse,
+    DescribeLiveTranscodeDetailInfoRequest, DescribeLiveTranscodeDetailInfoResponse,
+    DescribeLiveTranscodeTotalInfoRequest, DescribeLiveTranscodeTotalInfoResponse,
     DescribePlayErrorCodeDetailInfoListRequest, DescribePlayErrorCodeDetailInfoListResponse,
     DescribePlayErrorCodeSumInfoListRequest, DescribePlayErrorCodeSumInfoListResponse,
     DescribeProIspPlaySumInfoListRequest, DescribeProIspPlaySumInfoListResponse,
@@ -32,11 +36,13 @@ use livestack_model::{
     DescribeStreamDayPlayInfoListRequest, DescribeStreamDayPlayInfoListResponse,
     DescribeStreamPlayInfoListRequest, DescribeStreamPlayInfoListResponse,
     DescribeTopClientIpSumInfoListRequest, DescribeTopClientIpSumInfoListResponse,
+    DescribeTranscodeTaskNumRequest, DescribeTranscodeTaskNumResponse,
     DescribeUploadStreamNumsRequest, DescribeUploadStreamNumsResponse,
     DescribeVisitTopSumInfoListRequest, DescribeVisitTopSumInfoListResponse, DomainDetailInfo,
     DomainInfoList, HttpCodeInfo, HttpCodeValue, HttpStatusData, HttpStatusInfo,
     MonitorStreamPlayInfo, PlayCodeTotalInfo, PlayDataInfoByStream, PlaySumStatInfo,
-    ProIspPlayCodeDataInfo, ProIspPlaySumInfo,
+    ProIspPlayCodeDataInfo, ProIspPlaySumInfo, TranscodeDetailInfo, TranscodeTaskNum,
+    TranscodeTotalInfo,
 };
 use livestack_store::stats::{self, Minute, CODES};
 
@@ -1080,6 +1086,257 @@ pub async fn describe_pro_isp_play_sum_info_list(
         total_page: pages,
         data_info_list: groups,
         avg_flux_per_second: per_second,
+    })
+}
+
+/// The transcoding spans of `account` overlapping `from..=to` (Unix
+/// seconds) on `domains` (every push domain when empty).
+async fn transcodes(
+    cx: &Cx,
+    domains: Vec<String>,
+    from: i64,
+    to: i64,
+) -> ApiResult<Vec<livestack_store::usage::TranscodeSpan>> {
+    let account = cx.account;
+    let rows = cx
+        .store
+        .run(move |c| {
+            livestack_store::usage::transcodes_between(c, account, from * 1000, to * 1000 + 999)
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| domains.is_empty() || domains.iter().any(|d| d.eq_ignore_ascii_case(&r.domain)))
+        .collect())
+}
+
+/// Milliseconds of `span` within `from_ms..to_ms` (a span still running
+/// ends at `now_ms`).
+fn overlap(
+    s: &livestack_store::usage::TranscodeSpan,
+    from_ms: i64,
+    to_ms: i64,
+    now_ms: i64,
+) -> i64 {
+    let end = s.ended_ms.unwrap_or(now_ms).min(to_ms);
+    (end - s.started_ms.max(from_ms)).max(0)
+}
+
+/// A Beijing date written `yyyymmdd`: the Unix second its day starts.
+fn beijing_day(name: &str, v: &str) -> ApiResult<i64> {
+    let v = v.trim();
+    let ok = v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| parse_time(&format!("{}-{}-{} 00:00:00", &v[..4], &v[4..6], &v[6..])))
+        .flatten()
+        .ok_or_else(|| {
+            bad(
+                ErrorCode::InvalidParameterValue,
+                format!("{name} must be a date written yyyymmdd, such as 20200620, not `{v}`."),
+                format!("{name} 须为 yyyymmdd 形式的日期，例如 20200620，当前为 `{v}`。"),
+            )
+        })
+}
+
+/// Transcoding by stream, output and day (Beijing days, within the last
+/// month): when it ran, for how many minutes in all (interruptions left
+/// out), with which codec, size and bitrate.
+pub async fn describe_live_transcode_detail_info(
+    cx: Cx,
+    req: DescribeLiveTranscodeDetailInfoRequest,
+) -> ApiResult<DescribeLiveTranscodeDetailInfoResponse> {
+    let code = ErrorCode::InvalidParameterValue;
+    let (first, last) = match (
+        req.day_time.as_deref(),
+        req.start_day_time.as_deref(),
+        req.end_day_time.as_deref(),
+    ) {
+        (Some(d), _, _) if !d.is_empty() => {
+            let d = beijing_day("DayTime", d)?;
+            (d, d)
+        }
+        (_, Some(s), Some(e)) if !s.is_empty() && !e.is_empty() => (
+            beijing_day("StartDayTime", s)?,
+            beijing_day("EndDayTime", e)?,
+        ),
+        _ => {
+            return Err(bad(
+                ErrorCode::InvalidParameter,
+                "DayTime, or StartDayTime and EndDayTime, is required.".into(),
+                "DayTime 与（StartDayTime，EndDayTime）必须传一个。".into(),
+            ))
+        }
+    };
+    if last < first || first < cx.now - 32 * DAY {
+        return Err(bad(
+            code,
+            "The days must be in order and within the last month.".into(),
+            "仅支持查询近 1 个月内的数据，且起始日期不能晚于结束日期。".into(),
+        ));
+    }
+    let num = req.page_num.unwrap_or(1);
+    let size = req.page_size.unwrap_or(20);
+    if !(1..=100).contains(&num) || !(10..=1000).contains(&size) {
+        return Err(bad(
+            code,
+            format!("PageNum must be 1 to 100 and PageSize 10 to 1000, not {num} and {size}."),
+            format!("PageNum 取值范围为 1~100，PageSize 为 10~1000，当前为 {num} 与 {size}。"),
+        ));
+    }
+    let domain = req
+        .push_domain
+        .filter(|d| !d.is_empty())
+        .map(|d| vec![d.to_ascii_lowercase()]);
+    let stream = req.stream_name.filter(|s| !s.is_empty());
+    let spans = transcodes(&cx, domain.unwrap_or_default(), first, last + DAY - 1).await?;
+    let now_ms = cx.now * 1000;
+    // (day, stream, domain, type, codec, resolution, bitrate) → (first,
+    // last, ms)
+    type Key = (i64, String, String, String, String, String, i64);
+    let mut rows: BTreeMap<Key, (i64, i64, i64)> = BTreeMap::new();
+    for s in spans
+        .iter()
+        .filter(|s| stream.as_deref().is_none_or(|n| n == s.stream))
+    {
+        for day in slots(first, last, DAY, BEIJING) {
+            let (from_ms, to_ms) = (day * 1000, (day + DAY) * 1000);
+            let ms = overlap(s, from_ms, to_ms, now_ms);
+            if ms == 0 {
+                continue;
+            }
+            let key = (
+                day,
+                s.stream.clone(),
+                s.domain.clone(),
+                s.kind.clone(),
+                s.codec.clone(),
+                format!("{}*{}", s.width, s.height),
+                s.bitrate_kbps,
+            );
+            let start = s.started_ms.max(from_ms);
+            let end = s.ended_ms.unwrap_or(now_ms).min(to_ms);
+            let e = rows.entry(key).or_insert((start, end, 0));
+            e.0 = e.0.min(start);
+            e.1 = e.1.max(end);
+            e.2 += ms;
+        }
+    }
+    let minute = |ms: i64| {
+        let t = beijing(ms.div_euclid(1000));
+        t[..16].to_owned()
+    };
+    let all: Vec<TranscodeDetailInfo> = rows
+        .into_iter()
+        .map(
+            |((_, stream, domain, kind, codec, resolution, bitrate), (start, end, ms))| {
+                TranscodeDetailInfo {
+                    stream_name: stream,
+                    start_time: minute(start),
+                    end_time: minute(end),
+                    duration: u64::try_from(ms.div_euclid(60_000)).unwrap_or(0),
+                    module_codec: codec,
+                    bitrate: u64::try_from(bitrate).unwrap_or(0),
+                    push_domain: domain,
+                    resolution,
+                    mainland_or_oversea: "Mainland".to_owned(),
+                    r#type: kind,
+                }
+            },
+        )
+        .collect();
+    let total = all.len() as u64;
+    let (list, pages) = paged(all, num, size);
+    Ok(DescribeLiveTranscodeDetailInfoResponse {
+        data_info_list: list,
+        page_num: num,
+        page_size: size,
+        total_num: total,
+        total_page: pages,
+    })
+}
+
+/// Minutes of transcoding by codec and size, per Beijing day, or per hour
+/// when push domains are named (as CSS answers), within three months.
+pub async fn describe_live_transcode_total_info(
+    cx: Cx,
+    req: DescribeLiveTranscodeTotalInfoRequest,
+) -> ApiResult<DescribeLiveTranscodeTotalInfoResponse> {
+    let code = ErrorCode::InvalidParameterValue;
+    let span = span(
+        &cx,
+        &req.start_time,
+        &req.end_time,
+        93 * DAY,
+        93 * DAY,
+        code,
+    )?;
+    let ours = zone(req.mainland_or_oversea.as_deref(), code)?;
+    let domains = domains(req.push_domains);
+    let (step, offset) = if domains.is_empty() {
+        (DAY, BEIJING)
+    } else {
+        (HOUR, 0)
+    };
+    let spans = if ours {
+        transcodes(&cx, domains, span.from, span.to).await?
+    } else {
+        Vec::new()
+    };
+    let now_ms = cx.now * 1000;
+    let mut rows: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
+    for t in slots(span.from, span.to, step, offset) {
+        for s in &spans {
+            let ms = overlap(s, t * 1000, (t + step) * 1000, now_ms);
+            if ms > 0 {
+                *rows
+                    .entry((t, s.codec.clone(), format!("{}*{}", s.width, s.height)))
+                    .or_default() += ms;
+            }
+        }
+    }
+    Ok(DescribeLiveTranscodeTotalInfoResponse {
+        data_info_list: rows
+            .into_iter()
+            .map(|((t, codec, resolution), ms)| TranscodeTotalInfo {
+                time: utc_iso(t),
+                duration: u64::try_from(ms.div_euclid(60_000)).unwrap_or(0),
+                module_codec: codec,
+                resolution,
+            })
+            .collect(),
+    })
+}
+
+/// Transcoding jobs running per 5 minutes, by output bitrate.
+pub async fn describe_transcode_task_num(
+    cx: Cx,
+    req: DescribeTranscodeTaskNumRequest,
+) -> ApiResult<DescribeTranscodeTaskNumResponse> {
+    let span = span(
+        &cx,
+        &req.start_time,
+        &req.end_time,
+        31 * DAY,
+        93 * DAY,
+        ErrorCode::InvalidParameterValue,
+    )?;
+    let spans = transcodes(&cx, domains(req.push_domains), span.from, span.to).await?;
+    let now_ms = cx.now * 1000;
+    let mut rows: Vec<TranscodeTaskNum> = Vec::new();
+    for t in slots(span.from, span.to, 5 * MINUTE, 0) {
+        let mut by_rate: BTreeMap<i64, u64> = BTreeMap::new();
+        for s in &spans {
+            if overlap(s, t * 1000, (t + 5 * MINUTE) * 1000, now_ms) > 0 {
+                *by_rate.entry(s.bitrate_kbps).or_default() += 1;
+            }
+        }
+        rows.extend(by_rate.into_iter().map(|(rate, num)| TranscodeTaskNum {
+            time: Some(span.show(t)),
+            code_rate: Some(u64::try_from(rate).unwrap_or(0)),
+            num: Some(num),
+        }));
+    }
+    Ok(DescribeTranscodeTaskNumResponse {
+        data_info_list: Some(rows),
     })
 }
 

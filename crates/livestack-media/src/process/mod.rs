@@ -320,6 +320,9 @@ struct Running {
     status: Arc<Mutex<JobStatus>>,
     /// A record job's recording span, reported stopped when it goes.
     recording: Option<u64>,
+    /// A transcoding job's span (transcode, watermark, WebRTC baseline),
+    /// reported stopped when it goes.
+    transcoding: Option<u64>,
 }
 
 /// What a job's credential lets a loopback connection do.
@@ -698,17 +701,22 @@ impl Processor {
             }
         }
         // Jobs watch child tokens of the shutdown token: they are ending.
-        let ended: Vec<u64> = inner
+        let ended = inner
             .processor
             .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
-            .filter_map(|(_, r)| r.recording)
-            .collect();
+            .map(|(_, r)| (r.recording, r.transcoding))
+            .collect::<Vec<_>>();
         let at_ms = inner.clock.unix_ms();
-        for span in ended {
-            inner.emit(MediaEvent::RecordingStopped { span, at_ms });
+        for (recording, transcoding) in ended {
+            if let Some(span) = recording {
+                inner.emit(MediaEvent::RecordingStopped { span, at_ms });
+            }
+            if let Some(span) = transcoding {
+                inner.emit(MediaEvent::TranscodeStopped { span, at_ms });
+            }
         }
     }
 }
@@ -754,6 +762,12 @@ fn reconcile(inner: &Arc<Inner>) {
             r.cancel.cancel();
             if let Some(span) = r.recording {
                 inner.emit(MediaEvent::RecordingStopped {
+                    span,
+                    at_ms: p.clock.unix_ms(),
+                });
+            }
+            if let Some(span) = r.transcoding {
+                inner.emit(MediaEvent::TranscodeStopped {
                     span,
                     at_ms: p.clock.unix_ms(),
                 });
@@ -817,14 +831,101 @@ fn reconcile(inner: &Arc<Inner>) {
             }
             _ => None,
         };
+        let transcoding = transcode_job(inner, &policy, &key, &source.domain).map(|job| {
+            let span = p.next_span();
+            inner.emit(MediaEvent::TranscodeStarted {
+                span,
+                job: Box::new(job),
+                at_ms: p.clock.unix_ms(),
+            });
+            span
+        });
         jobs.insert(
             key,
             Running {
                 cancel,
                 status,
                 recording,
+                transcoding,
             },
         );
+    }
+}
+
+/// What a transcoding job (transcode, watermark, WebRTC baseline) makes,
+/// for the transcoding statistics; `None` for other jobs. Sizes and
+/// bitrates a template leaves to the source are the source's as measured
+/// now.
+fn transcode_job(
+    inner: &Inner,
+    policy: &Policy,
+    key: &JobKey,
+    domain: &str,
+) -> Option<livestack_core::media::TranscodeJob> {
+    let live = inner.live(&key.source);
+    let (src_w, src_h) = live.as_ref().map_or((0, 0), |l| l.resolution());
+    let src_kbps = live.as_ref().map_or(0, |l| l.video_kbps_hint());
+    let job =
+        |kind, codec: &str, (width, height), bitrate_kbps| livestack_core::media::TranscodeJob {
+            key: key.source.clone(),
+            domain: domain.to_owned(),
+            kind,
+            codec: codec.to_owned(),
+            width,
+            height,
+            bitrate_kbps,
+        };
+    match &key.what {
+        JobWhat::Watermark { .. } => Some(job(
+            "WaterMark",
+            "liveprocessor_H264",
+            (src_w, src_h),
+            src_kbps,
+        )),
+        JobWhat::WebRtcBaseline => Some(job(
+            "Webrtc",
+            "liveprocessor_H264",
+            (src_w, src_h),
+            src_kbps,
+        )),
+        JobWhat::Transcode { template, output } => {
+            let t = policy.processing.templates.get(template)?;
+            let TemplateSpec::Transcode(spec) = &t.spec else {
+                return None;
+            };
+            let name = OutputName::parse(output).map(|n| n.template);
+            let r = spec
+                .children
+                .iter()
+                .find(|c| Some(c.name.as_str()) == name)
+                .map_or(&spec.output, |c| &c.output);
+            let module = if spec.fast_hd {
+                "topspeed"
+            } else {
+                "liveprocessor"
+            };
+            let codec = match (r.video, r.video_codec) {
+                // CSS spells its audio transcoding module this way.
+                (false, _) => "liveprocessor_ACC".to_owned(),
+                (true, livestack_core::rules::VideoCodec::H265) => format!("{module}_H265"),
+                (true, _) => format!("{module}_H264"),
+            };
+            // A side left at 0 follows the source's aspect ratio.
+            let size = match (r.width, r.height) {
+                (0, 0) => (src_w, src_h),
+                (0, h) if src_h > 0 => ((src_w * h / src_h) & !1, h),
+                (w, 0) if src_w > 0 => (w, (src_h * w / src_w) & !1),
+                (w, h) => (w, h),
+            };
+            let size = if r.video { size } else { (0, 0) };
+            let kbps = if r.video_bitrate > 0 {
+                r.video_bitrate
+            } else {
+                src_kbps
+            };
+            Some(job("Transcode", &codec, size, kbps))
+        }
+        JobWhat::Record { .. } | JobWhat::Snapshot { .. } | JobWhat::TimeShift { .. } => None,
     }
 }
 

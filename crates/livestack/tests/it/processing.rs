@@ -145,6 +145,68 @@ fn a_transcode_rule_makes_a_suffixed_output_with_the_template_settings() {
         server.http
     );
     assert!(probe(&none).is_empty());
+
+    // The transcoding statistics count the job, as its template made it.
+    let today = livestack_api::time::beijing(now())[..10].replace('-', "");
+    let mut detail = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            detail = server
+                .api("DescribeLiveTranscodeDetailInfo", json!({"DayTime": today}))
+                .ok()
+                .clone();
+            detail["TotalNum"] == 1
+        }),
+        "{detail}"
+    );
+    let row = &detail["DataInfoList"][0];
+    assert_eq!(
+        (
+            row["StreamName"].clone(),
+            row["PushDomain"].clone(),
+            row["Type"].clone(),
+            row["ModuleCodec"].clone(),
+            row["Resolution"].clone(),
+            row["Bitrate"].clone()
+        ),
+        (
+            json!("cam"),
+            json!("push.example.com"),
+            json!("Transcode"),
+            json!("liveprocessor_H264"),
+            json!("426*240"),
+            json!(300)
+        )
+    );
+    let window = json!({
+        "StartTime": livestack_api::time::beijing(now() - 600),
+        "EndTime": livestack_api::time::beijing(now()),
+    });
+    let tasks = server.api("DescribeTranscodeTaskNum", window);
+    let tasks = tasks.ok()["DataInfoList"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tasks.iter().any(|t| t["CodeRate"] == 300 && t["Num"] == 1),
+        "{tasks:?}"
+    );
+    assert!(tasks.iter().all(|t| t["Num"] == 1), "{tasks:?}");
+    let total = server.api(
+        "DescribeLiveTranscodeTotalInfo",
+        json!({"StartTime": livestack_api::time::utc_iso(now() - 3600),
+               "EndTime": livestack_api::time::utc_iso(now())}),
+    );
+    let total = total.ok()["DataInfoList"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        total
+            .iter()
+            .any(|t| t["Resolution"] == "426*240" && t["ModuleCodec"] == "liveprocessor_H264"),
+        "{total:?}"
+    );
 }
 
 /// The mean colour of the `w`×`h` box at (`x`, `y`) of the first frame
