@@ -217,6 +217,8 @@ actions! {
     DescribePlayErrorCodeDetailInfoList => crate::actions::stats::describe_play_error_code_detail_info_list,
     DescribePlayErrorCodeSumInfoList => crate::actions::stats::describe_play_error_code_sum_info_list,
     DescribeProIspPlaySumInfoList => crate::actions::stats::describe_pro_isp_play_sum_info_list,
+    DescribeGroupProIspPlayInfoList => crate::actions::stats::describe_group_pro_isp_play_info_list,
+    DescribeProvinceIspPlayInfoList => crate::actions::stats::describe_province_isp_play_info_list,
     DescribePushBandwidthAndFluxList => crate::actions::stats::describe_push_bandwidth_and_flux_list,
     DescribeUploadStreamNums => crate::actions::stats::describe_upload_stream_nums,
     DescribeLiveTranscodeDetailInfo => crate::actions::stats::describe_live_transcode_detail_info,

@@ -44,6 +44,11 @@ use livestack_model::{
     ProIspPlayCodeDataInfo, ProIspPlaySumInfo, TranscodeDetailInfo, TranscodeTaskNum,
     TranscodeTotalInfo,
 };
+use livestack_model::{
+    CdnPlayStatData, DescribeGroupProIspPlayInfoListRequest,
+    DescribeGroupProIspPlayInfoListResponse, DescribeProvinceIspPlayInfoListRequest,
+    DescribeProvinceIspPlayInfoListResponse, GroupProIspDataInfo, PlayStatInfo,
+};
 use livestack_store::stats::{self, Minute, CODES};
 
 use crate::cx::Cx;
@@ -1337,6 +1342,126 @@ pub async fn describe_transcode_task_num(
     }
     Ok(DescribeTranscodeTaskNumResponse {
         data_info_list: Some(rows),
+    })
+}
+
+/// Whether a list of province or ISP names (absent or empty: all) takes
+/// in the one group livestack has, "unknown".
+fn takes_unknown(names: Option<&[String]>) -> bool {
+    names.is_none_or(|n| n.is_empty() || n.iter().any(|x| x == "未知" || x == "Unknown"))
+}
+
+/// Per-minute sums (bytes, requests, online) of `rows` over `points`.
+fn per_minute(rows: &[Minute], points: &[i64]) -> Vec<(u64, u64, u64)> {
+    let mut sums = vec![(0u64, 0u64, 0u64); points.len()];
+    for m in rows {
+        if let Some(i) = slot_of(points, m.minute) {
+            sums[i].0 += m.bytes;
+            sums[i].1 += m.requests;
+            sums[i].2 += m.online;
+        }
+    }
+    sums
+}
+
+/// Playback per minute by province and ISP (a day at most, in the last
+/// month): without an IP database, one group, 未知 / 未知, which a filter
+/// naming other provinces or ISPs leaves out.
+pub async fn describe_group_pro_isp_play_info_list(
+    cx: Cx,
+    req: DescribeGroupProIspPlayInfoListRequest,
+) -> ApiResult<DescribeGroupProIspPlayInfoListResponse> {
+    let code = ErrorCode::InvalidParameter;
+    let span = span(&cx, &req.start_time, &req.end_time, DAY, 31 * DAY, code)?;
+    let ours = zone(req.mainland_or_oversea.as_deref(), code)?
+        && takes_unknown(req.province_names.as_deref())
+        && takes_unknown(req.isp_names.as_deref());
+    if !ours {
+        return Ok(DescribeGroupProIspPlayInfoListResponse {
+            data_info_list: Vec::new(),
+        });
+    }
+    let rows = minutes(&cx, domains(req.play_domains), span.from, span.to).await?;
+    let points = slots(span.from, span.to, MINUTE, 0);
+    let sums = per_minute(&rows, &points);
+    Ok(DescribeGroupProIspPlayInfoListResponse {
+        data_info_list: vec![GroupProIspDataInfo {
+            province_name: "未知".to_owned(),
+            isp_name: "未知".to_owned(),
+            detail_info_list: points
+                .iter()
+                .zip(sums)
+                .map(|(t, (bytes, request, online))| CdnPlayStatData {
+                    time: Some(utc_iso(*t)),
+                    bandwidth: Some(mbps(bytes, MINUTE)),
+                    flux: Some(mb(bytes)),
+                    request: Some(request),
+                    online: Some(online),
+                })
+                .collect(),
+        }],
+    })
+}
+
+/// One playback figure (`StatType`) per minute (`Granularity` 1, a day at
+/// most) for the provinces and ISPs asked for: all of it when none are
+/// named (or "Unknown" is), zeros for named ones (no IP database places a
+/// client in a province).
+pub async fn describe_province_isp_play_info_list(
+    cx: Cx,
+    req: DescribeProvinceIspPlayInfoListRequest,
+) -> ApiResult<DescribeProvinceIspPlayInfoListResponse> {
+    let code = ErrorCode::InvalidParameterValue;
+    if req.granularity != 1 {
+        return Err(bad(
+            code,
+            format!(
+                "Granularity must be 1 (one minute), not {}.",
+                req.granularity
+            ),
+            format!(
+                "Granularity 取值须为 1（1 分钟），当前为 {}。",
+                req.granularity
+            ),
+        ));
+    }
+    let value: fn(u64, u64, u64) -> f64 = match req.stat_type.as_str() {
+        "Bandwidth" => |b, _, _| mbps(b, MINUTE),
+        "FluxPerSecond" => |b, _, _| mb(b) / 60.0,
+        "Flux" => |b, _, _| mb(b),
+        "Request" => |_, r, _| r as f64,
+        "Online" => |_, _, o| o as f64,
+        other => {
+            return Err(bad(
+                code,
+                format!("StatType must be Bandwidth, FluxPerSecond, Flux, Request or Online, not `{other}`."),
+                format!("StatType 取值须为 Bandwidth、FluxPerSecond、Flux、Request 或 Online，当前为 `{other}`。"),
+            ))
+        }
+    };
+    let span = span(&cx, &req.start_time, &req.end_time, DAY, 31 * DAY, code)?;
+    // No client is known to be on IPv6 or in a named province or ISP.
+    let ours = zone(req.mainland_or_oversea.as_deref(), code)?
+        && takes_unknown(req.province_names.as_deref())
+        && takes_unknown(req.isp_names.as_deref())
+        && req.ip_type.as_deref().is_none_or(str::is_empty);
+    let rows = if ours {
+        minutes(&cx, domains(req.play_domains), span.from, span.to).await?
+    } else {
+        Vec::new()
+    };
+    let points = slots(span.from, span.to, MINUTE, 0);
+    let sums = per_minute(&rows, &points);
+    Ok(DescribeProvinceIspPlayInfoListResponse {
+        data_info_list: points
+            .iter()
+            .zip(sums)
+            .map(|(t, (b, r, o))| PlayStatInfo {
+                time: span.show(*t),
+                value: value(b, r, o),
+            })
+            .collect(),
+        stat_type: req.stat_type,
     })
 }
 

@@ -232,6 +232,39 @@ fn play_statistics_count_the_bytes_players_got_the_peak_players_and_each_answer(
     );
     assert_eq!(sums["TotalCodeList"], json!([{"Code": "404", "Num": 1}]));
 
+    // Provinces and ISPs: no IP database, so one unknown group with all of
+    // it, and nothing in a province asked for by name.
+    let groups = server.api("DescribeGroupProIspPlayInfoList", window.clone());
+    let group = &groups.ok()["DataInfoList"][0];
+    assert_eq!(
+        (group["ProvinceName"].clone(), group["IspName"].clone()),
+        (json!("未知"), json!("未知"))
+    );
+    let flux: f64 = group["DetailInfoList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| flux_bytes(&p["Flux"]))
+        .sum();
+    assert!(close(flux, received as f64));
+    let province = |names: Value| {
+        let r = server.api(
+            "DescribeProvinceIspPlayInfoList",
+            with(
+                window.clone(),
+                json!({"Granularity": 1, "StatType": "Flux", "ProvinceNames": names}),
+            ),
+        );
+        r.ok()["DataInfoList"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| flux_bytes(&p["Value"]))
+            .sum::<f64>()
+    };
+    assert!(close(province(json!([])), received as f64));
+    assert_eq!(province(json!(["Beijing"])), 0.0);
+
     // What was pushed: each player got the whole stream (less the first
     // moments before it attached), so about half of what both received.
     let push = server.api("DescribePushBandwidthAndFluxList", window.clone());
