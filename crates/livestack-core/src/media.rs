@@ -612,6 +612,21 @@ pub struct TranscodeJob {
     pub bitrate_kbps: u32,
 }
 
+/// One hourly access log file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogFile {
+    /// The play domain.
+    pub domain: String,
+    /// Unix seconds of the hour's start.
+    pub hour: i64,
+    /// The file's name.
+    pub name: String,
+    /// Where it downloads from (signed, valid a day).
+    pub url: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// One time-shift recording session: the segments one push of a stream
 /// left on disk under a time-shift rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -683,6 +698,16 @@ pub trait MediaControl: Send + Sync {
     /// The time-shift sessions of `account` with segments kept between
     /// Unix seconds `from` and `to` (inclusive), oldest first.
     fn timeshift_sessions(&self, account: AccountId, from: i64, to: i64) -> Vec<TimeShiftSession>;
+
+    /// The hourly access log files of the play `domains` (WebRTC's when
+    /// `leb`) whose hour starts within Unix seconds `from..=to`.
+    fn access_logs(
+        &self,
+        domains: Vec<String>,
+        leb: bool,
+        from: i64,
+        to: i64,
+    ) -> MediaFuture<Vec<AccessLogFile>>;
 
     /// Whether the operator lets the account with AppId `app_id` store
     /// files into `bucket` (`[storage.s3] buckets`, see

@@ -101,8 +101,13 @@ pub struct MediaConfig {
     /// oldest go first.
     pub timeshift_max_bytes: u64,
     /// How often the play statistics of the current minute are reported
-    /// (at most a minute; they are also reported at each minute's end).
+    /// (at most a minute; they are also reported at each minute's end),
+    /// and the access log lines written.
     pub play_stats_flush: Duration,
+    /// Where the hourly access logs are kept (`<dir>/<play
+    /// domain>/<YYYYMMDDHH>.log`, Beijing hours), served signed at
+    /// `/logs/` by the HTTP listener. The binary uses `<data dir>/logs`.
+    pub access_log_dir: PathBuf,
 }
 
 impl Default for MediaConfig {
@@ -128,6 +133,7 @@ impl Default for MediaConfig {
             timeshift_dir: std::env::temp_dir().join("livestack-timeshift"),
             timeshift_max_bytes: 10 << 30,
             play_stats_flush: Duration::from_secs(60),
+            access_log_dir: std::env::temp_dir().join("livestack-logs"),
         }
     }
 }
@@ -162,6 +168,8 @@ pub(crate) struct Inner {
     pub(crate) timeshift: Arc<stream::timeshift::TimeShift>,
     /// Play statistics not yet reported.
     pub(crate) plays: stream::plays::Plays,
+    /// The hourly access log files.
+    pub(crate) access_logs: deliver::access_log::AccessLogs,
 }
 
 impl Inner {
@@ -210,7 +218,7 @@ impl Inner {
         };
         if let Some(p) = counted {
             let play = stream::plays::PlayKey::new(key, domain, p);
-            guard.tally = Some(self.plays.start(play, ip));
+            guard.tally = Some(self.plays.start(play, ip, self.clock.unix_ms()));
         }
         guard
     }
@@ -230,7 +238,8 @@ impl Inner {
         }
         let play =
             stream::plays::PlayKey::new(key, domain, livestack_core::media::PlayProtocol::Hls);
-        self.plays.hls(play, ip, status, bytes as u64);
+        self.plays
+            .hls(play, ip, status, bytes as u64, self.clock.unix_ms());
     }
 }
 
@@ -323,6 +332,11 @@ impl MediaServer {
             config.timeshift_dir.clone(),
             config.timeshift_max_bytes,
         ));
+        let access_logs = deliver::access_log::AccessLogs::new(
+            config.access_log_dir.clone(),
+            &config.storage.local_url,
+            clock.clone(),
+        );
         let server = MediaServer {
             inner: Arc::new(Inner {
                 config,
@@ -344,6 +358,7 @@ impl MediaServer {
                 webrtc: std::sync::OnceLock::new(),
                 timeshift,
                 plays: stream::plays::Plays::default(),
+                access_logs,
             }),
         };
         let inner = Arc::clone(&server.inner);
@@ -639,6 +654,17 @@ impl MediaControl for MediaServer {
     ) -> Vec<livestack_core::media::TimeShiftSession> {
         self.inner.timeshift.sessions(account, from, to)
     }
+
+    fn access_logs(
+        &self,
+        domains: Vec<String>,
+        leb: bool,
+        from: i64,
+        to: i64,
+    ) -> MediaFuture<Vec<livestack_core::media::AccessLogFile>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move { inner.access_logs.list(&domains, leb, from, to).await })
+    }
 }
 
 /// Reports the play statistics every [`MediaConfig::play_stats_flush`]
@@ -663,6 +689,14 @@ async fn report_plays(inner: Arc<Inner>) {
         if let Some(report) = inner.plays.flush(inner.clock.unix_ms().div_euclid(1000)) {
             inner.emit(MediaEvent::PlayStats(Box::new(report)));
         }
+        let (lines, dropped) = inner.plays.take_lines();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "access log lines dropped: more came than could be held"
+            );
+        }
+        inner.access_logs.write(lines).await;
         if stop {
             return;
         }

@@ -264,6 +264,7 @@ impl App {
         media_config.callbacks.fetch = fetch.clone();
         media_config.work_dir = config.data_dir.join("processing");
         media_config.timeshift_dir = config.data_dir.join("timeshift");
+        media_config.access_log_dir = config.data_dir.join("logs");
         media_config.storage = config
             .storage
             .to_storage(&config.data_dir, addrs.http)

@@ -7,7 +7,8 @@
 //! from the push samples, `DescribePushBandwidthAndFluxList` and
 //! `DescribeUploadStreamNums`; from the transcoding jobs' spans,
 //! `DescribeLiveTranscodeDetailInfo`, `DescribeLiveTranscodeTotalInfo` and
-//! `DescribeTranscodeTaskNum`.
+//! `DescribeTranscodeTaskNum`; and the hourly access logs,
+//! `DescribeLogDownloadList`.
 //!
 //! Owns: each action's windows, granularities, paging, units (bandwidth in
 //! Mbit/s, flux in MB of 10^6 bytes, as the push statistics), and the
@@ -49,6 +50,7 @@ use livestack_model::{
     DescribeGroupProIspPlayInfoListResponse, DescribeProvinceIspPlayInfoListRequest,
     DescribeProvinceIspPlayInfoListResponse, GroupProIspDataInfo, PlayStatInfo,
 };
+use livestack_model::{DescribeLogDownloadListRequest, DescribeLogDownloadListResponse, LogInfo};
 use livestack_store::stats::{self, Minute, CODES};
 
 use crate::cx::Cx;
@@ -1462,6 +1464,72 @@ pub async fn describe_province_isp_play_info_list(
             })
             .collect(),
         stat_type: req.stat_type,
+    })
+}
+
+/// The hourly access log files of play domains of the caller, for at most
+/// 7 days (Beijing times): name, signed download URL (valid a day), hour
+/// and size. `IsFastLive` 1 lists WebRTC's (快直播) files.
+pub async fn describe_log_download_list(
+    cx: Cx,
+    req: DescribeLogDownloadListRequest,
+) -> ApiResult<DescribeLogDownloadListResponse> {
+    let code = ErrorCode::InvalidParameterValue;
+    let span = span(&cx, &req.start_time, &req.end_time, 7 * DAY, 31 * DAY, code)?;
+    let leb = match req.is_fast_live.unwrap_or(0) {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(bad(
+                code,
+                format!("IsFastLive must be 0 or 1, not {other}."),
+                format!("IsFastLive 取值须为 0 或 1，当前为 {other}。"),
+            ))
+        }
+    };
+    let wanted = domains(Some(req.play_domains));
+    if wanted.is_empty() {
+        return Err(bad(
+            ErrorCode::InvalidParameter,
+            "PlayDomains must name at least one play domain.".into(),
+            "PlayDomains 至少须包含一个播放域名。".into(),
+        ));
+    }
+    let account = cx.account;
+    let names = wanted.clone();
+    let missing = cx
+        .store
+        .run(move |c| {
+            for d in &names {
+                let found = livestack_store::domains::find(c, account, d)?;
+                if found.is_none_or(|f| f.kind != livestack_core::DomainKind::Play) {
+                    return Ok(Some(d.clone()));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    if let Some(d) = missing {
+        return Err(bad(
+            ErrorCode::ResourceNotFoundDomainNotExist,
+            format!("`{d}` is not a play domain of this account."),
+            format!("`{d}` 不是本账号的播放域名。"),
+        ));
+    }
+    // Hours that start in the window, and the one it starts in.
+    let first = span.from - (span.from + BEIJING).rem_euclid(HOUR);
+    let files = cx.media.access_logs(wanted, leb, first, span.to).await;
+    Ok(DescribeLogDownloadListResponse {
+        total_num: files.len() as u64,
+        log_info_list: files
+            .into_iter()
+            .map(|f| LogInfo {
+                log_name: f.name,
+                log_url: f.url,
+                log_time: beijing(f.hour),
+                file_size: i64::try_from(f.size).unwrap_or(i64::MAX),
+            })
+            .collect(),
     })
 }
 

@@ -12,7 +12,9 @@
 //! the storage directory; a path that names no such file falls through to
 //! playback, so an app called `records` still plays. Time-shift
 //! playlists and segments (`txTimeshift=on`) come from
-//! [`crate::stream::timeshift`]. And, in a cluster,
+//! [`crate::stream::timeshift`]; the hourly access logs at
+//! `/logs/<domain>/<file>` with a signed URL
+//! ([`crate::deliver::access_log`]). And, in a cluster,
 //! the relay pulls of other nodes (`/.livestack/relay/…`, see
 //! [`crate::serve::relay`]). Must not: serve anything but playback,
 //! recorded files and relay pulls.
@@ -293,6 +295,28 @@ async fn handle<S: AsyncWrite + Unpin>(
     if let Some(rest) = req.path.strip_prefix(crate::serve::relay::PULL_PATH) {
         return relay_pull(inner, socket, peer, &req, rest, head_only).await;
     }
+    if let Some(rest) = req.path.strip_prefix("/logs/") {
+        // A path that is no signed log file falls through to playback, so
+        // an app called `logs` still plays.
+        let get = |k: &str| access::query_get(&req.query, k);
+        let (secret, time) = (get("txSecret"), get("txTime"));
+        if let Some(data) = inner
+            .access_logs
+            .file(rest, secret.as_deref(), time.as_deref())
+            .await
+        {
+            respond(
+                socket,
+                200,
+                "text/plain; charset=utf-8",
+                Bytes::from(data),
+                req.keep_alive,
+                head_only,
+            )
+            .await?;
+            return Ok(true);
+        }
+    }
     if let Some(key) = req.path.strip_prefix("/records/") {
         if let Some(found) = record_file(inner.storage.local_dir(), key).await {
             // The file exists; with signed URLs ([storage] sign_key) only
@@ -356,7 +380,9 @@ async fn handle<S: AsyncWrite + Unpin>(
             _ => livestack_core::media::PlayProtocol::Hls,
         };
         let play = crate::stream::plays::PlayKey::new(&key, &domain, protocol);
-        inner.plays.refused(play, req.peer, status);
+        inner
+            .plays
+            .refused(play, req.peer, status, inner.clock.unix_ms());
     };
     let account = match decision {
         Ok(a) => a,

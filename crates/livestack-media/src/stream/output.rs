@@ -122,8 +122,11 @@ pub async fn play<W: AsyncWrite + Unpin>(
                 Ok(f) => queue.push_back(bytes_of(&f).clone()),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Closed) => {
-                    // Deliver what is left, then end.
-                    let _ = write_queue(w, &mut queue).await;
+                    // Deliver what is left (counted like every write), then end.
+                    let bytes: usize = queue.iter().map(Bytes::len).sum();
+                    if write_queue(w, &mut queue).await.is_ok() {
+                        sent(bytes as u64);
+                    }
                     let _ = w.flush().await;
                     return PlayEnd::StreamEnded;
                 }

@@ -48,6 +48,12 @@ pub(crate) struct Tally {
     ip: IpAddr,
     bytes: AtomicU64,
     ended: AtomicBool,
+    /// Unix ms the play started, and when (monotonic), for its access
+    /// log line.
+    started_ms: i64,
+    started: std::time::Instant,
+    /// Milliseconds it lasted, once it ended.
+    lasted_ms: AtomicU64,
 }
 
 impl Tally {
@@ -58,6 +64,8 @@ impl Tally {
 
     /// The player is gone: its last bytes are counted at the next flush.
     pub(crate) fn end(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.lasted_ms.store(ms, Ordering::Relaxed);
         self.ended.store(true, Ordering::Relaxed);
     }
 }
@@ -77,6 +85,55 @@ struct ClientCounts {
     failed: u64,
 }
 
+/// One line of the access logs, for the hourly file of its play domain
+/// and service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccessLine {
+    /// Unix ms the play or request ended.
+    pub(crate) at_ms: i64,
+    /// The play domain.
+    pub(crate) domain: String,
+    /// A WebRTC play (CSS's 快直播, `LEB`): its own files.
+    pub(crate) leb: bool,
+    /// The line, without its newline.
+    pub(crate) text: String,
+}
+
+/// Access lines held before a flush writes them; past this many, new ones
+/// are dropped (and counted) rather than holding memory without bound.
+const MAX_PENDING_LINES: usize = 200_000;
+
+/// `<time> <client> <domain> <protocol> <app>/<stream> <status> <bytes> <ms>`
+/// (time as `yyyy-mm-dd HH:MM:SS` Beijing time; status `-` for RTMP and
+/// WebRTC, which have none).
+fn access_text(
+    at_ms: i64,
+    key: &PlayKey,
+    ip: IpAddr,
+    status: Option<u16>,
+    bytes: u64,
+    ms: u64,
+) -> String {
+    let t = livestack_core::naming::CivilTime::from_unix_ms(
+        at_ms,
+        livestack_core::naming::NamingZone::Utc8,
+    );
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {ip} {} {} {}/{} {} {bytes} {ms}",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        key.domain,
+        key.protocol.as_str(),
+        key.app,
+        key.stream,
+        status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+    )
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Unix seconds of the minute being counted.
@@ -88,6 +145,33 @@ struct State {
     sessions: Vec<(Arc<Tally>, u64)>,
     /// HLS clients seen this minute, per stream: HLS's "online".
     hls_seen: HashSet<(PlayKey, IpAddr)>,
+    /// Access log lines not written yet.
+    lines: Vec<AccessLine>,
+    /// Lines dropped since the last flush (over [`MAX_PENDING_LINES`]).
+    dropped: u64,
+}
+
+impl State {
+    fn log(
+        &mut self,
+        at_ms: i64,
+        key: &PlayKey,
+        ip: IpAddr,
+        status: Option<u16>,
+        bytes: u64,
+        ms: u64,
+    ) {
+        if self.lines.len() >= MAX_PENDING_LINES {
+            self.dropped += 1;
+            return;
+        }
+        self.lines.push(AccessLine {
+            at_ms,
+            domain: key.domain.clone(),
+            leb: key.protocol == PlayProtocol::Webrtc,
+            text: access_text(at_ms, key, ip, status, bytes, ms),
+        });
+    }
 }
 
 /// The play statistics of this node.
@@ -103,7 +187,7 @@ impl Plays {
 
     /// A player attached: counts the request (and, over HTTP, its 200)
     /// and returns the tally its writes add to.
-    pub(crate) fn start(&self, key: PlayKey, ip: IpAddr) -> Arc<Tally> {
+    pub(crate) fn start(&self, key: PlayKey, ip: IpAddr, now_ms: i64) -> Arc<Tally> {
         let mut s = self.lock();
         let http = key.protocol == PlayProtocol::Flv;
         let counts = s.streams.entry(key.clone()).or_default();
@@ -121,14 +205,18 @@ impl Plays {
             ip,
             bytes: AtomicU64::new(0),
             ended: AtomicBool::new(false),
+            started_ms: now_ms,
+            started: std::time::Instant::now(),
+            lasted_ms: AtomicU64::new(0),
         });
         s.sessions.push((Arc::clone(&tally), 0));
         tally
     }
 
-    /// An HLS request answered with `status` and `bytes` of body.
-    pub(crate) fn hls(&self, key: PlayKey, ip: IpAddr, status: u16, bytes: u64) {
+    /// An HLS request answered with `status` and `bytes` of body at `now_ms`.
+    pub(crate) fn hls(&self, key: PlayKey, ip: IpAddr, status: u16, bytes: u64, now_ms: i64) {
         let mut s = self.lock();
+        s.log(now_ms, &key, ip, Some(status), bytes, 0);
         let counts = s.streams.entry(key.clone()).or_default();
         counts.requests += 1;
         counts.bytes += bytes;
@@ -147,9 +235,10 @@ impl Plays {
         }
     }
 
-    /// A play over HTTP refused with `status` (403, 404).
-    pub(crate) fn refused(&self, key: PlayKey, ip: IpAddr, status: u16) {
+    /// A play over HTTP refused with `status` (403, 404) at `now_ms`.
+    pub(crate) fn refused(&self, key: PlayKey, ip: IpAddr, status: u16, now_ms: i64) {
         let mut s = self.lock();
+        s.log(now_ms, &key, ip, Some(status), 0, 0);
         let counts = s.streams.entry(key.clone()).or_default();
         counts.requests += 1;
         *counts.codes.entry(status).or_default() += 1;
@@ -164,6 +253,7 @@ impl Plays {
     /// `None` when there is nothing to say.
     pub(crate) fn flush(&self, now: i64) -> Option<PlayStats> {
         let mut s = self.lock();
+        let mut ended_lines = Vec::new();
         let minute = now - now.rem_euclid(60);
         if s.minute == 0 {
             s.minute = minute;
@@ -184,6 +274,11 @@ impl Plays {
             counts.bytes += delta;
             if !ended {
                 counts.online += 1;
+            } else {
+                let ms = tally.lasted_ms.load(Ordering::Relaxed);
+                let status = (tally.key.protocol == PlayProtocol::Flv).then_some(200);
+                let at = tally.started_ms + i64::try_from(ms).unwrap_or(i64::MAX / 2);
+                ended_lines.push((at, tally.key.clone(), tally.ip, status, total, ms));
             }
             if delta > 0 {
                 clients
@@ -195,6 +290,9 @@ impl Plays {
         });
         for (key, _) in hls_seen.iter() {
             streams.entry(key.clone()).or_default().online += 1;
+        }
+        for (at, key, ip, status, bytes, ms) in ended_lines {
+            s.log(at, &key, ip, status, bytes, ms);
         }
         let report = PlayStats {
             minute: s.minute,
@@ -232,6 +330,13 @@ impl Plays {
         }
         (!report.streams.is_empty() || !report.clients.is_empty()).then_some(report)
     }
+
+    /// The access log lines since the last call, and how many were dropped.
+    pub(crate) fn take_lines(&self) -> (Vec<AccessLine>, u64) {
+        let mut s = self.lock();
+        let dropped = std::mem::take(&mut s.dropped);
+        (std::mem::take(&mut s.lines), dropped)
+    }
 }
 
 #[cfg(test)]
@@ -253,8 +358,8 @@ mod tests {
     #[test]
     fn players_bytes_and_numbers_are_reported_per_flush_and_the_minute_they_fall_in() {
         let plays = Plays::default();
-        let a = plays.start(key(PlayProtocol::Rtmp), IP);
-        let b = plays.start(key(PlayProtocol::Rtmp), IP);
+        let a = plays.start(key(PlayProtocol::Rtmp), IP, 0);
+        let b = plays.start(key(PlayProtocol::Rtmp), IP, 0);
         a.add(1000);
         b.add(500);
         let r = plays.flush(120).expect("report");
@@ -281,13 +386,25 @@ mod tests {
     #[test]
     fn hls_counts_requests_answers_and_clients_seen() {
         let plays = Plays::default();
-        plays.hls(key(PlayProtocol::Hls), IP, 200, 300);
-        plays.hls(key(PlayProtocol::Hls), IP, 200, 700);
-        plays.refused(key(PlayProtocol::Hls), IP, 403);
+        plays.hls(key(PlayProtocol::Hls), IP, 200, 300, 0);
+        plays.hls(key(PlayProtocol::Hls), IP, 200, 700, 0);
+        plays.refused(key(PlayProtocol::Hls), IP, 403, 0);
         let r = plays.flush(60).expect("report");
         let row = &r.streams[0];
         assert_eq!((row.bytes, row.requests, row.online), (1000, 3, 1));
         assert_eq!(row.codes, vec![(200, 2), (403, 1)]);
         assert_eq!((r.clients[0].requests, r.clients[0].failed), (3, 1));
+        let (lines, dropped) = plays.take_lines();
+        assert_eq!(dropped, 0);
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "1970-01-01 08:00:00 127.0.0.1 play.example.com hls live/cam 200 300 0",
+                "1970-01-01 08:00:00 127.0.0.1 play.example.com hls live/cam 200 700 0",
+                "1970-01-01 08:00:00 127.0.0.1 play.example.com hls live/cam 403 0 0",
+            ]
+        );
+        assert!(plays.take_lines().0.is_empty());
     }
 }

@@ -283,6 +283,62 @@ fn play_statistics_count_the_bytes_players_got_the_peak_players_and_each_answer(
         .max();
     assert_eq!(most, Some(1), "one push at a time");
 
+    // The hourly access log: one line per play as it ended, and the 404.
+    let beijing_window = json!({
+        "StartTime": livestack_api::time::beijing(started - 3600),
+        "EndTime": livestack_api::time::beijing(now() + 60),
+        "PlayDomains": ["play.example.com"],
+    });
+    let mut lines: Vec<String> = Vec::new();
+    let logged = wait_until(Duration::from_secs(10), || {
+        let list = server.api("DescribeLogDownloadList", beijing_window.clone());
+        lines = list.ok()["LogInfoList"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|f| {
+                let (_, body) = crate::llhls::get(f["LogUrl"].as_str().unwrap_or(""));
+                String::from_utf8_lossy(&body)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.len() >= 3
+    });
+    assert!(logged, "access log lines: {lines:?}");
+    let flv: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f.get(4) == Some(&"flv") && f.get(5) == Some(&"live/watched"))
+        .collect();
+    assert_eq!(flv.len(), 2, "{lines:?}");
+    let logged_bytes: u64 = flv
+        .iter()
+        .filter(|f| f.get(6) == Some(&"200"))
+        .filter_map(|f| f.get(7)?.parse::<u64>().ok())
+        .sum();
+    // The server counts the response head too; curl saves the body.
+    assert!(
+        (received..=received + 2 * 1024).contains(&logged_bytes),
+        "logged {logged_bytes} bytes, the players saved {received}: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" 127.0.0.1 play.example.com flv live/absent 404 0 ")),
+        "{lines:?}"
+    );
+    server
+        .api(
+            "DescribeLogDownloadList",
+            with(
+                beijing_window.clone(),
+                json!({"PlayDomains": ["nowhere.example.com"]}),
+            ),
+        )
+        .expect_code("ResourceNotFound.DomainNotExist");
+
     // The day's flux by stream (Beijing date).
     let day = &beijing(now())[..10];
     let daily = server.api("DescribeStreamDayPlayInfoList", json!({"DayTime": day}));
