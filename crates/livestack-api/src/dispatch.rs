@@ -21,7 +21,7 @@ macro_rules! actions {
         pub const $table: &[&str] = &[$(stringify!($name),)*];
 
         /// Runs the handler of `action` on checked parameters.
-        async fn $run(cx: Cx, action: &str, params: Value) -> ApiResult<Value> {
+        async fn $run(cx: Cx, action: &str, params: Value) -> ApiResult<Vec<u8>> {
             match action {
                 $(stringify!($name) => call(cx, params, $handler).await,)*
                 _ => Err(unsupported(action)),
@@ -38,13 +38,14 @@ fn unsupported(action: &str) -> ApiError {
     )
 }
 
-/// Runs the handler of `action` of `service` on checked parameters.
+/// Runs the handler of `action` of `service` on checked parameters: the
+/// response as a serialized JSON object.
 pub(crate) async fn dispatch(
     cx: Cx,
     service: &livestack_model::schema::Service,
     action: &str,
     params: Value,
-) -> ApiResult<Value> {
+) -> ApiResult<Vec<u8>> {
     match service.name {
         "live" => run_live(cx, action, params).await,
         "cam" => run_cam(cx, action, params).await,
@@ -381,7 +382,9 @@ pub const CORE: &[&str] = &[
     "UpdateLiveWatermark",
 ];
 
-async fn call<Req, Resp, F, Fut>(cx: Cx, params: Value, handler: F) -> ApiResult<Value>
+/// Runs `handler` on `params` and answers its response as a serialized
+/// JSON object, straight from the typed value (no `Value` in between).
+async fn call<Req, Resp, F, Fut>(cx: Cx, params: Value, handler: F) -> ApiResult<Vec<u8>>
 where
     Req: DeserializeOwned,
     Resp: Serialize,
@@ -398,7 +401,7 @@ where
         // A read-only action ran to completion: it would have succeeded.
         return Err(ApiError::bare(ErrorCode::DryRunOperation));
     }
-    serde_json::to_value(resp).map_err(|e| ApiError::internal(ErrorCode::InternalError, e))
+    serde_json::to_vec(&resp).map_err(|e| ApiError::internal(ErrorCode::InternalError, e))
 }
 
 #[cfg(test)]

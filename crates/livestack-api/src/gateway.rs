@@ -21,7 +21,7 @@ use futures_util::FutureExt;
 use http_body_util::{BodyExt, Limited};
 use livestack_model::schema::{self, ActionSchema, Service};
 use livestack_store::Store;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::Instrument as _;
 
 use crate::auth::{self, Authenticated, Authenticator, Params, RawRequest};
@@ -274,7 +274,8 @@ struct Peer(std::net::IpAddr);
 struct Outcome {
     lang: Lang,
     action: Option<&'static str>,
-    result: ApiResult<Value>,
+    /// The response as a serialized JSON object, or the error.
+    result: ApiResult<Vec<u8>>,
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
@@ -364,22 +365,36 @@ fn log(request_id: &str, outcome: &Outcome) {
 }
 
 fn envelope(request_id: &str, trace_id: Option<HeaderValue>, outcome: Outcome) -> Response<Body> {
-    let mut inner = match outcome.result {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => Map::new(),
-        Err(e) => {
-            let mut map = Map::new();
-            let mut error = Map::new();
-            error.insert("Code".into(), Value::from(e.code.as_str()));
-            error.insert("Message".into(), Value::from(e.message(outcome.lang)));
-            map.insert("Error".into(), Value::Object(error));
-            map
+    // `{"Response":{<the response's fields, or "Error">,"RequestId":…}}`,
+    // written around the handler's serialized response rather than
+    // through a `Value` (the response is already a JSON object).
+    let mut body = Vec::with_capacity(128);
+    body.extend_from_slice(b"{\"Response\":{");
+    match outcome.result {
+        Ok(object) => {
+            let fields = object
+                .strip_prefix(b"{")
+                .and_then(|o| o.strip_suffix(b"}"))
+                .unwrap_or_default();
+            if !fields.is_empty() {
+                body.extend_from_slice(fields);
+                body.push(b',');
+            }
         }
-    };
-    inner.insert("RequestId".into(), Value::from(request_id));
-    let mut root = Map::new();
-    root.insert("Response".into(), Value::Object(inner));
-    let body = serde_json::to_vec(&Value::Object(root)).unwrap_or_default();
+        Err(e) => {
+            let error = serde_json::json!({
+                "Code": e.code.as_str(),
+                "Message": e.message(outcome.lang),
+            });
+            body.extend_from_slice(b"\"Error\":");
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut body, &error);
+            body.push(b',');
+        }
+    }
+    body.extend_from_slice(b"\"RequestId\":");
+    let _ = serde_json::to_writer(&mut body, request_id);
+    body.extend_from_slice(b"}}");
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(
@@ -533,7 +548,7 @@ async fn execute(
     request_id: &str,
     now: i64,
     peer: Option<std::net::IpAddr>,
-) -> ApiResult<Value> {
+) -> ApiResult<Vec<u8>> {
     let input = service.find_struct(schema.input).ok_or_else(|| {
         ApiError::internal(
             ErrorCode::InternalError,

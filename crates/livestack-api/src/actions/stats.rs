@@ -199,6 +199,18 @@ fn counted(m: &Minute, service: Option<&str>) -> bool {
     service.is_none_or(|s| m.protocol().is_some_and(|p| p.service() == s))
 }
 
+/// `Granularity` 1 (one minute), the only one the per-minute queries take.
+fn one_minute(granularity: u64) -> ApiResult<()> {
+    if granularity == 1 {
+        return Ok(());
+    }
+    Err(bad(
+        ErrorCode::InvalidParameterValue,
+        format!("Granularity must be 1 (one minute), not {granularity}."),
+        format!("Granularity 取值须为 1（1 分钟），当前为 {granularity}。"),
+    ))
+}
+
 /// Page number and size within their documented ranges.
 fn page(
     num: Option<u64>,
@@ -297,18 +309,12 @@ pub async fn describe_stream_play_info_list(
         span.to,
     )
     .await?;
-    let points = slots(span.from, span.to, MINUTE, 0);
-    let mut sums = vec![(0u64, 0u64, 0u64); points.len()];
-    for m in rows
-        .iter()
+    let rows: Vec<Minute> = rows
+        .into_iter()
         .filter(|m| counted(m, service) && stream.as_deref().is_none_or(|s| s == m.stream))
-    {
-        if let Some(i) = slot_of(&points, m.minute) {
-            sums[i].0 += m.bytes;
-            sums[i].1 += m.requests;
-            sums[i].2 += m.online;
-        }
-    }
+        .collect();
+    let points = slots(span.from, span.to, MINUTE, 0);
+    let sums = per_minute(&rows, &points);
     Ok(DescribeStreamPlayInfoListResponse {
         data_info_list: points
             .iter()
@@ -901,19 +907,7 @@ pub async fn describe_play_error_code_detail_info_list(
     req: DescribePlayErrorCodeDetailInfoListRequest,
 ) -> ApiResult<DescribePlayErrorCodeDetailInfoListResponse> {
     let code = ErrorCode::InvalidParameterValue;
-    if req.granularity != 1 {
-        return Err(bad(
-            code,
-            format!(
-                "Granularity must be 1 (one minute), not {}.",
-                req.granularity
-            ),
-            format!(
-                "Granularity 取值须为 1（1 分钟），当前为 {}。",
-                req.granularity
-            ),
-        ));
-    }
+    one_minute(req.granularity)?;
     let classes: Vec<usize> = req
         .stat_type
         .split(',')
@@ -1414,19 +1408,7 @@ pub async fn describe_province_isp_play_info_list(
     req: DescribeProvinceIspPlayInfoListRequest,
 ) -> ApiResult<DescribeProvinceIspPlayInfoListResponse> {
     let code = ErrorCode::InvalidParameterValue;
-    if req.granularity != 1 {
-        return Err(bad(
-            code,
-            format!(
-                "Granularity must be 1 (one minute), not {}.",
-                req.granularity
-            ),
-            format!(
-                "Granularity 取值须为 1（1 分钟），当前为 {}。",
-                req.granularity
-            ),
-        ));
-    }
+    one_minute(req.granularity)?;
     let value: fn(u64, u64, u64) -> f64 = match req.stat_type.as_str() {
         "Bandwidth" => |b, _, _| mbps(b, MINUTE),
         "FluxPerSecond" => |b, _, _| mb(b) / 60.0,
