@@ -226,6 +226,7 @@ actions! {
     DescribeLiveTranscodeTotalInfo => crate::actions::stats::describe_live_transcode_total_info,
     DescribeTranscodeTaskNum => crate::actions::stats::describe_transcode_task_num,
     DescribeLogDownloadList => crate::actions::stats::describe_log_download_list,
+    DescribeDeliverBandwidthList => crate::actions::stats::describe_deliver_bandwidth_list,
     // bookkeeping of processing
     DescribeScreenShotSheetNumList => crate::actions::usage::describe_screen_shot_sheet_num_list,
     DescribeConcurrentRecordStreamNum => crate::actions::usage::describe_concurrent_record_stream_num,

@@ -591,6 +591,8 @@ pub struct PlayStats {
     pub streams: Vec<PlayRow>,
     /// By client address.
     pub clients: Vec<ClientRow>,
+    /// Bytes relay tasks pushed out (CSS's 转推), by account.
+    pub delivered: Vec<(AccountId, u64)>,
 }
 
 /// What a transcoding job makes, for the transcoding statistics.

@@ -49,6 +49,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (22, include_str!("migrations/0022_cam_roles.sql")),
     (23, include_str!("migrations/0023_play_stats.sql")),
     (24, include_str!("migrations/0024_transcode_spans.sql")),
+    (25, include_str!("migrations/0025_deliver_minutes.sql")),
 ];
 
 /// Migrations that mean something on PostgreSQL only (their files end in

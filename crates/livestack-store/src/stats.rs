@@ -4,7 +4,8 @@
 //! [`KEEP_MINUTES_SECS`]) and `play_clients` (per client address, kept
 //! [`KEEP_CLIENTS_SECS`]) tables: reports add to a minute's row (bytes,
 //! requests and answers add up; `online` keeps the minute's largest
-//! count). Must not: be written on the media path (the API's event
+//! count), and `deliver_minutes` (bytes relay tasks pushed out, kept
+//! [`KEEP_DELIVERED_SECS`]). Must not: be written on the media path (the API's event
 //! recorder writes what the media plane reports).
 
 use crate::db::Connection;
@@ -19,6 +20,10 @@ pub const KEEP_MINUTES_SECS: i64 = 31 * 86_400;
 /// How long per-address statistics are kept (the day
 /// `DescribeTopClientIpSumInfoList` looks back).
 pub const KEEP_CLIENTS_SECS: i64 = 86_400;
+
+/// How long relay bandwidth is kept (the three months
+/// `DescribeDeliverBandwidthList` looks back).
+pub const KEEP_DELIVERED_SECS: i64 = 93 * 86_400;
 
 /// The HTTP codes counted one by one (CSS's `PlayCodeTotalInfo`).
 pub const CODES: [u16; 7] = [400, 403, 404, 500, 502, 503, 504];
@@ -143,6 +148,18 @@ pub fn add(conn: &Connection, report: &PlayStats) -> StoreResult<()> {
             ],
         )?;
     }
+    for (account, bytes) in &report.delivered {
+        conn.execute(
+            "INSERT INTO deliver_minutes (account_id, minute, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account_id, minute) DO UPDATE SET
+                 bytes = deliver_minutes.bytes + excluded.bytes",
+            params![account.0, report.minute, i(*bytes)],
+        )?;
+    }
+    conn.execute(
+        "DELETE FROM deliver_minutes WHERE minute < ?1",
+        [report.minute - KEEP_DELIVERED_SECS],
+    )?;
     conn.execute(
         "DELETE FROM play_minutes WHERE minute < ?1",
         [report.minute - KEEP_MINUTES_SECS],
@@ -245,4 +262,22 @@ pub fn clients(
         e.failed += c.failed;
     }
     Ok(by_ip.into_values().collect())
+}
+
+/// Bytes relay tasks of `account` pushed out per minute in `from..=to`
+/// (Unix seconds of minute starts): (minute, bytes), oldest first.
+pub fn delivered(
+    conn: &Connection,
+    account: AccountId,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<(i64, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT minute, bytes FROM deliver_minutes
+         WHERE account_id = ?1 AND minute >= ?2 AND minute <= ?3 ORDER BY minute",
+    )?;
+    let rows = stmt.query_map(params![account.0, from, to], |r| {
+        Ok((r.get::<i64>(0)?, u(r.get(1)?)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -8,7 +8,8 @@
 //! `DescribeUploadStreamNums`; from the transcoding jobs' spans,
 //! `DescribeLiveTranscodeDetailInfo`, `DescribeLiveTranscodeTotalInfo` and
 //! `DescribeTranscodeTaskNum`; and the hourly access logs,
-//! `DescribeLogDownloadList`.
+//! `DescribeLogDownloadList`; what relay tasks pushed out,
+//! `DescribeDeliverBandwidthList`.
 //!
 //! Owns: each action's windows, granularities, paging, units (bandwidth in
 //! Mbit/s, flux in MB of 10^6 bytes, as the push statistics), and the
@@ -22,6 +23,10 @@
 use std::collections::BTreeMap;
 
 use livestack_core::media::PlayProtocol;
+use livestack_model::{
+    BandwidthInfo, DescribeDeliverBandwidthListRequest, DescribeDeliverBandwidthListResponse,
+    DescribeLogDownloadListRequest, DescribeLogDownloadListResponse, LogInfo,
+};
 use livestack_model::{
     BillDataInfo, ClientIpPlaySumInfo, ConcurrentRecordStreamNum, DayStreamPlayInfo,
     DescribeAllStreamPlayInfoListRequest, DescribeAllStreamPlayInfoListResponse,
@@ -50,7 +55,6 @@ use livestack_model::{
     DescribeGroupProIspPlayInfoListResponse, DescribeProvinceIspPlayInfoListRequest,
     DescribeProvinceIspPlayInfoListResponse, GroupProIspDataInfo, PlayStatInfo,
 };
-use livestack_model::{DescribeLogDownloadListRequest, DescribeLogDownloadListResponse, LogInfo};
 use livestack_store::stats::{self, Minute, CODES};
 
 use crate::cx::Cx;
@@ -1512,6 +1516,53 @@ pub async fn describe_log_download_list(
                 file_size: i64::try_from(f.size).unwrap_or(i64::MAX),
             })
             .collect(),
+    })
+}
+
+/// Bandwidth of what relay tasks pushed out (CSS's 转推), per 5 minutes
+/// for a window of a day or less, per hour beyond (a month at most,
+/// within the last three).
+pub async fn describe_deliver_bandwidth_list(
+    cx: Cx,
+    req: DescribeDeliverBandwidthListRequest,
+) -> ApiResult<DescribeDeliverBandwidthListResponse> {
+    let span = span(
+        &cx,
+        &req.start_time,
+        &req.end_time,
+        31 * DAY,
+        93 * DAY,
+        ErrorCode::InvalidParameterValue,
+    )?;
+    let step = if span.to - span.from <= DAY {
+        5 * MINUTE
+    } else {
+        HOUR
+    };
+    let account = cx.account;
+    let (from, to) = (span.from.div_euclid(MINUTE) * MINUTE, span.to);
+    let rows = cx
+        .store
+        .run(move |c| stats::delivered(c, account, from, to))
+        .await?;
+    let starts = slots(span.from, span.to, step, 0);
+    let mut bytes = vec![0u64; starts.len()];
+    for (minute, b) in rows {
+        if let Some(k) = slot_of(&starts, minute) {
+            bytes[k] += b;
+        }
+    }
+    Ok(DescribeDeliverBandwidthListResponse {
+        data_info_list: Some(
+            starts
+                .iter()
+                .zip(bytes)
+                .map(|(t, b)| BandwidthInfo {
+                    time: utc_iso(*t),
+                    bandwidth: mbps(b, step),
+                })
+                .collect(),
+        ),
     })
 }
 

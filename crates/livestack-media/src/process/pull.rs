@@ -419,7 +419,19 @@ impl PullJob {
                     Arc::clone(&plan),
                     run.clone(),
                 );
+                // What ffmpeg has written to the target (`total_size=`),
+                // counted for the relay bandwidth statistics.
+                let written = std::sync::atomic::AtomicU64::new(0);
                 ffmpeg.observe(Box::new(move |line| {
+                    if let Some(total) = line
+                        .strip_prefix("total_size=")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                    {
+                        let before = written.swap(total, std::sync::atomic::Ordering::Relaxed);
+                        job.inner
+                            .plays
+                            .delivered(job.task.account, total.saturating_sub(before));
+                    }
                     let Some(value) = progress_value(line) else {
                         return false;
                     };
@@ -1070,6 +1082,8 @@ fn picture_args(still: &str, out: &[String]) -> Vec<String> {
         "-loglevel",
         "warning",
         "-nostats",
+        "-progress",
+        "pipe:2",
         "-re",
         "-loop",
         "1",
@@ -1100,6 +1114,9 @@ fn live_args(source: &str, enc: &Encoding, out: &[String]) -> Vec<String> {
         "-loglevel",
         "warning",
         "-nostats",
+        // How much it has pushed (`total_size=`): the relay bandwidth.
+        "-progress",
+        "pipe:2",
         "-protocol_whitelist",
         PROTOCOLS,
         "-rw_timeout",

@@ -145,6 +145,8 @@ struct State {
     sessions: Vec<(Arc<Tally>, u64)>,
     /// HLS clients seen this minute, per stream: HLS's "online".
     hls_seen: HashSet<(PlayKey, IpAddr)>,
+    /// Bytes relay tasks pushed out, by account.
+    delivered: HashMap<AccountId, u64>,
     /// Access log lines not written yet.
     lines: Vec<AccessLine>,
     /// Lines dropped since the last flush (over [`MAX_PENDING_LINES`]).
@@ -247,6 +249,13 @@ impl Plays {
         client.failed += 1;
     }
 
+    /// `bytes` more pushed out by a relay task of `account`.
+    pub(crate) fn delivered(&self, account: AccountId, bytes: u64) {
+        if bytes > 0 {
+            *self.lock().delivered.entry(account).or_default() += bytes;
+        }
+    }
+
     /// What happened since the last flush, as of Unix second `now`: the
     /// attached players' new bytes and their number now. At a new minute
     /// the counting starts over; the report is of the minute it counted.
@@ -323,12 +332,15 @@ impl Plays {
                     failed: c.failed,
                 })
                 .collect(),
+            delivered: s.delivered.drain().collect(),
         };
         if minute != s.minute {
             s.minute = minute;
             s.hls_seen.clear();
         }
-        (!report.streams.is_empty() || !report.clients.is_empty()).then_some(report)
+        let empty =
+            report.streams.is_empty() && report.clients.is_empty() && report.delivered.is_empty();
+        (!empty).then_some(report)
     }
 
     /// The access log lines since the last call, and how many were dropped.

@@ -30,8 +30,10 @@ const PUSH: &str = "push.example.com";
 
 /// A server whose relay tasks may pull from this machine.
 fn relay_server() -> (Server, tempfile::TempDir) {
+    // (The first line belongs to `[media]`: statistics reported each
+    // second, for the relay bandwidth.)
     recording_server_with(
-        "[fetch]\nallow = [\"127.0.0.0/8\"]\n[callbacks]\ntimeout_secs = 5\nretry_interval_secs = 1\n",
+        "play_stats_flush_secs = 1\n[fetch]\nallow = [\"127.0.0.0/8\"]\n[callbacks]\ntimeout_secs = 5\nretry_interval_secs = 1\n",
     )
 }
 
@@ -121,6 +123,27 @@ fn a_relay_task_pulls_a_live_stream_into_a_listed_stream_until_paused_or_deleted
     assert_eq!(
         metric("livestack_jobs_running", json!({"kind": "pull"})),
         1.0
+    );
+    // What it pushes out is counted as relay (转推) bandwidth: at the
+    // stream's bitrate (600 + 64 kbit/s), far from nothing.
+    let mut delivered = 0.0;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let list = server.api(
+                "DescribeDeliverBandwidthList",
+                json!({"StartTime": iso(now() - 600), "EndTime": iso(now() + 60)}),
+            );
+            delivered = list.ok()["DataInfoList"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["Bandwidth"].as_f64())
+                .sum::<f64>()
+                * 300.0
+                / 8.0;
+            delivered > 200_000.0 / 1e6
+        }),
+        "relay bandwidth: {delivered} MB"
     );
     let online = server.api("DescribeLiveStreamOnlineList", json!({"DomainName": PUSH}));
     let names: Vec<&str> = online.ok()["OnlineInfo"]
