@@ -4,14 +4,17 @@
 // preview, forbids it and sees it go. Prints one JSON line with what it
 // saw; keeps screenshots. Used by tests/it/console.rs.
 //
-// Usage: node browser_console.js CONSOLE_URL SECRET_ID SECRET_KEY STREAM SHOT_DIR
+// Usage: node browser_console.js CONSOLE_URL SECRET_ID SECRET_KEY STREAM SHOT_DIR [readonly]
 // Output: {"domainAdded", "videoWidth", "videoHeight", "advanced",
 //          "stored" (what sessionStorage and localStorage hold), "gone", "error"}
+// `readonly`: the key may only read; the script signs in, sees the
+// stream listed, tries to add a domain and reports what the page said:
+// {"listed", "refusal"}.
 const path = require("path");
 const { launch, run } = require("./chromium");
 
 async function main() {
-  const [url, secretId, secretKey, stream, shots] = process.argv.slice(2);
+  const [url, secretId, secretKey, stream, shots, mode] = process.argv.slice(2);
   const browser = await launch();
   const errors = [];
   try {
@@ -31,6 +34,22 @@ async function main() {
       session: sessionStorage.length,
       local: localStorage.length,
     }));
+
+    if (mode === "readonly") {
+      const listed = await page
+        .locator("tr", { hasText: `live/${stream}` })
+        .waitFor({ timeout: 15000 })
+        .then(() => true, () => false);
+      await page.click("a[data-tab=domains]");
+      await page.waitForSelector("input[name=domain]");
+      await page.fill("input[name=domain]", "play2.example.com");
+      await page.click("form.inline button[type=submit]");
+      await page.waitForFunction(() => document.querySelector("p.status")?.textContent, null, { timeout: 10000 });
+      const refusal = await page.textContent("p.status");
+      await page.screenshot({ path: path.join(shots, "console-readonly.png") });
+      console.log(JSON.stringify({ listed, refusal, error: errors[0] || null }));
+      return;
+    }
 
     // Add the play domain.
     await page.click("a[data-tab=domains]");

@@ -72,3 +72,61 @@ fn the_console_signs_in_adds_a_domain_previews_a_live_stream_and_forbids_it() {
         std::fs::copy(shots.join("console-streams.png"), docs).expect("copy the screenshot");
     }
 }
+
+#[test]
+fn a_read_only_sub_account_sees_the_streams_in_the_console_and_is_refused_a_change() {
+    let server = Server::start();
+    add(&server, "push.example.com", 0);
+    server
+        .api(
+            "ModifyLivePushAuthKey",
+            json!({"DomainName": "push.example.com", "Enable": 0}),
+        )
+        .ok();
+    let user = crate::access::add_user(&server, "viewer");
+    let list = server.cam("ListPolicies", json!({"Scope": "QCS", "Rp": 200}));
+    let read_only = list.ok()["List"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["PolicyName"] == "QcloudLIVEReadOnlyAccess")
+        .and_then(|p| p["PolicyId"].as_u64())
+        .expect("the read-only preset");
+    crate::access::attach(&server, &user, read_only);
+    let _publisher = Publisher::start(
+        &format!(
+            "rtmp://{}/live/watched?domain=push.example.com",
+            server.rtmp
+        ),
+        60,
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || state(&server, "watched")
+            == "active"),
+        "the stream never went live"
+    );
+    let shots = artifact("console");
+    std::fs::create_dir_all(&shots).expect("shots dir");
+    let page = format!("http://{}/console/", server.addr);
+    let seen = browser(
+        "browser_console.js",
+        &[
+            page.as_ref(),
+            user.secret_id.as_ref(),
+            user.secret_key.as_ref(),
+            "watched".as_ref(),
+            shots.as_os_str(),
+            "readonly".as_ref(),
+        ],
+    );
+    assert_eq!(seen["listed"], true, "{seen}");
+    let refusal = seen["refusal"].as_str().unwrap_or("");
+    assert!(
+        refusal.contains("AuthFailure.UnauthorizedOperation")
+            && refusal.contains("live:AddLiveDomain"),
+        "{refusal}"
+    );
+    // Nothing was added.
+    let domains = server.api("DescribeLiveDomains", json!({}));
+    assert_eq!(domains.ok()["AllCount"], 1);
+}

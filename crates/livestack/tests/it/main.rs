@@ -7,7 +7,7 @@
 // Test helpers are `pub` for the sibling modules; the binary exports nothing.
 #![allow(unreachable_pub)]
 
-mod access;
+pub(crate) mod access;
 mod access_clients;
 pub(crate) mod backup_streams;
 mod browser;
