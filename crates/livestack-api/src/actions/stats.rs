@@ -57,6 +57,7 @@ use livestack_model::{
 };
 use livestack_store::stats::{self, Minute, CODES};
 
+use super::check::{check_enum, not_one_of, recode};
 use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::time::{beijing, parse_time, utc_iso};
@@ -170,16 +171,25 @@ fn domains(list: Option<Vec<String>>) -> Vec<String> {
         .collect()
 }
 
+/// `value` is one of `allowed`; otherwise the shared
+/// [`not_one_of`] refusal, under the action's own `code`.
+fn one_of(name: &str, value: &str, allowed: &[&str], code: ErrorCode) -> ApiResult<()> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(recode(not_one_of(name, value, allowed), code))
+    }
+}
+
 /// Whether rows of `zone` are livestack's (`None`, `""`, `Mainland`,
 /// `China`, `Global`) or none of them (`Oversea`, `Foreign`).
 fn zone(value: Option<&str>, code: ErrorCode) -> ApiResult<bool> {
     match value.unwrap_or("") {
         "" | "Mainland" | "China" | "Global" => Ok(true),
         "Oversea" | "Foreign" => Ok(false),
-        other => Err(bad(
+        other => Err(recode(
+            not_one_of("MainlandOrOversea", other, &["Mainland", "Oversea"]),
             code,
-            format!("MainlandOrOversea must be Mainland or Oversea, not `{other}`."),
-            format!("MainlandOrOversea 取值须为 Mainland 或 Oversea，当前为 `{other}`。"),
         )),
     }
 }
@@ -191,11 +201,7 @@ fn service(value: Option<&str>) -> ApiResult<Option<&'static str>> {
         "" => Ok(None),
         "LVB" => Ok(Some("LVB")),
         "LEB" => Ok(Some("LEB")),
-        other => Err(bad(
-            ErrorCode::InvalidParameterValue,
-            format!("ServiceName must be LVB or LEB, not `{other}`."),
-            format!("ServiceName 取值须为 LVB 或 LEB，当前为 `{other}`。"),
-        )),
+        other => Err(not_one_of("ServiceName", other, &["LVB", "LEB"])),
     }
 }
 
@@ -717,25 +723,15 @@ pub async fn describe_visit_top_sum_info_list(
 ) -> ApiResult<DescribeVisitTopSumInfoListResponse> {
     let code = ErrorCode::InvalidParameterValue;
     let span = span(&cx, &req.start_time, &req.end_time, 4 * HOUR, DAY, code)?;
-    let by_domain = match req.top_index.as_str() {
-        "Domain" => true,
-        "StreamId" => false,
-        other => {
-            return Err(bad(
-                code,
-                format!("TopIndex must be Domain or StreamId, not `{other}`."),
-                format!("TopIndex 取值须为 Domain 或 StreamId，当前为 `{other}`。"),
-            ))
-        }
-    };
+    one_of("TopIndex", &req.top_index, &["Domain", "StreamId"], code)?;
+    let by_domain = req.top_index == "Domain";
     let order = req.order_param.unwrap_or_else(|| "TotalRequest".to_owned());
-    if !["AvgFluxPerSecond", "TotalRequest", "TotalFlux"].contains(&order.as_str()) {
-        return Err(bad(
-            code,
-            format!("OrderParam must be AvgFluxPerSecond, TotalRequest or TotalFlux, not `{order}`."),
-            format!("OrderParam 取值须为 AvgFluxPerSecond、TotalRequest 或 TotalFlux，当前为 `{order}`。"),
-        ));
-    }
+    one_of(
+        "OrderParam",
+        &order,
+        &["AvgFluxPerSecond", "TotalRequest", "TotalFlux"],
+        code,
+    )?;
     let (num, size) = page(req.page_num, req.page_size, 20, (1, 1000), code)?;
     let rows = minutes(&cx, domains(req.play_domains), span.from, span.to).await?;
     let mut sums: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -796,15 +792,12 @@ pub async fn describe_top_client_ip_sum_info_list(
     let code = ErrorCode::InvalidParameter;
     let span = span(&cx, &req.start_time, &req.end_time, 4 * HOUR, DAY, code)?;
     let order = req.order_param.unwrap_or_else(|| "TotalRequest".to_owned());
-    if !["TotalRequest", "FailedRequest", "TotalFlux"].contains(&order.as_str()) {
-        return Err(bad(
-            code,
-            format!("OrderParam must be TotalRequest, FailedRequest or TotalFlux, not `{order}`."),
-            format!(
-                "OrderParam 取值须为 TotalRequest、FailedRequest 或 TotalFlux，当前为 `{order}`。"
-            ),
-        ));
-    }
+    one_of(
+        "OrderParam",
+        &order,
+        &["TotalRequest", "FailedRequest", "TotalFlux"],
+        code,
+    )?;
     let (num, size) = page(req.page_num, req.page_size, 20, (1, 1000), code)?;
     let ours = zone(req.mainland_or_oversea.as_deref(), code)?;
     let account = cx.account;
@@ -979,16 +972,12 @@ pub async fn describe_play_error_code_sum_info_list(
     let span = span(&cx, &req.start_time, &req.end_time, DAY, DAY, code)?;
     let (num, size) = page(req.page_num, req.page_size, 20, (1, 1000), code)?;
     let ours = zone(req.mainland_or_oversea.as_deref(), code)?;
-    match req.group_type.as_deref().unwrap_or("CountryProIsp") {
-        "CountryProIsp" | "Country" => {}
-        other => {
-            return Err(bad(
-                code,
-                format!("GroupType must be CountryProIsp or Country, not `{other}`."),
-                format!("GroupType 取值须为 CountryProIsp 或 Country，当前为 `{other}`。"),
-            ))
-        }
-    }
+    one_of(
+        "GroupType",
+        req.group_type.as_deref().unwrap_or("CountryProIsp"),
+        &["CountryProIsp", "Country"],
+        code,
+    )?;
     let rows = if ours {
         minutes(&cx, domains(req.play_domains), span.from, span.to).await?
     } else {
@@ -1044,19 +1033,12 @@ pub async fn describe_pro_isp_play_sum_info_list(
     req: DescribeProIspPlaySumInfoListRequest,
 ) -> ApiResult<DescribeProIspPlaySumInfoListResponse> {
     let code = ErrorCode::InvalidParameterValue;
-    if !["Province", "Isp", "CountryOrArea"].contains(&req.stat_type.as_str()) {
-        return Err(bad(
-            code,
-            format!(
-                "StatType must be Province, Isp or CountryOrArea, not `{}`.",
-                req.stat_type
-            ),
-            format!(
-                "StatType 取值须为 Province、Isp 或 CountryOrArea，当前为 `{}`。",
-                req.stat_type
-            ),
-        ));
-    }
+    one_of(
+        "StatType",
+        &req.stat_type,
+        &["Province", "Isp", "CountryOrArea"],
+        code,
+    )?;
     let span = span(&cx, &req.start_time, &req.end_time, DAY, 31 * DAY, code)?;
     let (num, size) = page(req.page_num, req.page_size, 20, (1, 1000), code)?;
     let ours = zone(req.mainland_or_oversea.as_deref(), code)?;
@@ -1462,17 +1444,7 @@ pub async fn describe_log_download_list(
 ) -> ApiResult<DescribeLogDownloadListResponse> {
     let code = ErrorCode::InvalidParameterValue;
     let span = span(&cx, &req.start_time, &req.end_time, 7 * DAY, 31 * DAY, code)?;
-    let leb = match req.is_fast_live.unwrap_or(0) {
-        0 => false,
-        1 => true,
-        other => {
-            return Err(bad(
-                code,
-                format!("IsFastLive must be 0 or 1, not {other}."),
-                format!("IsFastLive 取值须为 0 或 1，当前为 {other}。"),
-            ))
-        }
-    };
+    let leb = check_enum("IsFastLive", req.is_fast_live, &[0, 1])? == Some(1);
     let wanted = domains(Some(req.play_domains));
     if wanted.is_empty() {
         return Err(bad(
