@@ -23,6 +23,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use livestack_core::media::{StreamKey, TimeShiftSession};
@@ -184,6 +185,10 @@ pub(crate) struct TimeShift {
     root: PathBuf,
     max_bytes: u64,
     shelves: Mutex<HashMap<StreamKey, Shelf>>,
+    /// Bytes and segments listed in `shelves`: changed only with its lock
+    /// held, so every segment written need not add up the whole index.
+    bytes: AtomicU64,
+    segments: AtomicUsize,
 }
 
 /// A directory level for an app or stream name: the name itself when it is
@@ -226,11 +231,11 @@ impl TimeShift {
     /// (0: no bound), with what earlier runs left there indexed.
     pub(crate) fn open(root: PathBuf, max_bytes: u64) -> TimeShift {
         let shelves = load(&root);
-        let segments: usize = shelves
+        let (bytes, segments) = shelves
             .values()
             .flat_map(|s| &s.sessions)
-            .map(|s| s.entries.len())
-            .sum();
+            .flat_map(|s| &s.entries)
+            .fold((0, 0), |(b, n), e| (b + e.bytes, n + 1));
         if segments > 0 {
             tracing::info!(
                 streams = shelves.len(),
@@ -243,11 +248,24 @@ impl TimeShift {
             root,
             max_bytes,
             shelves: Mutex::new(shelves),
+            bytes: AtomicU64::new(bytes),
+            segments: AtomicUsize::new(segments),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, Shelf>> {
         self.shelves.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `e` in or out of the totals (with the shelves' lock held).
+    fn count(&self, e: &Entry, added: bool) {
+        if added {
+            self.bytes.fetch_add(e.bytes, Ordering::Relaxed);
+            self.segments.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.bytes.fetch_sub(e.bytes, Ordering::Relaxed);
+            self.segments.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn dir(&self, key: &StreamKey) -> PathBuf {
@@ -322,19 +340,14 @@ impl TimeShift {
                     let cutoff = now_ms - i64::from(s.keep_secs) * 1000;
                     while s.entries.front().is_some_and(|e| e.end_ms() <= cutoff) {
                         if let Some(e) = s.entries.pop_front() {
+                            self.count(&e, false);
                             doomed.push(dir.join(format!("{}.ts", e.seq)));
                         }
                     }
                 }
             }
             if self.max_bytes > 0 {
-                let mut total: u64 = shelves
-                    .values()
-                    .flat_map(|s| &s.sessions)
-                    .flat_map(|s| &s.entries)
-                    .map(|e| e.bytes)
-                    .sum();
-                while total > self.max_bytes {
+                while self.bytes.load(Ordering::Relaxed) > self.max_bytes {
                     // The oldest segment of any stream goes first.
                     let oldest = shelves
                         .iter_mut()
@@ -345,7 +358,7 @@ impl TimeShift {
                     let Some(e) = session.entries.pop_front() else {
                         break;
                     };
-                    total = total.saturating_sub(e.bytes);
+                    self.count(&e, false);
                     doomed.push(self.dir(key).join(format!("{}.ts", e.seq)));
                 }
             }
@@ -377,12 +390,10 @@ impl TimeShift {
 
     /// Bytes and segments kept now.
     pub(crate) fn usage(&self) -> (u64, usize) {
-        let shelves = self.lock();
-        shelves
-            .values()
-            .flat_map(|s| &s.sessions)
-            .flat_map(|s| &s.entries)
-            .fold((0, 0), |(b, n), e| (b + e.bytes, n + 1))
+        (
+            self.bytes.load(Ordering::Relaxed),
+            self.segments.load(Ordering::Relaxed),
+        )
     }
 
     /// The sessions of `account` with segments kept between Unix seconds
@@ -567,15 +578,10 @@ impl SessionWriter {
             let shelf = shelves.entry(self.key.clone()).or_default();
             if let Some(s) = shelf.sessions.iter_mut().find(|s| s.sid == self.sid) {
                 s.entries.push_back(entry);
+                self.store.count(&entry, true);
             }
             self.store.max_bytes > 0
-                && shelves
-                    .values()
-                    .flat_map(|s| &s.sessions)
-                    .flat_map(|s| &s.entries)
-                    .map(|e| e.bytes)
-                    .sum::<u64>()
-                    > self.store.max_bytes
+                && self.store.bytes.load(Ordering::Relaxed) > self.store.max_bytes
         };
         if over {
             // Keep-time pruning runs on its own; this only makes room.
