@@ -59,7 +59,7 @@ fn add_domain(server: &Server, name: &str, kind: u64) {
 }
 
 /// QcloudLIVEReadOnlyAccess, as ListPolicies names it.
-fn preset_id(server: &Server, name: &str) -> u64 {
+pub(crate) fn preset_id(server: &Server, name: &str) -> u64 {
     let out = server.cam("ListPolicies", json!({"Scope": "QCS", "Rp": 200}));
     out.ok()["List"]
         .as_array()

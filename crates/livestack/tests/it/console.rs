@@ -5,17 +5,14 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::*;
 use crate::media::{add, state, Publisher};
 
-#[test]
-fn the_console_signs_in_adds_a_domain_previews_a_live_stream_and_forbids_it() {
-    assert!(
-        livestack_api::console::built(),
-        "the console is not built into this binary: run `npm ci && npm run build` in console/ (scripts/test does)"
-    );
+/// A server whose push domain takes unsigned pushes, with live/`stream`
+/// pushed for `seconds` and live.
+fn server_with_live(stream: &str, seconds: u32) -> (Server, Publisher) {
     let server = Server::start();
     add(&server, "push.example.com", 0);
     server
@@ -24,30 +21,54 @@ fn the_console_signs_in_adds_a_domain_previews_a_live_stream_and_forbids_it() {
             json!({"DomainName": "push.example.com", "Enable": 0}),
         )
         .ok();
-    let _publisher = Publisher::start(
+    let publisher = Publisher::start(
         &format!(
-            "rtmp://{}/live/console-cam?domain=push.example.com",
+            "rtmp://{}/live/{stream}?domain=push.example.com",
             server.rtmp
         ),
-        90,
+        seconds,
     );
     assert!(
-        wait_until(Duration::from_secs(20), || state(&server, "console-cam")
+        wait_until(Duration::from_secs(20), || state(&server, stream)
             == "active"),
         "the stream never went live"
     );
+    (server, publisher)
+}
+
+/// Runs `browser_console.js` on the server's console with the key
+/// (`id`, `key`) for `stream`, in `mode` when given; screenshots go to
+/// the `console` artifacts.
+fn drive(server: &Server, id: &str, key: &str, stream: &str, mode: Option<&str>) -> Value {
     let shots = artifact("console");
     std::fs::create_dir_all(&shots).expect("shots dir");
     let page = format!("http://{}/console/", server.addr);
-    let seen = browser(
-        "browser_console.js",
-        &[
-            page.as_ref(),
-            server.secret_id.as_ref(),
-            server.secret_key.as_ref(),
-            "console-cam".as_ref(),
-            shots.as_os_str(),
-        ],
+    let mut args = vec![
+        page.as_ref(),
+        id.as_ref(),
+        key.as_ref(),
+        stream.as_ref(),
+        shots.as_os_str(),
+    ];
+    if let Some(mode) = mode {
+        args.push(mode.as_ref());
+    }
+    browser("browser_console.js", &args)
+}
+
+#[test]
+fn the_console_signs_in_adds_a_domain_previews_a_live_stream_and_forbids_it() {
+    assert!(
+        livestack_api::console::built(),
+        "the console is not built into this binary: run `npm ci && npm run build` in console/ (scripts/test does)"
+    );
+    let (server, _publisher) = server_with_live("console-cam", 90);
+    let seen = drive(
+        &server,
+        &server.secret_id,
+        &server.secret_key,
+        "console-cam",
+        None,
     );
     assert_eq!(seen["domainAdded"], true);
     assert_eq!(
@@ -69,55 +90,23 @@ fn the_console_signs_in_adds_a_domain_previews_a_live_stream_and_forbids_it() {
     assert_eq!(domains.ok()["DomainList"][0]["Name"], "play.example.com");
     assert_eq!(state(&server, "console-cam"), "forbid");
     if let Some(docs) = std::env::var_os("LIVESTACK_CONSOLE_SCREENSHOT") {
-        std::fs::copy(shots.join("console-streams.png"), docs).expect("copy the screenshot");
+        std::fs::copy(artifact("console").join("console-streams.png"), docs)
+            .expect("copy the screenshot");
     }
 }
 
 #[test]
 fn a_read_only_sub_account_sees_the_streams_in_the_console_and_is_refused_a_change() {
-    let server = Server::start();
-    add(&server, "push.example.com", 0);
-    server
-        .api(
-            "ModifyLivePushAuthKey",
-            json!({"DomainName": "push.example.com", "Enable": 0}),
-        )
-        .ok();
+    let (server, _publisher) = server_with_live("watched", 60);
     let user = crate::access::add_user(&server, "viewer");
-    let list = server.cam("ListPolicies", json!({"Scope": "QCS", "Rp": 200}));
-    let read_only = list.ok()["List"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["PolicyName"] == "QcloudLIVEReadOnlyAccess")
-        .and_then(|p| p["PolicyId"].as_u64())
-        .expect("the read-only preset");
+    let read_only = crate::access::preset_id(&server, "QcloudLIVEReadOnlyAccess");
     crate::access::attach(&server, &user, read_only);
-    let _publisher = Publisher::start(
-        &format!(
-            "rtmp://{}/live/watched?domain=push.example.com",
-            server.rtmp
-        ),
-        60,
-    );
-    assert!(
-        wait_until(Duration::from_secs(20), || state(&server, "watched")
-            == "active"),
-        "the stream never went live"
-    );
-    let shots = artifact("console");
-    std::fs::create_dir_all(&shots).expect("shots dir");
-    let page = format!("http://{}/console/", server.addr);
-    let seen = browser(
-        "browser_console.js",
-        &[
-            page.as_ref(),
-            user.secret_id.as_ref(),
-            user.secret_key.as_ref(),
-            "watched".as_ref(),
-            shots.as_os_str(),
-            "readonly".as_ref(),
-        ],
+    let seen = drive(
+        &server,
+        &user.secret_id,
+        &user.secret_key,
+        "watched",
+        Some("readonly"),
     );
     assert_eq!(seen["listed"], true, "{seen}");
     let refusal = seen["refusal"].as_str().unwrap_or("");
