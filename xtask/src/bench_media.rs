@@ -752,6 +752,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) database_url: Option<&'a str>,
     /// `--node-name`.
     pub(crate) node_name: Option<&'a str>,
+    /// Lines added to the `[media]` section of its config file.
+    pub(crate) media_config: &'a str,
 }
 
 /// Starts livestack on the server's CPU with a fresh SQLite store and the
@@ -802,9 +804,13 @@ pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<Ru
     if let Some(name) = launch.node_name {
         cmd.args(["--node-name", name]);
     }
+    let mut media = launch.media_config.to_owned();
     if let Some(ms) = env.merge_write_ms {
+        media.push_str(&format!("merge_write_ms = {ms}\n"));
+    }
+    if !media.is_empty() {
         let config = dir.path().join("livestack.toml");
-        std::fs::write(&config, format!("[media]\nmerge_write_ms = {ms}\n"))
+        std::fs::write(&config, format!("[media]\n{media}"))
             .context("cannot write the livestack config")?;
         cmd.arg("--config").arg(&config);
     }

@@ -22,10 +22,14 @@
 //!   ffmpeg command.
 //! - `bench-latency [--rounds N]`: glass-to-glass latency of WebRTC and
 //!   LL-HLS, read back from a clock burnt into the published frames.
+//! - `bench-record [--streams N] [--formats LIST] …`: N live streams
+//!   recorded in-process against the same recordings by an ffmpeg
+//!   process each.
 
 mod bench;
 mod bench_latency;
 mod bench_media;
+mod bench_record;
 mod bench_transcode;
 mod cli;
 mod codegen;
@@ -80,13 +84,15 @@ fn run() -> Result<ExitCode> {
         ["bench-edge", options @ ..] => bench_media::edge::main(&root, options),
         ["bench-transcode", options @ ..] => bench_transcode::main(&root, options),
         ["bench-latency", options @ ..] => bench_latency::main(&root, options),
+        ["bench-record", options @ ..] => bench_record::main(&root, options),
         _ => bail!(
             "usage: cargo xtask codegen [--check]\n       cargo xtask bench-api [--duration SECS] \
              [--connections N] [--rounds R] [--livestack PATH] [--no-build]\n       \
              cargo xtask bench-media [--players LIST] [...]\n       \
              cargo xtask bench-edge --database-url URL [...]\n       \
              cargo xtask bench-transcode [--rounds N] [...]\n       \
-             cargo xtask bench-latency [--rounds N] [...]"
+             cargo xtask bench-latency [--rounds N] [...]\n       \
+             cargo xtask bench-record [--streams N] [...]"
         ),
     }
 }

@@ -514,6 +514,21 @@ impl Segmenter {
         closed
     }
 
+    /// Takes the bytes of the open segment written so far, for a caller
+    /// that writes segments to disk as they grow (so that a crash loses
+    /// only what was not taken yet). The segment keeps its sequence number;
+    /// once closed, its `data` holds only what came after the last take.
+    pub fn take_open(&mut self) -> Option<Segment> {
+        let sequence = self.next_sequence;
+        let cur = self.current.as_mut()?;
+        Some(Segment {
+            sequence,
+            duration_ms: cur.last_ms.saturating_sub(cur.start_ms),
+            discontinuity: cur.discontinuity,
+            data: cur.buf.split().freeze(),
+        })
+    }
+
     /// The segments in the window, oldest first.
     pub fn segments(&self) -> impl Iterator<Item = &Segment> + '_ {
         self.segments.iter()
@@ -672,6 +687,47 @@ pub(crate) mod tests {
             .chunks(PACKET_LEN)
             .map(|p| (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]))
             .collect()
+    }
+
+    #[test]
+    fn a_segment_taken_as_it_grows_joins_up_to_the_segment_cut_whole() {
+        let mut taken = av_segmenter(SegmenterConfig::default());
+        let mut joined = Vec::new();
+        let mut t = 0u32;
+        for second in 0..3u32 {
+            // One second at a time, as the recorder flushes.
+            for i in 0..25 {
+                let at = t + i * 40;
+                taken
+                    .push(TagKind::Video, at, &video((second * 25 + i) % 30 == 0, 0))
+                    .unwrap();
+            }
+            t += 1000;
+            if let Some(open) = taken.take_open() {
+                assert_eq!(open.sequence, if second < 2 { 0 } else { 1 });
+                joined.push(open);
+            }
+        }
+        // Segment 0 closed (at 2.4 s) holds what came after the last take.
+        let closed = taken.segment(0).expect("closed");
+        let mut data: Vec<u8> = joined
+            .iter()
+            .filter(|o| o.sequence == 0)
+            .flat_map(|o| o.data.to_vec())
+            .collect();
+        data.extend_from_slice(&closed.data);
+        assert_eq!(closed.duration_ms, 2400);
+        assert_eq!(data.len() % PACKET_LEN, 0);
+        assert!(joined[0].duration_ms >= 900, "{}", joined[0].duration_ms);
+        // The same frames cut whole (video only here) give a segment of
+        // the same length in packets.
+        let mut video_only = av_segmenter(SegmenterConfig::default());
+        for i in 0..75u32 {
+            video_only
+                .push(TagKind::Video, i * 40, &video(i % 30 == 0, 0))
+                .unwrap();
+        }
+        assert_eq!(video_only.segment(0).expect("cut").data.len(), data.len());
     }
 
     #[test]

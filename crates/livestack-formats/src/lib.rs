@@ -4,7 +4,7 @@
 //! tags ([`flv`]), H.264/H.265/AAC decoder configuration ([`avc`],
 //! [`hevc`], [`aac`]), Annex-B conversion ([`annexb`]), the MPEG-TS muxer
 //! ([`ts`]), its demuxer ([`ts_demux`]) HLS segmenting and playlists ([`hls`]), and LL-HLS with fMP4 parts
-//! ([`fmp4`], [`llhls`]).
+//! ([`fmp4`], [`llhls`]), and plain MP4 from fragments ([`mp4`]).
 //! Must not: do I/O, depend on tokio or any runtime, know about streams,
 //! sessions or configuration beyond plain parameters, or panic on any input
 //! (every parser returns a typed error; the fuzz targets in `fuzz/` check it).
@@ -28,6 +28,7 @@ pub mod fmp4;
 pub mod hevc;
 pub mod hls;
 pub mod llhls;
+pub mod mp4;
 pub mod stun;
 pub mod ts;
 pub mod ts_demux;

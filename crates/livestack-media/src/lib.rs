@@ -108,6 +108,11 @@ pub struct MediaConfig {
     /// domain>/<YYYYMMDDHH>.log`, Beijing hours), served signed at
     /// `/logs/` by the HTTP listener. The binary uses `<data dir>/logs`.
     pub access_log_dir: PathBuf,
+    /// FLV, MP4, HLS and AAC recordings are written in-process from the
+    /// hub; `false` runs an ffmpeg process per recording instead (as
+    /// livestack did before; kept to compare them). MP3 always re-encodes
+    /// with ffmpeg.
+    pub record_in_process: bool,
 }
 
 impl Default for MediaConfig {
@@ -134,6 +139,7 @@ impl Default for MediaConfig {
             timeshift_max_bytes: 10 << 30,
             play_stats_flush: Duration::from_secs(60),
             access_log_dir: std::env::temp_dir().join("livestack-logs"),
+            record_in_process: true,
         }
     }
 }

@@ -312,6 +312,9 @@ pub struct MediaConfig {
     /// minimum if need be: for tests and demonstrations. Unset: each
     /// template's `RecordInterval`.
     pub max_record_interval_secs: Option<u64>,
+    /// FLV, MP4, HLS and AAC recordings are written in-process (`false`:
+    /// an ffmpeg process per recording).
+    pub record_in_process: bool,
     /// Seconds between the push-quality samples of every live push
     /// (`DescribeStreamPushInfoList`).
     pub push_sample_interval_secs: u64,
@@ -342,6 +345,7 @@ impl Default for MediaConfig {
             hls_window: d.hls_window,
             ffmpeg: d.ffmpeg,
             max_record_interval_secs: d.max_record_interval.map(|d| d.as_secs()),
+            record_in_process: d.record_in_process,
             push_sample_interval_secs: d.push_sample_interval.as_secs(),
             metrics_top_streams: d.metrics_top_streams,
             backup_domains: d.backup_domains,
@@ -366,6 +370,7 @@ impl MediaConfig {
             max_record_interval: self
                 .max_record_interval_secs
                 .map(|s| Duration::from_secs(s.max(1))),
+            record_in_process: self.record_in_process,
             push_sample_interval: Duration::from_secs(self.push_sample_interval_secs.max(1)),
             metrics_top_streams: self.metrics_top_streams,
             backup_domains: self

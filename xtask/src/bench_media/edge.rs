@@ -226,6 +226,7 @@ async fn edge_run(opts: &Options, env: &Env, load: Load, single: RunResult) -> R
             cpu: env.pinning.client,
             database_url: Some(&database),
             node_name: Some("origin"),
+            ..Launch::default()
         },
     )
     .await
@@ -237,6 +238,7 @@ async fn edge_run(opts: &Options, env: &Env, load: Load, single: RunResult) -> R
             cpu: env.pinning.server,
             database_url: Some(&database),
             node_name: Some("edge"),
+            ..Launch::default()
         },
     )
     .await

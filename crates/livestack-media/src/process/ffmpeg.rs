@@ -493,7 +493,7 @@ pub(crate) const SEGMENT_LIST: &str = "segments.csv";
 /// The playlist of an HLS recording, in its directory.
 pub(crate) const HLS_PLAYLIST: &str = "index.m3u8";
 /// Seconds per segment of an HLS recording.
-const HLS_SEGMENT_SECS: u32 = 10;
+pub(crate) const HLS_SEGMENT_SECS: u32 = 10;
 
 /// The extension of a recorded file of `format` (HLS: its segments).
 pub(crate) fn record_extension(format: RecordFormat) -> &'static str {

@@ -29,6 +29,7 @@ pub(crate) mod ffmpeg;
 mod mix;
 mod pull;
 mod record;
+mod record_writer;
 mod snapshot;
 pub(crate) mod supervisor;
 mod timeshift;

@@ -44,10 +44,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::ffmpeg::{self, RecordIo, HLS_PLAYLIST, SEGMENT_LIST};
+use super::record_writer;
 use super::supervisor::{Ffmpeg, JobError, JobStatus};
 use super::Job;
 use crate::deliver::notify::{CallbackTarget, RecordExt, RecordFileEvent};
 use crate::deliver::storage::{Destination, StorageError, Stored};
+use crate::stream::hub::FrameKind;
+use crate::stream::live::Live;
 use crate::Inner;
 
 /// The shortest file a recording delivers. CSS's documentation names no
@@ -291,28 +294,13 @@ pub(super) async fn run(
         .inner
         .live(&job.key.source)
         .ok_or_else(|| JobError::Work("the stream is not live".into()))?;
+    if job.inner.config.record_in_process && format != RecordFormat::Mp3 {
+        return run_in_process(job, &s, live, template, format, task).await;
+    }
     let input = job.reader(&job.source_name(s.raw))?;
     let work = |e: std::io::Error| JobError::Work(format!("working directory: {e}"));
     let dir = new_dir(&job.inner.config.work_dir, job.inner.clock.unix_ms()).map_err(work)?;
-    let mut manifest = Manifest {
-        account: job.key.source.account.0,
-        domain: job.domain.clone(),
-        app: job.key.source.app.clone(),
-        stream: job.key.source.stream.clone(),
-        format,
-        template: template.map(|t| t.0),
-        task,
-        task_id: s.task_id.clone(),
-        output: s.output.clone(),
-        to_cos: s.to_cos,
-        raw: s.raw,
-        started_ms: job.inner.clock.unix_ms(),
-        session: live.publisher.session,
-        stream_param: live.publisher.params.clone(),
-        video_codec: String::new(),
-        resolution: String::new(),
-        pid: None,
-    };
+    let mut manifest = manifest(job, &s, &live, template, format, task);
     drop(live);
     let dir_text = dir.to_string_lossy().into_owned();
     let args = ffmpeg::record(&RecordIo {
@@ -336,11 +324,109 @@ pub(super) async fn run(
     if let Err(e) = write_manifest(&dir, &manifest) {
         tracing::warn!(job = %job.label(), "cannot note ffmpeg's pid: {e}");
     }
+    let rec = Recording::new(dir, manifest, Some(Arc::clone(&job.status)));
+    deliver_while(job, rec, format, p.run_until(&job.cancel)).await
+}
 
-    let mut rec = Recording::new(dir, manifest, Some(Arc::clone(&job.status)));
+/// What the recording of `live` by `job` is.
+fn manifest(
+    job: &Job,
+    s: &Settings,
+    live: &Live,
+    template: Option<TemplateId>,
+    format: RecordFormat,
+    task: Option<i64>,
+) -> Manifest {
+    Manifest {
+        account: job.key.source.account.0,
+        domain: job.domain.clone(),
+        app: job.key.source.app.clone(),
+        stream: job.key.source.stream.clone(),
+        format,
+        template: template.map(|t| t.0),
+        task,
+        task_id: s.task_id.clone(),
+        output: s.output.clone(),
+        to_cos: s.to_cos,
+        raw: s.raw,
+        started_ms: job.inner.clock.unix_ms(),
+        session: live.publisher.session,
+        stream_param: live.publisher.params.clone(),
+        video_codec: String::new(),
+        resolution: String::new(),
+        pid: None,
+    }
+}
+
+/// Records in-process ([`record_writer`]): the same directory, manifest
+/// and delivery as an ffmpeg job, without the process. The manifest has
+/// no pid: after a crash, recovery delivers the directory at once.
+async fn run_in_process(
+    job: &Job,
+    s: &Settings,
+    live: Arc<Live>,
+    template: Option<TemplateId>,
+    format: RecordFormat,
+    task: Option<i64>,
+) -> Result<(), JobError> {
+    let name = job.source_name(s.raw);
+    let read = StreamKey {
+        stream: name.clone(),
+        ..job.key.source.clone()
+    };
+    let source = if name == job.key.source.stream {
+        Arc::clone(&live)
+    } else {
+        job.inner
+            .live(&read)
+            .ok_or_else(|| JobError::Work(format!("{name} is not live (yet)")))?
+    };
+    let sub = source.hub.subscribe_internal();
+    let mut manifest = manifest(job, s, &live, template, format, task);
+    drop(live);
+    // The cached GOP happened before now: the first file starts as far
+    // back as the hub's latest timestamp is ahead of its first frame.
+    let latest = source.hub.last_timestamp();
+    let first = sub
+        .start
+        .iter()
+        .find(|f| !f.sequence_header && f.kind != FrameKind::Script)
+        .map_or(latest, |f| f.timestamp);
+    manifest.started_ms -= i64::from(latest.wrapping_sub(first)).min(60_000);
+    let work = |e: std::io::Error| JobError::Work(format!("working directory: {e}"));
+    let dir = new_dir(&job.inner.config.work_dir, job.inner.clock.unix_ms()).map_err(work)?;
+    if let Err(e) = write_manifest(&dir, &manifest) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(work(e));
+    }
+    let label = job.label();
+    let target = record_writer::Target {
+        dir: &dir,
+        format,
+        interval: s.interval,
+        audio_only: s.audio_only,
+        label: &label,
+    };
+    let write = async {
+        record_writer::record(&target, sub, source.cancelled(), &job.cancel)
+            .await
+            .map_err(|e| JobError::Work(format!("cannot write the recording: {e}")))
+    };
+    let rec = Recording::new(dir.clone(), manifest, Some(Arc::clone(&job.status)));
+    deliver_while(job, rec, format, write).await
+}
+
+/// Delivers the files of `rec` as they are whole while `writing` runs,
+/// and the rest when it has ended.
+async fn deliver_while(
+    job: &Job,
+    mut rec: Recording,
+    format: RecordFormat,
+    writing: impl std::future::Future<Output = Result<(), JobError>>,
+) -> Result<(), JobError> {
     let exited = CancellationToken::new();
-    let ffmpeg = async {
-        let r = p.run_until(&job.cancel).await;
+    let writing = async {
+        let r = writing.await;
         exited.cancel();
         r
     };
@@ -358,7 +444,7 @@ pub(super) async fn run(
             }
         }
     };
-    let (result, ()) = tokio::join!(ffmpeg, watch);
+    let (result, ()) = tokio::join!(writing, watch);
     rec.finish(&job.inner).await;
     result
 }
@@ -538,7 +624,9 @@ impl Recording {
     }
 
     /// Rewrites the fragmented MP4 at `path` in place as a plain MP4 with
-    /// its duration and `moov` first ([`ffmpeg::faststart`]). On failure
+    /// its duration and `moov` first: in-process
+    /// ([`record_writer::make_plain`]), or with ffmpeg
+    /// ([`ffmpeg::faststart`]) for a file it cannot read. If both fail,
     /// the fragmented file (which plays, without a known duration) is
     /// delivered as it is, and the log says why.
     async fn faststart(&self, inner: &Inner, path: &Path) {
@@ -546,6 +634,21 @@ impl Recording {
             return;
         };
         let out = path.with_file_name(format!(".{name}.faststart"));
+        let (src, dst) = (path.to_owned(), out.clone());
+        let plain =
+            tokio::task::spawn_blocking(move || record_writer::make_plain(&src, &dst)).await;
+        match plain {
+            Ok(Ok(())) => match tokio::fs::rename(&out, path).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(job = %self.label, file = name, "cannot replace the file: {e}")
+                }
+            },
+            Ok(Err(e)) => {
+                tracing::info!(job = %self.label, file = name, "MP4 not made plain in-process ({e}); trying ffmpeg");
+            }
+            Err(e) => tracing::warn!(job = %self.label, file = name, "MP4 rewrite failed: {e}"),
+        }
         let run = tokio::process::Command::new(&inner.config.ffmpeg)
             .args(ffmpeg::faststart(path, &out))
             .stdin(std::process::Stdio::null())

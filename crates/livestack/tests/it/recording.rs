@@ -586,7 +586,9 @@ fn tokens_on_command_lines() -> Vec<String> {
 
 #[test]
 fn a_token_read_off_a_jobs_command_line_opens_nothing_but_that_jobs_stream() {
-    let (server, _config) = recording_server();
+    // Recordings made by ffmpeg processes (in-process ones have no command
+    // line), as transcoding jobs always are.
+    let (server, _config) = recording_server_with("record_in_process = false\n");
     record_rule(&server, json!({"FlvParam": enabled()}));
     let _cam = push(&server, "cam", 30);
     let _other = push(&server, "other", 30);
