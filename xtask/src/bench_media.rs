@@ -56,7 +56,8 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--warmup SECS] \
-[--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx] [--merge-write-ms MS] \
+[--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx,srs] [--srs PATH] \
+[--merge-write-ms MS] \
 [--ingest rtmp|srt] [--quiet-wait SECS] [--livestack PATH] [--no-build]";
 
 /// The root key livestack is started with.
@@ -88,6 +89,8 @@ const QUIET_BUSY: f64 = 0.15;
 
 // The issue's targets.
 const TARGET_CPU_RATIO: f64 = 0.5;
+/// Issue 17: livestack's CPU per player-second at most this share of SRS's.
+const TARGET_SRS_RATIO: f64 = 0.5;
 const TARGET_RSS_MB: f64 = 150.0;
 /// WebRTC at most this many times RTMP's CPU per player-second (issue 14).
 const TARGET_WEBRTC_RATIO: f64 = 3.0;
@@ -128,6 +131,8 @@ impl Proto {
 pub(crate) enum ServerKind {
     Livestack,
     Nginx,
+    /// SRS, a binary the user built (`--srs PATH`).
+    Srs,
 }
 
 impl ServerKind {
@@ -135,6 +140,7 @@ impl ServerKind {
         match self {
             ServerKind::Livestack => "livestack",
             ServerKind::Nginx => "nginx-rtmp",
+            ServerKind::Srs => "srs",
         }
     }
 
@@ -142,7 +148,8 @@ impl ServerKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "livestack" => Ok(ServerKind::Livestack),
             "nginx" | "nginx-rtmp" => Ok(ServerKind::Nginx),
-            other => bail!("unknown server {other:?} (livestack, nginx)"),
+            "srs" => Ok(ServerKind::Srs),
+            other => bail!("unknown server {other:?} (livestack, nginx, srs)"),
         }
     }
 }
@@ -161,6 +168,8 @@ struct Options {
     /// Longest wait for a quiet machine before each run, seconds.
     quiet_wait: u64,
     livestack: Option<PathBuf>,
+    /// The SRS binary (`objs/srs` of a local build).
+    srs: Option<PathBuf>,
     build: bool,
 }
 
@@ -187,6 +196,7 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         ingest_srt: false,
         quiet_wait: 300,
         livestack: None,
+        srs: None,
         build: true,
     };
     let parsed = crate::cli::parse(args, USAGE)?;
@@ -194,6 +204,7 @@ fn parse_options(args: &[&str]) -> Result<Options> {
     for crate::cli::Opt { arg, name, value } in parsed.options {
         let positive = |v: &str| crate::cli::positive(name, v);
         match name {
+            "--srs" => opts.srs = Some(PathBuf::from(value)),
             "--players" => {
                 opts.players = list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
             }
@@ -228,6 +239,9 @@ fn parse_options(args: &[&str]) -> Result<Options> {
     opts.protos.dedup();
     opts.servers.sort();
     opts.servers.dedup();
+    if opts.servers.contains(&ServerKind::Srs) && opts.srs.is_none() {
+        bail!("--servers srs needs --srs PATH (the srs binary of a local build; see docs/benchmarks.md)");
+    }
     Ok(opts)
 }
 
@@ -271,6 +285,12 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     };
     let mut env = Env::prepare(&target_dir, livestack)?;
     env.nginx = nginx;
+    if let Some(srs) = &opts.srs {
+        if !srs.is_file() {
+            bail!("no SRS binary at {}", srs.display());
+        }
+        env.srs = Some(std::path::absolute(srs)?);
+    }
     env.merge_write_ms = opts.merge_write_ms;
     until_interrupted(run_matrix(&opts, &env), "processes")?;
     Ok(ExitCode::SUCCESS)
@@ -640,6 +660,7 @@ pub(crate) struct Env {
     pub(crate) helper: PathBuf,
     pub(crate) ffmpeg: PathBuf,
     pub(crate) nginx: Option<NginxInstall>,
+    pub(crate) srs: Option<PathBuf>,
     pub(crate) setpriv: Option<PathBuf>,
     pub(crate) pinning: Pinning,
     pub(crate) clock_ticks: f64,
@@ -663,6 +684,7 @@ impl Env {
             helper: helper_binary(target_dir)?,
             ffmpeg,
             nginx: None,
+            srs: None,
             setpriv: which("setpriv").filter(|p| {
                 std::process::Command::new(p)
                     .args(["--pdeathsig", "KILL", "true"])
@@ -1014,6 +1036,97 @@ async fn start_nginx(env: &Env, install: &NginxInstall, players: usize) -> Resul
     Ok(server)
 }
 
+/// SRS's configuration for a run: RTMP and HTTP-FLV (`http_remux`) on
+/// loopback, logs in `dir`, RTC, SRT and the HTTP API off. `mw_latency`
+/// is SRS's merged-write window (its default, 350 ms, when `None`).
+fn srs_config(dir: &Path, rtmp: u16, http: u16, players: usize, mw_latency: Option<u64>) -> String {
+    let connections = players + 1000;
+    let play = match mw_latency {
+        Some(ms) => format!("    play {{ mw_latency {ms}; }}\n"),
+        None => String::new(),
+    };
+    format!(
+        "listen 127.0.0.1:{rtmp};\n\
+         max_connections {connections};\n\
+         daemon off;\n\
+         pid {dir}/srs.pid;\n\
+         srs_log_tank file;\n\
+         srs_log_file {dir}/srs.log;\n\
+         srs_log_level warn;\n\
+         http_api {{ enabled off; }}\n\
+         http_server {{ enabled on; listen 127.0.0.1:{http}; dir {dir}/html; }}\n\
+         rtc_server {{ enabled off; }}\n\
+         srt_server {{ enabled off; }}\n\
+         stats {{ network 0; }}\n\
+         vhost __defaultVhost__ {{\n\
+         \x20   http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}\n\
+         {play}\
+         }}\n",
+        dir = dir.display(),
+    )
+}
+
+async fn start_srs(
+    env: &Env,
+    binary: &Path,
+    players: usize,
+    mw_latency: Option<u64>,
+) -> Result<RunningServer> {
+    let dir = tempfile::Builder::new()
+        .prefix("srs-mbench-")
+        .tempdir()
+        .context("cannot create the SRS directory")?;
+    let (rtmp, http) = (free_port()?, free_port()?);
+    let conf = dir.path().join("srs.conf");
+    std::fs::write(
+        &conf,
+        srs_config(dir.path(), rtmp, http, players, mw_latency),
+    )
+    .context("cannot write srs.conf")?;
+    std::fs::create_dir_all(dir.path().join("html"))?;
+    // SRS finds some files relative to its build directory (objs/..).
+    let workdir = binary
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(dir.path())
+        .to_owned();
+    let mut cmd = env.command(env.pinning.server, binary);
+    cmd.arg("-c")
+        .arg(&conf)
+        .current_dir(workdir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let child = cmd.spawn().context("cannot start SRS")?;
+    let pid = child.id().context("SRS exited at once")?;
+    let mut server = RunningServer {
+        kind: ServerKind::Srs,
+        child,
+        pid,
+        workers: Vec::new(),
+        rtmp: SocketAddr::from(([127, 0, 0, 1], rtmp)),
+        http: Some(SocketAddr::from(([127, 0, 0, 1], http))),
+        api: None,
+        srt: None,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            let log =
+                std::fs::read_to_string(server._dir.path().join("srs.log")).unwrap_or_default();
+            bail!("SRS exited ({status}): {}", log.trim());
+        }
+        if TcpStream::connect(server.rtmp).await.is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("SRS did not come up in {} s", STARTUP_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(server)
+}
+
 /// Where a run publishes and plays.
 struct Urls {
     publish: String,
@@ -1035,6 +1148,14 @@ fn urls(server: &RunningServer) -> Urls {
             http_addr: server.http,
             http_path: format!("/{APP}/{STREAM}.flv?domain={PLAY_DOMAIN}"),
             whep_path: format!("/{APP}/{STREAM}/whep?domain={PLAY_DOMAIN}"),
+        },
+        ServerKind::Srs => Urls {
+            publish: format!("rtmp://{rtmp}/{APP}/{STREAM}"),
+            rtmp_tc_url: format!("rtmp://{rtmp}/{APP}"),
+            rtmp_name: STREAM.to_owned(),
+            http_addr: server.http,
+            http_path: format!("/{APP}/{STREAM}.flv"),
+            whep_path: String::new(),
         },
         ServerKind::Nginx => Urls {
             publish: format!("rtmp://{rtmp}/{APP}/{STREAM}"),
@@ -1305,6 +1426,9 @@ async fn run_matrix(opts: &Options, env: &Env) -> Result<()> {
                 if server == ServerKind::Nginx && (env.nginx.is_none() || opts.ingest_srt) {
                     continue; // nginx-rtmp takes RTMP only.
                 }
+                if server == ServerKind::Srs && (proto == Proto::Webrtc || opts.ingest_srt) {
+                    continue; // SRS is built with RTC and SRT off.
+                }
                 println!();
                 println!("run: {} {} N={n}", server.name(), proto.name());
                 let quiet = wait_for_quiet(env, Duration::from_secs(opts.quiet_wait)).await;
@@ -1333,6 +1457,10 @@ async fn run_once(
         ServerKind::Nginx => {
             let install = env.nginx.as_ref().context("nginx is not installed")?;
             start_nginx(env, install, players).await?
+        }
+        ServerKind::Srs => {
+            let srs = env.srs.as_ref().context("no SRS binary")?;
+            start_srs(env, srs, players, opts.merge_write_ms).await?
         }
     };
     let publish = match server.srt.filter(|_| opts.ingest_srt) {
@@ -1442,6 +1570,7 @@ async fn measure(
     let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
     let mut label = match (server.kind, env.merge_write_ms) {
         (ServerKind::Livestack, Some(ms)) => format!("livestack (merge {ms} ms)"),
+        (ServerKind::Srs, Some(ms)) => format!("srs (mw_latency {ms} ms)"),
         (kind, _) => kind.name().to_owned(),
     };
     if publish.starts_with("srt://") {
@@ -1732,6 +1861,20 @@ fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
                     );
                 }
                 continue;
+            }
+            if let Some(srs) = find(ServerKind::Srs, proto, n) {
+                let per = |r: &RunResult| r.server_cpu / r.wall / r.players as f64 * 1e6;
+                let ratio = per(ls) / per(srs);
+                println!(
+                    "  N={n} {}: CPU per player-second livestack / SRS = {:.0} / {:.0} µs = \
+                     {ratio:.2} (target <= {TARGET_SRS_RATIO}): {}; RSS {:.0} / {:.0} MB",
+                    proto.name(),
+                    per(ls),
+                    per(srs),
+                    verdict(ratio <= TARGET_SRS_RATIO),
+                    ls.rss_mb,
+                    srs.rss_mb
+                );
             }
             if let Some(ng) = find(ServerKind::Nginx, Proto::Rtmp, n) {
                 let ratio = ls.server_cpu / ls.wall / (ng.server_cpu / ng.wall);
@@ -2250,6 +2393,9 @@ async fn play(
             let mut head: Vec<u8> = Vec::new();
             let mut in_body = false;
             let mut reader = FlvReader::new();
+            // SRS answers HTTP-FLV chunked; livestack and nginx-rtmp do not.
+            let mut chunked: Option<Dechunk> = None;
+            let mut body = Vec::new();
             loop {
                 let n = tokio::select! {
                     r = stream.read(&mut buf) => r.context("read failed")?,
@@ -2261,7 +2407,14 @@ async fn play(
                 let now = tokio::time::Instant::now();
                 counter.bytes(n, now);
                 if in_body {
-                    reader.push(&buf[..n]);
+                    match &mut chunked {
+                        Some(d) => {
+                            body.clear();
+                            d.push(&buf[..n], &mut body)?;
+                            reader.push(&body);
+                        }
+                        None => reader.push(&buf[..n]),
+                    }
                 } else {
                     head.extend_from_slice(&buf[..n]);
                     let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -2276,7 +2429,18 @@ async fn play(
                     {
                         bail!("HTTP answer {}", String::from_utf8_lossy(status_line));
                     }
-                    reader.push(&head[end + 4..]);
+                    let fields = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                    if fields
+                        .lines()
+                        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
+                    {
+                        let mut d = Dechunk::default();
+                        d.push(&head[end + 4..], &mut body)?;
+                        reader.push(&body);
+                        chunked = Some(d);
+                    } else {
+                        reader.push(&head[end + 4..]);
+                    }
                     head = Vec::new();
                     in_body = true;
                 }
@@ -2291,9 +2455,76 @@ async fn play(
     }
 }
 
+/// Undoes HTTP/1.1 chunked transfer coding as bytes arrive.
+#[derive(Debug, Default)]
+struct Dechunk {
+    /// Data bytes left in the current chunk.
+    left: usize,
+    /// The size line being read (hex digits, extensions, CR).
+    line: Vec<u8>,
+    /// The CRLF after a chunk's data is still to skip (bytes of it left).
+    crlf: usize,
+    ended: bool,
+}
+
+impl Dechunk {
+    /// Appends the data in `input` to `out`.
+    fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        while !input.is_empty() && !self.ended {
+            if self.crlf > 0 {
+                let n = self.crlf.min(input.len());
+                self.crlf -= n;
+                input = &input[n..];
+            } else if self.left > 0 {
+                let n = self.left.min(input.len());
+                out.extend_from_slice(&input[..n]);
+                self.left -= n;
+                input = &input[n..];
+                if self.left == 0 {
+                    self.crlf = 2;
+                }
+            } else {
+                let Some(nl) = input.iter().position(|&b| b == b'\n') else {
+                    self.line.extend_from_slice(input);
+                    if self.line.len() > 1024 {
+                        bail!("chunk size line too long");
+                    }
+                    return Ok(());
+                };
+                self.line.extend_from_slice(&input[..nl]);
+                input = &input[nl + 1..];
+                let text = String::from_utf8_lossy(&self.line).into_owned();
+                self.line.clear();
+                let hex = text.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(hex, 16)
+                    .with_context(|| format!("bad chunk size line {text:?}"))?;
+                if size == 0 {
+                    self.ended = true;
+                }
+                self.left = size;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunked_bodies_are_undone_whatever_the_reads_split() {
+        let wire = b"4\r\nFLV\x01\r\na;ext=1\r\n0123456789\r\n0\r\n\r\n";
+        for split in 1..wire.len() {
+            let mut d = Dechunk::default();
+            let mut out = Vec::new();
+            for part in wire.chunks(split) {
+                d.push(part, &mut out).expect("valid");
+            }
+            assert_eq!(out, b"FLV\x010123456789", "split {split}");
+        }
+        assert!(Dechunk::default().push(b"zz\r\n", &mut Vec::new()).is_err());
+    }
 
     #[test]
     fn options_parse_with_defaults_and_lists() {
