@@ -57,7 +57,7 @@ use tokio::process::{Child, Command};
 
 const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--warmup SECS] \
 [--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx,srs] [--srs PATH] \
-[--merge-write-ms MS] \
+[--merge-write-ms MS] [--load-tool ours|sb] [--sb PATH] \
 [--ingest rtmp|srt] [--quiet-wait SECS] [--livestack PATH] [--no-build]";
 
 /// The root key livestack is started with.
@@ -170,6 +170,9 @@ struct Options {
     livestack: Option<PathBuf>,
     /// The SRS binary (`objs/srs` of a local build).
     srs: Option<PathBuf>,
+    /// SRS's own RTMP load tool (`sb_rtmp_load` of ossrs/srs-bench master)
+    /// instead of this benchmark's players.
+    sb: Option<PathBuf>,
     build: bool,
 }
 
@@ -197,14 +200,18 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         quiet_wait: 300,
         livestack: None,
         srs: None,
+        sb: None,
         build: true,
     };
+    let mut load_tool = "ours".to_owned();
     let parsed = crate::cli::parse(args, USAGE)?;
     opts.build = parsed.build;
     for crate::cli::Opt { arg, name, value } in parsed.options {
         let positive = |v: &str| crate::cli::positive(name, v);
         match name {
             "--srs" => opts.srs = Some(PathBuf::from(value)),
+            "--sb" => opts.sb = Some(PathBuf::from(value)),
+            "--load-tool" => load_tool = value.trim().to_owned(),
             "--players" => {
                 opts.players = list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
             }
@@ -239,6 +246,17 @@ fn parse_options(args: &[&str]) -> Result<Options> {
     opts.protos.dedup();
     opts.servers.sort();
     opts.servers.dedup();
+    match load_tool.as_str() {
+        "ours" => opts.sb = None,
+        "sb" if opts.sb.is_some() => {
+            // sb_rtmp_load plays RTMP only.
+            opts.protos.retain(|p| *p == Proto::Rtmp);
+            opts.protos.push(Proto::Rtmp);
+            opts.protos.dedup();
+        }
+        "sb" => bail!("--load-tool sb needs --sb PATH (sb_rtmp_load of a local srs-bench build)"),
+        other => bail!("--load-tool: {other:?} is not ours or sb"),
+    }
     if opts.servers.contains(&ServerKind::Srs) && opts.srs.is_none() {
         bail!("--servers srs needs --srs PATH (the srs binary of a local build; see docs/benchmarks.md)");
     }
@@ -290,6 +308,12 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
             bail!("no SRS binary at {}", srs.display());
         }
         env.srs = Some(std::path::absolute(srs)?);
+    }
+    if let Some(sb) = &opts.sb {
+        if !sb.is_file() {
+            bail!("no sb_rtmp_load at {}", sb.display());
+        }
+        env.sb = Some(std::path::absolute(sb)?);
     }
     env.merge_write_ms = opts.merge_write_ms;
     until_interrupted(run_matrix(&opts, &env), "processes")?;
@@ -661,6 +685,8 @@ pub(crate) struct Env {
     pub(crate) ffmpeg: PathBuf,
     pub(crate) nginx: Option<NginxInstall>,
     pub(crate) srs: Option<PathBuf>,
+    /// `sb_rtmp_load`, when it plays instead of our load generator.
+    pub(crate) sb: Option<PathBuf>,
     pub(crate) setpriv: Option<PathBuf>,
     pub(crate) pinning: Pinning,
     pub(crate) clock_ticks: f64,
@@ -685,6 +711,7 @@ impl Env {
             ffmpeg,
             nginx: None,
             srs: None,
+            sb: None,
             setpriv: which("setpriv").filter(|p| {
                 std::process::Command::new(p)
                     .args(["--pdeathsig", "KILL", "true"])
@@ -1246,7 +1273,8 @@ impl RunResult {
             .filter(|p| {
                 p.error.is_none()
                     && p.payload as f64 * 8.0 / secs / 1000.0 >= FULL_SHARE * self.source_kbps
-                    && f64::from(p.audio + p.video) >= FULL_SHARE * expected_tags
+                    && (self.report.aggregate
+                        || f64::from(p.audio + p.video) >= FULL_SHARE * expected_tags)
             })
             .count();
         let mut ff: Vec<f64> = self
@@ -1554,7 +1582,22 @@ async fn measure(
             .sum::<u64>(),
         hwm_kb: status_number(server.pid, "VmHWM"),
     };
-    let outcome = run_load_generator(env, &target, players, warmup, window, sample).await;
+    let outcome = match (&env.sb, &target) {
+        (Some(sb), PlayTarget::Rtmp { addr, tc_url, name }) => {
+            let _ = addr;
+            run_sb(
+                env,
+                sb,
+                &format!("{tc_url}/{name}"),
+                players,
+                warmup,
+                window,
+                sample,
+            )
+            .await
+        }
+        _ => run_load_generator(env, &target, players, warmup, window, sample).await,
+    };
     let publisher_alive = publisher.try_wait()?.is_none();
     let _ = publisher.kill().await;
     let (start, end, report) = outcome?;
@@ -1575,6 +1618,9 @@ async fn measure(
     };
     if publish.starts_with("srt://") {
         label.push_str(", SRT in");
+    }
+    if env.sb.is_some() {
+        label.push_str(" [sb_rtmp_load]");
     }
     Ok(RunResult {
         server: server.kind,
@@ -1678,6 +1724,121 @@ pub(crate) enum PlayTarget {
 /// client's CPU) with `players` players of `target`, and calls
 /// `sample(load generator's pid)` when its measured window opens and when
 /// it closes. Returns both samples and the players' report.
+/// What `sb_rtmp_load` reported at one moment (its `[report]` line).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SbReport {
+    alive: u64,
+    /// Seconds since it started.
+    duration: f64,
+    /// Mbit/s read on average since it started, all players together.
+    nread_mbps: f64,
+    /// Players that failed and started again.
+    error_tasks: u64,
+}
+
+impl SbReport {
+    /// Reads `[…] [report] [pid] threads:N alive:N duration:S tduration:S
+    /// nread:Mbps nwrite:Mbps tasks:N etasks:N stasks:N estasks:N`.
+    fn parse(line: &str) -> Option<SbReport> {
+        let rest = line.split("[report]").nth(1)?;
+        let field = |key: &str| {
+            rest.split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.strip_prefix(':'))
+        };
+        Some(SbReport {
+            alive: field("alive")?.parse().ok()?,
+            duration: field("duration")?.parse().ok()?,
+            nread_mbps: field("nread")?.parse().ok()?,
+            error_tasks: field("etasks")?.parse().ok()?,
+        })
+    }
+
+    /// Megabits read since it started.
+    fn megabits(&self) -> f64 {
+        self.nread_mbps * self.duration
+    }
+}
+
+/// Plays with SRS's `sb_rtmp_load` (`-c players`, all started within 2 s,
+/// a report every second) on the client's CPU; samples at the window's
+/// edges like [`run_load_generator`]. Its report has no per-player
+/// figures: one record per player with the average bytes, and the
+/// players sb restarted counted as errors.
+async fn run_sb<S>(
+    env: &Env,
+    sb: &Path,
+    url: &str,
+    players: usize,
+    warmup: u64,
+    window: u64,
+    mut sample: impl FnMut(u32) -> S,
+) -> Result<(S, S, LoadReport)> {
+    let mut cmd = env.command(env.pinning.client, sb);
+    cmd.args(["-c", &players.to_string(), "-r", url, "-s", "2", "-m", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("cannot start sb_rtmp_load")?;
+    let pid = child.id().context("sb_rtmp_load exited at once")?;
+    let stderr = child.stderr.take().context("stderr is not piped")?;
+    let latest = std::sync::Arc::new(std::sync::Mutex::new(SbReport::default()));
+    let reader = {
+        let latest = std::sync::Arc::clone(&latest);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(r) = SbReport::parse(&line) {
+                    *latest.lock().unwrap_or_else(|e| e.into_inner()) = r;
+                }
+            }
+        })
+    };
+    let report = |l: &std::sync::Arc<std::sync::Mutex<SbReport>>| {
+        *l.lock().unwrap_or_else(|e| e.into_inner())
+    };
+    let outcome = async {
+        tokio::time::sleep(RAMP + Duration::from_secs(warmup)).await;
+        let a = report(&latest);
+        let start = sample(pid);
+        tokio::time::sleep(Duration::from_secs(window)).await;
+        let end = sample(pid);
+        // The report after the window's end covers it.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let b = report(&latest);
+        Ok::<_, anyhow::Error>((start, end, a, b))
+    }
+    .await;
+    let _ = child.kill().await;
+    reader.abort();
+    let (start, end, a, b) = outcome?;
+    if b.duration <= a.duration {
+        bail!("sb_rtmp_load reported nothing during the window");
+    }
+    let secs = b.duration - a.duration;
+    let bytes_each = (b.megabits() - a.megabits()) * 1e6 / 8.0 / players.max(1) as f64;
+    let failed = (b.error_tasks - a.error_tasks.min(b.error_tasks)) as usize;
+    let dead = players.saturating_sub(usize::try_from(b.alive).unwrap_or(0));
+    let mut records = Vec::with_capacity(players);
+    for i in 0..players {
+        let bad = i < failed.max(dead);
+        records.push(PlayerRecord {
+            payload: (bytes_each * window as f64 / secs) as u64,
+            error: bad.then(|| "sb_rtmp_load: restarted or not alive".to_owned()),
+            ..PlayerRecord::default()
+        });
+    }
+    Ok((
+        start,
+        end,
+        LoadReport {
+            window_secs: window as f64,
+            probe_ms: f64::NAN,
+            players: records,
+            aggregate: true,
+        },
+    ))
+}
+
 pub(crate) async fn run_load_generator<S>(
     env: &Env,
     target: &PlayTarget,
@@ -1832,7 +1993,13 @@ fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
                 n,
                 d.disconnects
             );
-            println!(
+            if ls.report.aggregate {
+                println!(
+                    "  N={n} {}: first frame: not measured (sb_rtmp_load reports none)",
+                    proto.name()
+                );
+            } else {
+                println!(
                 "  N={n} {}: first frame < {TARGET_FIRST_FRAME_MS} ms (p99): {} (p99 {:.1} ms, \
                  max {:.1} ms)",
                 proto.name(),
@@ -1840,6 +2007,7 @@ fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
                 d.ff_p99,
                 d.ff_max
             );
+            }
             if n == TARGET_RSS_AT {
                 println!(
                     "  N={n} {}: RSS <= {TARGET_RSS_MB} MB: {} ({:.1} MB)",
@@ -2011,6 +2179,10 @@ pub(crate) struct LoadReport {
     /// How long the stream took to become playable, ms.
     pub(crate) probe_ms: f64,
     pub(crate) players: Vec<PlayerRecord>,
+    /// The figures are the whole load's averages (`sb_rtmp_load`'s
+    /// reports): bytes per player, no tags, first frames or stalls.
+    #[serde(default)]
+    pub(crate) aggregate: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -2171,6 +2343,7 @@ async fn run_load(
         window_secs: window.end.duration_since(window.start).as_secs_f64(),
         probe_ms,
         players: records,
+        aggregate: false,
     })
 }
 
@@ -2511,6 +2684,28 @@ impl Dechunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sb_reports_are_read_for_alive_players_bytes_and_restarts() {
+        let line = "[2026-12-07 04:20:01.123] [report] [4321] threads:2000 alive:1998 \
+                    duration:12 tduration:0 nread:1750.25 nwrite:0.10 tasks:2003 etasks:3 \
+                    stasks:0 estasks:0";
+        let r = SbReport::parse(line).expect("a report");
+        assert_eq!(
+            r,
+            SbReport {
+                alive: 1998,
+                duration: 12.0,
+                nread_mbps: 1750.25,
+                error_tasks: 3
+            }
+        );
+        assert!((r.megabits() - 21003.0).abs() < 1e-6);
+        assert_eq!(
+            SbReport::parse("[x] params url=rtmp://a/b, threads=1"),
+            None
+        );
+    }
 
     #[test]
     fn chunked_bodies_are_undone_whatever_the_reads_split() {

@@ -88,12 +88,17 @@ pub async fn play<W: AsyncWrite + Unpin>(
     } = sub;
     let mut queue: VecDeque<Bytes> = prelude.into();
     queue.extend(start.iter().map(|f| bytes_of(f).clone()));
+    // One registration with the token for the whole session: a fresh
+    // `cancelled()` in every `select!` registers and unregisters a waiter
+    // (a lock each) several times per write, for every player.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         if !queue.is_empty() {
             let bytes: usize = queue.iter().map(Bytes::len).sum();
             let written = tokio::select! {
                 r = write_queue(w, &mut queue) => r,
-                () = cancel.cancelled() => return PlayEnd::Cancelled,
+                () = &mut cancelled => return PlayEnd::Cancelled,
             };
             if written.is_err() {
                 return PlayEnd::Disconnected;
@@ -107,14 +112,14 @@ pub async fn play<W: AsyncWrite + Unpin>(
                 Err(RecvError::Closed) => return PlayEnd::StreamEnded,
                 Err(RecvError::Lagged(_)) => return PlayEnd::TooSlow,
             },
-            () = cancel.cancelled() => return PlayEnd::Cancelled,
+            () = &mut cancelled => return PlayEnd::Cancelled,
         };
         queue.push_back(bytes_of(&first).clone());
         // ...then let more arrive and send them together.
         if !merge.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(merge) => {}
-                () = cancel.cancelled() => return PlayEnd::Cancelled,
+                () = &mut cancelled => return PlayEnd::Cancelled,
             }
         }
         loop {
