@@ -8,12 +8,13 @@
 //! per player). Must not: touch sockets or sleep: connection tasks do the
 //! I/O, and the lock here is held only for in-memory updates.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use livestack_formats::flv::TagKind;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,9 +91,78 @@ pub struct Subscription {
     pub start: Vec<Arc<Frame>>,
     /// Live frames after `start`.
     pub live: broadcast::Receiver<Arc<Frame>>,
+    /// The hub's merge-window tick (see [`Ticker`]).
+    pub ticker: Arc<Ticker>,
     /// Set for an in-process reader that is not a player; dropped after
     /// `live` (fields drop in order), so the count never runs ahead.
     _internal: Option<InternalReader>,
+}
+
+/// Wakes every player of a hub together, once per merge window: the
+/// publisher's frames drive it ([`Hub::push`] ticks when a window has
+/// passed since the last tick), so 2000 players cost no timers and one
+/// wake-up each per window, instead of a timer and a wake-up per frame
+/// each. It is closed when the hub goes (the stream is over).
+pub struct Ticker {
+    notify: Notify,
+    /// The window in milliseconds, set by the first player that asks
+    /// (every player of the server asks for the same one); 0 ticks on
+    /// every frame.
+    every_ms: AtomicU64,
+    /// When it last ticked, in milliseconds since `epoch`.
+    last_ms: AtomicU64,
+    epoch: Instant,
+    closed: AtomicBool,
+}
+
+impl Ticker {
+    fn new() -> Ticker {
+        Ticker {
+            notify: Notify::new(),
+            every_ms: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the hub ticks every `window` (the first caller sets it).
+    pub fn ticks_every(&self, window: Duration) -> bool {
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        match self
+            .every_ms
+            .compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => true,
+            Err(current) => current == ms,
+        }
+    }
+
+    /// Ticks if a window has passed since the last tick.
+    fn frame_pushed(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= self.every_ms.load(Ordering::Relaxed) {
+            self.last_ms.store(now, Ordering::Relaxed);
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// The next tick. The future counts from its creation: a tick (or
+    /// the close) after this call wakes it even before it is polled.
+    pub fn next(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Whether the hub is gone.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
 }
 
 /// Counts an in-process reader (time-shift) while it is attached.
@@ -108,6 +178,7 @@ impl Drop for InternalReader {
 pub struct Hub {
     state: Mutex<State>,
     tx: broadcast::Sender<Arc<Frame>>,
+    ticker: Arc<Ticker>,
     /// Readers that are not players (see [`Hub::subscribe_internal`]).
     internal: Arc<AtomicUsize>,
 }
@@ -122,6 +193,13 @@ impl Default for Hub {
     }
 }
 
+impl Drop for Hub {
+    fn drop(&mut self) {
+        // Players waiting for a tick learn that the stream is over.
+        self.ticker.close();
+    }
+}
+
 impl Hub {
     /// An empty hub.
     pub fn new() -> Hub {
@@ -129,6 +207,7 @@ impl Hub {
         Hub {
             state: Mutex::new(State::default()),
             tx,
+            ticker: Arc::new(Ticker::new()),
             internal: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -175,6 +254,8 @@ impl Hub {
         // Sent under the lock so that a subscriber's snapshot and its
         // channel position agree: no frame is missed or seen twice.
         let _ = self.tx.send(frame);
+        drop(state);
+        self.ticker.frame_pushed();
     }
 
     /// Attaches a player.
@@ -188,6 +269,7 @@ impl Hub {
         Subscription {
             start,
             live: self.tx.subscribe(),
+            ticker: Arc::clone(&self.ticker),
             _internal: None,
         }
     }

@@ -84,8 +84,14 @@ pub async fn play<W: AsyncWrite + Unpin>(
     sent: impl Fn(u64),
 ) -> PlayEnd {
     let Subscription {
-        start, mut live, ..
+        start,
+        mut live,
+        ticker,
+        ..
     } = sub;
+    // Players with the hub's window wait for its tick; another window (a
+    // relay's shorter one) keeps a timer of its own.
+    let ticked = !merge.is_zero() && ticker.ticks_every(merge);
     let mut queue: VecDeque<Bytes> = prelude.into();
     queue.extend(start.iter().map(|f| bytes_of(f).clone()));
     // One registration with the token for the whole session: a fresh
@@ -105,6 +111,25 @@ pub async fn play<W: AsyncWrite + Unpin>(
             }
             sent(bytes as u64);
         }
+        if ticked {
+            let tick = ticker.next();
+            if !ticker.is_closed() {
+                tokio::select! {
+                    () = tick => {}
+                    () = &mut cancelled => return PlayEnd::Cancelled,
+                }
+            }
+            if let Err(end) = drain(&mut live, &mut queue, bytes_of) {
+                if end == PlayEnd::StreamEnded {
+                    finish(w, &mut queue, &sent).await;
+                }
+                return end;
+            }
+            if queue.is_empty() && ticker.is_closed() {
+                return PlayEnd::StreamEnded;
+            }
+            continue;
+        }
         // Wait for the next frame...
         let first: Arc<Frame> = tokio::select! {
             r = live.recv() => match r {
@@ -122,28 +147,110 @@ pub async fn play<W: AsyncWrite + Unpin>(
                 () = &mut cancelled => return PlayEnd::Cancelled,
             }
         }
-        loop {
-            match live.try_recv() {
-                Ok(f) => queue.push_back(bytes_of(&f).clone()),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Closed) => {
-                    // Deliver what is left (counted like every write), then end.
-                    let bytes: usize = queue.iter().map(Bytes::len).sum();
-                    if write_queue(w, &mut queue).await.is_ok() {
-                        sent(bytes as u64);
-                    }
-                    let _ = w.flush().await;
-                    return PlayEnd::StreamEnded;
-                }
-                Err(TryRecvError::Lagged(_)) => return PlayEnd::TooSlow,
+        if let Err(end) = drain(&mut live, &mut queue, bytes_of) {
+            if end == PlayEnd::StreamEnded {
+                finish(w, &mut queue, &sent).await;
             }
+            return end;
         }
     }
+}
+
+/// Moves every frame waiting in the channel to `queue`; `Err` when the
+/// stream ended (what is queued is still to be written) or the player
+/// fell too far behind.
+fn drain(
+    live: &mut tokio::sync::broadcast::Receiver<Arc<Frame>>,
+    queue: &mut VecDeque<Bytes>,
+    bytes_of: fn(&Frame) -> &Bytes,
+) -> Result<(), PlayEnd> {
+    loop {
+        match live.try_recv() {
+            Ok(f) => queue.push_back(bytes_of(&f).clone()),
+            Err(TryRecvError::Empty) => return Ok(()),
+            Err(TryRecvError::Closed) => return Err(PlayEnd::StreamEnded),
+            Err(TryRecvError::Lagged(_)) => return Err(PlayEnd::TooSlow),
+        }
+    }
+}
+
+/// Delivers what is left when the stream ends (counted like every write).
+async fn finish<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    queue: &mut VecDeque<Bytes>,
+    sent: &impl Fn(u64),
+) {
+    let bytes: usize = queue.iter().map(Bytes::len).sum();
+    if write_queue(w, queue).await.is_ok() {
+        sent(bytes as u64);
+    }
+    let _ = w.flush().await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(ts: u32) -> crate::stream::hub::Frame {
+        crate::stream::hub::Frame {
+            kind: crate::stream::hub::FrameKind::Video,
+            timestamp: ts,
+            keyframe: ts == 0,
+            sequence_header: false,
+            payload: Bytes::new(),
+            rtmp: Bytes::from(format!("r{ts};")),
+            flv: Bytes::from(format!("f{ts};")),
+        }
+    }
+
+    #[tokio::test]
+    async fn players_on_the_hubs_tick_get_every_frame_in_order_and_the_rest_when_it_ends() {
+        let hub = crate::stream::hub::Hub::new();
+        hub.push(frame(0));
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let sub = hub.subscribe();
+        let ticked = Arc::clone(&sub.ticker);
+        let cancel = CancellationToken::new();
+        let player = tokio::spawn(async move {
+            let end = play(
+                &mut a,
+                Vec::new(),
+                sub,
+                |f| &f.flv,
+                Duration::from_millis(50),
+                &cancel,
+                |_| {},
+            )
+            .await;
+            drop(a);
+            end
+        });
+        // Several frames inside one window, then the hub goes: whatever
+        // was not written on a tick is written at the end.
+        for ts in 1..=20 {
+            hub.push(frame(ts * 10));
+            tokio::task::yield_now().await;
+        }
+        drop(hub);
+        assert_eq!(player.await.expect("join"), PlayEnd::StreamEnded);
+        assert!(ticked.is_closed());
+        let mut out = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut b, &mut out)
+            .await
+            .expect("read");
+        let expected: String = (0..=20).map(|t| format!("f{};", t * 10)).collect();
+        assert_eq!(out, expected);
+    }
+
+    #[tokio::test]
+    async fn a_player_with_another_window_than_the_hubs_keeps_its_own_timer() {
+        let hub = crate::stream::hub::Hub::new();
+        let first = hub.subscribe();
+        assert!(first.ticker.ticks_every(Duration::from_millis(200)));
+        let relay = hub.subscribe();
+        assert!(!relay.ticker.ticks_every(Duration::from_millis(20)));
+        assert!(relay.ticker.ticks_every(Duration::from_millis(200)));
+    }
 
     #[tokio::test]
     async fn a_queue_is_written_whole_and_in_order_even_with_short_writes() {
