@@ -49,7 +49,6 @@ use super::supervisor::{Ffmpeg, JobError, JobStatus};
 use super::Job;
 use crate::deliver::notify::{CallbackTarget, RecordExt, RecordFileEvent};
 use crate::deliver::storage::{Destination, StorageError, Stored};
-use crate::stream::hub::FrameKind;
 use crate::stream::live::Live;
 use crate::Inner;
 
@@ -382,17 +381,11 @@ async fn run_in_process(
             .ok_or_else(|| JobError::Work(format!("{name} is not live (yet)")))?
     };
     let sub = source.hub.subscribe_internal();
-    let mut manifest = manifest(job, s, &live, template, format, task);
+    // The first file starts when the job does, as an ffmpeg job's did,
+    // although it opens with the cached GOP (up to a GOP older): a task's
+    // files never claim to start before its StartTime.
+    let manifest = manifest(job, s, &live, template, format, task);
     drop(live);
-    // The cached GOP happened before now: the first file starts as far
-    // back as the hub's latest timestamp is ahead of its first frame.
-    let latest = source.hub.last_timestamp();
-    let first = sub
-        .start
-        .iter()
-        .find(|f| !f.sequence_header && f.kind != FrameKind::Script)
-        .map_or(latest, |f| f.timestamp);
-    manifest.started_ms -= i64::from(latest.wrapping_sub(first)).min(60_000);
     let work = |e: std::io::Error| JobError::Work(format!("working directory: {e}"));
     let dir = new_dir(&job.inner.config.work_dir, job.inner.clock.unix_ms()).map_err(work)?;
     if let Err(e) = write_manifest(&dir, &manifest) {
