@@ -911,6 +911,32 @@ pub(crate) async fn launch_livestack(env: &Env, launch: Launch<'_>) -> Result<Ru
 
 /// The benchmark's push and play domains, and push authentication off,
 /// through livestack's API at `api`.
+/// Creates a template with `create` and binds it to every stream of
+/// `domain` with `rule` (`CreateLive…Template` / `CreateLive…Rule`).
+pub(crate) async fn template_for_every_stream(
+    api: SocketAddr,
+    create: &str,
+    template: &str,
+    rule: &str,
+    domain: &str,
+) -> Result<i64> {
+    let answer = api_call(api, create, template)
+        .await
+        .with_context(|| format!("{create} {template}"))?;
+    let id = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v["Response"]["TemplateId"].as_i64())
+        .with_context(|| format!("no TemplateId in {answer}"))?;
+    let body = serde_json::json!({
+        "DomainName": domain, "AppName": "", "StreamName": "", "TemplateId": id,
+    })
+    .to_string();
+    api_call(api, rule, &body)
+        .await
+        .with_context(|| format!("{rule} {body}"))?;
+    Ok(id)
+}
+
 pub(crate) async fn add_bench_domains(api: SocketAddr) -> Result<()> {
     for (action, body) in [
         (

@@ -276,21 +276,14 @@ async fn record_everything(server: &RunningServer, opts: &Options) -> Result<()>
         };
         template[key] = serde_json::json!({"Enable": 1, "RecordInterval": 1800});
     }
-    let body = template.to_string();
-    let answer = api_call(api, "CreateLiveRecordTemplate", &body)
-        .await
-        .with_context(|| format!("CreateLiveRecordTemplate {body}"))?;
-    let id = serde_json::from_str::<serde_json::Value>(&answer)
-        .ok()
-        .and_then(|v| v["Response"]["TemplateId"].as_i64())
-        .with_context(|| format!("no TemplateId in {answer}"))?;
-    let rule = serde_json::json!({
-        "DomainName": PUSH_DOMAIN, "AppName": "", "StreamName": "", "TemplateId": id,
-    })
-    .to_string();
-    api_call(api, "CreateLiveRecordRule", &rule)
-        .await
-        .with_context(|| format!("CreateLiveRecordRule {rule}"))?;
+    crate::bench_media::template_for_every_stream(
+        api,
+        "CreateLiveRecordTemplate",
+        &template.to_string(),
+        "CreateLiveRecordRule",
+        PUSH_DOMAIN,
+    )
+    .await?;
     Ok(())
 }
 

@@ -495,21 +495,14 @@ async fn run_livestack(
 ) -> Result<(RoundResult, Vec<String>)> {
     let server = start_livestack(env).await?;
     let api = server.api.context("no API address")?;
-    let body = opts.template_json();
-    let answer = api_call(api, "CreateLiveTranscodeTemplate", &body)
-        .await
-        .with_context(|| format!("CreateLiveTranscodeTemplate {body}"))?;
-    let id = serde_json::from_str::<serde_json::Value>(&answer)
-        .ok()
-        .and_then(|v| v["Response"]["TemplateId"].as_i64())
-        .with_context(|| format!("no TemplateId in {answer}"))?;
-    let rule = serde_json::json!({
-        "DomainName": PLAY_DOMAIN, "AppName": "", "StreamName": "", "TemplateId": id,
-    })
-    .to_string();
-    api_call(api, "CreateLiveTranscodeRule", &rule)
-        .await
-        .with_context(|| format!("CreateLiveTranscodeRule {rule}"))?;
+    crate::bench_media::template_for_every_stream(
+        api,
+        "CreateLiveTranscodeTemplate",
+        &opts.template_json(),
+        "CreateLiveTranscodeRule",
+        PLAY_DOMAIN,
+    )
+    .await?;
     let log = server._dir.path().join("publisher.log");
     let mut publisher = start_publisher(env, &push_url(&server, STREAM), &log)?;
     let publisher_pid = publisher.id().context("the publisher exited at once")?;

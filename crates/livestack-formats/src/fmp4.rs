@@ -84,7 +84,7 @@ pub struct Run<'a> {
 }
 
 /// Appends a box: its size is patched in when `body` returns.
-fn boxed(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
+pub(crate) fn boxed(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
     let start = out.len();
     out.put_u32(0);
     out.put_slice(kind);
@@ -94,7 +94,7 @@ fn boxed(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
 }
 
 /// Appends a full box (version and flags after the type).
-fn full(
+pub(crate) fn full(
     out: &mut BytesMut,
     kind: &[u8; 4],
     version: u8,
@@ -107,7 +107,8 @@ fn full(
     });
 }
 
-const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+/// The identity transformation matrix of `mvhd` and `tkhd`.
+pub(crate) const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
 
 /// The initialization segment for `tracks` (at most one of each kind).
 pub fn init_segment(tracks: &[Track]) -> Bytes {

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::fmp4::{boxed, full, MATRIX};
+
 /// Why a file cannot be made plain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Mp4Error {
@@ -826,8 +828,6 @@ fn default_ftyp() -> Bytes {
 /// The plain file's movie timescale: milliseconds.
 const MOVIE_TIMESCALE: u32 = 1000;
 
-const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
-
 fn to_ms(ticks: u64, timescale: u32) -> u64 {
     if timescale == 0 {
         return 0;
@@ -852,28 +852,6 @@ fn put_duration(o: &mut BytesMut, long: bool, d: u64) {
     } else {
         o.put_u32(d as u32);
     }
-}
-
-fn boxed(out: &mut BytesMut, kind: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
-    let start = out.len();
-    out.put_u32(0);
-    out.put_slice(kind);
-    body(out);
-    let size = (out.len() - start) as u32;
-    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
-}
-
-fn full(
-    out: &mut BytesMut,
-    kind: &[u8; 4],
-    version: u8,
-    flags: u32,
-    body: impl FnOnce(&mut BytesMut),
-) {
-    boxed(out, kind, |o| {
-        o.put_u32((u32::from(version) << 24) | (flags & 0x00FF_FFFF));
-        body(o);
-    });
 }
 
 /// Plans the plain form of a fragmented file held in memory (for tests
