@@ -31,6 +31,7 @@
 //! its pinning, `/proc` sampling, the source, livestack's start and its
 //! signed API client, the publisher, the load generator and the quiet gate.
 
+mod bare;
 pub(crate) mod edge;
 mod webrtc;
 
@@ -56,7 +57,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--warmup SECS] \
-[--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx,srs] [--srs PATH] \
+[--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx,srs,bare] [--srs PATH] \
 [--merge-write-ms MS] [--load-tool ours|sb] [--sb PATH] \
 [--ingest rtmp|srt] [--quiet-wait SECS] [--livestack PATH] [--no-build]";
 
@@ -133,6 +134,8 @@ pub(crate) enum ServerKind {
     Nginx,
     /// SRS, a binary the user built (`--srs PATH`).
     Srs,
+    /// The floor: a bare HTTP-FLV sender (`bench_media/bare.rs`).
+    Bare,
 }
 
 impl ServerKind {
@@ -141,6 +144,7 @@ impl ServerKind {
             ServerKind::Livestack => "livestack",
             ServerKind::Nginx => "nginx-rtmp",
             ServerKind::Srs => "srs",
+            ServerKind::Bare => "bare-sender",
         }
     }
 
@@ -149,7 +153,8 @@ impl ServerKind {
             "livestack" => Ok(ServerKind::Livestack),
             "nginx" | "nginx-rtmp" => Ok(ServerKind::Nginx),
             "srs" => Ok(ServerKind::Srs),
-            other => bail!("unknown server {other:?} (livestack, nginx, srs)"),
+            "bare" | "bare-sender" => Ok(ServerKind::Bare),
+            other => bail!("unknown server {other:?} (livestack, nginx, srs, bare)"),
         }
     }
 }
@@ -268,6 +273,9 @@ fn parse_options(args: &[&str]) -> Result<Options> {
 
 /// `cargo xtask bench-media …`, and the hidden `… --load …` helper.
 pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
+    if args.first() == Some(&"--bare-sender") {
+        return bare::main(&args[1..]);
+    }
     if args.first() == Some(&"--load") {
         return load_main(&args[1..]);
     }
@@ -1180,6 +1188,53 @@ async fn start_srs(
     Ok(server)
 }
 
+/// Starts the bare sender (`bench_media/bare.rs`) on the server's CPU:
+/// the same release xtask binary as the load generator.
+async fn start_bare(env: &Env, merge_ms: u64) -> Result<RunningServer> {
+    let dir = tempfile::Builder::new()
+        .prefix("bare-mbench-")
+        .tempdir()
+        .context("cannot create a directory")?;
+    let port = free_port()?;
+    let mut cmd = env.command(env.pinning.server, &env.helper);
+    cmd.args(["bench-media", "--bare-sender", "--port", &port.to_string()])
+        .arg("--source")
+        .arg(&env.source.path)
+        .args(["--merge-ms", &merge_ms.max(1).to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let child = cmd.spawn().context("cannot start the bare sender")?;
+    let pid = child.id().context("the bare sender exited at once")?;
+    let mut server = RunningServer {
+        kind: ServerKind::Bare,
+        child,
+        pid,
+        workers: Vec::new(),
+        rtmp: SocketAddr::from(([127, 0, 0, 1], port)),
+        http: Some(SocketAddr::from(([127, 0, 0, 1], port))),
+        api: None,
+        srt: None,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            bail!("the bare sender exited ({status})");
+        }
+        if TcpStream::connect(server.rtmp).await.is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the bare sender did not come up in {} s",
+                STARTUP_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(server)
+}
+
 /// Where a run publishes and plays.
 struct Urls {
     publish: String,
@@ -1201,6 +1256,15 @@ fn urls(server: &RunningServer) -> Urls {
             http_addr: server.http,
             http_path: format!("/{APP}/{STREAM}.flv?domain={PLAY_DOMAIN}"),
             whep_path: format!("/{APP}/{STREAM}/whep?domain={PLAY_DOMAIN}"),
+        },
+        ServerKind::Bare => Urls {
+            // It plays the source file itself: nothing is published.
+            publish: String::new(),
+            rtmp_tc_url: String::new(),
+            rtmp_name: String::new(),
+            http_addr: server.http,
+            http_path: format!("/{APP}/{STREAM}.flv"),
+            whep_path: String::new(),
         },
         ServerKind::Srs => Urls {
             publish: format!("rtmp://{rtmp}/{APP}/{STREAM}"),
@@ -1483,6 +1547,9 @@ async fn run_matrix(opts: &Options, env: &Env) -> Result<()> {
                 if server == ServerKind::Srs && (proto == Proto::Webrtc || opts.ingest_srt) {
                     continue; // SRS is built with RTC and SRT off.
                 }
+                if server == ServerKind::Bare && (proto != Proto::Flv || env.sb.is_some()) {
+                    continue; // The bare sender serves HTTP-FLV only.
+                }
                 println!();
                 println!("run: {} {} N={n}", server.name(), proto.name());
                 let quiet = wait_for_quiet(env, Duration::from_secs(opts.quiet_wait)).await;
@@ -1516,6 +1583,7 @@ async fn run_once(
             let srs = env.srs.as_ref().context("no SRS binary")?;
             start_srs(env, srs, players, opts.merge_write_ms).await?
         }
+        ServerKind::Bare => start_bare(env, opts.merge_write_ms.unwrap_or(200)).await?,
     };
     let publish = match server.srt.filter(|_| opts.ingest_srt) {
         Some(srt) => {
@@ -1569,8 +1637,15 @@ async fn measure(
     } = load;
     let urls = urls(server);
     let log_dir = server._dir.path();
-    let mut publisher = start_publisher(env, publish, &log_dir.join("ffmpeg.log"))?;
-    let publisher_pid = publisher.id().context("ffmpeg exited at once")?;
+    let mut publisher = if publish.is_empty() {
+        None
+    } else {
+        Some(start_publisher(env, publish, &log_dir.join("ffmpeg.log"))?)
+    };
+    let publisher_pid = match &publisher {
+        Some(p) => Some(p.id().context("ffmpeg exited at once")?),
+        None => None,
+    };
     let target = match proto {
         Proto::Rtmp => PlayTarget::Rtmp {
             addr: server.rtmp,
@@ -1599,7 +1674,7 @@ async fn measure(
         core0: env.pinning.server.and_then(|c| cpu_busy_seconds(c, ticks)),
         core1: env.pinning.client.and_then(|c| cpu_busy_seconds(c, ticks)),
         load: cpu_seconds(load_pid, ticks).ok(),
-        publisher: cpu_seconds(publisher_pid, ticks).ok(),
+        publisher: publisher_pid.and_then(|pid| cpu_seconds(pid, ticks).ok()),
         origin: origin.and_then(|o| cpu_seconds(o.pid, ticks).ok()),
         conns: origin.map(|o| established_to(o.http_port)),
         rss_kb: server_pids
@@ -1624,8 +1699,11 @@ async fn measure(
         }
         _ => run_load_generator(env, &target, players, warmup, window, sample).await,
     };
-    let publisher_alive = publisher.try_wait()?.is_none();
-    let _ = publisher.kill().await;
+    let mut publisher_alive = true;
+    if let Some(p) = &mut publisher {
+        publisher_alive = p.try_wait()?.is_none();
+        let _ = p.kill().await;
+    }
     let (start, end, report) = outcome?;
     if !publisher_alive {
         let log = std::fs::read_to_string(log_dir.join("ffmpeg.log")).unwrap_or_default();

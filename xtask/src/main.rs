@@ -11,8 +11,10 @@
 //!   `docs/benchmarks.md`). Its helpers `bare-server` and `load` are hidden
 //!   subcommands.
 //! - `bench-media [--players LIST] …`: one stream fanned out to N RTMP,
-//!   HTTP-FLV or WebRTC players, livestack against nginx-rtmp (its load generator is
-//!   the hidden `bench-media --load`).
+//!   HTTP-FLV or WebRTC players, livestack against nginx-rtmp, SRS and a bare
+//!   sender (the floor), with its own players or SRS's `sb_rtmp_load` (its
+//!   load generator is the hidden `bench-media --load`, the bare sender
+//!   `bench-media --bare-sender`).
 //! - `bench-edge --database-url URL [--players LIST] …`: the same fan-out
 //!   served by an edge node of a two-node cluster (its relay pulling from
 //!   the origin) beside one node, and the first frame of a player that
