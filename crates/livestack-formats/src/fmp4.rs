@@ -353,8 +353,25 @@ pub fn fragment(sequence: u32, runs: &[Run<'_>]) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A 640×360 H.264 track and a stereo 44.1 kHz AAC one.
+    pub(crate) fn tracks() -> Vec<Track> {
+        vec![
+            Track::Video {
+                codec: VideoCodec::H264,
+                config: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
+                width: 640,
+                height: 360,
+            },
+            Track::Audio {
+                config: Bytes::from_static(&[0x12, 0x10]),
+                sample_rate: 44100,
+                channels: 2,
+            },
+        ]
+    }
 
     /// The boxes at the top level of `data`: (type, size).
     fn top(data: &[u8]) -> Vec<(String, usize)> {
@@ -375,19 +392,7 @@ mod tests {
 
     #[test]
     fn an_init_segment_is_ftyp_then_moov_with_both_tracks() {
-        let init = init_segment(&[
-            Track::Video {
-                codec: VideoCodec::H264,
-                config: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
-                width: 640,
-                height: 360,
-            },
-            Track::Audio {
-                config: Bytes::from_static(&[0x12, 0x10]),
-                sample_rate: 44100,
-                channels: 2,
-            },
-        ]);
+        let init = init_segment(&tracks());
         let boxes = top(&init);
         assert_eq!(boxes[0].0, "ftyp");
         assert_eq!(boxes[1].0, "moov");

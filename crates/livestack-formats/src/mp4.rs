@@ -891,8 +891,8 @@ pub fn assemble(plan: &Plan, file: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fmp4::{self, Run, Sample, Track, AUDIO_TRACK, VIDEO_TRACK};
-    use crate::VideoCodec;
+    use crate::fmp4::tests::tracks;
+    use crate::fmp4::{self, Run, Sample, AUDIO_TRACK, VIDEO_TRACK};
 
     fn sample(duration: u32, cto: i32, sync: bool, fill: u8, len: usize) -> Sample {
         Sample {
@@ -901,22 +901,6 @@ mod tests {
             sync,
             data: Bytes::from(vec![fill; len]),
         }
-    }
-
-    fn tracks() -> Vec<Track> {
-        vec![
-            Track::Video {
-                codec: VideoCodec::H264,
-                config: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
-                width: 640,
-                height: 360,
-            },
-            Track::Audio {
-                config: Bytes::from_static(&[0x12, 0x10]),
-                sample_rate: 44100,
-                channels: 2,
-            },
-        ]
     }
 
     /// Two fragments of video (a keyframe then a P frame each) and audio.

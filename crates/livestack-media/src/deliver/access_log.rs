@@ -12,12 +12,11 @@
 //! appended by the play statistics' flush task.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use livestack_core::media::AccessLogFile;
 use livestack_core::naming::{CivilTime, NamingZone};
 use livestack_core::Clock;
-use tokio::io::AsyncWriteExt;
 
 use crate::stream::plays::AccessLine;
 
@@ -89,7 +88,7 @@ impl AccessLogs {
             text.push('\n');
         }
         for (path, text) in files {
-            if let Err(e) = append(&path, text.as_bytes()).await {
+            if let Err(e) = super::append(&path, text.as_bytes()).await {
                 tracing::warn!("cannot write the access log {}: {e}", path.display());
             }
         }
@@ -198,19 +197,6 @@ fn hour_start(hour: &str) -> Option<i64> {
     }
     .to_unix_ms(NamingZone::Utc8.offset_secs())
     .map(|ms| ms / 1000)
-}
-
-async fn append(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let mut f = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await?;
-    f.write_all(data).await?;
-    f.flush().await
 }
 
 #[cfg(test)]

@@ -1014,6 +1014,26 @@ impl Job {
         }
     }
 
+    /// The stream an in-process job reads ([`Job::source_name`]) and its
+    /// live push; an error while it is not live (a watermarked output
+    /// whose job has not started yet).
+    pub(crate) fn source_live(
+        &self,
+        raw: bool,
+    ) -> Result<(String, Arc<crate::stream::live::Live>), supervisor::JobError> {
+        let name = self.source_name(raw);
+        let read = StreamKey {
+            stream: name.clone(),
+            ..self.key.source.clone()
+        };
+        match self.inner.live(&read) {
+            Some(live) => Ok((name, live)),
+            None => Err(supervisor::JobError::Work(format!(
+                "{name} is not live (yet)"
+            ))),
+        }
+    }
+
     async fn attempt(&self) -> Result<(), supervisor::JobError> {
         match &self.key.what {
             JobWhat::Watermark { template } => transcode::watermark(self, *template).await,

@@ -368,18 +368,7 @@ async fn run_in_process(
     format: RecordFormat,
     task: Option<i64>,
 ) -> Result<(), JobError> {
-    let name = job.source_name(s.raw);
-    let read = StreamKey {
-        stream: name.clone(),
-        ..job.key.source.clone()
-    };
-    let source = if name == job.key.source.stream {
-        Arc::clone(&live)
-    } else {
-        job.inner
-            .live(&read)
-            .ok_or_else(|| JobError::Work(format!("{name} is not live (yet)")))?
-    };
+    let (_, source) = job.source_live(s.raw)?;
     let sub = source.hub.subscribe_internal();
     // The first file starts when the job does, as an ffmpeg job's did,
     // although it opens with the cached GOP (up to a GOP older): a task's

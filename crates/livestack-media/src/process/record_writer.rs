@@ -29,6 +29,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::ffmpeg::{record_extension, HLS_PLAYLIST, HLS_SEGMENT_SECS, SEGMENT_LIST};
+use crate::deliver::append;
 use crate::stream::hub::{Frame, FrameKind, Subscription};
 
 /// Buffered bytes are written at least this often (what a crash may lose
@@ -263,7 +264,6 @@ impl<'a> Writer<'a> {
             flushed: Instant::now(),
             kind,
         };
-        let mut headers = [&self.metadata, &self.video_header, &self.audio_header];
         if matches!(part.kind, PartKind::Flv) {
             let video = self.video_header.is_some() && !self.t.audio_only;
             let audio = self.audio_header.is_some();
@@ -273,9 +273,13 @@ impl<'a> Writer<'a> {
             part.duration_at = Some((part.buf.len() + flv::TAG_HEADER_LEN + DURATION_AT) as u64);
             flv::encode_tag_into(TagKind::Script, 0, &meta, &mut part.buf)
                 .map_err(std::io::Error::other)?;
-            headers[0] = &None;
         }
-        for h in headers.into_iter().flatten() {
+        // The publisher's metadata goes into an FLV's own (above); MP4 and
+        // AAC have no place for it.
+        for h in [&self.video_header, &self.audio_header]
+            .into_iter()
+            .flatten()
+        {
             if self.t.audio_only && h.kind == FrameKind::Video {
                 continue;
             }
@@ -309,13 +313,7 @@ impl<'a> Writer<'a> {
             secs(part.start),
             secs(end.max(part.start))
         );
-        let mut list = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.t.dir.join(SEGMENT_LIST))
-            .await?;
-        list.write_all(line.as_bytes()).await?;
-        list.flush().await
+        append(&self.t.dir.join(SEGMENT_LIST), line.as_bytes()).await
     }
 
     async fn close(mut self) -> std::io::Result<()> {
@@ -508,17 +506,6 @@ impl Hls {
 
 fn segment_name(seq: u64) -> String {
     format!("seg-{seq:06}.ts")
-}
-
-/// Appends `data` to the file at `path` (created if need be).
-async fn append(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut f = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .await?;
-    f.write_all(data).await?;
-    f.flush().await
 }
 
 /// The largest `moov` or `moof` read whole when making an MP4 plain.

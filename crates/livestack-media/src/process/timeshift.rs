@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use livestack_core::media::StreamKey;
 use livestack_core::rules::{TemplateId, TemplateSpec};
 use livestack_formats::hls::{Segmenter, SegmenterConfig};
 use tokio::sync::broadcast::error::RecvError;
@@ -29,14 +28,7 @@ pub(crate) async fn run(job: &Job, template: TemplateId) -> Result<(), JobError>
     let Some(TemplateSpec::TimeShift(spec)) = job.template(template).map(|t| t.spec.clone()) else {
         return Err(JobError::Work("the time-shift template is gone".into()));
     };
-    let name = job.source_name(spec.remove_watermark);
-    let read = StreamKey {
-        stream: name.clone(),
-        ..job.key.source.clone()
-    };
-    let Some(live) = job.inner.live(&read) else {
-        return Err(JobError::Work(format!("{name} is not live (yet)")));
-    };
+    let (name, live) = job.source_live(spec.remove_watermark)?;
     let watermarked = name != job.key.source.stream;
     let mut sub = live.hub.subscribe_internal();
     let sid = format!("{:x}", live.publisher.session);
