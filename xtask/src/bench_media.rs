@@ -181,18 +181,6 @@ struct Options {
     build: bool,
 }
 
-fn list<T>(value: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
-    let items: Vec<T> = value
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(parse)
-        .collect::<Result<_>>()?;
-    if items.is_empty() {
-        bail!("empty list {value:?}");
-    }
-    Ok(items)
-}
-
 fn parse_options(args: &[&str]) -> Result<Options> {
     let mut opts = Options {
         players: vec![1000, 2000],
@@ -218,12 +206,13 @@ fn parse_options(args: &[&str]) -> Result<Options> {
             "--sb" => opts.sb = Some(PathBuf::from(value)),
             "--load-tool" => load_tool = value.trim().to_owned(),
             "--players" => {
-                opts.players = list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
+                opts.players =
+                    crate::cli::list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
             }
             "--warmup" => opts.warmup = positive(value)?.clamp(RAMP.as_secs() + 1, 600),
             "--window" => opts.window = positive(value)?.min(600),
-            "--proto" => opts.protos = list(value, Proto::parse)?,
-            "--servers" => opts.servers = list(value, ServerKind::parse)?,
+            "--proto" => opts.protos = crate::cli::list(value, Proto::parse)?,
+            "--servers" => opts.servers = crate::cli::list(value, ServerKind::parse)?,
             "--merge-write-ms" => {
                 opts.merge_write_ms = Some(value.trim().parse::<u64>().with_context(|| {
                     format!("--merge-write-ms: {value:?} is not a number of milliseconds")
@@ -441,15 +430,30 @@ fn proc_stat_fields(pid: u32) -> Result<Vec<String>> {
     Ok(after.split_whitespace().map(str::to_owned).collect())
 }
 
-/// User + system CPU seconds of every thread of `pid`.
-pub(crate) fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
+/// Seconds of CPU in `/proc/PID/stat`, counting fields after the name
+/// from 0 (the state): `utime + stime` of `pid`'s threads, and `cutime +
+/// cstime` of the children it has waited for.
+fn stat_cpu_seconds(pid: u32, ticks: f64) -> Result<(f64, f64)> {
     let f = proc_stat_fields(pid)?;
     let field = |i: usize| -> Result<u64> {
         f.get(i)
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("malformed /proc/{pid}/stat"))
     };
-    Ok((field(11)? + field(12)?) as f64 / ticks)
+    Ok((
+        (field(11)? + field(12)?) as f64 / ticks,
+        (field(13)? + field(14)?) as f64 / ticks,
+    ))
+}
+
+/// User + system CPU seconds of every thread of `pid`.
+pub(crate) fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64> {
+    stat_cpu_seconds(pid, ticks).map(|(own, _)| own)
+}
+
+/// CPU seconds of `pid` itself, and of the children it has waited for.
+pub(crate) fn cpu_seconds_with_reaped(pid: u32, ticks: f64) -> Result<(f64, f64)> {
+    stat_cpu_seconds(pid, ticks)
 }
 
 /// Busy seconds (all but idle and iowait) of one CPU.
@@ -1157,35 +1161,60 @@ async fn start_srs(
         .current_dir(workdir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    let child = cmd.spawn().context("cannot start SRS")?;
-    let pid = child.id().context("SRS exited at once")?;
-    let mut server = RunningServer {
-        kind: ServerKind::Srs,
+    let log = dir.path().join("srs.log");
+    let http = SocketAddr::from(([127, 0, 0, 1], http));
+    let mut server = spawn_server(cmd, ServerKind::Srs, dir, rtmp, Some(http))?;
+    until_listening(&mut server, Some(&log)).await?;
+    Ok(server)
+}
+
+/// Starts `cmd` as a server of `kind` listening for players on `port`.
+fn spawn_server(
+    mut cmd: tokio::process::Command,
+    kind: ServerKind,
+    dir: tempfile::TempDir,
+    port: u16,
+    http: Option<SocketAddr>,
+) -> Result<RunningServer> {
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", kind.name()))?;
+    let pid = child
+        .id()
+        .with_context(|| format!("{} exited at once", kind.name()))?;
+    Ok(RunningServer {
+        kind,
         child,
         pid,
         workers: Vec::new(),
-        rtmp: SocketAddr::from(([127, 0, 0, 1], rtmp)),
-        http: Some(SocketAddr::from(([127, 0, 0, 1], http))),
+        rtmp: SocketAddr::from(([127, 0, 0, 1], port)),
+        http,
         api: None,
         srt: None,
         _dir: dir,
-    };
+    })
+}
+
+/// Waits until `server` accepts connections on its player port; fails,
+/// with `log`'s text, if it exits first or takes over [`STARTUP_TIMEOUT`].
+async fn until_listening(server: &mut RunningServer, log: Option<&Path>) -> Result<()> {
+    let name = server.kind.name();
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
         if let Some(status) = server.child.try_wait()? {
-            let log =
-                std::fs::read_to_string(server._dir.path().join("srs.log")).unwrap_or_default();
-            bail!("SRS exited ({status}): {}", log.trim());
+            let text = log
+                .and_then(|l| std::fs::read_to_string(l).ok())
+                .unwrap_or_default();
+            bail!("{name} exited ({status}): {}", text.trim());
         }
         if TcpStream::connect(server.rtmp).await.is_ok() {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("SRS did not come up in {} s", STARTUP_TIMEOUT.as_secs());
+            bail!("{name} did not come up in {} s", STARTUP_TIMEOUT.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(server)
 }
 
 /// Starts the bare sender (`bench_media/bare.rs`) on the server's CPU:
@@ -1203,35 +1232,9 @@ async fn start_bare(env: &Env, merge_ms: u64) -> Result<RunningServer> {
         .args(["--merge-ms", &merge_ms.max(1).to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    let child = cmd.spawn().context("cannot start the bare sender")?;
-    let pid = child.id().context("the bare sender exited at once")?;
-    let mut server = RunningServer {
-        kind: ServerKind::Bare,
-        child,
-        pid,
-        workers: Vec::new(),
-        rtmp: SocketAddr::from(([127, 0, 0, 1], port)),
-        http: Some(SocketAddr::from(([127, 0, 0, 1], port))),
-        api: None,
-        srt: None,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        if let Some(status) = server.child.try_wait()? {
-            bail!("the bare sender exited ({status})");
-        }
-        if TcpStream::connect(server.rtmp).await.is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the bare sender did not come up in {} s",
-                STARTUP_TIMEOUT.as_secs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let http = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server = spawn_server(cmd, ServerKind::Bare, dir, port, Some(http))?;
+    until_listening(&mut server, None).await?;
     Ok(server)
 }
 
@@ -1684,8 +1687,7 @@ async fn measure(
         hwm_kb: status_number(server.pid, "VmHWM"),
     };
     let outcome = match (&env.sb, &target) {
-        (Some(sb), PlayTarget::Rtmp { addr, tc_url, name }) => {
-            let _ = addr;
+        (Some(sb), PlayTarget::Rtmp { tc_url, name, .. }) => {
             run_sb(
                 env,
                 sb,

@@ -30,8 +30,8 @@ use tokio::process::Child;
 
 use crate::bench::{binaries, until_interrupted};
 use crate::bench_media::{
-    api_call, children_of, cpu_seconds, launch_livestack, machine, start_publisher, status_number,
-    wait_for_quiet, Env, Launch, RunningServer, APP, PUSH_DOMAIN,
+    api_call, children_of, cpu_seconds, cpu_seconds_with_reaped, launch_livestack, machine,
+    start_publisher, status_number, wait_for_quiet, Env, Launch, RunningServer, APP, PUSH_DOMAIN,
 };
 
 const USAGE: &str = "usage: cargo xtask bench-record [--streams N] [--formats flv,mp4,hls,aac] \
@@ -117,22 +117,14 @@ fn parse_options(args: &[&str]) -> Result<Options> {
             "--warmup" => opts.warmup = positive(value)?.clamp(3, 600),
             "--window" => opts.window = positive(value)?.min(1800),
             "--modes" => {
-                let mut modes: Vec<Mode> = value
-                    .split(',')
-                    .filter(|s| !s.trim().is_empty())
-                    .map(Mode::parse)
-                    .collect::<Result<_>>()?;
-                modes.sort();
-                modes.dedup();
-                opts.modes = modes;
+                opts.modes = crate::cli::list(value, Mode::parse)?;
+                opts.modes.sort();
+                opts.modes.dedup();
             }
             "--quiet-wait" => opts.quiet_wait = value.trim().parse::<u64>()?.min(3600),
             "--livestack" => opts.livestack = Some(PathBuf::from(value)),
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
-    }
-    if opts.modes.is_empty() {
-        bail!("--modes is empty\n{USAGE}");
     }
     Ok(opts)
 }
@@ -144,19 +136,6 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let env = Env::prepare(&target_dir, livestack)?;
     until_interrupted(run(&opts, &env), "processes")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// CPU seconds of `pid` itself and of its children it has waited for.
-fn cpu_with_reaped(pid: u32, ticks: f64) -> Result<(f64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    // Fields after the name start at field 3 (state): utime is field 14.
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0) as f64 / ticks;
-    Ok((get(14) + get(15), get(16) + get(17)))
 }
 
 /// Bytes in the files under `dir`.
@@ -183,7 +162,7 @@ struct Sample {
 }
 
 fn sample(env: &Env, server: &RunningServer) -> Result<Sample> {
-    let (own, reaped) = cpu_with_reaped(server.pid, env.clock_ticks)?;
+    let (own, reaped) = cpu_seconds_with_reaped(server.pid, env.clock_ticks)?;
     let children = children_of(server.pid)
         .into_iter()
         .filter_map(|pid| cpu_seconds(pid, env.clock_ticks).ok().map(|c| (pid, c)))

@@ -153,14 +153,9 @@ fn parse_options(args: &[&str]) -> Result<Options> {
             }
             "--kbps" => opts.kbps = u32::try_from(positive(value)?.min(50_000))?,
             "--modes" => {
-                let mut modes: Vec<Mode> = value
-                    .split(',')
-                    .filter(|s| !s.trim().is_empty())
-                    .map(Mode::parse)
-                    .collect::<Result<_>>()?;
-                modes.sort();
-                modes.dedup();
-                opts.modes = modes;
+                opts.modes = crate::cli::list(value, Mode::parse)?;
+                opts.modes.sort();
+                opts.modes.dedup();
             }
             "--quiet-wait" => {
                 opts.quiet_wait = value

@@ -67,6 +67,20 @@ pub(crate) fn positive(name: &str, v: &str) -> Result<u64> {
         .with_context(|| format!("{name}: {v:?} is not a positive integer"))
 }
 
+/// A comma-separated list, each item read by `parse`; empty items are
+/// skipped and an empty list is an error.
+pub(crate) fn list<T>(value: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    let items: Vec<T> = value
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(parse)
+        .collect::<Result<_>>()?;
+    if items.is_empty() {
+        anyhow::bail!("empty list {value:?}");
+    }
+    Ok(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

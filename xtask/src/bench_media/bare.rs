@@ -189,15 +189,10 @@ fn flush(
 /// takes all of it: the socket buffer holds a window's bytes).
 fn write_all_vectored(socket: &mut TcpStream, slices: &[IoSlice<'_>]) -> std::io::Result<()> {
     let total: usize = slices.iter().map(|s| s.len()).sum();
-    let mut done = socket.write_vectored(slices)?;
+    let done = socket.write_vectored(slices)?;
     if done < total {
-        let mut rest = Vec::with_capacity(total - done);
-        for s in slices {
-            rest.extend_from_slice(s);
-        }
+        let rest: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
         socket.write_all(&rest[done..])?;
-        done = total;
     }
-    debug_assert_eq!(done, total);
     Ok(())
 }

@@ -95,9 +95,9 @@ fn parse_options(args: &[&str]) -> Result<Options> {
             "--database-url" => database_url = Some(value.to_owned()),
             "--players" => {
                 opts.players =
-                    super::list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
+                    crate::cli::list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
             }
-            "--proto" => opts.protos = super::list(value, Proto::parse)?,
+            "--proto" => opts.protos = crate::cli::list(value, Proto::parse)?,
             "--warmup" => opts.warmup = positive(value)?.clamp(RAMP.as_secs() + 1, 600),
             "--window" => opts.window = positive(value)?.min(600),
             "--on-demand" => opts.on_demand = usize::try_from(positive(value)?.min(50))?,
