@@ -537,11 +537,29 @@ pub(crate) struct Source {
 }
 
 pub(crate) fn ensure_source(ffmpeg: &Path, dir: &Path, cpu: Option<usize>) -> Result<Source> {
+    ensure_source_of(ffmpeg, dir, cpu, (640, 360), 800)
+}
+
+/// The benchmark's source stream at `size` and `video_kbps` (made once,
+/// cached in `dir`).
+pub(crate) fn ensure_source_of(
+    ffmpeg: &Path,
+    dir: &Path,
+    cpu: Option<usize>,
+    (width, height): (u32, u32),
+    video_kbps: u32,
+) -> Result<Source> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // No B-frames (as low-latency encoders and WebRTC publishers send):
     // WebRTC players get such a stream passed through, so the WebRTC rows
-    // measure per-player work, not a per-stream baseline re-encode.
-    let path = dir.join("src-880k-640x360-25fps-60s-nobf.flv");
+    // measure per-player work, not a per-stream baseline re-encode. The
+    // first source's name (880k: with its audio) is kept for its cache.
+    let name = if (width, height, video_kbps) == (640, 360, 800) {
+        "src-880k-640x360-25fps-60s-nobf.flv".to_owned()
+    } else {
+        format!("src-{video_kbps}k-{width}x{height}-25fps-60s-nobf.flv")
+    };
+    let path = dir.join(name);
     if !path.is_file() {
         let tmp = dir.join("src.tmp.flv");
         println!("generating the source stream (once): {}", path.display());
@@ -557,13 +575,16 @@ pub(crate) fn ensure_source(ffmpeg: &Path, dir: &Path, cpu: Option<usize>) -> Re
         // for the whole file, so every 20 s window carries ~880 kbps.
         let status = cmd
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={width}x{height}:rate=25"))
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
             .args(["-t", "60", "-vf", "noise=alls=10:allf=t"])
             .args([
                 "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
             ])
-            .args(["-b:v", "800k", "-maxrate", "800k", "-bufsize", "1600k"])
+            .args(["-b:v", &format!("{video_kbps}k")])
+            .args(["-maxrate", &format!("{video_kbps}k")])
+            .args(["-bufsize", &format!("{}k", 2 * video_kbps)])
             .args([
                 "-g",
                 "50",

@@ -42,6 +42,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use tokio::process::{Child, ChildStdin};
 
+mod ladder;
+
 use crate::bench::{binaries, until_interrupted};
 use crate::bench_media::{
     api_call, children_of, cpu_busy_seconds, cpu_seconds, machine, run_load_generator,
@@ -76,6 +78,10 @@ enum Mode {
     Bare,
     /// C: a bare ffmpeg writing to /dev/null.
     Null,
+    /// `--ladder`: one ffmpeg for every rung (`shared_decode = true`).
+    Shared,
+    /// `--ladder`: an ffmpeg per rung (`shared_decode = false`).
+    Separate,
 }
 
 impl Mode {
@@ -84,6 +90,8 @@ impl Mode {
             Mode::Livestack => "A livestack",
             Mode::Bare => "B bare",
             Mode::Null => "C bare→null",
+            Mode::Shared => "L one ffmpeg",
+            Mode::Separate => "S ffmpeg per rung",
         }
     }
 
@@ -196,6 +204,9 @@ impl Options {
 
 /// `cargo xtask bench-transcode …`.
 pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
+    if args.contains(&"--ladder") {
+        return ladder::main(root, args);
+    }
     let opts = parse_options(args)?;
     let (target_dir, livestack) = binaries(root, opts.build, opts.livestack.as_deref())?;
     let env = Env::prepare(&target_dir, livestack)?;
@@ -715,6 +726,7 @@ async fn run(opts: &Options, env: &Env) -> Result<()> {
                         .await
                         .with_context(|| format!("round {round} {}", mode.name()))?
                 }
+                Mode::Shared | Mode::Separate => bail!("{} is a --ladder mode", mode.name()),
             };
             r.quiet_before = quiet;
             print_round(&r);
@@ -843,7 +855,8 @@ impl Comparison {
     }
 }
 
-fn print_summary(results: &[RoundResult]) {
+/// The rounds as a markdown table.
+fn print_table(results: &[RoundResult]) {
     println!();
     println!("markdown:");
     println!();
@@ -870,6 +883,10 @@ fn print_summary(results: &[RoundResult]) {
         );
     }
     println!();
+}
+
+fn print_summary(results: &[RoundResult]) {
+    print_table(results);
     let of =
         |mode: Mode| -> Vec<&RoundResult> { results.iter().filter(|r| r.mode == mode).collect() };
     let a = of(Mode::Livestack);

@@ -113,6 +113,10 @@ pub struct MediaConfig {
     /// livestack did before; kept to compare them). MP3 always re-encodes
     /// with ffmpeg.
     pub record_in_process: bool,
+    /// The transcoded outputs of one source that are played at once run
+    /// as one ffmpeg with one decode and an encode per output (`split`);
+    /// `false` runs a process per output (kept to compare them).
+    pub shared_decode: bool,
 }
 
 impl Default for MediaConfig {
@@ -140,6 +144,7 @@ impl Default for MediaConfig {
             play_stats_flush: Duration::from_secs(60),
             access_log_dir: std::env::temp_dir().join("livestack-logs"),
             record_in_process: true,
+            shared_decode: true,
         }
     }
 }
@@ -197,6 +202,12 @@ impl Inner {
     /// random base; see [`process_id_base`]).
     pub(crate) fn next_session(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The last push or play session numbered so far: sessions numbered
+    /// later are greater.
+    pub(crate) fn last_session(&self) -> u64 {
+        self.next_session.load(Ordering::Relaxed)
     }
 
     pub(crate) fn live(&self, key: &StreamKey) -> Option<Arc<Live>> {

@@ -315,6 +315,9 @@ pub struct MediaConfig {
     /// FLV, MP4, HLS and AAC recordings are written in-process (`false`:
     /// an ffmpeg process per recording).
     pub record_in_process: bool,
+    /// The transcoded outputs of one source played at once share one
+    /// ffmpeg and one decode (`false`: a process per output).
+    pub shared_decode: bool,
     /// Seconds between the push-quality samples of every live push
     /// (`DescribeStreamPushInfoList`).
     pub push_sample_interval_secs: u64,
@@ -346,6 +349,7 @@ impl Default for MediaConfig {
             ffmpeg: d.ffmpeg,
             max_record_interval_secs: d.max_record_interval.map(|d| d.as_secs()),
             record_in_process: d.record_in_process,
+            shared_decode: d.shared_decode,
             push_sample_interval_secs: d.push_sample_interval.as_secs(),
             metrics_top_streams: d.metrics_top_streams,
             backup_domains: d.backup_domains,
@@ -371,6 +375,7 @@ impl MediaConfig {
                 .max_record_interval_secs
                 .map(|s| Duration::from_secs(s.max(1))),
             record_in_process: self.record_in_process,
+            shared_decode: self.shared_decode,
             push_sample_interval: Duration::from_secs(self.push_sample_interval_secs.max(1)),
             metrics_top_streams: self.metrics_top_streams,
             backup_domains: self

@@ -266,6 +266,49 @@ pub(crate) fn transcode(
     a
 }
 
+/// One output of a [`ladder`]: its rendition, H.264 profile and the RTMP
+/// URL it is published to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rung {
+    pub(crate) rendition: Rendition,
+    pub(crate) profile: Profile,
+    pub(crate) output: String,
+}
+
+/// Several transcodes of one source in one process: the source is
+/// decoded once, its pictures `split` to each rung's scaler and encoder,
+/// and every rung published as FLV to its own URL. Audio is encoded per
+/// rung (its rate is the rung's; decoding it twice costs little).
+pub(crate) fn ladder(input: &str, rungs: &[Rung]) -> Vec<String> {
+    let mut a = common(input);
+    let video: Vec<usize> = (0..rungs.len())
+        .filter(|&k| rungs[k].rendition.video)
+        .collect();
+    if !video.is_empty() {
+        let mut graph = format!("[0:v]split={}", video.len());
+        for k in &video {
+            graph.push_str(&format!("[s{k}]"));
+        }
+        for k in &video {
+            let filter = scale_filter(&rungs[*k].rendition).unwrap_or_else(|| "null".to_owned());
+            graph.push_str(&format!(";[s{k}]{filter}[v{k}]"));
+        }
+        a.extend(["-filter_complex".to_owned(), graph]);
+    }
+    for (k, rung) in rungs.iter().enumerate() {
+        let r = &rung.rendition;
+        if r.video {
+            a.extend(["-map".to_owned(), format!("[v{k}]")]);
+        }
+        if r.audio {
+            a.extend(strings(&["-map", "0:a:0?"]));
+        }
+        av_encoding(r, rung.profile, &mut a);
+        a.extend(strings(&["-f", "flv", &rung.output]));
+    }
+    a
+}
+
 /// Video re-encoded at about the source's bitrate (at least 300 kbps),
 /// 2 s GOP, audio kept: the jobs that change the picture, not the rendition.
 fn at_source_rate(video_kbps: u32) -> Rendition {
@@ -718,6 +761,52 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("libx264"));
+    }
+
+    #[test]
+    fn a_ladder_decodes_once_and_splits_the_pictures_to_each_rungs_encoder() {
+        let url = |s: &str| format!("rtmp://127.0.0.1:1935/live/cam_{s}?livestack_internal=T");
+        let sd = Rendition {
+            height: 360,
+            video_bitrate: 500,
+            ..hd()
+        };
+        let same_size = Rendition { height: 0, ..hd() };
+        let sound = Rendition {
+            video: false,
+            ..hd()
+        };
+        let rungs = [
+            (hd(), "hd"),
+            (sd, "sd"),
+            (sound, "aac"),
+            (same_size, "full"),
+        ]
+        .map(|(rendition, name)| Rung {
+            rendition,
+            profile: Profile::Main,
+            output: url(name),
+        });
+        let args = ladder(&io().input, &rungs).join(" ");
+        assert_eq!(args.matches(" -i ").count(), 1, "{args}");
+        assert!(
+            args.contains(
+                " -filter_complex [0:v]split=3[s0][s1][s3];[s0]scale=-2:720[v0];\
+                 [s1]scale=-2:360[v1];[s3]null[v3] "
+            ),
+            "{args}"
+        );
+        assert!(
+            args.contains(" -map [v1] -map 0:a:0? -c:v libx264 ")
+                && args.contains(" -b:v 500k ")
+                && args.contains(&format!(
+                    " -map 0:a:0? -vn -c:a aac -b:a 64k -f flv {}",
+                    url("aac")
+                ))
+                && args.ends_with(&format!("-f flv {}", url("full"))),
+            "{args}"
+        );
+        assert_eq!(args.matches(" -f flv ").count(), 4);
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub(crate) enum JobWhat {
         /// The output stream name.
         output: String,
     },
+    /// Produces several transcoded outputs (template, output name; sorted)
+    /// from one decode of the source: the outputs players ask for at
+    /// once, when `[media] shared_decode` is on.
+    Ladder { outputs: Vec<(TemplateId, String)> },
     /// Re-encodes the video players of the source get (watermarked or
     /// not) as H.264 constrained baseline without B-frames, audio copied,
     /// published as the source name with [`WEBRTC_BASELINE`]: what WebRTC
@@ -118,11 +122,22 @@ impl JobWhat {
         use crate::metrics::JobKind;
         match self {
             JobWhat::Watermark { .. } => JobKind::watermark,
-            JobWhat::Transcode { .. } => JobKind::transcode,
+            JobWhat::Transcode { .. } | JobWhat::Ladder { .. } => JobKind::transcode,
             JobWhat::WebRtcBaseline => JobKind::webrtc_baseline,
             JobWhat::Record { .. } => JobKind::record,
             JobWhat::Snapshot { .. } => JobKind::snapshot,
             JobWhat::TimeShift { .. } => JobKind::timeshift,
+        }
+    }
+}
+
+impl JobWhat {
+    /// The transcoded outputs it publishes.
+    fn transcoded(&self) -> Vec<&str> {
+        match self {
+            JobWhat::Transcode { output, .. } => vec![output.as_str()],
+            JobWhat::Ladder { outputs } => outputs.iter().map(|(_, o)| o.as_str()).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -164,9 +179,11 @@ pub(crate) struct Source {
 /// the recording formats and snapshots of its rules and of the tasks
 /// active at `now`, and the outputs players asked for within
 /// [`DEMAND_IDLE`] (`demand`: output key → what and when last asked) or
-/// are watching (`watched`).
+/// are watching (`watched`): with `shared_decode`, several of them as one
+/// [`JobWhat::Ladder`].
 pub(crate) fn plan(
     policy: &Policy,
+    shared_decode: bool,
     sources: &[Source],
     demand: &HashMap<StreamKey, (Demanded, Instant)>,
     watched: &dyn Fn(&StreamKey) -> bool,
@@ -235,6 +252,7 @@ pub(crate) fn plan(
         ) {
             jobs.extend(task_jobs(policy, task).into_iter().map(job));
         }
+        let mut transcodes = Vec::new();
         for (output, (what, asked)) in demand {
             if output.account != s.key.account
                 || output.app != s.key.app
@@ -250,10 +268,7 @@ pub(crate) fn plan(
                     if OutputName::parse(&output.stream)
                         .is_some_and(|n| n.source == s.key.stream) =>
                 {
-                    jobs.push(job(JobWhat::Transcode {
-                        template: *template,
-                        output: output.stream.clone(),
-                    }));
+                    transcodes.push((*template, output.stream.clone()));
                 }
                 Demanded::WebRtcBaseline
                     if output.stream.strip_suffix(WEBRTC_BASELINE) == Some(&s.key.stream) =>
@@ -262,6 +277,18 @@ pub(crate) fn plan(
                 }
                 _ => {}
             }
+        }
+        transcodes.sort();
+        if shared_decode && transcodes.len() > 1 {
+            jobs.push(job(JobWhat::Ladder {
+                outputs: transcodes,
+            }));
+        } else {
+            jobs.extend(
+                transcodes
+                    .into_iter()
+                    .map(|(template, output)| job(JobWhat::Transcode { template, output })),
+            );
         }
     }
     jobs.sort();
@@ -321,10 +348,39 @@ struct Running {
     status: Arc<Mutex<JobStatus>>,
     /// A record job's recording span, reported stopped when it goes.
     recording: Option<u64>,
-    /// A transcoding job's span (transcode, watermark, WebRTC baseline),
-    /// reported stopped when it goes.
-    transcoding: Option<u64>,
+    /// A transcoding job's spans (transcode, watermark, WebRTC baseline;
+    /// one per output of a ladder), reported stopped when it goes.
+    transcoding: Vec<u64>,
 }
+
+impl Running {
+    /// Cancels the job and reports its spans stopped.
+    fn stop(&self, inner: &Inner) {
+        self.cancel.cancel();
+        let at_ms = inner.clock.unix_ms();
+        if let Some(span) = self.recording {
+            inner.emit(MediaEvent::RecordingStopped { span, at_ms });
+        }
+        for &span in &self.transcoding {
+            inner.emit(MediaEvent::TranscodeStopped { span, at_ms });
+        }
+    }
+}
+
+/// A transcoding job whose outputs a new job now makes (a ladder that
+/// grew or shrank): it runs on, never started again, until the new job's
+/// pushes of those outputs feed their players (they join beside its
+/// pushes and take over at their first keyframe), or [`RETIRE_WAIT`].
+struct Retiring {
+    running: Running,
+    outputs: Vec<StreamKey>,
+    /// Pushes numbered above this started after it was replaced.
+    session_floor: u64,
+    until: Instant,
+}
+
+/// How long a replaced transcoding job waits for its successor.
+const RETIRE_WAIT: Duration = Duration::from_secs(20);
 
 /// What a job's credential lets a loopback connection do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +432,8 @@ impl Drop for Pass {
 /// The processing jobs of a media server.
 pub(crate) struct Processor {
     jobs: Mutex<HashMap<JobKey, Running>>,
+    /// Transcoding jobs replaced, waiting for their successors.
+    retiring: Mutex<Vec<Retiring>>,
     /// Relay task jobs.
     pulls: pull::Jobs,
     /// Mix session jobs.
@@ -407,6 +465,12 @@ impl Processor {
         for key in self.jobs.lock().unwrap_or_else(|e| e.into_inner()).keys() {
             *counts.entry(key.what.metric_kind()).or_insert(0) += 1;
         }
+        let retiring = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        *counts.entry(JobKind::transcode).or_insert(0) += retiring;
         counts.insert(JobKind::pull, self.pulls.running());
         counts.insert(
             JobKind::mix,
@@ -424,6 +488,7 @@ impl Processor {
     pub(crate) fn new(clock: Clock) -> Processor {
         Processor {
             jobs: Mutex::new(HashMap::new()),
+            retiring: Mutex::new(Vec::new()),
             pulls: pull::Jobs::default(),
             mixes: Mutex::new(HashMap::new()),
             demand: Mutex::new(HashMap::new()),
@@ -702,22 +767,23 @@ impl Processor {
             }
         }
         // Jobs watch child tokens of the shutdown token: they are ending.
-        let ended = inner
-            .processor
+        let p = &inner.processor;
+        let mut ended: Vec<Running> = p
             .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
-            .map(|(_, r)| (r.recording, r.transcoding))
-            .collect::<Vec<_>>();
-        let at_ms = inner.clock.unix_ms();
-        for (recording, transcoding) in ended {
-            if let Some(span) = recording {
-                inner.emit(MediaEvent::RecordingStopped { span, at_ms });
-            }
-            if let Some(span) = transcoding {
-                inner.emit(MediaEvent::TranscodeStopped { span, at_ms });
-            }
+            .map(|(_, r)| r)
+            .collect();
+        ended.extend(
+            p.retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+                .map(|r| r.running),
+        );
+        for r in ended {
+            r.stop(&inner);
         }
     }
 }
@@ -755,24 +821,65 @@ fn reconcile(inner: &Arc<Inner>) {
         d.clone()
     };
     let watched = |k: &StreamKey| inner.live(k).is_some_and(|l| l.hub.players() > 0);
-    let wanted = plan(&policy, &sources, &demand, &watched, p.clock.unix(), clock);
+    let wanted = plan(
+        &policy,
+        inner.config.shared_decode,
+        &sources,
+        &demand,
+        &watched,
+        p.clock.unix(),
+        clock,
+    );
+    retire_replaced(inner, clock);
     let mut jobs = p.jobs.lock().unwrap_or_else(|e| e.into_inner());
+    // Transcoding jobs whose outputs a job about to start takes over run
+    // on until it has (see `Retiring`).
+    let replaced: Vec<(JobKey, Vec<StreamKey>)> = jobs
+        .iter()
+        .filter(|(k, r)| !wanted.contains(k) && !r.cancel.is_cancelled())
+        .filter_map(|(k, _)| {
+            let taken: Vec<StreamKey> = k
+                .what
+                .transcoded()
+                .into_iter()
+                .filter(|o| {
+                    wanted.iter().any(|w| {
+                        w.source == k.source
+                            && !jobs.contains_key(w)
+                            && w.what.transcoded().contains(o)
+                    })
+                })
+                .map(|o| StreamKey {
+                    stream: o.to_owned(),
+                    ..k.source.clone()
+                })
+                .collect();
+            (!taken.is_empty()).then(|| (k.clone(), taken))
+        })
+        .collect();
+    for (key, outputs) in replaced {
+        if let Some(running) = jobs.remove(&key) {
+            running
+                .status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retiring = true;
+            tracing::debug!(source = %key.source.stream, "{:?} is replaced: it runs until its successor takes over", key.what);
+            p.retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Retiring {
+                    running,
+                    outputs,
+                    session_floor: inner.last_session(),
+                    until: clock + RETIRE_WAIT,
+                });
+        }
+    }
     jobs.retain(|k, r| {
         let keep = wanted.contains(k) && !r.cancel.is_cancelled();
         if !keep {
-            r.cancel.cancel();
-            if let Some(span) = r.recording {
-                inner.emit(MediaEvent::RecordingStopped {
-                    span,
-                    at_ms: p.clock.unix_ms(),
-                });
-            }
-            if let Some(span) = r.transcoding {
-                inner.emit(MediaEvent::TranscodeStopped {
-                    span,
-                    at_ms: p.clock.unix_ms(),
-                });
-            }
+            r.stop(inner);
             let s = r.status.lock().unwrap_or_else(|e| e.into_inner());
             tracing::debug!(
                 source = %k.source.stream,
@@ -832,15 +939,18 @@ fn reconcile(inner: &Arc<Inner>) {
             }
             _ => None,
         };
-        let transcoding = transcode_job(inner, &policy, &key, &source.domain).map(|job| {
-            let span = p.next_span();
-            inner.emit(MediaEvent::TranscodeStarted {
-                span,
-                job: Box::new(job),
-                at_ms: p.clock.unix_ms(),
-            });
-            span
-        });
+        let transcoding = transcode_jobs(inner, &policy, &key, &source.domain)
+            .into_iter()
+            .map(|job| {
+                let span = p.next_span();
+                inner.emit(MediaEvent::TranscodeStarted {
+                    span,
+                    job: Box::new(job),
+                    at_ms: p.clock.unix_ms(),
+                });
+                span
+            })
+            .collect();
         jobs.insert(
             key,
             Running {
@@ -853,10 +963,62 @@ fn reconcile(inner: &Arc<Inner>) {
     }
 }
 
+/// Lets replaced transcoding jobs go once their successors feed every
+/// output they took over (or their attempt ended, or [`RETIRE_WAIT`]
+/// passed).
+fn retire_replaced(inner: &Inner, clock: Instant) {
+    let fed_by_successor = |r: &Retiring| {
+        r.outputs.iter().all(|o| {
+            inner.live(o).is_some_and(|l| {
+                l.publisher.session > r.session_floor && l.switch.feeds(l.publisher.session)
+            })
+        })
+    };
+    let mut retiring = inner
+        .processor
+        .retiring
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    retiring.retain(|r| {
+        let done = r.running.cancel.is_cancelled() || clock >= r.until || fed_by_successor(r);
+        if done {
+            r.running.stop(inner);
+        }
+        !done
+    });
+}
+
 /// What a transcoding job (transcode, watermark, WebRTC baseline) makes,
-/// for the transcoding statistics; `None` for other jobs. Sizes and
-/// bitrates a template leaves to the source are the source's as measured
-/// now.
+/// for the transcoding statistics, an entry per output; none for other
+/// jobs. Sizes and bitrates a template leaves to the source are the
+/// source's as measured now.
+fn transcode_jobs(
+    inner: &Inner,
+    policy: &Policy,
+    key: &JobKey,
+    domain: &str,
+) -> Vec<livestack_core::media::TranscodeJob> {
+    match &key.what {
+        JobWhat::Ladder { outputs } => outputs
+            .iter()
+            .filter_map(|(template, output)| {
+                let rung = JobKey {
+                    source: key.source.clone(),
+                    what: JobWhat::Transcode {
+                        template: *template,
+                        output: output.clone(),
+                    },
+                };
+                transcode_job(inner, policy, &rung, domain)
+            })
+            .collect(),
+        _ => transcode_job(inner, policy, key, domain)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// [`transcode_jobs`] of a job with one output.
 fn transcode_job(
     inner: &Inner,
     policy: &Policy,
@@ -926,7 +1088,10 @@ fn transcode_job(
             };
             Some(job("Transcode", &codec, size, kbps))
         }
-        JobWhat::Record { .. } | JobWhat::Snapshot { .. } | JobWhat::TimeShift { .. } => None,
+        JobWhat::Record { .. }
+        | JobWhat::Snapshot { .. }
+        | JobWhat::TimeShift { .. }
+        | JobWhat::Ladder { .. } => None,
     }
 }
 
@@ -950,6 +1115,14 @@ impl Job {
         let what = match &k.what {
             JobWhat::Watermark { .. } => "watermark".to_owned(),
             JobWhat::Transcode { output, .. } => format!("transcode {output}"),
+            JobWhat::Ladder { outputs } => format!(
+                "transcode {}",
+                outputs
+                    .iter()
+                    .map(|(_, o)| o.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             JobWhat::WebRtcBaseline => "WebRTC baseline".to_owned(),
             JobWhat::Record { format, task, .. } => match task {
                 Some(t) => format!("record {format:?} (task {t})"),
@@ -1040,6 +1213,7 @@ impl Job {
             JobWhat::Transcode { template, output } => {
                 transcode::transcode(self, *template, output).await
             }
+            JobWhat::Ladder { outputs } => transcode::ladder(self, outputs).await,
             JobWhat::Record {
                 template,
                 format,
@@ -1129,7 +1303,15 @@ mod tests {
         let demand =
             HashMap::from([(key("cam_x_hd"), (Demanded::Transcode(TemplateId(7)), clock))]);
         let sources = [source("cam"), source("cam_x")];
-        let jobs = plan(&Policy::default(), &sources, &demand, &|_| false, 0, clock);
+        let jobs = plan(
+            &Policy::default(),
+            true,
+            &sources,
+            &demand,
+            &|_| false,
+            0,
+            clock,
+        );
         assert_eq!(
             jobs,
             vec![JobKey {
@@ -1143,14 +1325,91 @@ mod tests {
     }
 
     #[test]
+    fn outputs_of_one_source_played_at_once_share_one_ladder_job_when_decodes_are_shared() {
+        let clock = Instant::now();
+        let demand = HashMap::from([
+            (key("cam_sd"), (Demanded::Transcode(TemplateId(8)), clock)),
+            (key("cam_hd"), (Demanded::Transcode(TemplateId(7)), clock)),
+            (key("cam2_hd"), (Demanded::Transcode(TemplateId(7)), clock)),
+        ]);
+        let sources = [source("cam"), source("cam2")];
+        let shared = plan(
+            &Policy::default(),
+            true,
+            &sources,
+            &demand,
+            &|_| false,
+            0,
+            clock,
+        );
+        let transcode = |stream: &str, template, output: &str| JobKey {
+            source: key(stream),
+            what: JobWhat::Transcode {
+                template: TemplateId(template),
+                output: output.into(),
+            },
+        };
+        assert_eq!(
+            shared,
+            vec![
+                JobKey {
+                    source: key("cam"),
+                    what: JobWhat::Ladder {
+                        outputs: vec![
+                            (TemplateId(7), "cam_hd".into()),
+                            (TemplateId(8), "cam_sd".into())
+                        ],
+                    },
+                },
+                transcode("cam2", 7, "cam2_hd"),
+            ]
+        );
+        let separate = plan(
+            &Policy::default(),
+            false,
+            &sources,
+            &demand,
+            &|_| false,
+            0,
+            clock,
+        );
+        assert_eq!(
+            separate,
+            vec![
+                transcode("cam", 7, "cam_hd"),
+                transcode("cam", 8, "cam_sd"),
+                transcode("cam2", 7, "cam2_hd"),
+            ]
+        );
+    }
+
+    #[test]
     fn an_output_nobody_asked_for_lately_stops_unless_it_is_watched() {
         let clock = Instant::now();
         let asked = clock.checked_sub(DEMAND_IDLE).expect("clock");
         let demand = HashMap::from([(key("cam_hd"), (Demanded::Transcode(TemplateId(7)), asked))]);
         let sources = [source("cam")];
-        assert!(plan(&Policy::default(), &sources, &demand, &|_| false, 0, clock).is_empty());
+        assert!(plan(
+            &Policy::default(),
+            true,
+            &sources,
+            &demand,
+            &|_| false,
+            0,
+            clock
+        )
+        .is_empty());
         assert_eq!(
-            plan(&Policy::default(), &sources, &demand, &|_| true, 0, clock).len(),
+            plan(
+                &Policy::default(),
+                true,
+                &sources,
+                &demand,
+                &|_| true,
+                0,
+                clock
+            )
+            .len(),
             1
         );
     }
@@ -1164,6 +1423,7 @@ mod tests {
         )]);
         let jobs = plan(
             &Policy::default(),
+            true,
             &[source("cam"), source("cam2")],
             &demand,
             &|_| false,
@@ -1185,6 +1445,7 @@ mod tests {
         s.watermark = Some(TemplateId(3));
         let jobs = plan(
             &Policy::default(),
+            true,
             &[s],
             &HashMap::new(),
             &|_| false,

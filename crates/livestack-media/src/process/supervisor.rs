@@ -240,6 +240,9 @@ pub(crate) struct JobStatus {
     pub(crate) storage_failures: u32,
     /// The last storage error, if any.
     pub(crate) last_storage_error: Option<String>,
+    /// The job is being replaced: its attempt runs on until its successor
+    /// has taken over, and is not started again when it ends.
+    pub(crate) retiring: bool,
 }
 
 /// The metrics of a job's kind its attempts count in.
@@ -284,12 +287,25 @@ pub(crate) async fn supervise<F, Fut>(
         let started = Instant::now();
         {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            if s.retiring {
+                // Replaced while it waited to start again.
+                cancel.cancel();
+                break;
+            }
             s.attempts += 1;
             s.running = true;
         }
         counters.starts.inc();
         let result = attempt().await;
-        status.lock().unwrap_or_else(|e| e.into_inner()).running = false;
+        let retiring = {
+            let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            s.running = false;
+            s.retiring
+        };
+        if retiring {
+            // Its owner sees the token and lets it go.
+            cancel.cancel();
+        }
         if cancel.is_cancelled() {
             if let Err(e) = result {
                 tracing::warn!(job = %label, "job ended with an error: {e}");

@@ -7,7 +7,7 @@
 //! decide when to run (the processor does).
 
 use livestack_core::media::OnlineStream;
-use livestack_core::rules::{Kind, Rendition, TemplateId, TemplateSpec, VideoCodec};
+use livestack_core::rules::{Kind, Profile, Rendition, TemplateId, TemplateSpec, VideoCodec};
 
 use super::ffmpeg::{self, Io};
 use super::supervisor::{Ffmpeg, JobError};
@@ -65,8 +65,9 @@ pub(crate) fn fit_to_source(r: &Rendition, source: Option<&OnlineStream>) -> Ren
     r
 }
 
-/// Produces `output` from the source with the transcode template `id`.
-pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result<(), JobError> {
+/// The rendition and profile the transcode template `id` gives `output`,
+/// fitted to the source as it is now.
+fn rung_for(job: &Job, id: TemplateId, output: &str) -> Result<(Rendition, Profile), JobError> {
     let template = job
         .template(id)
         .filter(|t| t.kind() == Kind::Transcode)
@@ -83,7 +84,12 @@ pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result
         _ => Default::default(),
     };
     let source = job.inner.live(&job.key.source).map(|l| l.snapshot());
-    let rendition = fit_to_source(rendition, source.as_ref());
+    Ok((fit_to_source(rendition, source.as_ref()), profile))
+}
+
+/// Produces `output` from the source with the transcode template `id`.
+pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result<(), JobError> {
+    let (rendition, profile) = rung_for(job, id, output)?;
     // Held until ffmpeg ends: the credentials die with the attempt.
     let (input, out) = (job.reader(&job.source_name(false))?, job.writer(output)?);
     let io = Io {
@@ -91,6 +97,29 @@ pub(super) async fn transcode(job: &Job, id: TemplateId, output: &str) -> Result
         output: out.url.clone(),
     };
     let args = ffmpeg::transcode(&io, &rendition, profile, None);
+    let program = job.inner.config.ffmpeg.clone();
+    let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
+    p.run_until(&job.cancel).await
+}
+
+/// Produces several transcoded outputs of the source (template, output
+/// name) from one decode: one ffmpeg, an encoder per output.
+pub(super) async fn ladder(job: &Job, outputs: &[(TemplateId, String)]) -> Result<(), JobError> {
+    let input = job.reader(&job.source_name(false))?;
+    // Held until ffmpeg ends: the credentials die with the attempt.
+    let mut passes = Vec::with_capacity(outputs.len());
+    let mut rungs = Vec::with_capacity(outputs.len());
+    for (id, output) in outputs {
+        let (rendition, profile) = rung_for(job, *id, output)?;
+        let pass = job.writer(output)?;
+        rungs.push(ffmpeg::Rung {
+            rendition,
+            profile,
+            output: pass.url.clone(),
+        });
+        passes.push(pass);
+    }
+    let args = ffmpeg::ladder(&input.url, &rungs);
     let program = job.inner.config.ffmpeg.clone();
     let mut p = Ffmpeg::spawn(&program, &args, &job.label())?;
     p.run_until(&job.cancel).await

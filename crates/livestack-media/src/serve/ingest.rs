@@ -420,7 +420,7 @@ fn register(
     // A push domain that takes backup streams keeps a second push of a
     // live stream on this node as its backup.
     let backup = takes_backup(inner, who);
-    let (live, is_backup) = inner.streams.insert_push(key, session_id, backup, |feed| {
+    let make = |feed| {
         Arc::new(Live::new(
             publisher,
             feed,
@@ -428,7 +428,12 @@ fn register(
             segmenter,
             inner.config.chunk_size,
         ))
-    });
+    };
+    // A job's output joins the push of the job it takes over from.
+    if who.internal {
+        return inner.streams.insert_beside(key, session_id, make);
+    }
+    let (live, is_backup) = inner.streams.insert_push(key, session_id, backup, make);
     if is_backup {
         tracing::info!("kept as the backup of the live push");
     }
@@ -457,8 +462,11 @@ fn finish(
             session = backup.publisher.session,
             "the backup push takes over"
         );
-        // The stream's claim passes to the push that now feeds it.
-        claim_for(inner, &who.key, backup.publisher.session);
+        // The stream's claim passes to the push that now feeds it (a
+        // job's output claims nothing: its source holds the claim).
+        if !who.internal {
+            claim_for(inner, &who.key, backup.publisher.session);
+        }
     }
     inner.processor.wake();
     if who.internal {

@@ -155,6 +155,11 @@ impl Switch {
         s.pending = (s.feeder != to).then_some(to);
     }
 
+    /// Whether push session `session` feeds the players now.
+    pub(crate) fn feeds(&self, session: u64) -> bool {
+        self.lock().feeder == session
+    }
+
     /// Whether optimal switching is on.
     pub(crate) fn optimal(&self) -> bool {
         self.lock().optimal

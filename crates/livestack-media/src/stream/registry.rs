@@ -164,6 +164,36 @@ impl Registry {
         (live, true)
     }
 
+    /// Registers a processing job's output push (session `session`): beside
+    /// the live push of `key` if another job makes it (a job taking over
+    /// the outputs of one it replaces), as its backup, and handed the
+    /// players at its first keyframe, so they do not notice the change of
+    /// process; else as [`Registry::insert_push`] without a backup.
+    pub(crate) fn insert_beside(
+        &self,
+        key: &StreamKey,
+        session: u64,
+        make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
+    ) -> Arc<Live> {
+        let mut streams = self.lock();
+        let current = streams
+            .current
+            .get(key)
+            .filter(|l| l.publisher.internal && !l.publisher.relay && l.end_reason().is_none())
+            .cloned();
+        let Some(current) = current else {
+            return streams.replace(key, session, make);
+        };
+        if let Some(old) = streams.backups.remove(key) {
+            old.stop(EndReason::Replaced);
+        }
+        let live = make((Arc::clone(&current.hub), Arc::clone(&current.switch)));
+        current.switch.hand_over(session);
+        streams.current.insert(key.clone(), Arc::clone(&live));
+        streams.backups.insert(key.clone(), current);
+        live
+    }
+
     /// Makes push session `session` of `key` the one players get, from its
     /// next keyframe; the current one becomes the backup.
     pub(crate) fn switch_to(&self, key: &StreamKey, session: u64) -> Result<(), SwitchRefusal> {

@@ -383,6 +383,115 @@ fn an_adaptive_template_gives_a_multi_variant_playlist_signed_per_variant() {
     assert!(probe(&flv).contains(&("video".into(), "h264".into(), 480, 270)));
 }
 
+/// The timestamps (ms) of the video tags of an FLV file as it came off
+/// the wire (ffmpeg would mend what a player got wrong).
+fn video_tag_times(flv: &[u8]) -> Vec<u32> {
+    let mut times = Vec::new();
+    // The header (9 bytes) and the first previous-tag size (4).
+    let mut at = 13;
+    while at + 11 <= flv.len() {
+        let kind = flv[at];
+        let size = u32::from_be_bytes([0, flv[at + 1], flv[at + 2], flv[at + 3]]) as usize;
+        let ts = u32::from_be_bytes([flv[at + 7], flv[at + 4], flv[at + 5], flv[at + 6]]);
+        if at + 11 + size + 4 > flv.len() {
+            break;
+        }
+        if kind == 9 {
+            times.push(ts);
+        }
+        at += 11 + size + 4;
+    }
+    times
+}
+
+#[test]
+fn rungs_played_at_once_share_one_ffmpeg_and_players_stay_through_the_change() {
+    let server = setup();
+    let t = server.api(
+        "CreateLiveTranscodeTemplate",
+        json!({"TemplateName": "abr", "VideoBitrate": 0, "IsAdaptiveBitRate": 1,
+        "AdaptiveChildren": [
+            {"TemplateName": "low", "VideoBitrate": 200, "Width": 320, "Height": 180, "Gop": 2},
+            {"TemplateName": "mid", "VideoBitrate": 400, "Height": 270, "Gop": 2},
+        ]}),
+    );
+    let id = t.ok()["TemplateId"].as_i64().expect("template id");
+    server
+        .api(
+            "CreateLiveTranscodeRule",
+            json!({"DomainName": "play.example.com", "AppName": "live", "StreamName": "", "TemplateId": id}),
+        )
+        .ok();
+    let _publisher = live_push(&server, "cam", 60);
+    let url = |rung: &str| {
+        format!(
+            "http://{}/live/cam_{rung}.flv?domain=play.example.com",
+            server.http
+        )
+    };
+    let job_for = |rung: &str| {
+        processes_mentioning(&format!(
+            "127.0.0.1:{}/live/cam_{rung}?livestack_internal=",
+            server.rtmp.port()
+        ))
+    };
+
+    // One player of the low rung, reading 16 s of it from now on.
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("low.flv");
+    let mut player = Command::new("curl")
+        .args(["-s", "--max-time", "16", "-o"])
+        .arg(&file)
+        .arg(url("low"))
+        .spawn()
+        .expect("curl");
+    assert!(
+        wait_until(Duration::from_secs(20), || std::fs::metadata(&file)
+            .is_ok_and(|m| m.len() > 20_000)),
+        "the low rung never played"
+    );
+    assert_eq!(job_for("low").len(), 1, "{:?}", job_for("low"));
+
+    // A player of the middle rung too: both rungs now come from one
+    // ffmpeg reading the source once, and the process that made the low
+    // rung alone goes once the new one feeds its players.
+    assert!(probe(&url("mid")).contains(&("video".into(), "h264".into(), 480, 270)));
+    let mut jobs = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            jobs = job_for("low");
+            jobs.len() == 1 && job_for("mid") == jobs
+        }),
+        "not one ffmpeg for both rungs: {jobs:?}"
+    );
+    assert_eq!(jobs[0].matches(" -i ").count(), 1, "{jobs:?}");
+    assert!(jobs[0].contains("split=2"), "{jobs:?}");
+
+    // The low rung's player never noticed: it read until it stopped
+    // (curl's time limit), with time always moving forward and no hole.
+    let status = player.wait().expect("player");
+    assert_eq!(
+        status.code(),
+        Some(28),
+        "the low rung's player did not read to its time limit"
+    );
+    let flv = std::fs::read(&file).expect("flv");
+    let times = video_tag_times(&flv);
+    assert!(times.len() > 250, "{} video tags", times.len());
+    let steps: Vec<i64> = times
+        .windows(2)
+        .map(|w| i64::from(w[1]) - i64::from(w[0]))
+        .collect();
+    assert!(
+        steps.iter().all(|&d| (0..500).contains(&d)),
+        "timestamps went back or jumped: {:?}",
+        steps
+            .iter()
+            .filter(|d| !(0..500).contains(*d))
+            .collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn a_snapshot_rule_stores_a_jpeg_per_interval_and_announces_each() {
     use crate::callbacks::{assert_signed, bind_callbacks, setup as with_callbacks, Receiver};
