@@ -33,6 +33,7 @@
 
 mod bare;
 pub(crate) mod edge;
+mod publish;
 mod webrtc;
 
 use std::collections::BTreeMap;
@@ -59,7 +60,7 @@ use tokio::process::{Child, Command};
 const USAGE: &str = "usage: cargo xtask bench-media [--players 1000,2000] [--warmup SECS] \
 [--window SECS] [--proto rtmp,flv,webrtc] [--servers livestack,nginx,srs,bare] [--srs PATH] \
 [--merge-write-ms MS] [--load-tool ours|sb] [--sb PATH] \
-[--ingest rtmp|srt] [--quiet-wait SECS] [--livestack PATH] [--no-build]";
+[--streams N] [--churn SECS] [--ingest rtmp|srt] [--quiet-wait SECS] [--livestack PATH] [--no-build]";
 
 /// The root key livestack is started with.
 const SECRET_ID: &str = "AKIDmediabench00000000000000000000000";
@@ -92,6 +93,8 @@ const QUIET_BUSY: f64 = 0.15;
 const TARGET_CPU_RATIO: f64 = 0.5;
 /// Issue 17: livestack's CPU per player-second at most this share of SRS's.
 const TARGET_SRS_RATIO: f64 = 0.5;
+/// Many streams: livestack's RSS at most this share of SRS's.
+const TARGET_SRS_RSS_RATIO: f64 = 0.1;
 const TARGET_RSS_MB: f64 = 150.0;
 /// WebRTC at most this many times RTMP's CPU per player-second (issue 14).
 const TARGET_WEBRTC_RATIO: f64 = 3.0;
@@ -178,6 +181,11 @@ struct Options {
     /// SRS's own RTMP load tool (`sb_rtmp_load` of ossrs/srs-bench master)
     /// instead of this benchmark's players.
     sb: Option<PathBuf>,
+    /// Streams published (by the light publisher when more than one);
+    /// the players are spread evenly over them.
+    streams: usize,
+    /// Players leave and come back every SECS on average (0: they stay).
+    churn: u64,
     build: bool,
 }
 
@@ -194,6 +202,8 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         livestack: None,
         srs: None,
         sb: None,
+        streams: 1,
+        churn: 0,
         build: true,
     };
     let mut load_tool = "ours".to_owned();
@@ -205,6 +215,8 @@ fn parse_options(args: &[&str]) -> Result<Options> {
             "--srs" => opts.srs = Some(PathBuf::from(value)),
             "--sb" => opts.sb = Some(PathBuf::from(value)),
             "--load-tool" => load_tool = value.trim().to_owned(),
+            "--streams" => opts.streams = usize::try_from(positive(value)?.min(5_000))?,
+            "--churn" => opts.churn = positive(value)?.min(3600),
             "--players" => {
                 opts.players =
                     crate::cli::list(value, |v| Ok(usize::try_from(positive(v)?.min(20_000))?))?;
@@ -242,6 +254,9 @@ fn parse_options(args: &[&str]) -> Result<Options> {
     opts.servers.dedup();
     match load_tool.as_str() {
         "ours" => opts.sb = None,
+        "sb" if opts.sb.is_some() && opts.streams > 1 => {
+            bail!("--load-tool sb plays one stream: --streams needs our players")
+        }
         "sb" if opts.sb.is_some() => {
             // sb_rtmp_load plays RTMP only.
             opts.protos.retain(|p| *p == Proto::Rtmp);
@@ -267,6 +282,9 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     }
     if args.first() == Some(&"--load") {
         return load_main(&args[1..]);
+    }
+    if args.first() == Some(&"--publish") {
+        return publish::main(&args[1..]);
     }
     let opts = parse_options(args)?;
     let target_dir = target_dir(root)?;
@@ -313,6 +331,8 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
         env.sb = Some(std::path::absolute(sb)?);
     }
     env.merge_write_ms = opts.merge_write_ms;
+    env.streams = opts.streams;
+    env.churn = opts.churn;
     until_interrupted(run_matrix(&opts, &env), "processes")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -726,6 +746,10 @@ pub(crate) struct Env {
     pub(crate) nofile: u64,
     pub(crate) source: Source,
     pub(crate) merge_write_ms: Option<u64>,
+    /// Streams published and played (see `--streams`).
+    pub(crate) streams: usize,
+    /// Players' mean session length when they churn (see `--churn`).
+    pub(crate) churn: u64,
 }
 
 impl Env {
@@ -758,6 +782,8 @@ impl Env {
             nofile: nofile_limit(),
             source,
             merge_write_ms: None,
+            streams: 1,
+            churn: 0,
         })
     }
 
@@ -1329,6 +1355,8 @@ struct RunResult {
     /// the window's start and end (the edge's relays), when on an edge.
     relay_conns: Option<(usize, usize)>,
     rss_mb: f64,
+    /// RSS when the window opened.
+    rss_start_mb: f64,
     hwm_mb: Option<f64>,
     report: LoadReport,
     source_kbps: f64,
@@ -1494,6 +1522,21 @@ fn print_run(r: &RunResult) {
         d.stalled,
         r.report.probe_ms
     );
+    let reconnects: u64 = r
+        .report
+        .players
+        .iter()
+        .map(|p| u64::from(p.reconnects))
+        .sum();
+    if reconnects > 0 {
+        println!(
+            "    churn: {reconnects} reconnects; RSS {:.1} MB when the window opened, {:.1} MB \
+             when it closed ({:+.1} MB)",
+            r.rss_start_mb,
+            r.rss_mb,
+            r.rss_mb - r.rss_start_mb
+        );
+    }
     let mut errors: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &r.report.players {
         if let Some(e) = &p.error {
@@ -1605,7 +1648,7 @@ async fn run_once(
         }
         ServerKind::Srs => {
             let srs = env.srs.as_ref().context("no SRS binary")?;
-            start_srs(env, srs, players, opts.merge_write_ms).await?
+            start_srs(env, srs, players + env.streams, opts.merge_write_ms).await?
         }
         ServerKind::Bare => start_bare(env, opts.merge_write_ms.unwrap_or(200)).await?,
     };
@@ -1663,6 +1706,8 @@ async fn measure(
     let log_dir = server._dir.path();
     let mut publisher = if publish.is_empty() {
         None
+    } else if env.streams > 1 {
+        Some(start_light_publisher(env, server).await?)
     } else {
         Some(start_publisher(env, publish, &log_dir.join("ffmpeg.log"))?)
     };
@@ -1749,6 +1794,9 @@ async fn measure(
     if env.sb.is_some() {
         label.push_str(" [sb_rtmp_load]");
     }
+    if env.streams > 1 {
+        label.push_str(&format!(", {} streams", env.streams));
+    }
     Ok(RunResult {
         server: server.kind,
         label,
@@ -1763,6 +1811,7 @@ async fn measure(
         origin_cpu: delta(start.origin, end.origin),
         relay_conns: start.conns.zip(end.conns),
         rss_mb: end.rss_kb as f64 / 1024.0,
+        rss_start_mb: start.rss_kb as f64 / 1024.0,
         hwm_mb: end.hwm_kb.map(|k| k as f64 / 1024.0),
         report,
         source_kbps: env.source.payload_kbps,
@@ -1802,6 +1851,43 @@ struct Sample {
 /// Starts the publisher, pinned to the client's CPU:
 /// `ffmpeg -re -stream_loop -1 -i SRC -c copy -f flv URL`, its messages in
 /// `log`.
+/// The light publisher (`--publish`, on the client's CPU) pushing
+/// `env.streams` streams (`bench0`, `bench1`, …) to `server`; returns once
+/// every stream publishes.
+async fn start_light_publisher(env: &Env, server: &RunningServer) -> Result<Child> {
+    let rtmp = server.rtmp;
+    let mut cmd = env.command(env.pinning.client, &env.helper);
+    cmd.args(["bench-media", "--publish"])
+        .args(["--addr", &rtmp.to_string()])
+        .args(["--tc-url", &format!("rtmp://{rtmp}/{APP}")])
+        .args(["--app", APP, "--name", STREAM])
+        .args(["--streams", &env.streams.to_string()])
+        .arg("--source")
+        .arg(&env.source.path);
+    if server.kind == ServerKind::Livestack {
+        cmd.args(["--query", &format!("domain={PUSH_DOMAIN}")]);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().context("cannot start the light publisher")?;
+    let stdout = child.stdout.take().context("stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("publishing ") {
+                return Ok(());
+            }
+        }
+        bail!("the light publisher ended before every stream published")
+    })
+    .await
+    .context("the streams did not all publish within 60 s")?;
+    ready?;
+    // Its later lines are not read: it prints nothing more.
+    Ok(child)
+}
+
 pub(crate) fn start_publisher(env: &Env, url: &str, log: &Path) -> Result<Child> {
     let log =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
@@ -1979,7 +2065,9 @@ pub(crate) async fn run_load_generator<S>(
         .args(["bench-media", "--load"])
         .args(["--players", &players.to_string()])
         .args(["--warmup", &warmup.to_string()])
-        .args(["--window", &window.to_string()]);
+        .args(["--window", &window.to_string()])
+        .args(["--streams", &env.streams.to_string()])
+        .args(["--churn", &env.churn.to_string()]);
     match target {
         PlayTarget::Rtmp { addr, tc_url, name } => {
             load_cmd
@@ -2170,6 +2258,19 @@ fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
                     ls.rss_mb,
                     srs.rss_mb
                 );
+                if env.streams > 1 {
+                    let per_stream = |r: &RunResult| r.rss_mb / env.streams as f64;
+                    let ratio = ls.rss_mb / srs.rss_mb;
+                    println!(
+                        "  N={n} {}: RSS per stream ({} streams) livestack / SRS = {:.2} / {:.2} \
+                         MB = {ratio:.3} (target <= {TARGET_SRS_RSS_RATIO}): {}",
+                        proto.name(),
+                        env.streams,
+                        per_stream(ls),
+                        per_stream(srs),
+                        verdict(ratio <= TARGET_SRS_RSS_RATIO)
+                    );
+                }
             }
             if let Some(ng) = find(ServerKind::Nginx, Proto::Rtmp, n) {
                 let ratio = ls.server_cpu / ls.wall / (ng.server_cpu / ng.wall);
@@ -2296,6 +2397,9 @@ pub(crate) struct PlayerRecord {
     pub(crate) max_gap_ms: f64,
     /// Why the player stopped before the window ended, if it did.
     pub(crate) error: Option<String>,
+    /// Times it left and played again (`--churn`).
+    #[serde(default)]
+    pub(crate) reconnects: u32,
 }
 
 /// The load generator's last line (JSON).
@@ -2381,7 +2485,19 @@ fn load_main(args: &[&str]) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(run_load(Arc::new(config), players, warmup, window))?;
+    let streams = values
+        .get("--streams")
+        .map_or(Ok(1), |v| v.parse::<usize>())
+        .context("--streams")?
+        .clamp(1, 10_000);
+    let configs = stream_configs(&config, streams);
+    let churn = Duration::from_secs(
+        values
+            .get("--churn")
+            .map_or(Ok(0), |v| v.parse())
+            .context("--churn")?,
+    );
+    let report = runtime.block_on(run_load(configs, players, warmup, window, churn))?;
     println!(
         "{}",
         serde_json::to_string(&report).context("cannot encode the report")?
@@ -2389,12 +2505,36 @@ fn load_main(args: &[&str]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The target of each of `streams` streams: the one named as is, or (the
+/// light publisher's) `bench0`, `bench1`, … in its place.
+fn stream_configs(config: &LoadConfig, streams: usize) -> Vec<Arc<LoadConfig>> {
+    if streams == 1 {
+        return vec![Arc::new(config.clone())];
+    }
+    (0..streams)
+        .map(|k| {
+            let mut c = config.clone();
+            c.name = c.name.replacen(STREAM, &format!("{STREAM}{k}"), 1);
+            c.path = c
+                .path
+                .replacen(&format!("/{STREAM}"), &format!("/{STREAM}{k}"), 1);
+            Arc::new(c)
+        })
+        .collect()
+}
+
+/// Plays with `players` players, player `i` on stream `i % streams`
+/// (`configs`, one per stream), after waiting until the first is playable.
+/// With `churn`, each player leaves after a session of 0.5–1.5 × `churn`
+/// and plays again at once, until the window ends.
 async fn run_load(
-    config: Arc<LoadConfig>,
+    configs: Vec<Arc<LoadConfig>>,
     players: usize,
     warmup: Duration,
     window: Duration,
+    churn: Duration,
 ) -> Result<LoadReport> {
+    let config = Arc::clone(&configs[0]);
     // Wait until the stream is playable: a player that gets a keyframe.
     let probe_began = tokio::time::Instant::now();
     let probe_deadline = probe_began + PROBE_TIMEOUT;
@@ -2445,12 +2585,23 @@ async fn run_load(
     });
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..players {
-        let config = Arc::clone(&config);
+        let config = Arc::clone(&configs[i % configs.len()]);
         let at = begin + RAMP.mul_f64(i as f64 / players as f64);
         tasks.spawn(async move {
             tokio::time::sleep_until(at).await;
             let mut counter = Counter::new(window);
-            let outcome = play(&config, &mut counter, window.end).await;
+            let mut outcome = play(&config, &mut counter, session_end(i, 0, churn, window)).await;
+            let mut session = 1;
+            while outcome.is_ok() && !churn.is_zero() && tokio::time::Instant::now() < window.end {
+                counter.record.reconnects += 1;
+                outcome = play(
+                    &config,
+                    &mut counter,
+                    session_end(i, session, churn, window),
+                )
+                .await;
+                session += 1;
+            }
             let mut record = counter.finish();
             record.error = match outcome {
                 Ok(()) if tokio::time::Instant::now() >= window.end => None,
@@ -2472,6 +2623,17 @@ async fn run_load(
         players: records,
         aggregate: false,
     })
+}
+
+/// When session `session` of player `i` ends: the window's end, or with
+/// `churn` after 0.5–1.5 × `churn` (spread by a hash of both).
+fn session_end(i: usize, session: u32, churn: Duration, window: Window) -> tokio::time::Instant {
+    if churn.is_zero() {
+        return window.end;
+    }
+    let spread = (i as u64).wrapping_mul(7919) ^ u64::from(session).wrapping_mul(104_729);
+    let share = 0.5 + (spread % 1000) as f64 / 1000.0;
+    (tokio::time::Instant::now() + churn.mul_f64(share)).min(window.end)
 }
 
 /// How long a player of a target waits for its first keyframe.
@@ -2811,6 +2973,26 @@ impl Dechunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn players_of_many_streams_play_the_light_publishers_names_and_one_stream_keeps_its_own() {
+        let config = LoadConfig {
+            proto: Proto::Flv,
+            addr: ([127, 0, 0, 1], 1).into(),
+            app: APP.to_owned(),
+            tc_url: "rtmp://127.0.0.1:1/live".to_owned(),
+            name: format!("{STREAM}?domain={PLAY_DOMAIN}"),
+            path: format!("/{APP}/{STREAM}.flv?domain={PLAY_DOMAIN}"),
+        };
+        let one = stream_configs(&config, 1);
+        assert_eq!((one.len(), one[0].name.as_str()), (1, config.name.as_str()));
+        let many = stream_configs(&config, 3);
+        assert_eq!(many[2].name, format!("{STREAM}2?domain={PLAY_DOMAIN}"));
+        assert_eq!(
+            many[1].path,
+            format!("/{APP}/{STREAM}1.flv?domain={PLAY_DOMAIN}")
+        );
+    }
 
     #[test]
     fn sb_reports_are_read_for_alive_players_bytes_and_restarts() {

@@ -102,12 +102,13 @@ fn parse_options(args: &[&str]) -> Result<Options> {
         livestack: None,
         build: true,
     };
-    let parsed = crate::cli::parse(args, USAGE)?;
+    // `--ladder` is a switch: it chose this benchmark.
+    let args: Vec<&str> = args.iter().copied().filter(|a| *a != "--ladder").collect();
+    let parsed = crate::cli::parse(&args, USAGE)?;
     opts.build = parsed.build;
     for crate::cli::Opt { arg, name, value } in parsed.options {
         let positive = |v: &str| crate::cli::positive(name, v);
         match name {
-            "--ladder" => {}
             "--rounds" => opts.rounds = u32::try_from(positive(value)?.min(20))?,
             "--warmup" => opts.warmup = positive(value)?.clamp(3, 600),
             "--window" => opts.window = positive(value)?.min(600),
