@@ -204,12 +204,6 @@ impl Inner {
         self.next_session.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// The last push or play session numbered so far: sessions numbered
-    /// later are greater.
-    pub(crate) fn last_session(&self) -> u64 {
-        self.next_session.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn live(&self, key: &StreamKey) -> Option<Arc<Live>> {
         self.streams.get(key)
     }

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::{result, sample, wait_for_quiet, Comparison, Mode, RoundResult, FPS, GOP_SECS};
+use super::{
+    result, sample, status_number, wait_for_quiet, Comparison, Mode, RoundResult, FPS, GOP_SECS,
+};
 use crate::bench::{binaries, until_interrupted};
 use crate::bench_media::{
     add_bench_domains, ensure_source_of, launch_livestack, machine, run_load_generator,
@@ -204,7 +206,9 @@ async fn round(n: u32, mode: Mode, opts: &Options, env: &Env) -> Result<RoundRes
     let push = format!("rtmp://{}/{APP}/{STREAM}?domain={PUSH_DOMAIN}", server.rtmp);
     let mut publisher = start_publisher(env, &push, &log)?;
     let publisher_pid = publisher.id().context("the publisher exited at once")?;
-    // The other rungs' players: plain readers on the client's CPU.
+    // The other rungs' players: plain readers on the client's CPU, once
+    // the source is live (a rung of a stream that is not is a 404).
+    super::source_online(&server).await?;
     let curl = which_curl()?;
     let mut others = Vec::new();
     for k in 1..opts.rungs.len() {
@@ -239,10 +243,19 @@ async fn round(n: u32, mode: Mode, opts: &Options, env: &Env) -> Result<RoundRes
         .count();
     let (start, end, report) = outcome?;
     let processes = end.transcoders.len();
+    // Read while they still run.
+    let ffmpeg_rss_mb = end
+        .transcoders
+        .iter()
+        .filter_map(|(pid, _)| status_number(*pid, "VmRSS"))
+        .sum::<u64>() as f64
+        / 1024.0;
     let mut r = result(n, mode, start, end, Some(&report))?;
     r.notes
         .retain(|note| !note.ends_with("transcoders at the window's end"));
-    r.notes.push(format!("{processes} ffmpeg process(es)"));
+    r.notes.push(format!(
+        "{processes} ffmpeg process(es), {ffmpeg_rss_mb:.0} MB RSS together"
+    ));
     if players_alive + 1 < opts.rungs.len() {
         r.notes.push(format!(
             "only {players_alive} of the other rungs' players lasted the window"

@@ -351,6 +351,8 @@ struct Running {
     /// A transcoding job's spans (transcode, watermark, WebRTC baseline;
     /// one per output of a ladder), reported stopped when it goes.
     transcoding: Vec<u64>,
+    /// Its [`Job::generation`].
+    generation: u64,
 }
 
 impl Running {
@@ -374,8 +376,8 @@ impl Running {
 struct Retiring {
     running: Running,
     outputs: Vec<StreamKey>,
-    /// Pushes numbered above this started after it was replaced.
-    session_floor: u64,
+    /// Its generation: the pushes of later jobs have greater ones.
+    generation: u64,
     until: Instant,
 }
 
@@ -401,6 +403,8 @@ struct Grant {
     /// A relay task's or a mix's push: a push like any other, not an
     /// internal one.
     origin: Option<Origin>,
+    /// The job's generation (see [`Job::generation`]); 0 for others.
+    generation: u64,
 }
 
 /// Which job makes a push that is a push like any other.
@@ -454,6 +458,8 @@ pub(crate) struct Processor {
     /// Numbers recording spans from a random base (see
     /// [`crate::process_id_base`]).
     spans: std::sync::atomic::AtomicU64,
+    /// Numbers jobs as they start ([`Job::generation`]).
+    generations: std::sync::atomic::AtomicU64,
 }
 
 impl Processor {
@@ -498,6 +504,7 @@ impl Processor {
             fetch_proxy: std::sync::OnceLock::new(),
             clock,
             spans: std::sync::atomic::AtomicU64::new(crate::process_id_base()),
+            generations: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -540,6 +547,19 @@ impl Processor {
         .then_some(grant.account)
     }
 
+    /// The generation of the job whose credential the token in `query`
+    /// is (0 for none): a job's output push joins or yields to the pushes
+    /// of other jobs by it ([`Registry::insert_beside`]).
+    ///
+    /// [`Registry::insert_beside`]: crate::stream::registry::Registry::insert_beside
+    pub(crate) fn job_generation(&self, query: &str) -> u64 {
+        let Some(token) = crate::serve::access::query_get(query, INTERNAL_PARAM) else {
+            return 0;
+        };
+        let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        grants.get::<str>(&token).map_or(0, |g| g.generation)
+    }
+
     /// The account and the job (relay task or mix) whose push of
     /// `app/stream` the token in `query` is, from a loopback `peer`.
     pub(crate) fn task_grant(
@@ -571,7 +591,7 @@ impl Processor {
         stream: &str,
         direction: Direction,
     ) -> Option<Pass> {
-        self.grant_for(account, domain, app, stream, direction, None)
+        self.grant_for(account, domain, app, stream, direction, None, 0)
     }
 
     /// A credential for a relay task or a mix (`origin`) to push
@@ -584,9 +604,18 @@ impl Processor {
         stream: &str,
         origin: Origin,
     ) -> Option<Pass> {
-        self.grant_for(account, domain, app, stream, Direction::Write, Some(origin))
+        self.grant_for(
+            account,
+            domain,
+            app,
+            stream,
+            Direction::Write,
+            Some(origin),
+            0,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn grant_for(
         &self,
         account: AccountId,
@@ -595,6 +624,7 @@ impl Processor {
         stream: &str,
         direction: Direction,
         origin: Option<Origin>,
+        generation: u64,
     ) -> Option<Pass> {
         use rand::RngCore;
         let addr = self.rtmp_addr.get()?;
@@ -612,6 +642,7 @@ impl Processor {
                     stream: stream.to_owned(),
                     direction,
                     origin,
+                    generation,
                 },
             );
         Some(Pass {
@@ -859,6 +890,7 @@ fn reconcile(inner: &Arc<Inner>) {
         .collect();
     for (key, outputs) in replaced {
         if let Some(running) = jobs.remove(&key) {
+            let generation = running.generation;
             running
                 .status
                 .lock()
@@ -871,7 +903,7 @@ fn reconcile(inner: &Arc<Inner>) {
                 .push(Retiring {
                     running,
                     outputs,
-                    session_floor: inner.last_session(),
+                    generation,
                     until: clock + RETIRE_WAIT,
                 });
         }
@@ -903,7 +935,11 @@ fn reconcile(inner: &Arc<Inner>) {
         };
         let cancel = inner.shutdown.child_token();
         let status = Arc::new(Mutex::new(JobStatus::default()));
+        let generation = p
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let job = Job {
+            generation,
             inner: Arc::clone(inner),
             key: key.clone(),
             domain: source.domain.clone(),
@@ -958,6 +994,7 @@ fn reconcile(inner: &Arc<Inner>) {
                 status,
                 recording,
                 transcoding,
+                generation,
             },
         );
     }
@@ -970,7 +1007,7 @@ fn retire_replaced(inner: &Inner, clock: Instant) {
     let fed_by_successor = |r: &Retiring| {
         r.outputs.iter().all(|o| {
             inner.live(o).is_some_and(|l| {
-                l.publisher.session > r.session_floor && l.switch.feeds(l.publisher.session)
+                l.publisher.generation > r.generation && l.switch.feeds(l.publisher.session)
             })
         })
     };
@@ -1106,6 +1143,9 @@ pub(crate) struct Job {
     pub(crate) cancel: CancellationToken,
     /// What the job has done, for logs and the Describe actions.
     pub(crate) status: Arc<Mutex<JobStatus>>,
+    /// Numbers jobs in the order they started: of two jobs pushing one
+    /// output, the later one's push wins (its predecessor is retiring).
+    pub(crate) generation: u64,
 }
 
 impl Job {
@@ -1163,12 +1203,14 @@ impl Job {
     fn pass(&self, stream: &str, direction: Direction) -> Result<Pass, supervisor::JobError> {
         self.inner
             .processor
-            .grant(
+            .grant_for(
                 self.key.source.account,
                 &self.domain,
                 &self.key.source.app,
                 stream,
                 direction,
+                None,
+                self.generation,
             )
             .ok_or_else(|| supervisor::JobError::Work("the RTMP port is not listening".into()))
     }

@@ -87,6 +87,8 @@ pub(crate) struct Authorized {
     internal: bool,
     /// The relay task making the push, if one is.
     relay_task: Option<i64>,
+    /// The processing job's generation, for its output push (else 0).
+    generation: u64,
 }
 
 /// A push that was accepted: registered, announced, taking frames.
@@ -298,6 +300,11 @@ fn authorize(
         domain,
         internal,
         relay_task,
+        generation: if internal {
+            inner.processor.job_generation(&target.query)
+        } else {
+            0
+        },
     })
 }
 
@@ -404,6 +411,7 @@ fn register(
         relay: false,
         epoch,
         relay_task: who.relay_task,
+        generation: who.generation,
     };
     let segmenter = SegmenterConfig {
         target_duration_ms: inner.config.hls_segment.as_millis() as u64,
@@ -431,7 +439,9 @@ fn register(
     };
     // A job's output joins the push of the job it takes over from.
     if who.internal {
-        return inner.streams.insert_beside(key, session_id, make);
+        return inner
+            .streams
+            .insert_beside(key, session_id, who.generation, make);
     }
     let (live, is_backup) = inner.streams.insert_push(key, session_id, backup, make);
     if is_backup {

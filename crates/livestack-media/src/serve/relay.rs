@@ -362,6 +362,7 @@ async fn pull(
         relay: true,
         epoch: None,
         relay_task: None,
+        generation: 0,
     };
     let segmenter = SegmenterConfig {
         target_duration_ms: inner.config.hls_segment.as_millis() as u64,

@@ -229,6 +229,8 @@ pub(crate) struct Publisher {
     pub(crate) epoch: Option<i64>,
     /// The relay task (row id) making this push, if one is.
     pub(crate) relay_task: Option<i64>,
+    /// A processing job's output: the job's generation (0 otherwise).
+    pub(crate) generation: u64,
 }
 
 impl Live {

@@ -164,26 +164,42 @@ impl Registry {
         (live, true)
     }
 
-    /// Registers a processing job's output push (session `session`): beside
-    /// the live push of `key` if another job makes it (a job taking over
-    /// the outputs of one it replaces), as its backup, and handed the
-    /// players at its first keyframe, so they do not notice the change of
-    /// process; else as [`Registry::insert_push`] without a backup.
+    /// Registers a processing job's output push (session `session`, of
+    /// the job of `generation`) when another job's push of `key` is live:
+    /// - made by an earlier job (one being replaced): the new push becomes
+    ///   the current one, beside it, and takes its players at its first
+    ///   keyframe, so they do not notice the change of process; the
+    ///   earlier push waits as its backup (an even earlier one is stopped);
+    /// - made by a later job: the new push comes from a job being
+    ///   replaced, and is left out (its frames reach nobody) until its job
+    ///   is stopped;
+    ///
+    /// else (no such push, or the same job's) as a replacing push.
     pub(crate) fn insert_beside(
         &self,
         key: &StreamKey,
         session: u64,
+        generation: u64,
         make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
     ) -> Arc<Live> {
         let mut streams = self.lock();
         let current = streams
             .current
             .get(key)
-            .filter(|l| l.publisher.internal && !l.publisher.relay && l.end_reason().is_none())
+            .filter(|l| {
+                l.publisher.internal
+                    && !l.publisher.relay
+                    && l.end_reason().is_none()
+                    && l.publisher.generation != generation
+            })
             .cloned();
         let Some(current) = current else {
             return streams.replace(key, session, make);
         };
+        if current.publisher.generation > generation {
+            // Not registered: the switch never picks its session.
+            return make((Arc::clone(&current.hub), Arc::clone(&current.switch)));
+        }
         if let Some(old) = streams.backups.remove(key) {
             old.stop(EndReason::Replaced);
         }

@@ -413,6 +413,7 @@ fn rungs_played_at_once_share_one_ffmpeg_and_players_stay_through_the_change() {
         "AdaptiveChildren": [
             {"TemplateName": "low", "VideoBitrate": 200, "Width": 320, "Height": 180, "Gop": 2},
             {"TemplateName": "mid", "VideoBitrate": 400, "Height": 270, "Gop": 2},
+            {"TemplateName": "tiny", "VideoBitrate": 100, "Width": 160, "Height": 90, "Gop": 2},
         ]}),
     );
     let id = t.ok()["TemplateId"].as_i64().expect("template id");
@@ -452,20 +453,33 @@ fn rungs_played_at_once_share_one_ffmpeg_and_players_stay_through_the_change() {
     );
     assert_eq!(job_for("low").len(), 1, "{:?}", job_for("low"));
 
-    // A player of the middle rung too: both rungs now come from one
-    // ffmpeg reading the source once, and the process that made the low
-    // rung alone goes once the new one feeds its players.
-    assert!(probe(&url("mid")).contains(&("video".into(), "h264".into(), 480, 270)));
+    // Players of the two other rungs at once: the three rungs now come
+    // from one ffmpeg reading the source once (after a ladder of two, most
+    // likely, started and replaced within the same second), and the
+    // processes before it go once it feeds their players.
+    let (mid, tiny) = std::thread::scope(|s| {
+        let mid = s.spawn(|| probe(&url("mid")));
+        let tiny = s.spawn(|| probe(&url("tiny")));
+        (mid.join().expect("mid"), tiny.join().expect("tiny"))
+    });
+    assert!(
+        mid.contains(&("video".into(), "h264".into(), 480, 270)),
+        "{mid:?}"
+    );
+    assert!(
+        tiny.contains(&("video".into(), "h264".into(), 160, 90)),
+        "{tiny:?}"
+    );
     let mut jobs = Vec::new();
     assert!(
         wait_until(Duration::from_secs(30), || {
             jobs = job_for("low");
-            jobs.len() == 1 && job_for("mid") == jobs
+            jobs.len() == 1 && job_for("mid") == jobs && job_for("tiny") == jobs
         }),
-        "not one ffmpeg for both rungs: {jobs:?}"
+        "not one ffmpeg for the three rungs: {jobs:?}"
     );
     assert_eq!(jobs[0].matches(" -i ").count(), 1, "{jobs:?}");
-    assert!(jobs[0].contains("split=2"), "{jobs:?}");
+    assert!(jobs[0].contains("split=3"), "{jobs:?}");
 
     // The low rung's player never noticed: it read until it stopped
     // (curl's time limit), with time always moving forward and no hole.
