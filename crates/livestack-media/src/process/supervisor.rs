@@ -307,8 +307,14 @@ pub(crate) async fn supervise<F, Fut>(
             cancel.cancel();
         }
         if cancel.is_cancelled() {
-            if let Err(e) = result {
-                tracing::warn!(job = %label, "job ended with an error: {e}");
+            match result {
+                // A replaced job's outputs are taken from it: its errors
+                // are expected.
+                Err(e) if retiring => {
+                    tracing::debug!(job = %label, "replaced job ended: {e}");
+                }
+                Err(e) => tracing::warn!(job = %label, "job ended with an error: {e}"),
+                Ok(()) => {}
             }
             break;
         }

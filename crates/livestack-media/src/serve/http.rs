@@ -432,9 +432,11 @@ async fn handle<S: AsyncWrite + Unpin>(
         }
         Kind::LlFile => ll_file(inner, socket, &live, &domain, file, &req, head_only).await,
         Kind::Playlist => {
-            if live.publisher.relay && !live.has_segments() {
-                // A relay started by this very request: its first segment
-                // is a GOP away; an HLS player asks once, not again.
+            live.start_hls();
+            if !live.has_segments() {
+                // HLS started by this very request (or a relay it
+                // started): the first segment is a GOP or so away; an HLS
+                // player asks once, not again.
                 wait_for_segments(inner, &live).await;
             }
             if !live.has_segments() {
@@ -452,7 +454,7 @@ async fn handle<S: AsyncWrite + Unpin>(
             )
             .await
         }
-        Kind::Segment => match live.segment(file) {
+        Kind::Segment => match live.start_hls().segment(file) {
             Some(data) => {
                 inner.hls_request(&domain, &key, req.peer, 200, data.len());
                 respond(socket, 200, "video/mp2t", data, req.keep_alive, head_only).await?;
@@ -819,7 +821,8 @@ async fn ll_file<S: AsyncWrite + Unpin>(
     Ok(true)
 }
 
-/// How long a playlist request waits for a new edge relay's first segment.
+/// How long a playlist request waits for the first segment of a stream
+/// whose HLS it started (or of a new edge relay).
 const RELAY_SEGMENT_WAIT: Duration = Duration::from_secs(8);
 
 async fn wait_for_segments(inner: &Inner, live: &Live) {

@@ -258,16 +258,27 @@ impl Hub {
         self.ticker.frame_pushed();
     }
 
-    /// Attaches a player.
-    pub fn subscribe(&self) -> Subscription {
+    /// What a player starts with: the metadata, the sequence headers and
+    /// the frames from the last keyframe on.
+    pub fn start_frames(&self) -> Vec<Arc<Frame>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Self::start_of(&state)
+    }
+
+    fn start_of(state: &State) -> Vec<Arc<Frame>> {
         let mut start = Vec::with_capacity(state.gop.len() + 3);
         start.extend(state.metadata.iter().cloned());
         start.extend(state.video_header.iter().cloned());
         start.extend(state.audio_header.iter().cloned());
         start.extend(state.gop.iter().cloned());
+        start
+    }
+
+    /// Attaches a player.
+    pub fn subscribe(&self) -> Subscription {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         Subscription {
-            start,
+            start: Self::start_of(&state),
             live: self.tx.subscribe(),
             ticker: Arc::clone(&self.ticker),
             _internal: None,

@@ -190,7 +190,11 @@ pub(crate) struct Live {
     end_reason: Mutex<Option<EndReason>>,
     meter: Mutex<Meter>,
     info: Mutex<CodecInfo>,
+    /// HLS, cut from the first HLS request on ([`Live::start_hls`]): a
+    /// window of segments in memory is most of what a stream costs, and
+    /// most streams are never played over HLS.
     hls: Mutex<Segmenter>,
+    hls_on: AtomicBool,
     /// LL-HLS, started by the first low-latency playlist request and fed
     /// what the hub carries from then on.
     ll: Mutex<Option<LlPackager>>,
@@ -253,6 +257,7 @@ impl Live {
             meter: Mutex::new(Meter::new(Instant::now())),
             info: Mutex::new(CodecInfo::default()),
             hls: Mutex::new(Segmenter::new(hls)),
+            hls_on: AtomicBool::new(false),
             ll: Mutex::new(None),
             ll_on: AtomicBool::new(false),
             ll_generation: watch::Sender::new(0),
@@ -314,12 +319,11 @@ impl Live {
         self.cancel.cancelled()
     }
 
-    /// Takes one message from the publisher: measures it, feeds the HLS
-    /// segmenter, and, while this push feeds the hub (see [`Switch`]),
-    /// encodes it once for every output and hands it to the hub.
+    /// Takes one message from the publisher: measures it, and, while
+    /// this push feeds the hub (see [`Switch`]), encodes it once for every
+    /// output and hands it to the hub (and the HLS segmenter, when on).
     pub(crate) fn publish(&self, kind: FrameKind, timestamp: u32, payload: Bytes) {
         let now = Instant::now();
-        let tag_kind = TagKind::from(kind);
         let mut keyframe = false;
         let mut sequence_header = false;
         let mut composition_ms = 0;
@@ -358,12 +362,6 @@ impl Live {
                     .audio(payload.len(), now);
             }
             FrameKind::Script => self.progress.metadata(&payload),
-        }
-        {
-            let mut hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = hls.push(tag_kind, timestamp, &payload) {
-                tracing::debug!(stream = %self.publisher.key.stream, "HLS dropped a frame: {e}");
-            }
         }
         if kind == FrameKind::Script || sequence_header {
             let slot = match kind {
@@ -428,6 +426,12 @@ impl Live {
             self.chunk_size,
         );
         let flv = flv::encode_tag(tag_kind, timestamp, &payload).unwrap_or_default();
+        if self.hls_on.load(Ordering::Acquire) {
+            let mut hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = hls.push(tag_kind, timestamp, &payload) {
+                tracing::debug!(stream = %self.publisher.key.stream, "HLS dropped a frame: {e}");
+            }
+        }
         if self.ll_on.load(Ordering::Acquire) {
             self.ll_update(|p| p.push(tag_kind, timestamp, &payload));
         }
@@ -501,6 +505,29 @@ impl Live {
         });
     }
 
+    /// Starts cutting HLS segments for this stream (once): primed with
+    /// the hub's sequence headers and current GOP, so the first segment
+    /// is ready at the first keyframe after the target duration, then fed
+    /// every frame the hub gets. Under the switch's lock, so no frame
+    /// falls between the two.
+    pub(crate) fn start_hls(&self) -> &Live {
+        if self.hls_on.load(Ordering::Acquire) {
+            return self;
+        }
+        let _switch = self.switch.lock();
+        let mut hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
+        if self.hls_on.load(Ordering::Acquire) {
+            return self;
+        }
+        for f in self.hub.start_frames() {
+            if let Err(e) = hls.push(f.kind.into(), f.timestamp, &f.payload) {
+                tracing::debug!(stream = %self.publisher.key.stream, "HLS dropped a frame: {e}");
+            }
+        }
+        self.hls_on.store(true, Ordering::Release);
+        self
+    }
+
     /// Starts LL-HLS packaging for this stream (once), with parts of at
     /// most `part_target_ms` and the file names, segment target and
     /// window of its HLS segmenter: primed with the hub's sequence
@@ -526,7 +553,7 @@ impl Live {
             }
         };
         let mut p = LlPackager::new(config);
-        for f in self.hub.subscribe().start {
+        for f in self.hub.start_frames() {
             p.push(f.kind.into(), f.timestamp, &f.payload);
         }
         *ll = Some(p);
