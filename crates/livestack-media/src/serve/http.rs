@@ -232,22 +232,48 @@ where
         // One span per request (an HTTP-FLV play lasts as long as its
         // request): the host and path name the domain, app and stream.
         let span = tracing::info_span!("play", %peer, host = req.host.as_deref().unwrap_or(""), path = %req.path);
-        if !handle(&inner, &mut socket, peer, req)
+        // Boxed, and the HTTP-FLV play run after it: `handle`'s state
+        // machine is sized for its largest path (kilobytes), and a play
+        // lasts hours; only the play's own state stays for its length.
+        let mut play = None;
+        let keep = Box::pin(handle(&inner, &mut socket, peer, req, &mut play))
+            .instrument(span.clone())
+            .await?;
+        if let Some(p) = play {
+            return flv(
+                &inner,
+                &mut socket,
+                p.live,
+                &p.domain,
+                Protocol::flv,
+                p.peer,
+                p.head_only,
+            )
             .instrument(span)
-            .await?
-            || !keep_alive
-        {
+            .await;
+        }
+        if !keep || !keep_alive {
             return Ok(());
         }
     }
 }
 
-/// Answers one request; false when the connection must close.
+/// An HTTP-FLV play `handle` resolved, for the connection to run.
+struct FlvPlay {
+    live: Arc<Live>,
+    domain: String,
+    peer: std::net::IpAddr,
+    head_only: bool,
+}
+
+/// Answers one request, or (an HTTP-FLV play) leaves it in `play` for
+/// the connection to run; false when the connection must close.
 async fn handle<S: AsyncWrite + Unpin>(
     inner: &Arc<Inner>,
     socket: &mut S,
     peer: SocketAddr,
     mut req: Request,
+    play: &mut Option<FlvPlay>,
 ) -> std::io::Result<bool> {
     req.peer = peer.ip();
     let head_only = req.method == "HEAD";
@@ -463,16 +489,12 @@ async fn handle<S: AsyncWrite + Unpin>(
             None => not_found(socket, &req, head_only).await,
         },
         Kind::Flv => {
-            flv(
-                inner,
-                socket,
+            *play = Some(FlvPlay {
                 live,
-                &domain,
-                Protocol::flv,
-                req.peer,
+                domain,
+                peer: req.peer,
                 head_only,
-            )
-            .await?;
+            });
             Ok(false)
         }
     }

@@ -148,6 +148,9 @@ where
                     let target = Target::from_rtmp(tc_url.as_deref(), &app, &name);
                     let span = tracing::info_span!("play", domain = target.domain.as_deref().unwrap_or(""),
                         app = %target.app, stream = %target.stream, %peer);
+                    // A player sends next to nothing: the read buffer
+                    // sized for publishers is not kept for hours.
+                    drop(buf);
                     return play(inner, session, rd, wr, peer, stream_id, target)
                         .instrument(span)
                         .await;
