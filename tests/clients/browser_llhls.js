@@ -40,7 +40,9 @@ async function main() {
       // Until it plays.
       for (let i = 0; i < 200 && video.currentTime < 1 && !fatal; i++) await sleep(100);
       const first = video.currentTime;
-      await sleep(3000);
+      // Long enough that a stall on a loaded machine (hls.js recovers
+      // from one in a second or two) does not read as not playing.
+      await sleep(5000);
       // The publisher's clock: bit i of its milliseconds is a 30x32 block at
       // x = 30 i along the top, white for 1 (xtask bench-latency).
       let glass = null;

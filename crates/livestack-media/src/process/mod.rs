@@ -1339,21 +1339,31 @@ mod tests {
         }
     }
 
+    /// [`plan`] with no rules, nothing watched, at time 0.
+    fn plan_now(
+        shared_decode: bool,
+        sources: &[Source],
+        demand: &HashMap<StreamKey, (Demanded, Instant)>,
+        clock: Instant,
+    ) -> Vec<JobKey> {
+        plan(
+            &Policy::default(),
+            shared_decode,
+            sources,
+            demand,
+            &|_| false,
+            0,
+            clock,
+        )
+    }
+
     #[test]
     fn an_output_asked_for_runs_from_the_source_before_its_last_underscore() {
         let clock = Instant::now();
         let demand =
             HashMap::from([(key("cam_x_hd"), (Demanded::Transcode(TemplateId(7)), clock))]);
         let sources = [source("cam"), source("cam_x")];
-        let jobs = plan(
-            &Policy::default(),
-            true,
-            &sources,
-            &demand,
-            &|_| false,
-            0,
-            clock,
-        );
+        let jobs = plan_now(true, &sources, &demand, clock);
         assert_eq!(
             jobs,
             vec![JobKey {
@@ -1375,15 +1385,7 @@ mod tests {
             (key("cam2_hd"), (Demanded::Transcode(TemplateId(7)), clock)),
         ]);
         let sources = [source("cam"), source("cam2")];
-        let shared = plan(
-            &Policy::default(),
-            true,
-            &sources,
-            &demand,
-            &|_| false,
-            0,
-            clock,
-        );
+        let shared = plan_now(true, &sources, &demand, clock);
         let transcode = |stream: &str, template, output: &str| JobKey {
             source: key(stream),
             what: JobWhat::Transcode {
@@ -1406,15 +1408,7 @@ mod tests {
                 transcode("cam2", 7, "cam2_hd"),
             ]
         );
-        let separate = plan(
-            &Policy::default(),
-            false,
-            &sources,
-            &demand,
-            &|_| false,
-            0,
-            clock,
-        );
+        let separate = plan_now(false, &sources, &demand, clock);
         assert_eq!(
             separate,
             vec![
