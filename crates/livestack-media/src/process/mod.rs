@@ -129,9 +129,7 @@ impl JobWhat {
             JobWhat::TimeShift { .. } => JobKind::timeshift,
         }
     }
-}
 
-impl JobWhat {
     /// The transcoded outputs it publishes.
     fn transcoded(&self) -> Vec<&str> {
         match self {
@@ -376,8 +374,6 @@ impl Running {
 struct Retiring {
     running: Running,
     outputs: Vec<StreamKey>,
-    /// Its generation: the pushes of later jobs have greater ones.
-    generation: u64,
     until: Instant,
 }
 
@@ -523,7 +519,11 @@ impl Processor {
 
     /// The account whose job may `direction` the stream `app/stream`
     /// with the token in `query`, from `peer`: a loopback peer holding a
-    /// live grant for exactly that stream and direction.
+    /// live grant for exactly that stream and direction; with the job's
+    /// generation, by which its output push joins or yields to other
+    /// jobs' ([`Registry::insert_beside`]).
+    ///
+    /// [`Registry::insert_beside`]: crate::stream::registry::Registry::insert_beside
     pub(crate) fn internal_grant(
         &self,
         query: &str,
@@ -531,7 +531,7 @@ impl Processor {
         app: &str,
         stream: &str,
         direction: Direction,
-    ) -> Option<AccountId> {
+    ) -> Option<(AccountId, u64)> {
         if !peer.ip().is_loopback() {
             return None;
         }
@@ -544,20 +544,7 @@ impl Processor {
             && grant.stream == stream
             && grant.direction == direction
             && grant.origin.is_none())
-        .then_some(grant.account)
-    }
-
-    /// The generation of the job whose credential the token in `query`
-    /// is (0 for none): a job's output push joins or yields to the pushes
-    /// of other jobs by it ([`Registry::insert_beside`]).
-    ///
-    /// [`Registry::insert_beside`]: crate::stream::registry::Registry::insert_beside
-    pub(crate) fn job_generation(&self, query: &str) -> u64 {
-        let Some(token) = crate::serve::access::query_get(query, INTERNAL_PARAM) else {
-            return 0;
-        };
-        let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
-        grants.get::<str>(&token).map_or(0, |g| g.generation)
+        .then_some((grant.account, grant.generation))
     }
 
     /// The account and the job (relay task or mix) whose push of
@@ -890,7 +877,6 @@ fn reconcile(inner: &Arc<Inner>) {
         .collect();
     for (key, outputs) in replaced {
         if let Some(running) = jobs.remove(&key) {
-            let generation = running.generation;
             running
                 .status
                 .lock()
@@ -903,7 +889,6 @@ fn reconcile(inner: &Arc<Inner>) {
                 .push(Retiring {
                     running,
                     outputs,
-                    generation,
                     until: clock + RETIRE_WAIT,
                 });
         }
@@ -1007,7 +992,7 @@ fn retire_replaced(inner: &Inner, clock: Instant) {
     let fed_by_successor = |r: &Retiring| {
         r.outputs.iter().all(|o| {
             inner.live(o).is_some_and(|l| {
-                l.publisher.generation > r.generation && l.switch.feeds(l.publisher.session)
+                l.publisher.generation > r.running.generation && l.switch.feeds(l.publisher.session)
             })
         })
     };
@@ -1154,15 +1139,9 @@ impl Job {
         let k = &self.key;
         let what = match &k.what {
             JobWhat::Watermark { .. } => "watermark".to_owned(),
-            JobWhat::Transcode { output, .. } => format!("transcode {output}"),
-            JobWhat::Ladder { outputs } => format!(
-                "transcode {}",
-                outputs
-                    .iter()
-                    .map(|(_, o)| o.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            JobWhat::Transcode { .. } | JobWhat::Ladder { .. } => {
+                format!("transcode {}", k.what.transcoded().join(", "))
+            }
             JobWhat::WebRtcBaseline => "WebRTC baseline".to_owned(),
             JobWhat::Record { format, task, .. } => match task {
                 Some(t) => format!("record {format:?} (task {t})"),
@@ -1291,6 +1270,7 @@ mod tests {
         let query = pass.url.split_once('?').expect("query").1.to_owned();
         let check = |stream: &str, direction, peer| {
             p.internal_grant(&query, peer, "live", stream, direction)
+                .map(|(account, _)| account)
         };
         assert_eq!(check("cam", Direction::Read, local), Some(AccountId(7)));
         assert_eq!(

@@ -38,14 +38,15 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// The account of the processing job whose credential, in the query,
-    /// lets `peer` `direction` exactly this stream.
+    /// The account and generation of the processing job whose
+    /// credential, in the query, lets `peer` `direction` exactly this
+    /// stream.
     pub(crate) fn job_grant(
         &self,
         inner: &Inner,
         peer: SocketAddr,
         direction: Direction,
-    ) -> Option<AccountId> {
+    ) -> Option<(AccountId, u64)> {
         inner
             .processor
             .internal_grant(&self.query, peer, &self.app, &self.stream, direction)
@@ -272,7 +273,7 @@ fn authorize(
         Some((_, crate::process::Origin::Relay(id))) => Some(id),
         _ => None,
     };
-    let account = if let Some(account) = grant {
+    let account = if let Some((account, _)) = grant {
         account
     } else if let Some((account, _)) = task {
         let d = access::admit_push(&policy, &domain, &target.app, &target.stream, now)?;
@@ -300,11 +301,7 @@ fn authorize(
         domain,
         internal,
         relay_task,
-        generation: if internal {
-            inner.processor.job_generation(&target.query)
-        } else {
-            0
-        },
+        generation: grant.map_or(0, |(_, generation)| generation),
     })
 }
 

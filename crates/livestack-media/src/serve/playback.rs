@@ -52,7 +52,7 @@ pub(crate) async fn open(
         app: target.app.clone(),
         stream: target.stream.clone(),
     };
-    if let Some(account) = target.job_grant(inner, peer, Direction::Read) {
+    if let Some((account, _)) = target.job_grant(inner, peer, Direction::Read) {
         // A job reads exactly what it names, and may start before its
         // source (a watermarked output, say) is up.
         return inner

@@ -71,6 +71,30 @@ impl Streams {
         self.current.insert(key.clone(), Arc::clone(&live));
         live
     }
+
+    /// Registers the push `make` builds on `primary`'s hub and switch as
+    /// its backup, stopping a backup it replaces.
+    fn add_backup(
+        &mut self,
+        key: &StreamKey,
+        primary: &Live,
+        make: impl FnOnce((Arc<Hub>, Arc<Switch>)) -> Arc<Live>,
+    ) -> Arc<Live> {
+        if let Some(old) = self.backups.remove(key) {
+            old.stop(EndReason::Replaced);
+        }
+        let live = make((Arc::clone(&primary.hub), Arc::clone(&primary.switch)));
+        self.backups.insert(key.clone(), Arc::clone(&live));
+        live
+    }
+
+    /// Makes the backup `backup` of `key` the current push, feeding from
+    /// its next keyframe; `current` becomes the backup.
+    fn promote(&mut self, key: &StreamKey, current: Arc<Live>, backup: Arc<Live>) {
+        current.switch.hand_over(backup.publisher.session);
+        self.current.insert(key.clone(), backup);
+        self.backups.insert(key.clone(), current);
+    }
 }
 
 /// Why a switch to another push of a stream was refused.
@@ -156,12 +180,7 @@ impl Registry {
         let Some(primary) = primary else {
             return (streams.replace(key, session, make), false);
         };
-        if let Some(old) = streams.backups.remove(key) {
-            old.stop(EndReason::Replaced);
-        }
-        let live = make((Arc::clone(&primary.hub), Arc::clone(&primary.switch)));
-        streams.backups.insert(key.clone(), Arc::clone(&live));
-        (live, true)
+        (streams.add_backup(key, &primary, make), true)
     }
 
     /// Registers a processing job's output push (session `session`, of
@@ -200,13 +219,8 @@ impl Registry {
             // Not registered: the switch never picks its session.
             return make((Arc::clone(&current.hub), Arc::clone(&current.switch)));
         }
-        if let Some(old) = streams.backups.remove(key) {
-            old.stop(EndReason::Replaced);
-        }
-        let live = make((Arc::clone(&current.hub), Arc::clone(&current.switch)));
-        current.switch.hand_over(session);
-        streams.current.insert(key.clone(), Arc::clone(&live));
-        streams.backups.insert(key.clone(), current);
+        let live = streams.add_backup(key, &current, make);
+        streams.promote(key, current, Arc::clone(&live));
         live
     }
 
@@ -228,9 +242,7 @@ impl Registry {
             .filter(|b| b.publisher.session == session)
             .cloned()
             .ok_or(SwitchRefusal::NoSuchPush)?;
-        current.switch.hand_over(session);
-        streams.current.insert(key.clone(), backup);
-        streams.backups.insert(key.clone(), current);
+        streams.promote(key, current, backup);
         Ok(())
     }
 
