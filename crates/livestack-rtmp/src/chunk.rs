@@ -673,9 +673,155 @@ pub fn encode_message_fmt0_into(
     }
 }
 
+/// The chunk headers [`encode_message_fmt0`] puts around a payload, kept
+/// apart from it: a sender that already holds the payload (inside an FLV
+/// tag, say) writes the message as [`parts`](Self::parts), slices of the
+/// headers and of the payload, instead of keeping a second, chunked copy.
+///
+/// Every continuation chunk of a type-0 message has the same header, so
+/// two headers describe any length; nothing is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHeaders {
+    first: [u8; 18],
+    first_len: u8,
+    next: [u8; 7],
+    next_len: u8,
+    chunk_size: u32,
+    payload_len: u32,
+}
+
+impl ChunkHeaders {
+    /// The headers of a `payload_len`-byte message; the same clamping as
+    /// [`encode_message_fmt0`].
+    pub fn new(
+        csid: u32,
+        msg_type: u8,
+        stream_id: u32,
+        timestamp: u32,
+        payload_len: usize,
+        chunk_size: u32,
+    ) -> ChunkHeaders {
+        let csid = csid.clamp(MIN_CSID, MAX_CSID);
+        let payload_len = payload_len.min(MAX_MESSAGE_LEN);
+        let extended = timestamp >= EXTENDED_TIMESTAMP;
+        let mut first = BytesMut::with_capacity(18);
+        put_basic_header(&mut first, 0, csid);
+        let field = if extended {
+            EXTENDED_TIMESTAMP
+        } else {
+            timestamp
+        };
+        first.put_slice(&field.to_be_bytes()[1..]);
+        first.put_slice(&(payload_len as u32).to_be_bytes()[1..]);
+        first.put_u8(msg_type);
+        first.put_u32_le(stream_id);
+        let mut next = BytesMut::with_capacity(7);
+        put_basic_header(&mut next, 3, csid);
+        if extended {
+            first.put_u32(timestamp);
+            next.put_u32(timestamp);
+        }
+        let mut headers = ChunkHeaders {
+            first: [0; 18],
+            first_len: first.len() as u8,
+            next: [0; 7],
+            next_len: next.len() as u8,
+            chunk_size: chunk_size.clamp(1, MAX_CHUNK_SIZE),
+            payload_len: payload_len as u32,
+        };
+        headers.first[..first.len()].copy_from_slice(&first);
+        headers.next[..next.len()].copy_from_slice(&next);
+        headers
+    }
+
+    /// The message's bytes in order: the headers interleaved with the
+    /// chunks of `payload` (the payload these headers were made for).
+    /// Joined, they equal [`encode_message_fmt0`]'s output.
+    pub fn parts<'a>(&'a self, payload: &'a [u8]) -> ChunkParts<'a> {
+        ChunkParts {
+            headers: self,
+            payload: &payload[..payload.len().min(self.payload_len as usize)],
+            at: 0,
+            state: PartsState::First,
+        }
+    }
+
+    /// The length of the message with its headers.
+    pub fn encoded_len(&self) -> usize {
+        let len = self.payload_len as usize;
+        let chunks = len.div_ceil(self.chunk_size as usize).max(1);
+        usize::from(self.first_len) + (chunks - 1) * usize::from(self.next_len) + len
+    }
+}
+
+/// What [`ChunkHeaders::parts`] yields next.
+#[derive(Debug, Clone, Copy)]
+enum PartsState {
+    First,
+    Chunk,
+    Header,
+}
+
+/// The slices of one chunked message; see [`ChunkHeaders::parts`].
+#[derive(Debug, Clone)]
+pub struct ChunkParts<'a> {
+    headers: &'a ChunkHeaders,
+    payload: &'a [u8],
+    at: usize,
+    state: PartsState,
+}
+
+impl<'a> Iterator for ChunkParts<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let headers: &'a ChunkHeaders = self.headers;
+        match self.state {
+            PartsState::First => {
+                self.state = PartsState::Chunk;
+                Some(&headers.first[..usize::from(headers.first_len)])
+            }
+            _ if self.at >= self.payload.len() => None,
+            PartsState::Header => {
+                self.state = PartsState::Chunk;
+                Some(&headers.next[..usize::from(headers.next_len)])
+            }
+            PartsState::Chunk => {
+                let end = (self.at + headers.chunk_size as usize).min(self.payload.len());
+                let chunk = &self.payload[self.at..end];
+                self.at = end;
+                self.state = PartsState::Header;
+                Some(chunk)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_kept_apart_give_the_same_bytes_as_the_encoded_message() {
+        let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        for csid in [4, 6, 70, 400] {
+            for timestamp in [0, 40, EXTENDED_TIMESTAMP - 1, EXTENDED_TIMESTAMP, u32::MAX] {
+                for len in [0, 1, 127, 128, 129, 256, 1000] {
+                    for chunk_size in [1, 128, 256, 60_000] {
+                        let body = &payload[..len];
+                        let whole = encode_message_fmt0(csid, 9, 1, timestamp, body, chunk_size);
+                        let headers = ChunkHeaders::new(csid, 9, 1, timestamp, len, chunk_size);
+                        let joined: Vec<u8> = headers.parts(body).flatten().copied().collect();
+                        assert_eq!(
+                            joined, whole,
+                            "csid {csid}, ts {timestamp}, len {len}, chunk {chunk_size}"
+                        );
+                        assert_eq!(headers.encoded_len(), whole.len());
+                    }
+                }
+            }
+        }
+    }
 
     fn msg(csid: u32, msg_type: u8, stream_id: u32, timestamp: u32, payload: &[u8]) -> Message {
         Message {

@@ -20,7 +20,7 @@ pub mod handshake;
 pub mod session;
 
 pub use amf0::Amf0Value;
-pub use chunk::{encode_message_fmt0, Message};
+pub use chunk::{encode_message_fmt0, ChunkHeaders, ChunkParts, Message};
 pub use client::{ClientConfig, ClientEvent, ClientSession};
 pub use error::RtmpError;
 pub use session::{strip_set_data_frame, ServerConfig, ServerSession, SessionEvent};

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 
 use crate::metrics::Protocol;
 use crate::serve::access::{self, PlayRefusal};
+use crate::stream::hub::Wire;
 use crate::stream::live::Live;
 use crate::stream::output;
 use crate::Inner;
@@ -1064,15 +1065,9 @@ async fn flv<S: AsyncWrite + Unpin>(
         _ => inner.config.merge_write,
     };
     let player = inner.player(protocol, domain, &key, peer);
-    let end = output::play(
-        socket,
-        prelude,
-        sub,
-        |f| &f.flv,
-        merge,
-        &cancel,
-        |n| player.add(n),
-    )
+    let end = output::play(socket, prelude, sub, Wire::Flv, merge, &cancel, |n| {
+        player.add(n)
+    })
     .await;
     tracing::debug!("HTTP-FLV play ended: {end:?}");
     Ok(())
@@ -1359,11 +1354,8 @@ async fn respond_with<S: AsyncWrite + Unpin>(
         body.len(),
         if keep_alive { "keep-alive" } else { "close" }
     );
-    let mut queue = std::collections::VecDeque::from([Bytes::from(head)]);
-    if !head_only && !body.is_empty() {
-        queue.push_back(body);
-    }
-    output::write_queue(socket, &mut queue).await
+    let body = (!head_only && !body.is_empty()).then_some(body);
+    output::write_all(socket, std::iter::once(Bytes::from(head)).chain(body)).await
 }
 
 #[cfg(test)]

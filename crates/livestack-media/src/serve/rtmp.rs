@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::metrics::Protocol;
 use crate::serve::ingest::{Push, Target};
 use crate::serve::playback::{self, PlayDenied};
-use crate::stream::hub::FrameKind;
+use crate::stream::hub::{FrameKind, Wire};
 use crate::stream::output::{self, PlayEnd};
 use crate::Inner;
 
@@ -339,7 +339,7 @@ where
         peer.ip(),
     );
     let end = tokio::select! {
-        end = output::play(&mut wr, prelude, sub, |f| &f.rtmp, inner.config.merge_write, &cancel, |n| player.add(n)) => end,
+        end = output::play(&mut wr, prelude, sub, Wire::Rtmp, inner.config.merge_write, &cancel, |n| player.add(n)) => end,
         () = reader => PlayEnd::Disconnected,
     };
     tracing::debug!(%peer, stream = target.stream, "RTMP play ended: {end:?}");

@@ -3,9 +3,9 @@
 //!
 //! Owns: the stream's sequence headers, metadata and GOP cache (so a new
 //! player starts on a keyframe at once), and the fan-out channel. Each
-//! frame is encoded once, as RTMP chunks and as an FLV tag, when it
-//! arrives; players share those `Bytes` (reference-counted, never copied
-//! per player). Must not: touch sockets or sleep: connection tasks do the
+//! frame is encoded once when it arrives, as an FLV tag and the chunk
+//! headers that make its body an RTMP message; players share those bytes
+//! (reference-counted, never copied per player). Must not: touch sockets or sleep: connection tasks do the
 //! I/O, and the lock here is held only for in-memory updates.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use livestack_formats::flv::TagKind;
+use livestack_formats::flv::{self, TagKind};
+use livestack_rtmp::chunk::{ChunkHeaders, ChunkParts};
 use tokio::sync::{broadcast, Notify};
 
 /// What a frame carries.
@@ -48,6 +49,10 @@ impl From<FrameKind> for TagKind {
 }
 
 /// One media message of the stream, pre-encoded for every output.
+///
+/// One copy of the payload serves every encoding: it is the body of the
+/// FLV tag, and the RTMP message is that body between chunk headers kept
+/// beside it. A cached GOP so costs about its media, not three times it.
 #[derive(Debug)]
 pub struct Frame {
     /// Audio, video or script.
@@ -58,12 +63,100 @@ pub struct Frame {
     pub keyframe: bool,
     /// An AVC/HEVC/AAC sequence header (decoder configuration).
     pub sequence_header: bool,
-    /// The FLV tag body / RTMP message payload as received.
+    /// The FLV tag body / RTMP message payload (a slice of `flv`).
     pub payload: Bytes,
-    /// The whole message as RTMP chunks (type-0 header, absolute timestamp).
-    pub rtmp: Bytes,
+    /// The chunk headers that make `payload` an RTMP message (type-0
+    /// header, absolute timestamp, message stream 1).
+    pub rtmp: ChunkHeaders,
     /// The whole message as an FLV tag (header, body, previous tag size).
     pub flv: Bytes,
+}
+
+/// Which encoding of the frames a player is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// RTMP chunks, in the chunk size the server announced.
+    Rtmp,
+    /// FLV tags.
+    Flv,
+}
+
+impl Frame {
+    /// Encodes one message for every output: the FLV tag (one copy of
+    /// `payload`) and the RTMP chunk headers for `chunk_size`.
+    pub fn new(
+        kind: FrameKind,
+        timestamp: u32,
+        keyframe: bool,
+        sequence_header: bool,
+        payload: Bytes,
+        chunk_size: u32,
+    ) -> Frame {
+        let (msg_type, csid) = match kind {
+            FrameKind::Audio => (8, 4),
+            FrameKind::Video => (9, 6),
+            FrameKind::Script => (18, 5),
+        };
+        let rtmp = ChunkHeaders::new(csid, msg_type, 1, timestamp, payload.len(), chunk_size);
+        // The payload kept is the copy inside the FLV tag, not the one
+        // that came in: that one is usually a slice of the connection's
+        // read buffer, and a cached frame holding it would pin the whole
+        // buffer (every byte read with it) for as long as the GOP lives.
+        let (payload, flv) = match flv::encode_tag(kind.into(), timestamp, &payload) {
+            Ok(flv) => (
+                flv.slice(flv::TAG_HEADER_LEN..flv.len() - flv::TAG_TRAILER_LEN),
+                flv,
+            ),
+            // Longer than any FLV tag (16 MB): RTMP players still get it.
+            Err(_) => (payload, Bytes::new()),
+        };
+        Frame {
+            kind,
+            timestamp,
+            keyframe,
+            sequence_header,
+            payload,
+            rtmp,
+            flv,
+        }
+    }
+
+    /// The frame's bytes as `wire` sends them, as slices to write in
+    /// order (borrowed: nothing is copied per player).
+    pub fn slices(&self, wire: Wire) -> FrameSlices<'_> {
+        match wire {
+            Wire::Flv => FrameSlices::Flv(Some(&self.flv[..]).filter(|b| !b.is_empty())),
+            Wire::Rtmp => FrameSlices::Rtmp(self.rtmp.parts(&self.payload)),
+        }
+    }
+
+    /// How many bytes [`Frame::slices`] yields.
+    pub fn wire_len(&self, wire: Wire) -> usize {
+        match wire {
+            Wire::Flv => self.flv.len(),
+            Wire::Rtmp => self.rtmp.encoded_len(),
+        }
+    }
+}
+
+/// The slices of one frame on one wire; see [`Frame::slices`].
+#[derive(Debug, Clone)]
+pub enum FrameSlices<'a> {
+    /// The FLV tag, whole.
+    Flv(Option<&'a [u8]>),
+    /// Chunk headers around pieces of the payload.
+    Rtmp(ChunkParts<'a>),
+}
+
+impl<'a> Iterator for FrameSlices<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            FrameSlices::Flv(tag) => tag.take(),
+            FrameSlices::Rtmp(parts) => parts.next(),
+        }
+    }
 }
 
 /// How many frames a player may fall behind before it is dropped as too
@@ -322,15 +415,14 @@ mod tests {
     use super::*;
 
     fn frame(kind: FrameKind, ts: u32, keyframe: bool, header: bool) -> Frame {
-        Frame {
+        Frame::new(
             kind,
-            timestamp: ts,
+            ts,
             keyframe,
-            sequence_header: header,
-            payload: Bytes::new(),
-            rtmp: Bytes::from(format!("r{ts}")),
-            flv: Bytes::from(format!("f{ts}")),
-        }
+            header,
+            Bytes::from(format!("p{ts}")),
+            128,
+        )
     }
 
     fn timestamps(frames: &[Arc<Frame>]) -> Vec<u32> {
@@ -395,6 +487,33 @@ mod tests {
         let a = hub.subscribe();
         let b = hub.subscribe();
         assert!(Arc::ptr_eq(&a.start[0], &b.start[0]));
-        assert_eq!(a.start[0].rtmp.as_ptr(), b.start[0].rtmp.as_ptr());
+        assert_eq!(a.start[0].flv.as_ptr(), b.start[0].flv.as_ptr());
+    }
+
+    #[test]
+    fn one_copy_of_the_payload_serves_both_wires() {
+        let body: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let frame = Frame::new(
+            FrameKind::Video,
+            40,
+            true,
+            false,
+            Bytes::from(body.clone()),
+            128,
+        );
+        assert_eq!(frame.payload, body);
+        // The payload is the FLV tag's body, not a copy of its own.
+        let body_at = frame.flv.as_ptr() as usize + flv::TAG_HEADER_LEN;
+        assert_eq!(frame.payload.as_ptr() as usize, body_at);
+        let rtmp: Vec<u8> = frame.slices(Wire::Rtmp).flatten().copied().collect();
+        let expected = livestack_rtmp::chunk::encode_message_fmt0(6, 9, 1, 40, &body, 128);
+        assert_eq!(rtmp, expected);
+        assert_eq!(frame.wire_len(Wire::Rtmp), expected.len());
+        let tag: Vec<u8> = frame.slices(Wire::Flv).flatten().copied().collect();
+        assert_eq!(
+            tag,
+            flv::encode_tag(TagKind::Video, 40, &body).expect("tag")
+        );
+        assert_eq!(frame.wire_len(Wire::Flv), tag.len());
     }
 }

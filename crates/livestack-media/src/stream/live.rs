@@ -15,7 +15,7 @@ use bytes::Bytes;
 use livestack_core::media::{EndReason, OnlineStream, StreamKey};
 use livestack_formats::aac::AudioSpecificConfig;
 use livestack_formats::avc::AvcConfig;
-use livestack_formats::flv::{self, AudioCodec, AudioInfo, TagKind, VideoCodecId, VideoInfo};
+use livestack_formats::flv::{AudioCodec, AudioInfo, TagKind, VideoCodecId, VideoInfo};
 use livestack_formats::hevc::HevcConfig;
 use livestack_formats::hls::{Segmenter, SegmenterConfig};
 use livestack_formats::llhls::{LlConfig, LlFile, LlPackager};
@@ -412,38 +412,25 @@ impl Live {
         keyframe: bool,
         sequence_header: bool,
     ) {
-        let (tag_kind, msg_type, csid) = match kind {
-            FrameKind::Audio => (TagKind::Audio, 8, 4),
-            FrameKind::Video => (TagKind::Video, 9, 6),
-            FrameKind::Script => (TagKind::Script, 18, 5),
-        };
-        let rtmp = livestack_rtmp::chunk::encode_message_fmt0(
-            csid,
-            msg_type,
-            1,
-            timestamp,
-            &payload,
-            self.chunk_size,
-        );
-        let flv = flv::encode_tag(tag_kind, timestamp, &payload).unwrap_or_default();
-        if self.hls_on.load(Ordering::Acquire) {
-            let mut hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = hls.push(tag_kind, timestamp, &payload) {
-                tracing::debug!(stream = %self.publisher.key.stream, "HLS dropped a frame: {e}");
-            }
-        }
-        if self.ll_on.load(Ordering::Acquire) {
-            self.ll_update(|p| p.push(tag_kind, timestamp, &payload));
-        }
-        self.hub.push(Frame {
+        let frame = Frame::new(
             kind,
             timestamp,
             keyframe,
             sequence_header,
             payload,
-            rtmp,
-            flv,
-        });
+            self.chunk_size,
+        );
+        let tag_kind = TagKind::from(kind);
+        if self.hls_on.load(Ordering::Acquire) {
+            let mut hls = self.hls.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = hls.push(tag_kind, timestamp, &frame.payload) {
+                tracing::debug!(stream = %self.publisher.key.stream, "HLS dropped a frame: {e}");
+            }
+        }
+        if self.ll_on.load(Ordering::Acquire) {
+            self.ll_update(|p| p.push(tag_kind, timestamp, &frame.payload));
+        }
+        self.hub.push(frame);
     }
 
     fn learn_video(&self, v: &VideoInfo, config: &[u8]) {

@@ -14,12 +14,12 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::stream::hub::{Frame, Subscription};
+use crate::stream::hub::{Frame, FrameSlices, Subscription, Wire};
 
 /// How a player's session ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,51 +34,117 @@ pub enum PlayEnd {
     Cancelled,
 }
 
-/// The most slices passed to one `writev`.
-const MAX_SLICES: usize = 64;
+/// The most slices passed to one `writev` (an RTMP frame is two: its
+/// chunk header and its payload).
+const MAX_SLICES: usize = 128;
 
-/// Writes every buffer in `queue`, in order, with vectored writes.
-pub async fn write_queue<W: AsyncWrite + Unpin>(
+/// Writes `bufs` whole, in order, with vectored writes.
+pub async fn write_all<W: AsyncWrite + Unpin>(
     w: &mut W,
-    queue: &mut VecDeque<Bytes>,
+    bufs: impl IntoIterator<Item = Bytes>,
 ) -> std::io::Result<()> {
-    while !queue.is_empty() {
-        let n = {
-            let slices: Vec<IoSlice<'_>> = queue
-                .iter()
-                .take(MAX_SLICES)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            w.write_vectored(&slices).await?
-        };
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        let mut left = n;
-        while left > 0 {
-            let Some(front) = queue.front_mut() else {
-                break;
-            };
-            if front.len() <= left {
-                left -= front.len();
-                queue.pop_front();
-            } else {
-                front.advance(left);
-                left = 0;
-            }
+    let mut pending = Pending {
+        wire: Wire::Flv,
+        items: bufs.into_iter().map(Item::Bytes).collect(),
+        skip: 0,
+    };
+    pending.write(w).await
+}
+
+/// What a player has still to be sent: connection bytes of its own (the
+/// `play` answer), then frames, written as each frame's slices on the
+/// player's wire. `skip` is how much of the first item went out already.
+struct Pending {
+    wire: Wire,
+    items: VecDeque<Item>,
+    skip: usize,
+}
+
+enum Item {
+    Bytes(Bytes),
+    Frame(Arc<Frame>),
+}
+
+impl Pending {
+    fn len_of(&self, item: &Item) -> usize {
+        match item {
+            Item::Bytes(b) => b.len(),
+            Item::Frame(f) => f.wire_len(self.wire),
         }
     }
-    Ok(())
+
+    /// Bytes not yet written.
+    fn bytes(&self) -> usize {
+        self.items.iter().map(|i| self.len_of(i)).sum::<usize>() - self.skip
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn push(&mut self, frame: Arc<Frame>) {
+        self.items.push_back(Item::Frame(frame));
+    }
+
+    /// Writes everything pending, in order, with vectored writes.
+    async fn write<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+        while !self.items.is_empty() {
+            let n = {
+                // Two slices per item covers nearly every frame.
+                let want = (2 * self.items.len()).min(MAX_SLICES);
+                let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(want);
+                let mut skip = self.skip;
+                'items: for item in &self.items {
+                    let parts = match item {
+                        Item::Bytes(b) => FrameSlices::Flv(Some(&b[..])),
+                        Item::Frame(f) => f.slices(self.wire),
+                    };
+                    for part in parts {
+                        if skip >= part.len() {
+                            skip -= part.len();
+                            continue;
+                        }
+                        slices.push(IoSlice::new(&part[skip..]));
+                        skip = 0;
+                        if slices.len() == MAX_SLICES {
+                            break 'items;
+                        }
+                    }
+                }
+                if slices.is_empty() {
+                    // Only empty items were left.
+                    self.items.clear();
+                    self.skip = 0;
+                    return Ok(());
+                }
+                w.write_vectored(&slices).await?
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            let mut done = self.skip + n;
+            while let Some(front) = self.items.front() {
+                let len = self.len_of(front);
+                if len > done {
+                    break;
+                }
+                done -= len;
+                self.items.pop_front();
+            }
+            self.skip = done;
+        }
+        Ok(())
+    }
 }
 
 /// Sends `prelude`, the subscription's start frames, then live frames
 /// until the stream ends, the player goes away or `cancel` fires.
-/// `bytes_of` picks the frame's encoding for this output (RTMP or FLV).
+/// `wire` picks the frames' encoding for this output (RTMP or FLV).
 pub async fn play<W: AsyncWrite + Unpin>(
     w: &mut W,
     prelude: Vec<Bytes>,
     sub: Subscription,
-    bytes_of: fn(&Frame) -> &Bytes,
+    wire: Wire,
     merge: Duration,
     cancel: &CancellationToken,
     sent: impl Fn(u64),
@@ -92,8 +158,12 @@ pub async fn play<W: AsyncWrite + Unpin>(
     // Players with the hub's window wait for its tick; another window (a
     // relay's shorter one) keeps a timer of its own.
     let ticked = !merge.is_zero() && ticker.ticks_every(merge);
-    let mut queue: VecDeque<Bytes> = prelude.into();
-    queue.extend(start.iter().map(|f| bytes_of(f).clone()));
+    let mut queue = Pending {
+        wire,
+        items: prelude.into_iter().map(Item::Bytes).collect(),
+        skip: 0,
+    };
+    queue.items.extend(start.into_iter().map(Item::Frame));
     // One registration with the token for the whole session: a fresh
     // `cancelled()` in every `select!` registers and unregisters a waiter
     // (a lock each) several times per write, for every player.
@@ -101,9 +171,9 @@ pub async fn play<W: AsyncWrite + Unpin>(
     tokio::pin!(cancelled);
     loop {
         if !queue.is_empty() {
-            let bytes: usize = queue.iter().map(Bytes::len).sum();
+            let bytes = queue.bytes();
             let written = tokio::select! {
-                r = write_queue(w, &mut queue) => r,
+                r = queue.write(w) => r,
                 () = &mut cancelled => return PlayEnd::Cancelled,
             };
             if written.is_err() {
@@ -119,7 +189,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
                     () = &mut cancelled => return PlayEnd::Cancelled,
                 }
             }
-            if let Err(end) = drain(&mut live, &mut queue, bytes_of) {
+            if let Err(end) = drain(&mut live, &mut queue) {
                 if end == PlayEnd::StreamEnded {
                     finish(w, &mut queue, &sent).await;
                 }
@@ -139,7 +209,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
             },
             () = &mut cancelled => return PlayEnd::Cancelled,
         };
-        queue.push_back(bytes_of(&first).clone());
+        queue.push(first);
         // ...then let more arrive and send them together.
         if !merge.is_zero() {
             tokio::select! {
@@ -147,7 +217,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
                 () = &mut cancelled => return PlayEnd::Cancelled,
             }
         }
-        if let Err(end) = drain(&mut live, &mut queue, bytes_of) {
+        if let Err(end) = drain(&mut live, &mut queue) {
             if end == PlayEnd::StreamEnded {
                 finish(w, &mut queue, &sent).await;
             }
@@ -161,12 +231,11 @@ pub async fn play<W: AsyncWrite + Unpin>(
 /// fell too far behind.
 fn drain(
     live: &mut tokio::sync::broadcast::Receiver<Arc<Frame>>,
-    queue: &mut VecDeque<Bytes>,
-    bytes_of: fn(&Frame) -> &Bytes,
+    queue: &mut Pending,
 ) -> Result<(), PlayEnd> {
     loop {
         match live.try_recv() {
-            Ok(f) => queue.push_back(bytes_of(&f).clone()),
+            Ok(f) => queue.push(f),
             Err(TryRecvError::Empty) => return Ok(()),
             Err(TryRecvError::Closed) => return Err(PlayEnd::StreamEnded),
             Err(TryRecvError::Lagged(_)) => return Err(PlayEnd::TooSlow),
@@ -175,13 +244,9 @@ fn drain(
 }
 
 /// Delivers what is left when the stream ends (counted like every write).
-async fn finish<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    queue: &mut VecDeque<Bytes>,
-    sent: &impl Fn(u64),
-) {
-    let bytes: usize = queue.iter().map(Bytes::len).sum();
-    if write_queue(w, queue).await.is_ok() {
+async fn finish<W: AsyncWrite + Unpin>(w: &mut W, queue: &mut Pending, sent: &impl Fn(u64)) {
+    let bytes = queue.bytes();
+    if queue.write(w).await.is_ok() {
         sent(bytes as u64);
     }
     let _ = w.flush().await;
@@ -191,16 +256,24 @@ async fn finish<W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
-    fn frame(ts: u32) -> crate::stream::hub::Frame {
-        crate::stream::hub::Frame {
-            kind: crate::stream::hub::FrameKind::Video,
-            timestamp: ts,
-            keyframe: ts == 0,
-            sequence_header: false,
-            payload: Bytes::new(),
-            rtmp: Bytes::from(format!("r{ts};")),
-            flv: Bytes::from(format!("f{ts};")),
-        }
+    fn frame(ts: u32) -> Frame {
+        let body = Bytes::from(format!("f{ts};").repeat(40));
+        Frame::new(
+            crate::stream::hub::FrameKind::Video,
+            ts,
+            ts == 0,
+            false,
+            body,
+            128,
+        )
+    }
+
+    /// What a player on `wire` must have received for `frames`.
+    fn expected(frames: &[Frame], wire: Wire) -> Vec<u8> {
+        frames
+            .iter()
+            .flat_map(|f| f.slices(wire).flatten().copied())
+            .collect()
     }
 
     #[tokio::test]
@@ -216,7 +289,7 @@ mod tests {
                 &mut a,
                 Vec::new(),
                 sub,
-                |f| &f.flv,
+                Wire::Flv,
                 Duration::from_millis(50),
                 &cancel,
                 |_| {},
@@ -234,12 +307,46 @@ mod tests {
         drop(hub);
         assert_eq!(player.await.expect("join"), PlayEnd::StreamEnded);
         assert!(ticked.is_closed());
-        let mut out = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut b, &mut out)
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut b, &mut out)
             .await
             .expect("read");
-        let expected: String = (0..=20).map(|t| format!("f{};", t * 10)).collect();
-        assert_eq!(out, expected);
+        let frames: Vec<Frame> = (0..=20).map(|t| frame(t * 10)).collect();
+        assert_eq!(out, expected(&frames, Wire::Flv));
+    }
+
+    #[tokio::test]
+    async fn rtmp_chunks_and_flv_tags_arrive_whole_through_short_writes() {
+        // A duplex pipe with a tiny buffer forces writes that end inside
+        // a chunk header and inside a payload piece.
+        for wire in [Wire::Rtmp, Wire::Flv] {
+            let frames: Vec<Frame> = (0..6).map(|t| frame(t * 40)).collect();
+            let want = [b"answer".to_vec(), expected(&frames, wire)].concat();
+            let mut queue = Pending {
+                wire,
+                items: [
+                    Item::Bytes(Bytes::from_static(b"answer")),
+                    Item::Bytes(Bytes::new()),
+                ]
+                .into_iter()
+                .chain(frames.into_iter().map(|f| Item::Frame(Arc::new(f))))
+                .collect(),
+                skip: 0,
+            };
+            assert_eq!(queue.bytes(), want.len());
+            let (mut a, mut b) = tokio::io::duplex(7);
+            let reader = tokio::spawn(async move {
+                let mut out = Vec::new();
+                tokio::io::AsyncReadExt::read_to_end(&mut b, &mut out)
+                    .await
+                    .map(|_| out)
+            });
+            queue.write(&mut a).await.expect("write");
+            drop(a);
+            assert_eq!(reader.await.expect("join").expect("read"), want, "{wire:?}");
+            assert!(queue.is_empty());
+            assert_eq!(queue.bytes(), 0);
+        }
     }
 
     #[tokio::test]
@@ -256,20 +363,16 @@ mod tests {
     async fn a_queue_is_written_whole_and_in_order_even_with_short_writes() {
         // A duplex pipe with a tiny buffer forces partial vectored writes.
         let (mut a, mut b) = tokio::io::duplex(7);
-        let mut queue: VecDeque<Bytes> = [&b"hello "[..], b"shared ", b"world"]
-            .into_iter()
-            .map(Bytes::from_static)
-            .collect();
+        let queue = [&b"hello "[..], b"shared ", b"world"].map(Bytes::from_static);
         let reader = tokio::spawn(async move {
             let mut out = Vec::new();
             tokio::io::AsyncReadExt::read_to_end(&mut b, &mut out)
                 .await
                 .map(|_| out)
         });
-        write_queue(&mut a, &mut queue).await.expect("write");
+        write_all(&mut a, queue).await.expect("write");
         drop(a);
         let out = reader.await.expect("join").expect("read");
         assert_eq!(out, b"hello shared world");
-        assert!(queue.is_empty());
     }
 }
