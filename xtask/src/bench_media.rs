@@ -1272,15 +1272,17 @@ async fn start_bare(env: &Env, merge_ms: u64) -> Result<RunningServer> {
         .tempdir()
         .context("cannot create a directory")?;
     let port = free_port()?;
+    let rtmp_port = free_port()?;
     let mut cmd = env.command(env.pinning.server, &env.helper);
     cmd.args(["bench-media", "--bare-sender", "--port", &port.to_string()])
+        .args(["--rtmp-port", &rtmp_port.to_string()])
         .arg("--source")
         .arg(&env.source.path)
         .args(["--merge-ms", &merge_ms.max(1).to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     let http = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut server = spawn_server(cmd, ServerKind::Bare, dir, port, Some(http))?;
+    let mut server = spawn_server(cmd, ServerKind::Bare, dir, rtmp_port, Some(http))?;
     until_listening(&mut server, None).await?;
     Ok(server)
 }
@@ -1310,8 +1312,8 @@ fn urls(server: &RunningServer) -> Urls {
         ServerKind::Bare => Urls {
             // It plays the source file itself: nothing is published.
             publish: String::new(),
-            rtmp_tc_url: String::new(),
-            rtmp_name: String::new(),
+            rtmp_tc_url: format!("rtmp://{rtmp}/{APP}"),
+            rtmp_name: STREAM.to_owned(),
             http_addr: server.http,
             http_path: format!("/{APP}/{STREAM}.flv"),
             whep_path: String::new(),
@@ -1614,8 +1616,8 @@ async fn run_matrix(opts: &Options, env: &Env) -> Result<()> {
                 if server == ServerKind::Srs && (proto == Proto::Webrtc || opts.ingest_srt) {
                     continue; // SRS is built with RTC and SRT off.
                 }
-                if server == ServerKind::Bare && (proto != Proto::Flv || env.sb.is_some()) {
-                    continue; // The bare sender serves HTTP-FLV only.
+                if server == ServerKind::Bare && (proto == Proto::Webrtc || opts.streams > 1) {
+                    continue; // The bare sender serves one stream over RTMP and HTTP-FLV.
                 }
                 println!();
                 println!("run: {} {} N={n}", server.name(), proto.name());

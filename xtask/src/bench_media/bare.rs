@@ -1,10 +1,16 @@
-//! The floor of HTTP-FLV fan-out: a bare sender (`bench-media --servers
-//! bare`, run as the hidden `bench-media --bare-sender`) that sends the
-//! source's FLV tags to every player in one `writev` per merge window, the
-//! same bytes in the same number of calls as livestack, and does nothing
-//! else: one thread, blocking sockets, no per-player state beyond the
-//! socket, no channel, no task. What it costs is what the kernel charges
-//! for the writes plus the least user space that can issue them.
+//! The floor of fan-out: a bare sender (`bench-media --servers bare`, run
+//! as the hidden `bench-media --bare-sender`) that sends the source's
+//! frames to every player in one `writev` per merge window, the same bytes
+//! in the same number of calls as livestack, and does nothing else: one
+//! thread, blocking sockets, no per-player state beyond the socket, no
+//! channel, no task. What it costs is what the kernel charges for the
+//! writes plus the least user space that can issue them.
+//!
+//! HTTP-FLV players get FLV tags; RTMP players get each frame as one
+//! type-0 chunk run in 60000-byte chunks, as livestack encodes them, after
+//! the handshake and the `connect`/`createStream`/`play` exchange (answered
+//! by livestack's own sans-IO session; after that, nothing a player sends
+//! is read, as acknowledgements need no answer).
 //!
 //! Players join at the next keyframe (no GOP cache), after the FLV header
 //! and the sequence headers; the source loops with continuous timestamps.
@@ -18,6 +24,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use livestack_formats::flv::{encode_header, encode_tag, FlvReader, TagKind, VideoInfo};
+use livestack_rtmp::chunk::encode_message_fmt0;
+use livestack_rtmp::session::{ServerConfig, ServerSession, SessionEvent};
+
+/// The message stream every RTMP player plays on: the first one
+/// `createStream` gives, as every loader and livestack's own hub assume.
+const STREAM_ID: u32 = 1;
 
 /// One tag of the source: kind, timestamp, body.
 struct SourceTag {
@@ -56,14 +68,45 @@ fn read_source(path: &Path) -> Result<(Vec<SourceTag>, u32)> {
     Ok((tags, span))
 }
 
-/// A player: its socket, and whether it has had its first keyframe.
+/// A player: its socket, what it plays, and whether it has had its first
+/// keyframe.
 struct Player {
     socket: TcpStream,
+    rtmp: bool,
     started: bool,
 }
 
-/// `xtask bench-media --bare-sender --port P --source FILE --merge-ms M`:
-/// prints `listening` once it accepts players, then serves until killed.
+/// One frame of the window, encoded once for each protocol.
+struct Encoded {
+    keyframe: bool,
+    flv: Vec<u8>,
+    rtmp: Vec<u8>,
+}
+
+/// The sequence headers, as FLV tags and as RTMP messages.
+struct Headers {
+    flv: Vec<Vec<u8>>,
+    rtmp: Vec<Vec<u8>>,
+}
+
+/// The RTMP chunk stream and message type livestack sends a kind on.
+fn rtmp_ids(kind: TagKind) -> (u32, u8) {
+    match kind {
+        TagKind::Audio => (4, 8),
+        TagKind::Video => (6, 9),
+        TagKind::Script => (5, 18),
+    }
+}
+
+fn encode_rtmp(kind: TagKind, ts: u32, body: &[u8]) -> Vec<u8> {
+    let (csid, msg_type) = rtmp_ids(kind);
+    let chunk_size = ServerConfig::default().chunk_size;
+    encode_message_fmt0(csid, msg_type, STREAM_ID, ts, body, chunk_size).to_vec()
+}
+
+/// `xtask bench-media --bare-sender --port P --rtmp-port R --source FILE
+/// --merge-ms M`: HTTP-FLV on P, RTMP on R; prints `listening` once it
+/// accepts players, then serves until killed.
 pub(crate) fn main(args: &[&str]) -> Result<ExitCode> {
     let value = |key: &str| -> Result<&str> {
         args.iter()
@@ -74,19 +117,41 @@ pub(crate) fn main(args: &[&str]) -> Result<ExitCode> {
     let port: u16 = value("--port")?.parse()?;
     let merge = Duration::from_millis(value("--merge-ms")?.parse()?);
     let (tags, span) = read_source(Path::new(value("--source")?))?;
-    let headers: Vec<Vec<u8>> = tags
-        .iter()
-        .filter(|t| t.header)
-        .map(|t| encode_tag(t.kind, 0, &t.body).map(|b| b.to_vec()))
-        .collect::<Result<_, _>>()?;
-    let listener = TcpListener::bind(("127.0.0.1", port))?;
-    let joining: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-    {
+    let rtmp_port: u16 = value("--rtmp-port")?.parse()?;
+    let sequence: Vec<&SourceTag> = tags.iter().filter(|t| t.header).collect();
+    let headers = Headers {
+        flv: sequence
+            .iter()
+            .map(|t| encode_tag(t.kind, 0, &t.body).map(|b| b.to_vec()))
+            .collect::<Result<_, _>>()?,
+        rtmp: sequence
+            .iter()
+            .map(|t| encode_rtmp(t.kind, 0, &t.body))
+            .collect(),
+    };
+    let joining: Arc<Mutex<Vec<Player>>> = Arc::default();
+    // The accepting threads live as long as the process: it is killed
+    // when the run ends.
+    for (port, rtmp) in [(port, false), (rtmp_port, true)] {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
         let joining = Arc::clone(&joining);
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                if let Some(s) = answer(conn) {
-                    joining.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                let answered = if rtmp {
+                    answer_rtmp(conn)
+                } else {
+                    answer(conn)
+                };
+                if let Some(socket) = answered {
+                    let player = Player {
+                        socket,
+                        rtmp,
+                        started: false,
+                    };
+                    joining
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(player);
                 }
             }
         });
@@ -97,7 +162,7 @@ pub(crate) fn main(args: &[&str]) -> Result<ExitCode> {
     let media: Vec<&SourceTag> = tags.iter().filter(|t| !t.header).collect();
     let mut i = 0usize;
     let mut lap = 0u32;
-    let mut window: Vec<(bool, Vec<u8>)> = Vec::new();
+    let mut window: Vec<Encoded> = Vec::new();
     let mut next_write = began + merge;
     loop {
         let tag = media[i];
@@ -114,7 +179,11 @@ pub(crate) fn main(args: &[&str]) -> Result<ExitCode> {
             }
             std::thread::sleep(due - now);
         }
-        window.push((tag.keyframe, encode_tag(tag.kind, ts, &tag.body)?.to_vec()));
+        window.push(Encoded {
+            keyframe: tag.keyframe,
+            flv: encode_tag(tag.kind, ts, &tag.body)?.to_vec(),
+            rtmp: encode_rtmp(tag.kind, ts, &tag.body),
+        });
         i += 1;
         if i == media.len() {
             i = 0;
@@ -143,42 +212,66 @@ fn answer(mut conn: TcpStream) -> Option<TcpStream> {
     Some(conn)
 }
 
+/// Answers the RTMP handshake and commands up to `play`; `None` if the
+/// player went away, stalled for 5 s or plays another message stream.
+fn answer_rtmp(mut conn: TcpStream) -> Option<TcpStream> {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut session = ServerSession::new(ServerConfig::default());
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = conn.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        session.feed(&buf[..n]).ok()?;
+        let mut playing = false;
+        while let Some(event) = session.poll_event() {
+            if let SessionEvent::Play { stream_id, .. } = event {
+                if stream_id != STREAM_ID {
+                    return None;
+                }
+                session.accept_play(stream_id);
+                playing = true;
+            }
+        }
+        while let Some(out) = session.take_output() {
+            conn.write_all(&out).ok()?;
+        }
+        if playing {
+            conn.set_nodelay(true).ok()?;
+            return Some(conn);
+        }
+    }
+}
+
 /// One `writev` per player of what the window gathered; players that
 /// joined start with the sequence headers at their first keyframe.
 fn flush(
     players: &mut Vec<Player>,
-    joining: &Mutex<Vec<TcpStream>>,
-    headers: &[Vec<u8>],
-    window: &mut Vec<(bool, Vec<u8>)>,
+    joining: &Mutex<Vec<Player>>,
+    headers: &Headers,
+    window: &mut Vec<Encoded>,
 ) {
-    players.extend(
-        joining
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .map(|socket| Player {
-                socket,
-                started: false,
-            }),
-    );
-    let first_key = window.iter().position(|(key, _)| *key);
-    let all: Vec<IoSlice<'_>> = window.iter().map(|(_, b)| IoSlice::new(b)).collect();
-    let joined: Vec<IoSlice<'_>> = match first_key {
-        Some(k) => headers
+    players.extend(joining.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+    let first_key = window.iter().position(|e| e.keyframe);
+    let slices = |rtmp: bool, from: usize, with_headers: bool| -> Vec<IoSlice<'_>> {
+        let heads = if rtmp { &headers.rtmp } else { &headers.flv };
+        let heads = heads.iter().filter(|_| with_headers);
+        let frames = window[from..]
             .iter()
-            .map(|h| IoSlice::new(h))
-            .chain(window[k..].iter().map(|(_, b)| IoSlice::new(b)))
-            .collect(),
-        None => Vec::new(),
+            .map(move |e| if rtmp { &e.rtmp } else { &e.flv });
+        heads.chain(frames).map(|b| IoSlice::new(b)).collect()
     };
+    let all = [slices(false, 0, false), slices(true, 0, false)];
+    let joined = first_key.map(|k| [slices(false, k, true), slices(true, k, true)]);
     players.retain_mut(|p| {
-        let slices = if p.started {
-            &all
-        } else if first_key.is_some() {
-            p.started = true;
-            &joined
-        } else {
-            return true;
+        let slices = match (&joined, p.started) {
+            (_, true) => &all[usize::from(p.rtmp)],
+            (Some(joined), false) => {
+                p.started = true;
+                &joined[usize::from(p.rtmp)]
+            }
+            (None, false) => return true,
         };
         write_all_vectored(&mut p.socket, slices).is_ok()
     });
