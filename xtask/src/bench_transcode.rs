@@ -107,16 +107,77 @@ impl Mode {
 
 #[derive(Debug)]
 struct Options {
-    rounds: u32,
-    warmup: u64,
-    window: u64,
+    run: Rounds,
     width: u32,
     height: u32,
     kbps: u32,
     modes: Vec<Mode>,
+}
+
+/// The options both transcoding benchmarks (this one and `--ladder`)
+/// take: how many alternating rounds, how each is timed, and which
+/// livestack runs.
+#[derive(Debug)]
+struct Rounds {
+    rounds: u32,
+    warmup: u64,
+    window: u64,
     quiet_wait: u64,
     livestack: Option<PathBuf>,
     build: bool,
+}
+
+impl Rounds {
+    fn new(build: bool) -> Rounds {
+        Rounds {
+            rounds: 3,
+            warmup: 10,
+            window: 20,
+            quiet_wait: 300,
+            livestack: None,
+            build,
+        }
+    }
+
+    /// Reads `name` if it is one of the shared options: `Ok(false)` when
+    /// it is not, for the command's own options.
+    fn take(&mut self, name: &str, value: &str) -> Result<bool> {
+        let positive = |v: &str| crate::cli::positive(name, v);
+        match name {
+            "--rounds" => self.rounds = u32::try_from(positive(value)?.min(20))?,
+            // The load generator ramps its player in over 2 s.
+            "--warmup" => self.warmup = positive(value)?.clamp(3, 600),
+            "--window" => self.window = positive(value)?.min(600),
+            // 0 is allowed: do not wait for a quiet machine.
+            "--quiet-wait" => {
+                self.quiet_wait = value
+                    .trim()
+                    .parse::<u64>()
+                    .with_context(|| format!("{name}: {value:?} is not a number"))?
+                    .min(3600);
+            }
+            "--livestack" => self.livestack = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `WxH` for option `name`: even sizes up to 4096, as x264 and the
+/// template checks want them.
+fn even_size(name: &str, value: &str) -> Result<(u32, u32)> {
+    let (w, h) = value
+        .trim()
+        .split_once(['x', 'X'])
+        .with_context(|| format!("{name}: {value:?} is not WxH"))?;
+    let even = |v: &str| -> Result<u32> {
+        let n = u32::try_from(crate::cli::positive(name, v)?)?;
+        if n % 2 != 0 || n > 4096 {
+            bail!("{name}: {n} is not an even size up to 4096");
+        }
+        Ok(n)
+    };
+    Ok((even(w)?, even(h)?))
 }
 
 /// The template's frame rate (the source's), GOP and audio rate.
@@ -125,54 +186,28 @@ const GOP_SECS: u32 = 2;
 const AUDIO_KBPS: u32 = 64;
 
 fn parse_options(args: &[&str]) -> Result<Options> {
+    let parsed = crate::cli::parse(args, USAGE)?;
     let mut opts = Options {
-        rounds: 3,
-        warmup: 10,
-        window: 20,
+        run: Rounds::new(parsed.build),
         width: 640,
         height: 360,
         kbps: 800,
         modes: vec![Mode::Livestack, Mode::Bare],
-        quiet_wait: 300,
-        livestack: None,
-        build: true,
     };
-    let parsed = crate::cli::parse(args, USAGE)?;
-    opts.build = parsed.build;
     for crate::cli::Opt { arg, name, value } in parsed.options {
-        let positive = |v: &str| crate::cli::positive(name, v);
+        if opts.run.take(name, value)? {
+            continue;
+        }
         match name {
-            "--rounds" => opts.rounds = u32::try_from(positive(value)?.min(20))?,
-            // The load generator ramps its player in over 2 s.
-            "--warmup" => opts.warmup = positive(value)?.clamp(3, 600),
-            "--window" => opts.window = positive(value)?.min(600),
-            "--size" => {
-                let (w, h) = value
-                    .split_once(['x', 'X'])
-                    .with_context(|| format!("--size: {value:?} is not WxH"))?;
-                let even = |v: &str| -> Result<u32> {
-                    let n = u32::try_from(positive(v)?)?;
-                    if n % 2 != 0 || n > 4096 {
-                        bail!("--size: {n} is not an even size up to 4096");
-                    }
-                    Ok(n)
-                };
-                (opts.width, opts.height) = (even(w)?, even(h)?);
+            "--size" => (opts.width, opts.height) = even_size(name, value)?,
+            "--kbps" => {
+                opts.kbps = u32::try_from(crate::cli::positive(name, value)?.min(50_000))?;
             }
-            "--kbps" => opts.kbps = u32::try_from(positive(value)?.min(50_000))?,
             "--modes" => {
                 opts.modes = crate::cli::list(value, Mode::parse)?;
                 opts.modes.sort();
                 opts.modes.dedup();
             }
-            "--quiet-wait" => {
-                opts.quiet_wait = value
-                    .trim()
-                    .parse::<u64>()
-                    .with_context(|| format!("--quiet-wait: {value:?} is not a number"))?
-                    .min(3600);
-            }
-            "--livestack" => opts.livestack = Some(PathBuf::from(value)),
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
     }
@@ -208,7 +243,7 @@ pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
         return ladder::main(root, args);
     }
     let opts = parse_options(args)?;
-    let (target_dir, livestack) = binaries(root, opts.build, opts.livestack.as_deref())?;
+    let (target_dir, livestack) = binaries(root, opts.run.build, opts.run.livestack.as_deref())?;
     let env = Env::prepare(&target_dir, livestack)?;
     until_interrupted(run(&opts, &env), "processes")?;
     Ok(ExitCode::SUCCESS)
@@ -518,8 +553,8 @@ async fn run_livestack(
         env,
         &player(&server)?,
         1,
-        opts.warmup,
-        opts.window,
+        opts.run.warmup,
+        opts.run.window,
         |load| {
             let s = sample(env, pid, None, publisher_pid, Some(load));
             // The job's command line, read while it runs.
@@ -621,10 +656,10 @@ async fn run_bare(
     let (start, end, report) = match mode {
         Mode::Null => {
             // Nobody plays: the same ramp and warm-up, then the window.
-            tokio::time::sleep(Duration::from_secs(2 + opts.warmup)).await;
+            tokio::time::sleep(Duration::from_secs(2 + opts.run.warmup)).await;
             bare.check()?;
             let start = sample(env, pid, Some(bare.pid), publisher_pid, None);
-            tokio::time::sleep(Duration::from_secs(opts.window)).await;
+            tokio::time::sleep(Duration::from_secs(opts.run.window)).await;
             let end = sample(env, pid, Some(bare.pid), publisher_pid, None);
             (start, end, None)
         }
@@ -634,8 +669,8 @@ async fn run_bare(
                 env,
                 &player(&server)?,
                 1,
-                opts.warmup,
-                opts.window,
+                opts.run.warmup,
+                opts.run.window,
                 |load| sample(env, pid, Some(bare_pid), publisher_pid, Some(load)),
             )
             .await?;
@@ -686,7 +721,7 @@ async fn run(opts: &Options, env: &Env) -> Result<()> {
     );
     println!(
         "  rounds:    {} × {:?}, {} s warm-up, {} s window",
-        opts.rounds, opts.modes, opts.warmup, opts.window
+        opts.run.rounds, opts.modes, opts.run.warmup, opts.run.window
     );
     println!("  livestack: {}", env.livestack.display());
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
@@ -695,11 +730,11 @@ async fn run(opts: &Options, env: &Env) -> Result<()> {
 
     let mut results: Vec<RoundResult> = Vec::new();
     let mut job: Option<Vec<String>> = None;
-    for round in 1..=opts.rounds {
+    for round in 1..=opts.run.rounds {
         for &mode in &opts.modes {
             println!();
             println!("round {round}: {}", mode.name());
-            let quiet = wait_for_quiet(env, Duration::from_secs(opts.quiet_wait)).await;
+            let quiet = wait_for_quiet(env, Duration::from_secs(opts.run.quiet_wait)).await;
             let mut r = match mode {
                 Mode::Livestack => {
                     let (r, args) = run_livestack(round, opts, env)
@@ -1049,7 +1084,7 @@ mod tests {
     #[test]
     fn options_parse_with_defaults_and_need_livestack_first() {
         let o = parse_options(&[]).expect("defaults");
-        assert_eq!((o.rounds, o.warmup, o.window), (3, 10, 20));
+        assert_eq!((o.run.rounds, o.run.warmup, o.run.window), (3, 10, 20));
         assert_eq!((o.width, o.height, o.kbps), (640, 360, 800));
         assert_eq!(o.modes, vec![Mode::Livestack, Mode::Bare]);
         let o = parse_options(&[
@@ -1060,7 +1095,7 @@ mod tests {
         ])
         .expect("ok");
         assert_eq!(o.modes, vec![Mode::Livestack, Mode::Bare, Mode::Null]);
-        assert_eq!((o.width, o.height, o.build), (854, 480, false));
+        assert_eq!((o.width, o.height, o.run.build), (854, 480, false));
         assert!(parse_options(&["--modes", "bare"]).is_err());
         assert!(parse_options(&["--modes", "livestack"]).is_err());
         assert!(parse_options(&["--size", "641x360"]).is_err());

@@ -23,7 +23,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 
 use super::{
-    result, sample, status_number, wait_for_quiet, Comparison, Mode, RoundResult, FPS, GOP_SECS,
+    even_size, result, sample, status_number, wait_for_quiet, Comparison, Mode, RoundResult,
+    Rounds, FPS, GOP_SECS,
 };
 use crate::bench::{binaries, until_interrupted};
 use crate::bench_media::{
@@ -50,24 +51,19 @@ struct Rung {
 
 impl Rung {
     fn parse(s: &str) -> Result<Rung> {
-        let bad = || format!("{s:?} is not WxH:KBPS");
-        let (size, kbps) = s.trim().split_once(':').with_context(bad)?;
-        let (w, h) = size.split_once(['x', 'X']).with_context(bad)?;
-        let number = |v: &str| -> Result<u32> {
-            let n: u32 = v.trim().parse().with_context(bad)?;
-            if n == 0 || n > 50_000 {
-                bail!("{s:?}: {n} is out of range");
-            }
-            Ok(n)
-        };
-        let (width, height) = (number(w)?, number(h)?);
-        if width % 2 != 0 || height % 2 != 0 {
-            bail!("{s:?}: sizes must be even");
+        let (size, kbps) = s
+            .trim()
+            .split_once(':')
+            .with_context(|| format!("{s:?} is not WxH:KBPS"))?;
+        let (width, height) = even_size(s, size)?;
+        let kbps = crate::cli::positive(s, kbps)?;
+        if kbps > 50_000 {
+            bail!("{s:?}: {kbps} kbit/s is out of range");
         }
         Ok(Rung {
             width,
             height,
-            kbps: number(kbps)?,
+            kbps: u32::try_from(kbps)?,
         })
     }
 
@@ -79,45 +75,31 @@ impl Rung {
 
 #[derive(Debug)]
 struct Options {
-    rounds: u32,
-    warmup: u64,
-    window: u64,
+    run: Rounds,
     source: Rung,
     rungs: Vec<Rung>,
-    quiet_wait: u64,
-    livestack: Option<std::path::PathBuf>,
-    build: bool,
 }
 
 fn parse_options(args: &[&str]) -> Result<Options> {
+    // `--ladder` is a switch: it chose this benchmark.
+    let args: Vec<&str> = args.iter().copied().filter(|a| *a != "--ladder").collect();
+    let parsed = crate::cli::parse(&args, USAGE)?;
     let mut opts = Options {
-        rounds: 3,
-        warmup: 10,
-        window: 20,
+        run: Rounds::new(parsed.build),
         source: Rung {
             width: 1280,
             height: 720,
             kbps: 2000,
         },
         rungs: crate::cli::list("960x540:1200,640x360:700,480x270:400", Rung::parse)?,
-        quiet_wait: 300,
-        livestack: None,
-        build: true,
     };
-    // `--ladder` is a switch: it chose this benchmark.
-    let args: Vec<&str> = args.iter().copied().filter(|a| *a != "--ladder").collect();
-    let parsed = crate::cli::parse(&args, USAGE)?;
-    opts.build = parsed.build;
     for crate::cli::Opt { arg, name, value } in parsed.options {
-        let positive = |v: &str| crate::cli::positive(name, v);
+        if opts.run.take(name, value)? {
+            continue;
+        }
         match name {
-            "--rounds" => opts.rounds = u32::try_from(positive(value)?.min(20))?,
-            "--warmup" => opts.warmup = positive(value)?.clamp(3, 600),
-            "--window" => opts.window = positive(value)?.min(600),
             "--source" => opts.source = Rung::parse(value)?,
             "--rungs" => opts.rungs = crate::cli::list(value, Rung::parse)?,
-            "--quiet-wait" => opts.quiet_wait = positive(value)?.min(3600),
-            "--livestack" => opts.livestack = Some(value.into()),
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
     }
@@ -158,7 +140,7 @@ impl Options {
 /// `cargo xtask bench-transcode --ladder …`.
 pub(crate) fn main(root: &Path, args: &[&str]) -> Result<ExitCode> {
     let opts = parse_options(args)?;
-    let (target_dir, livestack) = binaries(root, opts.build, opts.livestack.as_deref())?;
+    let (target_dir, livestack) = binaries(root, opts.run.build, opts.run.livestack.as_deref())?;
     let mut env = Env::prepare(&target_dir, livestack)?;
     let s = opts.source;
     env.source = ensure_source_of(
@@ -231,7 +213,7 @@ async fn round(n: u32, mode: Mode, opts: &Options, env: &Env) -> Result<RoundRes
         path: rung_path(0),
     };
     let pid = server.pid;
-    let outcome = run_load_generator(env, &target, 1, opts.warmup, opts.window, |load| {
+    let outcome = run_load_generator(env, &target, 1, opts.run.warmup, opts.run.window, |load| {
         sample(env, pid, None, publisher_pid, Some(load))
     })
     .await;
@@ -299,15 +281,15 @@ async fn run(opts: &Options, env: &Env) -> Result<()> {
     );
     println!(
         "  rounds:    {} × [shared, separate], {} s warm-up, {} s window",
-        opts.rounds, opts.warmup, opts.window
+        opts.run.rounds, opts.run.warmup, opts.run.window
     );
     println!("  livestack: {}", env.livestack.display());
     let mut results = Vec::new();
-    for n in 1..=opts.rounds {
+    for n in 1..=opts.run.rounds {
         for mode in [Mode::Shared, Mode::Separate] {
             println!();
             println!("round {n}: {}", mode.name());
-            let quiet = wait_for_quiet(env, Duration::from_secs(opts.quiet_wait)).await;
+            let quiet = wait_for_quiet(env, Duration::from_secs(opts.run.quiet_wait)).await;
             let mut r = round(n, mode, opts, env)
                 .await
                 .with_context(|| format!("round {n} {}", mode.name()))?;
