@@ -93,6 +93,9 @@ const QUIET_BUSY: f64 = 0.15;
 const TARGET_CPU_RATIO: f64 = 0.5;
 /// Issue 17: livestack's CPU per player-second at most this share of SRS's.
 const TARGET_SRS_RATIO: f64 = 0.5;
+/// Issue 17: livestack's CPU per player-second within this factor of the
+/// bare sender's (the kernel's cost of the same writes).
+const TARGET_FLOOR_RATIO: f64 = 2.0;
 /// Many streams: livestack's RSS at most this share of SRS's.
 const TARGET_SRS_RSS_RATIO: f64 = 0.1;
 const TARGET_RSS_MB: f64 = 150.0;
@@ -137,7 +140,7 @@ pub(crate) enum ServerKind {
     Nginx,
     /// SRS, a binary the user built (`--srs PATH`).
     Srs,
-    /// The floor: a bare HTTP-FLV sender (`bench_media/bare.rs`).
+    /// The floor: a bare RTMP and HTTP-FLV sender (`bench_media/bare.rs`).
     Bare,
 }
 
@@ -2273,6 +2276,18 @@ fn print_summary(env: &Env, opts: &Options, results: &[RunResult]) {
                         verdict(ratio <= TARGET_SRS_RSS_RATIO)
                     );
                 }
+            }
+            if let Some(bare) = find(ServerKind::Bare, proto, n) {
+                let per = |r: &RunResult| r.server_cpu / r.wall / r.players as f64 * 1e6;
+                let ratio = per(ls) / per(bare);
+                println!(
+                    "  N={n} {}: CPU per player-second livestack / the floor (bare sender) = \
+                     {:.0} / {:.0} µs = {ratio:.2} (target <= {TARGET_FLOOR_RATIO}): {}",
+                    proto.name(),
+                    per(ls),
+                    per(bare),
+                    verdict(ratio <= TARGET_FLOOR_RATIO)
+                );
             }
             if let Some(ng) = find(ServerKind::Nginx, Proto::Rtmp, n) {
                 let ratio = ls.server_cpu / ls.wall / (ng.server_cpu / ng.wall);
