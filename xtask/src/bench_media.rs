@@ -233,13 +233,7 @@ fn parse_options(args: &[&str]) -> Result<Options> {
                     format!("--merge-write-ms: {value:?} is not a number of milliseconds")
                 })?);
             }
-            "--quiet-wait" => {
-                opts.quiet_wait = value
-                    .trim()
-                    .parse::<u64>()
-                    .with_context(|| format!("--quiet-wait: {value:?} is not a number"))?
-                    .min(3600);
-            }
+            "--quiet-wait" => opts.quiet_wait = crate::cli::number_up_to(name, value, 3600)?,
             "--livestack" => opts.livestack = Some(PathBuf::from(value)),
             "--ingest" => {
                 opts.ingest_srt = match value.trim() {

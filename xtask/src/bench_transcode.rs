@@ -149,13 +149,7 @@ impl Rounds {
             "--warmup" => self.warmup = positive(value)?.clamp(3, 600),
             "--window" => self.window = positive(value)?.min(600),
             // 0 is allowed: do not wait for a quiet machine.
-            "--quiet-wait" => {
-                self.quiet_wait = value
-                    .trim()
-                    .parse::<u64>()
-                    .with_context(|| format!("{name}: {value:?} is not a number"))?
-                    .min(3600);
-            }
+            "--quiet-wait" => self.quiet_wait = crate::cli::number_up_to(name, value, 3600)?,
             "--livestack" => self.livestack = Some(PathBuf::from(value)),
             _ => return Ok(false),
         }

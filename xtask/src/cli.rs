@@ -67,6 +67,16 @@ pub(crate) fn positive(name: &str, v: &str) -> Result<u64> {
         .with_context(|| format!("{name}: {v:?} is not a positive integer"))
 }
 
+/// `v` as a whole number, 0 allowed, capped at `max` (for option `name`:
+/// `--quiet-wait 0` means "do not wait").
+pub(crate) fn number_up_to(name: &str, v: &str, max: u64) -> Result<u64> {
+    let n = v
+        .trim()
+        .parse::<u64>()
+        .with_context(|| format!("{name}: {v:?} is not a number"))?;
+    Ok(n.min(max))
+}
+
 /// A comma-separated list, each item read by `parse`; empty items are
 /// skipped and an empty list is an error.
 pub(crate) fn list<T>(value: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
@@ -103,6 +113,13 @@ mod tests {
             .expect("missing value")
             .to_string();
         assert!(err.starts_with("--rounds needs a value"), "{err}");
+    }
+
+    #[test]
+    fn number_up_to_takes_zero_caps_and_refuses_words() {
+        assert_eq!(number_up_to("--n", "0", 10).expect("ok"), 0);
+        assert_eq!(number_up_to("--n", " 99 ", 10).expect("ok"), 10);
+        assert!(number_up_to("--n", "-1", 10).is_err());
     }
 
     #[test]

@@ -102,13 +102,7 @@ fn parse_options(args: &[&str]) -> Result<Options> {
             "--window" => opts.window = positive(value)?.min(600),
             "--on-demand" => opts.on_demand = usize::try_from(positive(value)?.min(50))?,
             "--on-demand-rounds" => opts.rounds = usize::try_from(positive(value)?.min(20))?,
-            "--quiet-wait" => {
-                opts.quiet_wait = value
-                    .trim()
-                    .parse::<u64>()
-                    .with_context(|| format!("--quiet-wait: {value:?} is not a number"))?
-                    .min(3600);
-            }
+            "--quiet-wait" => opts.quiet_wait = crate::cli::number_up_to(name, value, 3600)?,
             "--livestack" => opts.livestack = Some(PathBuf::from(value)),
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
