@@ -43,12 +43,7 @@ pub async fn write_all<W: AsyncWrite + Unpin>(
     w: &mut W,
     bufs: impl IntoIterator<Item = Bytes>,
 ) -> std::io::Result<()> {
-    let mut pending = Pending {
-        wire: Wire::Flv,
-        items: bufs.into_iter().map(Item::Bytes).collect(),
-        skip: 0,
-    };
-    pending.write(w).await
+    Pending::new(Wire::Flv, bufs).write(w).await
 }
 
 /// What a player has still to be sent: connection bytes of its own (the
@@ -65,17 +60,36 @@ enum Item {
     Frame(Arc<Frame>),
 }
 
-impl Pending {
-    fn len_of(&self, item: &Item) -> usize {
-        match item {
+impl Item {
+    /// The item's bytes on `wire`, as slices to write in order.
+    fn slices(&self, wire: Wire) -> FrameSlices<'_> {
+        match self {
+            Item::Bytes(b) => FrameSlices::Flv(Some(&b[..])),
+            Item::Frame(f) => f.slices(wire),
+        }
+    }
+
+    fn len(&self, wire: Wire) -> usize {
+        match self {
             Item::Bytes(b) => b.len(),
-            Item::Frame(f) => f.wire_len(self.wire),
+            Item::Frame(f) => f.wire_len(wire),
+        }
+    }
+}
+
+impl Pending {
+    /// `bufs` to write first, on a player of `wire`.
+    fn new(wire: Wire, bufs: impl IntoIterator<Item = Bytes>) -> Pending {
+        Pending {
+            wire,
+            items: bufs.into_iter().map(Item::Bytes).collect(),
+            skip: 0,
         }
     }
 
     /// Bytes not yet written.
     fn bytes(&self) -> usize {
-        self.items.iter().map(|i| self.len_of(i)).sum::<usize>() - self.skip
+        self.items.iter().map(|i| i.len(self.wire)).sum::<usize>() - self.skip
     }
 
     fn is_empty(&self) -> bool {
@@ -95,11 +109,7 @@ impl Pending {
                 let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(want);
                 let mut skip = self.skip;
                 'items: for item in &self.items {
-                    let parts = match item {
-                        Item::Bytes(b) => FrameSlices::Flv(Some(&b[..])),
-                        Item::Frame(f) => f.slices(self.wire),
-                    };
-                    for part in parts {
+                    for part in item.slices(self.wire) {
                         if skip >= part.len() {
                             skip -= part.len();
                             continue;
@@ -124,7 +134,7 @@ impl Pending {
             }
             let mut done = self.skip + n;
             while let Some(front) = self.items.front() {
-                let len = self.len_of(front);
+                let len = front.len(self.wire);
                 if len > done {
                     break;
                 }
@@ -158,11 +168,7 @@ pub async fn play<W: AsyncWrite + Unpin>(
     // Players with the hub's window wait for its tick; another window (a
     // relay's shorter one) keeps a timer of its own.
     let ticked = !merge.is_zero() && ticker.ticks_every(merge);
-    let mut queue = Pending {
-        wire,
-        items: prelude.into_iter().map(Item::Bytes).collect(),
-        skip: 0,
-    };
+    let mut queue = Pending::new(wire, prelude);
     queue.items.extend(start.into_iter().map(Item::Frame));
     // One registration with the token for the whole session: a fresh
     // `cancelled()` in every `select!` registers and unregisters a waiter
@@ -322,17 +328,10 @@ mod tests {
         for wire in [Wire::Rtmp, Wire::Flv] {
             let frames: Vec<Frame> = (0..6).map(|t| frame(t * 40)).collect();
             let want = [b"answer".to_vec(), expected(&frames, wire)].concat();
-            let mut queue = Pending {
-                wire,
-                items: [
-                    Item::Bytes(Bytes::from_static(b"answer")),
-                    Item::Bytes(Bytes::new()),
-                ]
-                .into_iter()
-                .chain(frames.into_iter().map(|f| Item::Frame(Arc::new(f))))
-                .collect(),
-                skip: 0,
-            };
+            let mut queue = Pending::new(wire, [Bytes::from_static(b"answer"), Bytes::new()]);
+            for f in frames {
+                queue.push(Arc::new(f));
+            }
             assert_eq!(queue.bytes(), want.len());
             let (mut a, mut b) = tokio::io::duplex(7);
             let reader = tokio::spawn(async move {
