@@ -76,13 +76,6 @@ struct Player {
     started: bool,
 }
 
-/// One frame of the window, encoded once for each protocol.
-struct Encoded {
-    keyframe: bool,
-    flv: Vec<u8>,
-    rtmp: Vec<u8>,
-}
-
 /// The sequence headers, as FLV tags and as RTMP messages.
 struct Headers {
     flv: Vec<Vec<u8>>,
@@ -162,7 +155,9 @@ pub(crate) fn main(args: &[&str]) -> Result<ExitCode> {
     let media: Vec<&SourceTag> = tags.iter().filter(|t| !t.header).collect();
     let mut i = 0usize;
     let mut lap = 0u32;
-    let mut window: Vec<Encoded> = Vec::new();
+    // The window's frames with their timestamps on the looped timeline;
+    // encoded when written, only for the protocols that have players.
+    let mut window: Vec<(u32, &SourceTag)> = Vec::new();
     let mut next_write = began + merge;
     loop {
         let tag = media[i];
@@ -173,17 +168,13 @@ pub(crate) fn main(args: &[&str]) -> Result<ExitCode> {
             // Write what the window gathered before sleeping past its end.
             if next_write <= due {
                 std::thread::sleep(next_write.saturating_duration_since(now));
-                flush(&mut players, &joining, &headers, &mut window);
+                flush(&mut players, &joining, &headers, &mut window)?;
                 next_write += merge;
                 continue;
             }
             std::thread::sleep(due - now);
         }
-        window.push(Encoded {
-            keyframe: tag.keyframe,
-            flv: encode_tag(tag.kind, ts, &tag.body)?.to_vec(),
-            rtmp: encode_rtmp(tag.kind, ts, &tag.body),
-        });
+        window.push((ts, tag));
         i += 1;
         if i == media.len() {
             i = 0;
@@ -250,16 +241,30 @@ fn flush(
     players: &mut Vec<Player>,
     joining: &Mutex<Vec<Player>>,
     headers: &Headers,
-    window: &mut Vec<Encoded>,
-) {
+    window: &mut Vec<(u32, &SourceTag)>,
+) -> Result<()> {
     players.extend(joining.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-    let first_key = window.iter().position(|e| e.keyframe);
+    let first_key = window.iter().position(|(_, t)| t.keyframe);
+    // Each frame encoded once per protocol that has players, as livestack
+    // encodes it once for all of them.
+    let encoded = |rtmp: bool| -> Result<Vec<Vec<u8>>> {
+        if !players.iter().any(|p| p.rtmp == rtmp) {
+            return Ok(Vec::new());
+        }
+        let encode = |&(ts, t): &(u32, &SourceTag)| -> Result<Vec<u8>> {
+            Ok(if rtmp {
+                encode_rtmp(t.kind, ts, &t.body)
+            } else {
+                encode_tag(t.kind, ts, &t.body)?.to_vec()
+            })
+        };
+        window.iter().map(encode).collect()
+    };
+    let frames = [encoded(false)?, encoded(true)?];
     let slices = |rtmp: bool, from: usize, with_headers: bool| -> Vec<IoSlice<'_>> {
         let heads = if rtmp { &headers.rtmp } else { &headers.flv };
         let heads = heads.iter().filter(|_| with_headers);
-        let frames = window[from..]
-            .iter()
-            .map(move |e| if rtmp { &e.rtmp } else { &e.flv });
+        let frames = frames[usize::from(rtmp)].iter().skip(from);
         heads.chain(frames).map(|b| IoSlice::new(b)).collect()
     };
     let all = [slices(false, 0, false), slices(true, 0, false)];
@@ -276,6 +281,7 @@ fn flush(
         write_all_vectored(&mut p.socket, slices).is_ok()
     });
     window.clear();
+    Ok(())
 }
 
 /// `writev` until every slice is written (the first call nearly always
