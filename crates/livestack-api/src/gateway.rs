@@ -186,10 +186,11 @@ impl Gateway {
         self
     }
 
-    /// The axum router: the API on every path, `GET /healthz` for
+    /// The axum router of the pages beside the API: `GET /healthz` for
     /// readiness, `GET /metrics` for Prometheus, the web console under
-    /// `GET /console/`.
-    pub fn router(self: Arc<Self>) -> Router {
+    /// `GET /console/`; any other path is the API (the fallback), which
+    /// [`Gateway::serve`] calls without the router (see [`is_page`]).
+    fn pages(self: Arc<Self>) -> Router {
         Router::new()
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
@@ -199,7 +200,7 @@ impl Gateway {
             )
             .route("/console/", get(console))
             .route("/console/{*path}", get(console))
-            .fallback(api)
+            .fallback(api_fallback)
             .with_state(self)
     }
 
@@ -215,7 +216,7 @@ impl Gateway {
     ) -> std::io::Result<()> {
         use hyper_util::rt::{TokioIo, TokioTimer};
 
-        let service = hyper_util::service::TowerToHyperService::new(self.router());
+        let pages = hyper_util::service::TowerToHyperService::new(Arc::clone(&self).pages());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -242,13 +243,29 @@ impl Gateway {
                 }
                 continue;
             };
-            // The caller's address rides with each request, for CAM's
-            // `qcs:ip` conditions.
-            let svc = service.clone();
+            // API requests go straight to the pipeline: the router's
+            // matching, its futures and an extensions map per request
+            // were a tenth of the API's own CPU (docs/benchmarks.md). The
+            // caller's address goes with each request, for CAM's `qcs:ip`
+            // conditions.
+            let pages = pages.clone();
+            let gw = Arc::clone(&self);
             let per_request =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(Peer(peer.ip()));
-                    hyper::service::Service::call(&svc, req)
+                    let ip = peer.ip();
+                    if is_page(req.uri().path()) {
+                        req.extensions_mut().insert(Peer(ip));
+                        futures_util::future::Either::Left(hyper::service::Service::call(
+                            &pages, req,
+                        ))
+                    } else {
+                        let gw = Arc::clone(&gw);
+                        futures_util::future::Either::Right(async move {
+                            Ok::<_, std::convert::Infallible>(
+                                api(gw, req.map(Body::new), Some(ip)).await,
+                            )
+                        })
+                    }
                 });
             let conn = http.serve_connection(TokioIo::new(socket), per_request);
             let conn = graceful.watch(conn);
@@ -266,9 +283,17 @@ impl Gateway {
     }
 }
 
-/// The address a request came from.
+/// The address a request came from, for requests that go through
+/// [`Gateway::pages`].
 #[derive(Debug, Clone, Copy)]
 struct Peer(std::net::IpAddr);
+
+/// Whether `path` is one of [`Gateway::pages`]' routes rather than the
+/// API. The router keeps the API as its fallback, so a path this misses
+/// would still be answered the same way, only slower.
+fn is_page(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics" | "/console") || path.starts_with("/console/")
+}
 
 /// What the pipeline learned about a request, for the response and the log.
 struct Outcome {
@@ -296,7 +321,16 @@ async fn console(
     crate::console::serve(&path, gw.play_port)
 }
 
-async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
+async fn api_fallback(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    api(gw, req, peer).await
+}
+
+async fn api(
+    gw: Arc<Gateway>,
+    req: Request<Body>,
+    peer: Option<std::net::IpAddr>,
+) -> Response<Body> {
     let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let trace_id = req
@@ -313,7 +347,7 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Bod
         action = tracing::field::Empty,
         account = tracing::field::Empty,
     );
-    let outcome = AssertUnwindSafe(process(&gw, req, &request_id, lang))
+    let outcome = AssertUnwindSafe(process(&gw, req, peer, &request_id, lang))
         .catch_unwind()
         .instrument(span.clone())
         .await;
@@ -407,9 +441,14 @@ fn envelope(request_id: &str, trace_id: Option<HeaderValue>, outcome: Outcome) -
     resp
 }
 
-async fn process(gw: &Gateway, req: Request<Body>, request_id: &str, header_lang: Lang) -> Outcome {
+async fn process(
+    gw: &Gateway,
+    req: Request<Body>,
+    peer: Option<std::net::IpAddr>,
+    request_id: &str,
+    header_lang: Lang,
+) -> Outcome {
     let (parts, body) = req.into_parts();
-    let peer = parts.extensions.get::<Peer>().map(|p| p.0);
     let fail = |lang, e| Outcome {
         lang,
         action: None,
