@@ -131,6 +131,13 @@ enum Server {
     Livestack,
     /// livestack with its store on PostgreSQL (`--database-url`).
     LivestackPg,
+    /// The bare server again, its load paced to livestack's rate in the
+    /// same round. A loopback server's CPU per request depends on its
+    /// rate: the kernel's delivery of each answer wakes the load
+    /// generator, which costs the sender far more when the generator sits
+    /// idle between answers (as it does against a slower server) than
+    /// when it is busy. At equal rates the two pay the same wake-ups.
+    BarePaced,
 }
 
 impl Server {
@@ -139,6 +146,7 @@ impl Server {
             Server::Bare => "bare",
             Server::Livestack => "livestack",
             Server::LivestackPg => "ls-pg",
+            Server::BarePaced => "bare@ls",
         }
     }
 }
@@ -434,8 +442,17 @@ async fn run_bench(opts: &Options, env: &Env) -> Result<()> {
         if opts.database_url.is_some() {
             servers.push(Server::LivestackPg);
         }
+        servers.push(Server::BarePaced);
         for server in servers {
-            let result = run_once(server, opts, env)
+            let rate = (server == Server::BarePaced)
+                .then(|| {
+                    this_round
+                        .iter()
+                        .find(|r: &&RunResult| r.server == Server::Livestack)
+                        .map(RunResult::rps)
+                })
+                .flatten();
+            let result = run_once(server, rate, opts, env)
                 .await
                 .with_context(|| format!("round {round}: measuring {}", server.name()))?;
             this_round.push(result);
@@ -447,6 +464,18 @@ async fn run_bench(opts: &Options, env: &Env) -> Result<()> {
             if bare.rps() > 0.0 {
                 println!("  ratio livestack/bare: {:.3}", ls.rps() / bare.rps());
             }
+            let rest = match rest {
+                [pg @ .., paced] if paced.server == Server::BarePaced => {
+                    if let (Some(b), Some(l)) = (paced.cpu_ms_per_1k(), ls.cpu_ms_per_1k()) {
+                        println!(
+                            "  CPU-cost ratio at livestack's rate (bare@ls / livestack): {:.3}",
+                            b / l
+                        );
+                    }
+                    pg
+                }
+                other => other,
+            };
             if let [pg] = rest {
                 if ls.rps() > 0.0 {
                     println!("  ratio PostgreSQL/SQLite: {:.3}", pg.rps() / ls.rps());
@@ -533,6 +562,7 @@ fn summarize(results: &[RunResult], server: Server) -> Summary {
 fn print_summary(opts: &Options, env: &Env, results: &[RunResult]) {
     let bare = summarize(results, Server::Bare);
     let ls = summarize(results, Server::Livestack);
+    let paced = summarize(results, Server::BarePaced);
     let ratio = ls.rps / bare.rps;
     println!();
     println!(
@@ -547,7 +577,7 @@ fn print_summary(opts: &Options, env: &Env, results: &[RunResult]) {
         .database_url
         .is_some()
         .then(|| summarize(results, Server::LivestackPg));
-    let mut rows = vec![("bare", &bare), ("livestack", &ls)];
+    let mut rows = vec![("bare", &bare), ("livestack", &ls), ("bare@ls", &paced)];
     if let Some(pg) = &pg {
         rows.push(("ls-pg", pg));
     }
@@ -584,7 +614,11 @@ fn print_summary(opts: &Options, env: &Env, results: &[RunResult]) {
         "  CPU-cost ratio (bare / livestack CPU per request): {:.3}",
         bare.cpu_ms_per_1k / ls.cpu_ms_per_1k
     );
-    if bare.errors + ls.errors > 0 {
+    println!(
+        "  CPU-cost ratio at livestack's rate (bare@ls / livestack CPU per request): {:.3}",
+        paced.cpu_ms_per_1k / ls.cpu_ms_per_1k
+    );
+    if bare.errors + ls.errors + paced.errors > 0 {
         println!("  WARNING: some requests failed; see the per-round tables");
     }
     if env.pinning.server.is_none() {
@@ -667,7 +701,7 @@ impl RunningServer {
 
 async fn start_server(server: Server, env: &Env, opts: &Options) -> Result<RunningServer> {
     let (mut cmd, data_dir) = match server {
-        Server::Bare => {
+        Server::Bare | Server::BarePaced => {
             let mut cmd = pinned(env, env.pinning.server, &env.helper);
             cmd.arg("bare-server");
             (cmd, None)
@@ -815,9 +849,16 @@ fn cpu_busy_seconds(cpu: usize, clock_ticks: f64) -> Result<f64> {
     Ok(busy as f64 / clock_ticks)
 }
 
-async fn run_once(server: Server, opts: &Options, env: &Env) -> Result<RunResult> {
+/// Measures `server`; `rate` paces the load to that many requests per
+/// second in all.
+async fn run_once(
+    server: Server,
+    rate: Option<f64>,
+    opts: &Options,
+    env: &Env,
+) -> Result<RunResult> {
     let running = start_server(server, env, opts).await?;
-    let result = measure(server, &running, opts, env).await;
+    let result = measure(server, rate, &running, opts, env).await;
     // Stop the server whatever happened; report the first failure.
     let stopped = running.stop().await;
     let result = result?;
@@ -827,6 +868,7 @@ async fn run_once(server: Server, opts: &Options, env: &Env) -> Result<RunResult
 
 async fn measure(
     server: Server,
+    rate: Option<f64>,
     running: &RunningServer,
     opts: &Options,
     env: &Env,
@@ -840,6 +882,11 @@ async fn measure(
         .args(["--addr", &running.addr.to_string()])
         .args(["--connections", &opts.connections.to_string()])
         .args(["--duration", &opts.duration.to_string()])
+        .args(
+            rate.map(|r| format!("{r:.0}"))
+                .iter()
+                .flat_map(|r| ["--rate", r]),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -1003,19 +1050,27 @@ struct LoadReport {
 /// Prints `measure-start` and `measure-end` when the window opens and
 /// closes, then one JSON [`LoadReport`].
 pub(crate) fn load(args: &[&str]) -> Result<ExitCode> {
-    let (mut addr, mut connections, mut duration) = (None, None, None);
+    let (mut addr, mut connections, mut duration, mut rate) = (None, None, None, None);
     for pair in args.chunks(2) {
         match pair {
+            ["--rate", v] => {
+                rate = Some(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|r| r.is_finite() && *r > 0.0)
+                        .context("--rate")?,
+                )
+            }
             ["--addr", v] => addr = Some(v.parse::<SocketAddr>().context("--addr")?),
             ["--connections", v] => {
                 connections = Some(v.parse::<usize>().context("--connections")?)
             }
             ["--duration", v] => duration = Some(v.parse::<u64>().context("--duration")?),
-            _ => bail!("usage: xtask load --addr ADDR --connections N --duration SECS"),
+            _ => bail!("usage: xtask load --addr ADDR --connections N --duration SECS [--rate R]"),
         }
     }
     let (Some(addr), Some(connections), Some(duration)) = (addr, connections, duration) else {
-        bail!("usage: xtask load --addr ADDR --connections N --duration SECS");
+        bail!("usage: xtask load --addr ADDR --connections N --duration SECS [--rate R]");
     };
     if !addr.ip().is_loopback() {
         bail!("the load generator only targets loopback addresses, not {addr}");
@@ -1031,6 +1086,7 @@ pub(crate) fn load(args: &[&str]) -> Result<ExitCode> {
         addr,
         connections.max(1),
         Duration::from_secs(duration),
+        rate,
     ))?;
     println!(
         "{}",
@@ -1039,7 +1095,14 @@ pub(crate) fn load(args: &[&str]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_load(addr: SocketAddr, connections: usize, duration: Duration) -> Result<LoadReport> {
+/// Runs the load; `rate` (requests per second in all) paces each
+/// connection to its share, else each sends as soon as it has an answer.
+async fn run_load(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Result<LoadReport> {
     let host: std::sync::Arc<str> = addr.to_string().into();
     let begin = tokio::time::Instant::now();
     let window = Window {
@@ -1053,8 +1116,15 @@ async fn run_load(addr: SocketAddr, connections: usize, duration: Duration) -> R
         println!("measure-end");
     });
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..connections {
-        workers.spawn(worker(addr, std::sync::Arc::clone(&host), window));
+    // Each connection's share of the rate, started staggered so that the
+    // requests spread over the interval.
+    let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+    for i in 0..connections {
+        let pace = interval.map(|every| Pace {
+            next: begin + every.mul_f64(i as f64 / connections as f64),
+            every,
+        });
+        workers.spawn(worker(addr, std::sync::Arc::clone(&host), window, pace));
     }
     let mut total = WorkerStats::default();
     while let Some(stats) = workers.join_next().await {
@@ -1108,8 +1178,37 @@ impl WorkerStats {
     }
 }
 
-/// One keep-alive connection, one request at a time, until the window ends.
-async fn worker(addr: SocketAddr, host: std::sync::Arc<str>, window: Window) -> WorkerStats {
+/// A paced connection's schedule: its next request is due at `next`.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    next: tokio::time::Instant,
+    every: Duration,
+}
+
+impl Pace {
+    /// Waits until the next request is due. The schedule is absolute, so
+    /// the timer's millisecond granularity delays requests without
+    /// lowering the rate (a late request lets the next go at once); after
+    /// a stall of over 100 ms it starts again from now rather than burst.
+    async fn wait(&mut self) {
+        tokio::time::sleep_until(self.next).await;
+        let now = tokio::time::Instant::now();
+        self.next = if now.duration_since(self.next) > Duration::from_millis(100) {
+            now + self.every
+        } else {
+            self.next + self.every
+        };
+    }
+}
+
+/// One keep-alive connection, one request at a time (at `pace`, if given),
+/// until the window ends.
+async fn worker(
+    addr: SocketAddr,
+    host: std::sync::Arc<str>,
+    window: Window,
+    mut pace: Option<Pace>,
+) -> WorkerStats {
     let mut stats = WorkerStats::default();
     let mut conn: Option<Conn> = None;
     let mut signed_at = i64::MIN;
@@ -1126,6 +1225,9 @@ async fn worker(addr: SocketAddr, host: std::sync::Arc<str>, window: Window) -> 
         if unix != signed_at {
             request = signed_request(&host, unix);
             signed_at = unix;
+        }
+        if let Some(p) = pace.as_mut() {
+            p.wait().await;
         }
         let c = match conn.as_mut() {
             Some(c) => c,
