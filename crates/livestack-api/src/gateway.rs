@@ -637,7 +637,11 @@ async fn execute(
         caller: Arc::new(caller),
         region: a.region.filter(|r| !r.is_empty()).map(Arc::from),
     };
-    let result = dispatch::dispatch(cx, service, schema.name, value).await;
+    // The dispatch future holds every handler's future inline (many KB):
+    // boxed once here, the futures above it stay small, and building each
+    // of them no longer copies it (the copies were 5 % of the API's CPU;
+    // boxing each handler's future instead cost more than it saved).
+    let result = Box::pin(dispatch::dispatch(cx, service, schema.name, value)).await;
     let read_only = ["Get", "List", "Describe"]
         .iter()
         .any(|p| schema.name.starts_with(p));
