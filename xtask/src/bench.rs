@@ -1763,6 +1763,30 @@ mod tests {
         assert!(tc3::verify(&signed, &auth, SECRET_KEY));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_connection_keeps_its_rate_and_does_not_burst_after_a_stall() {
+        let every = Duration::from_micros(1500);
+        let start = tokio::time::Instant::now();
+        let mut pace = Pace { next: start, every };
+        for _ in 0..100 {
+            pace.wait().await;
+        }
+        // The 100th request goes 99 intervals after the first, although
+        // the timer only has millisecond granularity.
+        let elapsed = tokio::time::Instant::now() - start;
+        assert!(
+            elapsed >= every * 99 && elapsed < every * 99 + Duration::from_millis(2),
+            "{elapsed:?}"
+        );
+        // A long stall: the schedule starts again rather than sending the
+        // missed requests at once.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        pace.wait().await;
+        let resumed = tokio::time::Instant::now();
+        pace.wait().await;
+        assert!(tokio::time::Instant::now() - resumed >= every);
+    }
+
     #[test]
     fn options_parse_with_defaults() {
         let o = parse_options(&[]).expect("defaults");
