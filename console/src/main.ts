@@ -29,7 +29,30 @@ const app = document.getElementById("app")!;
 let creds: Credentials | null = null;
 /** Where this server plays HTTP-FLV and HLS (from /console/config.json). */
 let playPort = 8080;
-let refresh: number | undefined;
+/**
+ * Which showing of a tab (or the sign-in) is current. A tab is built
+ * asynchronously: one the user has already left must neither replace the
+ * page when its first requests return nor keep refreshing.
+ */
+let shown = 0;
+
+/**
+ * Runs `draw` every `ms`, once `first` (its first run) is done, while the
+ * showing `mine` is current (a tab reads `shown` before it awaits
+ * anything: it is the one being shown when its building starts).
+ */
+function every(mine: number, draw: () => Promise<void>, ms: number, first: Promise<void>) {
+  first.then(
+    () => {
+      if (mine !== shown) return;
+      const id = window.setInterval(() => {
+        if (mine !== shown) window.clearInterval(id);
+        else draw();
+      }, ms);
+    },
+    () => {},
+  );
+}
 
 function saved(): Credentials | null {
   const raw = sessionStorage.getItem(SESSION_KEY);
@@ -45,7 +68,7 @@ function errorText(e: unknown): string {
 }
 
 function signIn(message = "") {
-  clearInterval(refresh);
+  shown++;
   const id = h("input", { name: "secretId", placeholder: "SecretId", autocomplete: "username" }) as HTMLInputElement;
   const key = h("input", {
     name: "secretKey",
@@ -194,6 +217,7 @@ function preview(video: HTMLVideoElement, url: string, tries = 0) {
 }
 
 async function streams(): Promise<HTMLElement> {
+  const mine = shown;
   const status = h("p", { class: "status" });
   const list = h("div", {});
   const video = h("video", { muted: "", autoplay: "", controls: "", playsinline: "", id: "preview" }) as HTMLVideoElement;
@@ -245,8 +269,9 @@ async function streams(): Promise<HTMLElement> {
     });
     list.replaceChildren(table(["Push domain", "Stream", "Since", ""], rows, "No stream is live."));
   };
-  await draw();
-  refresh = window.setInterval(draw, 2000);
+  const first = draw();
+  every(mine, draw, 2000, first);
+  await first;
   return h("section", {}, h("h2", {}, "Live streams"), list, status, h("div", { class: "player" }, video, caption));
 }
 
@@ -398,8 +423,9 @@ async function show(tab: string) {
     player = null;
   }
   location.hash = tab;
-  // Only the tab shown refreshes itself.
-  clearInterval(refresh);
+  // Only the tab shown refreshes itself, and only the last one asked for
+  // is framed.
+  const mine = ++shown;
   const build: Record<string, () => Promise<HTMLElement>> = {
     streams,
     domains: domainsTab,
@@ -409,8 +435,10 @@ async function show(tab: string) {
   };
   try {
     frame(tab, h("p", {}, "Loading…"));
-    frame(tab, await (build[tab] ?? streams)());
+    const body = await (build[tab] ?? streams)();
+    if (mine === shown) frame(tab, body);
   } catch (e) {
+    if (mine !== shown) return;
     if (e instanceof ApiError && e.code.startsWith("AuthFailure")) return signIn(errorText(e));
     frame(tab, h("p", { class: "error" }, errorText(e)));
   }

@@ -5,7 +5,7 @@
 // saw; keeps screenshots. Used by tests/it/console.rs.
 //
 // Usage: node browser_console.js CONSOLE_URL SECRET_ID SECRET_KEY STREAM SHOT_DIR [readonly]
-// Output: {"domainAdded", "videoWidth", "videoHeight", "advanced",
+// Output: {"domainAdded", "stayedOnDomains", "videoWidth", "videoHeight", "advanced",
 //          "stored" (what sessionStorage and localStorage hold), "gone", "error"}
 // `readonly`: the key may only read; the script signs in, sees the
 // stream listed, tries to add a domain and reports what the page said:
@@ -20,6 +20,25 @@ async function main() {
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
     page.on("pageerror", (e) => errors.push(String(e)));
+    // The first list of live streams is held until a domain has been
+    // added on the Domains tab, which is chosen while the Live streams
+    // tab is still being built: when that tab is ready it must not take
+    // the page back (it did, and the domain form vanished under typing).
+    let release = () => {};
+    const held = new Promise((r) => (release = r));
+    let heldRequest = null;
+    if (mode !== "readonly") {
+      await page.route(
+        (u) => u.pathname === "/",
+        async (route) => {
+          if (!heldRequest && route.request().headers()["x-tc-action"] === "DescribeLiveStreamOnlineList") {
+            heldRequest = route.request();
+            await held;
+          }
+          await route.continue();
+        },
+      );
+    }
     await page.goto(url);
 
     // Sign in (not kept beyond this page: the box is left unticked).
@@ -59,6 +78,11 @@ async function main() {
     await page.click("form.inline button[type=submit]");
     await page.waitForSelector("td:text-is('play.example.com')", { timeout: 10000 });
     const domainAdded = true;
+    // The held list arrives; the page stays on Domains.
+    release();
+    if (heldRequest) await heldRequest.response();
+    await page.waitForTimeout(500);
+    const stayedOnDomains = (await page.locator("a[data-tab=domains].active").count()) === 1 && (await page.locator("input[name=domain]").count()) === 1;
 
     // The live stream, and its preview.
     await page.click("a[data-tab=streams]");
@@ -92,7 +116,7 @@ async function main() {
     await page.waitForSelector("svg.chart", { timeout: 10000 });
     await page.screenshot({ path: path.join(shots, "console-stats.png") });
 
-    console.log(JSON.stringify({ domainAdded, ...played, stored, gone: true, error: errors[0] || null }));
+    console.log(JSON.stringify({ domainAdded, stayedOnDomains, ...played, stored, gone: true, error: errors[0] || null }));
   } finally {
     await browser.close();
   }

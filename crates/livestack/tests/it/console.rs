@@ -71,6 +71,8 @@ fn the_console_signs_in_adds_a_domain_previews_a_live_stream_and_forbids_it() {
         None,
     );
     assert_eq!(seen["domainAdded"], true);
+    // A tab left before it was ready does not take the page back.
+    assert_eq!(seen["stayedOnDomains"], true, "{seen}");
     assert_eq!(
         (seen["videoWidth"].as_u64(), seen["videoHeight"].as_u64()),
         (Some(640), Some(360)),
