@@ -445,13 +445,9 @@ async fn run_bench(opts: &Options, env: &Env) -> Result<()> {
         }
         servers.push(Server::BarePaced);
         for server in servers {
+            // bare@ls runs last, at the rate livestack reached this round.
             let rate = (server == Server::BarePaced)
-                .then(|| {
-                    this_round
-                        .iter()
-                        .find(|r: &&RunResult| r.server == Server::Livestack)
-                        .map(RunResult::rps)
-                })
+                .then(|| run_of(&this_round, Server::Livestack).map(RunResult::rps))
                 .flatten();
             let result = run_once(server, rate, opts, env)
                 .await
@@ -461,23 +457,19 @@ async fn run_bench(opts: &Options, env: &Env) -> Result<()> {
         println!();
         println!("round {round}/{}", opts.rounds);
         print_table(&this_round);
-        if let [bare, ls, rest @ ..] = this_round.as_slice() {
+        let run = |server| run_of(&this_round, server);
+        if let (Some(bare), Some(ls)) = (run(Server::Bare), run(Server::Livestack)) {
             if bare.rps() > 0.0 {
                 println!("  ratio livestack/bare: {:.3}", ls.rps() / bare.rps());
             }
-            let rest = match rest {
-                [pg @ .., paced] if paced.server == Server::BarePaced => {
-                    if let (Some(b), Some(l)) = (paced.cpu_ms_per_1k(), ls.cpu_ms_per_1k()) {
-                        println!(
-                            "  CPU-cost ratio at livestack's rate (bare@ls / livestack): {:.3}",
-                            b / l
-                        );
-                    }
-                    pg
-                }
-                other => other,
-            };
-            if let [pg] = rest {
+            let paced = run(Server::BarePaced).and_then(RunResult::cpu_ms_per_1k);
+            if let (Some(b), Some(l)) = (paced, ls.cpu_ms_per_1k()) {
+                println!(
+                    "  CPU-cost ratio at livestack's rate (bare@ls / livestack): {:.3}",
+                    b / l
+                );
+            }
+            if let Some(pg) = run(Server::LivestackPg) {
                 if ls.rps() > 0.0 {
                     println!("  ratio PostgreSQL/SQLite: {:.3}", pg.rps() / ls.rps());
                 }
@@ -487,6 +479,11 @@ async fn run_bench(opts: &Options, env: &Env) -> Result<()> {
     }
     print_summary(opts, env, &results);
     Ok(())
+}
+
+/// The run of `server` among `runs`.
+fn run_of(runs: &[RunResult], server: Server) -> Option<&RunResult> {
+    runs.iter().find(|r| r.server == server)
 }
 
 fn print_table(rows: &[RunResult]) {
