@@ -6,29 +6,68 @@
 //! both before [`dispatch`] runs.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+
+use livestack_model::schema::Service;
 
 use crate::actions::{domain, stream};
 pub use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 macro_rules! actions {
-    ($(#[$doc:meta])* $table:ident, $run:ident; $($name:ident => $handler:path,)*) => {
+    ($(#[$doc:meta])* $table:ident, $runs:ident; $($name:ident => $handler:path,)*) => {
         $(#[$doc])*
         pub const $table: &[&str] = &[$(stringify!($name),)*];
 
-        /// Runs the handler of `action` on checked parameters.
-        async fn $run(cx: Cx, action: &str, params: Value) -> ApiResult<Vec<u8>> {
-            match action {
-                $(stringify!($name) => call(cx, params, $handler).await,)*
-                _ => Err(unsupported(action)),
+        /// Each action's runner, in the order of the table above.
+        const $runs: &[Run] = &[$({
+            fn run(cx: Cx, params: Value) -> Running {
+                Box::pin(call(cx, params, $handler))
             }
-        }
+            run
+        },)*];
     };
 }
+
+/// A running action: the handler's own future, boxed at its own size.
+type Running = Pin<Box<dyn Future<Output = ApiResult<Vec<u8>>> + Send>>;
+/// Starts one action on checked parameters.
+type Run = fn(Cx, Value) -> Running;
+
+/// One service's runners, indexed like its model's (sorted) action list,
+/// so a request that found its action in the model finds its handler by
+/// that index: no second search by name. `None` for an action of the
+/// model that livestack does not implement.
+struct Runners(OnceLock<Vec<Option<Run>>>);
+
+impl Runners {
+    const fn new() -> Runners {
+        Runners(OnceLock::new())
+    }
+
+    fn get(&self, service: &Service, names: &[&str], runs: &[Run], index: usize) -> Option<Run> {
+        let table = self.0.get_or_init(|| {
+            let mut table = vec![None; service.actions.len()];
+            for (name, run) in names.iter().zip(runs) {
+                // The tests below check that every name is in its model.
+                if let Some(i) = service.action_index(name) {
+                    table[i] = Some(*run);
+                }
+            }
+            table
+        });
+        table.get(index).copied().flatten()
+    }
+}
+
+static LIVE_RUNNERS: Runners = Runners::new();
+static CAM_RUNNERS: Runners = Runners::new();
+static STS_RUNNERS: Runners = Runners::new();
 
 fn unsupported(action: &str) -> ApiError {
     ApiError::new(
@@ -38,25 +77,33 @@ fn unsupported(action: &str) -> ApiError {
     )
 }
 
-/// Runs the handler of `action` of `service` on checked parameters: the
-/// response as a serialized JSON object.
-pub(crate) async fn dispatch(
-    cx: Cx,
-    service: &livestack_model::schema::Service,
-    action: &str,
-    params: Value,
-) -> ApiResult<Vec<u8>> {
-    match service.name {
-        "live" => run_live(cx, action, params).await,
-        "cam" => run_cam(cx, action, params).await,
-        "sts" => run_sts(cx, action, params).await,
-        _ => Err(unsupported(action)),
+/// Starts the handler of the action at `index` in `service`'s model on
+/// checked parameters; its output is the response as a serialized JSON
+/// object.
+///
+/// Not an `async fn`: a future that matched on the action would hold the
+/// largest handler's future inline (over 6 KB), which every request then
+/// copied; each handler's future is boxed at its own size instead.
+pub(crate) fn dispatch(cx: Cx, service: &'static Service, index: usize, params: Value) -> Running {
+    let run = match service.name {
+        "live" => LIVE_RUNNERS.get(service, IMPLEMENTED, LIVE_RUNS, index),
+        "cam" => CAM_RUNNERS.get(service, CAM_IMPLEMENTED, CAM_RUNS, index),
+        "sts" => STS_RUNNERS.get(service, STS_IMPLEMENTED, STS_RUNS, index),
+        _ => None,
+    };
+    match run {
+        Some(run) => run(cx, params),
+        None => {
+            let action = service.actions.get(index).map_or("", |a| a.name);
+            let e = unsupported(action);
+            Box::pin(async move { Err(e) })
+        }
     }
 }
 
 actions! {
     /// Every CAM action livestack implements, in table order.
-    CAM_IMPLEMENTED, run_cam;
+    CAM_IMPLEMENTED, CAM_RUNS;
     // sub-accounts
     AddUser => crate::actions::cam::add_user,
     GetUser => crate::actions::cam::get_user,
@@ -102,7 +149,7 @@ actions! {
 
 actions! {
     /// Every STS action livestack implements, in table order.
-    STS_IMPLEMENTED, run_sts;
+    STS_IMPLEMENTED, STS_RUNS;
     GetFederationToken => crate::actions::sts::get_federation_token,
     AssumeRole => crate::actions::sts::assume_role,
     GetCallerIdentity => crate::actions::sts::get_caller_identity,
@@ -110,7 +157,7 @@ actions! {
 
 actions! {
     /// Every Live action livestack implements, in table order.
-    IMPLEMENTED, run_live;
+    IMPLEMENTED, LIVE_RUNS;
     // domains
     AddLiveDomain => domain::add_live_domain,
     DeleteLiveDomain => domain::delete_live_domain,
@@ -485,6 +532,31 @@ mod tests {
                     "{name} is not a {} action",
                     service.name
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn each_implemented_action_finds_its_own_runner_by_its_model_index() {
+        use livestack_model::schema::{CAM, LIVE, STS};
+        for (service, names, runs, runners) in [
+            (&LIVE, IMPLEMENTED, LIVE_RUNS, &LIVE_RUNNERS),
+            (&CAM, CAM_IMPLEMENTED, CAM_RUNS, &CAM_RUNNERS),
+            (&STS, STS_IMPLEMENTED, STS_RUNS, &STS_RUNNERS),
+        ] {
+            assert_eq!(names.len(), runs.len());
+            for (name, run) in names.iter().zip(runs) {
+                let index = service.action_index(name).expect("in the model");
+                let found = runners.get(service, names, runs, index);
+                assert!(
+                    found.is_some_and(|f| std::ptr::fn_addr_eq(f, *run)),
+                    "{name} runs another action's handler"
+                );
+            }
+            for (index, action) in service.actions.iter().enumerate() {
+                if !names.contains(&action.name) {
+                    assert!(runners.get(service, names, runs, index).is_none());
+                }
             }
         }
     }

@@ -19,7 +19,7 @@ use axum::Router;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body_util::{BodyExt, Limited};
-use livestack_model::schema::{self, ActionSchema, Service};
+use livestack_model::schema::{self, Service};
 use livestack_store::Store;
 use serde_json::Value;
 use tracing::Instrument as _;
@@ -495,14 +495,14 @@ async fn process(
         Ok(a) => a,
         Err(e) => return fail(lang, e),
     };
-    let (service, schema) = match resolve(gw, &authenticated, now) {
+    let (service, index) = match resolve(gw, &authenticated, now) {
         Ok(resolved) => resolved,
         Err(e) => return fail(lang, e),
     };
     Outcome {
         lang,
-        action: Some(schema.name),
-        result: execute(gw, service, schema, authenticated, request_id, now, peer).await,
+        action: Some(service.actions[index].name),
+        result: execute(gw, service, index, authenticated, request_id, now, peer).await,
     }
 }
 
@@ -512,11 +512,7 @@ async fn process(
 /// STS 2018-08-13); a TC3 credential scope that names one of them must
 /// agree. Any other scope service is accepted (the Node SDK signs with the
 /// first label of its endpoint, `127` for `127.0.0.1`).
-fn resolve(
-    gw: &Gateway,
-    a: &Authenticated,
-    now: i64,
-) -> ApiResult<(&'static Service, &'static ActionSchema)> {
+fn resolve(gw: &Gateway, a: &Authenticated, now: i64) -> ApiResult<(&'static Service, usize)> {
     let service = match a.version.as_deref() {
         None | Some("") => return Err(auth::missing("Version")),
         Some(version) => schema::service_of_version(version).ok_or_else(|| {
@@ -542,7 +538,7 @@ fn resolve(
             ));
         }
     }
-    let schema: &'static ActionSchema = service.find_action(&a.action).ok_or_else(|| {
+    let index = service.action_index(&a.action).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidAction,
             format!(
@@ -552,6 +548,7 @@ fn resolve(
             format!("接口 `{}` 不存在。", a.action),
         )
     })?;
+    let schema = &service.actions[index];
     let span = tracing::Span::current();
     span.record("action", schema.name);
     span.record("account", a.principal.account.0);
@@ -574,7 +571,7 @@ fn resolve(
             format!("您当前每秒请求 `{}` 次，超过了每秒频率上限 `{}`，请稍后重试。", e.count, e.limit),
         ));
     }
-    Ok((service, schema))
+    Ok((service, index))
 }
 
 /// Checks the parameters against the action's input structure, strips
@@ -582,12 +579,13 @@ fn resolve(
 async fn execute(
     gw: &Gateway,
     service: &'static Service,
-    schema: &'static ActionSchema,
+    index: usize,
     a: Authenticated,
     request_id: &str,
     now: i64,
     peer: Option<std::net::IpAddr>,
 ) -> ApiResult<Vec<u8>> {
+    let schema = &service.actions[index];
     let input = service.find_struct(schema.input).ok_or_else(|| {
         ApiError::internal(
             ErrorCode::InternalError,
@@ -637,11 +635,7 @@ async fn execute(
         caller: Arc::new(caller),
         region: a.region.filter(|r| !r.is_empty()).map(Arc::from),
     };
-    // The dispatch future holds every handler's future inline (many KB):
-    // boxed once here, the futures above it stay small, and building each
-    // of them no longer copies it (the copies were 5 % of the API's CPU;
-    // boxing each handler's future instead cost more than it saved).
-    let result = Box::pin(dispatch::dispatch(cx, service, schema.name, value)).await;
+    let result = dispatch::dispatch(cx, service, index, value).await;
     let read_only = ["Get", "List", "Describe"]
         .iter()
         .any(|p| schema.name.starts_with(p));

@@ -96,8 +96,12 @@ impl Service {
 
     /// The action with this exact name.
     pub fn find_action(&self, name: &str) -> Option<&'static ActionSchema> {
-        let index = self.actions.binary_search_by(|a| a.name.cmp(name)).ok()?;
-        Some(&self.actions[index])
+        Some(&self.actions[self.action_index(name)?])
+    }
+
+    /// The position of the action with this exact name in [`Service::actions`].
+    pub fn action_index(&self, name: &str) -> Option<usize> {
+        self.actions.binary_search_by(|a| a.name.cmp(name)).ok()
     }
 }
 
