@@ -10,7 +10,7 @@ pub mod tc3;
 pub mod v1;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use livestack_core::AccountId;
@@ -46,14 +46,14 @@ pub struct Principal {
 }
 
 impl Principal {
-    fn of(key: ApiKey) -> Principal {
+    fn of(key: &ApiKey) -> Principal {
         Principal {
             account: key.account_id,
             temporary: key.token.is_some(),
-            secret_id: key.secret_id,
+            secret_id: key.secret_id.clone(),
             user_id: key.user_id,
-            session_name: key.session_name,
-            session_policy: key.session_policy,
+            session_name: key.session_name.clone(),
+            session_policy: key.session_policy.clone(),
             role_id: key.role_id,
         }
     }
@@ -75,18 +75,20 @@ pub const KEY_CACHE_STALE: Duration = Duration::from_secs(600);
 /// round trip per request.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Instant, ApiKey)>>,
+    // Shared, not cloned: a hit hands out the key without copying its
+    // strings.
+    entries: Mutex<HashMap<String, (Instant, Arc<ApiKey>)>>,
 }
 
 impl KeyCache {
-    fn get(&self, secret_id: &str) -> Option<ApiKey> {
+    fn get(&self, secret_id: &str) -> Option<Arc<ApiKey>> {
         self.get_within(secret_id, KEY_CACHE_TTL)
     }
 
-    fn get_within(&self, secret_id: &str, age: Duration) -> Option<ApiKey> {
+    fn get_within(&self, secret_id: &str, age: Duration) -> Option<Arc<ApiKey>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(secret_id) {
-            Some((at, key)) if at.elapsed() < age => Some(key.clone()),
+            Some((at, key)) if at.elapsed() < age => Some(Arc::clone(key)),
             _ => None,
         }
     }
@@ -98,7 +100,7 @@ impl KeyCache {
             .clear();
     }
 
-    fn put(&self, key: ApiKey) {
+    fn put(&self, key: Arc<ApiKey>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= 10_000 {
             entries.retain(|_, (at, _)| at.elapsed() < KEY_CACHE_TTL);
@@ -114,7 +116,7 @@ pub(crate) async fn lookup_key(
     store: &Store,
     cache: &KeyCache,
     secret_id: &str,
-) -> ApiResult<ApiKey> {
+) -> ApiResult<Arc<ApiKey>> {
     if !keys::is_well_formed_secret_id(secret_id) {
         return Err(ApiError::new(
             ErrorCode::AuthFailureInvalidSecretId,
@@ -128,8 +130,9 @@ pub(crate) async fn lookup_key(
             let id = secret_id.to_owned();
             match store.run(move |c| keys::find(c, &id)).await {
                 Ok(key) => {
+                    let key = key.map(Arc::new);
                     if let Some(key) = &key {
-                        cache.put(key.clone());
+                        cache.put(Arc::clone(key));
                     }
                     key
                 }
@@ -371,26 +374,55 @@ pub struct Authenticator {
 /// a request need not repeat (5 % of a signed request's CPU). Bounded: it
 /// is emptied when it reaches [`SigningKeys::MAX`] entries, so a flood of
 /// dates or services costs derivations, never memory.
+///
+/// Keyed by a hash of the three (randomly seeded, as `HashMap`'s own), so
+/// a lookup borrows them instead of building an owned key; an entry
+/// keeps them to check that it is the one asked for, and two that share a
+/// hash take turns in the slot.
 #[derive(Default)]
 struct SigningKeys {
-    keys: Mutex<HashMap<(String, String, String), [u8; 32]>>,
+    hasher: std::hash::RandomState,
+    keys: Mutex<HashMap<u64, SigningKey>>,
+}
+
+struct SigningKey {
+    secret_key: String,
+    date: String,
+    service: String,
+    key: [u8; 32],
 }
 
 impl SigningKeys {
     const MAX: usize = 4096;
 
     fn get(&self, secret_key: &str, date: &str, service: &str) -> [u8; 32] {
-        let id = (secret_key.to_owned(), date.to_owned(), service.to_owned());
-        if let Some(k) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            return *k;
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one((secret_key, date, service));
+        if let Some(k) = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+        {
+            if k.secret_key == secret_key && k.date == date && k.service == service {
+                return k.key;
+            }
         }
-        let k = tc3::signing_key(secret_key, date, service);
+        let key = tc3::signing_key(secret_key, date, service);
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if keys.len() >= Self::MAX {
             keys.clear();
         }
-        keys.insert(id, k);
-        k
+        keys.insert(
+            hash,
+            SigningKey {
+                secret_key: secret_key.to_owned(),
+                date: date.to_owned(),
+                service: service.to_owned(),
+                key,
+            },
+        );
+        key
     }
 }
 
@@ -477,7 +509,7 @@ impl Authenticator {
         let date_ok = timestamp
             .trim()
             .parse::<i64>()
-            .is_ok_and(|ts| crate::time::utc_date(ts) == auth.date);
+            .is_ok_and(|ts| crate::time::is_utc_date_of(auth.date, ts));
         check_signature(
             date_ok
                 && tc3::verify_with(
@@ -512,7 +544,7 @@ impl Authenticator {
             Params::Json(value)
         };
         Ok(Authenticated {
-            principal: Principal::of(key),
+            principal: Principal::of(&key),
             service: auth.service.to_owned(),
             action,
             version: header_str(headers, &names::X_TC_VERSION).map(str::to_owned),
@@ -571,7 +603,7 @@ impl Authenticator {
         let action = get("Action").ok_or_else(|| missing("Action"))?.to_owned();
         let version = get("Version").map(str::to_owned);
         let region = get("Region").map(str::to_owned);
-        let principal = Principal::of(key);
+        let principal = Principal::of(&key);
         let params = pairs
             .into_iter()
             .filter(|(k, _)| !V1_COMMON.contains(&k.as_str()))
@@ -635,6 +667,30 @@ mod tests {
 
     fn code<T: std::fmt::Debug>(r: ApiResult<T>) -> &'static str {
         r.expect_err("an error").code.as_str()
+    }
+
+    #[test]
+    fn cached_signing_keys_are_each_their_own_derivation() {
+        let cache = SigningKeys::default();
+        let asks = [
+            ("secret", "2026-12-07", "live"),
+            ("secret", "2026-12-08", "live"),
+            ("secret", "2026-12-07", "cam"),
+            ("other", "2026-12-07", "live"),
+        ];
+        for _ in 0..2 {
+            for (key, date, service) in asks {
+                assert_eq!(
+                    cache.get(key, date, service),
+                    tc3::signing_key(key, date, service)
+                );
+            }
+        }
+        assert_eq!(cache.keys.lock().expect("lock").len(), asks.len());
+        for day in 0..SigningKeys::MAX + 10 {
+            cache.get("secret", &format!("d{day}"), "live");
+        }
+        assert!(cache.keys.lock().expect("lock").len() <= SigningKeys::MAX);
     }
 
     #[test]

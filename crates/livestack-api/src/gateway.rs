@@ -332,7 +332,8 @@ async fn api(
     peer: Option<std::net::IpAddr>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut id = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+    let request_id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id);
     let trace_id = req
         .headers()
         .get(&crate::auth::names::X_TC_TRACEID)
@@ -347,7 +348,7 @@ async fn api(
         action = tracing::field::Empty,
         account = tracing::field::Empty,
     );
-    let outcome = AssertUnwindSafe(process(&gw, req, peer, &request_id, lang))
+    let outcome = AssertUnwindSafe(process(&gw, req, peer, request_id, lang))
         .catch_unwind()
         .instrument(span.clone())
         .await;
@@ -366,14 +367,14 @@ async fn api(
             )),
         }
     });
-    span.in_scope(|| log(&request_id, &outcome));
+    span.in_scope(|| log(request_id, &outcome));
     let code = match &outcome.result {
         Ok(_) => "Ok",
         Err(e) => e.code.as_str(),
     };
     gw.metrics
         .observe(outcome.action, code, started.elapsed().as_secs_f64());
-    envelope(&request_id, trace_id, outcome)
+    envelope(request_id, trace_id, outcome)
 }
 
 fn log(request_id: &str, outcome: &Outcome) {
@@ -402,7 +403,9 @@ fn envelope(request_id: &str, trace_id: Option<HeaderValue>, outcome: Outcome) -
     // `{"Response":{<the response's fields, or "Error">,"RequestId":…}}`,
     // written around the handler's serialized response rather than
     // through a `Value` (the response is already a JSON object).
-    let mut body = Vec::with_capacity(128);
+    // Room for the fields, the error or the RequestId and the braces.
+    let fields_len = outcome.result.as_ref().map_or(0, Vec::len);
+    let mut body = Vec::with_capacity(fields_len + 128);
     body.extend_from_slice(b"{\"Response\":{");
     match outcome.result {
         Ok(object) => {

@@ -36,6 +36,19 @@ pub fn utc_date(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Whether `date` is [`utc_date`] of `unix`, without formatting it (a
+/// signed request checks its credential scope's date with this).
+pub fn is_utc_date_of(date: &str, unix: i64) -> bool {
+    let fmt = format_description!("[year]-[month]-[day]");
+    match (
+        time::Date::parse(date, &fmt),
+        OffsetDateTime::from_unix_timestamp(unix),
+    ) {
+        (Ok(date), Ok(at)) => date == at.date(),
+        _ => false,
+    }
+}
+
 /// `2018-11-29T19:00:00Z`: the UTC ISO-8601 form of most stream fields.
 pub fn utc_iso(unix: i64) -> String {
     let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
@@ -87,5 +100,11 @@ mod tests {
     #[test]
     fn the_credential_date_is_the_utc_date() {
         assert_eq!(utc_date(1551113065), "2019-02-25");
+        // 2019-02-26 00:44:25 in Beijing, still the 25th in UTC.
+        assert!(is_utc_date_of("2019-02-25", 1551113065));
+        assert!(!is_utc_date_of("2019-02-26", 1551113065));
+        assert!(is_utc_date_of("1970-01-01", 0));
+        assert!(!is_utc_date_of("2019-2-25", 1551113065));
+        assert!(!is_utc_date_of("2019-02-30", 1551113065));
     }
 }

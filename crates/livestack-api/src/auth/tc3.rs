@@ -3,6 +3,8 @@
 //!
 //! Pure functions over bytes; no I/O, no store access.
 
+use std::borrow::Cow;
+
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -22,8 +24,9 @@ pub struct Authorization<'a> {
     /// The service from the credential scope (`live`; the Node SDK sends the
     /// first label of its endpoint, so any value is accepted).
     pub service: &'a str,
-    /// Lower-cased header names, in the order the client signed them.
-    pub signed_headers: Vec<String>,
+    /// Lower-cased header names, in the order the client signed them
+    /// (borrowed from the header unless it had to be lower-cased).
+    pub signed_headers: Vec<Cow<'a, str>>,
     /// The hex signature.
     pub signature: &'a str,
 }
@@ -65,11 +68,18 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, &'static st
     if secret_id.is_empty() || service.is_empty() || !is_date(date) {
         return Err("Credential is not SecretId/Date/Service/tc3_request");
     }
-    let signed_headers: Vec<String> = signed_headers
+    let signed_headers: Vec<Cow<'_, str>> = signed_headers
         .split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
+        .map(|h| {
+            let h = h.trim();
+            if h.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(h.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(h)
+            }
+        })
         .collect();
-    if signed_headers.iter().any(String::is_empty) {
+    if signed_headers.iter().any(|h| h.is_empty()) {
         return Err("SignedHeaders has an empty name");
     }
     if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -261,7 +271,7 @@ pub fn verify_with(req: &Signed<'_>, auth: &Authorization<'_>, key: &[u8; 32]) -
             // A header the client claims to have signed is absent.
             return false;
         };
-        pairs.push((name.as_str(), value));
+        pairs.push((name, value));
     }
     let mut canonical = String::with_capacity(256);
     for lower in [false, true] {
@@ -440,6 +450,16 @@ mod tests {
         assert!(check("cvm.tencentcloudapi.com:443", GOOD));
         assert!(check("http://cvm.tencentcloudapi.com", GOOD));
         assert!(!check("other.example.com", GOOD));
+    }
+
+    #[test]
+    fn signed_header_names_are_read_lower_cased() {
+        let value = format!(
+            "TC3-HMAC-SHA256 Credential=AKIDEXAMPLE/2019-02-25/cvm/tc3_request, \
+             SignedHeaders=Content-Type; Host, Signature={GOOD}"
+        );
+        let auth = parse_authorization(&value).expect("parses");
+        assert_eq!(auth.signed_headers, ["content-type", "host"]);
     }
 
     #[test]
