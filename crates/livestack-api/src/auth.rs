@@ -389,13 +389,15 @@ struct SigningKey {
     secret_key: String,
     date: String,
     service: String,
-    key: [u8; 32],
+    mac: tc3::HmacSha256,
 }
 
 impl SigningKeys {
     const MAX: usize = 4096;
 
-    fn get(&self, secret_key: &str, date: &str, service: &str) -> [u8; 32] {
+    /// The HMAC keyed with the signing key of `secret_key`, `date` and
+    /// `service`.
+    fn get(&self, secret_key: &str, date: &str, service: &str) -> tc3::HmacSha256 {
         use std::hash::BuildHasher as _;
         let hash = self.hasher.hash_one((secret_key, date, service));
         if let Some(k) = self
@@ -405,10 +407,10 @@ impl SigningKeys {
             .get(&hash)
         {
             if k.secret_key == secret_key && k.date == date && k.service == service {
-                return k.key;
+                return k.mac.clone();
             }
         }
-        let key = tc3::signing_key(secret_key, date, service);
+        let mac = tc3::keyed(&tc3::signing_key(secret_key, date, service));
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if keys.len() >= Self::MAX {
             keys.clear();
@@ -419,10 +421,10 @@ impl SigningKeys {
                 secret_key: secret_key.to_owned(),
                 date: date.to_owned(),
                 service: service.to_owned(),
-                key,
+                mac: mac.clone(),
             },
         );
-        key
+        mac
     }
 }
 
@@ -678,11 +680,13 @@ mod tests {
             ("secret", "2026-12-07", "cam"),
             ("other", "2026-12-07", "live"),
         ];
+        use hmac::Mac as _;
+        let tag = |mac: tc3::HmacSha256| mac.chain_update(b"message").finalize().into_bytes();
         for _ in 0..2 {
             for (key, date, service) in asks {
                 assert_eq!(
-                    cache.get(key, date, service),
-                    tc3::signing_key(key, date, service)
+                    tag(cache.get(key, date, service)),
+                    tag(tc3::keyed(&tc3::signing_key(key, date, service)))
                 );
             }
         }

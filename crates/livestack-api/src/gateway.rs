@@ -589,7 +589,7 @@ async fn execute(
     peer: Option<std::net::IpAddr>,
 ) -> ApiResult<Vec<u8>> {
     let schema = &service.actions[index];
-    let input = service.find_struct(schema.input).ok_or_else(|| {
+    let input = service.input_of(index).ok_or_else(|| {
         ApiError::internal(
             ErrorCode::InternalError,
             anyhow::anyhow!("model has no struct {}", schema.input),
@@ -675,7 +675,14 @@ fn too_large(what: &str, limit: usize) -> ApiError {
 }
 
 async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
-    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let mut collect = std::pin::pin!(Limited::new(body, limit).collect());
+    // A small body usually arrived with the head: it is taken at once,
+    // and only a body still on its way gets a timer (setting one and
+    // dropping it again cost about 2 % of a signed request's CPU).
+    let read = match futures_util::poll!(collect.as_mut()) {
+        std::task::Poll::Ready(read) => Ok(read),
+        std::task::Poll::Pending => tokio::time::timeout(BODY_TIMEOUT, collect).await,
+    };
     let Ok(read) = read else {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,

@@ -39,14 +39,24 @@ pub fn utc_date(unix: i64) -> String {
 /// Whether `date` is [`utc_date`] of `unix`, without formatting it (a
 /// signed request checks its credential scope's date with this).
 pub fn is_utc_date_of(date: &str, unix: i64) -> bool {
-    let fmt = format_description!("[year]-[month]-[day]");
-    match (
-        time::Date::parse(date, &fmt),
-        OffsetDateTime::from_unix_timestamp(unix),
-    ) {
-        (Ok(date), Ok(at)) => date == at.date(),
-        _ => false,
+    // By hand: `time`'s parser, driven by a format description, cost
+    // about 1 % of a signed request's CPU.
+    fn number(digits: &[u8]) -> Option<i32> {
+        digits.iter().try_fold(0_i32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
+        })
     }
+    let b = date.as_bytes();
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
+        return false;
+    };
+    let Ok(at) = OffsetDateTime::from_unix_timestamp(unix) else {
+        return false;
+    };
+    let (year, month, day) = at.to_calendar_date();
+    number(&[y0, y1, y2, y3]) == Some(year)
+        && number(&[m0, m1]) == Some(i32::from(u8::from(month)))
+        && number(&[d0, d1]) == Some(i32::from(day))
 }
 
 /// `2018-11-29T19:00:00Z`: the UTC ISO-8601 form of most stream fields.

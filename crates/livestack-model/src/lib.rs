@@ -54,11 +54,16 @@ mod tests {
         for service in SERVICES {
             assert!(service.structs.windows(2).all(|w| w[0].name < w[1].name));
             assert!(service.actions.windows(2).all(|w| w[0].name < w[1].name));
-            for action in service.actions {
+            for (index, action) in service.actions.iter().enumerate() {
                 assert!(service.find_struct(action.input).is_some());
                 assert!(service.find_struct(action.output).is_some());
+                assert_eq!(service.action_index(action.name), Some(index));
+                assert_eq!(service.input_of(index).map(|s| s.name), Some(action.input));
             }
-            assert_eq!(service_of_version(service.version), Some(*service));
+            assert!(service.action_index("NoSuchAction").is_none());
+            assert!(service.input_of(service.actions.len()).is_none());
+            assert!(service_of_version(service.version)
+                .is_some_and(|found| std::ptr::eq(found, *service)));
         }
         assert!(super::schema::CAM.find_action("AddUser").is_some());
         assert!(super::schema::STS

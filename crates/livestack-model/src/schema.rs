@@ -4,6 +4,9 @@
 //! This is what a data-driven parameter validator walks; the tables
 //! themselves are generated (see `generated.rs`), the types here are not.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 use crate::generated::tables;
 
 /// A member's wire type, as the spec declares it.
@@ -75,7 +78,6 @@ pub struct ActionSchema {
 /// version, and its model's tables. Struct names are only unique within a
 /// service (CAM and Live both have objects of the same name), so nested
 /// objects are always resolved through the service they belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Service {
     /// The service name (`live`, `cam`, `sts`), as in `<service>.tencentcloudapi.com`.
     pub name: &'static str,
@@ -85,9 +87,59 @@ pub struct Service {
     pub structs: &'static [StructSchema],
     /// Every action, sorted by name.
     pub actions: &'static [ActionSchema],
+    /// Built on first use: every request looks its action up by name and
+    /// then its input struct, and a binary search of string comparisons
+    /// over hundreds of names cost more than a hash.
+    index: OnceLock<Index>,
+}
+
+/// A service's actions by name, and each action's input struct.
+struct Index {
+    actions: HashMap<&'static str, usize>,
+    inputs: Vec<Option<&'static StructSchema>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Service {
+    const fn new(
+        name: &'static str,
+        version: &'static str,
+        structs: &'static [StructSchema],
+        actions: &'static [ActionSchema],
+    ) -> Service {
+        Service {
+            name,
+            version,
+            structs,
+            actions,
+            index: OnceLock::new(),
+        }
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| Index {
+            actions: self
+                .actions
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.name, i))
+                .collect(),
+            inputs: self
+                .actions
+                .iter()
+                .map(|a| self.find_struct(a.input))
+                .collect(),
+        })
+    }
+
     /// The struct with this exact name.
     pub fn find_struct(&self, name: &str) -> Option<&'static StructSchema> {
         let index = self.structs.binary_search_by(|s| s.name.cmp(name)).ok()?;
@@ -101,33 +153,33 @@ impl Service {
 
     /// The position of the action with this exact name in [`Service::actions`].
     pub fn action_index(&self, name: &str) -> Option<usize> {
-        self.actions.binary_search_by(|a| a.name.cmp(name)).ok()
+        self.index().actions.get(name).copied()
+    }
+
+    /// The input struct of the action at `index` in [`Service::actions`].
+    pub fn input_of(&self, index: usize) -> Option<&'static StructSchema> {
+        self.index().inputs.get(index).copied().flatten()
     }
 }
 
 /// Cloud Live (CSS), `live` 2018-08-01.
-pub static LIVE: Service = Service {
-    name: "live",
-    version: "2018-08-01",
-    structs: tables::STRUCTS,
-    actions: tables::ACTIONS,
-};
+pub static LIVE: Service = Service::new("live", "2018-08-01", tables::STRUCTS, tables::ACTIONS);
 
 /// Cloud Access Management, `cam` 2019-01-16.
-pub static CAM: Service = Service {
-    name: "cam",
-    version: "2019-01-16",
-    structs: crate::cam::tables::STRUCTS,
-    actions: crate::cam::tables::ACTIONS,
-};
+pub static CAM: Service = Service::new(
+    "cam",
+    "2019-01-16",
+    crate::cam::tables::STRUCTS,
+    crate::cam::tables::ACTIONS,
+);
 
 /// Security Token Service, `sts` 2018-08-13.
-pub static STS: Service = Service {
-    name: "sts",
-    version: "2018-08-13",
-    structs: crate::sts::tables::STRUCTS,
-    actions: crate::sts::tables::ACTIONS,
-};
+pub static STS: Service = Service::new(
+    "sts",
+    "2018-08-13",
+    crate::sts::tables::STRUCTS,
+    crate::sts::tables::ACTIONS,
+);
 
 /// Every service the gateway serves.
 pub static SERVICES: &[&Service] = &[&LIVE, &CAM, &STS];

@@ -9,7 +9,9 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-type HmacSha256 = Hmac<Sha256>;
+/// HMAC-SHA256. A keyed one is what a server caches per signing key:
+/// cloning it skips hashing the key's pads again.
+pub type HmacSha256 = Hmac<Sha256>;
 
 /// The algorithm name at the start of the header.
 pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
@@ -242,12 +244,22 @@ pub struct Signed<'a> {
 /// `--endpoint http://…`) and without its port (the Node SDK signs the
 /// hostname only). The signing key is derived once.
 pub fn verify(req: &Signed<'_>, auth: &Authorization<'_>, secret_key: &str) -> bool {
-    verify_with(req, auth, &signing_key(secret_key, auth.date, auth.service))
+    verify_with(
+        req,
+        auth,
+        &keyed(&signing_key(secret_key, auth.date, auth.service)),
+    )
 }
 
-/// [`verify`] with the signing key already derived (see
-/// [`signing_key`]): a server caches it per key, date and service.
-pub fn verify_with(req: &Signed<'_>, auth: &Authorization<'_>, key: &[u8; 32]) -> bool {
+/// An HMAC keyed with `signing_key`, for [`verify_with`].
+pub fn keyed(signing_key: &[u8; 32]) -> HmacSha256 {
+    HmacSha256::new_from_slice(signing_key).expect("HMAC takes any key length")
+}
+
+/// [`verify`] with the HMAC already keyed with the signing key (see
+/// [`signing_key`] and [`keyed`]): a server caches it per key, date and
+/// service.
+pub fn verify_with(req: &Signed<'_>, auth: &Authorization<'_>, key: &HmacSha256) -> bool {
     let raw_host = (req.header)("host").unwrap_or("");
     let hosts = host_variants(raw_host);
     // The variants are tried in order and the first match wins: which
@@ -275,7 +287,7 @@ pub fn verify_with(req: &Signed<'_>, auth: &Authorization<'_>, key: &[u8; 32]) -
     }
     let mut canonical = String::with_capacity(256);
     for lower in [false, true] {
-        for host in &hosts {
+        for host in hosts.into_iter().flatten() {
             for (name, value) in &mut pairs {
                 if *name == "host" {
                     *value = host;
@@ -292,7 +304,7 @@ pub fn verify_with(req: &Signed<'_>, auth: &Authorization<'_>, key: &[u8; 32]) -
             let hashed = Sha256::digest(canonical.as_bytes());
             let mut hex = [0_u8; 64];
             hex_lower_into(&hashed, &mut hex);
-            let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+            let mut mac = key.clone();
             for piece in string_to_sign_head(req.timestamp, auth.date, auth.service) {
                 mac.update(piece.as_bytes());
             }
@@ -327,20 +339,20 @@ fn decode_signature(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The Host as sent, then without `http(s)://`, then without the port.
-pub(crate) fn host_variants(raw: &str) -> Vec<&str> {
-    let mut out = vec![raw];
+/// The Host as sent, then without `http(s)://`, then without the port;
+/// `None` where a variant is the same as one before it.
+pub(crate) fn host_variants(raw: &str) -> [Option<&str>; 3] {
     let no_scheme = raw
         .strip_prefix("http://")
         .or_else(|| raw.strip_prefix("https://"))
         .unwrap_or(raw);
     let no_scheme = no_scheme.trim_end_matches('/');
-    for candidate in [no_scheme, strip_port(no_scheme)] {
-        if !out.contains(&candidate) {
-            out.push(candidate);
-        }
-    }
-    out
+    let no_port = strip_port(no_scheme);
+    [
+        Some(raw),
+        (no_scheme != raw).then_some(no_scheme),
+        (no_port != raw && no_port != no_scheme).then_some(no_port),
+    ]
 }
 
 fn strip_port(host: &str) -> &str {
@@ -481,8 +493,19 @@ mod tests {
     fn host_variants_strip_scheme_and_port() {
         assert_eq!(
             host_variants("http://127.0.0.1:9100"),
-            vec!["http://127.0.0.1:9100", "127.0.0.1:9100", "127.0.0.1"]
+            [
+                Some("http://127.0.0.1:9100"),
+                Some("127.0.0.1:9100"),
+                Some("127.0.0.1")
+            ]
         );
-        assert_eq!(host_variants("example.com"), vec!["example.com"]);
+        assert_eq!(
+            host_variants("example.com"),
+            [Some("example.com"), None, None]
+        );
+        assert_eq!(
+            host_variants("example.com:80"),
+            [Some("example.com:80"), None, Some("example.com")]
+        );
     }
 }
