@@ -107,8 +107,7 @@ fn is_date(s: &str) -> bool {
 }
 
 fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = keyed(key);
     mac.update(msg);
     mac.finalize().into_bytes().into()
 }
@@ -251,9 +250,10 @@ pub fn verify(req: &Signed<'_>, auth: &Authorization<'_>, secret_key: &str) -> b
     )
 }
 
-/// An HMAC keyed with `signing_key`, for [`verify_with`].
-pub fn keyed(signing_key: &[u8; 32]) -> HmacSha256 {
-    HmacSha256::new_from_slice(signing_key).expect("HMAC takes any key length")
+/// An HMAC keyed with `key` (for [`verify_with`], the signing key).
+pub fn keyed(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+    HmacSha256::new_from_slice(key).expect("HMAC takes any key length")
 }
 
 /// [`verify`] with the HMAC already keyed with the signing key (see
