@@ -20,17 +20,17 @@ pub use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 macro_rules! actions {
-    ($(#[$doc:meta])* $table:ident, $runs:ident; $($name:ident => $handler:path,)*) => {
+    ($(#[$doc:meta])* $table:ident, $runners:ident; $($name:ident => $handler:path,)*) => {
         $(#[$doc])*
         pub const $table: &[&str] = &[$(stringify!($name),)*];
 
-        /// Each action's runner, in the order of the table above.
-        const $runs: &[Run] = &[$({
+        /// The runners of the table above, in its order.
+        static $runners: Runners = Runners::new($table, &[$({
             fn run(cx: Cx, params: Value) -> Running {
                 Box::pin(call(cx, params, $handler))
             }
             run
-        },)*];
+        },)*]);
     };
 }
 
@@ -39,21 +39,31 @@ type Running = Pin<Box<dyn Future<Output = ApiResult<Vec<u8>>> + Send>>;
 /// Starts one action on checked parameters.
 type Run = fn(Cx, Value) -> Running;
 
-/// One service's runners, indexed like its model's (sorted) action list,
-/// so a request that found its action in the model finds its handler by
-/// that index: no second search by name. `None` for an action of the
-/// model that livestack does not implement.
-struct Runners(OnceLock<Vec<Option<Run>>>);
+/// One service's runners: each implemented action's name and runner, and
+/// (built on first use) the runners indexed like the model's (sorted)
+/// action list, so a request that found its action in the model finds its
+/// handler by that index: no second search by name.
+struct Runners {
+    names: &'static [&'static str],
+    runs: &'static [Run],
+    by_index: OnceLock<Vec<Option<Run>>>,
+}
 
 impl Runners {
-    const fn new() -> Runners {
-        Runners(OnceLock::new())
+    const fn new(names: &'static [&'static str], runs: &'static [Run]) -> Runners {
+        Runners {
+            names,
+            runs,
+            by_index: OnceLock::new(),
+        }
     }
 
-    fn get(&self, service: &Service, names: &[&str], runs: &[Run], index: usize) -> Option<Run> {
-        let table = self.0.get_or_init(|| {
+    /// The runner of the action at `index` in `service`'s model; `None`
+    /// for an action of the model that livestack does not implement.
+    fn get(&self, service: &Service, index: usize) -> Option<Run> {
+        let table = self.by_index.get_or_init(|| {
             let mut table = vec![None; service.actions.len()];
-            for (name, run) in names.iter().zip(runs) {
+            for (name, run) in self.names.iter().zip(self.runs) {
                 // The tests below check that every name is in its model.
                 if let Some(i) = service.action_index(name) {
                     table[i] = Some(*run);
@@ -64,10 +74,6 @@ impl Runners {
         table.get(index).copied().flatten()
     }
 }
-
-static LIVE_RUNNERS: Runners = Runners::new();
-static CAM_RUNNERS: Runners = Runners::new();
-static STS_RUNNERS: Runners = Runners::new();
 
 fn unsupported(action: &str) -> ApiError {
     ApiError::new(
@@ -86,9 +92,9 @@ fn unsupported(action: &str) -> ApiError {
 /// copied; each handler's future is boxed at its own size instead.
 pub(crate) fn dispatch(cx: Cx, service: &'static Service, index: usize, params: Value) -> Running {
     let run = match service.name {
-        "live" => LIVE_RUNNERS.get(service, IMPLEMENTED, LIVE_RUNS, index),
-        "cam" => CAM_RUNNERS.get(service, CAM_IMPLEMENTED, CAM_RUNS, index),
-        "sts" => STS_RUNNERS.get(service, STS_IMPLEMENTED, STS_RUNS, index),
+        "live" => LIVE_RUNNERS.get(service, index),
+        "cam" => CAM_RUNNERS.get(service, index),
+        "sts" => STS_RUNNERS.get(service, index),
         _ => None,
     };
     match run {
@@ -103,7 +109,7 @@ pub(crate) fn dispatch(cx: Cx, service: &'static Service, index: usize, params: 
 
 actions! {
     /// Every CAM action livestack implements, in table order.
-    CAM_IMPLEMENTED, CAM_RUNS;
+    CAM_IMPLEMENTED, CAM_RUNNERS;
     // sub-accounts
     AddUser => crate::actions::cam::add_user,
     GetUser => crate::actions::cam::get_user,
@@ -149,7 +155,7 @@ actions! {
 
 actions! {
     /// Every STS action livestack implements, in table order.
-    STS_IMPLEMENTED, STS_RUNS;
+    STS_IMPLEMENTED, STS_RUNNERS;
     GetFederationToken => crate::actions::sts::get_federation_token,
     AssumeRole => crate::actions::sts::assume_role,
     GetCallerIdentity => crate::actions::sts::get_caller_identity,
@@ -157,7 +163,7 @@ actions! {
 
 actions! {
     /// Every Live action livestack implements, in table order.
-    IMPLEMENTED, LIVE_RUNS;
+    IMPLEMENTED, LIVE_RUNNERS;
     // domains
     AddLiveDomain => domain::add_live_domain,
     DeleteLiveDomain => domain::delete_live_domain,
@@ -539,23 +545,23 @@ mod tests {
     #[test]
     fn each_implemented_action_finds_its_own_runner_by_its_model_index() {
         use livestack_model::schema::{CAM, LIVE, STS};
-        for (service, names, runs, runners) in [
-            (&LIVE, IMPLEMENTED, LIVE_RUNS, &LIVE_RUNNERS),
-            (&CAM, CAM_IMPLEMENTED, CAM_RUNS, &CAM_RUNNERS),
-            (&STS, STS_IMPLEMENTED, STS_RUNS, &STS_RUNNERS),
+        for (service, runners) in [
+            (&LIVE, &LIVE_RUNNERS),
+            (&CAM, &CAM_RUNNERS),
+            (&STS, &STS_RUNNERS),
         ] {
-            assert_eq!(names.len(), runs.len());
-            for (name, run) in names.iter().zip(runs) {
+            assert_eq!(runners.names.len(), runners.runs.len());
+            for (name, run) in runners.names.iter().zip(runners.runs) {
                 let index = service.action_index(name).expect("in the model");
-                let found = runners.get(service, names, runs, index);
+                let found = runners.get(service, index);
                 assert!(
                     found.is_some_and(|f| std::ptr::fn_addr_eq(f, *run)),
                     "{name} runs another action's handler"
                 );
             }
             for (index, action) in service.actions.iter().enumerate() {
-                if !names.contains(&action.name) {
-                    assert!(runners.get(service, names, runs, index).is_none());
+                if !runners.names.contains(&action.name) {
+                    assert!(runners.get(service, index).is_none());
                 }
             }
         }
