@@ -147,8 +147,12 @@ fn play_statistics_count_the_bytes_players_got_the_peak_players_and_each_answer(
         .all(|p| p["Flux"] == 0.0 && p["Request"] == 0));
 
     // Per minute and protocol: two HTTP-FLV players at the peak.
+    // Every minute the plays touched, each asked for at its own start: a
+    // push begun near a minute's end may have its players wholly in the
+    // next one.
     let mut peak = 0;
-    for t in (started - 60..=now()).step_by(60) {
+    let first_minute = started.div_euclid(60) * 60 - 60;
+    for t in (first_minute..=now()).step_by(60) {
         let all = server.api(
             "DescribeAllStreamPlayInfoList",
             json!({"QueryTime": livestack_api::time::utc_iso(t)}),
