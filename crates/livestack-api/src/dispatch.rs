@@ -20,12 +20,12 @@ pub use crate::cx::Cx;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 macro_rules! actions {
-    ($(#[$doc:meta])* $table:ident, $runners:ident; $($name:ident => $handler:path,)*) => {
+    ($(#[$doc:meta])* $table:ident, $runners:ident, $service:path; $($name:ident => $handler:path,)*) => {
         $(#[$doc])*
         pub const $table: &[&str] = &[$(stringify!($name),)*];
 
         /// The runners of the table above, in its order.
-        static $runners: Runners = Runners::new($table, &[$({
+        static $runners: Runners = Runners::new(&$service, $table, &[$({
             fn run(cx: Cx, params: Value) -> Running {
                 Box::pin(call(cx, params, $handler))
             }
@@ -40,32 +40,38 @@ type Running = Pin<Box<dyn Future<Output = ApiResult<Vec<u8>>> + Send>>;
 type Run = fn(Cx, Value) -> Running;
 
 /// One service's runners: each implemented action's name and runner, and
-/// (built on first use) the runners indexed like the model's (sorted)
+/// (built on first use) the runners indexed like the service's (sorted)
 /// action list, so a request that found its action in the model finds its
 /// handler by that index: no second search by name.
 struct Runners {
+    service: &'static Service,
     names: &'static [&'static str],
     runs: &'static [Run],
     by_index: OnceLock<Vec<Option<Run>>>,
 }
 
 impl Runners {
-    const fn new(names: &'static [&'static str], runs: &'static [Run]) -> Runners {
+    const fn new(
+        service: &'static Service,
+        names: &'static [&'static str],
+        runs: &'static [Run],
+    ) -> Runners {
         Runners {
+            service,
             names,
             runs,
             by_index: OnceLock::new(),
         }
     }
 
-    /// The runner of the action at `index` in `service`'s model; `None`
+    /// The runner of the action at `index` in the service's model; `None`
     /// for an action of the model that livestack does not implement.
-    fn get(&self, service: &Service, index: usize) -> Option<Run> {
+    fn get(&self, index: usize) -> Option<Run> {
         let table = self.by_index.get_or_init(|| {
-            let mut table = vec![None; service.actions.len()];
+            let mut table = vec![None; self.service.actions.len()];
             for (name, run) in self.names.iter().zip(self.runs) {
                 // The tests below check that every name is in its model.
-                if let Some(i) = service.action_index(name) {
+                if let Some(i) = self.service.action_index(name) {
                     table[i] = Some(*run);
                 }
             }
@@ -91,12 +97,10 @@ fn unsupported(action: &str) -> ApiError {
 /// largest handler's future inline (over 6 KB), which every request then
 /// copied; each handler's future is boxed at its own size instead.
 pub(crate) fn dispatch(cx: Cx, service: &'static Service, index: usize, params: Value) -> Running {
-    let run = match service.name {
-        "live" => LIVE_RUNNERS.get(service, index),
-        "cam" => CAM_RUNNERS.get(service, index),
-        "sts" => STS_RUNNERS.get(service, index),
-        _ => None,
-    };
+    let run = [&LIVE_RUNNERS, &CAM_RUNNERS, &STS_RUNNERS]
+        .into_iter()
+        .find(|runners| std::ptr::eq(runners.service, service))
+        .and_then(|runners| runners.get(index));
     match run {
         Some(run) => run(cx, params),
         None => {
@@ -109,7 +113,7 @@ pub(crate) fn dispatch(cx: Cx, service: &'static Service, index: usize, params: 
 
 actions! {
     /// Every CAM action livestack implements, in table order.
-    CAM_IMPLEMENTED, CAM_RUNNERS;
+    CAM_IMPLEMENTED, CAM_RUNNERS, livestack_model::schema::CAM;
     // sub-accounts
     AddUser => crate::actions::cam::add_user,
     GetUser => crate::actions::cam::get_user,
@@ -155,7 +159,7 @@ actions! {
 
 actions! {
     /// Every STS action livestack implements, in table order.
-    STS_IMPLEMENTED, STS_RUNNERS;
+    STS_IMPLEMENTED, STS_RUNNERS, livestack_model::schema::STS;
     GetFederationToken => crate::actions::sts::get_federation_token,
     AssumeRole => crate::actions::sts::assume_role,
     GetCallerIdentity => crate::actions::sts::get_caller_identity,
@@ -163,7 +167,7 @@ actions! {
 
 actions! {
     /// Every Live action livestack implements, in table order.
-    IMPLEMENTED, LIVE_RUNNERS;
+    IMPLEMENTED, LIVE_RUNNERS, livestack_model::schema::LIVE;
     // domains
     AddLiveDomain => domain::add_live_domain,
     DeleteLiveDomain => domain::delete_live_domain,
@@ -550,10 +554,11 @@ mod tests {
             (&CAM, &CAM_RUNNERS),
             (&STS, &STS_RUNNERS),
         ] {
+            assert!(std::ptr::eq(runners.service, service));
             assert_eq!(runners.names.len(), runners.runs.len());
             for (name, run) in runners.names.iter().zip(runners.runs) {
                 let index = service.action_index(name).expect("in the model");
-                let found = runners.get(service, index);
+                let found = runners.get(index);
                 assert!(
                     found.is_some_and(|f| std::ptr::fn_addr_eq(f, *run)),
                     "{name} runs another action's handler"
@@ -561,7 +566,7 @@ mod tests {
             }
             for (index, action) in service.actions.iter().enumerate() {
                 if !runners.names.contains(&action.name) {
-                    assert!(runners.get(service, index).is_none());
+                    assert!(runners.get(index).is_none());
                 }
             }
         }
